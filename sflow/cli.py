@@ -1,0 +1,66 @@
+"""The ``sflow`` command: one program, a subcommand per role.
+
+Each role's package contributes its subcommands through a ``register(subparsers)`` function in its
+own ``cli`` module, listed in ``_ROLE_MODULES``; this module only parses, sets up logging, calls the
+chosen handler and turns :class:`~sflow.errors.SflowError` into a message and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from sflow import __version__
+from sflow.errors import SflowError
+
+# Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
+_ROLE_MODULES: tuple[str, ...] = (
+    "sflow.inspect_cli",
+    "sflow.config_cli",
+)
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sflow",
+        description="Schedule DAGs of containerized functions onto vCPUs and chain them over IP or ICN.",
+    )
+    parser.add_argument("--version", action="version", version=f"sflow {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v INFO, -vv DEBUG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in _ROLE_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose)
+    try:
+        result = args.func(args)
+    except SflowError as exc:
+        print(f"sflow: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("sflow: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)

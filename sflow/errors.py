@@ -1,0 +1,83 @@
+"""The error hierarchy: every error sflow raises on purpose is an :class:`SflowError`.
+
+Messages name what is at fault (a file, a JSON path, an id) so that the CLI can print them as they
+are, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SflowError(Exception):
+    """Root of sflow's errors. ``exit_status`` is what the CLI exits with."""
+
+    exit_status = 1
+
+
+class InputError(SflowError):
+    """A user-supplied file or value is malformed: a JSON file, a config file, a flag.
+
+    ``source`` names the file (or ``<flag>``), ``where`` the JSON path or key inside it.
+    """
+
+    exit_status = 2
+
+    def __init__(self, source: str, where: str, message: str) -> None:
+        self.source = source
+        self.where = where
+        self.message = message
+        location = f"{source}: {where}" if where else source
+        super().__init__(f"{location}: {message}")
+
+
+class ConfigError(InputError):
+    """A configuration file, environment variable or flag is wrong."""
+
+
+class ScheduleError(SflowError):
+    """A scheduler cannot produce a schedule (for example: no vCPU belongs to a VM)."""
+
+    exit_status = 2
+
+
+class ProtocolError(SflowError):
+    """A peer sent something that does not follow the wire protocol."""
+
+
+class AuthenticationError(ProtocolError):
+    """A peer failed to prove it holds the cluster secret."""
+
+
+class DecodeError(ProtocolError):
+    """Bytes from the network could not be decoded into a packet or frame."""
+
+
+class ExecutionError(SflowError):
+    """A function failed on a node, or a job could not complete."""
+
+
+class JobFailed(ExecutionError):
+    """A job failed; the message names the function, node, exit status and end of stderr."""
+
+    def __init__(
+        self,
+        task_id: int,
+        node: str,
+        reason: str,
+        exit_status: int | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        self.task_id = task_id
+        self.node = node
+        self.reason = reason
+        self.exit_code = exit_status
+        self.stderr_tail = stderr_tail
+        text = f"function {task_id} failed on node {node}: {reason}"
+        if exit_status is not None:
+            text += f" (exit status {exit_status})"
+        if stderr_tail:
+            text += "\n--- end of stderr ---\n" + stderr_tail.rstrip("\n")
+        super().__init__(text)
+
+
+class ClusterError(SflowError):
+    """An SSH cluster operation failed on one or more hosts."""

@@ -1,0 +1,578 @@
+"""Environment, job and mapping JSON ⇄ models. The only module where raw JSON dicts live.
+
+Reads the original SFlow's files unchanged (reference §1) and reports every defect as an
+:class:`~sflow.errors.InputError` naming the file, the JSON path (``$.task_list[3].workload``) and
+the id at fault. Writes plain JSON; the mapping reader also accepts the original's double-encoded
+form (the whole document as one JSON string literal).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sflow.errors import InputError
+from sflow.model.infra import Address, Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
+from sflow.model.paths import UnsafePath, job_relative
+from sflow.model.schedule import Placement, Schedule, Slot
+from sflow.model.workflow import Job, OutFile, OutValue, Task, TaskId, find_cycle
+
+
+class _Doc:
+    """Typed access to one JSON document, raising errors that name the file and JSON path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> NoReturn:
+        raise InputError(self.source, where, message)
+
+    def obj(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(where, f"expected an object, found {_kind(value)}")
+        return value
+
+    def array(self, d: dict[str, Any], key: str, where: str, *, required: bool = True) -> list[Any]:
+        if key not in d:
+            if required:
+                self.fail(where, f"missing required field {key!r}")
+            return []
+        value = d[key]
+        if not isinstance(value, list):
+            self.fail(f"{where}.{key}", f"expected an array, found {_kind(value)}")
+        return value
+
+    def number(
+        self,
+        d: dict[str, Any],
+        key: str,
+        where: str,
+        *,
+        required: bool = True,
+        default: float | None = None,
+        positive: bool = False,
+        label: str = "",
+    ) -> float:
+        if key not in d or d[key] is None:
+            if required:
+                self.fail(where, f"missing required field {key!r}{label}")
+            assert default is not None  # a programming error, not an input check
+            return default
+        value = d[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(f"{where}.{key}", f"expected a number, found {_show(value)}{label}")
+        if value < 0 or (positive and value == 0):
+            need = "a positive number" if positive else "a non-negative number"
+            self.fail(f"{where}.{key}", f"{key} must be {need}, found {value}{label}")
+        return float(value)
+
+    def integer(
+        self,
+        d: dict[str, Any],
+        key: str,
+        where: str,
+        *,
+        required: bool = True,
+        default: int | None = None,
+        label: str = "",
+    ) -> int:
+        if key not in d or d[key] is None:
+            if required:
+                self.fail(where, f"missing required field {key!r}{label}")
+            assert default is not None
+            return default
+        value = d[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            self.fail(f"{where}.{key}", f"expected an integer, found {_show(value)}{label}")
+        return value
+
+    def string(
+        self,
+        d: dict[str, Any],
+        key: str,
+        where: str,
+        *,
+        required: bool = True,
+        default: str | None = None,
+        label: str = "",
+    ) -> str:
+        if key not in d or d[key] is None:
+            if required:
+                self.fail(where, f"missing required field {key!r}{label}")
+            assert default is not None
+            return default
+        value = d[key]
+        if not isinstance(value, str):
+            self.fail(f"{where}.{key}", f"expected a string, found {_show(value)}{label}")
+        return value
+
+    def optional_string(self, d: dict[str, Any], key: str, where: str) -> str | None:
+        if d.get(key) is None:
+            return None
+        return self.string(d, key, where)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; a missing file or invalid JSON is an InputError naming the file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(source, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(source, "", f"cannot read file: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(source, "", f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+
+
+def parse_address(text: str, port: int | None = None) -> Address:
+    """``"10.0.0.1"``, ``"10.0.0.1:7001"``, ``"[::1]:7001"`` or ``"::1"`` → Address. Raises ValueError."""
+    host, embedded = text.strip(), None
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed '[' in address {text!r}")
+        rest = host[end + 1 :]
+        host = host[1:end]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"unexpected text after ']' in address {text!r}")
+            embedded = rest[1:]
+    elif host.count(":") == 1:
+        host, embedded = host.split(":")
+    if not host:
+        raise ValueError(f"address {text!r} has no host")
+    if embedded is not None:
+        if not embedded.isdigit() or not 0 < int(embedded) < 65536:
+            raise ValueError(f"bad port {embedded!r} in address {text!r}")
+        if port is not None and port != int(embedded):
+            raise ValueError(f"address {text!r} and port field {port} disagree")
+        port = int(embedded)
+    return Address(host, port)
+
+
+def environment_from_dict(data: Any, source: str = "<env>") -> Environment:
+    doc = _Doc(source)
+    root = doc.obj(data, "$")
+    dcs: list[DataCentre] = []
+    seen_dc: dict[int, str] = {}
+    seen_host: dict[str, str] = {}
+    seen_vcpu: dict[str, str] = {}
+    vcpu_host: dict[str, HostId] = {}
+    pending_vms: list[tuple[int, int, HostId, list[Any], str]] = []
+    dc_list = doc.array(root, "dc_list", "$")
+    for i, raw_dc in enumerate(dc_list):
+        w = f"$.dc_list[{i}]"
+        d = doc.obj(raw_dc, w)
+        dc_id = doc.integer(d, "dc_id", w)
+        if dc_id in seen_dc:
+            doc.fail(f"{w}.dc_id", f"duplicate dc_id {dc_id} (also at {seen_dc[dc_id]})")
+        seen_dc[dc_id] = w
+        dc_bw = doc.number(d, "bw", w, positive=True, label=f" (DC {dc_id})")
+        hosts: list[Host] = []
+        for j, raw_host in enumerate(doc.array(d, "host_list", w)):
+            hw = f"{w}.host_list[{j}]"
+            h = doc.obj(raw_host, hw)
+            host_id = HostId(doc.string(h, "host_id", hw, required=False, default=f"{dc_id}^{j}"))
+            if host_id in seen_host:
+                doc.fail(f"{hw}.host_id", f"duplicate host_id {host_id!r} (also at {seen_host[host_id]})")
+            seen_host[host_id] = hw
+            label = f" (host {host_id})"
+            host_bw = doc.number(h, "bw", hw, positive=True, label=label)
+            cpus: list[Cpu] = []
+            for k, raw_cpu in enumerate(doc.array(h, "cpu_list", hw)):
+                cw = f"{hw}.cpu_list[{k}]"
+                c = doc.obj(raw_cpu, cw)
+                cpu_id = doc.string(c, "cpu_id", cw, required=False, default=f"{host_id}^{k}")
+                cpu_mips = doc.number(c, "mips", cw, positive=True, label=f" (CPU {cpu_id})")
+                cores: list[Core] = []
+                for m, raw_core in enumerate(doc.array(c, "core_list", cw)):
+                    kw = f"{cw}.core_list[{m}]"
+                    k_ = doc.obj(raw_core, kw)
+                    core_id = doc.string(k_, "core_id", kw, required=False, default=f"{cpu_id}^{m}")
+                    core_mips = (
+                        doc.number(k_, "mips", kw, positive=True, label=f" (core {core_id})")
+                        if k_.get("mips") is not None
+                        else None
+                    )
+                    maxusage = doc.number(k_, "maxusage", kw, required=False, default=100.0)
+                    vcpus: list[Vcpu] = []
+                    for n, raw_vcpu in enumerate(doc.array(k_, "vcpu_list", kw)):
+                        vw = f"{kw}.vcpu_list[{n}]"
+                        v = doc.obj(raw_vcpu, vw)
+                        vid = doc.string(v, "vcpu_id", vw)
+                        if vid in seen_vcpu:
+                            doc.fail(f"{vw}.vcpu_id", f"duplicate vcpu_id {vid!r} (also at {seen_vcpu[vid]})")
+                        seen_vcpu[vid] = vw
+                        fallback = core_mips if core_mips is not None else cpu_mips
+                        mips = doc.number(
+                            v, "mips", vw, required=False, default=fallback, positive=True, label=f" (vCPU {vid})"
+                        )
+                        vcpus.append(Vcpu(VcpuId(vid), mips, host_id, dc_id, cpu_id, core_id))
+                        vcpu_host[vid] = host_id
+                    cores.append(Core(core_id, core_mips, maxusage, tuple(vcpus)))
+                cpus.append(Cpu(cpu_id, cpu_mips, tuple(cores)))
+            pending_vms.append((i, j, host_id, doc.array(h, "vm_list", hw, required=False), hw))
+            hosts.append(
+                Host(
+                    host_id,
+                    doc.string(h, "name", hw, required=False, default=""),
+                    doc.string(h, "ip", hw, required=False, default=""),
+                    host_bw,
+                    doc.number(h, "ram", hw, required=False, default=0.0),
+                    tuple(cpus),
+                    (),
+                )
+            )
+        dcs.append(DataCentre(dc_id, dc_bw, tuple(hosts)))
+
+    # VMs name vCPUs that may be declared later in the file: a second pass once all are known.
+    seen_vm: dict[str, tuple[str, dict[str, Any]]] = {}
+    warnings: list[str] = []
+    owner: dict[str, str] = {}
+    vms_of: dict[HostId, list[Vm]] = {}
+    for _, _, host_id, vm_list, hw in pending_vms:
+        for p, raw_vm in enumerate(vm_list):
+            mw = f"{hw}.vm_list[{p}]"
+            m = doc.obj(raw_vm, mw)
+            vm_id = doc.string(m, "vm_id", mw)
+            if vm_id in seen_vm:
+                first_where, first_raw = seen_vm[vm_id]
+                if m == first_raw:
+                    # The original's own env_ncl.json repeats VM 0^0^8 word for word; an identical
+                    # repeat is harmless, so it is reported rather than refused.
+                    warnings.append(f"{mw}: VM {vm_id!r} repeats {first_where} exactly; the repeat is ignored")
+                    continue
+                doc.fail(f"{mw}.vm_id", f"duplicate vm_id {vm_id!r} (also at {first_where}, with different content)")
+            seen_vm[vm_id] = (mw, m)
+            ip = doc.string(m, "ip", mw, label=f" (VM {vm_id})")
+            port = None
+            if m.get("port") is not None:
+                port = doc.integer(m, "port", mw)
+                if not 0 < port < 65536:
+                    doc.fail(f"{mw}.port", f"port must be 1-65535, found {port} (VM {vm_id})")
+            try:
+                address = parse_address(ip, port)
+            except ValueError as exc:
+                doc.fail(f"{mw}.ip", f"{exc} (VM {vm_id})")
+            vids: list[VcpuId] = []
+            for q, raw_ref in enumerate(doc.array(m, "vcpu_list", mw)):
+                rw = f"{mw}.vcpu_list[{q}]"
+                ref = doc.obj(raw_ref, rw)
+                vid = doc.string(ref, "vcpu_id", rw)
+                if vid not in seen_vcpu:
+                    doc.fail(f"{rw}.vcpu_id", f"VM {vm_id!r} names unknown vCPU {vid!r}")
+                if vid in owner:
+                    doc.fail(f"{rw}.vcpu_id", f"vCPU {vid!r} is listed in VM {owner[vid]!r} and in VM {vm_id!r}")
+                if vcpu_host[vid] != host_id:
+                    doc.fail(
+                        f"{rw}.vcpu_id",
+                        f"VM {vm_id!r} on host {host_id!r} names vCPU {vid!r} of host {vcpu_host[vid]!r}",
+                    )
+                owner[vid] = vm_id
+                vids.append(VcpuId(vid))
+            ram = doc.number(m, "ram", mw, required=False, default=0.0)
+            vms_of.setdefault(host_id, []).append(Vm(VmId(vm_id), address, ram, tuple(vids), host_id))
+    final = tuple(
+        DataCentre(
+            dc.id,
+            dc.bw,
+            tuple(
+                Host(h.id, h.name, h.ip, h.bw, h.ram, h.cpus, tuple(vms_of.get(h.id, ()))) for h in dc.hosts
+            ),
+        )
+        for dc in dcs
+    )
+    return Environment(final, tuple(warnings))
+
+
+def load_environment(path: str | Path) -> Environment:
+    return environment_from_dict(read_json(path), str(path))
+
+
+def environment_to_dict(env: Environment) -> dict[str, Any]:
+    return {
+        "dc_list": [
+            {
+                "dc_id": dc.id,
+                "bw": _num(dc.bw),
+                "host_list": [
+                    {
+                        "host_id": h.id,
+                        "name": h.name,
+                        "ip": h.ip,
+                        "ram": _num(h.ram),
+                        "bw": _num(h.bw),
+                        "cpu_list": [
+                            {
+                                "cpu_id": c.id,
+                                "mips": _num(c.mips),
+                                "core_list": [
+                                    {
+                                        "core_id": k.id,
+                                        **({"mips": _num(k.mips)} if k.mips is not None else {}),
+                                        "maxusage": _num(k.maxusage),
+                                        "vcpu_list": [{"vcpu_id": v.id, "mips": _num(v.mips)} for v in k.vcpus],
+                                    }
+                                    for k in c.cores
+                                ],
+                            }
+                            for c in h.cpus
+                        ],
+                        "vm_list": [
+                            {
+                                "vm_id": vm.id,
+                                "ram": _num(vm.ram),
+                                "ip": str(vm.address),
+                                "vcpu_list": [{"vcpu_id": v} for v in vm.vcpus],
+                            }
+                            for vm in h.vms
+                        ],
+                    }
+                    for h in dc.hosts
+                ],
+            }
+            for dc in env.dcs
+        ]
+    }
+
+
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+# ---------------------------------------------------------------------------------------------
+# Job
+
+
+def _dest_list(doc: _Doc, d: dict[str, Any], where: str, label: str) -> tuple[TaskId, ...]:
+    raw = doc.array(d, "dest_task_id", where, required=False)
+    out: list[TaskId] = []
+    for i, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, int):
+            doc.fail(f"{where}.dest_task_id[{i}]", f"expected a task id (integer), found {_show(v)}{label}")
+        out.append(TaskId(v))
+    return tuple(out)
+
+
+def _task_from_dict(doc: _Doc, raw: Any, w: str) -> Task:
+    t = doc.obj(raw, w)
+    tid = doc.integer(t, "task_id", w)
+    label = f" (task {tid})"
+    workload = doc.number(t, "workload", w, label=label)
+    cmd = doc.string(t, "cmd", w, label=label)
+    ttype = doc.integer(t, "type", w, required=False, default=1, label=label)
+    usage = doc.number(t, "usage", w, required=False, default=0.0, label=label)
+    files: list[OutFile] = []
+    for i, raw_f in enumerate(doc.array(t, "out_file_list", w, required=False)):
+        fw = f"{w}.out_file_list[{i}]"
+        f = doc.obj(raw_f, fw)
+        path = doc.string(f, "path", fw, label=label)
+        try:
+            job_relative(path)
+        except UnsafePath as exc:
+            doc.fail(f"{fw}.path", f"{exc}{label}")
+        size = doc.number(f, "size", fw, label=label)
+        files.append(OutFile(path, size, _dest_list(doc, f, fw, label)))
+    value = None
+    if t.get("out_value") is not None:
+        vw = f"{w}.out_value"
+        v = doc.obj(t["out_value"], vw)
+        if "val" not in v:
+            doc.fail(vw, f"missing required field 'val'{label}")
+        val = v["val"]
+        if isinstance(val, bool) or not isinstance(val, (str, int, float)):
+            doc.fail(f"{vw}.val", f"expected a string, found {_show(val)}{label}")
+        value = OutValue(str(val), doc.number(v, "size", vw, required=False, default=0.0, label=label),
+                         _dest_list(doc, v, vw, label))
+    return Task(
+        id=TaskId(tid),
+        workload=workload,
+        cmd=cmd,
+        type=max(1, ttype),
+        usage=usage,
+        out_files=tuple(files),
+        out_value=value,
+        docker_tar=doc.optional_string(t, "docker-tarname", w),
+        docker_image=doc.optional_string(t, "docker-imagename", w),
+    )
+
+
+def job_from_dict(data: Any, source: str = "<job>") -> Job:
+    doc = _Doc(source)
+    root = doc.obj(data, "$")
+    job_id = doc.integer(root, "job_id", "$")
+    raw_tasks = doc.array(root, "task_list", "$")
+    if not raw_tasks:
+        doc.fail("$.task_list", "the job has no tasks")
+    tasks: list[Task] = []
+    where: dict[TaskId, str] = {}
+    for i, raw in enumerate(raw_tasks):
+        w = f"$.task_list[{i}]"
+        task = _task_from_dict(doc, raw, w)
+        if task.id in where:
+            doc.fail(f"{w}.task_id", f"duplicate task_id {task.id} (also at {where[task.id]})")
+        where[task.id] = w
+        tasks.append(task)
+    for task in tasks:
+        w = where[task.id]
+        for i, f in enumerate(task.out_files):
+            for k, d in enumerate(f.dest):
+                if d not in where:
+                    doc.fail(
+                        f"{w}.out_file_list[{i}].dest_task_id[{k}]",
+                        f"task {task.id} sends {f.path!r} to task {d}, which does not exist",
+                    )
+        if task.out_value is not None:
+            for k, d in enumerate(task.out_value.dest):
+                if d not in where:
+                    doc.fail(f"{w}.out_value.dest_task_id[{k}]", f"task {task.id} sends a value to task {d}, which does not exist")
+    cycle = find_cycle(tasks)
+    if cycle is not None:
+        doc.fail("$.task_list", "the workflow has a cycle: " + " -> ".join(str(t) for t in cycle))
+    return Job(job_id, tuple(tasks))
+
+
+def load_job(path: str | Path) -> Job:
+    return job_from_dict(read_json(path), str(path))
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "task_id": task.id,
+        "workload": _num(task.workload),
+        "type": task.type,
+        "usage": _num(task.usage),
+        "cmd": task.cmd,
+    }
+    if task.out_files:
+        d["out_file_list"] = [
+            {"path": f.path, "size": _num(f.size), "dest_task_id": list(f.dest)} for f in task.out_files
+        ]
+    if task.out_value is not None:
+        v = task.out_value
+        d["out_value"] = {"val": v.val, "size": _num(v.size), "dest_task_id": list(v.dest)}
+    if task.docker_tar is not None:
+        d["docker-tarname"] = task.docker_tar
+    if task.docker_image is not None:
+        d["docker-imagename"] = task.docker_image
+    return d
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    return {"job_id": job.id, "task_list": [task_to_dict(t) for t in job.tasks]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Mapping (what ``sflow schedule`` / schedgen writes)
+
+
+def mapping_to_dict(job: Job, env: Environment, schedule: Schedule) -> dict[str, Any]:
+    """The job with ``ip``, ``vm_id`` and ``vcpu_id`` added to each task (as the original), plus a
+    ``schedule`` object with the algorithm, the makespan and each task's start and finish."""
+    tasks = []
+    for t in job.tasks:
+        d = task_to_dict(t)
+        vcpu = schedule.vcpu_of(t.id)
+        vm = env.vm_for(vcpu)
+        d["ip"] = str(vm.address)
+        d["vm_id"] = vm.id
+        d["vcpu_id"] = vcpu
+        tasks.append(d)
+    return {
+        "job_id": job.id,
+        "task_list": tasks,
+        "schedule": {
+            "algorithm": schedule.algorithm,
+            "makespan": schedule.makespan,
+            "tasks": {
+                str(tid): {"start": s.start, "finish": s.finish} for tid, s in sorted(schedule.slots.items())
+            },
+        },
+    }
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+class MappingFile:
+    """A parsed mapping: the job, each task's placement, and the schedule when the file has one."""
+
+    __slots__ = ("job", "placements", "schedule")
+
+    def __init__(self, job: Job, placements: Mapping[TaskId, Placement], schedule: Schedule | None) -> None:
+        self.job = job
+        self.placements = placements
+        self.schedule = schedule
+
+
+def mapping_from_dict(data: Any, source: str = "<mapping>") -> MappingFile:
+    doc = _Doc(source)
+    if isinstance(data, str):  # the original's double encoding: a JSON string holding the document
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            doc.fail("$", f"double-encoded mapping is not valid JSON inside: {exc.msg}")
+    job = job_from_dict(data, source)
+    root = doc.obj(data, "$")
+    placements: dict[TaskId, Placement] = {}
+    for i, raw in enumerate(root["task_list"]):
+        w = f"$.task_list[{i}]"
+        t = doc.obj(raw, w)
+        tid = TaskId(t["task_id"])
+        label = f" (task {tid})"
+        ip = doc.string(t, "ip", w, label=label)
+        try:
+            address = parse_address(ip)
+        except ValueError as exc:
+            doc.fail(f"{w}.ip", f"{exc}{label}")
+        placements[tid] = Placement(
+            address, VmId(doc.string(t, "vm_id", w, label=label)), VcpuId(doc.string(t, "vcpu_id", w, label=label))
+        )
+    schedule = None
+    if root.get("schedule") is not None:
+        sw = "$.schedule"
+        s = doc.obj(root["schedule"], sw)
+        algorithm = doc.string(s, "algorithm", sw)
+        times = doc.obj(s.get("tasks", {}), f"{sw}.tasks")
+        slots: dict[TaskId, Slot] = {}
+        for tid, p in placements.items():
+            key = str(tid)
+            if key not in times:
+                doc.fail(f"{sw}.tasks", f"no start/finish for task {tid}")
+            tw = f"{sw}.tasks.{key}"
+            entry = doc.obj(times[key], tw)
+            start = doc.number(entry, "start", tw)
+            finish = doc.number(entry, "finish", tw)
+            if finish < start:
+                doc.fail(tw, f"task {tid} finishes ({finish}) before it starts ({start})")
+            slots[tid] = Slot(tid, p.vcpu_id, start, finish)
+        schedule = Schedule(algorithm, slots)
+    return MappingFile(job, placements, schedule)
+
+
+def load_mapping(path: str | Path) -> MappingFile:
+    return mapping_from_dict(read_json(path), str(path))

@@ -1,0 +1,193 @@
+"""The workflow job: tasks (service functions) and the data edges their outputs make.
+
+Edges come from each task's ``out_file_list`` and ``out_value``: every (task, dest_task_id) pair is
+an edge. Two files between the same pair make one edge whose size is the sum of both (the data that
+really crosses; the original kept only the first size). START and END functions come from the graph
+(no predecessor / no successor), never from the order of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NewType
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+TaskId = NewType("TaskId", int)
+
+
+@dataclass(frozen=True, slots=True)
+class OutFile:
+    """An output file: ``path`` relative to the job's working directory, ``size`` in MB."""
+
+    path: str
+    size: float
+    dest: tuple[TaskId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutValue:
+    """A small value sent to successors as a message and substituted for ``$V^<id>``."""
+
+    val: str
+    size: float
+    dest: tuple[TaskId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: TaskId
+    workload: float
+    cmd: str
+    type: int = 1
+    usage: float = 0.0
+    out_files: tuple[OutFile, ...] = ()
+    out_value: OutValue | None = None
+    docker_tar: str | None = None
+    docker_image: str | None = None
+
+    @property
+    def dests(self) -> tuple[TaskId, ...]:
+        """Successor ids in file order then value, each once."""
+        seen: dict[TaskId, None] = {}
+        for f in self.out_files:
+            for d in f.dest:
+                seen.setdefault(d, None)
+        if self.out_value is not None:
+            for d in self.out_value.dest:
+                seen.setdefault(d, None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """Data flowing from ``src`` to ``dst``: total ``size`` in MB, the file paths, and whether a
+    ``$V^`` value travels too."""
+
+    src: TaskId
+    dst: TaskId
+    size: float
+    files: tuple[str, ...]
+    value: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job's tasks with derived graph views. Construct only from validated input (see jsonio)."""
+
+    id: int
+    tasks: tuple[Task, ...]
+    by_id: Mapping[TaskId, Task] = field(init=False, repr=False, compare=False)
+    edges: Mapping[tuple[TaskId, TaskId], Edge] = field(init=False, repr=False, compare=False)
+    preds: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
+    succs: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
+    order: tuple[TaskId, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_id = {t.id: t for t in self.tasks}
+        edges: dict[tuple[TaskId, TaskId], Edge] = {}
+        for t in self.tasks:
+            for f in t.out_files:
+                for d in f.dest:
+                    e = edges.get((t.id, d))
+                    if e is None:
+                        edges[(t.id, d)] = Edge(t.id, d, f.size, (f.path,))
+                    else:
+                        edges[(t.id, d)] = Edge(t.id, d, e.size + f.size, e.files + (f.path,), e.value)
+            if t.out_value is not None:
+                for d in t.out_value.dest:
+                    e = edges.get((t.id, d))
+                    size = t.out_value.size
+                    if e is None:
+                        edges[(t.id, d)] = Edge(t.id, d, size, (), True)
+                    else:
+                        edges[(t.id, d)] = Edge(t.id, d, e.size + size, e.files, True)
+        preds: dict[TaskId, list[TaskId]] = {t.id: [] for t in self.tasks}
+        succs: dict[TaskId, list[TaskId]] = {t.id: [] for t in self.tasks}
+        for (s, d) in edges:
+            succs[s].append(d)
+            preds[d].append(s)
+        object.__setattr__(self, "by_id", by_id)
+        object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "preds", {k: tuple(v) for k, v in preds.items()})
+        object.__setattr__(self, "succs", {k: tuple(v) for k, v in succs.items()})
+        object.__setattr__(self, "order", topological_order(by_id, self.preds, self.succs))
+
+    @property
+    def start_tasks(self) -> tuple[TaskId, ...]:
+        return tuple(t.id for t in self.tasks if not self.preds[t.id])
+
+    @property
+    def end_tasks(self) -> tuple[TaskId, ...]:
+        return tuple(t.id for t in self.tasks if not self.succs[t.id])
+
+    def task(self, tid: TaskId) -> Task:
+        return self.by_id[tid]
+
+    def critical_path(self) -> tuple[tuple[TaskId, ...], float]:
+        """The path with the largest total workload (communication not counted), and that total."""
+        best: dict[TaskId, float] = {}
+        via: dict[TaskId, TaskId | None] = {}
+        for tid in self.order:
+            prev = max(self.preds[tid], key=lambda p: (best[p], -p), default=None)
+            best[tid] = self.by_id[tid].workload + (best[prev] if prev is not None else 0.0)
+            via[tid] = prev
+        if not best:
+            return (), 0.0
+        end = max(best, key=lambda t: (best[t], -t))
+        path: list[TaskId] = []
+        cur: TaskId | None = end
+        while cur is not None:
+            path.append(cur)
+            cur = via[cur]
+        return tuple(reversed(path)), best[end]
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A networkx view: nodes carry ``workload``, edges ``size``."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for t in self.tasks:
+            g.add_node(t.id, workload=t.workload)
+        for (s, d), e in self.edges.items():
+            g.add_edge(s, d, size=e.size)
+        return g
+
+
+def topological_order(
+    by_id: Mapping[TaskId, Task],
+    preds: Mapping[TaskId, tuple[TaskId, ...]],
+    succs: Mapping[TaskId, tuple[TaskId, ...]],
+) -> tuple[TaskId, ...]:
+    """Kahn's algorithm, smallest ready id first (deterministic). Tasks on a cycle are left out."""
+    import heapq
+
+    indeg = {t: len(preds[t]) for t in by_id}
+    ready = [t for t, n in indeg.items() if n == 0]
+    heapq.heapify(ready)
+    out: list[TaskId] = []
+    while ready:
+        t = heapq.heappop(ready)
+        out.append(t)
+        for s in succs[t]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(ready, s)
+    return tuple(out)
+
+
+def find_cycle(tasks: Iterable[Task]) -> list[TaskId] | None:
+    """A cycle of task ids (first id repeated at the end), or None for a DAG."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for t in tasks:
+        g.add_node(t.id)
+        g.add_edges_from((t.id, d) for d in t.dests)
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return None
+    return [u for u, _ in cycle] + [cycle[0][0]]

@@ -81,3 +81,38 @@ class JobFailed(ExecutionError):
 
 class ClusterError(SflowError):
     """An SSH cluster operation failed on one or more hosts."""
+
+
+class IcnError(SflowError):
+    """An ICN (NDN) operation failed: a name could not be parsed, an Interest went unanswered."""
+
+
+class InvalidNameError(IcnError):
+    """A name or name component given as an NDN URI (or built from values) is not valid."""
+
+    exit_status = 2
+
+
+class InterestTimeout(IcnError):
+    """An Interest was not answered within its lifetime (after all retransmissions)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Interest {name} timed out")
+
+
+class InterestNacked(IcnError):
+    """An Interest was answered with a network Nack; ``reason`` is the NackReason code."""
+
+    def __init__(self, name: str, reason: int, reason_text: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"Interest {name} was Nacked: {reason_text}")
+
+
+class RegistrationError(IcnError):
+    """A prefix registration (rib/register) was refused or not answered."""
+
+
+class FaceClosedError(IcnError):
+    """The face an application used was closed before its request completed."""

@@ -1,0 +1,233 @@
+"""The scheduling problem every scheduler works on: tasks, processors, costs and the DAG.
+
+A :class:`Problem` is built either from an (Environment, Job) pair or from a task × processor cost
+matrix with communication costs, so that published worked examples can be checked directly.
+
+Indices: tasks are numbered 0..n-1 in ascending task id, processors 0..m-1 in declaration order
+(the environment's schedulable vCPUs). Lower indices win ties everywhere.
+
+Costs:
+
+* ``exec_time[i, p]`` — seconds task ``i`` runs on processor ``p`` (workload MI / MIPS).
+* Communication of edge ``e`` from processor ``p`` to ``q`` costs ``edge_data[e] * inv_bw[p, q]``:
+  for an environment ``edge_data`` is the size in MB and ``inv_bw`` is seconds per MB as
+  :meth:`Environment.transfer_time` charges it (0 on one host, the smaller host NIC within a DC,
+  the smallest DC or host bandwidth across DCs); for a matrix problem ``edge_data`` is the cost
+  itself and ``inv_bw`` is 1 between distinct processors, 0 on the same one.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sflow.errors import ScheduleError
+from sflow.model.infra import Environment, HostId, VcpuId
+from sflow.model.workflow import Job, TaskId
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: (predecessor or successor task index, edge index)
+Link = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Problem:
+    """A DAG scheduling instance. Build it with :meth:`from_env_job` or :meth:`from_matrix`."""
+
+    name: str
+    task_ids: tuple[TaskId, ...]
+    proc_ids: tuple[VcpuId, ...]
+    exec_time: FloatArray
+    edge_src: IntArray
+    edge_dst: IntArray
+    edge_data: FloatArray
+    inv_bw: FloatArray
+    #: the host of each processor (transfers inside one host are free)
+    hosts: tuple[str, ...]
+    #: the VM (or other grouping) of each processor
+    vms: tuple[str, ...]
+    #: relative speed of each processor: MIPS, or 1 / mean execution time for a matrix problem
+    speed: FloatArray
+    preds: tuple[tuple[Link, ...], ...]
+    succs: tuple[tuple[Link, ...], ...]
+    #: a topological order of task indices (smallest ready index first)
+    order: tuple[int, ...]
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_ids)
+
+    @property
+    def n_procs(self) -> int:
+        return len(self.proc_ids)
+
+    def comm(self, edge: int, p: int, q: int) -> float:
+        """Seconds edge ``edge`` takes from processor ``p`` to processor ``q``."""
+        return float(self.edge_data[edge] * self.inv_bw[p, q])
+
+    def task_index(self) -> dict[TaskId, int]:
+        return {t: i for i, t in enumerate(self.task_ids)}
+
+    def proc_index(self) -> dict[VcpuId, int]:
+        return {p: k for k, p in enumerate(self.proc_ids)}
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_env_job(cls, env: Environment, job: Job, name: str = "<env>") -> Problem:
+        """The problem of scheduling ``job`` on ``env``'s schedulable vCPUs.
+
+        ``name`` names the environment in errors. An environment whose vCPUs all lack a VM is a
+        :class:`ScheduleError`.
+        """
+        vcpus = env.schedulable
+        if not vcpus:
+            raise ScheduleError(f"{name}: no vCPU of the environment belongs to a VM, so nothing can be scheduled")
+        task_ids = tuple(sorted(job.by_id))
+        index = {t: i for i, t in enumerate(task_ids)}
+        workload = np.array([job.by_id[t].workload for t in task_ids], dtype=np.float64)
+        mips = np.array([v.mips for v in vcpus], dtype=np.float64)
+        exec_time = workload[:, None] / mips[None, :]
+        # Seconds per MB between hosts, computed once per host pair with the environment's own rule.
+        host_list: list[HostId] = []
+        host_pos: dict[HostId, int] = {}
+        rep: list[VcpuId] = []
+        for v in vcpus:
+            if v.host_id not in host_pos:
+                host_pos[v.host_id] = len(host_list)
+                host_list.append(v.host_id)
+                rep.append(v.id)
+        h = len(host_list)
+        host_inv = np.zeros((h, h), dtype=np.float64)
+        for a in range(h):
+            for b in range(h):
+                host_inv[a, b] = env.transfer_time(1.0, rep[a], rep[b])
+        proc_host = np.array([host_pos[v.host_id] for v in vcpus], dtype=np.int64)
+        inv_bw = host_inv[np.ix_(proc_host, proc_host)]
+        edges = sorted((index[s], index[d], e.size) for (s, d), e in job.edges.items())
+        return cls._build(
+            name=name,
+            task_ids=task_ids,
+            proc_ids=tuple(v.id for v in vcpus),
+            exec_time=exec_time,
+            edges=edges,
+            inv_bw=inv_bw,
+            hosts=tuple(v.host_id for v in vcpus),
+            vms=tuple(env.vm_of_vcpu[v.id] for v in vcpus),
+            speed=mips,
+        )
+
+    @classmethod
+    def from_matrix(
+        cls,
+        costs: Sequence[Sequence[float]] | FloatArray,
+        edges: Mapping[tuple[int, int], float],
+        *,
+        task_ids: Sequence[int] | None = None,
+        proc_ids: Sequence[str] | None = None,
+        link: Sequence[Sequence[float]] | FloatArray | None = None,
+        name: str = "<matrix>",
+    ) -> Problem:
+        """A problem given as a task × processor cost matrix and edge communication costs.
+
+        ``edges`` maps (source task id, destination task id) to the communication cost paid when the
+        two tasks run on different processors (free on the same one). ``link[p][q]`` optionally
+        scales that cost per processor pair (default: 1 off the diagonal, 0 on it). Task ids default
+        to 1..n in row order, processor ids to ``P1``..``Pm``; every processor is its own host and VM.
+        """
+        matrix = np.array(costs, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
+            raise ScheduleError(f"{name}: the cost matrix must be a non-empty task × processor table")
+        if not np.all(np.isfinite(matrix)) or np.any(matrix < 0):
+            raise ScheduleError(f"{name}: costs must be finite and non-negative")
+        n, m = matrix.shape
+        ids = tuple(TaskId(t) for t in (task_ids if task_ids is not None else range(1, n + 1)))
+        procs = tuple(VcpuId(p) for p in (proc_ids if proc_ids is not None else [f"P{k + 1}" for k in range(m)]))
+        if len(ids) != n or len(set(ids)) != n or len(procs) != m or len(set(procs)) != m:
+            raise ScheduleError(f"{name}: task ids and processor ids must be unique and match the matrix shape")
+        order = sorted(range(n), key=lambda i: ids[i])
+        pos = {ids[i]: k for k, i in enumerate(order)}
+        matrix = matrix[order]
+        ids = tuple(ids[i] for i in order)
+        try:
+            edge_list = sorted((pos[TaskId(s)], pos[TaskId(d)], float(c)) for (s, d), c in edges.items())
+        except KeyError as exc:
+            raise ScheduleError(f"{name}: an edge names unknown task {exc.args[0]}") from None
+        inv = np.ones((m, m)) - np.eye(m) if link is None else np.array(link, dtype=np.float64)
+        if inv.shape != (m, m):
+            raise ScheduleError(f"{name}: the link matrix must be {m} × {m}")
+        mean = matrix.mean(axis=0)
+        speed = np.where(mean > 0, 1.0 / np.where(mean > 0, mean, 1.0), np.inf)
+        return cls._build(
+            name=name,
+            task_ids=ids,
+            proc_ids=procs,
+            exec_time=matrix,
+            edges=edge_list,
+            inv_bw=inv,
+            hosts=tuple(str(p) for p in procs),
+            vms=tuple(str(p) for p in procs),
+            speed=speed,
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        *,
+        name: str,
+        task_ids: tuple[TaskId, ...],
+        proc_ids: tuple[VcpuId, ...],
+        exec_time: FloatArray,
+        edges: list[tuple[int, int, float]],
+        inv_bw: FloatArray,
+        hosts: tuple[str, ...],
+        vms: tuple[str, ...],
+        speed: FloatArray,
+    ) -> Problem:
+        n = len(task_ids)
+        preds: list[list[Link]] = [[] for _ in range(n)]
+        succs: list[list[Link]] = [[] for _ in range(n)]
+        for e, (s, d, _) in enumerate(edges):
+            succs[s].append((d, e))
+            preds[d].append((s, e))
+        order = _topological(n, preds, succs)
+        if len(order) != n:
+            raise ScheduleError(f"{name}: the task graph has a cycle")
+        return cls(
+            name=name,
+            task_ids=task_ids,
+            proc_ids=proc_ids,
+            exec_time=np.ascontiguousarray(exec_time, dtype=np.float64),
+            edge_src=np.array([s for s, _, _ in edges], dtype=np.int64),
+            edge_dst=np.array([d for _, d, _ in edges], dtype=np.int64),
+            edge_data=np.array([c for _, _, c in edges], dtype=np.float64),
+            inv_bw=np.ascontiguousarray(inv_bw, dtype=np.float64),
+            hosts=hosts,
+            vms=vms,
+            speed=np.asarray(speed, dtype=np.float64),
+            preds=tuple(tuple(p) for p in preds),
+            succs=tuple(tuple(s) for s in succs),
+            order=tuple(order),
+        )
+
+
+def _topological(n: int, preds: list[list[Link]], succs: list[list[Link]]) -> list[int]:
+    """Kahn's algorithm, smallest ready index first; tasks on a cycle are left out."""
+    indeg = [len(p) for p in preds]
+    ready = [i for i in range(n) if indeg[i] == 0]
+    heapq.heapify(ready)
+    out: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        out.append(i)
+        for s, _ in succs[i]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(ready, s)
+    return out

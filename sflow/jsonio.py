@@ -208,18 +208,18 @@ def environment_from_dict(data: Any, source: str = "<env>") -> Environment:
                 cpu_id = doc.string(c, "cpu_id", cw, required=False, default=f"{host_id}^{k}")
                 cpu_mips = doc.number(c, "mips", cw, positive=True, label=f" (CPU {cpu_id})")
                 cores: list[Core] = []
-                for m, raw_core in enumerate(doc.array(c, "core_list", cw)):
-                    kw = f"{cw}.core_list[{m}]"
-                    k_ = doc.obj(raw_core, kw)
-                    core_id = doc.string(k_, "core_id", kw, required=False, default=f"{cpu_id}^{m}")
+                for ci, raw_core in enumerate(doc.array(c, "core_list", cw)):
+                    kw = f"{cw}.core_list[{ci}]"
+                    core = doc.obj(raw_core, kw)
+                    core_id = doc.string(core, "core_id", kw, required=False, default=f"{cpu_id}^{ci}")
                     core_mips = (
-                        doc.number(k_, "mips", kw, positive=True, label=f" (core {core_id})")
-                        if k_.get("mips") is not None
+                        doc.number(core, "mips", kw, positive=True, label=f" (core {core_id})")
+                        if core.get("mips") is not None
                         else None
                     )
-                    maxusage = doc.number(k_, "maxusage", kw, required=False, default=100.0)
+                    maxusage = doc.number(core, "maxusage", kw, required=False, default=100.0)
                     vcpus: list[Vcpu] = []
-                    for n, raw_vcpu in enumerate(doc.array(k_, "vcpu_list", kw)):
+                    for n, raw_vcpu in enumerate(doc.array(core, "vcpu_list", kw)):
                         vw = f"{kw}.vcpu_list[{n}]"
                         v = doc.obj(raw_vcpu, vw)
                         vid = doc.string(v, "vcpu_id", vw)

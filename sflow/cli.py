@@ -20,6 +20,7 @@ from sflow.errors import SflowError
 _ROLE_MODULES: tuple[str, ...] = (
     "sflow.inspect_cli",
     "sflow.config_cli",
+    "sflow.sched.cli",
 )
 
 log = logging.getLogger(__name__)

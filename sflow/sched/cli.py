@@ -1,0 +1,188 @@
+"""``sflow schedule``, ``sflow simulate`` and ``sflow import wfcommons``.
+
+This is the I/O shell around the pure schedulers: it reads files and the configuration, times the
+runs (the only clock reads of scheduling), prints summaries and writes mappings and charts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sflow.config import add_config_argument, config_from_args
+from sflow.errors import InputError
+from sflow.jsonio import load_environment, load_job, load_mapping, mapping_to_dict, write_json
+from sflow.model.infra import Environment
+from sflow.model.schedule import Schedule
+from sflow.sched.problem import Problem
+from sflow.sched.registry import SUMMARIES, get_scheduler, names
+from sflow.sched.simulate import Measures, measure, replay, replay_schedule
+from sflow.sched.validate import validate_schedule
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    known = ", ".join(names())
+    p = sub.add_parser(
+        "schedule",
+        help="map a job's functions to vCPUs",
+        description=f"Schedule JOB on ENV. Algorithms: {known}.",
+    )
+    p.add_argument("env", metavar="ENV", help="environment JSON")
+    p.add_argument("job", metavar="JOB", help="workflow job JSON")
+    p.add_argument(
+        "-a", "--algorithm", metavar="NAME", default=None,
+        help="scheduling algorithm (default: scheduler.algorithm from the configuration, sf-cuv)",
+    )
+    p.add_argument("-o", "--output", metavar="MAPPING", help="write the mapping JSON here")
+    p.add_argument("--gantt", metavar="CHART", help="draw a Gantt chart (.png, .svg or .pdf)")
+    p.add_argument("--seed", type=int, default=None, help="seed for randomised algorithms (default: scheduler.seed)")
+    p.add_argument("--compare", action="store_true", help="run every algorithm and print a comparison table")
+    add_config_argument(p)
+    p.set_defaults(func=_schedule)
+
+    s = sub.add_parser(
+        "simulate",
+        help="replay a mapping and report makespan, SLR, speedup and utilisation",
+        description="Replay MAPPING's placement on ENV: times are recomputed by list scheduling, "
+        "tasks taken in the order of the mapping's start times (ascending id when it has none).",
+    )
+    s.add_argument("env", metavar="ENV", help="environment JSON")
+    s.add_argument("mapping", metavar="MAPPING", help="mapping JSON (from sflow schedule or the original's schedgen)")
+    s.add_argument("--gantt", metavar="CHART", help="draw a Gantt chart of the replay")
+    s.set_defaults(func=_simulate)
+
+    i = sub.add_parser("import", help="convert a workflow from another system into a job JSON")
+    isub = i.add_subparsers(dest="import_format", metavar="FORMAT", title="formats", required=True)
+    w = isub.add_parser(
+        "wfcommons",
+        help="a WfCommons instance (WfFormat 1.4 or 1.5)",
+        description="Convert a WfCommons instance into a job JSON: workload = runtimeInSeconds × the "
+        "reference MIPS; edges carry the files a parent writes and a child reads (MB = bytes / 10^6); "
+        "cmd is the placeholder 'true <task name>', which does nothing.",
+    )
+    w.add_argument("instance", metavar="INSTANCE", help="WfCommons instance JSON")
+    w.add_argument("-o", "--output", metavar="JOB", required=True, help="job JSON to write")
+    w.add_argument(
+        "--reference-mips", type=float, default=None, metavar="N",
+        help="speed that reproduces the recorded runtimes (default: 1000)",
+    )
+    w.set_defaults(func=_import_wfcommons)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.6g}"
+
+
+def _load(args: argparse.Namespace) -> tuple[Environment, Problem, Any]:
+    env = load_environment(args.env)
+    job = load_job(args.job)
+    return env, Problem.from_env_job(env, job, name=args.env), job
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    seed = args.seed if args.seed is not None else config.scheduler.seed
+    if args.compare:
+        if args.output or args.gantt or args.algorithm:
+            raise InputError("<flag>", "--compare", "runs every algorithm; it takes no -a, -o or --gantt")
+        _, problem, _ = _load(args)
+        return _compare(problem, seed)
+    algorithm = args.algorithm or config.scheduler.algorithm
+    scheduler = get_scheduler(algorithm, seed)
+    env, problem, job = _load(args)
+    began = time.perf_counter()
+    schedule = scheduler.schedule(problem)
+    elapsed = time.perf_counter() - began
+    validate_schedule((env, job), schedule)
+    log.info("scheduled algorithm=%s tasks=%d seconds=%.3f", schedule.algorithm, problem.n_tasks, elapsed)
+    if args.output:
+        write_json(args.output, mapping_to_dict(job, env, schedule))
+    if args.gantt:
+        _chart(problem, schedule, args.gantt)
+    m = measure(problem, schedule)
+    print(f"algorithm: {m.algorithm}")
+    print(f"makespan:  {_fmt(m.makespan)} s")
+    print(f"SLR:       {_fmt(m.slr)}")
+    print(f"speedup:   {_fmt(m.speedup)}")
+    print(f"vCPUs:     {len(m.utilisation)} of {problem.n_procs} used")
+    print(f"hosts:     {len(m.hosts)} ({', '.join(m.hosts)})")
+    if args.output:
+        print(f"mapping:   {args.output}")
+    return 0
+
+
+def _compare(problem: Problem, seed: int) -> int:
+    table = Table(title=f"{problem.n_tasks} tasks on {problem.n_procs} vCPUs")
+    for col in ("algorithm", "makespan (s)", "SLR", "speedup", "vCPUs", "time (ms)"):
+        table.add_column(col, justify="left" if col == "algorithm" else "right")
+    for name in names():
+        scheduler = get_scheduler(name, seed)
+        began = time.perf_counter()
+        schedule = scheduler.schedule(problem)
+        elapsed = time.perf_counter() - began
+        validate_schedule(problem, schedule)
+        m = measure(problem, schedule)
+        table.add_row(name, _fmt(m.makespan), _fmt(m.slr), _fmt(m.speedup), str(len(m.utilisation)),
+                      f"{elapsed * 1000:.1f}")
+    Console(width=120).print(table)
+    return 0
+
+
+def _chart(problem: Problem, schedule: Schedule, path: str) -> None:
+    from sflow.sched.gantt import draw_gantt, schedule_chart
+
+    bars, transfers = schedule_chart(problem, schedule)
+    draw_gantt(bars, transfers, path, title=f"{schedule.algorithm}: makespan {_fmt(schedule.makespan)} s")
+
+
+def _report(m: Measures, problem: Problem) -> None:
+    print(f"algorithm: {m.algorithm}")
+    print(f"makespan:  {_fmt(m.makespan)} s  (lower bound {_fmt(m.lower_bound)} s)")
+    print(f"SLR:       {_fmt(m.slr)}")
+    print(f"speedup:   {_fmt(m.speedup)}  (sequential on the fastest vCPU: {_fmt(m.sequential)} s)")
+    print(f"hosts:     {len(m.hosts)} ({', '.join(m.hosts)})")
+    table = Table(title="utilisation")
+    table.add_column("vCPU")
+    table.add_column("host")
+    table.add_column("busy / makespan", justify="right")
+    host_of = dict(zip(problem.proc_ids, problem.hosts))
+    for vcpu, u in m.utilisation.items():
+        table.add_row(vcpu, host_of[vcpu], f"{u:.1%}")
+    Console(width=100).print(table)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    env = load_environment(args.env)
+    mapping = load_mapping(args.mapping)
+    problem = Problem.from_env_job(env, mapping.job, name=args.env)
+    placement = {t: p.vcpu_id for t, p in mapping.placements.items()}
+    recorded = mapping.schedule
+    schedule = replay_schedule(problem, recorded) if recorded is not None else replay(problem, placement)
+    validate_schedule((env, mapping.job), schedule)
+    if recorded is not None and abs(recorded.makespan - schedule.makespan) > 1e-6 * max(1.0, schedule.makespan):
+        print(f"note: the mapping records makespan {_fmt(recorded.makespan)} s; the replay gives {_fmt(schedule.makespan)} s")
+    _report(measure(problem, schedule), problem)
+    if args.gantt:
+        _chart(problem, schedule, args.gantt)
+    return 0
+
+
+def _import_wfcommons(args: argparse.Namespace) -> int:
+    from sflow.wfcommons import DEFAULT_REFERENCE_MIPS, load_instance
+
+    mips = args.reference_mips if args.reference_mips is not None else DEFAULT_REFERENCE_MIPS
+    job = load_instance(args.instance, mips)
+    write_json(args.output, job)
+    edges = sum(
+        len(f["dest_task_id"]) for t in job["task_list"] for f in t.get("out_file_list", [])
+    ) + sum(len(t["out_value"]["dest_task_id"]) for t in job["task_list"] if "out_value" in t)
+    print(f"{args.instance}: {len(job['task_list'])} tasks, {edges} file or control dependencies -> {args.output}")
+    print(f"workload = runtimeInSeconds x {mips:g} MIPS; cmd is the placeholder 'true <task name>'")
+    return 0

@@ -147,9 +147,9 @@ def _read_v15(r: _Reader, wf: dict[str, Any]) -> tuple[list[_Task], dict[str, fl
         task.inputs = r.names(t, "inputFiles", w)
         task.outputs = r.names(t, "outputFiles", w)
         for kind, files in (("inputFiles", task.inputs), ("outputFiles", task.outputs)):
-            for f in files:
-                if f not in sizes:
-                    r.fail(f"{w}.{kind}", f"task {key!r} names file {f!r}, which is not in specification.files")
+            for fid in files:
+                if fid not in sizes:
+                    r.fail(f"{w}.{kind}", f"task {key!r} names file {fid!r}, which is not in specification.files")
         if key not in runtimes:
             r.fail("$.workflow.execution.tasks", f"no runtimeInSeconds for task {key!r}")
         task.runtime = runtimes[key]

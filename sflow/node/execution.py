@@ -1,0 +1,361 @@
+"""Running one function on this node (sflow-original.md §4.2 step 4, §4.4; defects of §8.3 fixed).
+
+:class:`Executor` expands the command, fetches missing ``$R^`` inputs from the file server, runs
+the function natively when its program is installed and otherwise in Docker, enforces the
+timeout, checks that every declared output exists, and reports an :class:`ExecResult`. A failing
+function is a result with ``ok=False`` and a reason, never an exception: a non-zero exit status,
+a declared output that was not produced, a timeout, an unreachable file server or a missing image
+fail the function and leave the node running (the original ignored exit codes, waited forever
+for missing outputs and exited the worker on FTP errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from sflow.config import Config
+from sflow.errors import InputError
+from sflow.model.paths import UnsafePath, job_relative
+from sflow.model.workflow import TaskId
+from sflow.node.command import DUMMY, Expanded, expand
+from sflow.node.fetch import FetchError, SshOptions, fetch_input
+from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, RunningFunction
+from sflow.node.runners.docker import ContainerSpec, DockerRunner
+from sflow.node.runners.native import KILL_GRACE, NativeRunner
+
+log = logging.getLogger(__name__)
+
+# After a stop (timeout, cancel, shutdown), how long to wait for the function to be gone before
+# reporting the result anyway.
+FINISH_GRACE = 2 * KILL_GRACE + 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    """One function to run. ``workdir`` is the job's working directory on this node; ``files``
+    and ``values`` map a predecessor id to the job-relative path of the file it sent and to the
+    value it sent; ``outputs`` are the declared ``out_file`` paths (job-relative)."""
+
+    job_id: int
+    task_id: int
+    cmd: str
+    workdir: Path
+    files: Mapping[int, str]
+    values: Mapping[int, str]
+    outputs: tuple[str, ...]
+    docker_image: str | None
+    docker_tar: str | None
+    cpus: tuple[int, ...] | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """How a function ended. ``reason`` is "" when ``ok``; ``where`` is ``"native"``,
+    ``"docker:<image>"``, or "" when the function failed before a runner was chosen; ``started``
+    and ``finished`` are wall-clock times (``time.time()``) for traces."""
+
+    ok: bool
+    exit_status: int | None
+    reason: str
+    stderr_tail: str
+    stdout_tail: str
+    where: str
+    started: float
+    finished: float
+
+
+@dataclass(eq=False, slots=True)
+class _Run:
+    request: ExecRequest
+    started: float
+    result: Deferred[ExecResult] = field(default_factory=Deferred)
+    where: str = ""
+    function: RunningFunction | None = None
+    stop_reason: str | None = None
+    timers: list[DelayedCall] = field(default_factory=list)
+    done: bool = False
+
+
+def job_file(workdir: Path, path: str) -> Path:
+    """``workdir/path`` for a job-relative ``path``; raises :class:`UnsafePath` when the path is
+    absolute, climbs out with ``..``, or leads out of ``workdir`` through a symlink."""
+    target = workdir / job_relative(path)
+    if not target.resolve().is_relative_to(workdir.resolve()):
+        raise UnsafePath(f"path {path!r} leads outside the job directory through a symlink")
+    return target
+
+
+class Executor:
+    """Runs functions for the node daemon. ``run`` never errbacks for a function's failure."""
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        config: Config,
+        *,
+        ssh: SshOptions = SshOptions(),
+        docker_client_factory: Callable[[], docker.DockerClient] = docker.from_env,
+        tail_bytes: int = TAIL_BYTES,
+        max_threads: int = 32,
+    ) -> None:
+        self._reactor = reactor
+        self._config = config
+        self._ssh = ssh
+        # Blocking work (file server, image loads, waiting for containers) runs here; its own pool
+        # so that long container waits never starve the reactor's pool.
+        self._pool = ThreadPool(minthreads=0, maxthreads=max_threads, name="sflow-exec")
+        self._pool.start()
+        self._native = NativeRunner(reactor, tail_bytes=tail_bytes)
+        self._docker = DockerRunner(
+            reactor, self._pool, config.image_repository, ssh, client_factory=docker_client_factory, tail_bytes=tail_bytes
+        )
+        self._runs: dict[int, set[_Run]] = {}
+        self._idle: list[Deferred[None]] = []
+        self._closing = False
+        reactor.addSystemEventTrigger("before", "shutdown", self.shutdown)
+
+    # Public API --------------------------------------------------------------------------------
+
+    def run(self, request: ExecRequest) -> Deferred[ExecResult]:
+        """Run one function; the Deferred fires with its :class:`ExecResult`."""
+        run = _Run(request, time.time())
+        if self._closing:
+            return succeed(self._result(run, "the node is shutting down"))
+        self._runs.setdefault(request.job_id, set()).add(run)
+        run.timers.append(
+            self._reactor.callLater(request.timeout, self._stop, run, f"timeout after {request.timeout:g}s")
+        )
+        log.debug("function accepted job=%s task=%s", request.job_id, request.task_id)
+        outcome: Deferred[ExecResult] = Deferred.fromCoroutine(self._execute(run))
+        outcome.addCallbacks(lambda r: self._finish(run, r), lambda f: self._finish(run, self._crashed(run, f)))
+        return run.result
+
+    def cancel_job(self, job_id: int) -> None:
+        """Stop every function of job ``job_id`` still running here; each reports "cancelled"."""
+        runs = list(self._runs.get(job_id, ()))
+        if runs:
+            log.info("cancelling job=%s functions=%s", job_id, len(runs))
+        for run in runs:
+            self._stop(run, "cancelled")
+
+    def shutdown(self) -> Deferred[None]:
+        """Stop everything running, wait until every function has reported, and release the
+        thread pool (the node is going down). Safe to call more than once."""
+        if not self._closing:
+            self._closing = True
+            runs = [run for job in self._runs.values() for run in job]
+            log.info("executor shutting down running=%s", len(runs))
+            for run in runs:
+                self._stop(run, "the node is shutting down")
+        idle: Deferred[None] = Deferred()
+        if self._runs:
+            self._idle.append(idle)
+        else:
+            idle.callback(None)
+        idle.addCallback(self._stop_pool)
+        return idle
+
+    def _stop_pool(self, _: object) -> None:
+        if not self._pool.joined:
+            self._pool.stop()
+
+    # The steps of one function ---------------------------------------------------------------
+
+    async def _execute(self, run: _Run) -> ExecResult:
+        req = run.request
+        try:
+            command = expand(
+                req.cmd,
+                files={TaskId(k): v for k, v in req.files.items()},
+                values={TaskId(k): v for k, v in req.values.items()},
+                source=f"job {req.job_id} task {req.task_id} cmd",
+            )
+        except InputError as exc:
+            return self._result(run, str(exc))
+        workdir = Path(os.path.abspath(req.workdir))
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return self._result(run, f"cannot create the job directory {workdir}: {exc.strerror or exc}")
+        problem = _cpu_problem(req.cpus)
+        if problem:
+            return self._result(run, problem)
+
+        for path in command.remote_inputs:
+            try:
+                dest = job_file(workdir, path)
+            except UnsafePath as exc:
+                return self._result(run, f"$R^{path}: {exc}")
+            if dest.exists():
+                continue
+            try:
+                await deferToThreadPool(
+                    self._reactor,  # type: ignore[arg-type]
+                    self._pool,
+                    fetch_input,
+                    self._config.file_server,
+                    req.job_id,
+                    path,
+                    dest,
+                    self._ssh,
+                )
+            except FetchError as exc:
+                return self._result(run, f"cannot fetch $R^{path} from the file server: {exc}")
+            if run.stop_reason is not None:
+                return self._result(run, run.stop_reason)
+
+        if run.stop_reason is not None:
+            return self._result(run, run.stop_reason)
+        function = self._start(run, command, workdir)
+        if isinstance(function, str):
+            return self._result(run, function)
+        run.function = function
+        log.info("function started job=%s task=%s where=%s", req.job_id, req.task_id, run.where)
+        outcome = await function.done
+        return self._result(run, self._failure(run, outcome, workdir), outcome)
+
+    def _start(self, run: _Run, command: Expanded, workdir: Path) -> RunningFunction | str:
+        """Start the function natively or in Docker; a string is the reason it cannot start."""
+        req = run.request
+        if not command.dummy and _installed(command.program, workdir):
+            run.where = "native"
+            try:
+                return self._native.start(command.shell, workdir, req.cpus)
+            except OSError as exc:
+                return f"cannot start /bin/sh: {exc.strerror or exc}"
+        if not req.docker_image:
+            if command.dummy:
+                return f"{DUMMY} runs a Docker image's entrypoint, but the task names no docker image"
+            return f"program {command.program!r} is not installed on this node and the task names no docker image"
+        run.where = f"docker:{req.docker_image}"
+        owner = workdir.stat()
+        return self._docker.start(
+            ContainerSpec(
+                image=req.docker_image,
+                tar=req.docker_tar,
+                command=command,
+                workdir=workdir,
+                user=f"{owner.st_uid}:{owner.st_gid}",
+                cpus=req.cpus,
+                labels={"sflow.job": str(req.job_id), "sflow.task": str(req.task_id)},
+            )
+        )
+
+    def _failure(self, run: _Run, outcome: Outcome, workdir: Path) -> str:
+        """The reason the function failed, or "" when it succeeded."""
+        if run.stop_reason is not None:
+            return run.stop_reason
+        if outcome.error:
+            return outcome.error
+        if outcome.exit_status is None:
+            return f"killed by signal {outcome.signal}" if outcome.signal is not None else "ended abnormally"
+        if outcome.exit_status != 0:
+            return f"exit status {outcome.exit_status}"
+        for path in run.request.outputs:
+            try:
+                if not job_file(workdir, path).is_file():
+                    return f"declared output {path} was not produced"
+            except UnsafePath as exc:
+                return f"declared output {path}: {exc}"
+        return ""
+
+    # Bookkeeping -------------------------------------------------------------------------------
+
+    def _result(self, run: _Run, reason: str, outcome: Outcome | None = None) -> ExecResult:
+        return ExecResult(
+            ok=not reason,
+            exit_status=outcome.exit_status if outcome is not None else None,
+            reason=reason,
+            stderr_tail=outcome.stderr_tail if outcome is not None else "",
+            stdout_tail=outcome.stdout_tail if outcome is not None else "",
+            where=run.where,
+            started=run.started,
+            finished=time.time(),
+        )
+
+    def _stop(self, run: _Run, reason: str) -> None:
+        if run.done or run.stop_reason is not None:
+            return
+        run.stop_reason = reason
+        log.info("stopping function job=%s task=%s reason=%s", run.request.job_id, run.request.task_id, reason)
+        if run.function is None:
+            # Nothing is running yet (inputs or an image are being fetched): report now; the
+            # pending step sees stop_reason and starts nothing.
+            self._finish(run, self._result(run, reason))
+            return
+        run.function.kill()
+        run.timers.append(self._reactor.callLater(FINISH_GRACE, lambda: self._finish(run, self._result(run, reason))))
+
+    def _finish(self, run: _Run, result: ExecResult) -> None:
+        if run.done:
+            return
+        run.done = True
+        for timer in run.timers:
+            if timer.active():
+                timer.cancel()
+        req = run.request
+        job = self._runs.get(req.job_id)
+        if job is not None:
+            job.discard(run)
+            if not job:
+                del self._runs[req.job_id]
+        log.info(
+            "function finished job=%s task=%s ok=%s where=%s exit_status=%s reason=%r seconds=%.3f",
+            req.job_id,
+            req.task_id,
+            result.ok,
+            result.where or "-",
+            result.exit_status,
+            result.reason,
+            result.finished - result.started,
+        )
+        run.result.callback(result)
+        if not self._runs:
+            waiters, self._idle = self._idle, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def _crashed(self, run: _Run, failure: Failure) -> ExecResult:
+        log.error(
+            "function execution crashed job=%s task=%s",
+            run.request.job_id,
+            run.request.task_id,
+            exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+        )
+        return self._result(run, f"internal error: {failure.getErrorMessage()}")
+
+
+def _installed(program: str, workdir: Path) -> bool:
+    if "/" in program:
+        path = workdir / program
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(program) is not None
+
+
+def _cpu_problem(cpus: tuple[int, ...] | None) -> str:
+    if cpus is None:
+        return ""
+    if not cpus:
+        return "pinning asked for an empty set of CPUs"
+    allowed = os.sched_getaffinity(0)
+    missing = sorted(set(cpus) - allowed)
+    if missing:
+        return (
+            f"CPU {', '.join(map(str, missing))} is not available on this node "
+            f"(available: {', '.join(map(str, sorted(allowed)))})"
+        )
+    return ""
+

@@ -1,0 +1,93 @@
+"""Runners start one function and report how it ended: natively (:mod:`.native`) or in a Docker
+container (:mod:`.docker`). Both hand back a :class:`RunningFunction` at once, whose ``kill`` works
+at any moment (before the process exists too), and whose ``done`` fires with an :class:`Outcome`
+and never errbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+
+TAIL_BYTES = 16384
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a function ended. ``error`` is set when it could not be run at all (then
+    ``exit_status`` is None); ``signal`` when it was killed by one."""
+
+    exit_status: int | None
+    signal: int | None
+    stdout_tail: str
+    stderr_tail: str
+    error: str = ""
+
+
+class RunningFunction(Protocol):
+    done: Deferred[Outcome]
+
+    def kill(self) -> None:
+        """Stop the function (and everything it started); ``done`` fires when it is gone."""
+
+
+class DelayedCall(Protocol):
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class Reactor(Protocol):
+    """The parts of the Twisted reactor the execution layer uses."""
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall: ...
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
+
+    def spawnProcess(
+        self,
+        processProtocol: Any,
+        executable: bytes | str,
+        args: Any,
+        env: Any = ...,
+        path: Any = ...,
+        uid: Any = ...,
+        gid: Any = ...,
+        usePTY: Any = ...,
+        childFDs: Any = ...,
+    ) -> Any: ...
+
+    def addSystemEventTrigger(
+        self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any
+    ) -> Any: ...
+
+
+class Tail:
+    """The last ``limit`` bytes of a stream, whatever its length (memory stays bounded)."""
+
+    __slots__ = ("limit", "total", "_buf")
+
+    def __init__(self, limit: int = TAIL_BYTES) -> None:
+        self.limit = limit
+        self.total = 0
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        self._buf += data
+        # Trim in batches so that many small chunks do not cost a copy each.
+        if len(self._buf) > 2 * self.limit:
+            del self._buf[: len(self._buf) - self.limit]
+
+    def text(self) -> str:
+        data = bytes(self._buf[-self.limit :])
+        if self.total > len(data):
+            # Drop the partial first line; say how much came before.
+            cut = data.find(b"\n")
+            if 0 <= cut < len(data) - 1:
+                data = data[cut + 1 :]
+            dropped = self.total - len(data)
+            return f"[{dropped} earlier bytes not kept]\n" + data.decode("utf-8", "replace")
+        return data.decode("utf-8", "replace")

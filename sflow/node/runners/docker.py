@@ -1,0 +1,232 @@
+"""Docker execution through the Docker Engine API (the ``docker`` SDK), called in a thread pool.
+
+An image that is missing is loaded from its tar in the image repository (``docker load`` of a
+directory's tar, or of a tar fetched over SFTP; sflow-original.md §4.2 step 4), or pulled when the
+repository is a registry. The container gets the job directory bind-mounted at the same path and
+set as its working directory, so ``./`` paths and ``$F^`` paths mean the same inside and outside;
+it runs as the owner of the job directory (so outputs are not root-owned), on the pinned CPUs
+(``cpuset_cpus``), and is removed afterwards.
+
+``DUMMY`` commands run the image's ENTRYPOINT with the remaining words as its arguments (exec form).
+Any other command runs as ``/bin/sh -c <command>`` inside the container. The original dropped the
+first word of *every* Docker command, so ``ffmpeg -i a b`` only worked in an image whose
+ENTRYPOINT was ffmpeg; sflow keeps the program, so the image needs that program and a ``/bin/sh``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from sflow.config import ImageRepositorySettings
+from sflow.errors import SflowError
+from sflow.node.command import Expanded
+from sflow.node.fetch import FetchError, SshOptions, fetch_image_tar
+from sflow.node.runners import Outcome, Reactor, Tail, TAIL_BYTES
+
+log = logging.getLogger(__name__)
+
+# Seconds the engine gives a container between SIGTERM and SIGKILL on kill.
+STOP_GRACE = 2
+
+
+class _CannotRun(SflowError):
+    """The container could not be started; the message is the function's failure reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    image: str
+    tar: str | None
+    command: Expanded
+    workdir: Path
+    user: str  # "uid:gid"
+    cpus: tuple[int, ...] | None
+    labels: Mapping[str, str]
+
+
+class _Container:
+    """One function in a container: a ``RunningFunction`` whose blocking part runs in a thread."""
+
+    def __init__(self, runner: DockerRunner, spec: ContainerSpec) -> None:
+        self._runner = runner
+        self._spec = spec
+        self._lock = threading.Lock()
+        self._killed = False
+        self._container: Container | None = None
+        self.done: Deferred[Outcome] = Deferred()
+
+    def kill(self) -> None:
+        with self._lock:
+            self._killed = True
+            container = self._container
+        if container is not None:
+            self._runner.in_thread(self._stop, container).addErrback(self._log_kill_failure)
+
+    def _stop(self, container: Container) -> None:
+        container.stop(timeout=STOP_GRACE)
+
+    def _log_kill_failure(self, failure: Failure) -> None:
+        log.warning("cannot stop container image=%s error=%s", self._spec.image, failure.getErrorMessage())
+
+    def run_blocking(self) -> Outcome:
+        """The whole life of the container; runs in a pool thread."""
+        spec = self._spec
+        try:
+            client = self._runner.client()
+            entrypoint = self._runner.ensure_image(client, spec.image, spec.tar)
+            if spec.command.dummy:
+                if not entrypoint:
+                    raise _CannotRun(f"image {spec.image} has no ENTRYPOINT for DUMMY to run")
+                kwargs: dict[str, Any] = {"command": list(spec.command.args)}
+            else:
+                kwargs = {"entrypoint": ["/bin/sh", "-c"], "command": [spec.command.shell]}
+            with self._lock:
+                if self._killed:
+                    return Outcome(None, None, "", "", "stopped before the container started")
+            container = client.containers.create(
+                spec.image,
+                working_dir=str(spec.workdir),
+                volumes={str(spec.workdir): {"bind": str(spec.workdir), "mode": "rw"}},
+                user=spec.user,
+                cpuset_cpus=",".join(str(c) for c in spec.cpus) if spec.cpus else None,
+                labels=dict(spec.labels),
+                detach=True,
+                **kwargs,
+            )
+        except _CannotRun as exc:
+            return Outcome(None, None, "", "", str(exc))
+        except FetchError as exc:
+            return Outcome(None, None, "", "", f"image {spec.image} not found and its tar could not be fetched: {exc}")
+        except docker.errors.DockerException as exc:
+            return Outcome(None, None, "", "", f"Docker engine: {_api_message(exc)}")
+        except OSError as exc:
+            return Outcome(None, None, "", "", f"image {spec.image}: cannot read its tar: {exc}")
+        try:
+            with self._lock:
+                self._container = container
+                killed = self._killed
+            if killed:
+                return Outcome(None, None, "", "", "stopped before the container started")
+            container.start()
+            log.debug("container started id=%s image=%s", container.short_id, spec.image)
+            with self._lock:
+                killed = self._killed
+            if killed:
+                # kill() may have stopped the container between its creation and its start.
+                self._stop(container)
+            status = int(container.wait()["StatusCode"])
+            stdout = self._tail(container, stdout=True)
+            stderr = self._tail(container, stdout=False)
+            return Outcome(status, None, stdout, stderr)
+        except docker.errors.DockerException as exc:
+            return Outcome(None, None, "", "", f"Docker engine: {_api_message(exc)}")
+        finally:
+            self._remove(container)
+
+    def _tail(self, container: Container, *, stdout: bool) -> str:
+        tail = Tail(self._runner.tail_bytes)
+        # Streamed so that a huge log is never held in memory at once.
+        for chunk in container.logs(stdout=stdout, stderr=not stdout, stream=True, follow=False, tail=1000):
+            tail.feed(chunk)
+        return tail.text()
+
+    def _remove(self, container: Container) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass  # already gone
+        except docker.errors.DockerException as exc:
+            log.warning("cannot remove container id=%s error=%s", container.short_id, _api_message(exc))
+
+
+class DockerRunner:
+    """Runs functions in containers. Docker SDK calls happen in ``pool``'s threads."""
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        pool: ThreadPool,
+        repository: ImageRepositorySettings,
+        ssh: SshOptions = SshOptions(),
+        *,
+        client_factory: Callable[[], docker.DockerClient] = docker.from_env,
+        tail_bytes: int = TAIL_BYTES,
+    ) -> None:
+        self._reactor = reactor
+        self._pool = pool
+        self._repository = repository
+        self._ssh = ssh
+        self._client_factory = client_factory
+        self.tail_bytes = tail_bytes
+        self._lock = threading.Lock()
+        self._client: docker.DockerClient | None = None
+        self._image_locks: dict[str, threading.Lock] = {}
+
+    def start(self, spec: ContainerSpec) -> _Container:
+        function = _Container(self, spec)
+        self.in_thread(function.run_blocking).chainDeferred(function.done)
+        return function
+
+    def in_thread(self, fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(self._reactor, self._pool, fn, *args)  # type: ignore[arg-type]
+
+    def client(self) -> docker.DockerClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._client_factory()
+            return self._client
+
+    def ensure_image(self, client: docker.DockerClient, image: str, tar: str | None) -> list[str] | None:
+        """Make ``image`` present (loading or pulling it once even when several functions need it
+        at the same time) and return its ENTRYPOINT."""
+        with self._lock:
+            lock = self._image_locks.setdefault(image, threading.Lock())
+        with lock:
+            try:
+                return _entrypoint(client.images.get(image))
+            except docker.errors.ImageNotFound:
+                pass
+            if self._repository.kind == "registry":
+                reference = f"{self._repository.host}:{self._repository.port}/{image}" if self._repository.host else image
+                log.info("pulling image=%s reference=%s", image, reference)
+                try:
+                    pulled = client.images.pull(reference)
+                except docker.errors.DockerException as exc:
+                    raise _CannotRun(f"image {image} not found and cannot be pulled: {_api_message(exc)}") from None
+                if reference != image:
+                    pulled.tag(image)
+                return _entrypoint(pulled)
+            if not tar:
+                raise _CannotRun(f"image {image} not found and the task names no docker tar to load")
+            path = fetch_image_tar(self._repository, tar, self._ssh)
+            log.info("loading image=%s tar=%s", image, path)
+            with path.open("rb") as data:
+                client.images.load(data)
+            try:
+                return _entrypoint(client.images.get(image))
+            except docker.errors.ImageNotFound:
+                raise _CannotRun(f"image {image} not found: its tar {tar} was loaded but does not contain it") from None
+
+
+def _entrypoint(image: Any) -> list[str] | None:
+    entrypoint = (image.attrs.get("Config") or {}).get("Entrypoint")
+    return list(entrypoint) if entrypoint else None
+
+
+def _api_message(exc: docker.errors.DockerException) -> str:
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc) or type(exc).__name__

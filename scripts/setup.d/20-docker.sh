@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Docker engine for the nodes' container runner and the Docker integration tests: installs
+# Debian's docker.io (and busybox-static, ffmpeg for the sample images), starts dockerd when it is
+# not running (no systemd: in the background, logging to /var/log/dockerd.log), and builds the
+# sample images with dockerfiles/build.sh. Safe and quick to run again: every step checks first.
+# Not root: prints what to install and carries on.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DOCKERD_LOG=/var/log/dockerd.log
+DEADLINE=${SFLOW_DOCKERD_WAIT:-60}
+say() { echo "setup.d/docker: $*" >&2; }
+
+if ! declare -F apt_install >/dev/null; then
+  # Run on its own: the same helper as scripts/setup.sh.
+  apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: not root; please install: ${missing[*]}" >&2
+      return 0
+    fi
+    if [ ! -f /tmp/.sflow-apt-updated ]; then
+      apt-get update -qq && touch /tmp/.sflow-apt-updated
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  }
+fi
+
+if command -v dpkg-query >/dev/null; then
+  apt_install docker.io busybox-static ffmpeg
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "no Docker engine is reachable and this is not root: start dockerd (or add $(id -un) to the docker group); Docker tests will be skipped"
+    exit 0
+  fi
+  if ! command -v dockerd >/dev/null; then
+    say "dockerd is not installed (apt-get install docker.io); Docker tests will be skipped"
+    exit 0
+  fi
+  if ! pgrep -x dockerd >/dev/null; then
+    say "starting dockerd (log: $DOCKERD_LOG)"
+    nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  fi
+  end=$((SECONDS + DEADLINE))
+  until docker info >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then
+      say "dockerd did not answer within ${DEADLINE}s; see $DOCKERD_LOG; Docker tests will be skipped"
+      tail -n 5 "$DOCKERD_LOG" >&2 || true
+      exit 0
+    fi
+    sleep 0.5
+  done
+  say "dockerd is up"
+fi
+
+bash dockerfiles/build.sh || say "building the sample images failed; Docker tests that need them will fail"

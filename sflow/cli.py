@@ -20,6 +20,7 @@ from sflow.errors import SflowError
 _ROLE_MODULES: tuple[str, ...] = (
     "sflow.inspect_cli",
     "sflow.config_cli",
+    "sflow.cluster.cli",
     "sflow.sched.cli",
 )
 

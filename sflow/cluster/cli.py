@@ -23,7 +23,6 @@ from sflow.cluster.package import build_wheel, wheel_from_file
 from sflow.cluster.ssh import DEFAULT_KNOWN_HOSTS, ParamikoConnector, SshOptions
 from sflow.config import Config, add_config_argument, config_from_args
 from sflow.errors import InputError
-from sflow.secret import read_secret
 
 MODES = ("ip", "icn", "auto")
 
@@ -92,6 +91,8 @@ def _cluster(args: argparse.Namespace, config: Config, secrets: Sequence[str | b
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from sflow.secret import read_secret  # the node's module; imported here so other commands never need it
+
     config = config_from_args(args)
     secret_path = Path(args.secret or config.security.secret_file).expanduser()
     key = read_secret(secret_path)  # refuses a missing, short or group/world-readable secret

@@ -33,9 +33,10 @@ from sflow.model.workflow import TaskId
 
 DUMMY = "DUMMY"
 
-_BLANKS = frozenset(" \t\n")
-# Unquoted characters that make a shell do more than split words (operators and expansions).
-_OPERATORS = frozenset(";&|<>()")
+_BLANKS = frozenset(" \t")
+# Unquoted characters that make a shell do more than split words (operators; a newline ends a
+# command like ";").
+_OPERATORS = frozenset(";&|<>()\n")
 # Characters that end a $R^ path (the path is the rest of the shell word).
 _PATH_STOP = _BLANKS | _OPERATORS | frozenset("'\"`\\$")
 
@@ -225,7 +226,7 @@ def expand(
     unknown id, an unsafe path, a malformed placeholder, an unterminated quote, an empty command, or
     shell syntax in a ``DUMMY`` command (which runs without a shell).
     """
-    scanner = _Scanner(template, files, values, source)
+    scanner = _Scanner(template.strip(), files, values, source)
     scanner.scan()
     if not scanner.words:
         raise InputError(source, "", "empty command")

@@ -82,12 +82,15 @@ class Tail:
             del self._buf[: len(self._buf) - self.limit]
 
     def text(self) -> str:
-        data = bytes(self._buf[-self.limit :])
+        start = max(0, len(self._buf) - self.limit)
+        data = bytes(self._buf[start:])
         if self.total > len(data):
-            # Drop the partial first line; say how much came before.
-            cut = data.find(b"\n")
-            if 0 <= cut < len(data) - 1:
-                data = data[cut + 1 :]
+            # Drop the partial first line (unless the byte before the window ends a line); say
+            # how much came before.
+            if not (start > 0 and self._buf[start - 1] == 0x0A):
+                cut = data.find(b"\n")
+                if 0 <= cut < len(data) - 1:
+                    data = data[cut + 1 :]
             dropped = self.total - len(data)
             return f"[{dropped} earlier bytes not kept]\n" + data.decode("utf-8", "replace")
         return data.decode("utf-8", "replace")

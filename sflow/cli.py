@@ -22,6 +22,8 @@ _ROLE_MODULES: tuple[str, ...] = (
     "sflow.config_cli",
     "sflow.cluster.cli",
     "sflow.sched.cli",
+    "sflow.node.cli",
+    "sflow.delegator.cli",
 )
 
 log = logging.getLogger(__name__)

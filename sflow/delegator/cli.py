@@ -1,0 +1,289 @@
+"""``sflow delegate`` (run a job on running nodes), ``sflow run`` (the same on a local cluster it
+starts itself) and ``sflow gantt`` (draw a run's trace)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from twisted.internet import defer
+
+from sflow.config import Config, add_config_argument, config_from_args
+from sflow.delegator.ip import DispatchOptions, IpDispatch
+from sflow.delegator.local import LocalCluster, local_environment
+from sflow.delegator.plan import JobPlan, Placement, build_plan, schedule_order
+from sflow.delegator.trace import Trace, load_trace, makespan_line, summary_table, trace_chart, write_trace
+from sflow.errors import InputError
+from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
+from sflow.model.infra import Environment, VcpuId
+from sflow.model.schedule import Schedule
+from sflow.model.workflow import Job
+from sflow.node.blocking import run_until
+from sflow.node.cli import add_secret_argument, secret_overrides, split_listen
+from sflow.secret import generate_secret, read_secret
+
+log = logging.getLogger(__name__)
+
+MODES = ("ip", "icn", "auto")
+DEFAULT_LOCAL_NODES = 3
+
+
+def register(sub: Any) -> None:
+    d = sub.add_parser("delegate", help="run a job on running nodes (schedule, dispatch, collect results)")
+    d.add_argument("env", metavar="ENV", help="environment JSON (the nodes are its VMs' addresses)")
+    d.add_argument("job", metavar="JOB", help="workflow job JSON")
+    _common(d)
+    d.add_argument("--mapping", metavar="MAPPING", help="use this mapping (from `sflow schedule -o`) instead of scheduling")
+    d.set_defaults(func=_delegate)
+
+    r = sub.add_parser("run", help="run a job on this machine: start local nodes, run it, stop them")
+    r.add_argument("job", metavar="JOB", help="workflow job JSON")
+    r.add_argument("--env", metavar="ENV", help="environment (default: generated for this machine)")
+    r.add_argument("--nodes", type=int, default=DEFAULT_LOCAL_NODES, metavar="N", help="local nodes to start without --env")
+    _common(r)
+    r.set_defaults(func=_run)
+
+    g = sub.add_parser("gantt", help="draw a Gantt chart of a real run from its trace.json")
+    g.add_argument("trace", metavar="TRACE", help="trace.json written by sflow delegate / sflow run")
+    g.add_argument("-o", "--output", metavar="CHART", required=True, help="chart file (.png, .svg or .pdf)")
+    g.set_defaults(func=_gantt)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=MODES, default="ip", help="chaining mode (default: ip)")
+    p.add_argument("-a", "--algorithm", metavar="NAME", help="scheduling algorithm (default: scheduler.algorithm)")
+    p.add_argument("-o", "--output", metavar="OUTDIR", help="directory for results and trace.json (default: delegator.outdir)")
+    p.add_argument("--keep-workdirs", action="store_true", help="leave the job's working directories on the nodes")
+    add_config_argument(p)
+    add_secret_argument(p)
+
+
+def _check_mode(mode: str) -> None:
+    if mode != "ip":
+        raise InputError("<flag>", "--mode", f"mode {mode!r} is not available yet; use --mode ip")
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing a run: schedule (or mapping) → plan
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    plan: JobPlan
+    schedule: Schedule | None
+    algorithm: str
+
+
+def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
+    """Each vCPU's position among its host's vCPUs, in declaration order."""
+    out: dict[VcpuId, int] = {}
+    for _, host in env.iter_hosts():
+        k = 0
+        for cpu in host.cpus:
+            for core in cpu.cores:
+                for v in core.vcpus:
+                    out[v.id] = k
+                    k += 1
+    return out
+
+
+def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, env_name: str) -> Prepared:
+    from sflow.sched.problem import Problem
+    from sflow.sched.registry import get_scheduler
+
+    name = algorithm or config.scheduler.algorithm
+    schedule = get_scheduler(name, config.scheduler.seed).schedule(Problem.from_env_job(env, job, name=env_name))
+    default_port = split_listen(config.node.listen)[1]
+    index = cpu_indexes(env)
+    placements = {}
+    for tid, slot in schedule.slots.items():
+        address = env.vm_for(slot.vcpu).address
+        node = str(address) if address.port is not None else f"{address}:{default_port}"
+        placements[tid] = Placement(node, slot.vcpu, index.get(slot.vcpu, 0))
+    starts = {t: s.start for t, s in schedule.slots.items()}
+    plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4))
+    return Prepared(plan, schedule, schedule.algorithm)
+
+
+def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
+    mapping = load_mapping(mapping_path)
+    missing = sorted(set(job.by_id) - set(mapping.placements))
+    if missing:
+        raise InputError(mapping_path, "$.task_list", f"no placement for tasks {missing} of the job")
+    default_port = split_listen(config.node.listen)[1]
+    index = cpu_indexes(env)
+    placements = {}
+    for tid in job.by_id:
+        p = mapping.placements[tid]
+        node = str(p.address) if p.address.port is not None else f"{p.address}:{default_port}"
+        placements[tid] = Placement(node, p.vcpu_id, index.get(p.vcpu_id, 0))
+    schedule = mapping.schedule
+    starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
+    plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), mapping_path)
+    return Prepared(plan, schedule, schedule.algorithm if schedule is not None else "mapping")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running with progress, and the summary
+
+
+def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
+              progress: Callable[[str, int], None]) -> defer.Deferred[Trace]:
+    options = DispatchOptions(
+        outdir=outdir,
+        algorithm=prepared.algorithm,
+        schedule=prepared.schedule,
+        job_timeout=config.delegator.job_timeout,
+        keep_workdirs=keep,
+        chunk_size=config.node.chunk_size,
+    )
+    return IpDispatch(reactor, secret, prepared.plan, options, progress).run()
+
+
+def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trace]) -> Trace:
+    err = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        done = bar.add_task("functions done", total=total)
+        running = bar.add_task("running", total=total)
+
+        def update(event: str, task: int) -> None:
+            if event == "started":
+                bar.advance(running)
+            elif event == "done":
+                bar.advance(done)
+
+        return body(update)
+
+
+def _report(trace: Trace, outdir: Path) -> None:
+    path = outdir / "trace.json"
+    write_trace(path, trace)
+    out = Console(width=max(100, Console().width))
+    out.print(summary_table(trace))
+    print(makespan_line(trace))
+    for name in trace.results:
+        print(f"result: {outdir / name}")
+    print(f"trace: {path} (draw it with `sflow gantt {path} -o chart.png`)")
+
+
+def _outdir(args: argparse.Namespace, config: Config) -> Path:
+    return Path(args.output or config.delegator.outdir).expanduser()
+
+
+def _delegate(args: argparse.Namespace) -> int:
+    _check_mode(args.mode)
+    if args.mapping and args.algorithm:
+        raise InputError("<flag>", "--mapping", "give either -a/--algorithm or --mapping, not both")
+    config = config_from_args(args, secret_overrides(args))
+    secret = read_secret(config.security.secret_file)
+    env = load_environment(args.env)
+    job = load_job(args.job)
+    if args.mapping:
+        prepared = prepare_mapping(env, job, config, args.mapping)
+    else:
+        prepared = prepare(env, job, config, args.algorithm, args.env)
+    outdir = _outdir(args, config)
+    trace = _with_progress(
+        len(job.tasks),
+        lambda progress: run_until(
+            lambda reactor: _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress)
+        ),
+    )
+    _report(trace, outdir)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# sflow run: a local cluster
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check_mode(args.mode)
+    config = config_from_args(args, secret_overrides(args))
+    job = load_job(args.job)
+    outdir = _outdir(args, config)
+    outdir.mkdir(parents=True, exist_ok=True)
+    env: Environment | None = load_environment(args.env) if args.env else None
+    if env is None and args.nodes < 1:
+        raise InputError("<flag>", "--nodes", f"need at least one node, found {args.nodes}")
+    default_port = split_listen(config.node.listen)[1]
+    if env is not None:
+        listens = sorted(
+            {
+                f"{vm.address.host}:{vm.address.port or default_port}"
+                for vm in env.vms.values()
+                if _is_loopback(vm.address.host)
+            }
+        )
+    else:
+        listens = ["127.0.0.1:0"] * args.nodes
+    per_node = max(1, (os.cpu_count() or 1) // max(1, len(listens)))
+
+    with tempfile.TemporaryDirectory(prefix="sflow-run-") as tmp:
+        secret_file = Path(config.security.secret_file).expanduser()
+        if not secret_file.exists():
+            secret_file = generate_secret(Path(tmp) / "cluster.secret")
+            log.info("event=temporary_secret path=%s", secret_file)
+        secret = read_secret(secret_file)
+
+        def body(progress: Callable[[str, int], None]) -> Trace:
+            def main(reactor: Any) -> defer.Deferred[Trace]:
+                cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node)
+
+                def started(addresses: list[str]) -> defer.Deferred[Trace]:
+                    run_env = env
+                    env_name = args.env or str(outdir / "env.json")
+                    if run_env is None:
+                        run_env = local_environment(addresses, per_node)
+                        write_json(outdir / "env.json", environment_to_dict(run_env))
+                    prepared = prepare(run_env, job, config, args.algorithm, env_name)
+                    return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress)
+
+                d: defer.Deferred[Any] = cluster.start()
+                d.addCallback(started)
+
+                def stop(result: Any) -> defer.Deferred[Any]:
+                    return cluster.stop().addCallback(lambda _: result)
+
+                d.addBoth(stop)
+                return d
+
+            return run_until(main)
+
+        trace = _with_progress(len(job.tasks), body)
+    _report(trace, outdir)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# sflow gantt
+
+
+def _gantt(args: argparse.Namespace) -> int:
+    from sflow.sched.gantt import draw_gantt
+
+    trace = load_trace(args.trace)
+    bars, transfers = trace_chart(trace)
+    draw_gantt(bars, transfers, args.output, title=f"job {trace.job_id} run {trace.run_id}: {makespan_line(trace)}")
+    print(f"wrote {args.output}")
+    return 0

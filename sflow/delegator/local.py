@@ -1,0 +1,156 @@
+"""The local default cluster: several ``sflow node`` processes on loopback, and an environment
+describing them, so that ``sflow run JOB`` works on one machine with nothing set up.
+
+Each node is a separate process (``python -m sflow node --listen 127.0.0.1:0``) with its own
+working directory and log file; its readiness line gives its port. The environment has one host
+per node (so that files between nodes really cross a connection) and splits this machine's CPUs
+among them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+
+from sflow.errors import ExecutionError
+from sflow.model.infra import Address, Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
+
+log = logging.getLogger(__name__)
+
+READY_PREFIX = "sflow-node ready "
+LOCAL_MIPS = 1000.0
+LOCAL_BW = 1000.0
+
+
+def local_environment(addresses: Sequence[str], vcpus_per_node: int) -> Environment:
+    """One DC, one host per node address (``127.0.0.1:PORT``), ``vcpus_per_node`` vCPUs each."""
+    hosts = []
+    for i, text in enumerate(addresses):
+        host, _, port = text.rpartition(":")
+        hid = HostId(f"local{i}")
+        vcpus = tuple(
+            Vcpu(VcpuId(f"0^{i}^0^0^{k}"), LOCAL_MIPS, hid, 0, f"{hid}-cpu0", f"{hid}-core0")
+            for k in range(vcpus_per_node)
+        )
+        core = Core(f"{hid}-core0", LOCAL_MIPS, 100.0, vcpus)
+        vm = Vm(VmId(f"node{i}"), Address(host, int(port)), 0.0, tuple(v.id for v in vcpus), hid)
+        hosts.append(Host(hid, f"node{i}", host, LOCAL_BW, 0.0, (Cpu(f"{hid}-cpu0", LOCAL_MIPS, (core,)),), (vm,)))
+    return Environment((DataCentre(0, LOCAL_BW, tuple(hosts)),))
+
+
+class _NodeProcess(ProcessProtocol):
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.ready: defer.Deferred[str] = defer.Deferred()
+        self.ended: defer.Deferred[None] = defer.Deferred()
+        self.exit_reason = ""
+        self._buf = b""
+
+    def outReceived(self, data: bytes) -> None:
+        self._buf += data
+        while b"\n" in self._buf and not self.ready.called:
+            line, _, self._buf = self._buf.partition(b"\n")
+            text = line.decode("utf-8", "replace").strip()
+            if text.startswith(READY_PREFIX):
+                fields = dict(f.split("=", 1) for f in text[len(READY_PREFIX) :].split() if "=" in f)
+                self.ready.callback(fields["listen"])
+
+    def processEnded(self, reason: Failure) -> None:
+        self.exit_reason = reason.getErrorMessage()
+        if not self.ready.called:
+            self.ready.errback(ExecutionError(f"local node {self.index} exited before it was ready: {self.exit_reason}"))
+        self.ended.callback(None)
+
+
+class LocalCluster:
+    """Starts and stops one node per ``listens`` address (``127.0.0.1:0``: any free port), with
+    work directories ``base/node-<i>/`` and logs ``base/node-<i>.log``."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        listens: Sequence[str],
+        base: Path,
+        secret_file: Path,
+        config_file: str | None = None,
+        vcpus_per_node: int = 1,
+    ) -> None:
+        self.reactor = reactor
+        self.listens = tuple(listens)
+        self.base = base
+        self.secret_file = secret_file
+        self.config_file = config_file
+        self.vcpus_per_node = vcpus_per_node
+        self._procs: list[tuple[_NodeProcess, Any]] = []
+        self.addresses: list[str] = []
+
+    def start(self, timeout: float = 30.0) -> defer.Deferred[list[str]]:
+        """Spawn the nodes; fires with their addresses once every readiness line has arrived."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        for i, listen in enumerate(self.listens):
+            argv = [sys.executable, "-m", "sflow", "node", "--listen", listen]
+            argv += ["--workdir", str(self.base / f"node-{i}"), "--log-file", str(self.base / f"node-{i}.log")]
+            argv += ["--secret-file", str(self.secret_file)]
+            if self.config_file:
+                argv += ["--config", self.config_file]
+            env = dict(os.environ, SFLOW_NODE_VCPUS=str(self.vcpus_per_node))
+            proto = _NodeProcess(i)
+            transport = self.reactor.spawnProcess(proto, sys.executable, argv, env=env)
+            self._procs.append((proto, transport))
+        d = defer.gatherResults([p.ready for p, _ in self._procs], consumeErrors=True)
+        d.addTimeout(timeout, self.reactor)
+
+        def ready(addresses: list[str]) -> list[str]:
+            self.addresses = addresses
+            log.info("event=local_cluster_ready nodes=%s", ",".join(addresses))
+            return addresses
+
+        def failed(failure: Failure) -> Failure:
+            if failure.check(defer.FirstError):
+                return failure.value.subFailure  # type: ignore[no-any-return]
+            if failure.check(defer.TimeoutError):
+                return Failure(ExecutionError(f"local nodes were not ready within {timeout:g} s; see {self.base}/node-*.log"))
+            return failure
+
+        d.addCallbacks(ready, failed)
+        return d
+
+    def stop(self, timeout: float = 15.0) -> defer.Deferred[None]:
+        """SIGTERM every node, wait for them to exit (SIGKILL after ``timeout``)."""
+        waits = []
+        for proto, transport in self._procs:
+            if not proto.ended.called:
+                _signal(transport, "TERM")
+                waits.append(proto.ended)
+        d: defer.Deferred[Any] = defer.gatherResults(waits, consumeErrors=True)
+
+        def kill() -> None:
+            for proto, transport in self._procs:
+                if not proto.ended.called:
+                    log.warning("event=node_kill index=%d", proto.index)
+                    _signal(transport, "KILL")
+
+        timer = self.reactor.callLater(timeout, kill)
+
+        def done(_: Any) -> None:
+            if timer.active():
+                timer.cancel()
+
+        d.addBoth(done)
+        return d
+
+
+def _signal(transport: Any, sig: str) -> None:
+    try:
+        transport.signalProcess(sig)
+    except ProcessExitedAlready:
+        log.debug("event=signal_skipped signal=%s reason=already_exited", sig)

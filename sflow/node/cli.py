@@ -1,0 +1,221 @@
+"""``sflow node`` (the worker daemon), ``sflow status`` (ask a node) and ``sflow keygen``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from sflow import __version__
+from sflow.config import Config, add_config_argument, config_from_args
+from sflow.errors import ConfigError, ProtocolError, SflowError
+from sflow.node.blocking import run_until
+from sflow.node.channel import Channel, connect
+from sflow.node.protocol import Message
+from sflow.node.transfer import FileSink
+from sflow.secret import generate_secret, read_secret
+
+log = logging.getLogger(__name__)
+
+STATUS_TIMEOUT = 10.0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("node", help="run a worker node daemon (IP chaining)")
+    add_config_argument(p)
+    p.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (port 0: any free port)")
+    p.add_argument("--pid-file", metavar="FILE", help="write the process id here (removed on exit)")
+    p.add_argument("--workdir", metavar="DIR", help="directory for the per-job working directories")
+    p.add_argument("--log-file", metavar="FILE", help="log here instead of standard error")
+    add_secret_argument(p)
+    p.set_defaults(func=_node)
+
+    s = sub.add_parser("status", help="ask a node for its version, vCPUs, running functions and uptime")
+    add_config_argument(s)
+    s.add_argument("--connect", metavar="HOST:PORT", required=True, help="the node's address")
+    s.add_argument("--json", action="store_true", help="print the reply as JSON")
+    add_secret_argument(s)
+    s.set_defaults(func=_status)
+
+    k = sub.add_parser("keygen", help="write a new random cluster secret (mode 0600)")
+    add_config_argument(k)
+    k.add_argument("-o", "--output", metavar="FILE", help="where (default: security.secret_file)")
+    k.add_argument("--force", action="store_true", help="replace an existing secret")
+    k.set_defaults(func=_keygen)
+
+
+def add_secret_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secret-file", metavar="FILE", help="the cluster secret (default: security.secret_file)")
+
+
+def secret_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    return {"security": {"secret_file": args.secret_file}} if getattr(args, "secret_file", None) else {}
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` with 0 ≤ PORT < 65536 (0: any free port)."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError("<flags>", "node.listen", f"expected HOST:PORT, found {text!r}")
+    return host, int(port)
+
+
+# ---------------------------------------------------------------------------------------------
+# sflow node
+
+
+def _node(args: argparse.Namespace) -> int:
+    node: dict[str, Any] = {}
+    for key in ("listen", "pid_file", "workdir", "log_file"):
+        if getattr(args, key, None):
+            node[key] = getattr(args, key)
+    overrides = {"node": node, **secret_overrides(args)} if node else secret_overrides(args)
+    config = config_from_args(args, overrides)
+    _node_logging(config, args.verbose)
+    secret = read_secret(config.security.secret_file)
+    host, port = split_listen(config.node.listen)
+    workdir = Path(config.node.workdir).expanduser()
+    workdir.mkdir(parents=True, exist_ok=True)
+    pid_file = Path(config.node.pid_file).expanduser() if config.node.pid_file else None
+
+    from twisted.internet import reactor as _reactor
+
+    from sflow.node.execution import Executor
+    from sflow.node.server import NodeService
+
+    reactor: Any = _reactor
+    cpu_count = os.cpu_count() or 1
+    service = NodeService(
+        reactor,
+        config,
+        secret,
+        Executor(reactor, config),
+        workdir,
+        vcpus=config.node.vcpus or cpu_count,
+        cpu_count=cpu_count,
+    )
+    try:
+        listening = reactor.listenTCP(port, service.factory(), interface=host)
+    except OSError as exc:
+        raise ConfigError("<flags>", "node.listen", f"cannot listen on {config.node.listen}: {exc}") from None
+    actual = listening.getHost().port
+    service.name = f"[{host}]:{actual}" if ":" in host else f"{host}:{actual}"
+    if pid_file is not None:
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+    reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
+    log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
+    print(f"sflow-node ready listen={service.name} pid={os.getpid()} version={__version__}", flush=True)
+    try:
+        reactor.run()
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+    log.info("event=node_stopped")
+    return 0
+
+
+def _node_logging(config: Config, verbosity: int) -> None:
+    """Lifecycle at INFO by default for the daemon; to log_file when configured."""
+    root = logging.getLogger()
+    if verbosity == 0:
+        root.setLevel(logging.INFO)
+    if config.node.log_file:
+        path = Path(config.node.log_file).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        root.addHandler(handler)
+
+
+# ---------------------------------------------------------------------------------------------
+# sflow status
+
+
+class _StatusClient:
+    """Asks one question on a channel and keeps the answer."""
+
+    def __init__(self) -> None:
+        self.reply: defer.Deferred[Message] = defer.Deferred()
+
+    def channel_ready(self, channel: Channel) -> None:
+        channel.send("status")
+
+    def message_received(self, channel: Channel, msg: Message) -> None:
+        if msg["t"] != "status_reply":
+            raise ProtocolError(f"expected a status reply, found {msg['t']!r}")
+        if not self.reply.called:
+            self.reply.callback(msg)
+        channel.close()
+
+    def open_sink(self, channel: Channel, begin: Message) -> FileSink:
+        raise ProtocolError("status does not accept files")
+
+    def file_received(self, channel: Channel, begin: Message, path: Path) -> None:
+        raise ProtocolError("status does not accept files")
+
+    def file_failed(self, channel: Channel, begin: Message, reason: str) -> None:
+        log.debug("event=unexpected_file reason=%s", reason)
+
+    def channel_closed(self, channel: Channel, reason: str, authenticated: bool) -> None:
+        if not self.reply.called:
+            self.reply.errback(SflowError(f"no status from the node: {reason}"))
+
+
+def query_status(reactor: Any, address: str, secret: bytes, timeout: float = STATUS_TIMEOUT) -> defer.Deferred[Message]:
+    """The node's ``status_reply`` (a dict) over an authenticated connection."""
+    client = _StatusClient()
+
+    def unreachable(failure: Failure) -> None:
+        if not client.reply.called:
+            client.reply.errback(SflowError(f"{address}: {failure.getErrorMessage()}"))
+
+    connect(reactor, address, secret, client, "status", timeout=timeout).addErrback(unreachable)
+    client.reply.addTimeout(timeout, reactor)
+    return client.reply
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = config_from_args(args, secret_overrides(args))
+    secret = read_secret(config.security.secret_file)
+    try:
+        reply = run_until(lambda reactor: query_status(reactor, args.connect, secret))
+    except defer.TimeoutError:
+        raise SflowError(f"{args.connect}: no status reply within {STATUS_TIMEOUT:g} s") from None
+    fields = {k: v for k, v in reply.items() if k not in ("v", "t")}
+    if args.json:
+        json.dump(fields, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"node {fields['node']} (pid {fields['pid']}): sflow {fields['version']}")
+    print(f"  vCPUs: {fields['vcpus']}")
+    print(f"  uptime: {fields['uptime']:.1f} s")
+    print(f"  jobs: {', '.join(fields['jobs']) or 'none'}")
+    running = fields["running"]
+    print(f"  running functions: {len(running)}")
+    for job, task in running:
+        print(f"    job {job} task {task}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# sflow keygen
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    target = args.output or config.security.secret_file
+    path = generate_secret(target, force=args.force)
+    print(f"wrote a new cluster secret to {path}; copy it (mode 0600) to every node and the delegator")
+    return 0

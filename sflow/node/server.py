@@ -1,0 +1,399 @@
+"""The node daemon's logic: jobs, their state machines, peers, and the executor.
+
+:class:`NodeService` is the handler of every channel the node has (connections it accepted from the
+delegator and other nodes, and connections it opened to other nodes). It turns messages into
+events for each job's :class:`~sflow.node.state.JobState` and performs the actions that come back:
+running a function through the executor, streaming a file to another node or back to the
+delegator, reporting progress to the job's delegator.
+
+A function that fails, a malformed frame, an unauthenticated peer or a peer that disappears affects
+at most the job concerned; the node itself keeps serving.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+
+from sflow import __version__
+from sflow.config import Config
+from sflow.delegator.plan import NodePlan, plan_from_wire
+from sflow.errors import ProtocolError, SflowError
+from sflow.model.workflow import TaskId
+from sflow.node.channel import Channel, Delivered, connect
+from sflow.node.execution import ExecRequest, ExecResult
+from sflow.node.protocol import Message
+from sflow.node.state import Action, AllDone, JobState, ReturnFile, Run, SendFile, SendValue
+from sflow.node.transfer import FileSink, TransferError, safe_target
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """What the node needs from :class:`sflow.node.execution.Executor` (fakes in unit tests)."""
+
+    def run(self, request: ExecRequest) -> defer.Deferred[ExecResult]: ...
+
+    def cancel_job(self, job_id: int) -> None: ...
+
+    def shutdown(self) -> defer.Deferred[Any]: ...
+
+
+@dataclass(slots=True)
+class NodeJob:
+    plan: NodePlan
+    state: JobState
+    root: Path
+    delegator: Channel
+    #: the executor's job id: unique on this node even when one job id runs twice at once
+    exec_id: int
+
+    @property
+    def key(self) -> str:
+        return self.plan.key
+
+
+class NodeService:
+    """One per node process. ``name`` is the node's ``host:port`` (set once it listens)."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        config: Config,
+        secret: bytes,
+        executor: Executor,
+        workdir: Path,
+        vcpus: int,
+        cpu_count: int,
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self._secret = secret
+        self.executor = executor
+        self.workdir = workdir
+        self.vcpus = vcpus
+        self._cpu_count = max(1, cpu_count)
+        self.name = ""
+        self.jobs: dict[str, NodeJob] = {}
+        self.counters: Counter[str] = Counter()
+        self.started = reactor.seconds()
+        self.stopping = False
+        self._channels: set[Channel] = set()
+        self._peers: dict[str, Channel] = {}
+        self._connecting: dict[str, list[defer.Deferred[Channel]]] = {}
+        self._exec_ids = itertools.count(1)
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def factory(self) -> Factory:
+        return Factory.forProtocol(self._accept)
+
+    def _accept(self) -> Channel:
+        self.counters["connections"] += 1
+        return Channel("server", self._secret, self, self.reactor, self.name, self.config.node.chunk_size)
+
+    # -- ChannelHandler --------------------------------------------------------------------------
+
+    def channel_ready(self, channel: Channel) -> None:
+        self._channels.add(channel)
+
+    def channel_closed(self, channel: Channel, reason: str, authenticated: bool) -> None:
+        self._channels.discard(channel)
+        if not authenticated:
+            self.counters["rejected"] += 1
+            log.info("event=rejected reason=%s", reason)
+            return
+        for node, peer in list(self._peers.items()):
+            if peer is channel:
+                del self._peers[node]
+        for job in [j for j in self.jobs.values() if j.delegator is channel]:
+            log.warning("event=delegator_lost job=%s reason=%s", job.key, reason)
+            self._drop(job, keep=False)
+
+    def message_received(self, channel: Channel, msg: Message) -> None:
+        kind = msg["t"]
+        if kind == "status":
+            channel.send("status_reply", **self.status())
+        elif kind == "job":
+            self._new_job(channel, msg)
+        elif kind == "start":
+            job = self._owned(channel, msg)
+            log.info("event=job_start job=%s tasks=%d", job.key, len(job.plan.tasks))
+            self._perform(job, job.state.start())
+        elif kind == "cancel":
+            job = self._owned(channel, msg)
+            log.info("event=job_cancel job=%s reason=%s", job.key, msg["reason"])
+            self._cancel(job)
+        elif kind == "end_job":
+            self._drop(self._owned(channel, msg), keep=msg["keep"])
+        elif kind == "value":
+            job = self._job(msg["job"])
+            self._perform(job, job.state.value_arrived(TaskId(msg["task"]), msg["val"]))
+        else:
+            raise ProtocolError(f"a node does not accept {kind!r} messages")
+
+    def open_sink(self, channel: Channel, begin: Message) -> FileSink:
+        job = self._job(begin["job"])
+        if not job.state.active:
+            raise TransferError(f"job {job.key} is no longer running here")
+        if not job.state.expects_file(TaskId(begin["task"]), begin["path"]):
+            raise TransferError(f"{begin['path']!r} from task {begin['task']} is not an expected input here")
+        return FileSink(job.root, begin["path"], begin["size"])
+
+    def file_received(self, channel: Channel, begin: Message, path: Path) -> None:
+        self.counters["files_received"] += 1
+        self.counters["bytes_received"] += begin["size"]
+        job = self.jobs.get(begin["job"])
+        if job is None or not job.state.active:
+            return
+        log.debug("event=file_in job=%s task=%s path=%s bytes=%d", job.key, begin["task"], begin["path"], begin["size"])
+        self._perform(job, job.state.file_arrived(TaskId(begin["task"]), begin["path"]))
+
+    def file_failed(self, channel: Channel, begin: Message, reason: str) -> None:
+        job = self.jobs.get(begin["job"])
+        log.warning("event=file_failed job=%s task=%s path=%s reason=%s", begin["job"], begin["task"], begin["path"], reason)
+        if job is not None:
+            job.delegator.send("job_error", job=job.key, reason=f"node {self.name}: input {begin['path']!r}: {reason}")
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        running = [[key, int(t)] for key, job in self.jobs.items() for t in job.state.running()]
+        return {
+            "node": self.name,
+            "version": __version__,
+            "pid": os.getpid(),
+            "vcpus": self.vcpus,
+            "uptime": self.reactor.seconds() - self.started,
+            "running": running,
+            "jobs": sorted(self.jobs),
+            "counters": dict(self.counters),
+        }
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def _job(self, key: str) -> NodeJob:
+        job = self.jobs.get(key)
+        if job is None:
+            raise ProtocolError(f"unknown job {key!r}")
+        return job
+
+    def _owned(self, channel: Channel, msg: Message) -> NodeJob:
+        job = self._job(msg["job"])
+        if job.delegator is not channel:
+            raise ProtocolError(f"only the delegator of job {job.key} may {msg['t']} it")
+        return job
+
+    def _new_job(self, channel: Channel, msg: Message) -> None:
+        key = msg["job"]
+        try:
+            if self.stopping:
+                raise SflowError("the node is shutting down")
+            plan = plan_from_wire(msg["plan"])
+            if plan.key != key:
+                raise ProtocolError(f"plan is for job {plan.key}, not {key}")
+            if key in self.jobs:
+                raise ProtocolError(f"job {key} is already running here")
+            root = self.workdir / key
+            root.mkdir(parents=True, exist_ok=False)
+        except (SflowError, OSError) as exc:
+            log.warning("event=job_rejected job=%s reason=%s", key, exc)
+            channel.send("rejected", job=key, reason=str(exc))
+            return
+        self.jobs[key] = NodeJob(plan, JobState(plan), root, channel, next(self._exec_ids))
+        log.info("event=job_accepted job=%s tasks=%d dir=%s", key, len(plan.tasks), root)
+        channel.send("accepted", job=key)
+
+    def _cancel(self, job: NodeJob) -> None:
+        running = job.state.cancel()
+        if running:
+            self.executor.cancel_job(job.exec_id)
+
+    def _drop(self, job: NodeJob, keep: bool) -> None:
+        self._cancel(job)
+        self.jobs.pop(job.key, None)
+        if not keep:
+            shutil.rmtree(job.root, ignore_errors=True)
+        log.info("event=job_end job=%s kept=%s", job.key, keep)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def _perform(self, job: NodeJob, actions: Iterable[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Run):
+                self._run(job, action)
+            elif isinstance(action, SendFile):
+                self._send_file(job, action)
+            elif isinstance(action, SendValue):
+                self._send_value(job, action)
+            elif isinstance(action, ReturnFile):
+                self._return_file(job, action)
+            elif isinstance(action, AllDone):
+                log.info("event=node_part_done job=%s", job.key)
+
+    def _run(self, job: NodeJob, action: Run) -> None:
+        task = action.task
+        try:
+            # The job declares its outputs: their directories exist before the function runs.
+            for out in task.outputs:
+                safe_target(job.root, out.path).parent.mkdir(parents=True, exist_ok=True)
+        except (TransferError, OSError) as exc:
+            now = self.reactor.seconds()
+            self._finished(ExecResult(False, None, f"cannot prepare outputs: {exc}", "", "", "", now, now), job, task.id)
+            return
+        pin = (task.cpu_index % self._cpu_count,) if self.config.node.pinning else None
+        request = ExecRequest(
+            job_id=job.exec_id,
+            task_id=int(task.id),
+            cmd=task.cmd,
+            workdir=job.root,
+            files=dict(action.files),
+            values=dict(action.values),
+            outputs=tuple(o.path for o in task.outputs),
+            docker_image=task.docker_image,
+            docker_tar=task.docker_tar,
+            cpus=pin,
+            timeout=self.config.node.function_timeout,
+        )
+        self.counters["functions_started"] += 1
+        now = self.reactor.seconds()
+        log.info("event=function_start job=%s task=%d vcpu=%s", job.key, task.id, task.vcpu)
+        job.delegator.send("started", job=job.key, task=int(task.id), vcpu=task.vcpu, time=now)
+        d = self.executor.run(request)
+        d.addCallback(self._finished, job, task.id)
+        d.addErrback(self._executor_error, job, task.id)
+
+    def _finished(self, result: ExecResult, job: NodeJob, tid: TaskId) -> None:
+        if self.stopping or self.jobs.get(job.key) is not job:
+            log.info("event=function_end_ignored job=%s task=%d ok=%s", job.key, tid, result.ok)
+            return
+        was_active = job.state.active
+        actions = job.state.task_finished(tid, result.ok)
+        if not was_active:
+            return
+        if result.ok:
+            self.counters["functions_ok"] += 1
+            log.info("event=function_done job=%s task=%d where=%s", job.key, tid, result.where)
+            job.delegator.send(
+                "done",
+                job=job.key,
+                task=int(tid),
+                started=result.started,
+                finished=result.finished,
+                where=result.where,
+            )
+        else:
+            self.counters["functions_failed"] += 1
+            log.warning(
+                "event=function_failed job=%s task=%d exit_status=%s reason=%s",
+                job.key,
+                tid,
+                result.exit_status,
+                result.reason,
+            )
+            job.delegator.send(
+                "failed",
+                job=job.key,
+                task=int(tid),
+                reason=result.reason,
+                exit_status=result.exit_status,
+                stderr_tail=result.stderr_tail,
+            )
+        self._perform(job, actions)
+
+    def _executor_error(self, failure: Failure, job: NodeJob, tid: TaskId) -> None:
+        log.error("event=executor_error job=%s task=%d error=%s", job.key, tid, failure.getErrorMessage())
+        job.delegator.send("job_error", job=job.key, reason=f"node {self.name}: task {tid}: {failure.getErrorMessage()}")
+
+    def _send_file(self, job: NodeJob, action: SendFile) -> None:
+        header = {"job": job.key, "task": int(action.task), "path": action.path}
+        d = self._peer(action.node)
+        d.addCallback(lambda ch: ch.send_file(header, job.root / action.path))
+
+        def delivered(info: Delivered) -> None:
+            self.counters["files_sent"] += 1
+            self.counters["bytes_sent"] += info.size
+            job.delegator.send(
+                "transferred",
+                job=job.key,
+                task=int(action.task),
+                path=action.path,
+                to=action.node,
+                bytes=info.size,
+                started=info.started,
+                finished=info.finished,
+            )
+
+        d.addCallbacks(delivered, self._transfer_failed, errbackArgs=(job, action.path, action.node))
+
+    def _send_value(self, job: NodeJob, action: SendValue) -> None:
+        d = self._peer(action.node)
+        d.addCallback(lambda ch: ch.send("value", job=job.key, task=int(action.task), val=action.val))
+        d.addErrback(self._transfer_failed, job, f"value of task {action.task}", action.node)
+
+    def _return_file(self, job: NodeJob, action: ReturnFile) -> None:
+        header = {"job": job.key, "task": int(action.task), "path": action.path}
+        d = job.delegator.send_file(header, job.root / action.path)
+        d.addErrback(self._transfer_failed, job, action.path, "the delegator")
+
+    def _transfer_failed(self, failure: Failure, job: NodeJob, what: str, to: str) -> None:
+        reason = f"node {self.name} could not send {what} to {to}: {failure.getErrorMessage()}"
+        log.warning("event=send_failed job=%s reason=%s", job.key, reason)
+        job.delegator.send("job_error", job=job.key, reason=reason)
+
+    def _peer(self, node: str) -> defer.Deferred[Channel]:
+        channel = self._peers.get(node)
+        if channel is not None and not channel.closed:
+            return defer.succeed(channel)
+        d: defer.Deferred[Channel] = defer.Deferred()
+        waiters = self._connecting.get(node)
+        if waiters is not None:
+            waiters.append(d)
+            return d
+        self._connecting[node] = [d]
+
+        def connected(ch: Channel) -> None:
+            self._peers[node] = ch
+            for w in self._connecting.pop(node, []):
+                w.callback(ch)
+
+        def failed(failure: Failure) -> None:
+            for w in self._connecting.pop(node, []):
+                w.errback(failure)
+
+        connect(self.reactor, node, self._secret, self, self.name, self.config.node.chunk_size).addCallbacks(
+            connected, failed
+        )
+        return d
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def shutdown(self) -> defer.Deferred[Any]:
+        """Stop: no new work, running functions killed, nothing more reported; job dirs removed."""
+        self.stopping = True
+        log.info("event=node_stopping jobs=%d", len(self.jobs))
+        for job in self.jobs.values():
+            job.state.cancel()
+        d = self.executor.shutdown()
+
+        def cleanup(result: Any) -> Any:
+            for job in list(self.jobs.values()):
+                self.jobs.pop(job.key, None)
+                shutil.rmtree(job.root, ignore_errors=True)
+            for ch in list(self._channels) + list(self._peers.values()):
+                ch.close()
+            return result
+
+        d.addBoth(cleanup)
+        return d

@@ -1,0 +1,174 @@
+"""Streaming files in chunks: a flow-controlled sender and a verifying receiver.
+
+The sender is a Twisted push producer registered on the connection's transport: it writes one
+chunk frame at a time and stops as soon as the transport says its buffer is full
+(``pauseProducing``), so a fast sender never floods a slow receiver and neither side holds more
+than about one chunk of a file in memory. It hashes what it reads and ends with the SHA-256.
+
+The receiver writes chunks to a temporary name next to the final path, inside the job directory,
+hashing as it goes; only when the size and SHA-256 match is the file renamed into place. A file
+that fails, or a connection that drops mid-file, leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from twisted.internet.interfaces import IPushProducer, ITransport
+from zope.interface import implementer
+
+from sflow.errors import ProtocolError, SflowError
+from sflow.model.paths import UnsafePath, job_relative
+
+log = logging.getLogger(__name__)
+
+
+class TransferError(SflowError):
+    """A file could not be received: wrong size or digest, or an unsafe path."""
+
+
+def safe_target(root: Path, path: str) -> Path:
+    """``root/path`` for a job-relative ``path``, refusing anything that would leave ``root``
+    (``..``, absolute paths, and symlinks already inside the job directory that point out)."""
+    try:
+        rel = job_relative(path)
+    except UnsafePath as exc:
+        raise TransferError(str(exc)) from None
+    target = root / rel
+    real_root = root.resolve()
+    parent = target.parent.resolve()
+    if parent != real_root and real_root not in parent.parents:
+        raise TransferError(f"path {path!r} leaves the job directory through a symbolic link")
+    if target.is_symlink():
+        raise TransferError(f"path {path!r} is a symbolic link in the job directory")
+    return target
+
+
+class FileSink:
+    """Receives one file: temp name, running SHA-256, size check, atomic rename on success."""
+
+    def __init__(self, root: Path, path: str, size: int) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        # Checked before creating the parents, and again after: nothing is created outside root.
+        safe_target(root, path).parent.mkdir(parents=True, exist_ok=True)
+        self.target = safe_target(root, path)
+        self.size = size
+        self.received = 0
+        self._sha = hashlib.sha256()
+        self.temp = self.target.with_name(f".{self.target.name}.{secrets.token_hex(6)}.part")
+        self._file: IO[bytes] | None = open(self.temp, "xb")  # noqa: SIM115 - closed in finish/abort
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            raise ProtocolError("chunk after the end of the file")
+        self.received += len(data)
+        if self.received > self.size:
+            raise TransferError(f"{self.target.name}: more bytes than the announced {self.size}")
+        self._sha.update(data)
+        self._file.write(data)
+
+    def finish(self, sha256: bytes) -> Path:
+        """Verify and rename into place; TransferError (and nothing left behind) otherwise."""
+        if self._file is None:
+            raise ProtocolError("file ended twice")
+        self._file.close()
+        self._file = None
+        if self.received != self.size:
+            self._remove()
+            raise TransferError(f"{self.target.name}: received {self.received} bytes of {self.size}")
+        if self._sha.digest() != sha256:
+            self._remove()
+            raise TransferError(f"{self.target.name}: SHA-256 mismatch")
+        os.replace(self.temp, self.target)
+        return self.target
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._remove()
+
+    def _remove(self) -> None:
+        try:
+            self.temp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A file that was streamed: its size and digest."""
+
+    size: int
+    sha256: bytes
+
+
+@implementer(IPushProducer)
+class FileSender:
+    """Streams one open file as ``file_chunk`` frames, paced by the transport.
+
+    ``frame(data)`` builds a chunk frame, ``on_end(sent)`` is called once the last chunk is
+    written (the caller then sends ``file_end``), ``on_error(exc)`` if reading fails or the
+    transport stops the producer.
+    """
+
+    def __init__(
+        self,
+        transport: ITransport,
+        source: IO[bytes],
+        chunk_size: int,
+        frame: Callable[[bytes], bytes],
+        on_end: Callable[[Sent], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self._transport: Any = transport
+        self._source = source
+        self._chunk = chunk_size
+        self._frame = frame
+        self._on_end = on_end
+        self._on_error = on_error
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._paused = False
+        self._done = False
+
+    def begin(self) -> None:
+        self._transport.registerProducer(self, True)
+        self.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while not self._paused and not self._done:
+            try:
+                data = self._source.read(self._chunk)
+            except OSError as exc:
+                self._finish()
+                self._on_error(exc)
+                return
+            if not data:
+                self._finish()
+                self._on_end(Sent(self._size, self._sha.digest()))
+                return
+            self._size += len(data)
+            self._sha.update(data)
+            self._transport.write(self._frame(data))
+
+    def stopProducing(self) -> None:
+        if not self._done:
+            self._finish()
+            self._on_error(ConnectionError("the connection closed while a file was being sent"))
+
+    def _finish(self) -> None:
+        self._done = True
+        self._source.close()
+        self._transport.unregisterProducer()

@@ -1,0 +1,53 @@
+"""The cluster secret: a random key every node and the delegator hold (``sflow keygen`` writes it).
+
+Peers prove they hold it with an HMAC challenge-response (:mod:`sflow.node.auth`); the secret
+itself never crosses the network and is never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from sflow.errors import InputError
+
+SECRET_BYTES = 32
+MIN_SECRET_BYTES = 16
+
+
+def generate_secret(path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write a new random secret (hex, mode 0600) to ``path``; refuse to overwrite unless ``force``."""
+    target = Path(path).expanduser()
+    if target.exists() and not force:
+        raise InputError(str(target), "", "a secret already exists; use --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (secrets.token_hex(SECRET_BYTES) + "\n").encode("ascii"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+    return target
+
+
+def read_secret(path: str | os.PathLike[str]) -> bytes:
+    """The secret's bytes; a missing, unreadable, too short or group/world-readable file is an error."""
+    source = Path(path).expanduser()
+    try:
+        st = source.stat()
+        text = source.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise InputError(str(source), "", "no cluster secret here; create one with `sflow keygen`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(str(source), "", f"cannot read the cluster secret: {exc}") from None
+    if st.st_mode & 0o077:
+        raise InputError(str(source), "", "the cluster secret is readable by others; chmod 600 it")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise InputError(str(source), "", "the cluster secret is not hex text as `sflow keygen` writes it") from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise InputError(str(source), "", f"the cluster secret is shorter than {MIN_SECRET_BYTES} bytes")
+    return key

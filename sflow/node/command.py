@@ -33,6 +33,15 @@ from sflow.model.workflow import TaskId
 
 DUMMY = "DUMMY"
 
+# Words /bin/sh runs itself (POSIX reserved words and builtins): a template starting with one of
+# them needs no program on PATH, only the shell.
+SHELL_WORDS = frozenset(
+    "! { } case do done elif else esac fi for if in then until while "
+    ". : break continue eval exec exit export readonly return set shift times trap unset "
+    "alias bg cd command false fc fg getopts hash jobs kill newgrp pwd read true type ulimit umask "
+    "unalias wait echo printf test [".split()
+)
+
 _BLANKS = frozenset(" \t")
 # Unquoted characters that make a shell do more than split words (operators; a newline ends a
 # command like ";").

@@ -29,7 +29,7 @@ from sflow.config import Config
 from sflow.errors import InputError
 from sflow.model.paths import UnsafePath, job_relative
 from sflow.model.workflow import TaskId
-from sflow.node.command import DUMMY, Expanded, expand
+from sflow.node.command import DUMMY, SHELL_WORDS, Expanded, expand
 from sflow.node.fetch import FetchError, SshOptions, fetch_input
 from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, RunningFunction
 from sflow.node.runners.docker import ContainerSpec, DockerRunner
@@ -339,6 +339,10 @@ class Executor:
 
 
 def _installed(program: str, workdir: Path) -> bool:
+    """Whether ``program`` (the template's first word) can run natively: a shell builtin or
+    reserved word, an executable on PATH, or an executable path (relative to the job directory)."""
+    if program in SHELL_WORDS:
+        return True
     if "/" in program:
         path = workdir / program
         return path.is_file() and os.access(path, os.X_OK)

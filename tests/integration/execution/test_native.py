@@ -1,0 +1,140 @@
+"""Native execution with real processes under the real reactor."""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sflow.node.execution import Executor
+
+from .conftest import pid_alive, request, run, wait, wait_until
+
+Make = Callable[..., Executor]
+
+
+def test_glob_pipe_and_declared_output(make_executor: Make, tmp_path: Path) -> None:
+    (tmp_path / "b.txt").write_text("beta\n")
+    (tmp_path / "a.txt").write_text("alpha\n")
+    result = run(
+        make_executor(),
+        request(tmp_path, "mkdir -p out && cat ./*.txt | sort -r > out/all.txt && echo $V^2", values={2: "v a l"},
+                outputs=("./out/all.txt",)),
+    )
+    assert result.ok, result
+    assert (result.reason, result.exit_status, result.where) == ("", 0, "native")
+    assert result.stdout_tail == "v a l\n"
+    assert (tmp_path / "out" / "all.txt").read_text() == "beta\nalpha\n"
+    assert result.started <= result.finished
+
+
+def test_files_from_predecessors_and_cwd(make_executor: Make, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x y.txt").write_text("data")
+    result = run(make_executor(), request(tmp_path, "cp $F^4 copy.txt && pwd", files={4: "./in/x y.txt"}, outputs=("copy.txt",)))
+    assert result.ok, result
+    assert result.stdout_tail.strip() == str(tmp_path)
+    assert (tmp_path / "copy.txt").read_text() == "data"
+
+
+def test_exit_status_and_stderr_tail(make_executor: Make, tmp_path: Path) -> None:
+    result = run(make_executor(), request(tmp_path, "echo working; echo 'bad input' >&2; exit 3"))
+    assert not result.ok
+    assert (result.exit_status, result.reason) == (3, "exit status 3")
+    assert result.stderr_tail == "bad input\n" and result.stdout_tail == "working\n"
+
+
+def test_missing_declared_output(make_executor: Make, tmp_path: Path) -> None:
+    result = run(make_executor(), request(tmp_path, "mkdir -p out; touch out/a.txt", outputs=("out/a.txt", "out/b.txt")))
+    assert not result.ok and result.exit_status == 0
+    assert result.reason == "declared output out/b.txt was not produced"
+
+
+def test_output_symlinked_out_of_the_job_directory(make_executor: Make, tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    result = run(make_executor(), request(job, f"ln -s {tmp_path} out", outputs=("out/secret",)))
+    assert not result.ok and "symlink" in result.reason
+
+
+def test_command_errors_fail_the_function(make_executor: Make, tmp_path: Path) -> None:
+    executor = make_executor()
+    result = run(executor, request(tmp_path, "cat $F^9", task_id=5))
+    assert not result.ok and result.where == ""
+    assert result.reason.startswith("job 1 task 5 cmd: $F^9: no file arrived from predecessor 9")
+    result = run(executor, request(tmp_path, "no-such-program-sflow x"))
+    assert not result.ok
+    assert result.reason == "program 'no-such-program-sflow' is not installed on this node and the task names no docker image"
+    result = run(executor, request(tmp_path, "DUMMY x"))
+    assert not result.ok and "names no docker image" in result.reason
+
+
+def test_timeout_kills_the_whole_process_group(make_executor: Make, tmp_path: Path) -> None:
+    # A background child that ignores SIGTERM, in a pipeline: SIGTERM then SIGKILL must reach it.
+    cmd = "(trap '' TERM; exec sleep 300) & echo $! > bg.pid; sleep 300 | cat"
+    result = run(make_executor(), request(tmp_path, cmd, timeout=0.5))
+    assert not result.ok
+    assert result.reason == "timeout after 0.5s" and result.exit_status is None
+    assert result.finished - result.started < 10
+    bg = int((tmp_path / "bg.pid").read_text())
+    wait_until(lambda: not pid_alive(bg), timeout=10, what=f"background process {bg} to die")
+
+
+def test_cancel_job(make_executor: Make, tmp_path: Path) -> None:
+    executor = make_executor()
+    pending = {
+        (job, n): executor.run(request(tmp_path, f"echo $$ > {job}-{n}.pid; exec sleep 300", job_id=job, task_id=n))
+        for job, n in ((7, 1), (7, 2), (8, 1))
+    }
+    pidfiles = [tmp_path / f"{job}-{n}.pid" for job, n in pending]
+    wait_until(lambda: all(p.exists() and p.read_text().strip() for p in pidfiles), what="functions to start")
+    pids = {key: int((tmp_path / f"{key[0]}-{key[1]}.pid").read_text()) for key in pending}
+    executor.cancel_job(7)
+    for key in ((7, 1), (7, 2)):
+        result = wait(pending[key], 10)
+        assert (result.ok, result.reason) == (False, "cancelled")
+        wait_until(lambda: not pid_alive(pids[key]), what=f"{key} to die")
+    assert not pending[(8, 1)].called and pid_alive(pids[(8, 1)])
+    executor.cancel_job(8)
+    assert wait(pending[(8, 1)], 10).reason == "cancelled"
+
+
+def test_shutdown_stops_everything(make_executor: Make, tmp_path: Path) -> None:
+    executor = make_executor()
+    d = executor.run(request(tmp_path, "echo $$ > p.pid; exec sleep 300"))
+    wait_until(lambda: (tmp_path / "p.pid").exists() and bool((tmp_path / "p.pid").read_text().strip()))
+    pid = int((tmp_path / "p.pid").read_text())
+    wait(executor.shutdown(), 10)
+    assert d.called and not pid_alive(pid)
+    after = run(executor, request(tmp_path, "true"))
+    assert after.reason == "the node is shutting down"
+
+
+def test_large_output_is_bounded(make_executor: Make, tmp_path: Path) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cmd = "head -c 50000000 /dev/zero | tr '\\0' a; echo; echo END; head -c 20000000 /dev/zero | tr '\\0' e >&2"
+    result = run(make_executor(), request(tmp_path, cmd), timeout=60)
+    assert result.ok, result.reason
+    assert result.stdout_tail.endswith("\nEND\n") and len(result.stdout_tail) < 20_000
+    assert "earlier bytes not kept" in result.stdout_tail
+    assert len(result.stderr_tail) < 20_000
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 40_000, f"the node grew by {grown_kb} KB while reading 70 MB of output"
+
+
+@pytest.mark.skipif(0 not in os.sched_getaffinity(0), reason="CPU 0 is not available to this process")
+def test_pinning_to_cpu_0(make_executor: Make, tmp_path: Path) -> None:
+    executor = make_executor()
+    result = run(executor, request(tmp_path, "grep Cpus_allowed_list /proc/self/status | cat", cpus=(0,)))
+    assert result.ok, result
+    assert result.stdout_tail.split() == ["Cpus_allowed_list:", "0"]
+    unpinned = run(executor, request(tmp_path, "grep Cpus_allowed_list /proc/self/status"))
+    assert unpinned.stdout_tail.split()[1] != "0" or len(os.sched_getaffinity(0)) == 1
+
+
+def test_pinning_to_an_unavailable_cpu(make_executor: Make, tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0)) + 1000
+    result = run(make_executor(), request(tmp_path, "true", cpus=(cpu,)))
+    assert not result.ok and result.reason.startswith(f"CPU {cpu} is not available on this node")

@@ -124,9 +124,14 @@ def _json_answer(stdout: bytes, stderr: bytes, status: int, what: str) -> dict[s
     except json.JSONDecodeError:
         answer = None
     if not isinstance(answer, dict):
-        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
-        raise ClusterError(f"{what} exited {status} without an answer: {' / '.join(tail) or 'no output'}")
+        raise ClusterError(f"{what} exited {status} without an answer: {_last_lines(stderr, 3)}")
     return answer
+
+
+def _last_lines(output: bytes, count: int = 2) -> str:
+    """The end of a program's error output, which names the error (a traceback's last line)."""
+    lines = [line.strip() for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
+    return " / ".join(lines[-count:]) or "no error output"
 
 
 def _failure(answer: Mapping[str, Any]) -> str:
@@ -173,7 +178,7 @@ def deploy(cluster: Cluster, wheel: Wheel, config: Config, secret: bytes, *, tim
         check = remote.run(f"cd -- {_q(host_dir)} && {_AGENT} -m sflow --version", timeout=60)
         version = check.stdout.decode("utf-8", "replace").strip()
         if not check.ok or not version:
-            raise ClusterError(f"installed sflow does not run: {check.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+            raise ClusterError(f"installed sflow does not run: {_last_lines(check.stderr)}")
         reused = bool(answer.get("reused"))
         return HostResult(
             host.name,

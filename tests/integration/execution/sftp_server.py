@@ -111,6 +111,10 @@ class SftpServer:
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass  # not every platform allows shutting down a listening socket; close() follows
         self._sock.close()
         for transport in self._transports:
             transport.close()

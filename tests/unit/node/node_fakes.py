@@ -1,0 +1,114 @@
+"""Fakes for the node's tests: channel handlers, a connected pair of channels over
+StringTransport, and an executor that records requests and lets the test finish them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from sflow.node.channel import Channel
+from sflow.node.execution import ExecRequest, ExecResult
+from sflow.node.protocol import Message
+from sflow.node.transfer import FileSink
+
+SECRET = b"k" * 32
+
+
+class RecordingHandler:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+        self.ready: list[Channel] = []
+        self.messages: list[Message] = []
+        self.files: list[tuple[Message, Path]] = []
+        self.failures: list[str] = []
+        self.closed: list[tuple[str, bool]] = []
+
+    def channel_ready(self, channel: Channel) -> None:
+        self.ready.append(channel)
+
+    def message_received(self, channel: Channel, msg: Message) -> None:
+        self.messages.append(msg)
+
+    def open_sink(self, channel: Channel, begin: Message) -> FileSink:
+        assert self.root is not None
+        return FileSink(self.root, begin["path"], begin["size"])
+
+    def file_received(self, channel: Channel, begin: Message, path: Path) -> None:
+        self.files.append((begin, path))
+
+    def file_failed(self, channel: Channel, begin: Message, reason: str) -> None:
+        self.failures.append(reason)
+
+    def channel_closed(self, channel: Channel, reason: str, authenticated: bool) -> None:
+        self.closed.append((reason, authenticated))
+
+
+class Pipe:
+    """Two protocols joined by StringTransports; ``pump`` moves bytes until both are quiet."""
+
+    def __init__(self, left: Any, right: Any) -> None:
+        self.left, self.right = left, right
+        self.lt, self.rt = StringTransport(), StringTransport()
+        left.makeConnection(self.lt)
+        right.makeConnection(self.rt)
+
+    def pump(self, rounds: int = 1000) -> None:
+        for _ in range(rounds):
+            moved = False
+            for src, dst_proto, src_proto in ((self.lt, self.right, self.left), (self.rt, self.left, self.right)):
+                data = src.value()
+                if data:
+                    src.clear()
+                    dst_proto.dataReceived(data)
+                    moved = True
+                if src.disconnecting and not getattr(src_proto, "_lost", False):
+                    src_proto._lost = True
+                    src_proto.connectionLost()
+                    if not getattr(dst_proto, "_lost", False):
+                        dst_proto._lost = True
+                        dst_proto.connectionLost()
+                    moved = True
+                if src.producer is not None and src.streamingProducer:
+                    src.producer.resumeProducing()
+                    moved = moved or bool(src.value())
+            if not moved:
+                return
+
+
+def channel_pair(
+    clock: Clock, client_secret: bytes = SECRET, server_secret: bytes = SECRET, root: Path | None = None
+) -> tuple[Channel, RecordingHandler, Channel, RecordingHandler, Pipe]:
+    ch_handler, sv_handler = RecordingHandler(root), RecordingHandler(root)
+    client = Channel("client", client_secret, ch_handler, clock, "client")
+    server = Channel("server", server_secret, sv_handler, clock, "server")
+    pipe = Pipe(client, server)
+    return client, ch_handler, server, sv_handler, pipe
+
+
+class FakeExecutor:
+    def __init__(self) -> None:
+        self.requests: list[ExecRequest] = []
+        self.pending: dict[int, defer.Deferred[ExecResult]] = {}
+        self.cancelled: list[int] = []
+        self.stopped = False
+
+    def run(self, request: ExecRequest) -> defer.Deferred[ExecResult]:
+        self.requests.append(request)
+        d: defer.Deferred[ExecResult] = defer.Deferred()
+        self.pending[request.task_id] = d
+        return d
+
+    def finish(self, task_id: int, ok: bool = True, exit_status: int | None = 0, stderr: str = "") -> None:
+        reason = "" if ok else f"exit status {exit_status}"
+        self.pending.pop(task_id).callback(ExecResult(ok, exit_status, reason, stderr, "", "native", 1.0, 2.0))
+
+    def cancel_job(self, job_id: int) -> None:
+        self.cancelled.append(job_id)
+
+    def shutdown(self) -> defer.Deferred[None]:
+        self.stopped = True
+        return defer.succeed(None)

@@ -1,0 +1,141 @@
+"""Authentication and file streaming on a channel pair over StringTransport."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from twisted.internet.task import Clock
+
+from sflow.node.channel import AUTH_TIMEOUT, Channel
+from sflow.node.protocol import encode
+
+from node_fakes import SECRET, Pipe, RecordingHandler, channel_pair
+
+
+def test_mutual_authentication_then_messages_flow() -> None:
+    clock = Clock()
+    client, ch, server, sh, pipe = channel_pair(clock)
+    pipe.pump()
+    assert client.ready.called and server.authenticated
+    assert ch.ready == [client] and sh.ready == [server]
+    assert client.peer_name == "server"
+    client.send("start", job="1-a")
+    pipe.pump()
+    assert [m["t"] for m in sh.messages] == ["start"]
+
+
+def test_wrong_secret_closes_without_reaching_the_handler() -> None:
+    clock = Clock()
+    client, ch, server, sh, pipe = channel_pair(clock, client_secret=b"x" * 32)
+    client.send("start", job="1-a")  # not authenticated: dropped on this side
+    pipe.pump()
+    assert not server.authenticated and sh.ready == [] and sh.messages == []
+    assert sh.closed and sh.closed[0][1] is False
+    assert client.ready.called  # failed
+    client.ready.addErrback(lambda f: None)
+
+
+def test_client_rejects_a_server_without_the_secret() -> None:
+    clock = Clock()
+    client, ch, server, sh, pipe = channel_pair(clock, server_secret=b"y" * 32)
+    pipe.pump()
+    assert not client.authenticated and ch.ready == []
+    assert "server does not hold the cluster secret" in ch.closed[0][0]
+    client.ready.addErrback(lambda f: None)
+
+
+def test_a_frame_before_authentication_closes_the_connection() -> None:
+    handler = RecordingHandler()
+    server = Channel("server", SECRET, handler, Clock(), "server")
+
+    class Raw:
+        def __init__(self) -> None:
+            self.data = b""
+
+        def makeConnection(self, transport: object) -> None:
+            pass
+
+        def dataReceived(self, data: bytes) -> None:
+            self.data += data
+
+        def connectionLost(self) -> None:
+            pass
+
+    raw = Raw()
+    pipe = Pipe(raw, server)
+    pipe.lt.write(encode("job", {"job": "1-a", "plan": {}}))
+    pipe.pump()
+    assert handler.messages == [] and handler.closed == [("unexpected 'job' frame before authentication", False)]
+    assert b"before authentication" in raw.data
+
+
+def test_an_oversized_frame_before_authentication_is_refused_at_once() -> None:
+    handler = RecordingHandler()
+    server = Channel("server", SECRET, handler, Clock(), "server")
+    pipe = Pipe(RecordingProto(), server)
+    pipe.lt.write(b"\x00\x10\x00\x00")  # announces 1 MB
+    pipe.pump()
+    assert handler.closed and "exceeds the limit" in handler.closed[0][0]
+
+
+class RecordingProto:
+    def makeConnection(self, transport: object) -> None:
+        pass
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self) -> None:
+        pass
+
+
+def test_silent_peer_times_out() -> None:
+    clock = Clock()
+    handler = RecordingHandler()
+    server = Channel("server", SECRET, handler, clock, "server")
+    pipe = Pipe(RecordingProto(), server)
+    clock.advance(AUTH_TIMEOUT + 1)
+    pipe.pump()
+    assert handler.closed == [("authentication timed out", False)]
+
+
+def test_file_streams_verified_and_renamed(tmp_path: Path) -> None:
+    clock = Clock()
+    src = tmp_path / "src.bin"
+    data = bytes(range(256)) * 5000
+    src.write_bytes(data)
+    client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path / "dst")
+    client._chunk = 1000
+    pipe.pump()
+    done = client.send_file({"job": "1-a", "task": 1, "path": "sub/out.bin"}, src)
+    pipe.pump(100000)
+    assert done.called
+    assert (tmp_path / "dst/sub/out.bin").read_bytes() == data
+    assert [b["path"] for b, _ in sh.files] == ["sub/out.bin"]
+    assert not list((tmp_path / "dst/sub").glob("*.part"))
+    assert hashlib.sha256(data).digest()
+
+
+def test_bad_digest_leaves_nothing_and_reports(tmp_path: Path) -> None:
+    clock = Clock()
+    client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path)
+    pipe.pump()
+    client._write("file_begin", {"s": 7, "job": "1-a", "task": 1, "path": "x.bin", "size": 3})
+    client._t.write(encode("file_chunk", {"s": 7, "d": b"abc"}))
+    client._write("file_end", {"s": 7, "sha256": b"\x00" * 32})
+    pipe.pump()
+    assert sh.failures and "SHA-256 mismatch" in sh.failures[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_traversal_path_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    clock = Clock()
+    root = tmp_path / "job"
+    client, ch, server, sh, pipe = channel_pair(clock, root=root)
+    pipe.pump()
+    client._write("file_begin", {"s": 1, "job": "1-a", "task": 1, "path": "../escape.txt", "size": 3})
+    pipe.pump()
+    assert sh.failures and "escapes the job directory" in sh.failures[0]
+    assert not (tmp_path / "escape.txt").exists()
+    assert server.closed

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cluster_lab import LAB_HOSTS, NO_SSHD, Cli, LabCluster
@@ -38,7 +39,7 @@ def cli(lab_cluster: LabCluster) -> Cli:
 
     def run(*args: str, known_hosts: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "sflow", *args]
-        if args and args[0] == "cluster":
+        if "cluster" in args[:2]:
             argv += ["--known-hosts", str(known_hosts or lab_cluster.lab.known_hosts)]
         return subprocess.run(argv, cwd=lab_cluster.work, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 

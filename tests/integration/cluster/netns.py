@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 PREFIX = "sflt"
@@ -175,7 +176,7 @@ class Lab:
                 self._start_sshd(host)
         for host in self.hosts:
             if host.has_sshd:
-                wait_for(lambda h=host: port_open(h.address, 22), 20, f"sshd on {host.address}:22 accepting connections")
+                wait_for(partial(port_open, host.address, 22), 20, f"sshd on {host.address}:22 accepting connections")
 
     def down(self) -> None:
         """Kill everything started in the namespaces (sshds, nodes), delete namespaces, links and

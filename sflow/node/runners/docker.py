@@ -38,9 +38,6 @@ from sflow.node.runners import Outcome, Reactor, Tail, TAIL_BYTES
 
 log = logging.getLogger(__name__)
 
-# Seconds the engine gives a container between SIGTERM and SIGKILL on kill.
-STOP_GRACE = 2
-
 
 class _CannotRun(SflowError):
     """The container could not be started; the message is the function's failure reason."""
@@ -76,7 +73,13 @@ class _Container:
             self._runner.in_thread(self._stop, container).addErrback(self._log_kill_failure)
 
     def _stop(self, container: Container) -> None:
-        container.stop(timeout=STOP_GRACE)
+        # SIGKILL at once: the function is PID 1 in its container, and PID 1 ignores a SIGTERM it
+        # installed no handler for, so a graceful stop would only add the grace period.
+        try:
+            container.kill()
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (404, 409):  # gone already, or not running
+                raise
 
     def _log_kill_failure(self, failure: Failure) -> None:
         log.warning("cannot stop container image=%s error=%s", self._spec.image, failure.getErrorMessage())

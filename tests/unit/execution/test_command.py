@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sflow import jsonio
 from sflow.errors import InputError
 from sflow.model.workflow import Job, TaskId
-from sflow.node.command import expand
+from sflow.node.command import Expanded, expand
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples"
 
@@ -50,7 +50,7 @@ def load(name: str) -> Job:
 
 def test_ffmpeg_sample_commands() -> None:
     job = load("job_ffmpeg.json")
-    out = {}
+    out: dict[int, Expanded] = {}
     for task in job.tasks:
         files, values = inputs_of(job, task.id)
         out[task.id] = expand(task.cmd, files=files, values=values)
@@ -217,7 +217,7 @@ def test_the_template_itself_is_shell(tmp_path: Path) -> None:
     assert sh(e.shell, tmp_path).strip() == "2"
 
 
-values_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+values_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

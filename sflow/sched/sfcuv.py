@@ -85,7 +85,7 @@ class SfCuv(Scheduler):
     @staticmethod
     def _select_vcpus(problem: Problem, clusters: list[list[int]]) -> list[int]:
         m = problem.n_procs
-        cbar = mean_comm(problem)
+        cbar = mean_comm(problem).tolist()
         wbar = mean_exec(problem).tolist()
         tlevel = mean_downward_rank(problem).tolist()
         ftc = np.zeros(m)
@@ -95,7 +95,7 @@ class SfCuv(Scheduler):
             head = members[0]
             work = problem.exec_time[members].sum(axis=0)
             comm_in = np.zeros(m)
-            d = dominant_predecessor(problem, head, tlevel, wbar, cbar.tolist())
+            d = dominant_predecessor(problem, head, tlevel, wbar, cbar)
             if d is not None:
                 e = next(e for p, e in problem.preds[head] if p == d)
                 src = procs[d]

@@ -12,6 +12,7 @@ import pytest
 
 from sflow.cli import main
 from sflow.jsonio import load_environment, load_job, load_mapping
+from sflow.model.workflow import TaskId
 from sflow.sched.registry import names
 from sflow.sched.validate import find_violations
 
@@ -115,7 +116,7 @@ def test_import_wfcommons(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "500 MIPS" in capsys.readouterr().out
     job = load_job(out)
     assert [t.workload for t in job.tasks] == [500, 1000]
-    assert job.edges[(1, 2)].size == 2.0
+    assert job.edges[(TaskId(1), TaskId(2))].size == 2.0
 
 
 @pytest.mark.parametrize(

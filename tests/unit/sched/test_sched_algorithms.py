@@ -12,7 +12,7 @@ from sflow.errors import InputError, ScheduleError
 from sflow.jsonio import environment_from_dict, load_environment, load_job
 from sflow.model.infra import Environment
 from sflow.model.schedule import Schedule
-from sflow.model.workflow import Job
+from sflow.model.workflow import Job, TaskId
 from sflow.sched.costs import critical_path_lower_bound, sequential_time
 from sflow.sched.problem import Problem
 from sflow.sched.registry import ORIGINAL_SIX, get_scheduler, names
@@ -127,13 +127,13 @@ def test_transfers_are_free_on_a_host_and_charged_across_hosts_and_dcs() -> None
     two_hosts = make_env([[1000], [1000]], host_bw=[50, 100])
     job = make_job([1000, 1000], {(1, 2): 100})
     problem, schedule = run("round-robin", two_hosts, job)
-    assert schedule.slots[2].start == pytest.approx(1.0 + 100 / 50)  # the smaller host NIC
+    assert schedule.slots[TaskId(2)].start == pytest.approx(1.0 + 100 / 50)  # the smaller host NIC
     two_dcs = make_env([[1000], [1000]], dc_of_host=[0, 1], host_bw=[125, 125], dc_bw=[10, 20])
     _, schedule = run("round-robin", two_dcs, job)
-    assert schedule.slots[2].start == pytest.approx(1.0 + 100 / 10)  # the smallest DC link
+    assert schedule.slots[TaskId(2)].start == pytest.approx(1.0 + 100 / 10)  # the smallest DC link
     one_host = make_env([[1000, 1000]])
     _, schedule = run("round-robin", one_host, job)
-    assert schedule.slots[2].start == pytest.approx(1.0)
+    assert schedule.slots[TaskId(2)].start == pytest.approx(1.0)
 
 
 def test_heft_uses_idle_gaps() -> None:

@@ -11,6 +11,7 @@ import pytest
 from sched_builders import CANONICAL, make_job, two_dc_env
 from sflow.errors import InputError
 from sflow.jsonio import job_from_dict
+from sflow.model.workflow import TaskId
 from sflow.sched.gantt import Bar, Transfer, draw_gantt, schedule_chart
 from sflow.sched.problem import Problem
 from sflow.sched.registry import get_scheduler
@@ -123,7 +124,7 @@ def test_wfcommons_both_versions_give_the_same_graph(instance: dict[str, Any]) -
     assert all(t.cmd.startswith("true ") for t in job.tasks)
     assert data["wfcommons"]["reference_mips"] == 2000
     # The control dependency 3 → 4 (no file) travels as an empty value.
-    assert job.edges[(3, 4)].value
+    assert job.edges[(TaskId(3), TaskId(4))].value
 
 
 def test_wfcommons_file_names_become_safe_relative_paths() -> None:

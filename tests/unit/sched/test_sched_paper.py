@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sflow.model.workflow import TaskId
 from sflow.sched.costs import (
     critical_path_lower_bound,
     mean_downward_rank,
@@ -66,7 +67,7 @@ def test_cpop_makespan_is_86(problem: Problem) -> None:
     schedule = get_scheduler("cpop").schedule(problem)
     assert schedule.makespan == 86.0
     # The critical path n1 → n2 → n9 → n10 runs on P2, the processor that minimises it.
-    assert {schedule.slots[t].vcpu for t in (1, 2, 9, 10)} == {"P2"}
+    assert {schedule.slots[TaskId(t)].vcpu for t in (1, 2, 9, 10)} == {"P2"}
     assert find_violations(problem, schedule) == []
 
 

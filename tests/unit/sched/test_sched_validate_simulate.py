@@ -8,6 +8,7 @@ import pytest
 
 from sched_builders import CANONICAL, make_env, make_job, two_dc_env
 from sflow.errors import ScheduleError
+from sflow.model.infra import VcpuId
 from sflow.model.schedule import Schedule, Slot
 from sflow.model.workflow import TaskId
 from sflow.sched.problem import Problem
@@ -56,7 +57,7 @@ def test_duration_overlap_and_placement() -> None:
     assert "overlap" in kinds(problem, same)
     missing = Schedule("bad", {TaskId(1): good.slots[TaskId(1)]})
     assert kinds(problem, missing) == ["placement"]
-    elsewhere = Schedule("bad", {**good.slots, TaskId(1): replace(good.slots[TaskId(1)], vcpu="nowhere")})
+    elsewhere = Schedule("bad", {**good.slots, TaskId(1): replace(good.slots[TaskId(1)], vcpu=VcpuId("nowhere"))})
     assert kinds(problem, elsewhere) == ["placement"]
 
 
@@ -76,7 +77,7 @@ def test_overlap_with_a_non_adjacent_task() -> None:
 def test_orphan_vcpu_is_a_violation_for_env_and_job() -> None:
     env = two_dc_env()
     job = make_job([1000], {})
-    bad = Schedule("bad", {TaskId(1): Slot(TaskId(1), "0^0^0^2^0", 0.0, 1000 / 9000)})
+    bad = Schedule("bad", {TaskId(1): Slot(TaskId(1), VcpuId("0^0^0^2^0"), 0.0, 1000 / 9000)})
     violations = find_violations((env, job), bad)
     assert [v.kind for v in violations] == ["placement"]
     assert "not schedulable" in violations[0].message
@@ -99,7 +100,7 @@ def test_replay_errors_and_default_order() -> None:
     with pytest.raises(ScheduleError, match="task 2 has no vCPU"):
         replay(problem, {TaskId(1): problem.proc_ids[0]})
     with pytest.raises(ScheduleError, match="'nowhere', which is not a schedulable vCPU"):
-        replay(problem, {TaskId(1): problem.proc_ids[0], TaskId(2): "nowhere"})
+        replay(problem, {TaskId(1): problem.proc_ids[0], TaskId(2): VcpuId("nowhere")})
     # An order that lists a successor first is still replayed in dependency order.
     s = replay(problem, {t: sl.vcpu for t, sl in good.slots.items()}, [TaskId(2), TaskId(1)])
     assert s.makespan == pytest.approx(5.0)

@@ -12,6 +12,7 @@ for missing outputs and exited the worker on FTP errors).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -31,8 +32,17 @@ from sflow.model.paths import UnsafePath, job_relative
 from sflow.model.workflow import TaskId
 from sflow.node.command import DUMMY, SHELL_WORDS, Expanded, expand
 from sflow.node.fetch import FetchError, SshOptions, fetch_input
-from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, RunningFunction
-from sflow.node.runners.docker import ContainerSpec, DockerRunner
+from sflow.node.runners import (
+    TAIL_BYTES,
+    ContainerSpec,
+    ContainerStarter,
+    DelayedCall,
+    NativeStarter,
+    Outcome,
+    Reactor,
+    RunningFunction,
+)
+from sflow.node.runners.docker import DockerRunner
 from sflow.node.runners.native import KILL_GRACE, NativeRunner
 
 log = logging.getLogger(__name__)
@@ -50,15 +60,15 @@ class ExecRequest:
 
     job_id: int
     task_id: int
-    cmd: str
+    cmd: str  # the task's template; see sflow.node.command
     workdir: Path
     files: Mapping[int, str]
     values: Mapping[int, str]
     outputs: tuple[str, ...]
     docker_image: str | None
     docker_tar: str | None
-    cpus: tuple[int, ...] | None
-    timeout: float
+    cpus: tuple[int, ...] | None  # host CPU ids to pin to (None: no pinning)
+    timeout: float  # seconds from run() to kill, fetching included (0 or less: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +120,12 @@ class Executor:
         docker_client_factory: Callable[[], docker.DockerClient] = docker.from_env,
         tail_bytes: int = TAIL_BYTES,
         max_threads: int = 32,
+        native_runner: NativeStarter | None = None,
+        container_runner: ContainerStarter | None = None,
     ) -> None:
+        """``ssh`` says how SFTP checks host keys; ``docker_client_factory`` makes the Docker
+        client (default: from the environment, ``DOCKER_HOST`` or the local socket);
+        ``native_runner`` and ``container_runner`` replace the real runners (tests)."""
         self._reactor = reactor
         self._config = config
         self._ssh = ssh
@@ -118,8 +133,8 @@ class Executor:
         # so that long container waits never starve the reactor's pool.
         self._pool = ThreadPool(minthreads=0, maxthreads=max_threads, name="sflow-exec")
         self._pool.start()
-        self._native = NativeRunner(reactor, tail_bytes=tail_bytes)
-        self._docker = DockerRunner(
+        self._native: NativeStarter = native_runner or NativeRunner(reactor, tail_bytes=tail_bytes)
+        self._docker: ContainerStarter = container_runner or DockerRunner(
             reactor, self._pool, config.image_repository, ssh, client_factory=docker_client_factory, tail_bytes=tail_bytes
         )
         self._runs: dict[int, set[_Run]] = {}
@@ -135,9 +150,10 @@ class Executor:
         if self._closing:
             return succeed(self._result(run, "the node is shutting down"))
         self._runs.setdefault(request.job_id, set()).add(run)
-        run.timers.append(
-            self._reactor.callLater(request.timeout, self._stop, run, f"timeout after {request.timeout:g}s")
-        )
+        if 0 < request.timeout < math.inf:
+            run.timers.append(
+                self._reactor.callLater(request.timeout, self._stop, run, f"timeout after {request.timeout:g}s")
+            )
         log.debug("function accepted job=%s task=%s", request.job_id, request.task_id)
         outcome: Deferred[ExecResult] = Deferred.fromCoroutine(self._execute(run))
         outcome.addCallbacks(lambda r: self._finish(run, r), lambda f: self._finish(run, self._crashed(run, f)))

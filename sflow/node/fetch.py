@@ -69,6 +69,8 @@ def fetch_input(
     protocol = settings.protocol
     log.info("fetching input job=%s file=%s protocol=%s host=%s", job_id, name, protocol, settings.host or "-")
     if protocol == "local":
+        if not settings.root:
+            raise FetchError("file server directory is not configured (file_server.root)")
         source = Path(settings.root).expanduser() / str(job_id) / name
         try:
             with source.open("rb") as f, _atomic_write(dest) as out:

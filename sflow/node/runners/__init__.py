@@ -5,11 +5,14 @@ and never errbacks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+
+from sflow.node.command import Expanded
 
 TAIL_BYTES = 16384
 
@@ -31,6 +34,28 @@ class RunningFunction(Protocol):
 
     def kill(self) -> None:
         """Stop the function (and everything it started); ``done`` fires when it is gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """A function to run in a container: the job directory is mounted at the same path and is the
+    working directory; ``user`` is ``"uid:gid"``; ``labels`` mark the container as sflow's."""
+
+    image: str
+    tar: str | None
+    command: Expanded
+    workdir: Path
+    user: str
+    cpus: tuple[int, ...] | None
+    labels: Mapping[str, str]
+
+
+class NativeStarter(Protocol):
+    def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> RunningFunction: ...
+
+
+class ContainerStarter(Protocol):
+    def start(self, spec: ContainerSpec) -> RunningFunction: ...
 
 
 class DelayedCall(Protocol):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -32,26 +30,14 @@ from twisted.python.threadpool import ThreadPool
 
 from sflow.config import ImageRepositorySettings
 from sflow.errors import SflowError
-from sflow.node.command import Expanded
 from sflow.node.fetch import FetchError, SshOptions, fetch_image_tar
-from sflow.node.runners import Outcome, Reactor, Tail, TAIL_BYTES
+from sflow.node.runners import TAIL_BYTES, ContainerSpec, Outcome, Reactor, Tail
 
 log = logging.getLogger(__name__)
 
 
 class _CannotRun(SflowError):
     """The container could not be started; the message is the function's failure reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerSpec:
-    image: str
-    tar: str | None
-    command: Expanded
-    workdir: Path
-    user: str  # "uid:gid"
-    cpus: tuple[int, ...] | None
-    labels: Mapping[str, str]
 
 
 class _Container:

@@ -23,7 +23,7 @@ from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-from sflow.node.runners import DelayedCall, Outcome, Reactor, Tail, TAIL_BYTES
+from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, Tail
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class NativeRunner:
         shell: str,
         workdir: Path,
         cpus: tuple[int, ...] | None = None,
+        *,
         env: Mapping[str, str] | None = None,
     ) -> _Function:
         """Spawn ``/bin/sh -c shell`` with ``workdir`` as cwd, pinned to ``cpus`` when given.

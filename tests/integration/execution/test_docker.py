@@ -175,3 +175,15 @@ def test_timeout_and_cancel_kill_the_container(engine: docker.DockerClient, make
     executor.cancel_job(job_id + 1)
     assert wait(d, 20).reason == "cancelled"
     wait_until(lambda: containers_of(engine, job_id + 1) == [], timeout=20, what="the container to be removed")
+
+
+def test_unreachable_engine_fails_the_function(make_executor: Make, tmp_path: Path) -> None:
+    # Needs no engine: the client points at a socket that does not exist.
+    def client() -> docker.DockerClient:
+        return docker.DockerClient(base_url=f"unix://{tmp_path}/no-docker.sock")
+
+    executor = make_executor(docker_client_factory=client)
+    result = run(executor, request(tmp_path, "DUMMY x", docker_image=BUSYBOX))
+    assert not result.ok and result.where == f"docker:{BUSYBOX}"
+    assert result.reason.startswith("Docker engine: ")
+    assert run(executor, request(tmp_path, "true")).ok

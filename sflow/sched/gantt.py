@@ -111,5 +111,5 @@ def draw_gantt(bars: Sequence[Bar], transfers: Sequence[Transfer], path: str | P
         ax.text(1.005, mid, group, transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="gray")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 0.94, 1.0))  # room for the host names on the right
     fig.savefig(out, format=fmt)

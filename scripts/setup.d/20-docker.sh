@@ -45,7 +45,12 @@ if ! docker info >/dev/null 2>&1; then
   fi
   if ! pgrep -x dockerd >/dev/null; then
     say "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # In a session of its own, so that it outlives this script and whatever ran it.
+    if command -v setsid >/dev/null; then
+      setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    else
+      nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    fi
   fi
   end=$((SECONDS + DEADLINE))
   until docker info >/dev/null 2>&1; do

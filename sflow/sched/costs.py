@@ -5,7 +5,8 @@
   per-pair cost over ordered pairs of *distinct* processors, so that a same-host pair counts as free);
 * upward rank (b-level) and downward rank (t-level) for any node and edge weights;
 * the OCT table of PEFT (Arabnejad & Barbosa 2014);
-* the critical-path lower bound and the sequential time used by SLR and speedup;
+* the critical-path lower bound and the sequential time (the SLR and speedup denominators,
+  see :func:`sflow.sched.simulate.measure`);
 * the ready-list order: the ready task with the best key next, ties to the lowest index.
 
 Ranks are compared after rounding to :data:`RANK_DIGITS` decimals, so that sums that are equal in
@@ -129,18 +130,6 @@ def fastest_processor(problem: Problem) -> int:
 def sequential_time(problem: Problem) -> float:
     """The time to run every task one after another on the fastest processor."""
     return float(problem.exec_time.sum(axis=0).min())
-
-
-def slr(problem: Problem, makespan: float) -> float:
-    """Schedule length ratio: makespan over the critical-path lower bound."""
-    bound = critical_path_lower_bound(problem)
-    return makespan / bound if bound > 0 else (1.0 if makespan == 0 else float("inf"))
-
-
-def speedup(problem: Problem, makespan: float) -> float:
-    """Sequential time on the fastest processor over the makespan."""
-    seq = sequential_time(problem)
-    return seq / makespan if makespan > 0 else 1.0
 
 
 def rank_key(rank: FloatArray) -> list[float]:

@@ -10,6 +10,7 @@ vCPU over the makespan) and each used vCPU's utilisation (busy time over makespa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -50,7 +51,7 @@ def measure(problem: Problem, schedule: Schedule) -> Measures:
     return Measures(
         algorithm=schedule.algorithm,
         makespan=makespan,
-        slr=makespan / bound if bound > 0 else 1.0,
+        slr=makespan / bound if bound > 0 else (1.0 if makespan == 0 else math.inf),
         speedup=seq / makespan if makespan > 0 else 1.0,
         lower_bound=bound,
         sequential=seq,

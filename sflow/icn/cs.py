@@ -1,0 +1,387 @@
+"""The Content Store: cached Data, matched against Interests as NFD's ``Cs`` does.
+
+NFD ``daemon/table/cs*.{hpp,cpp}``:
+
+* Entries are identified by the Data's *full name* (name + implicit SHA-256 digest), so two
+  different Data with the same name are both kept. A lookup considers the entries under the
+  Interest's name and returns the **first in canonical order** that can satisfy it
+  (``Cs::find``: ``lower_bound(prefix)`` then the first match).
+* ``canSatisfy``: ``Interest::matchesData`` (exact name; any longer name with CanBePrefix; the full
+  name when the Interest ends with an ImplicitSha256Digest) and, with MustBeFresh, the entry is
+  fresh: ``freshUntil = arrival + FreshnessPeriod``, so Data without FreshnessPeriod is stale at
+  once. Re-inserting the same Data refreshes it (and clears its *unsolicited* mark).
+* Capacity 0 disables caching; ``enable_admit`` / ``enable_serve`` are NFD's ``cs/config`` flags.
+  The forwarder does not insert Data that came with NDNLPv2 ``CachePolicy=NoCache``.
+* Replacement policies: ``lru`` (NFD's default; here on ``cachetools.LRUCache``) and
+  ``priority-fifo`` (three FIFO queues evicted in order unsolicited → stale → fresh; an entry
+  becomes stale at its ``freshUntil``, which is applied lazily but in the same order as NFD's
+  timers would).
+
+sflow adds a byte capacity next to NFD's packet capacity; either limit evicts.
+
+Instead of NFD's ordered set, entries sit in dicts keyed by full-name wire plus two indexes (exact
+Data name → entries, and name prefix → entries), so the common exact-name lookup and insert are
+O(name depth); a CanBePrefix lookup scans the entries under its prefix for the canonical minimum.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from cachetools import LRUCache
+
+from sflow.icn import tlv
+from sflow.icn.name import IMPLICIT_SHA256_DIGEST, Name
+from sflow.icn.packet import Data, Interest, encode_data
+
+DEFAULT_CAPACITY = 65536
+"""``cs_max_packets`` in NFD's sample configuration."""
+
+_DIGEST_HEADER = bytes((IMPLICIT_SHA256_DIGEST, 32))
+
+
+class CsEntry:
+    """A cached Data packet with its freshness and admission state."""
+
+    __slots__ = ("data", "wire", "full_key", "name_key", "fresh_until", "unsolicited", "size")
+
+    def __init__(self, data: Data, wire: bytes, full_key: bytes, fresh_until: float, unsolicited: bool) -> None:
+        self.data = data
+        self.wire = wire
+        self.full_key = full_key
+        self.name_key = data.name.wire
+        self.fresh_until = fresh_until
+        self.unsolicited = unsolicited
+        self.size = len(wire)
+
+    def is_fresh(self, now: float) -> bool:
+        return self.fresh_until > now
+
+
+# ------------------------------------------------------------------------------------------------
+# replacement policies
+
+
+class CsPolicy(ABC):
+    """Decides which entry to evict. The store calls these hooks; the policy calls ``evict``."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.evict: Callable[[bytes], None] = lambda key: None
+
+    @abstractmethod
+    def after_insert(self, entry: CsEntry, now: float) -> None: ...
+
+    @abstractmethod
+    def after_refresh(self, entry: CsEntry, now: float) -> None: ...
+
+    @abstractmethod
+    def before_erase(self, entry: CsEntry) -> None: ...
+
+    @abstractmethod
+    def before_use(self, entry: CsEntry) -> None: ...
+
+    @abstractmethod
+    def evict_one(self, now: float) -> bytes | None:
+        """The key of the entry to evict next, or ``None`` when empty."""
+
+
+class _EvictingLru(LRUCache[bytes, int]):
+    """cachetools' LRU cache that tells the store which key it pushed out."""
+
+    def __init__(self, maxsize: int, on_evict: Callable[[bytes], None]) -> None:
+        super().__init__(maxsize)
+        self._on_evict = on_evict
+
+    def popitem(self) -> tuple[bytes, int]:
+        key, value = super().popitem()
+        self._on_evict(key)
+        return key, value
+
+
+class LruPolicy(CsPolicy):
+    """Least recently used (NFD ``cs-policy-lru``): inserting, refreshing or using an entry makes it newest."""
+
+    name = "lru"
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self._cache = _EvictingLru(max(capacity, 1), self._evicted)
+
+    def _evicted(self, key: bytes) -> None:
+        self.evict(key)
+
+    def set_capacity(self, capacity: int) -> None:
+        old = self._cache
+        self._cache = _EvictingLru(max(capacity, 1), self._evicted)
+        keys = list(old.keys())
+        for key in keys[: max(0, len(keys) - capacity)]:
+            self.evict(key)
+        for key in keys[max(0, len(keys) - capacity) :]:
+            self._cache[key] = 1
+
+    def after_insert(self, entry: CsEntry, now: float) -> None:
+        self._cache[entry.full_key] = 1
+
+    def after_refresh(self, entry: CsEntry, now: float) -> None:
+        self._cache[entry.full_key] = 1
+
+    def before_erase(self, entry: CsEntry) -> None:
+        self._cache.pop(entry.full_key, None)
+
+    def before_use(self, entry: CsEntry) -> None:
+        self._cache.get(entry.full_key)
+
+    def evict_one(self, now: float) -> bytes | None:
+        if not self._cache:
+            return None
+        key, _ = LRUCache.popitem(self._cache)
+        return key
+
+
+class PriorityFifoPolicy(CsPolicy):
+    """NFD ``cs-policy-priority-fifo``: evict unsolicited first, then stale, then fresh, each FIFO."""
+
+    name = "priority-fifo"
+
+    UNSOLICITED, STALE, FRESH = 0, 1, 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queues: tuple[OrderedDict[bytes, None], ...] = (OrderedDict(), OrderedDict(), OrderedDict())
+        self._where: dict[bytes, int] = {}
+        self._stale_at: list[tuple[float, int, bytes]] = []
+        self._counter = itertools.count()
+
+    def _attach(self, entry: CsEntry, now: float) -> None:
+        if entry.unsolicited:
+            queue = self.UNSOLICITED
+        elif entry.is_fresh(now):
+            queue = self.FRESH
+            heapq.heappush(self._stale_at, (entry.fresh_until, next(self._counter), entry.full_key))
+        else:
+            queue = self.STALE
+        self._queues[queue][entry.full_key] = None
+        self._where[entry.full_key] = queue
+
+    def _detach(self, key: bytes) -> None:
+        queue = self._where.pop(key, None)
+        if queue is not None:
+            del self._queues[queue][key]
+
+    def _age(self, now: float) -> None:
+        """Move entries whose freshness ended to the back of the stale queue, in the order they ended."""
+        heap = self._stale_at
+        while heap and heap[0][0] <= now:
+            _when, _n, key = heapq.heappop(heap)
+            if self._where.get(key) == self.FRESH:
+                del self._queues[self.FRESH][key]
+                self._queues[self.STALE][key] = None
+                self._where[key] = self.STALE
+
+    def queue_of(self, key: bytes, now: float) -> int | None:
+        self._age(now)
+        return self._where.get(key)
+
+    def after_insert(self, entry: CsEntry, now: float) -> None:
+        self._age(now)
+        self._attach(entry, now)
+
+    def after_refresh(self, entry: CsEntry, now: float) -> None:
+        self._age(now)
+        self._detach(entry.full_key)
+        self._attach(entry, now)
+
+    def before_erase(self, entry: CsEntry) -> None:
+        self._detach(entry.full_key)
+
+    def before_use(self, entry: CsEntry) -> None:
+        """FIFO: using an entry does not change its position."""
+
+    def evict_one(self, now: float) -> bytes | None:
+        self._age(now)
+        for queue in self._queues:
+            if queue:
+                key = next(iter(queue))
+                self._detach(key)
+                return key
+        return None
+
+
+POLICIES: dict[str, Callable[[int], CsPolicy]] = {
+    "lru": LruPolicy,
+    "priority-fifo": lambda capacity: PriorityFifoPolicy(),
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# the store
+
+
+class ContentStore:
+    """The Content Store. ``capacity`` counts packets, ``capacity_bytes`` wire bytes (None = no limit)."""
+
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, capacity_bytes: int | None = None, policy: str = "lru"
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown CS policy {policy!r}; choose from {sorted(POLICIES)}")
+        self.capacity = capacity
+        self.capacity_bytes = capacity_bytes
+        self.enable_admit = True
+        self.enable_serve = True
+        self.n_bytes = 0
+        self._entries: dict[bytes, CsEntry] = {}
+        self._by_name: dict[bytes, dict[bytes, None]] = {}
+        self._by_prefix: dict[bytes, dict[bytes, None]] = {}
+        self.policy: CsPolicy = POLICIES[policy](capacity)
+        self.policy.evict = self._evict_key
+        self._evicting = False
+
+    @property
+    def policy_name(self) -> str:
+        return self.policy.name
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Data]:
+        """Cached Data in canonical order of their full names (NFD ``Cs`` enumeration)."""
+        return iter([self._entries[key].data for key in sorted(self._entries)])
+
+    def set_limit(self, capacity: int, capacity_bytes: int | None = None) -> None:
+        self.capacity = capacity
+        self.capacity_bytes = capacity_bytes
+        if isinstance(self.policy, LruPolicy):
+            self.policy.set_capacity(capacity)
+        self._enforce_limits(0.0)
+
+    # --- insertion ------------------------------------------------------------------------------
+    def insert(self, data: Data, now: float, is_unsolicited: bool = False) -> bool:
+        """Cache ``data`` (NFD ``Cs::insert``); False when admission is off or capacity is 0."""
+        if not self.enable_admit or self.capacity <= 0:
+            return False
+        wire = encode_data(data)
+        if self.capacity_bytes is not None and len(wire) > self.capacity_bytes:
+            return False
+        full_key = data.name.wire + _DIGEST_HEADER + data.implicit_digest()
+        fresh_until = now + data.freshness_period / 1000.0
+        existing = self._entries.get(full_key)
+        if existing is not None:
+            existing.fresh_until = fresh_until
+            if not is_unsolicited:
+                existing.unsolicited = False
+            self.policy.after_refresh(existing, now)
+            return True
+        entry = CsEntry(data, wire, full_key, fresh_until, is_unsolicited)
+        self._entries[full_key] = entry
+        self.n_bytes += entry.size
+        name_key = entry.name_key
+        same_name = self._by_name.get(name_key)
+        if same_name is None:
+            self._by_name[name_key] = {full_key: None}
+        else:
+            same_name[full_key] = None
+        by_prefix = self._by_prefix
+        for stop in data.name.ends:
+            prefix = name_key[:stop]
+            bucket = by_prefix.get(prefix)
+            if bucket is None:
+                by_prefix[prefix] = {full_key: None}
+            else:
+                bucket[full_key] = None
+        self.policy.after_insert(entry, now)
+        self._enforce_limits(now)
+        return True
+
+    def _enforce_limits(self, now: float) -> None:
+        while len(self._entries) > self.capacity or (
+            self.capacity_bytes is not None and self.n_bytes > self.capacity_bytes
+        ):
+            key = self.policy.evict_one(now)
+            if key is None:
+                break
+            self._remove(key)
+
+    def _evict_key(self, key: bytes) -> None:
+        self._remove(key)
+
+    def _remove(self, key: bytes) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self.n_bytes -= entry.size
+        name_key = entry.name_key
+        same_name = self._by_name[name_key]
+        del same_name[key]
+        if not same_name:
+            del self._by_name[name_key]
+        by_prefix = self._by_prefix
+        for stop in entry.data.name.ends:
+            prefix = name_key[:stop]
+            bucket = by_prefix[prefix]
+            del bucket[key]
+            if not bucket:
+                del by_prefix[prefix]
+
+    # --- lookup ---------------------------------------------------------------------------------
+    def find(self, interest: Interest, now: float) -> Data | None:
+        """The Data that satisfies ``interest`` (the first in canonical order), or None."""
+        entry = self.find_entry(interest, now)
+        return entry.data if entry is not None else None
+
+    def find_entry(self, interest: Interest, now: float) -> CsEntry | None:
+        if not self.enable_serve or not self._entries:
+            return None
+        iname = interest.name.wire
+        fresh = interest.must_be_fresh
+        candidates: Any
+        entry: CsEntry | None
+        if interest.can_be_prefix:
+            candidates = self._by_prefix.get(iname)
+            if candidates is None:
+                entry = self._entries.get(iname)  # a full name with a digest names exactly one entry
+                candidates = (iname,) if entry is not None else ()
+        else:
+            candidates = self._by_name.get(iname)
+            if candidates is None:
+                entry = self._entries.get(iname)
+                if entry is None or (fresh and not entry.is_fresh(now)):
+                    return None
+                self.policy.before_use(entry)
+                return entry
+        best: CsEntry | None = None
+        for key in candidates:
+            entry = self._entries[key]
+            if fresh and not entry.is_fresh(now):
+                continue
+            if best is None or key < best.full_key:
+                best = entry
+        if best is not None:
+            self.policy.before_use(best)
+        return best
+
+    # --- erasure --------------------------------------------------------------------------------
+    def erase(self, prefix: Name, limit: int | None = None) -> int:
+        """Erase up to ``limit`` entries under ``prefix`` in canonical order (NFD ``Cs::erase``)."""
+        if prefix.ends:
+            keys = sorted(self._by_prefix.get(prefix.wire, {}))
+        else:
+            keys = sorted(self._entries)
+        if limit is not None:
+            keys = keys[:limit]
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self.policy.before_erase(entry)
+                self._remove(key)
+        return len(keys)
+
+    def entry_for(self, data: Data) -> CsEntry | None:
+        return self._entries.get(data.name.wire + tlv.encode_tlv(IMPLICIT_SHA256_DIGEST, data.implicit_digest()))

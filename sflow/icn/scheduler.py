@@ -1,0 +1,105 @@
+"""Timers for the pure ICN core, multiplexed onto one delayed call of an injected clock.
+
+The forwarder and its tables never read a clock themselves: they get a :class:`Clock` — anything
+with ``seconds()`` and ``callLater()``, which ``twisted.internet.task.Clock`` and the reactor both
+are — and schedule events through a :class:`Scheduler` (the role of ndn-cxx's ``Scheduler`` in
+NFD). The scheduler keeps its events in a heap and holds a single pending ``callLater`` for the
+earliest one, which is cheaper than one reactor timer per PIT entry and keeps unit tests
+deterministic under ``task.Clock``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class DelayedCall(Protocol):
+    """The part of Twisted's ``IDelayedCall`` the scheduler uses."""
+
+    def cancel(self) -> None: ...
+
+    def active(self) -> bool: ...
+
+
+class Clock(Protocol):
+    """The part of Twisted's ``IReactorTime`` the ICN core uses (``task.Clock`` satisfies it)."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any: ...
+
+
+class EventId:
+    """A scheduled event; :meth:`cancel` is idempotent."""
+
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler:
+    """Schedules callbacks at absolute times on an injected :class:`Clock`."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._heap: list[tuple[float, int, EventId]] = []
+        self._counter = itertools.count()
+        self._pending: Any = None
+        self._pending_when = float("inf")
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def schedule(self, delay: float, callback: Callable[[], None]) -> EventId:
+        """Run ``callback`` ``delay`` seconds from now (at the earliest)."""
+        return self.schedule_at(self.clock.seconds() + max(delay, 0.0), callback)
+
+    def schedule_at(self, when: float, callback: Callable[[], None]) -> EventId:
+        event = EventId(when, callback)
+        heapq.heappush(self._heap, (when, next(self._counter), event))
+        if when < self._pending_when:
+            self._arm(when)
+        return event
+
+    def __len__(self) -> int:
+        return sum(1 for _w, _c, event in self._heap if not event.cancelled)
+
+    def _arm(self, when: float) -> None:
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending_when = when
+        self._pending = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._fire)
+
+    def _fire(self) -> None:
+        self._pending = None
+        self._pending_when = float("inf")
+        heap = self._heap
+        now = self.clock.seconds()
+        while heap and heap[0][0] <= now:
+            _when, _count, event = heapq.heappop(heap)
+            if not event.cancelled:
+                event.cancelled = True
+                event.callback()
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+
+    def stop(self) -> None:
+        """Cancel every event and the pending delayed call."""
+        for _when, _count, event in self._heap:
+            event.cancelled = True
+        self._heap.clear()
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+        self._pending_when = float("inf")

@@ -4,7 +4,8 @@
 "when can task i start on processor p": after every predecessor's finish plus the transfer from the
 predecessor's processor (data-ready time, computed for all processors at once as a vector), either
 appended after the processor's last task or, with insertion, in the earliest idle gap that fits
-(Topcuoglu et al. 2002, insertion-based policy).
+(Topcuoglu et al. 2002, insertion-based policy). A zero-length task goes into a gap or at the end,
+never between two back-to-back tasks: still valid, occasionally not the earliest instant.
 
 Tie rule, used by every scheduler: the smallest finish time (or the algorithm's own key), then the
 lowest processor index (declaration order of the schedulable vCPUs).

@@ -163,6 +163,10 @@ def _simulate(args: argparse.Namespace) -> int:
     mapping = load_mapping(args.mapping)
     problem = Problem.from_env_job(env, mapping.job, name=args.env)
     placement = {t: p.vcpu_id for t, p in mapping.placements.items()}
+    for t, p in sorted(mapping.placements.items()):
+        if p.vcpu_id in env.vm_of_vcpu and env.vm_of_vcpu[p.vcpu_id] != p.vm_id:
+            print(f"note: task {t}: the mapping puts vCPU {p.vcpu_id} in VM {p.vm_id}, "
+                  f"the environment in VM {env.vm_of_vcpu[p.vcpu_id]}; the environment is used")
     recorded = mapping.schedule
     schedule = replay_schedule(problem, recorded) if recorded is not None else replay(problem, placement)
     validate_schedule((env, mapping.job), schedule)

@@ -209,6 +209,12 @@ class Executor:
         problem = _cpu_problem(req.cpus)
         if problem:
             return self._result(run, problem)
+        try:
+            _make_output_dirs(workdir, req.outputs)
+        except UnsafePath as exc:
+            return self._result(run, f"declared output: {exc}")
+        except OSError as exc:
+            return self._result(run, f"cannot create the directory of a declared output: {exc}")
 
         for path in command.remote_inputs:
             try:
@@ -352,6 +358,19 @@ class Executor:
             exc_info=(failure.type, failure.value, failure.getTracebackObject()),
         )
         return self._result(run, f"internal error: {failure.getErrorMessage()}")
+
+
+def _make_output_dirs(workdir: Path, outputs: tuple[str, ...]) -> None:
+    """Create the directories declared outputs go to (``./out/a.txt`` needs ``out/``), owned like
+    the job directory so that a container running as its owner can write there."""
+    owner = workdir.stat()
+    for path in outputs:
+        parent = job_file(workdir, path).parent
+        missing = [p for p in (parent, *parent.parents) if p.is_relative_to(workdir) and not p.exists()]
+        parent.mkdir(parents=True, exist_ok=True)
+        for made in missing:
+            if os.getuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
+                os.chown(made, owner.st_uid, owner.st_gid)
 
 
 def _installed(program: str, workdir: Path) -> bool:

@@ -8,11 +8,14 @@ without a reactor thread and without restarting limits. The executor is shut dow
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import docker
+import docker.errors
 import pytest
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
@@ -22,6 +25,9 @@ from sflow.config import Config
 from sflow.node.execution import ExecRequest, ExecResult, Executor
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[3]
+BUSYBOX = "sflow-busybox"
+FFMPEG = "sflow-ffmpeg"
 reactor: Any = _reactor
 
 
@@ -105,3 +111,18 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.fixture(scope="session")
+def engine() -> docker.DockerClient:
+    """The Docker engine, with the sample images built (skips only when no engine answers)."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no Docker engine is reachable: {exc}")
+    build = REPO / "dockerfiles" / "build.sh"
+    result = subprocess.run(["bash", str(build), BUSYBOX, FFMPEG], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"dockerfiles/build.sh failed:\n{result.stderr}")
+    return client

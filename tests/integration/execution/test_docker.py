@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,26 +16,10 @@ from sflow.config import Config, ImageRepositorySettings
 from sflow.node.execution import Executor
 from sflow.node.fetch import SshOptions
 
-from .conftest import request, run, wait, wait_until
+from .conftest import BUSYBOX, FFMPEG, request, run, wait, wait_until
 from .sftp_server import SftpServer
 
-REPO = Path(__file__).resolve().parents[3]
-BUSYBOX = "sflow-busybox"
-FFMPEG = "sflow-ffmpeg"
 Make = Callable[..., Executor]
-
-
-@pytest.fixture(scope="module")
-def engine() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine is reachable: {exc}")
-    result = subprocess.run(["bash", str(REPO / "dockerfiles" / "build.sh"), BUSYBOX, FFMPEG], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"dockerfiles/build.sh failed:\n{result.stderr}")
-    return client
 
 
 @pytest.fixture
@@ -88,8 +71,7 @@ def test_shell_command_in_present_image(engine: docker.DockerClient, make_execut
 
 
 def test_dummy_runs_the_entrypoint(engine: docker.DockerClient, make_executor: Make, owned_job: Path) -> None:
-    (owned_job / "out").mkdir()
-    os.chown(owned_job / "out", owned_job.stat().st_uid, owned_job.stat().st_gid)
+    # out/ does not exist: the executor makes it, owned like the job directory.
     cmd = "DUMMY -hide_banner -loglevel error -f lavfi -i testsrc=duration=1:size=32x32:rate=2 -y ./out/clip.gif"
     result = run(make_executor(), request(owned_job, cmd, outputs=("out/clip.gif",), docker_image=FFMPEG))
     assert result.ok, result

@@ -47,6 +47,14 @@ def test_exit_status_and_stderr_tail(make_executor: Make, tmp_path: Path) -> Non
     assert result.stderr_tail == "bad input\n" and result.stdout_tail == "working\n"
 
 
+def test_directories_of_declared_outputs_are_made(make_executor: Make, tmp_path: Path) -> None:
+    result = run(make_executor(), request(tmp_path, "echo x > out/deep/a.txt", outputs=("./out/deep/a.txt",)))
+    assert result.ok, result
+    result = run(make_executor(), request(tmp_path, "true", outputs=("../elsewhere/a.txt",)))
+    assert not result.ok and result.reason.startswith("declared output: ") and "escapes" in result.reason
+    assert not (tmp_path.parent / "elsewhere").exists()
+
+
 def test_missing_declared_output(make_executor: Make, tmp_path: Path) -> None:
     result = run(make_executor(), request(tmp_path, "mkdir -p out; touch out/a.txt", outputs=("out/a.txt", "out/b.txt")))
     assert not result.ok and result.exit_status == 0
@@ -55,7 +63,8 @@ def test_missing_declared_output(make_executor: Make, tmp_path: Path) -> None:
 
 def test_output_symlinked_out_of_the_job_directory(make_executor: Make, tmp_path: Path) -> None:
     job = tmp_path / "job"
-    result = run(make_executor(), request(job, f"ln -s {tmp_path} out", outputs=("out/secret",)))
+    (tmp_path / "secret").write_text("not for successors")
+    result = run(make_executor(), request(job, f"ln -s {tmp_path}/secret out/a.txt", outputs=("out/a.txt",)))
     assert not result.ok and "symlink" in result.reason
 
 

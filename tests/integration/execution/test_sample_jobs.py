@@ -1,0 +1,85 @@
+"""The project's sample jobs (jobs/*.json) run function by function through the executor, in one
+job directory, in topological order: every function succeeds and produces its declared outputs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+
+from sflow import jsonio
+from sflow.model.workflow import Job, TaskId
+from sflow.node.execution import ExecRequest, Executor
+
+from .conftest import REPO, run
+
+Make = Callable[..., Executor]
+JOBS = REPO / "jobs"
+
+
+def run_job(executor: Executor, job: Job, workdir: Path) -> dict[TaskId, str]:
+    where: dict[TaskId, str] = {}
+    for tid in job.order:
+        task = job.task(tid)
+        files: dict[int, str] = {}
+        values: dict[int, str] = {}
+        for pred in job.preds[tid]:
+            sender = job.task(pred)
+            for f in sender.out_files:
+                if tid in f.dest:
+                    files.setdefault(pred, f.path)
+            if sender.out_value is not None and tid in sender.out_value.dest:
+                values[pred] = sender.out_value.val
+        req = ExecRequest(
+            job_id=job.id,
+            task_id=tid,
+            cmd=task.cmd,
+            workdir=workdir,
+            files=files,
+            values=values,
+            outputs=tuple(f.path for f in task.out_files),
+            docker_image=task.docker_image,
+            docker_tar=task.docker_tar,
+            cpus=None,
+            timeout=60,
+        )
+        result = run(executor, req, timeout=90)
+        assert result.ok, f"task {tid}: {result.reason}\n{result.stderr_tail}"
+        where[tid] = result.where
+    return where
+
+
+def load(name: str) -> Job:
+    path = JOBS / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    return jsonio.load_job(path)
+
+
+@pytest.mark.parametrize("name", ["text-chain.json", "fork-join.json"])
+def test_text_jobs_natively(make_executor: Make, tmp_path: Path, name: str) -> None:
+    job = load(name)
+    where = run_job(make_executor(), job, tmp_path)
+    assert set(where.values()) == {"native"}
+
+
+def test_fork_join_result(make_executor: Make, tmp_path: Path) -> None:
+    job = load("fork-join.json")
+    run_job(make_executor(), job, tmp_path)
+    total = float((tmp_path / "out" / "sum-of-squares.txt").read_text())  # awk prints %.6g
+    assert total == pytest.approx(sum(i * i for i in range(1, 40001)), rel=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed on this machine")
+def test_ffmpeg_job_natively(make_executor: Make, tmp_path: Path) -> None:
+    where = run_job(make_executor(), load("ffmpeg.json"), tmp_path)
+    assert set(where.values()) == {"native"}
+
+
+def test_ffmpeg_job_in_docker(engine: docker.DockerClient, make_executor: Make, tmp_path: Path) -> None:
+    where = run_job(make_executor(), load("ffmpeg-docker.json"), tmp_path)
+    assert set(where.values()) == {"docker:sflow-ffmpeg"}
+    assert (tmp_path / "media" / "4th.mp4").stat().st_size > 0

@@ -11,9 +11,10 @@ design intends (each noted):
    Tasks are visited from a ready list by decreasing level (t + b), ties to the lower id. A task
    joins the cluster of its dominant predecessor (whose data arrives last) when that predecessor
    is the cluster's last member, which zeroes the dominant edge without serialising the task behind
-   unrelated work; its t-level is then recomputed with that edge free. (The original's
-   ``process``/``up`` merges along dominant edges with level tests that are always satisfied by a
-   zeroed edge; its cluster bookkeeping can clear assignments and empty the free set — §3.8.10.)
+   unrelated work; its t-level is then recomputed with that edge free, so a merge never raises it.
+   (The original merges through ``process``/``up`` with level tests over cluster bookkeeping that
+   can clear vCPU assignments and empty the free set, crashing — §3.8.10; linear merging along the
+   dominant edge is the reading of its "merge when the level does not grow" rule kept here.)
 2. **vCPU selection.** Clusters are taken in the order their first task was visited. A cluster whose
    first task is a START task may only take a vCPU no cluster holds yet ("utilising vCPUs"); any
    other may take any vCPU, so it can share its predecessor's host. When every vCPU is taken, all

@@ -298,14 +298,17 @@ def processes() -> Iterator[tuple[int, list[str]]]:
         yield int(entry.name), argv
 
 
+def runs_sflow(argv: list[str]) -> bool:
+    """``sflow ...``, ``python .../bin/sflow ...`` or ``python -m sflow[.module] ...``."""
+    return any(Path(a).name == "sflow" for a in argv) or any(
+        a == "-m" and (b == "sflow" or b.startswith("sflow.")) for a, b in zip(argv, argv[1:])
+    )
+
+
 def sflow_processes_under(root: Path) -> list[tuple[int, list[str]]]:
-    """Processes running sflow whose command line names a path under ``root`` (the lab's nodes)."""
+    """sflow processes whose command line names a path under ``root`` (the lab's nodes)."""
     text = str(root)
-    return [
-        (pid, argv)
-        for pid, argv in processes()
-        if any("sflow" in a for a in argv) and any(text in a for a in argv) and pid != os.getpid()
-    ]
+    return [(pid, argv) for pid, argv in processes() if runs_sflow(argv) and any(text in a for a in argv)]
 
 
 def kill_processes_under(root: Path) -> None:

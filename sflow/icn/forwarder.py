@@ -51,6 +51,7 @@ from sflow.icn.face.base import FACE_ID_INTERNAL, INVALID_FACE_ID, Face, FaceSco
 from sflow.icn.face_table import FaceTable
 from sflow.icn.fib import Fib, NextHop
 from sflow.icn.lp import CACHE_POLICY_NO_CACHE, LpPacket
+from sflow.icn.mgmt import Management
 from sflow.icn.name import LOCALHOST, Name
 from sflow.icn.name_tree import NameTree
 from sflow.icn.packet import Data, Interest, Nack
@@ -145,6 +146,7 @@ class Forwarder:
         self._ingress: Face | None = None
         self._ingress_lp: LpPacket | None = None
         self._random = random.Random()
+        self.management = Management(self)
 
     def _make_strategy(self, name: Name | str) -> Strategy | None:
         resolved = resolve_strategy(name)

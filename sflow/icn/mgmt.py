@@ -29,10 +29,10 @@ import hmac
 import json
 import logging
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sflow.errors import DecodeError
 from sflow import __version__
+from sflow.errors import DecodeError
 from sflow.icn import tlv
 from sflow.icn.control import (
     ROUTE_FLAG_CHILD_INHERIT,
@@ -43,13 +43,15 @@ from sflow.icn.control import (
 )
 from sflow.icn.face.base import FACE_ID_INTERNAL, Face
 from sflow.icn.face.inprocess import InProcessFace, linked_faces
-from sflow.icn.forwarder import Forwarder
 from sflow.icn.lp import LpPacket
 from sflow.icn.name import Component, Name
 from sflow.icn.packet import Data, Interest, Nack, make_data
 from sflow.icn.security import verify_interest
 from sflow.icn.signature import SignatureType
 from sflow.icn.strategy import resolve_strategy
+
+if TYPE_CHECKING:
+    from sflow.icn.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
 

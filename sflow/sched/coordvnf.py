@@ -1,7 +1,7 @@
 """CoordVNF: the original's "Scalable and coordinated allocation of SFCs" scheduler (reference §3.4).
 
-Source idea: coordinated allocation of service function chains (ncl-teu/ncl_sfcsim
-``CoordVNFAlgorithm``), which places each function at random among candidate vCPUs.
+Source: "Scalable and coordinated allocation of SFCs", as the original's ``CoordVNFAlgorithm``
+(ncl-teu/ncl_sfcsim) cites it; it places each function at random among candidate vCPUs.
 
 The ready task with the smallest t-level (mean costs) goes first, ties to the lower id. Its vCPU is
 drawn uniformly at random from the vCPUs on the hosts of its predecessors — the "same host as the

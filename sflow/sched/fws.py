@@ -1,4 +1,7 @@
-"""FWS: the original's "Multi-objective scheduling of micro-services" scheduler (reference §3.3).
+"""FWS: the original's scheduler no. 2 (reference §3.3).
+
+Source: "Multi-objective scheduling of micro-services…", as the original's ``FWS_VNFAlgorithm``
+(ncl-teu/ncl_sfcsim) cites it.
 
 Priority: L = t-level + mean execution time (static, mean costs); the ready task with the largest L
 goes first, then the smaller t-level, then the lower id. vCPU: the one with the largest remaining

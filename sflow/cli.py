@@ -24,6 +24,7 @@ _ROLE_MODULES: tuple[str, ...] = (
     "sflow.sched.cli",
     "sflow.node.cli",
     "sflow.delegator.cli",
+    "sflow.icn.cli",
 )
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,144 @@
+"""A standalone forwarder process: a :class:`~sflow.icn.forwarder.Forwarder` on the reactor with its
+TCP, Unix-socket and UDP listeners, and static routes toward other forwarders.
+
+This is the I/O shell around the pure forwarder (``sflow forwarder`` runs it). The reactor is
+passed in; the forwarder reads time from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.error import CannotListenError
+
+from sflow.errors import IcnError, InputError
+from sflow.icn.face.base import Face
+from sflow.icn.face.stream import ForwarderStreamFactory, connect_stream
+from sflow.icn.face.udp import UdpChannel
+from sflow.icn.face.uri import FaceUri, parse_face_uri
+from sflow.icn.forwarder import Forwarder, ForwarderConfig
+from sflow.icn.name import Name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticRoute:
+    """``--route PREFIX=URI[,COST]``: a face toward URI and a route for PREFIX through it."""
+
+    prefix: Name
+    uri: FaceUri
+    cost: int = 0
+
+
+class ForwarderServer:
+    """A forwarder with listeners on ``reactor``."""
+
+    def __init__(self, reactor: Any, config: ForwarderConfig | None = None) -> None:
+        self.reactor = reactor
+        self.forwarder = Forwarder(reactor, config)
+        self._ports: list[Any] = []
+        self._unix_paths: list[str] = []
+        self.udp_channels: list[UdpChannel] = []
+        self.addresses: list[str] = []
+
+    def listen_tcp(self, host: str, port: int) -> FaceUri:
+        """Listen for TCP faces; returns the bound address (port 0 picks a free one)."""
+        factory = ForwarderStreamFactory(self.forwarder)
+        try:
+            listening = self.reactor.listenTCP(port, factory, interface=host)
+        except CannotListenError as exc:
+            raise IcnError(f"cannot listen on tcp {host}:{port}: {exc}") from exc
+        self._ports.append(listening)
+        bound = listening.getHost()
+        uri = FaceUri("tcp", host=bound.host, port=bound.port)
+        self.addresses.append(str(uri))
+        log.info("listening tcp=%s", uri)
+        return uri
+
+    def listen_unix(self, path: str) -> FaceUri:
+        """Listen on a Unix socket (a stale socket file from a dead forwarder is replaced)."""
+        if os.path.exists(path) and not _socket_in_use(path):
+            os.unlink(path)
+        try:
+            listening = self.reactor.listenUNIX(path, ForwarderStreamFactory(self.forwarder))
+        except CannotListenError as exc:
+            raise IcnError(f"cannot listen on unix socket {path}: {exc}") from exc
+        self._ports.append(listening)
+        self._unix_paths.append(path)
+        uri = FaceUri("unix", path=path)
+        self.addresses.append(str(uri))
+        log.info("listening unix=%s", path)
+        return uri
+
+    def listen_udp(self, host: str, port: int) -> FaceUri:
+        channel = UdpChannel(self.forwarder, self.reactor)
+        try:
+            listening = self.reactor.listenUDP(port, channel, interface=host)
+        except CannotListenError as exc:
+            raise IcnError(f"cannot listen on udp {host}:{port}: {exc}") from exc
+        self._ports.append(listening)
+        self.udp_channels.append(channel)
+        bound = listening.getHost()
+        uri = FaceUri("udp", host=bound.host, port=bound.port)
+        self.addresses.append(str(uri))
+        log.info("listening udp=%s", uri)
+        return uri
+
+    def add_static_route(self, route: StaticRoute) -> Deferred[Face]:
+        """Open a face toward ``route.uri`` and route ``route.prefix`` through it."""
+        uri = route.uri
+        if uri.scheme == "udp":
+            if not self.udp_channels:
+                self.listen_udp("0.0.0.0" if ":" not in uri.host else "::", 0)
+            face: Face = self.udp_channels[0].connect(uri.host, uri.port)
+            self.forwarder.add_route(route.prefix, face, route.cost)
+            return succeed(face)
+
+        def connected(stream_face: Face) -> Face:
+            self.forwarder.add_face(stream_face)
+            self.forwarder.add_route(route.prefix, stream_face, route.cost)
+            log.info("static route prefix=%s face=%d uri=%s", route.prefix, stream_face.face_id, uri)
+            return stream_face
+
+        return connect_stream(self.reactor, str(uri)).addCallback(connected)
+
+    def stop(self) -> Deferred[Any]:
+        """Stop listening, close every face and remove Unix socket files."""
+        stopping = [succeed(port.stopListening()) for port in self._ports]
+        self._ports = []
+        self.forwarder.close()
+        for path in self._unix_paths:
+            if os.path.exists(path):
+                os.unlink(path)
+        self._unix_paths = []
+        return DeferredList(stopping)
+
+
+def _socket_in_use(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def parse_static_route(text: str) -> StaticRoute:
+    """Parse ``PREFIX=URI[,COST]``."""
+    prefix_text, sep, rest = text.partition("=")
+    if not sep or not prefix_text.startswith("/"):
+        raise InputError("<flag>", text, "a route is PREFIX=URI[,COST], e.g. /sflow=tcp4://10.0.0.2:6363")
+    uri_text, _, cost_text = rest.partition(",")
+    try:
+        cost = int(cost_text) if cost_text else 0
+    except ValueError:
+        raise InputError("<flag>", text, f"bad cost {cost_text!r}") from None
+    return StaticRoute(Name.from_uri(prefix_text), parse_face_uri(uri_text), cost)

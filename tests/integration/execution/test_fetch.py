@@ -15,6 +15,7 @@ from sflow.node.execution import Executor
 from sflow.node.fetch import SshOptions
 
 from .conftest import request, run
+from .ftp_server import FtpServer
 from .sftp_server import SftpServer
 
 Make = Callable[..., Executor]
@@ -127,3 +128,18 @@ def test_ftp_failure_fails_only_the_function(make_executor: Make, tmp_path: Path
     assert result.reason.startswith(f"cannot fetch $R^in/input.txt from the file server: ftp://u@127.0.0.1:{port}")
     assert "secret-pw" not in result.reason
     assert run(executor, request(tmp_path, "true")).ok  # the node carries on
+
+
+def test_ftp(make_executor: Make, tmp_path: Path, served: Path) -> None:
+    with FtpServer(served, user="u", password="pw") as server:
+        cfg = config(protocol="ftp", host="127.0.0.1", port=server.port, user="u", password="pw", root="/")
+        executor = make_executor(cfg)
+        result = run(executor, request(tmp_path / "job", CMD, outputs=("count.txt",)))
+        assert result.ok, result
+        assert (tmp_path / "job" / "in" / "input.txt").read_text() == "remote data\n"
+        assert "RETR" in server.commands
+        missing = run(executor, request(tmp_path / "job", "cat $R^gone.txt"))
+        assert not missing.ok and "550" in missing.reason
+        wrong = make_executor(config(protocol="ftp", host="127.0.0.1", port=server.port, user="u", password="bad-pw"))
+        refused = run(wrong, request(tmp_path / "job2", CMD))
+        assert not refused.ok and "530" in refused.reason and "bad-pw" not in refused.reason

@@ -5,6 +5,7 @@ host's venv (the build id is the venv's stamp)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -57,9 +58,16 @@ def wheel_from_file(path: Path) -> Wheel:
     return Wheel(path, hashlib.sha256(path.read_bytes()).hexdigest()[:16])
 
 
+def _has_build_backend() -> bool:
+    """Whether this interpreter can build the wheel itself (setuptools with bdist_wheel)."""
+    return importlib.util.find_spec("setuptools") is not None and importlib.util.find_spec("wheel") is not None
+
+
 def build_wheel(root: Path | None = None, cache: Path | None = None) -> Wheel:
     """This checkout as a wheel, from the cache when its sources have not changed. The build runs
-    on a copy of the sources, so that it leaves nothing in the checkout."""
+    on a copy of the sources, so that it leaves nothing in the checkout. Without setuptools and
+    wheel installed here, pip fetches them into an isolated build environment (which needs the
+    package index once; pass --wheel on a machine that has neither)."""
     root = root or source_root()
     cache = (cache or Path(DEFAULT_CACHE)).expanduser()
     build = build_id(root)
@@ -75,7 +83,10 @@ def build_wheel(root: Path | None = None, cache: Path | None = None) -> Wheel:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
         out = Path(tmp) / "dist"
-        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(out), str(copy)]
+        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(out)]
+        if _has_build_backend():
+            argv.append("--no-build-isolation")  # offline, and faster than a fresh build environment
+        argv.append(str(copy))
         log.info("event=wheel_build build=%s root=%s", build, root)
         done = subprocess.run(argv, capture_output=True, check=False)
         if done.returncode != 0:

@@ -11,7 +11,6 @@ SSH with a fake.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import posixpath
@@ -213,7 +212,7 @@ class ParamikoHost:
             err_chunks: list[bytes] = []
             err_reader = threading.Thread(target=_drain, args=(channel.makefile_stderr("rb"), err_chunks), daemon=True)
             err_reader.start()
-            out = _read_all(channel.makefile("rb"))
+            out = channel.makefile("rb").read()
             err_reader.join(timeout)
             status = channel.recv_exit_status()
         except (socket.timeout, TimeoutError):
@@ -254,8 +253,10 @@ class ParamikoHost:
         try:
             self._sftp_client().get(remote_path, str(local_path))
         except FileNotFoundError:
+            local_path.unlink(missing_ok=True)  # paramiko creates the local file before it opens the remote one
             raise ClusterError(f"{remote_path} does not exist on {self.host.name}") from None
         except (OSError, paramiko.SSHException) as exc:
+            local_path.unlink(missing_ok=True)
             raise ClusterError(f"cannot fetch {remote_path} from {self.host.name}: {_describe(exc)}") from None
 
     def close(self) -> None:
@@ -264,19 +265,9 @@ class ParamikoHost:
         self._client.close()
 
 
-def _read_all(stream: IO[bytes]) -> bytes:
-    return stream.read()
-
-
 def _drain(stream: IO[bytes], into: list[bytes]) -> None:
     try:
         into.append(stream.read())
     except (OSError, paramiko.SSHException) as exc:
         # The main reader reports the channel's failure; this only notes why stderr is short.
         log.debug("event=stderr_read_failed error=%s", type(exc).__name__)
-
-
-def host_key_line(address: str, port: int, key_type: str, key: bytes) -> str:
-    """A known_hosts line for a key, as ``ssh-keyscan`` would print it."""
-    name = address if port == 22 else f"[{address}]:{port}"
-    return f"{name} {key_type} {base64.b64encode(key).decode('ascii')}"

@@ -1,5 +1,6 @@
 """Fixtures for the multi-host tests: a lab of network-namespace hosts with real sshds
-(:mod:`netns`), an inventory of them, a cluster secret, and one deploy per test session."""
+(:mod:`netns`), an inventory of them, a cluster secret, and one deploy. They are module-scoped: the
+lab, and the lock that keeps other test runs out of its names, last only as long as the module."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cluster_lab import LAB_HOSTS, NO_SSHD, Cli, LabCluster
 from netns import lab, missing_requirement
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
     reason = missing_requirement()
     if reason:
@@ -31,7 +32,7 @@ def lab_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster
         yield cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cli(lab_cluster: LabCluster) -> Cli:
     """Run ``sflow ARGS`` in the delegator directory, with the lab's known_hosts and no SFLOW_*
     settings from the caller's environment."""
@@ -46,7 +47,7 @@ def cli(lab_cluster: LabCluster) -> Cli:
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def deployed(lab_cluster: LabCluster, cli: Cli) -> subprocess.CompletedProcess[str]:
     """sflow installed on h0-h2, once per session (later deploys find the venv up to date)."""
     done = cli("cluster", "deploy", str(lab_cluster.inventory), "--secret", str(lab_cluster.secret))

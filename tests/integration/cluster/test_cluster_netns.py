@@ -1,6 +1,6 @@
 """``sflow cluster`` against real hosts: network namespaces with their own sshd (see netns.py).
 
-One session deploys once; each test starts what it needs and stops it again.
+The module deploys once; each test starts what it needs and stops it again.
 """
 
 from __future__ import annotations

@@ -46,7 +46,9 @@ def register(sub: Any) -> None:
     stop.add_argument("--grace", type=float, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL (default: 10)")
     stop.set_defaults(func=_stop)
 
-    status = _action(csub, "status", "show whether each node is up, its version, vCPUs and running functions")
+    status = _action(
+        csub, "status", "show whether each node is up, its version, vCPUs and running functions (exit 1 if any is down)"
+    )
     status.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for each node's answer")
     status.set_defaults(func=_status)
 

@@ -35,14 +35,8 @@ REDACTED = "********"
 
 def redact(text: str, secrets: Iterable[str | bytes]) -> str:
     """``text`` with every occurrence of each secret replaced (longest first, so that a secret that
-    contains another is hidden whole). Bytes secrets are matched as their text and their hex."""
-    needles: set[str] = set()
-    for secret in secrets:
-        if isinstance(secret, bytes):
-            needles.add(secret.hex())
-            needles.add(secret.decode("utf-8", "replace").strip())
-        else:
-            needles.add(secret.strip())
+    contains another is hidden whole). A bytes secret (a key) is matched as its hex text."""
+    needles = {secret.hex() if isinstance(secret, bytes) else secret.strip() for secret in secrets}
     for needle in sorted((n for n in needles if n), key=len, reverse=True):
         text = text.replace(needle, REDACTED)
     return text

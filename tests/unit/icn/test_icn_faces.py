@@ -1,0 +1,223 @@
+"""Faces: stream framing over ``StringTransport`` (any chunking, oversize, malformed), UDP channel,
+in-process links. No sockets, no real reactor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from icn_harness import route
+from twisted.internet import address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from sflow.icn import tlv
+from sflow.icn.face.base import FaceScope
+from sflow.icn.face.inprocess import linked_faces
+from sflow.icn.face.stream import ForwarderStreamFactory, NdnStreamProtocol
+from sflow.icn.face.udp import UdpChannel
+from sflow.icn.face.uri import parse_face_uri
+from sflow.icn.forwarder import Forwarder
+from sflow.icn.lp import decode_lp_packet
+from sflow.icn.packet import NackReason, decode_data, decode_interest, encode_data, encode_interest, make_data, make_interest
+
+
+def connect(forwarder: Forwarder, host: str = "127.0.0.1", port: int = 40000) -> tuple[NdnStreamProtocol, StringTransport]:
+    protocol = ForwarderStreamFactory(forwarder).buildProtocol(None)
+    transport = StringTransport(
+        hostAddress=address.IPv4Address("TCP", "127.0.0.1", 6363), peerAddress=address.IPv4Address("TCP", host, port)
+    )
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def split_packets(stream: bytes) -> list[bytes]:
+    packets = []
+    pos = 0
+    while pos < len(stream):
+        size = tlv.read_packet_length(stream, pos, len(stream))
+        assert size is not None
+        packets.append(stream[pos : pos + size])
+        pos += size
+    return packets
+
+
+def test_stream_face_scope_from_peer_address(forwarder: Forwarder) -> None:
+    local, _ = connect(forwarder, "127.0.0.1")
+    remote, _ = connect(forwarder, "10.1.2.3")
+    assert local.face is not None and local.face.scope == FaceScope.LOCAL
+    assert remote.face is not None and remote.face.scope == FaceScope.NON_LOCAL
+    assert remote.face.remote_uri == "tcp4://10.1.2.3:40000" and forwarder.faces.get(remote.face.face_id) is remote.face
+
+
+def test_stream_exchange_byte_by_byte(forwarder: Forwarder) -> None:
+    consumer, consumer_tx = connect(forwarder, port=1)
+    producer, producer_tx = connect(forwarder, port=2)
+    assert producer.face is not None
+    route(forwarder, "/A", producer.face)
+    interest = encode_interest(make_interest("/A/1", nonce=7))
+    for octet in interest:
+        consumer.dataReceived(bytes([octet]))
+    forwarded = split_packets(producer_tx.value())
+    assert [decode_interest(p).name.to_uri() for p in forwarded] == ["/A/1"]
+    data = encode_data(make_data("/A/1", b"x" * 1000))  # a 3-octet TLV-LENGTH
+    for octet in data:
+        producer.dataReceived(bytes([octet]))
+    assert split_packets(consumer_tx.value()) == [data]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_stream_framing_tolerates_any_chunking(data: st.DataObject) -> None:
+    forwarder = Forwarder(Clock())
+    consumer, _ = connect(forwarder, port=1)
+    producer, producer_tx = connect(forwarder, port=2)
+    assert producer.face is not None
+    route(forwarder, "/A", producer.face)
+    names = [f"/A/{i}" for i in range(data.draw(st.integers(1, 6)))]
+    sizes = data.draw(st.lists(st.integers(0, 400), min_size=len(names), max_size=len(names)))
+    stream = b"".join(
+        encode_interest(make_interest(n, nonce=i, app_parameters=b"p" * size)) for i, (n, size) in enumerate(zip(names, sizes))
+    )
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=20)))) if len(stream) > 1 else []
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    for piece in pieces:
+        consumer.dataReceived(piece)
+    received = [decode_interest(p).name.prefix(2).to_uri() for p in split_packets(producer_tx.value())]
+    assert received == names
+    assert forwarder.counters.n_malformed_packets == 0
+
+
+def test_oversize_packet_closes_only_that_face(forwarder: Forwarder) -> None:
+    bad, bad_tx = connect(forwarder, port=1)
+    good, good_tx = connect(forwarder, port=2)
+    producer, producer_tx = connect(forwarder, port=3)
+    assert producer.face is not None and bad.face is not None
+    route(forwarder, "/A", producer.face)
+    bad.dataReceived(b"\x06\xfd\x22\x61")  # announces 8801 octets of value
+    assert bad_tx.disconnecting and bad.face.closed
+    assert forwarder.faces.get(bad.face.face_id) is None
+    assert forwarder.counters.n_oversize_packets == 1 and bad.face.counters.n_in_oversize == 1
+    good.dataReceived(encode_interest(make_interest("/A/1", nonce=1)))
+    assert len(split_packets(producer_tx.value())) == 1 and not good_tx.disconnecting
+
+
+def test_packet_of_exactly_the_limit_is_accepted(forwarder: Forwarder) -> None:
+    producer, _ = connect(forwarder, port=3)
+    consumer, consumer_tx = connect(forwarder, port=4)
+    assert producer.face is not None
+    route(forwarder, "/A", producer.face)
+    consumer.dataReceived(encode_interest(make_interest("/A/big", nonce=1)))
+    size = tlv.MAX_NDN_PACKET_SIZE
+    wire = encode_data(make_data("/A/big", b"z" * size))
+    while len(wire) > tlv.MAX_NDN_PACKET_SIZE:
+        size -= len(wire) - tlv.MAX_NDN_PACKET_SIZE
+        wire = encode_data(make_data("/A/big", b"z" * size))
+    assert len(wire) == tlv.MAX_NDN_PACKET_SIZE
+    producer.dataReceived(wire)
+    assert split_packets(consumer_tx.value()) == [wire] and not consumer_tx.disconnecting
+
+
+def test_malformed_packet_dropped_face_goes_on(forwarder: Forwarder) -> None:
+    consumer, consumer_tx = connect(forwarder, port=1)
+    producer, producer_tx = connect(forwarder, port=2)
+    assert producer.face is not None and consumer.face is not None
+    route(forwarder, "/A", producer.face)
+    garbage = b"\x05\x04\x07\x02\x08\x05"  # a Name component running past its Name
+    consumer.dataReceived(garbage + b"\x42\x01\x00" + encode_interest(make_interest("/A/1", nonce=1)))
+    assert forwarder.counters.n_malformed_packets == 2 and consumer.face.counters.n_malformed == 2
+    assert not consumer_tx.disconnecting and len(split_packets(producer_tx.value())) == 1
+
+
+def test_bad_framing_closes_face(forwarder: Forwarder) -> None:
+    consumer, consumer_tx = connect(forwarder, port=1)
+    consumer.dataReceived(b"\x05\xfd\x00\x10")  # not the shortest VAR-NUMBER: cannot resynchronize
+    assert consumer_tx.disconnecting and forwarder.counters.n_malformed_packets == 1
+
+
+def test_nack_and_pit_token_on_the_wire(forwarder: Forwarder) -> None:
+    consumer, consumer_tx = connect(forwarder, port=1)
+    from sflow.icn.lp import LpPacket, encode_lp_packet
+
+    interest = encode_interest(make_interest("/none/1", nonce=3))
+    consumer.dataReceived(encode_lp_packet(LpPacket(fragment=interest, pit_token=b"\xab\xcd")))
+    (reply,) = split_packets(consumer_tx.value())
+    lp = decode_lp_packet(reply)
+    assert lp.nack_reason == NackReason.NO_ROUTE and lp.pit_token == b"\xab\xcd" and lp.fragment == interest
+
+
+def test_connection_lost_removes_face(forwarder: Forwarder) -> None:
+    consumer, _ = connect(forwarder)
+    assert consumer.face is not None
+    face_id = consumer.face.face_id
+    consumer.connectionLost()
+    assert forwarder.faces.get(face_id) is None
+
+
+class FakeUdpTransport:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def write(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        self.sent.append((datagram, addr))
+
+    def getHost(self) -> Any:
+        return address.IPv4Address("UDP", "127.0.0.1", 6363)
+
+
+def test_udp_channel_faces_per_peer(forwarder: Forwarder, clock: Clock) -> None:
+    channel = UdpChannel(forwarder, clock, idle_timeout=10)
+    transport = FakeUdpTransport()
+    channel.transport = transport  # type: ignore[assignment]
+    channel.startProtocol()
+    producer = channel.connect("10.0.0.2", 6363)
+    route(forwarder, "/A", producer)
+    channel.datagramReceived(encode_interest(make_interest("/A/1", nonce=1)), ("127.0.0.1", 5000))
+    assert transport.sent[-1][1] == ("10.0.0.2", 6363)
+    consumer = channel.faces[("127.0.0.1", 5000)]
+    assert consumer.scope == FaceScope.LOCAL and producer.scope == FaceScope.NON_LOCAL
+    channel.datagramReceived(encode_data(make_data("/A/1", b"ok")), ("10.0.0.2", 6363))
+    assert decode_data(transport.sent[-1][0]).content == b"ok" and transport.sent[-1][1] == ("127.0.0.1", 5000)
+    channel.datagramReceived(b"\x06" + b"\x00" * 9000, ("10.0.0.9", 1))  # oversize: that face closes
+    assert ("10.0.0.9", 1) not in channel.faces and forwarder.counters.n_oversize_packets == 1
+    clock.advance(30)  # idle on-demand faces close; the persistent one stays
+    assert ("127.0.0.1", 5000) not in channel.faces and ("10.0.0.2", 6363) in channel.faces
+    channel.stopProtocol()
+    assert not channel.faces
+
+
+def test_in_process_link_delay(clock: Clock) -> None:
+    a, b = linked_faces(clock, delay=0.01)
+    received: list[str] = []
+
+    class Sink:
+        def on_incoming_interest(self, face: Any, interest: Any, lp: Any) -> None:
+            received.append(interest.name.to_uri())
+
+        def on_face_closed(self, face: Any) -> None:
+            received.append("closed")
+
+    b.handler = Sink()  # type: ignore[assignment]
+    a.send_interest(make_interest("/x"))
+    clock.advance(0.005)
+    assert received == []
+    clock.advance(0.005)
+    assert received == ["/x"]
+    a.close()
+    clock.advance(0.01)
+    assert b.closed and received == ["/x", "closed"]
+
+
+def test_face_uri_parsing() -> None:
+    assert str(parse_face_uri("127.0.0.1:7000")) == "tcp4://127.0.0.1:7000"
+    assert str(parse_face_uri("tcp6://[::1]:6363")) == "tcp6://[::1]:6363"
+    assert str(parse_face_uri("udp://10.0.0.1")) == "udp4://10.0.0.1:6363"
+    assert parse_face_uri("unix:///run/x.sock").path == "/run/x.sock"
+    import pytest
+
+    from sflow.errors import InputError
+
+    for bad in ("ftp://x", "1.2.3.4:port", "1.2.3.4:99999", "unix://"):
+        with pytest.raises(InputError):
+            parse_face_uri(bad)

@@ -245,7 +245,7 @@ class Executor:
         if isinstance(function, str):
             return self._result(run, function)
         run.function = function
-        log.info("function started job=%s task=%s where=%s", req.job_id, req.task_id, run.where)
+        log.debug("function started job=%s task=%s where=%s shell=%r", req.job_id, req.task_id, run.where, command.shell)
         outcome = await function.done
         return self._result(run, self._failure(run, outcome, workdir), outcome)
 
@@ -334,7 +334,7 @@ class Executor:
             job.discard(run)
             if not job:
                 del self._runs[req.job_id]
-        log.info(
+        log.debug(
             "function finished job=%s task=%s ok=%s where=%s exit_status=%s reason=%r seconds=%.3f",
             req.job_id,
             req.task_id,

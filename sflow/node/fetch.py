@@ -67,7 +67,7 @@ def fetch_input(
     ``dest`` (whose parent directories are created)."""
     name = posixpath.basename(path)
     protocol = settings.protocol
-    log.info("fetching input job=%s file=%s protocol=%s host=%s", job_id, name, protocol, settings.host or "-")
+    log.debug("fetching input job=%s file=%s protocol=%s host=%s", job_id, name, protocol, settings.host or "-")
     if protocol == "local":
         if not settings.root:
             raise FetchError("file server directory is not configured (file_server.root)")

@@ -22,6 +22,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.utils
 from docker.models.containers import Container
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
@@ -99,10 +100,8 @@ class _Container:
             return Outcome(None, None, "", "", str(exc))
         except FetchError as exc:
             return Outcome(None, None, "", "", f"image {spec.image} not found and its tar could not be fetched: {exc}")
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, OSError) as exc:  # OSError: the engine's socket
             return Outcome(None, None, "", "", f"Docker engine: {_api_message(exc)}")
-        except OSError as exc:
-            return Outcome(None, None, "", "", f"image {spec.image}: cannot read its tar: {exc}")
         try:
             with self._lock:
                 self._container = container
@@ -120,7 +119,7 @@ class _Container:
             stdout = self._tail(container, stdout=True)
             stderr = self._tail(container, stdout=False)
             return Outcome(status, None, stdout, stderr)
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, OSError) as exc:
             return Outcome(None, None, "", "", f"Docker engine: {_api_message(exc)}")
         finally:
             self._remove(container)
@@ -137,7 +136,7 @@ class _Container:
             container.remove(force=True)
         except docker.errors.NotFound:
             pass  # already gone
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, OSError) as exc:
             log.warning("cannot remove container id=%s error=%s", container.short_id, _api_message(exc))
 
 
@@ -196,13 +195,18 @@ class DockerRunner:
                 except docker.errors.DockerException as exc:
                     raise _CannotRun(f"image {image} not found and cannot be pulled: {_api_message(exc)}") from None
                 if reference != image:
-                    pulled.tag(image)
+                    repository, tag = docker.utils.parse_repository_tag(image)
+                    pulled.tag(repository, tag or "latest")
                 return _entrypoint(pulled)
             if not tar:
                 raise _CannotRun(f"image {image} not found and the task names no docker tar to load")
             path = fetch_image_tar(self._repository, tar, self._ssh)
             log.info("loading image=%s tar=%s", image, path)
-            with path.open("rb") as data:
+            try:
+                data = path.open("rb")
+            except OSError as exc:
+                raise _CannotRun(f"image {image}: cannot read its tar {path}: {exc.strerror or exc}") from None
+            with data:
                 client.images.load(data)
             try:
                 return _entrypoint(client.images.get(image))
@@ -215,7 +219,7 @@ def _entrypoint(image: Any) -> list[str] | None:
     return list(entrypoint) if entrypoint else None
 
 
-def _api_message(exc: docker.errors.DockerException) -> str:
+def _api_message(exc: docker.errors.DockerException | OSError) -> str:
     if isinstance(exc, docker.errors.APIError) and exc.explanation:
         return str(exc.explanation)
     return str(exc) or type(exc).__name__

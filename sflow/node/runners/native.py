@@ -112,6 +112,12 @@ class _Function(ProcessProtocol):
         self._timers.append(self.reactor.callLater(delay, fn, *args))
 
 
+def function_environment() -> dict[str, str]:
+    """The node's environment without sflow's own settings: ``SFLOW_*`` variables may carry
+    passwords (``SFLOW_FILE_SERVER_PASSWORD``), and functions are the job author's code."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SFLOW_")}
+
+
 class NativeRunner:
     """Starts functions as local processes."""
 
@@ -127,8 +133,9 @@ class NativeRunner:
         *,
         env: Mapping[str, str] | None = None,
     ) -> _Function:
-        """Spawn ``/bin/sh -c shell`` with ``workdir`` as cwd, pinned to ``cpus`` when given.
-        Raises ``OSError`` when the process cannot be spawned."""
+        """Spawn ``/bin/sh -c shell`` with ``workdir`` as cwd, pinned to ``cpus`` when given, with
+        ``env`` (default: :func:`function_environment`). Raises ``OSError`` when the process
+        cannot be spawned."""
         function = _Function(self._reactor, self._tail_bytes)
         pin = ",".join(str(c) for c in cpus) if cpus else ""
         args = [sys.executable, "-I", "-S", "-c", _LAUNCHER, pin, shell]
@@ -136,7 +143,7 @@ class NativeRunner:
             function,
             sys.executable,
             args,
-            env=dict(os.environ if env is None else env),
+            env=dict(function_environment() if env is None else env),
             path=str(workdir),
         )
         function.pgid = process.pid

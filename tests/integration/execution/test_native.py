@@ -40,6 +40,14 @@ def test_files_from_predecessors_and_cwd(make_executor: Make, tmp_path: Path) ->
     assert (tmp_path / "copy.txt").read_text() == "data"
 
 
+def test_sflow_settings_do_not_reach_functions(make_executor: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SFLOW_FILE_SERVER_PASSWORD", "hunter2")
+    monkeypatch.setenv("SOME_TOOL_HOME", "/opt/tool")
+    result = run(make_executor(), request(tmp_path, "env"))
+    assert result.ok
+    assert "hunter2" not in result.stdout_tail and "SOME_TOOL_HOME=/opt/tool" in result.stdout_tail
+
+
 def test_exit_status_and_stderr_tail(make_executor: Make, tmp_path: Path) -> None:
     result = run(make_executor(), request(tmp_path, "echo working; echo 'bad input' >&2; exit 3"))
     assert not result.ok

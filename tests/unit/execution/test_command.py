@@ -236,3 +236,17 @@ def test_any_value_round_trips_through_sh(value: str, context: str, tmp_path: Pa
 def test_dummy_args_carry_values_verbatim(value: str) -> None:
     e = expand("DUMMY -i $V^1 out", files={}, values={TaskId(1): value})
     assert e.args == ("-i", value, "out")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    template=st.text(st.sampled_from(list("ab $FVR^12./\\'\"|;&<>()`#-*\t\n")), max_size=30),
+    value=values_text,
+)
+def test_any_template_expands_or_raises_input_error(template: str, value: str) -> None:
+    try:
+        e = expand(template, files={TaskId(1): "f.txt", TaskId(2): "g h"}, values={TaskId(1): value})
+    except InputError:
+        return
+    assert "\x00" not in e.shell and (e.program == "DUMMY") == e.dummy
+    assert all(not p.startswith(("/", "../")) for p in e.remote_inputs)

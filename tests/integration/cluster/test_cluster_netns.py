@@ -155,7 +155,11 @@ def test_a_host_refusing_ssh_is_reported_while_the_others_start(lab_cluster: Lab
         _stop_all(cli, lab_cluster)
 
 
-def test_unknown_host_keys_are_refused_unless_accepted(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli, tmp_path: Path) -> None:
+# The host-key and password tests need SSH only, not a deployed sflow: "connected" is any result
+# other than "unreachable".
+
+
+def test_unknown_host_keys_are_refused_unless_accepted(lab_cluster: LabCluster, cli: Cli, tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     refused = cli("cluster", "stop", str(lab_cluster.inventory), "--json", known_hosts=known)
     assert refused.returncode == 1
@@ -163,13 +167,13 @@ def test_unknown_host_keys_are_refused_unless_accepted(lab_cluster: LabCluster, 
         assert row["result"] == "unreachable" and "not in" in row["detail"] and "--accept-new-host-keys" in row["detail"], row
     assert not known.exists()
     accepted = cli("cluster", "stop", str(lab_cluster.inventory), "--json", "--accept-new-host-keys", known_hosts=known)
-    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert all(row["result"] != "unreachable" for row in _rows(accepted).values()), accepted.stdout
     recorded = known.read_text().splitlines()
     assert sorted(line.split()[0] for line in recorded) == sorted(h.address for h in lab_cluster.hosts)
     assert stat.S_IMODE(known.stat().st_mode) == 0o600
 
 
-def test_a_changed_host_key_is_refused(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli, tmp_path: Path) -> None:
+def test_a_changed_host_key_is_refused(lab_cluster: LabCluster, cli: Cli, tmp_path: Path) -> None:
     # h0's entry holds h1's key: what a man in the middle (or a rebuilt host) looks like.
     h0, h1 = lab_cluster.hosts[0], lab_cluster.hosts[1]
     lines = [f"{h.address} {(h1 if h is h0 else h).host_key_pub}" for h in lab_cluster.hosts]
@@ -180,7 +184,7 @@ def test_a_changed_host_key_is_refused(lab_cluster: LabCluster, deployed: subpro
     assert done.returncode == 1
     rows = _rows(done)
     assert rows[h0.address]["result"] == "unreachable" and "CHANGED" in rows[h0.address]["detail"], rows
-    assert all(rows[h.address]["ok"] for h in lab_cluster.hosts[1:]), rows
+    assert all(rows[h.address]["result"] != "unreachable" for h in lab_cluster.hosts[1:]), rows
     assert known.read_text() == before
 
 
@@ -192,7 +196,7 @@ def test_the_originals_nclw_hosts_format_works_with_a_key(lab_cluster: LabCluste
     assert set(_rows(done)) == {h.address for h in lab_cluster.hosts}
 
 
-def test_a_password_is_never_shown(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
+def test_a_password_is_never_shown(lab_cluster: LabCluster, cli: Cli) -> None:
     # The lab's sshds refuse passwords: authentication fails, and neither the table nor the log
     # (at DEBUG, paramiko's included) shows the password.
     password = "Pw-4f1c9e-do-not-show"

@@ -98,10 +98,9 @@ def _deploy(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     secret_path = Path(args.secret or config.security.secret_file).expanduser()
     key = read_secret(secret_path)  # refuses a missing, short or group/world-readable secret
-    secret = secret_path.read_bytes()
-    cluster = _cluster(args, config, (key, secret.decode("ascii", "replace")))
+    cluster = _cluster(args, config, (key,))
     wheel = wheel_from_file(Path(args.wheel)) if args.wheel else build_wheel()
-    return _report(args, "deploy", ops.deploy(cluster, wheel, config, secret))
+    return _report(args, "deploy", ops.deploy(cluster, wheel, config, secret_path.read_bytes()))
 
 
 def _start(args: argparse.Namespace) -> int:

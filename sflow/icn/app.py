@@ -156,7 +156,7 @@ class Endpoint:
         deferred: Deferred[Data] = Deferred(cancel)
         pending = _PendingInterest(interest, deferred, retries)
         self._pending.setdefault(pending.key, []).append(pending)
-        if interest.name.last_type() == IMPLICIT_SHA256_DIGEST:
+        if interest.name.has_implicit_digest():
             self._n_digest_pending += 1
         self._transmit(pending)
         return deferred
@@ -181,7 +181,7 @@ class Endpoint:
             siblings.remove(pending)
             if not siblings:
                 del self._pending[pending.key]
-            if pending.interest.name.last_type() == IMPLICIT_SHA256_DIGEST:
+            if pending.interest.name.has_implicit_digest():
                 self._n_digest_pending -= 1
 
     def _on_timeout(self, pending: _PendingInterest) -> None:

@@ -98,7 +98,7 @@ def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
 def run_forwarder(args: argparse.Namespace) -> int:
     from twisted.internet import reactor as installed_reactor
 
-    from sflow.icn.server import ForwarderServer, parse_static_route
+    from sflow.icn.server import ForwarderServer, parse_static_route, tune_garbage_collector
 
     reactor: Any = installed_reactor
     config = config_from_args(args)
@@ -128,6 +128,7 @@ def run_forwarder(args: argparse.Namespace) -> int:
         raise InputError("<flag>", "--no-tcp", "nothing to listen on")
     for route in routes:
         server.add_static_route(route).addErrback(_route_failed, route)
+    tune_garbage_collector()
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
     print(f"sflow forwarder ready: {' '.join(server.addresses)}", flush=True)
     log.info("forwarder running addresses=%s", " ".join(server.addresses))

@@ -238,7 +238,9 @@ class ContentStore:
         self.enable_serve = True
         self.n_bytes = 0
         self._entries: dict[bytes, CsEntry] = {}
-        self._by_name: dict[bytes, dict[bytes, None]] = {}
+        # Data name → its one entry's full key, or a set of them when several Data share a name.
+        self._by_name: dict[bytes, bytes | set[bytes]] = {}
+        # Proper name prefix → full keys of the entries under it (for CanBePrefix).
         self._by_prefix: dict[bytes, dict[bytes, None]] = {}
         self.policy: CsPolicy = POLICIES[policy](capacity)
         self.policy.evict = self._evict_key
@@ -283,13 +285,16 @@ class ContentStore:
         self._entries[full_key] = entry
         self.n_bytes += entry.size
         name_key = entry.name_key
-        same_name = self._by_name.get(name_key)
+        by_name = self._by_name
+        same_name = by_name.get(name_key)
         if same_name is None:
-            self._by_name[name_key] = {full_key: None}
+            by_name[name_key] = full_key
+        elif isinstance(same_name, bytes):
+            by_name[name_key] = {same_name, full_key}
         else:
-            same_name[full_key] = None
+            same_name.add(full_key)
         by_prefix = self._by_prefix
-        for stop in data.name.ends:
+        for stop in data.name.ends[:-1]:
             prefix = name_key[:stop]
             bucket = by_prefix.get(prefix)
             if bucket is None:
@@ -319,11 +324,14 @@ class ContentStore:
         self.n_bytes -= entry.size
         name_key = entry.name_key
         same_name = self._by_name[name_key]
-        del same_name[key]
-        if not same_name:
+        if isinstance(same_name, bytes):
             del self._by_name[name_key]
+        else:
+            same_name.discard(key)
+            if len(same_name) == 1:
+                self._by_name[name_key] = next(iter(same_name))
         by_prefix = self._by_prefix
-        for stop in entry.data.name.ends:
+        for stop in entry.data.name.ends[:-1]:
             prefix = name_key[:stop]
             bucket = by_prefix[prefix]
             del bucket[key]
@@ -343,19 +351,28 @@ class ContentStore:
         fresh = interest.must_be_fresh
         candidates: Any
         entry: CsEntry | None
+        exact = self._by_name.get(iname)
         if interest.can_be_prefix:
-            candidates = self._by_prefix.get(iname)
-            if candidates is None:
+            under = self._by_prefix.get(iname)
+            if exact is None and under is None:
                 entry = self._entries.get(iname)  # a full name with a digest names exactly one entry
                 candidates = (iname,) if entry is not None else ()
+            else:
+                candidates = [*((exact,) if isinstance(exact, bytes) else exact or ()), *(under or ())]
+        elif exact is None:
+            entry = self._entries.get(iname)
+            if entry is None or (fresh and not entry.is_fresh(now)):
+                return None
+            self.policy.before_use(entry)
+            return entry
+        elif isinstance(exact, bytes):
+            entry = self._entries[exact]
+            if fresh and not entry.is_fresh(now):
+                return None
+            self.policy.before_use(entry)
+            return entry
         else:
-            candidates = self._by_name.get(iname)
-            if candidates is None:
-                entry = self._entries.get(iname)
-                if entry is None or (fresh and not entry.is_fresh(now)):
-                    return None
-                self.policy.before_use(entry)
-                return entry
+            candidates = exact
         best: CsEntry | None = None
         for key in candidates:
             entry = self._entries[key]
@@ -371,7 +388,9 @@ class ContentStore:
     def erase(self, prefix: Name, limit: int | None = None) -> int:
         """Erase up to ``limit`` entries under ``prefix`` in canonical order (NFD ``Cs::erase``)."""
         if prefix.ends:
-            keys = sorted(self._by_prefix.get(prefix.wire, {}))
+            exact = self._by_name.get(prefix.wire)
+            keys = sorted([*((exact,) if isinstance(exact, bytes) else exact or ()),
+                           *self._by_prefix.get(prefix.wire, {})])
         else:
             keys = sorted(self._entries)
         if limit is not None:

@@ -248,7 +248,7 @@ class Forwarder:
             if self._depth == 0:
                 self._drain()
             return
-        entry.expiry_timer = self.scheduler.schedule(duration, lambda: self._expire(entry, generation))
+        entry.expiry_timer = self.scheduler.schedule(duration, self._expire, entry, generation)
 
     def _expire(self, entry: PitEntry, generation: int) -> None:
         if not entry.erased and entry.expiry_generation == generation:

@@ -227,14 +227,19 @@ class Component:
         return self.wire <= other.wire
 
 
-def _scan_components(wire: bytes) -> tuple[int, ...]:
-    """End offsets of the components laid out in ``wire``; :class:`DecodeError` if malformed."""
+def _scan(wire: bytes) -> tuple[tuple[int, ...], int]:
+    """End offsets of the components laid out in ``wire`` and how many are ParametersSha256Digest.
+
+    Raises :class:`DecodeError` if the components are malformed.
+    """
     ends: list[int] = []
+    append = ends.append
+    n_params = 0
     pos = 0
     end = len(wire)
     while pos < end:
-        if pos + 2 <= end and wire[pos] < 253 and wire[pos + 1] < 253:
-            comp_type = wire[pos]
+        comp_type = wire[pos]
+        if comp_type < 253 and pos + 1 < end and wire[pos + 1] < 253:
             length = wire[pos + 1]
             pos += 2 + length
             if pos > end:
@@ -249,8 +254,15 @@ def _scan_components(wire: bytes) -> tuple[int, ...]:
                 raise DecodeError("name component type 0 is invalid")
             if length != 32:
                 raise DecodeError("digest name component must be 32 octets")
-        ends.append(pos)
-    return tuple(ends)
+            if comp_type == PARAMETERS_SHA256_DIGEST:
+                n_params += 1
+        append(pos)
+    return tuple(ends), n_params
+
+
+def _scan_components(wire: bytes) -> tuple[int, ...]:
+    """End offsets of the components laid out in ``wire``; :class:`DecodeError` if malformed."""
+    return _scan(wire)[0]
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -381,7 +393,12 @@ class Name:
         return tlv.read_tlv(self.wire, start, self.ends[-1])[0]
 
     def has_implicit_digest(self) -> bool:
-        return self.last_type() == IMPLICIT_SHA256_DIGEST
+        ends = self.ends
+        if not ends:
+            return False
+        start = ends[-2] if len(ends) > 1 else 0
+        # type 1 and length 32 are one octet each: the component is exactly 34 octets
+        return ends[-1] - start == 34 and self.wire[start] == IMPLICIT_SHA256_DIGEST
 
     def find_params_digest(self) -> int:
         """Index of the ParametersSha256Digest component, -1 if none, -2 if more than one."""

@@ -26,7 +26,7 @@ from enum import IntEnum
 
 from sflow.errors import DecodeError
 from sflow.icn import tlv
-from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Component, Name, _scan_components, _trusted
+from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Component, Name, _scan, _scan_components, _trusted
 from sflow.icn.signature import DigestSha256Signer, SignatureInfo, Signer, decode_signature_info
 
 DEFAULT_INTEREST_LIFETIME = 4000
@@ -312,21 +312,34 @@ def _decode_name(buf: bytes, start: int, end: int) -> Name:
     return _trusted(wire, _scan_components(wire))
 
 
+def _packet_start(buf: bytes, end: int, expected: int, what: str) -> int:
+    """Check the outer TLV of a packet that fills ``buf``; return where its value starts."""
+    if end >= 2 and buf[0] == expected and buf[1] < 253:
+        if 2 + buf[1] != end:
+            raise DecodeError(f"{what} length does not match the packet")
+        return 2
+    outer, pos, value_end = tlv.read_tlv(buf, 0, end)
+    if outer != expected:
+        raise DecodeError(f"expected {what} (type {expected}), got type {outer}")
+    if value_end != end:
+        raise DecodeError(f"trailing octets after the {what}")
+    return pos
+
+
 def decode_interest(buf: bytes) -> Interest:
     """Decode one Interest that is the whole of ``buf``."""
-    buf = bytes(buf)
+    if type(buf) is not bytes:
+        buf = bytes(buf)
     end = len(buf)
-    outer, pos, value_end = tlv.read_tlv(buf, 0, end)
-    if outer != tlv.INTEREST:
-        raise DecodeError(f"expected Interest (type 5), got type {outer}")
-    if value_end != end:
-        raise DecodeError("trailing octets after the Interest")
+    pos = _packet_start(buf, end, tlv.INTEREST, "Interest")
     tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
     if tlv_type != tlv.NAME:
         raise DecodeError("Interest must start with its Name")
-    name = _decode_name(buf, start, stop)
-    if not name.ends:
+    name_wire = buf[start:stop]
+    ends, n_params_digest = _scan(name_wire)
+    if not ends:
         raise DecodeError("Interest Name must have at least one component")
+    name = _trusted(name_wire, ends)
     pos = stop
     can_be_prefix = must_be_fresh = False
     forwarding_hint: tuple[Name, ...] = ()
@@ -335,7 +348,14 @@ def decode_interest(buf: bytes) -> Interest:
     signature_info = None
     last = 0
     while pos < end:
-        tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
+        tlv_type = buf[pos]
+        if tlv_type < 253 and pos + 1 < end and buf[pos + 1] < 253:
+            start = pos + 2
+            stop = start + buf[pos + 1]
+            if stop > end:
+                raise DecodeError(f"TLV-LENGTH of type {tlv_type} runs past the end of the Interest")
+        else:
+            tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
         pos = stop
         if tlv_type == tlv.NONCE:
             if last >= 4:
@@ -400,11 +420,10 @@ def decode_interest(buf: bytes) -> Interest:
             raise DecodeError(f"unrecognized critical element {tlv_type} in Interest")
     if signature_info is not None and signature_value is None:
         raise DecodeError("InterestSignatureInfo without InterestSignatureValue")
-    digest_index = name.find_params_digest()
     if app_parameters is not None:
-        if digest_index < 0:
+        if n_params_digest != 1:
             raise DecodeError("Interest with ApplicationParameters needs exactly one ParametersSha256Digest")
-    elif digest_index != -1:
+    elif n_params_digest:
         raise DecodeError("ParametersSha256Digest without ApplicationParameters")
     interest = Interest(
         name,
@@ -455,15 +474,41 @@ def decode_meta_info(buf: bytes, start: int, end: int) -> MetaInfo:
     return MetaInfo(content_type, freshness, final_block)
 
 
+# Decoded MetaInfo and SignatureInfo values repeat from packet to packet (same freshness, same
+# signature type and key): frozen values, so equal encodings can share one object. Bounded.
+_META_CACHE: dict[bytes, MetaInfo] = {}
+_SIGNATURE_INFO_CACHE: dict[bytes, SignatureInfo] = {}
+_CACHE_LIMIT = 512
+
+
+def _meta_info(buf: bytes, start: int, stop: int) -> MetaInfo:
+    raw = buf[start:stop]
+    meta = _META_CACHE.get(raw)
+    if meta is None:
+        meta = decode_meta_info(buf, start, stop)
+        if len(_META_CACHE) >= _CACHE_LIMIT:
+            _META_CACHE.clear()
+        _META_CACHE[raw] = meta
+    return meta
+
+
+def _data_signature_info(buf: bytes, start: int, stop: int) -> SignatureInfo:
+    raw = buf[start:stop]
+    info = _SIGNATURE_INFO_CACHE.get(raw)
+    if info is None:
+        info = decode_signature_info(buf, start, stop)
+        if len(_SIGNATURE_INFO_CACHE) >= _CACHE_LIMIT:
+            _SIGNATURE_INFO_CACHE.clear()
+        _SIGNATURE_INFO_CACHE[raw] = info
+    return info
+
+
 def decode_data(buf: bytes) -> Data:
     """Decode one Data that is the whole of ``buf``."""
-    buf = bytes(buf)
+    if type(buf) is not bytes:
+        buf = bytes(buf)
     end = len(buf)
-    outer, pos, value_end = tlv.read_tlv(buf, 0, end)
-    if outer != tlv.DATA:
-        raise DecodeError(f"expected Data (type 6), got type {outer}")
-    if value_end != end:
-        raise DecodeError("trailing octets after the Data")
+    pos = _packet_start(buf, end, tlv.DATA, "Data")
     tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
     if tlv_type != tlv.NAME:
         raise DecodeError("Data must start with its Name")
@@ -475,7 +520,14 @@ def decode_data(buf: bytes) -> Data:
     signature_value = None
     last = 0
     while pos < end:
-        tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
+        tlv_type = buf[pos]
+        if tlv_type < 253 and pos + 1 < end and buf[pos + 1] < 253:
+            start = pos + 2
+            stop = start + buf[pos + 1]
+            if stop > end:
+                raise DecodeError(f"TLV-LENGTH of type {tlv_type} runs past the end of the Data")
+        else:
+            tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
         pos = stop
         if tlv_type == tlv.CONTENT:
             if last >= 2:
@@ -485,12 +537,12 @@ def decode_data(buf: bytes) -> Data:
         elif tlv_type == tlv.META_INFO:
             if last >= 1:
                 raise DecodeError("MetaInfo out of order")
-            meta = decode_meta_info(buf, start, stop)
+            meta = _meta_info(buf, start, stop)
             last = 1
         elif tlv_type == tlv.SIGNATURE_INFO:
             if last >= 3:
                 raise DecodeError("SignatureInfo out of order")
-            signature_info = decode_signature_info(buf, start, stop)
+            signature_info = _data_signature_info(buf, start, stop)
             last = 3
         elif tlv_type == tlv.SIGNATURE_VALUE:
             if last != 3:

@@ -56,7 +56,7 @@ class InRecord:
 class OutRecord:
     """An upstream the entry's Interest was forwarded to."""
 
-    __slots__ = ("face", "nonce", "last_renewed", "expiry", "incoming_nack", "strategy_info")
+    __slots__ = ("face", "nonce", "last_renewed", "expiry", "incoming_nack", "retx_suppression_interval", "_info")
 
     def __init__(self, face: Face) -> None:
         self.face = face
@@ -64,7 +64,15 @@ class OutRecord:
         self.last_renewed = 0.0
         self.expiry = 0.0
         self.incoming_nack: int | None = None
-        self.strategy_info: dict[str, Any] = {}
+        self.retx_suppression_interval = 0.0
+        self._info: dict[str, Any] | None = None
+
+    @property
+    def strategy_info(self) -> dict[str, Any]:
+        """Per-strategy state on this out-record (NFD ``StrategyInfo``), created on first use."""
+        if self._info is None:
+            self._info = {}
+        return self._info
 
     def update(self, interest: Interest, now: float) -> None:
         self.nonce = interest.nonce or 0
@@ -87,7 +95,8 @@ class PitEntry:
         "expiry_timer",
         "expiry_generation",
         "name_tree_entry",
-        "strategy_info",
+        "retx_suppression_interval",
+        "_info",
         "erased",
     )
 
@@ -102,8 +111,16 @@ class PitEntry:
         self.expiry_timer: EventId | None = None
         self.expiry_generation = 0
         self.name_tree_entry = node
-        self.strategy_info: dict[str, Any] = {}
+        self.retx_suppression_interval = 0.0
+        self._info: dict[str, Any] | None = None
         self.erased = False
+
+    @property
+    def strategy_info(self) -> dict[str, Any]:
+        """Per-strategy state on this entry (NFD ``StrategyInfo``), created on first use."""
+        if self._info is None:
+            self._info = {}
+        return self._info
 
     @property
     def can_be_prefix(self) -> bool:

@@ -35,11 +35,12 @@ class Clock(Protocol):
 class EventId:
     """A scheduled event; :meth:`cancel` is idempotent."""
 
-    __slots__ = ("when", "callback", "cancelled")
+    __slots__ = ("when", "callback", "args", "cancelled")
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+    def __init__(self, when: float, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
         self.when = when
         self.callback = callback
+        self.args = args
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -59,12 +60,12 @@ class Scheduler:
     def now(self) -> float:
         return self.clock.seconds()
 
-    def schedule(self, delay: float, callback: Callable[[], None]) -> EventId:
-        """Run ``callback`` ``delay`` seconds from now (at the earliest)."""
-        return self.schedule_at(self.clock.seconds() + max(delay, 0.0), callback)
+    def schedule(self, delay: float, callback: Callable[..., None], *args: Any) -> EventId:
+        """Run ``callback(*args)`` ``delay`` seconds from now (at the earliest)."""
+        return self.schedule_at(self.clock.seconds() + max(delay, 0.0), callback, *args)
 
-    def schedule_at(self, when: float, callback: Callable[[], None]) -> EventId:
-        event = EventId(when, callback)
+    def schedule_at(self, when: float, callback: Callable[..., None], *args: Any) -> EventId:
+        event = EventId(when, callback, args)
         heapq.heappush(self._heap, (when, next(self._counter), event))
         if when < self._pending_when:
             self._arm(when)
@@ -88,7 +89,7 @@ class Scheduler:
             _when, _count, event = heapq.heappop(heap)
             if not event.cancelled:
                 event.cancelled = True
-                event.callback()
+                event.callback(*event.args)
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
         if heap:

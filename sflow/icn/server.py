@@ -7,6 +7,7 @@ passed in; the forwarder reads time from it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -118,6 +119,19 @@ class ForwarderServer:
                 os.unlink(path)
         self._unix_paths = []
         return DeferredList(stopping)
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector cheaper for a long-running forwarder.
+
+    A full content store holds hundreds of thousands of long-lived objects that every full
+    collection walks, while packets allocate short-lived ones at a high rate: with CPython's
+    default thresholds (700, 10, 10) collections took about a quarter of the forwarder's time.
+    Objects alive after start-up are frozen out of collection, and collections run less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
 
 
 def _socket_in_use(path: str) -> bool:

@@ -15,8 +15,6 @@ from enum import Enum
 from sflow.icn.face.base import Face
 from sflow.icn.pit import OutRecord, PitEntry
 
-_KEY = "retx_suppression_interval"
-
 
 class RetxSuppressionResult(Enum):
     NEW = "new"
@@ -63,21 +61,23 @@ class RetxSuppressionExponential:
         if not pit_entry.has_pending_out_records(now):
             return RetxSuppressionResult.NEW
         since_last = now - pit_entry.last_outgoing()
-        interval = pit_entry.strategy_info.setdefault(_KEY, self.initial_interval)
+        interval = pit_entry.retx_suppression_interval or self.initial_interval
+        pit_entry.retx_suppression_interval = interval
         if since_last < interval:
             return RetxSuppressionResult.SUPPRESS
-        pit_entry.strategy_info[_KEY] = min(self.max_interval, interval * self.multiplier)
+        pit_entry.retx_suppression_interval = min(self.max_interval, interval * self.multiplier)
         return RetxSuppressionResult.FORWARD
 
     def decide_per_upstream(self, pit_entry: PitEntry, out_face: Face, now: float) -> RetxSuppressionResult:
         record = pit_entry.get_out_record(out_face)
         if record is None:
             return RetxSuppressionResult.NEW
-        interval = record.strategy_info.setdefault(_KEY, self.initial_interval)
+        interval = record.retx_suppression_interval or self.initial_interval
+        record.retx_suppression_interval = interval
         if now - record.last_renewed < interval:
             return RetxSuppressionResult.SUPPRESS
         return RetxSuppressionResult.FORWARD
 
     def increment_interval_for_out_record(self, record: OutRecord) -> None:
-        interval = record.strategy_info.setdefault(_KEY, self.initial_interval)
-        record.strategy_info[_KEY] = min(self.max_interval, interval * self.multiplier)
+        interval = record.retx_suppression_interval or self.initial_interval
+        record.retx_suppression_interval = min(self.max_interval, interval * self.multiplier)

@@ -23,7 +23,9 @@ from sflow.errors import IcnError, InputError, SflowError
 from sflow.icn import cs as csmod
 from sflow.icn.face.uri import parse_face_uri
 from sflow.icn.forwarder import UNSOLICITED_DATA_POLICIES, ForwarderConfig
+from sflow.icn.management_client import fetch_status, format_status
 from sflow.icn.name import Name
+from sflow.icn.server import ForwarderServer, parse_static_route, tune_garbage_collector
 from sflow.icn.strategy import resolve_strategy
 
 log = logging.getLogger(__name__)
@@ -96,36 +98,33 @@ def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
 
 
 def run_forwarder(args: argparse.Namespace) -> int:
-    from twisted.internet import reactor as installed_reactor
-
-    from sflow.icn.server import ForwarderServer, parse_static_route, tune_garbage_collector
-
-    reactor: Any = installed_reactor
     config = config_from_args(args)
     forwarder_config = _forwarder_config(args, config.icn)
     strategies = []
     for text in args.strategy:
         prefix, sep, name = text.partition("=")
-        if not sep or resolve_strategy(name) is None:
+        if not sep or not prefix.startswith("/") or resolve_strategy(name) is None:
             raise InputError("<flag>", f"--strategy {text}", "expected PREFIX=best-route or PREFIX=multicast")
         strategies.append((Name.from_uri(prefix), name))
     routes = [parse_static_route(text) for text in args.route]
+    listen = [] if args.no_tcp else [parse_face_uri(text) for text in args.listen or [f"0.0.0.0:{config.icn.port}"]]
+    if any(uri.scheme != "tcp" for uri in listen):
+        raise InputError("<flag>", "--listen", "expected HOST:PORT")
+    udp = [parse_face_uri(text, default_scheme="udp") for text in args.udp]
+    if not listen and not udp and not args.unix:
+        raise InputError("<flag>", "--no-tcp", "nothing to listen on")
+    from twisted.internet import reactor as installed_reactor
+
+    reactor: Any = installed_reactor
     server = ForwarderServer(reactor, forwarder_config)
     for prefix, name in strategies:
         server.forwarder.strategy_choice.insert(prefix, name)
-    if not args.no_tcp:
-        for text in args.listen or [f"0.0.0.0:{config.icn.port}"]:
-            uri = parse_face_uri(text)
-            if uri.scheme != "tcp":
-                raise InputError("<flag>", f"--listen {text}", "expected HOST:PORT")
-            server.listen_tcp(uri.host, uri.port)
+    for uri in listen:
+        server.listen_tcp(uri.host, uri.port)
     if args.unix:
         server.listen_unix(args.unix)
-    for text in args.udp:
-        uri = parse_face_uri(text, default_scheme="udp")
+    for uri in udp:
         server.listen_udp(uri.host, uri.port)
-    if not server.addresses:
-        raise InputError("<flag>", "--no-tcp", "nothing to listen on")
     for route in routes:
         server.add_static_route(route).addErrback(_route_failed, route)
     tune_garbage_collector()
@@ -143,8 +142,6 @@ def _route_failed(failure: Any, route: Any) -> None:
 
 def icn_status(args: argparse.Namespace) -> int:
     from twisted.internet import reactor as installed_reactor
-
-    from sflow.icn.management_client import fetch_status, format_status
 
     reactor: Any = installed_reactor
     config = config_from_args(args)

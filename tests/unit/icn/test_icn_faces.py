@@ -221,3 +221,28 @@ def test_face_uri_parsing() -> None:
     for bad in ("ftp://x", "1.2.3.4:port", "1.2.3.4:99999", "unix://"):
         with pytest.raises(InputError):
             parse_face_uri(bad)
+
+
+_valid_packets = st.sampled_from(
+    [
+        encode_interest(make_interest("/A/fuzz", nonce=1)),
+        encode_data(make_data("/A/fuzz", b"d")),
+        b"\x64\x05\x50\x03\x05\x01\x07",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=40) | _valid_packets, max_size=12))
+def test_random_stream_input_never_breaks_the_forwarder(chunks: list[bytes]) -> None:
+    forwarder = Forwarder(Clock())
+    fuzzed, _ = connect(forwarder, port=1)
+    for chunk in chunks:
+        fuzzed.dataReceived(chunk)
+    # whatever happened to the fuzzed face, the forwarder still forwards for others
+    consumer, _ = connect(forwarder, port=2)
+    producer, producer_tx = connect(forwarder, port=3)
+    assert producer.face is not None
+    route(forwarder, "/B", producer.face)
+    consumer.dataReceived(encode_interest(make_interest("/B/ok", nonce=5)))
+    assert [decode_interest(p).name.to_uri() for p in split_packets(producer_tx.value())] == ["/B/ok"]

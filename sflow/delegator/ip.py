@@ -72,6 +72,10 @@ class IpDispatch:
         self._transfers: list[TransferRun] = []
         self._results: dict[tuple[int, str], ResultFile] = {(r.task, r.path): r for r in plan.results}
         self._received: set[tuple[int, str]] = set()
+        # Every file streamed between nodes is reported once by its sender; the trace waits for all.
+        self._expected_transfers = sum(
+            len(route.nodes) for node_plan in plan.nodes.values() for t in node_plan.tasks for route in t.outputs
+        )
         self._timer: Any = None
         self._finished = False
 
@@ -208,9 +212,15 @@ class IpDispatch:
                 finish=msg["finished"] - self._t0,
             )
         )
+        self._check_complete()
 
     def _check_complete(self) -> None:
-        if self._finished or len(self._runs) < len(self.plan.placements) or len(self._received) < len(self._results):
+        if (
+            self._finished
+            or len(self._runs) < len(self.plan.placements)
+            or len(self._received) < len(self._results)
+            or len(self._transfers) < self._expected_transfers
+        ):
             return
         self._finished = True
         trace = self._trace()

@@ -93,6 +93,11 @@ class LocalCluster:
         self._procs: list[tuple[_NodeProcess, Any]] = []
         self.addresses: list[str] = []
 
+    @property
+    def pids(self) -> list[int]:
+        """The node processes' ids, in start order."""
+        return [transport.pid for _, transport in self._procs]
+
     def start(self, timeout: float = 30.0) -> defer.Deferred[list[str]]:
         """Spawn the nodes; fires with their addresses once every readiness line has arrived."""
         self.base.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ class Sent:
 class FileSender:
     """Streams one open file as ``file_chunk`` frames, paced by the transport.
 
-    ``frame(data)`` builds a chunk frame, ``on_end(sent)`` is called once the last chunk is
+    ``frame(data)`` writes one chunk frame to the transport, ``on_end(sent)`` is called once the last chunk is
     written (the caller then sends ``file_end``), ``on_error(exc)`` if reading fails or the
     transport stops the producer.
     """
@@ -124,7 +124,7 @@ class FileSender:
         transport: ITransport,
         source: IO[bytes],
         chunk_size: int,
-        frame: Callable[[bytes], bytes],
+        frame: Callable[[bytes], None],
         on_end: Callable[[Sent], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
@@ -161,7 +161,7 @@ class FileSender:
                 return
             self._size += len(data)
             self._sha.update(data)
-            self._transport.write(self._frame(data))
+            self._frame(data)
 
     def stopProducing(self) -> None:
         if not self._done:

@@ -46,7 +46,7 @@ def test_sender_never_buffers_more_than_a_chunk_past_the_limit() -> None:
     data = os.urandom(1_000_000)
     transport = SlowTransport(limit=65536)
     ended: list[Sent] = []
-    sender = FileSender(transport, io.BytesIO(data), 16384, lambda b: b, ended.append, pytest.fail)  # type: ignore[arg-type]
+    sender = FileSender(transport, io.BytesIO(data), 16384, transport.write, ended.append, pytest.fail)  # type: ignore[arg-type]
     sender.begin()
     received = bytearray()
     rounds = 0

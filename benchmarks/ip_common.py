@@ -1,0 +1,81 @@
+"""Shared by the IP-chaining benchmarks: run one job on a fresh local cluster (real node processes
+on loopback) with an explicit placement, and report the trace and each node's peak memory."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from sflow.delegator.ip import DispatchOptions, IpDispatch
+from sflow.delegator.local import LocalCluster
+from sflow.delegator.plan import Placement, build_plan
+from sflow.delegator.trace import Trace
+from sflow.model import Job, TaskId
+from sflow.model.infra import VcpuId
+from sflow.node.blocking import run_until
+from sflow.secret import generate_secret, read_secret
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    trace: Trace
+    wall: float
+    #: peak resident memory of each node process (VmHWM), in MB
+    peak_rss_mb: tuple[float, ...]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_job(
+    job: Job,
+    nodes: int,
+    vcpus_per_node: int,
+    place: Callable[[TaskId], tuple[int, int]],
+    chunk_size: int = 262144,
+) -> Outcome:
+    """``place(task) -> (node index, vCPU index)``."""
+    with tempfile.TemporaryDirectory(prefix="sflow-bench-") as tmp:
+        base = Path(tmp)
+        secret_file = generate_secret(base / "secret")
+        secret = read_secret(secret_file)
+        box: dict[str, Any] = {}
+
+        def main(reactor: Any) -> defer.Deferred[Trace]:
+            cluster = LocalCluster(reactor, ["127.0.0.1:0"] * nodes, base / "nodes", secret_file, None, vcpus_per_node)
+
+            def started(addresses: list[str]) -> defer.Deferred[Trace]:
+                placements = {}
+                for t in job.by_id:
+                    n, k = place(t)
+                    placements[t] = Placement(addresses[n], VcpuId(f"0^{n}^0^0^{k}"), k)
+                plan = build_plan(job, placements, job.order, secrets.token_hex(4))
+                options = DispatchOptions(outdir=base / "out", algorithm="fixed", schedule=None, chunk_size=chunk_size)
+                box["t0"] = time.perf_counter()
+                d = IpDispatch(reactor, secret, plan, options).run()
+
+                def measured(trace: Trace) -> Trace:
+                    box["wall"] = time.perf_counter() - box["t0"]
+                    box["rss"] = tuple(peak_rss_mb(pid) for pid in cluster.pids)
+                    return trace
+
+                return d.addCallback(measured)
+
+            d: defer.Deferred[Any] = cluster.start()
+            d.addCallback(started)
+            d.addBoth(lambda result: cluster.stop().addCallback(lambda _: result))
+            return d
+
+        trace = run_until(main)
+        return Outcome(trace, box["wall"], box["rss"])

@@ -41,6 +41,7 @@ from sflow.icn.control import (
 from sflow.icn.face.base import Face, FaceScope
 from sflow.icn.face.inprocess import linked_faces
 from sflow.icn.face.stream import connect_stream
+from sflow.icn.forwarder import Forwarder
 from sflow.icn.lp import LpPacket
 from sflow.icn.name import IMPLICIT_SHA256_DIGEST, Component, Name
 from sflow.icn.packet import (
@@ -106,8 +107,8 @@ class Endpoint:
         self.closed: Deferred[None] = Deferred()
 
     @classmethod
-    def attach(cls, forwarder: Any, *, delay: float = 0.0, **kwargs: Any) -> Endpoint:
-        """An endpoint on a new in-process face of ``forwarder`` (a :class:`~sflow.icn.forwarder.Forwarder`)."""
+    def attach(cls, forwarder: Forwarder, *, delay: float = 0.0, **kwargs: Any) -> Endpoint:
+        """An endpoint on a new in-process face of ``forwarder`` (for tests and embedding nodes)."""
         forwarder_side, app_side = linked_faces(
             forwarder.clock, delay=delay, scope=FaceScope.LOCAL, names=("inproc://forwarder", "inproc://app")
         )

@@ -4,7 +4,8 @@ One listening socket (a *channel*) serves every peer: the first datagram from a 
 creates an on-demand, point-to-point face for it, closed after ``idle_timeout`` seconds without
 traffic (NFD's default is 600 s). Each datagram holds exactly one packet (bare or LpPacket); a
 datagram over 8800 octets closes that peer's face. Faces toward a given peer (for static routes)
-are made with :meth:`UdpChannel.connect` and are persistent.
+are made with :meth:`UdpChannel.connect` and are persistent. UDP faces are never local (NFD), so
+``/localhost`` management is not reachable over UDP.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from twisted.internet.task import LoopingCall
 
 from sflow.icn import tlv
 from sflow.icn.face.base import Face, FacePersistency, FaceScope, LinkType
-from sflow.icn.face.uri import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class UdpFace(Face):
         super().__init__(
             remote_uri=_uri(*remote),
             local_uri=_uri(*host),
-            scope=FaceScope.LOCAL if is_loopback(remote[0]) else FaceScope.NON_LOCAL,
+            scope=FaceScope.NON_LOCAL,  # as NFD's UnicastUdpTransport, even on loopback
             link_type=LinkType.POINT_TO_POINT,
             persistency=persistency,
         )

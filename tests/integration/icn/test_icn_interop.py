@@ -42,16 +42,18 @@ def consume(script: str, address: str, names: list[str], timeout: float = 20) ->
 def test_python_ndn_producer_answers_python_ndn_and_sflow_consumers(
     forwarder: RunningForwarder, ndn_producer: Process
 ) -> None:
-    names = ["/interop/ndn/hello/alice", "seg:/interop/ndn/big", "/interop/nobody/here"]
+    names = ["/interop/ndn/hello/alice", "seg:/interop/ndn/big", "/interop/nobody/here", "/interop/legacy/dave"]
     ndn_results = consume("ndn_peer.py", str(forwarder.port), names)
     assert ndn_results[0]["ok"] and ndn_results[0]["text"] == "ndn says alice"
     assert ndn_results[1]["ok"] and ndn_results[1]["sha256"] == NDN_BIG
     assert ndn_results[2] == {"name": "/interop/nobody/here", "ok": False, "nack": 150}  # Nack NoRoute
+    assert ndn_results[3]["ok"] and ndn_results[3]["text"] == "legacy says dave"  # legacy app.register()
 
     sflow_results = consume("sflow_peer.py", forwarder.address, names)
     assert sflow_results[0]["ok"] and sflow_results[0]["text"] == "ndn says alice"
     assert sflow_results[1]["ok"] and sflow_results[1]["sha256"] == NDN_BIG
     assert sflow_results[2] == {"name": "/interop/nobody/here", "ok": False, "nack": 150}
+    assert sflow_results[3]["ok"] and sflow_results[3]["text"] == "legacy says dave"
 
 
 def test_sflow_producer_answers_python_ndn_consumer(forwarder: RunningForwarder, sflow_producer: Process) -> None:

@@ -176,7 +176,7 @@ def test_udp_channel_faces_per_peer(forwarder: Forwarder, clock: Clock) -> None:
     channel.datagramReceived(encode_interest(make_interest("/A/1", nonce=1)), ("127.0.0.1", 5000))
     assert transport.sent[-1][1] == ("10.0.0.2", 6363)
     consumer = channel.faces[("127.0.0.1", 5000)]
-    assert consumer.scope == FaceScope.LOCAL and producer.scope == FaceScope.NON_LOCAL
+    assert consumer.scope == producer.scope == FaceScope.NON_LOCAL  # UDP faces are never local (NFD)
     channel.datagramReceived(encode_data(make_data("/A/1", b"ok")), ("10.0.0.2", 6363))
     assert decode_data(transport.sent[-1][0]).content == b"ok" and transport.sent[-1][1] == ("127.0.0.1", 5000)
     channel.datagramReceived(b"\x06" + b"\x00" * 9000, ("10.0.0.9", 1))  # oversize: that face closes

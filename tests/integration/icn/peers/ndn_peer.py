@@ -1,6 +1,7 @@
 """A python-ndn peer for the interop tests (an independent NDN implementation).
 
-    ndn_peer.py PORT produce     serve /interop/ndn/hello/<x> and segmented /interop/ndn/big, print "ready"
+    ndn_peer.py PORT produce     serve /interop/ndn/hello/<x> and segmented /interop/ndn/big (ndn.appv2),
+                                 and /interop/legacy/<x> (the legacy ndn.app API), print "ready"
     ndn_peer.py PORT consume NAME [NAME...]    express each; "seg:NAME" uses python-ndn's segment fetcher
 
 Each consumer result is one JSON line on stdout.
@@ -8,14 +9,15 @@ Each consumer result is one JSON line on stdout.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import sys
 
+import asyncio
+
 from ndn.app import NDNApp as LegacyApp
 from ndn.app_support.segment_fetcher import segment_fetcher
-from ndn.appv2 import NDNApp, pass_all
+from ndn.appv2 import NDNApp
 from ndn.encoding import Component, MetaInfo, Name, make_data
 from ndn.security import DigestSha256Signer, KeychainDigest
 from ndn.transport.stream_face import TcpFace
@@ -51,9 +53,25 @@ def produce(port: int) -> None:
             if index < n_segments:
                 reply(segment(index))
 
+    legacy = LegacyApp(face=TcpFace("127.0.0.1", port), keychain=KeychainDigest())
+    legacy_registered: asyncio.Future[bool] | None = None
+
+    @legacy.route("/interop/legacy")
+    def on_legacy_interest(name, _param, _app_param) -> None:
+        legacy.put_data(name, b"legacy says " + bytes(Component.get_value(name[-1])), freshness_period=5000)
+
+    async def legacy_start() -> None:
+        assert legacy_registered is not None
+        legacy_registered.set_result(True)
+
     async def start() -> None:
+        nonlocal legacy_registered
+        legacy_registered = asyncio.get_running_loop().create_future()
+        asyncio.ensure_future(legacy.main_loop(after_start=legacy_start()))
         app.attach_handler("/interop/ndn", on_interest)
         ok = await app.register("/interop/ndn")
+        await asyncio.wait_for(legacy_registered, 10)
+        # the legacy app registers its routes (signed-name commands) when it connects
         print("ready" if ok else "registration failed", flush=True)
 
     app.run_forever(after_start=start())

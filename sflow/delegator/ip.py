@@ -104,7 +104,12 @@ class IpDispatch:
     def _send_plans(self) -> defer.Deferred[Any]:
         for node, node_plan in self.plan.nodes.items():
             self._channels[node].send("job", job=self.plan.key, plan=plan_to_wire(node_plan))
-        return defer.gatherResults(list(self._accepted.values()), consumeErrors=True)
+        d = defer.gatherResults(list(self._accepted.values()), consumeErrors=True)
+        return d.addTimeout(self.options.connect_timeout, self.reactor, self._no_answer)
+
+    def _no_answer(self, result: Any, timeout: float) -> None:
+        waiting = sorted(n for n, d in self._accepted.items() if not d.called)
+        raise ExecutionError(f"nodes {', '.join(waiting)} did not accept the job within {timeout:g} s")
 
     def _start(self) -> None:
         if self._finished:

@@ -5,4 +5,8 @@ Layering follows NFD: the pure codec (``tlv``, ``name``, ``packet``, ``lp``, ``s
 ``rib``) → the forwarder's pipelines (``forwarder``) and strategies (``strategy/``) → faces
 (``face/``). The I/O shell is ``face/`` (Twisted protocols), ``app`` (Deferred API), ``server``,
 ``management_client`` and ``cli``.
+
+Management (:mod:`sflow.icn.mgmt`) answers NFD's ``/localhost/nfd/rib/register`` and
+``/unregister`` and ``strategy-choice/set``/``unset`` commands, and publishes an sflow status
+document (JSON, segmented) under ``/localhost/sflow/status``, which ``sflow icn status`` reads.
 """

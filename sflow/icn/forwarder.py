@@ -410,7 +410,7 @@ class Forwarder:
             return
         matches = self.pit.find_all_data_matches(data)
         if not matches:
-            self.on_data_unsolicited(face, data)
+            self.on_data_unsolicited(face, data, lp)
             return
         now = self.clock.seconds()
         if lp is None or lp.cache_policy != CACHE_POLICY_NO_CACHE:
@@ -441,10 +441,11 @@ class Forwarder:
                 continue
             self.on_outgoing_data(data, downstream, token)
 
-    def on_data_unsolicited(self, face: Face, data: Data) -> None:
+    def on_data_unsolicited(self, face: Face, data: Data, lp: LpPacket | None = None) -> None:
         self.counters.n_unsolicited_data += 1
         policy = self.unsolicited_data_policy
-        admit = (
+        no_cache = lp is not None and lp.cache_policy == CACHE_POLICY_NO_CACHE
+        admit = not no_cache and (
             policy == "admit-all"
             or (policy == "admit-local" and face.scope == FaceScope.LOCAL)
             or (policy == "admit-network" and face.scope == FaceScope.NON_LOCAL)

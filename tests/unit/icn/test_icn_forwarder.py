@@ -240,6 +240,8 @@ def test_unsolicited_data(make_forwarder: Callable[..., Forwarder]) -> None:
         if policy == "admit-all":
             entry = forwarder.cs.entry_for(make_data("/local", b""))
             assert entry is not None and entry.unsolicited
+            local.data("/nocache", lp=LpPacket(cache_policy=CACHE_POLICY_NO_CACHE))
+            assert "/nocache" not in {d.name.to_uri() for d in forwarder.cs}
 
 
 def test_cache_policy_no_cache(forwarder: Forwarder, add_face: AddFace) -> None:

@@ -280,6 +280,7 @@ class Channel(Protocol):
         # fewer system calls and reactor turns per file, memory still bounded to a few chunks.
         if self._t is not None and hasattr(self._t, "bufferSize"):
             self._t.bufferSize = max(self._t.bufferSize, 2 * self._chunk, TRUSTED_BUFFER)
+            self._t.SEND_LIMIT = self._t.bufferSize
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None

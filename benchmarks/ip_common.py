@@ -15,7 +15,7 @@ from twisted.internet import defer
 
 from sflow.delegator.ip import DispatchOptions, IpDispatch
 from sflow.delegator.local import LocalCluster
-from sflow.delegator.plan import Placement, build_plan
+from sflow.delegator.plan import TaskPlacement, build_plan
 from sflow.delegator.trace import Trace
 from sflow.model import Job, TaskId
 from sflow.model.infra import VcpuId
@@ -59,7 +59,7 @@ def run_job(
                 placements = {}
                 for t in job.by_id:
                     n, k = place(t)
-                    placements[t] = Placement(addresses[n], VcpuId(f"0^{n}^0^0^{k}"), k)
+                    placements[t] = TaskPlacement(addresses[n], VcpuId(f"0^{n}^0^0^{k}"), k)
                 plan = build_plan(job, placements, job.order, secrets.token_hex(4))
                 options = DispatchOptions(outdir=base / "out", algorithm="fixed", schedule=None, chunk_size=chunk_size)
                 box["t0"] = time.perf_counter()

@@ -21,7 +21,7 @@ from twisted.internet import defer
 from sflow.config import Config, add_config_argument, config_from_args
 from sflow.delegator.ip import DispatchOptions, IpDispatch
 from sflow.delegator.local import LocalCluster, local_environment
-from sflow.delegator.plan import JobPlan, Placement, build_plan, schedule_order
+from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
 from sflow.delegator.trace import Trace, load_trace, makespan_line, summary_table, trace_chart, write_trace
 from sflow.errors import InputError
 from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
@@ -109,7 +109,7 @@ def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, e
     for tid, slot in schedule.slots.items():
         address = env.vm_for(slot.vcpu).address
         node = str(address) if address.port is not None else f"{address}:{default_port}"
-        placements[tid] = Placement(node, slot.vcpu, index.get(slot.vcpu, 0))
+        placements[tid] = TaskPlacement(node, slot.vcpu, index.get(slot.vcpu, 0))
     starts = {t: s.start for t, s in schedule.slots.items()}
     plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4))
     return Prepared(plan, schedule, schedule.algorithm)
@@ -126,7 +126,7 @@ def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: st
     for tid in job.by_id:
         p = mapping.placements[tid]
         node = str(p.address) if p.address.port is not None else f"{p.address}:{default_port}"
-        placements[tid] = Placement(node, p.vcpu_id, index.get(p.vcpu_id, 0))
+        placements[tid] = TaskPlacement(node, p.vcpu_id, index.get(p.vcpu_id, 0))
     schedule = mapping.schedule
     starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
     plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), mapping_path)

@@ -26,7 +26,7 @@ JobKey = str
 
 
 @dataclass(frozen=True, slots=True)
-class Placement:
+class TaskPlacement:
     """Where the delegator runs a function: the node's ``host:port`` and the vCPU on it."""
 
     node: str
@@ -101,7 +101,7 @@ class JobPlan:
     job_id: int
     run_id: str
     nodes: Mapping[str, NodePlan]
-    placements: Mapping[TaskId, Placement]
+    placements: Mapping[TaskId, TaskPlacement]
     results: tuple[ResultFile, ...]
 
     @property
@@ -115,7 +115,7 @@ def job_key(job_id: int, run_id: str) -> JobKey:
 
 def build_plan(
     job: Job,
-    placements: Mapping[TaskId, Placement],
+    placements: Mapping[TaskId, TaskPlacement],
     order: Sequence[TaskId],
     run_id: str,
     source: str = "<job>",

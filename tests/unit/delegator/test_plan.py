@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sflow.delegator.plan import (
     FileRoute,
     InputFile,
-    Placement,
+    TaskPlacement,
     ResultFile,
     build_plan,
     plan_from_wire,
@@ -37,8 +37,8 @@ def task(tid: int, files: list[tuple[str, list[int]]] = (), value: tuple[str, li
     )
 
 
-def place(where: dict[int, str]) -> dict[TaskId, Placement]:
-    return {T(t): Placement(n, VcpuId(f"{n}-v"), 0) for t, n in where.items()}
+def place(where: dict[int, str]) -> dict[TaskId, TaskPlacement]:
+    return {T(t): TaskPlacement(n, VcpuId(f"{n}-v"), 0) for t, n in where.items()}
 
 
 def test_diamond_routes_and_results() -> None:

@@ -8,7 +8,7 @@ from node_fakes import SECRET, FakeExecutor, Pipe, RecordingHandler
 from twisted.internet.task import Clock
 
 from sflow.config import Config
-from sflow.delegator.plan import Placement, build_plan, plan_to_wire
+from sflow.delegator.plan import TaskPlacement, build_plan, plan_to_wire
 from sflow.model import Job, OutFile, Task, TaskId
 from sflow.model.infra import VcpuId
 from sflow.node.channel import Channel
@@ -47,7 +47,7 @@ def two_step_job() -> Job:
 
 
 def plan_for(job: Job) -> dict[str, object]:
-    placements = {t.id: Placement(NODE, VcpuId("v0"), 0) for t in job.tasks}
+    placements = {t.id: TaskPlacement(NODE, VcpuId("v0"), 0) for t in job.tasks}
     plan = build_plan(job, placements, job.order, "r1")
     return plan_to_wire(plan.nodes[NODE])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sflow.delegator.plan import NodePlan, Placement, build_plan
+from sflow.delegator.plan import NodePlan, TaskPlacement, build_plan
 from sflow.errors import ProtocolError
 from sflow.model import Job, OutFile, OutValue, Task, TaskId
 from sflow.model.infra import VcpuId
@@ -25,7 +25,7 @@ def task(tid: int, files: list[tuple[str, list[int]]] = (), value: tuple[str, li
 
 
 def node_plan(job: Job, where: dict[int, tuple[str, str]], node: str, order: list[int] | None = None) -> NodePlan:
-    placements = {T(t): Placement(n, VcpuId(v), 0) for t, (n, v) in where.items()}
+    placements = {T(t): TaskPlacement(n, VcpuId(v), 0) for t, (n, v) in where.items()}
     plan = build_plan(job, placements, tuple(T(t) for t in (order or list(job.order))), "r1")
     return plan.nodes[node]
 

@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sflow.delegator.plan import Placement, build_plan, schedule_order
+from sflow.delegator.plan import TaskPlacement, build_plan, schedule_order
 from sflow.model import Job, OutFile, OutValue, Task, TaskId
 from sflow.model.infra import VcpuId
 from sflow.node.state import Action, AllDone, JobState, ReturnFile, Run, SendFile, SendValue
@@ -17,7 +17,7 @@ NODES = ("n0:1", "n1:1", "n2:1")
 
 
 @st.composite
-def scenario(draw: st.DrawFn) -> tuple[Job, dict[TaskId, Placement], int]:
+def scenario(draw: st.DrawFn) -> tuple[Job, dict[TaskId, TaskPlacement], int]:
     n = draw(st.integers(min_value=1, max_value=12))
     tasks = []
     for i in range(1, n + 1):
@@ -32,7 +32,7 @@ def scenario(draw: st.DrawFn) -> tuple[Job, dict[TaskId, Placement], int]:
         tasks.append(Task(TaskId(i), 1.0, "x", out_files=tuple(files), out_value=value))
     job = Job(1, tuple(tasks))
     placements = {
-        t.id: Placement(node, VcpuId(f"{node}/v{draw(st.integers(0, 1))}"), 0)
+        t.id: TaskPlacement(node, VcpuId(f"{node}/v{draw(st.integers(0, 1))}"), 0)
         for t in tasks
         for node in [draw(st.sampled_from(NODES))]
     }
@@ -41,7 +41,7 @@ def scenario(draw: st.DrawFn) -> tuple[Job, dict[TaskId, Placement], int]:
 
 @settings(max_examples=300, deadline=None)
 @given(scenario())
-def test_random_dags_run_correctly(case: tuple[Job, dict[TaskId, Placement], int]) -> None:
+def test_random_dags_run_correctly(case: tuple[Job, dict[TaskId, TaskPlacement], int]) -> None:
     job, placements, seed = case
     rng = random.Random(seed)
     starts = {t: float(i) for i, t in enumerate(job.order)}

@@ -259,6 +259,8 @@ def _run(args: argparse.Namespace) -> int:
                     prepared = prepare(run_env, job, config, args.algorithm, env_name)
                     return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress)
 
+                # Interrupted (Ctrl-C, SIGTERM): the nodes are stopped too, never left behind.
+                reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)
                 d: defer.Deferred[Any] = cluster.start()
                 d.addCallback(started)
 

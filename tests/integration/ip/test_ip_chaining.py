@@ -239,3 +239,38 @@ def test_status_command(nodes: list[Node], secret_file: Path) -> None:
     assert "running functions: 0" in result.stdout and "uptime" in result.stdout
     bad = sflow("status", "--connect", "127.0.0.1:1", "--secret-file", str(secret_file))
     assert bad.returncode != 0 and "127.0.0.1:1" in bad.stderr
+
+
+def test_scheduled_run_with_a_value_between_nodes(base: Path, nodes: list[Node], env: Path, secret_file: Path) -> None:
+    job = {"job_id": 19, "task_list": [
+        {**t(1, "seq 1 100 > s.txt", [("s.txt", [2])]), "out_value": {"val": "it's $(not run)", "size": 0, "dest_task_id": [2]}},
+        t(2, "echo $V^1 > v.txt && wc -l < $F^1 >> v.txt", [("v.txt", [])]),
+    ]}
+    job_file = write_job(base / "value.json", job)
+    mapping = write_mapping(base / "value.mapping.json", job, nodes, {1: (0, 0), 2: (2, 0)})
+    out = base / "value-out"
+    result = sflow("delegate", str(env), str(job_file), "--mapping", str(mapping), "-o", str(out), "--secret-file", str(secret_file))
+    assert result.returncode == 0, result.stderr
+    assert (out / "v.txt").read_text() == "it's $(not run)\n100\n"
+    # The same job scheduled by sflow itself (HEFT) gives the same bytes.
+    out2 = base / "value-heft"
+    result = sflow("delegate", str(env), str(job_file), "-a", "heft", "-o", str(out2), "--secret-file", str(secret_file))
+    assert result.returncode == 0, result.stderr
+    assert (out2 / "v.txt").read_bytes() == (out / "v.txt").read_bytes()
+    assert "predicted by heft" in result.stdout
+
+
+def test_unreachable_node_is_a_clear_error(base: Path, nodes: list[Node], secret_file: Path) -> None:
+    closed = Node(nodes[0].proc, "127.0.0.1:1", nodes[0].workdir, nodes[0].pid_file, nodes[0].log)
+    bad_env = write_env(base / "bad-env.json", [nodes[0], closed])
+    job = {"job_id": 20, "task_list": [t(1, "true", []), t(2, "true", [])]}
+    job_file = write_job(base / "unreach.json", job)
+    mapping = write_mapping(base / "unreach.mapping.json", job, [nodes[0], closed], {1: (0, 0), 2: (1, 0)})
+    result = sflow("delegate", str(bad_env), str(job_file), "--mapping", str(mapping), "-o", str(base / "unreach-out"),
+                   "--secret-file", str(secret_file))
+    assert result.returncode == 1 and "cannot reach node 127.0.0.1:1" in result.stderr
+    wrong_secret = base / "other.secret"
+    assert sflow("keygen", "-o", str(wrong_secret)).returncode == 0
+    result = sflow("delegate", str(bad_env), str(job_file), "--mapping", str(mapping), "-o", str(base / "unreach-out"),
+                   "--secret-file", str(wrong_secret))
+    assert result.returncode == 1 and "cannot reach node" in result.stderr

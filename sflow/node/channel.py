@@ -114,6 +114,7 @@ class Channel(Protocol):
         self._timer: Any = None
         self.ready: defer.Deferred[Channel] = defer.Deferred()
         self._sinks: dict[int, tuple[Message, FileSink]] = {}
+        self._refused: dict[int, str] = {}
         self._queue: deque[_Outgoing] = deque()
         self._sending: _Outgoing | None = None
         self._awaiting_ack: dict[int, tuple[_Outgoing, float, int]] = {}
@@ -234,7 +235,8 @@ class Channel(Protocol):
         if kind == "file_begin":
             self._file_begin(msg)
         elif kind == "file_chunk":
-            self._stream(msg)[1].write(msg["d"])
+            if msg["s"] not in self._refused:
+                self._stream(msg)[1].write(msg["d"])
         elif kind == "file_end":
             self._file_end(msg)
         elif kind == "file_ack":
@@ -297,19 +299,26 @@ class Channel(Protocol):
         return entry
 
     def _file_begin(self, msg: Message) -> None:
-        if msg["s"] in self._sinks:
+        if msg["s"] in self._sinks or msg["s"] in self._refused:
             raise ProtocolError(f"stream {msg['s']} is already open")
         if msg["size"] < 0:
             raise ProtocolError("negative file size")
         try:
             sink = self.handler.open_sink(self, msg)
         except (SflowError, OSError) as exc:
+            # Refused (a stale job, an unexpected or unsafe path): its chunks are dropped and the
+            # sender learns why from the ack; the connection, shared by other jobs, stays open.
             reason = f"refused {msg['path']!r} from task {msg['task']}: {exc}"
+            self._refused[msg["s"]] = reason
             self.handler.file_failed(self, msg, reason)
-            raise ProtocolError(reason) from None
+            return
         self._sinks[msg["s"]] = (msg, sink)
 
     def _file_end(self, msg: Message) -> None:
+        refused = self._refused.pop(msg["s"], None)
+        if refused is not None:
+            self._write("file_ack", {"s": msg["s"], "ok": False, "error": refused})
+            return
         begin, sink = self._stream(msg)
         del self._sinks[msg["s"]]
         try:

@@ -138,8 +138,12 @@ class NodeService:
         elif kind == "end_job":
             self._drop(self._owned(channel, msg), keep=msg["keep"])
         elif kind == "value":
-            job = self._job(msg["job"])
-            self._perform(job, job.state.value_arrived(TaskId(msg["task"]), msg["val"]))
+            target = self.jobs.get(msg["job"])
+            if target is None:
+                # A peer still finishing a job that ended here: not an error of the connection.
+                log.info("event=stale_value job=%s task=%s", msg["job"], msg["task"])
+                return
+            self._perform(target, target.state.value_arrived(TaskId(msg["task"]), msg["val"]))
         else:
             raise ProtocolError(f"a node does not accept {kind!r} messages")
 

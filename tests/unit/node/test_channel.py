@@ -129,13 +129,20 @@ def test_bad_digest_leaves_nothing_and_reports(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_traversal_path_is_refused_and_nothing_written(tmp_path: Path) -> None:
+def test_refused_file_keeps_the_connection_and_tells_the_sender(tmp_path: Path) -> None:
     clock = Clock()
     root = tmp_path / "job"
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"x" * 5000)
     client, ch, server, sh, pipe = channel_pair(clock, root=root)
     pipe.pump()
-    client._write("file_begin", {"s": 1, "job": "1-a", "task": 1, "path": "../escape.txt", "size": 3})
-    pipe.pump()
+    refused = client.send_file({"job": "1-a", "task": 1, "path": "../escape.txt"}, src)
+    errors: list[str] = []
+    refused.addErrback(lambda f: errors.append(f.getErrorMessage()))
+    fine = client.send_file({"job": "1-a", "task": 1, "path": "ok.txt"}, src)
+    pipe.pump(100000)
     assert sh.failures and "escapes the job directory" in sh.failures[0]
+    assert errors and "escapes the job directory" in errors[0]
+    assert fine.called and (root / "ok.txt").read_bytes() == b"x" * 5000
     assert not (tmp_path / "escape.txt").exists()
-    assert server.closed
+    assert not server.closed and not client.closed

@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol as TypingProtocol
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 AUTH_TIMEOUT = 10.0
 #: Transport read size and write-buffer bound once a peer is authenticated.
 TRUSTED_BUFFER = 1024 * 1024
+#: Received bytes waiting for the disk thread above which reading pauses, and below which it resumes.
+DISK_HIGH = 8 * 1024 * 1024
+DISK_LOW = 2 * 1024 * 1024
 
 
 class ChannelHandler(TypingProtocol):
@@ -115,6 +119,9 @@ class Channel(Protocol):
         self.ready: defer.Deferred[Channel] = defer.Deferred()
         self._sinks: dict[int, tuple[Message, FileSink]] = {}
         self._refused: dict[int, str] = {}
+        self._disk_thread: ThreadPoolExecutor | None = None
+        self._disk_bytes = 0
+        self._reading_paused = False
         self._queue: deque[_Outgoing] = deque()
         self._sending: _Outgoing | None = None
         self._awaiting_ack: dict[int, tuple[_Outgoing, float, int]] = {}
@@ -148,8 +155,10 @@ class Channel(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         for _, sink in self._sinks.values():
-            sink.abort()
+            self._disk(sink.abort, (), lambda _, error: None)
         self._sinks.clear()
+        if self._disk_thread is not None:
+            self._disk_thread.shutdown(wait=False)
         error = ConnectionError(f"connection to {self.peer_name or 'peer'} closed: {self._close_reason}")
         pending = list(self._queue) + [entry[0] for entry in self._awaiting_ack.values()]
         if self._sending is not None:
@@ -236,7 +245,7 @@ class Channel(Protocol):
             self._file_begin(msg)
         elif kind == "file_chunk":
             if msg["s"] not in self._refused:
-                self._stream(msg)[1].write(msg["d"])
+                self._chunk_received(self._stream(msg)[1], msg["d"])
         elif kind == "file_end":
             self._file_end(msg)
         elif kind == "file_ack":
@@ -321,14 +330,58 @@ class Channel(Protocol):
             return
         begin, sink = self._stream(msg)
         del self._sinks[msg["s"]]
-        try:
-            path = sink.finish(msg["sha256"])
-        except (TransferError, OSError) as exc:
-            self._write("file_ack", {"s": msg["s"], "ok": False, "error": str(exc)})
-            self.handler.file_failed(self, begin, str(exc))
+        self._disk(sink.finish, (msg["sha256"],), lambda path, error: self._file_done(begin, path, error))
+
+    def _file_done(self, begin: Message, path: Path | None, error: BaseException | None) -> None:
+        if self.closed:
+            log.info("event=file_after_close path=%s ok=%s", begin["path"], error is None)
             return
-        self._write("file_ack", {"s": msg["s"], "ok": True, "error": ""})
+        if error is not None or path is None:
+            self._write("file_ack", {"s": begin["s"], "ok": False, "error": str(error)})
+            self.handler.file_failed(self, begin, str(error))
+            return
+        self._write("file_ack", {"s": begin["s"], "ok": True, "error": ""})
         self.handler.file_received(self, begin, path)
+
+    def _chunk_received(self, sink: FileSink, data: bytes) -> None:
+        sink.count(len(data))
+        self._disk_bytes += len(data)
+        if self._disk_bytes > DISK_HIGH and not self._reading_paused:
+            # The disk is behind: stop reading this connection (TCP then slows the sender).
+            self._reading_paused = True
+            self._t.pauseProducing()
+        self._disk(sink.write, (data,), lambda _, error: self._chunk_written(len(data), error))
+
+    def _chunk_written(self, n: int, error: BaseException | None) -> None:
+        self._disk_bytes -= n
+        if error is not None:
+            self.fail(f"cannot store a file chunk: {error!r}")
+            return
+        if self._reading_paused and self._disk_bytes < DISK_LOW and not self.closed:
+            self._reading_paused = False
+            self._t.resumeProducing()
+
+    def _disk(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run ``fn(*args)`` off the reactor thread, in submission order, then ``done(result,
+        error)`` back on the reactor. Hashing and writing a file then overlap with receiving
+        the next chunks. Without a threaded reactor (a test clock) it runs inline."""
+        if not hasattr(self._clock, "callFromThread"):
+            try:
+                result = fn(*args)
+            except (SflowError, OSError) as exc:
+                done(None, exc)
+                return
+            done(result, None)
+            return
+        if self._disk_thread is None:
+            self._disk_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sflow-disk")
+        future = self._disk_thread.submit(fn, *args)
+
+        def back(f: Future[Any]) -> None:
+            error = f.exception()
+            self._clock.callFromThread(done, None if error is not None else f.result(), error)
+
+        future.add_done_callback(back)
 
     # sending files
 

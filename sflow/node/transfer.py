@@ -52,7 +52,11 @@ def safe_target(root: Path, path: str) -> Path:
 
 
 class FileSink:
-    """Receives one file: temp name, running SHA-256, size check, atomic rename on success."""
+    """Receives one file: temp name, running SHA-256, size check, atomic rename on success.
+
+    :meth:`count` runs where the chunks arrive (it refuses more bytes than announced);
+    :meth:`write`, :meth:`finish` and :meth:`abort` may run on a disk thread, in that order.
+    """
 
     def __init__(self, root: Path, path: str, size: int) -> None:
         root.mkdir(parents=True, exist_ok=True)
@@ -64,25 +68,40 @@ class FileSink:
         self._sha = hashlib.sha256()
         self.temp = self.target.with_name(f".{self.target.name}.{secrets.token_hex(6)}.part")
         self._file: IO[bytes] | None = open(self.temp, "xb")  # noqa: SIM115 - closed in finish/abort
+        self._written = 0
+        self._error: OSError | None = None
 
-    def write(self, data: bytes) -> None:
-        if self._file is None:
-            raise ProtocolError("chunk after the end of the file")
-        self.received += len(data)
+    def count(self, n: int) -> None:
+        self.received += n
         if self.received > self.size:
             raise TransferError(f"{self.target.name}: more bytes than the announced {self.size}")
+
+    def write(self, data: bytes) -> None:
+        """Hash and write a chunk; a disk error is kept and reported by :meth:`finish`."""
+        if self._file is None or self._error is not None:
+            return
         self._sha.update(data)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self._error = exc
+        self._written += len(data)
 
     def finish(self, sha256: bytes) -> Path:
         """Verify and rename into place; TransferError (and nothing left behind) otherwise."""
         if self._file is None:
             raise ProtocolError("file ended twice")
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:
+            self._error = self._error or exc
         self._file = None
-        if self.received != self.size:
+        if self._error is not None:
             self._remove()
-            raise TransferError(f"{self.target.name}: received {self.received} bytes of {self.size}")
+            raise TransferError(f"{self.target.name}: cannot write: {self._error}")
+        if self._written != self.size:
+            self._remove()
+            raise TransferError(f"{self.target.name}: received {self._written} bytes of {self.size}")
         if self._sha.digest() != sha256:
             self._remove()
             raise TransferError(f"{self.target.name}: SHA-256 mismatch")

@@ -63,13 +63,14 @@ def test_sender_never_buffers_more_than_a_chunk_past_the_limit() -> None:
 def test_sink_refuses_more_bytes_than_announced(tmp_path: Path) -> None:
     sink = FileSink(tmp_path, "a/b.txt", 2)
     with pytest.raises(TransferError, match="more bytes"):
-        sink.write(b"abc")
+        sink.count(3)
     sink.abort()
     assert list((tmp_path / "a").iterdir()) == []
 
 
 def test_sink_short_file_fails(tmp_path: Path) -> None:
     sink = FileSink(tmp_path, "b.txt", 5)
+    sink.count(2)
     sink.write(b"ab")
     with pytest.raises(TransferError, match="received 2 bytes of 5"):
         sink.finish(hashlib.sha256(b"ab").digest())

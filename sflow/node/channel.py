@@ -138,8 +138,12 @@ class Channel(Protocol):
         if self.closed:
             return
         self._decoder.feed(data)
+        self._process()
+
+    def _process(self) -> None:
+        """Act on every whole frame buffered, unless reading is paused (the disk is behind)."""
         try:
-            while not self.closed:
+            while not self.closed and not self._reading_paused:
                 msg = self._decoder.next_message()
                 if msg is None:
                     return
@@ -360,6 +364,7 @@ class Channel(Protocol):
         if self._reading_paused and self._disk_bytes < DISK_LOW and not self.closed:
             self._reading_paused = False
             self._t.resumeProducing()
+            self._process()
 
     def _disk(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
         """Run ``fn(*args)`` off the reactor thread, in submission order, then ``done(result,

@@ -16,6 +16,7 @@ from sflow.node.protocol import Message
 from sflow.node.transfer import FileSink
 
 SECRET = b"k" * 32
+MAX_READ = 1024 * 1024
 
 
 class RecordingHandler:
@@ -48,7 +49,8 @@ class RecordingHandler:
 
 
 class Pipe:
-    """Two protocols joined by StringTransports; ``pump`` moves bytes until both are quiet."""
+    """Two protocols joined by StringTransports; ``pump`` moves bytes until both are quiet,
+    holding back bytes for a side that paused its transport (as a real socket would)."""
 
     def __init__(self, left: Any, right: Any) -> None:
         self.left, self.right = left, right
@@ -59,13 +61,18 @@ class Pipe:
     def pump(self, rounds: int = 1000) -> None:
         for _ in range(rounds):
             moved = False
-            for src, dst_proto, src_proto in ((self.lt, self.right, self.left), (self.rt, self.left, self.right)):
+            for src, dst, dst_proto, src_proto in (
+                (self.lt, self.rt, self.right, self.left),
+                (self.rt, self.lt, self.left, self.right),
+            ):
                 data = src.value()
-                if data:
+                if data and dst.producerState != "paused":  # a paused transport reads nothing
+                    piece = data[:MAX_READ]  # a socket read returns at most this much
                     src.clear()
-                    dst_proto.dataReceived(data)
+                    src.write(data[MAX_READ:])
+                    dst_proto.dataReceived(piece)
                     moved = True
-                if src.disconnecting and not getattr(src_proto, "_lost", False):
+                if src.disconnecting and not src.value() and not getattr(src_proto, "_lost", False):
                     src_proto._lost = True
                     src_proto.connectionLost()
                     if not getattr(dst_proto, "_lost", False):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from twisted.internet.task import Clock
 
-from sflow.node.channel import AUTH_TIMEOUT, Channel
+from sflow.node.channel import AUTH_TIMEOUT, DISK_HIGH, Channel
 from sflow.node.protocol import encode
+from sflow.node.transfer import FileSink
 
 from node_fakes import SECRET, Pipe, RecordingHandler, channel_pair
 
@@ -146,3 +151,55 @@ def test_refused_file_keeps_the_connection_and_tells_the_sender(tmp_path: Path) 
     assert fine.called and (root / "ok.txt").read_bytes() == b"x" * 5000
     assert not (tmp_path / "escape.txt").exists()
     assert not server.closed and not client.closed
+
+
+class ThreadedClock(Clock):
+    """A test clock that also accepts calls from threads (queued until ``run_queued``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[tuple[object, tuple[object, ...]]] = []
+        self.lock = threading.Lock()
+
+    def callFromThread(self, f: object, *args: object) -> None:
+        with self.lock:
+            self.queued.append((f, args))
+
+    def run_queued(self) -> int:
+        with self.lock:
+            calls, self.queued = self.queued, []
+        for f, args in calls:
+            f(*args)  # type: ignore[operator]
+        return len(calls)
+
+
+def test_a_slow_disk_pauses_reading_and_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ThreadedClock()
+    src = tmp_path / "src.bin"
+    data = os.urandom(24 * 1024 * 1024)
+    src.write_bytes(data)
+    gate = threading.Event()
+    real_write = FileSink.write
+
+    def slow_write(self: FileSink, chunk: bytes) -> None:
+        gate.wait(10)
+        real_write(self, chunk)
+
+    monkeypatch.setattr(FileSink, "write", slow_write)
+    client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path / "dst")
+    pipe.pump()
+    done = client.send_file({"job": "1-a", "task": 1, "path": "big.bin"}, src)
+    pipe.pump(200)
+    # The disk thread is stuck: the receiver stopped reading after about DISK_HIGH bytes.
+    assert pipe.rt.producerState == "paused"
+    assert DISK_HIGH <= server._disk_bytes <= DISK_HIGH + 2 * 1024 * 1024
+    gate.set()
+    deadline = time.monotonic() + 20
+    while not done.called:
+        assert time.monotonic() < deadline, "the file never completed"
+        clock.run_queued()
+        if pipe.rt.producerState == "producing":
+            pipe.pump(50)
+        time.sleep(0.001)
+    assert (tmp_path / "dst/big.bin").read_bytes() == data
+    assert sh.files and server._disk_bytes == 0

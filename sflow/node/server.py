@@ -320,10 +320,22 @@ class NodeService:
         log.error("event=executor_error job=%s task=%d error=%s", job.key, tid, failure.getErrorMessage())
         job.delegator.send("job_error", job=job.key, reason=f"node {self.name}: task {tid}: {failure.getErrorMessage()}")
 
+    def _output(self, job: NodeJob, path: str, to: str) -> Path | None:
+        """The output's file, unless a function left a symlink there (it would send what the link
+        points to, perhaps outside the job directory): then the job fails."""
+        try:
+            return safe_target(job.root, path)
+        except TransferError as exc:
+            self._transfer_failed(Failure(exc), job, path, to)
+            return None
+
     def _send_file(self, job: NodeJob, action: SendFile) -> None:
+        source = self._output(job, action.path, action.node)
+        if source is None:
+            return
         header = {"job": job.key, "task": int(action.task), "path": action.path}
         d = self._peer(action.node)
-        d.addCallback(lambda ch: ch.send_file(header, job.root / action.path))
+        d.addCallback(lambda ch: ch.send_file(header, source))
 
         def delivered(info: Delivered) -> None:
             self.counters["files_sent"] += 1
@@ -347,8 +359,11 @@ class NodeService:
         d.addErrback(self._transfer_failed, job, f"value of task {action.task}", action.node)
 
     def _return_file(self, job: NodeJob, action: ReturnFile) -> None:
+        source = self._output(job, action.path, "the delegator")
+        if source is None:
+            return
         header = {"job": job.key, "task": int(action.task), "path": action.path}
-        d = job.delegator.send_file(header, job.root / action.path)
+        d = job.delegator.send_file(header, source)
         d.addErrback(self._transfer_failed, job, action.path, "the delegator")
 
     def _transfer_failed(self, failure: Failure, job: NodeJob, what: str, to: str) -> None:

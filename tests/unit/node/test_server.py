@@ -178,3 +178,22 @@ def test_shutdown_kills_and_reports_nothing(tmp_path: Path) -> None:
     pipe.pump()
     assert executor.stopped and messages(handler, "done") == []
     assert not (tmp_path / "work/7-r1").exists()
+
+
+def test_an_output_that_is_a_symlink_is_not_sent(tmp_path: Path) -> None:
+    service, executor, clock = make_service(tmp_path)
+    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
+    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
+    client.send("start", job="7-r1")
+    pipe.pump()
+    root = tmp_path / "work/7-r1"
+    (root / "a.txt").write_text("a\n")
+    executor.finish(1)
+    pipe.pump()
+    (tmp_path / "private").write_text("not yours\n")
+    (root / "out/b.txt").symlink_to(tmp_path / "private")
+    executor.finish(2)
+    pipe.pump(1000)
+    (error,) = messages(handler, "job_error")
+    assert "symbolic link" in str(error["reason"])
+    assert not (tmp_path / "outdir/out/b.txt").exists()

@@ -25,7 +25,7 @@ from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_or
 from sflow.delegator.trace import Trace, load_trace, makespan_line, summary_table, trace_chart, write_trace
 from sflow.errors import InputError
 from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
-from sflow.model.infra import Environment, VcpuId
+from sflow.model.infra import Address, Environment, VcpuId
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job
 from sflow.node.blocking import run_until
@@ -97,18 +97,22 @@ def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
     return out
 
 
+def node_address(address: Address, config: Config) -> str:
+    """``host:port`` of a node; an address without a port uses the port of ``node.listen``."""
+    port = address.port if address.port is not None else split_listen(config.node.listen)[1]
+    return str(Address(address.host, port))
+
+
 def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, env_name: str) -> Prepared:
     from sflow.sched.problem import Problem
     from sflow.sched.registry import get_scheduler
 
     name = algorithm or config.scheduler.algorithm
     schedule = get_scheduler(name, config.scheduler.seed).schedule(Problem.from_env_job(env, job, name=env_name))
-    default_port = split_listen(config.node.listen)[1]
     index = cpu_indexes(env)
     placements = {}
     for tid, slot in schedule.slots.items():
-        address = env.vm_for(slot.vcpu).address
-        node = str(address) if address.port is not None else f"{address}:{default_port}"
+        node = node_address(env.vm_for(slot.vcpu).address, config)
         placements[tid] = TaskPlacement(node, slot.vcpu, index.get(slot.vcpu, 0))
     starts = {t: s.start for t, s in schedule.slots.items()}
     plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4))
@@ -120,13 +124,11 @@ def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: st
     missing = sorted(set(job.by_id) - set(mapping.placements))
     if missing:
         raise InputError(mapping_path, "$.task_list", f"no placement for tasks {missing} of the job")
-    default_port = split_listen(config.node.listen)[1]
     index = cpu_indexes(env)
     placements = {}
     for tid in job.by_id:
         p = mapping.placements[tid]
-        node = str(p.address) if p.address.port is not None else f"{p.address}:{default_port}"
-        placements[tid] = TaskPlacement(node, p.vcpu_id, index.get(p.vcpu_id, 0))
+        placements[tid] = TaskPlacement(node_address(p.address, config), p.vcpu_id, index.get(p.vcpu_id, 0))
     schedule = mapping.schedule
     starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
     plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), mapping_path)
@@ -226,15 +228,8 @@ def _run(args: argparse.Namespace) -> int:
     env: Environment | None = load_environment(args.env) if args.env else None
     if env is None and args.nodes < 1:
         raise InputError("<flag>", "--nodes", f"need at least one node, found {args.nodes}")
-    default_port = split_listen(config.node.listen)[1]
     if env is not None:
-        listens = sorted(
-            {
-                f"{vm.address.host}:{vm.address.port or default_port}"
-                for vm in env.vms.values()
-                if _is_loopback(vm.address.host)
-            }
-        )
+        listens = sorted({node_address(vm.address, config) for vm in env.vms.values() if _is_loopback(vm.address.host)})
     else:
         listens = ["127.0.0.1:0"] * args.nodes
     per_node = max(1, (os.cpu_count() or 1) // max(1, len(listens)))

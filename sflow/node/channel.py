@@ -132,7 +132,7 @@ class Channel(Protocol):
     def connectionMade(self) -> None:
         self._timer = self._clock.callLater(self._auth_timeout, self._auth_expired)
         if self.role == "client":
-            self._write("hello", {"nonce": self._my_nonce, "role": "client"})
+            self._write("hello", {"nonce": self._my_nonce})
 
     def dataReceived(self, data: bytes) -> None:
         if self.closed:

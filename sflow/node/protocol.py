@@ -54,7 +54,7 @@ def _f(types: tuple[type, ...], required: bool = True) -> Field:
 # One schema per message type: field name -> allowed Python types after msgpack decoding.
 SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     # authentication (sflow.node.auth)
-    "hello": {"nonce": _f(_BYTES), "role": _f(_STR)},
+    "hello": {"nonce": _f(_BYTES)},
     "challenge": {"nonce": _f(_BYTES), "proof": _f(_BYTES)},
     "auth": {"proof": _f(_BYTES)},
     "ready": {"node": _f(_STR), "version": _f(_STR)},

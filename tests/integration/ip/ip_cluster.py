@@ -136,7 +136,7 @@ class RawClient:
 
     def authenticate(self, secret: bytes) -> Message:
         nonce = auth.new_nonce()
-        self.send("hello", nonce=nonce, role="client")
+        self.send("hello", nonce=nonce)
         challenge = self.recv()
         assert challenge is not None and challenge["t"] == "challenge"
         auth.verify(auth.server_proof(secret, nonce, challenge["nonce"]), challenge["proof"], "node")

@@ -81,4 +81,4 @@ def test_encode_refuses_a_malformed_message() -> None:
     with pytest.raises(ProtocolError):
         encode("start", {})
     with pytest.raises(ProtocolError):
-        check_message({"v": PROTOCOL_VERSION, "t": "hello", "nonce": "text", "role": "client"})
+        check_message({"v": PROTOCOL_VERSION, "t": "hello", "nonce": "text"})

@@ -157,7 +157,7 @@ def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trac
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         done = bar.add_task("functions done", total=total)
-        running = bar.add_task("running", total=total)
+        running = bar.add_task("functions started", total=total)
 
         def update(event: str, task: int) -> None:
             if event == "started":

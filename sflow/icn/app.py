@@ -359,42 +359,11 @@ class Endpoint:
         The version defaults to the clock in milliseconds.
         """
         prefix = Name.coerce(prefix)
-        if segment_size <= 0:
-            raise ValueError("segment size must be positive")
         if version is None:
             version = int(self.clock.seconds() * 1000)
-        base = prefix.append(Component.version(version))
-        count = max(1, -(-len(content) // segment_size))
-        final = Component.segment(count - 1)
-        signer = self.data_signer
-
-        def segment(index: int) -> Data:
-            chunk = content[index * segment_size : (index + 1) * segment_size]
-            return make_data(
-                base.append(Component.segment(index)),
-                chunk,
-                freshness_period=freshness_period,
-                final_block_id=final,
-                signer=signer,
-            )
-
-        largest = len(segment(0).wire or b"")
-        if largest > tlv.MAX_NDN_PACKET_SIZE:
-            raise ValueError(
-                f"a segment of {segment_size} octets makes a {largest}-octet packet, over the "
-                f"{tlv.MAX_NDN_PACKET_SIZE}-octet limit; use a smaller segment size"
-            )
-
-        def handler(interest: Interest) -> Data | None:
-            name = interest.name
-            if interest.can_be_prefix and (name == prefix or name == base):
-                return segment(0)
-            if len(name) == len(base) + 1 and name[-1].is_segment() and base.is_prefix_of(name):
-                index = name[-1].to_number()
-                if index < count:
-                    return segment(index)
-            return None
-
+        served = SegmentedContent(prefix, content, version, self.data_signer, segment_size, freshness_period)
+        base = served.base
+        handler = served.answer
         return self.route(prefix, handler, register=register).addCallback(lambda _none: base)
 
     def fetch_segmented(
@@ -407,14 +376,18 @@ class Endpoint:
         lifetime: int = DEFAULT_INTEREST_LIFETIME,
         retries: int = 3,
         must_be_fresh: bool = True,
+        validate: Callable[[Data], bool] | None = None,
     ) -> Deferred[bytes]:
         """Fetch segmented content under ``name`` (a prefix, a versioned name or a segment name).
 
         Keeps up to ``window`` Interests in flight; with ``aimd`` the window grows by one per
         window of Data and halves on a timeout or Congestion Nack (between 1 and ``max_window``).
-        Content that is not segmented comes back as it is.
+        Content that is not segmented comes back as it is. With ``validate``, a segment it
+        rejects fails the fetch with :class:`~sflow.errors.DecodeError`.
         """
-        fetcher = _SegmentFetcher(self, Name.coerce(name), window, aimd, max_window, lifetime, retries, must_be_fresh)
+        fetcher = _SegmentFetcher(
+            self, Name.coerce(name), window, aimd, max_window, lifetime, retries, must_be_fresh, validate
+        )
         return fetcher.start()
 
     # --- face events ----------------------------------------------------------------------------
@@ -434,6 +407,62 @@ class Endpoint:
             self.closed.callback(None)
 
 
+class SegmentedContent:
+    """Content served as ``/<prefix>/v=<version>/seg=<n>`` segments with FinalBlockId.
+
+    An Interest for ``/<prefix>`` or ``/<prefix>/v=<version>`` with CanBePrefix gets segment 0;
+    an Interest for a segment name gets that segment. Segments are signed when they are asked for.
+    """
+
+    def __init__(
+        self,
+        prefix: Name,
+        content: bytes,
+        version: int,
+        signer: Signer,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        freshness_period: int = 10_000,
+    ) -> None:
+        if segment_size <= 0:
+            raise ValueError("segment size must be positive")
+        self.prefix = prefix
+        self.content = content
+        self.base = prefix.append(Component.version(version))
+        self.segment_size = segment_size
+        self.freshness_period = freshness_period
+        self.signer = signer
+        self.count = max(1, -(-len(content) // segment_size))
+        self._final = Component.segment(self.count - 1)
+        largest = len(self.segment(0).wire or b"")
+        if largest > tlv.MAX_NDN_PACKET_SIZE:
+            raise ValueError(
+                f"a segment of {segment_size} octets makes a {largest}-octet packet, over the "
+                f"{tlv.MAX_NDN_PACKET_SIZE}-octet limit; use a smaller segment size"
+            )
+
+    def segment(self, index: int) -> Data:
+        size = self.segment_size
+        return make_data(
+            self.base.append(Component.segment(index)),
+            self.content[index * size : (index + 1) * size],
+            freshness_period=self.freshness_period,
+            final_block_id=self._final,
+            signer=self.signer,
+        )
+
+    def answer(self, interest: Interest) -> Data | None:
+        """The segment ``interest`` asks for, or None when it asks for none of them."""
+        name = interest.name
+        base = self.base
+        if interest.can_be_prefix and (name == self.prefix or name == base):
+            return self.segment(0)
+        if len(name) == len(base) + 1 and name[-1].is_segment() and base.is_prefix_of(name):
+            index = name[-1].to_number()
+            if index < self.count:
+                return self.segment(index)
+        return None
+
+
 class _SegmentFetcher:
     """One segmented fetch: discovery, then a window of segment Interests."""
 
@@ -447,6 +476,7 @@ class _SegmentFetcher:
         lifetime: int,
         retries: int,
         must_be_fresh: bool,
+        validate: Callable[[Data], bool] | None = None,
     ) -> None:
         if window < 1 or max_window < window:
             raise ValueError("window must be at least 1 and at most max_window")
@@ -458,6 +488,7 @@ class _SegmentFetcher:
         self.lifetime = lifetime
         self.retries = retries
         self.must_be_fresh = must_be_fresh
+        self.validate = validate
         self.base: Name | None = None
         self.final: int | None = None
         self.segments: dict[int, bytes] = {}
@@ -509,6 +540,9 @@ class _SegmentFetcher:
 
     def _store(self, index: int, data: Data) -> None:
         if self.result.called:
+            return
+        if self.validate is not None and not self.validate(data):
+            self._fail(Failure(DecodeError(f"segment {data.name} failed validation")))
             return
         self.segments[index] = data.content
         final_block = data.meta_info.final_block_id

@@ -21,6 +21,10 @@ CORE = [
     "node/state.py",
     "node/command.py",
     "delegator/plan.py",
+    "sfc/names.py",
+    "sfc/bundle.py",
+    "sfc/producer.py",
+    "sfc/auto.py",
 ]
 SHELL = {"sched/cli.py", "sched/gantt.py", "icn/cli.py", "icn/app.py", "icn/server.py", "icn/management_client.py"}
 

@@ -1,0 +1,300 @@
+"""ICN dispatch (``--mode icn`` and ``--mode auto``): install the job's functions on the nodes, ask
+for each END function's result by name, write the results, and report per function whether it
+was executed (and where) or answered from a cache.
+
+* **icn** (static ICN-SFC): every node is told about the functions the schedule gives it, with the
+  nodes their inputs are routed to; the delegator asks each END function's node for its result.
+* **auto** (autonomous ICN-SFC): every node is told about every function, without placements; the
+  delegator picks the END function's node (the fastest estimate from the nodes' advertised state)
+  and each node decides where each predecessor runs.
+
+The deadline (``delegator.job_timeout``; 0 = none) bounds the whole job; a failed function fails
+the job with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from twisted.internet.defer import Deferred, gatherResults
+
+from sflow.delegator.plan import ResultFile
+from sflow.delegator.trace import TaskRun, Trace
+from sflow.errors import ExecutionError, JobFailed, ProtocolError, SflowError
+from sflow.icn.app import Endpoint
+from sflow.icn.packet import make_interest
+from sflow.icn.signature import HmacSha256Signer
+from sflow.model.paths import job_relative
+from sflow.model.schedule import Schedule
+from sflow.model.workflow import Job, TaskId
+from sflow.sfc.bundle import decode_bundle
+from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
+from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, installed_to_wire
+from sflow.sfc.service import MAX_INSTALL_PARAMS
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int], None]
+#: open an endpoint on the forwarder of the node at this ICN address
+EndpointConnector = Callable[[str], Deferred[Endpoint]]
+
+EXECUTED = "executed"
+CACHE_HIT = "cache hit"
+NOT_NEEDED = "not needed"
+
+
+@dataclass(frozen=True, slots=True)
+class IcnOptions:
+    outdir: Path
+    algorithm: str
+    schedule: Schedule | None
+    mode: str = "icn"
+    job_timeout: float = 0.0
+    lifetime_ms: int = 4000
+
+
+class IcnDispatch:
+    """One run of one job over ICN. ``run()`` fires with the :class:`Trace` or fails with an
+    :class:`~sflow.errors.SflowError`.
+
+    ``placements`` maps each task to the ICN address of its node (static mode), or only the END
+    tasks (auto mode); ``nodes`` are all the nodes to install on; ``vcpus`` maps a task to the
+    label shown in the trace.
+    """
+
+    def __init__(
+        self,
+        clock: Any,
+        secret: bytes,
+        job: Job,
+        specs: Mapping[TaskId, FunctionSpec],
+        placements: Mapping[TaskId, str],
+        nodes: Sequence[str],
+        connect: EndpointConnector,
+        options: IcnOptions,
+        results: Sequence[ResultFile],
+        *,
+        vcpus: Mapping[TaskId, str] | None = None,
+        progress: ProgressCallback | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.clock = clock
+        self.secret = secret
+        self.job = job
+        self.specs = specs
+        self.placements = placements
+        self.nodes = tuple(dict.fromkeys(nodes))
+        self.connect = connect
+        self.options = options
+        self.results = tuple(results)
+        self.vcpus = vcpus or {}
+        self.progress = progress or (lambda event, task: None)
+        self.run_id = run_id or secrets.token_hex(4)
+        self.endpoints: dict[str, Endpoint] = {}
+        self._signer = HmacSha256Signer(KEY_NAME, secret, interest_nonce_size=8)
+
+    def run(self) -> Deferred[Trace]:
+        return Deferred.fromCoroutine(self._run())
+
+    async def _run(self) -> Trace:
+        t0 = self.clock.seconds()
+        timeout = self.options.job_timeout
+        deadline = t0 + timeout if timeout > 0 else math.inf
+        for node in self.nodes:
+            self.endpoints[node] = await self._connect(node)
+        await self._install_all()
+        ends = self.job.end_tasks
+        obtained: list[Obtained] = await gatherResults(
+            [Deferred.fromCoroutine(self._obtain(tid, deadline)) for tid in ends], consumeErrors=True
+        ).addErrback(_first_error)
+        finished = self.clock.seconds()
+        outputs: dict[TaskId, dict[str, bytes]] = {}
+        for tid, got in zip(ends, obtained):
+            outputs[tid] = decode_bundle(got.content)
+        written = self._write_results(outputs)
+        events = await self._events()
+        runs = self._task_runs(t0, finished, dict(zip(ends, obtained)), events)
+        for run in runs:
+            self.progress("done", run.task)
+        schedule = self.options.schedule
+        return Trace(
+            job_id=self.job.id,
+            run_id=self.run_id,
+            mode=self.options.mode,
+            algorithm=self.options.algorithm,
+            predicted_makespan=schedule.makespan if schedule is not None else None,
+            makespan=finished - t0,
+            tasks=tuple(runs),
+            transfers=(),
+            results=tuple(written),
+        )
+
+    async def _connect(self, node: str) -> Endpoint:
+        try:
+            return await self.connect(node)
+        except SflowError:
+            raise
+        except Exception as exc:  # connection errors of every kind end up here
+            raise ExecutionError(f"cannot reach the forwarder of node {node}: {exc}") from None
+
+    # Installing ---------------------------------------------------------------------------------
+
+    def _installs(self) -> dict[str, list[Installed]]:
+        out: dict[str, list[Installed]] = {n: [] for n in self.nodes}
+        static = self.options.mode == "icn"
+        for tid in self.job.order:
+            spec = self.specs[tid]
+            task = self.job.task(tid)
+            input_nodes = tuple(self.placements[r.pred] if static else "" for r in spec.inputs)
+            item = Installed(spec, task.docker_tar, self.job.id, task.workload, input_nodes, self.run_id)
+            targets = [self.placements[tid]] if static else list(self.nodes)
+            for node in targets:
+                out[node].append(item)
+        return out
+
+    async def _install_all(self) -> None:
+        pending = []
+        for node, items in self._installs().items():
+            for batch in _batches([installed_to_wire(i) for i in items]):
+                pending.append(Deferred.fromCoroutine(self._install(node, batch)))
+        await gatherResults(pending, consumeErrors=True).addErrback(_first_error)
+
+    async def _install(self, node: str, batch: bytes) -> None:
+        interest = make_interest(
+            CTL_PREFIX.append("install"), app_parameters=batch, signer=self._signer, must_be_fresh=True,
+            lifetime=self.options.lifetime_ms,
+        )
+        data = await self.endpoints[node].express(interest, retries=2)
+        reply = msgpack.unpackb(data.content, raw=False)
+        if not (isinstance(reply, dict) and reply.get("ok")):
+            raise ProtocolError(f"node {node} refused the job's functions: {reply!r}")
+
+    # Results ------------------------------------------------------------------------------------
+
+    async def _obtain(self, tid: TaskId, deadline: float) -> Obtained:
+        node = self.placements[tid]
+        spec = self.specs[tid]
+        self.progress("started", tid)
+
+        def reconnect() -> Deferred[Endpoint]:
+            d = self.connect(node)
+
+            def keep(endpoint: Endpoint) -> Endpoint:
+                self.endpoints[node] = endpoint
+                return endpoint
+
+            return d.addCallback(keep)
+
+        client = ResultClient(
+            self.endpoints[node], self.clock, self.secret, lifetime_ms=self.options.lifetime_ms, reconnect=reconnect
+        )
+        try:
+            return await client.obtain(spec.prefix, deadline)
+        except FunctionFailed as exc:
+            raise JobFailed(int(tid), node, str(exc)) from None
+        except ExecutionError as exc:
+            raise ExecutionError(f"job {self.job.id}: END function {tid} on node {node}: {exc}") from None
+
+    def _write_results(self, outputs: Mapping[TaskId, Mapping[str, bytes]]) -> list[str]:
+        written = []
+        for result in self.results:
+            files = outputs.get(result.task)
+            if files is None:
+                continue
+            content = files.get(job_relative(result.path))
+            if content is None:
+                raise ExecutionError(f"the result of function {result.task} lacks {result.path}")
+            target = self.options.outdir / job_relative(result.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            written.append(result.name)
+        return written
+
+    async def _events(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for node, endpoint in self.endpoints.items():
+            events: list[dict[str, Any]] = []
+            page = 0
+            while True:
+                name = CTL_PREFIX.append("events", self.run_id, str(page))
+                interest = make_interest(
+                    name, app_parameters=b"", signer=self._signer, must_be_fresh=True, lifetime=self.options.lifetime_ms
+                )
+                try:
+                    data = await endpoint.express(interest, retries=2)
+                except SflowError as exc:
+                    log.warning("event=no_events node=%s error=%s", node, exc)
+                    break
+                body = msgpack.unpackb(data.content, raw=False)
+                events.extend(body.get("events", []))
+                if not body.get("more"):
+                    break
+                page += 1
+            out[node] = events
+        return out
+
+    def _task_runs(
+        self, t0: float, finished: float, ends: Mapping[TaskId, Obtained], events: Mapping[str, list[dict[str, Any]]]
+    ) -> list[TaskRun]:
+        executed: dict[int, tuple[str, dict[str, Any]]] = {}
+        cached: dict[int, tuple[str, str]] = {}
+        for node, items in events.items():
+            for event in items:
+                task = int(event.get("task", -1))
+                kind = event.get("kind")
+                if kind == "executed":
+                    executed[task] = (node, event)
+                elif kind == "stored":
+                    cached[task] = (node, f"{CACHE_HIT} (result store)")
+                elif kind == "cache" and task not in cached:
+                    cached[task] = (node, f"{CACHE_HIT} (fetched by this node)")
+        for tid, got in ends.items():
+            if got.how == "cache" and int(tid) not in executed:
+                cached.setdefault(int(tid), (self.placements[tid], f"{CACHE_HIT} (content store)"))
+        runs = []
+        for tid in self.job.order:
+            vcpu = self.vcpus.get(tid, "-")
+            if int(tid) in executed:
+                node, event = executed[int(tid)]
+                where = event.get("where") or "?"
+                runs.append(TaskRun(int(tid), node, vcpu, float(event["start"]) - t0, float(event["finish"]) - t0,
+                                    f"{EXECUTED} ({where})"))
+            elif int(tid) in cached:
+                node, how = cached[int(tid)]
+                runs.append(TaskRun(int(tid), node, vcpu, 0.0, 0.0, how))
+            else:
+                runs.append(TaskRun(int(tid), "-", vcpu, 0.0, 0.0, f"{NOT_NEEDED} (a later result was cached)"))
+        return runs
+
+
+def _batches(entries: list[dict[str, Any]]) -> list[bytes]:
+    """Pack install entries into ApplicationParameters that keep each Interest under the packet
+    size limit."""
+    out: list[bytes] = []
+    current: list[dict[str, Any]] = []
+    for entry in entries:
+        size = len(msgpack.packb(entry, use_bin_type=True))
+        if size > MAX_INSTALL_PARAMS:
+            raise ProtocolError(f"function {entry['spec']['task']}: its description ({size} bytes) is too large")
+        if current and len(msgpack.packb(current + [entry], use_bin_type=True)) > MAX_INSTALL_PARAMS:
+            out.append(msgpack.packb(current, use_bin_type=True))
+            current = []
+        current.append(entry)
+    if current:
+        out.append(msgpack.packb(current, use_bin_type=True))
+    return out
+
+
+def _first_error(failure: Any) -> Any:
+    from twisted.internet.defer import FirstError
+
+    if failure.check(FirstError):
+        return failure.value.subFailure
+    return failure

@@ -1,0 +1,187 @@
+"""Asking for function results: fetch (anyone), compute (authenticated), and ``obtain`` — the two
+combined, with retransmission, backoff and a deadline (the I/O side of a consumer; used by nodes
+for their inputs and by the delegator for END results).
+
+``obtain`` first fetches the result by name (a content store or a result store may have it); if
+the producer says it does not exist yet, it sends the signed compute Interest and waits, asking
+again while the producer reports the function is still running; when the function is ready it
+fetches it. An unanswered Interest (lost, or the node is down or restarting) is sent again after a
+backoff that doubles up to ``max_backoff``; past the deadline the consumer gives up with an error
+that names the function and what it last heard.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+
+from sflow.errors import DecodeError, ExecutionError, IcnError
+from sflow.icn.app import Endpoint
+from sflow.icn.name import Name
+from sflow.icn.packet import ContentType, Data, make_data, make_interest
+from sflow.icn.scheduler import Clock
+from sflow.icn.security import verify_data
+from sflow.icn.signature import HmacSha256Signer
+from sflow.sfc.bundle import FAILED, READY, UNKNOWN, Status, bundle_version, decode_status
+from sflow.sfc.names import KEY_NAME
+
+log = logging.getLogger(__name__)
+
+ABSENT = b"absent"
+
+
+class FunctionFailed(ExecutionError):
+    """The producer reports that the function (or one of its inputs) failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Obtained:
+    content: bytes
+    #: "cache" (fetched: it existed before we asked) or "computed" (we asked for it to be computed)
+    how: str
+    status: Status | None
+
+
+def cluster_signer(secret: bytes) -> HmacSha256Signer:
+    """The HMAC-SHA256 signer of the cluster: no signature nonce, so signed names are deterministic."""
+    return HmacSha256Signer(KEY_NAME, secret)
+
+
+def absent_data(name: Name, signer: HmacSha256Signer) -> Data:
+    """The application Nack a producer answers a fetch with when it has no such result: it is
+    never fresh, so it never satisfies a MustBeFresh Interest from a cache."""
+    return make_data(name, ABSENT, content_type=ContentType.NACK, freshness_period=0, signer=signer)
+
+
+class ResultClient:
+    """Fetch / compute / obtain results through ``endpoint``."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        clock: Clock,
+        secret: bytes,
+        *,
+        lifetime_ms: int = 4000,
+        min_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        reconnect: Callable[[], Deferred[Endpoint]] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.clock = clock
+        self.secret = secret
+        self.signer = cluster_signer(secret)
+        self.lifetime_ms = lifetime_ms
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.reconnect = reconnect
+        self._random = random.Random()
+
+    def _valid(self, data: Data) -> bool:
+        return verify_data(data, self.secret)
+
+    async def fetch(self, prefix: Name) -> bytes | None:
+        """The result under ``prefix``, or None when the producer says it does not exist."""
+        first = await self.endpoint.express(prefix, can_be_prefix=True, must_be_fresh=True, lifetime=self.lifetime_ms)
+        name = first.name
+        if first.content_type == ContentType.NACK or len(name) != len(prefix) + 2 or not name[-1].is_segment():
+            return None
+        if not name[-2].is_version() or not prefix.is_prefix_of(name):
+            return None
+        if not self._valid(first):
+            raise DecodeError(f"result {name} has no valid cluster signature")
+        base = name.prefix(-1)
+        final = first.meta_info.final_block_id
+        if final is not None and final.is_segment() and final.to_number() == 0:
+            content = first.content
+        else:
+            content = await self.endpoint.fetch_segmented(
+                base, lifetime=self.lifetime_ms, retries=3, validate=self._valid
+            )
+        if bundle_version(content) != base[-1].to_number():
+            raise DecodeError(f"result {base}: content does not match its version")
+        return content
+
+    async def compute(self, prefix: Name) -> Status:
+        """Send the signed compute Interest once; the producer's status."""
+        interest = make_interest(
+            prefix,
+            must_be_fresh=True,
+            lifetime=self.lifetime_ms,
+            nonce=self._random.getrandbits(32),
+            app_parameters=b"",
+            signer=self.signer,
+        )
+        data = await self.endpoint.express(interest)
+        if data.content_type == ContentType.NACK:
+            return Status(UNKNOWN, reason="the producer refused the request (not authenticated)")
+        if not self._valid(data):
+            raise DecodeError(f"status for {prefix} has no valid cluster signature")
+        return decode_status(data.content)
+
+    async def _until_ready(self, prefix: Name, deadline: float) -> Status | None:
+        """Compute Interests until the producer says ready (None at the deadline)."""
+        while True:
+            status = await self.compute(prefix)
+            if status.state == READY:
+                return status
+            if status.state == FAILED:
+                raise FunctionFailed(status.reason or f"{prefix} failed")
+            if status.state == UNKNOWN:
+                raise IcnError(f"{status.node or 'the producer'}: {status.reason or 'unknown function'}")
+            if self.clock.seconds() >= deadline:
+                return None
+            log.debug("event=still_running name=%s node=%s elapsed=%.1f", prefix, status.node, status.elapsed)
+            if status.retry_ms > 0:
+                await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
+
+    async def obtain(
+        self,
+        prefix: Name,
+        deadline: float,
+        *,
+        on_retry: Callable[[str], None] | None = None,
+        before_compute: Callable[[], None] | None = None,
+    ) -> Obtained:
+        """The result under ``prefix``, computing it if needed; raises FunctionFailed or
+        ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``)."""
+        backoff = self.min_backoff
+        asked = False
+        last = "no answer yet"
+        status: Status | None = None
+        while True:
+            try:
+                if self.endpoint.face.closed and self.reconnect is not None:
+                    self.endpoint = await self.reconnect()
+                content = await self.fetch(prefix)
+                if content is not None:
+                    return Obtained(content, "computed" if asked else "cache", status)
+                if before_compute is not None and not asked:
+                    before_compute()
+                asked = True
+                status = await self._until_ready(prefix, deadline)
+                if status is not None:
+                    content = await self.fetch(prefix)
+                    if content is not None:
+                        return Obtained(content, "computed", status)
+                    last = f"{status.node}: ready, but the result could not be fetched"
+                else:
+                    last = "still running at the deadline"
+            except (IcnError, DecodeError) as exc:
+                last = str(exc)
+                if on_retry is not None:
+                    on_retry(last)
+                log.debug("event=obtain_retry name=%s reason=%s backoff=%.3f", prefix, last, backoff)
+            now = self.clock.seconds()
+            if now >= deadline:
+                raise ExecutionError(f"no result for {prefix} before the deadline; last: {last}")
+            delay = min(backoff, max(0.0, deadline - now))
+            backoff = min(self.max_backoff, backoff * 2)
+            await task.deferLater(self.clock, delay)  # type: ignore[arg-type]
+
+

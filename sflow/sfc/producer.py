@@ -1,0 +1,136 @@
+"""The producer's per-function state machine (pure: the caller passes the time in).
+
+A node asked (by an authenticated compute Interest) for a function it does not have moves the
+function through ``inputs`` (its inputs are being obtained) → ``running`` (executing) → done,
+where a success leaves the result in the store and the run is forgotten, and a failure is kept
+for ``failure_memory`` seconds so that every consumer waiting for it hears the same reason
+(afterwards a new request tries again). However many consumers ask, each function starts once:
+requests for a function already under way are held until it ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sflow.sfc.bundle import FAILED, READY, RUNNING, UNKNOWN
+
+INPUTS = "inputs"
+
+FAILURE_MEMORY = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer the request now (``state`` is a bundle status state)."""
+
+    state: str
+    reason: str = ""
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Keep the request until the function ends (or the Interest is about to expire)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Obtain:
+    """Start obtaining input ``index`` of the function."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """All inputs are here: run the function."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyAll:
+    """Answer every held request with ``state``."""
+
+    state: str
+    reason: str = ""
+
+
+Action = Reply | Hold | Obtain | Execute | ReplyAll
+
+
+@dataclass(slots=True)
+class FunctionRun:
+    digest: str
+    n_inputs: int
+    requested: float
+    phase: str = INPUTS
+    have: set[int] = field(default_factory=set)
+    ended: float = 0.0
+    reason: str = ""
+
+
+class Producer:
+    """The runs under way on one node, by result digest."""
+
+    def __init__(self, failure_memory: float = FAILURE_MEMORY) -> None:
+        self.failure_memory = failure_memory
+        self.runs: dict[str, FunctionRun] = {}
+
+    def running(self) -> int:
+        return sum(1 for r in self.runs.values() if r.phase == RUNNING)
+
+    def queued(self) -> int:
+        return sum(1 for r in self.runs.values() if r.phase == INPUTS)
+
+    def on_request(self, digest: str, now: float, *, known: bool, stored: bool, n_inputs: int) -> list[Action]:
+        if stored:
+            return [Reply(READY)]
+        run = self.runs.get(digest)
+        if run is not None and run.phase == FAILED:
+            if now - run.ended < self.failure_memory:
+                return [Reply(FAILED, run.reason)]
+            del self.runs[digest]
+            run = None
+        if run is not None:
+            return [Hold()]
+        if not known:
+            return [Reply(UNKNOWN, "this node was not told about the function")]
+        run = FunctionRun(digest, n_inputs, now)
+        self.runs[digest] = run
+        if n_inputs == 0:
+            run.phase = RUNNING
+            return [Hold(), Execute()]
+        return [Hold(), *(Obtain(i) for i in range(n_inputs))]
+
+    def elapsed(self, digest: str, now: float) -> float:
+        run = self.runs.get(digest)
+        return now - run.requested if run is not None else 0.0
+
+    def on_input(self, digest: str, index: int) -> list[Action]:
+        run = self.runs.get(digest)
+        if run is None or run.phase != INPUTS:
+            return []
+        run.have.add(index)
+        if len(run.have) < run.n_inputs:
+            return []
+        run.phase = RUNNING
+        return [Execute()]
+
+    def on_input_failed(self, digest: str, index: int, reason: str, now: float) -> list[Action]:
+        run = self.runs.get(digest)
+        if run is None or run.phase != INPUTS:
+            return []
+        return self._fail(run, f"input {index + 1} of {run.n_inputs}: {reason}", now)
+
+    def on_executed(self, digest: str, ok: bool, reason: str, now: float) -> list[Action]:
+        run = self.runs.get(digest)
+        if run is None or run.phase != RUNNING:
+            return []
+        if ok:
+            del self.runs[digest]
+            return [ReplyAll(READY)]
+        return self._fail(run, reason, now)
+
+    def _fail(self, run: FunctionRun, reason: str, now: float) -> list[Action]:
+        run.phase = FAILED
+        run.reason = reason
+        run.ended = now
+        return [ReplyAll(FAILED, reason)]

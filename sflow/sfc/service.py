@@ -1,0 +1,480 @@
+"""The node side of ICN chaining: an embedded forwarder, the producer of function results, and the
+consumer of their inputs.
+
+:class:`SfcService` owns a :class:`~sflow.icn.forwarder.Forwarder` (given, so that tests can use
+in-process forwarders on ``task.Clock``) and two in-process faces to it: the *producer* face
+serves ``/sflow/fn`` (results, compute requests) and ``/sflow/ctl`` (install, events, status); the
+*consumer* face expresses the Interests for inputs (a separate face, so that an input produced on
+this very node is forwarded to the producer face rather than back where it came from).
+
+A compute request for a function is checked (HMAC with the cluster secret), then handled by the
+pure :class:`~sflow.sfc.producer.Producer`: inputs are obtained through the consumer (each routed
+toward the node the placement says — the delegator's schedule in ``icn`` mode, the node's own
+decision in ``auto`` mode), written into a fresh working directory, the function runs through
+the node's :class:`~sflow.node.execution.Executor` (natively or in Docker), and its declared
+outputs become a result bundle in the :class:`~sflow.sfc.store.ResultStore`, served as signed
+segments. Requests held while the function runs are answered when it ends, or with ``running``
+shortly before their Interest would expire, so that the consumer asks again.
+
+Events (executed here, found in the store, input found in a cache) are kept per run for the
+delegator's report (``/sflow/ctl/events/<run>/<page>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgpack
+from twisted.internet import task
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
+
+from sflow.config import Config
+from sflow.errors import IcnError, ProtocolError, SflowError
+from sflow.icn.app import Endpoint, HandlerResult
+from sflow.icn.face.base import Face, FaceScope
+from sflow.icn.face.inprocess import linked_faces
+from sflow.icn.forwarder import Forwarder
+from sflow.icn.name import Component, Name
+from sflow.icn.packet import Data, Interest, make_data
+from sflow.icn.security import verify_interest
+from sflow.model.paths import UnsafePath
+from sflow.node.execution import ExecRequest, ExecResult, job_file
+from sflow.sfc.bundle import READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
+from sflow.sfc.consumer import FunctionFailed, ResultClient, absent_data, cluster_signer
+from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, Installed, installed_from_wire, parse_result_name
+from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
+from sflow.sfc.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+#: a held compute request is answered "running" when this fraction of its lifetime has passed
+HOLD_FRACTION = 0.75
+#: events per page of /sflow/ctl/events/<run>/<page>
+EVENTS_PER_PAGE = 40
+#: runs whose events are kept
+MAX_RUNS = 64
+MAX_INSTALL_PARAMS = 7000
+
+
+class FunctionExecutor(Protocol):
+    def run(self, request: ExecRequest) -> Deferred[ExecResult]: ...
+
+
+#: open (or reuse) a face toward another node's forwarder, by its ICN address (``host:port``)
+PeerConnector = Callable[[str], Deferred[Face]]
+
+#: autonomous mode: where input ``index`` of ``item`` should run ("" = here); ``avoid`` are
+#: addresses that did not answer
+Placer = Callable[[Installed, int, frozenset[str]], str]
+
+
+@dataclass(slots=True)
+class _Held:
+    interest: Interest
+    deferred: Deferred[HandlerResult]
+    timer: Any
+
+
+@dataclass(slots=True)
+class _RunLog:
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SfcService:
+    """ICN chaining on one node (see the module docstring)."""
+
+    def __init__(
+        self,
+        clock: Any,
+        forwarder: Forwarder,
+        config: Config,
+        secret: bytes,
+        executor: FunctionExecutor,
+        workdir: Path,
+        store: ResultStore,
+        *,
+        name: str,
+        connect_peer: PeerConnector,
+        vcpus: int = 1,
+        placer: Placer | None = None,
+    ) -> None:
+        self.clock = clock
+        self.forwarder = forwarder
+        self.config = config
+        self.secret = secret
+        self.executor = executor
+        self.workdir = workdir
+        self.store = store
+        self.name = name
+        self.vcpus = vcpus
+        self.placer = placer
+        self._connect_peer = connect_peer
+        self.signer = cluster_signer(secret)
+        self.producer = Producer()
+        self.installed: dict[str, dict[str, Installed]] = {}
+        self._held: dict[str, list[_Held]] = {}
+        self._runs: dict[str, _RunLog] = {}
+        self._peers: dict[str, Face] = {}
+        self._routes: dict[bytes, int] = {}
+        self._exec_count = 0
+        self._inputs: dict[tuple[str, int], bytes] = {}
+        self._connecting: dict[str, list[Deferred[Face]]] = {}
+        self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0}
+
+        fwd_side, app_side = linked_faces(clock, scope=FaceScope.LOCAL, names=("inproc://sfc-fwd", "inproc://sfc"))
+        forwarder.add_face(fwd_side)
+        self.producer_face = fwd_side
+        self.endpoint = Endpoint(app_side, clock, data_signer=self.signer)
+        forwarder.add_route(FN_PREFIX, fwd_side)
+        forwarder.add_route(CTL_PREFIX, fwd_side)
+        self.endpoint.route(FN_PREFIX, self._on_fn, register=False)
+        self.endpoint.route(CTL_PREFIX, self._on_ctl, register=False)
+        self.consumer_endpoint = Endpoint.attach(forwarder)
+        self.client = ResultClient(
+            self.consumer_endpoint, clock, secret, lifetime_ms=config.icn.interest_lifetime_ms
+        )
+        for item in store.load_functions():
+            self.installed.setdefault(item.spec.digest, {})[item.run] = item
+        log.info("event=sfc_ready node=%s functions=%d", name, len(self.installed))
+
+    # Interests for results ---------------------------------------------------------------------
+
+    def _on_fn(self, interest: Interest) -> HandlerResult | Deferred[HandlerResult]:
+        name = interest.name
+        parsed = parse_result_name(name)
+        if parsed is None:
+            return None
+        program, digest = parsed
+        if len(name) == 5 and name[4].type == Component.params_digest(b"\0" * 32).type:
+            return self._on_compute(interest, program, digest)
+        served = self.store.get(digest, program)
+        if served is not None:
+            return served.answer(interest)
+        if interest.can_be_prefix and len(name) == 4:
+            return absent_data(name, self.signer)
+        return None
+
+    def _status(self, interest: Interest, status: Status) -> Data:
+        return make_data(interest.name, encode_status(status), freshness_period=0, signer=self.signer)
+
+    def _on_compute(self, interest: Interest, program: str, digest: str) -> HandlerResult | Deferred[HandlerResult]:
+        now = self.clock.seconds()
+        if not verify_interest(interest, self.secret):
+            # Unauthenticated: it may only learn whether the result exists; nothing runs.
+            self.counters["refused"] += 1
+            log.info("event=compute_refused name=%s reason=not_authenticated", interest.name)
+            if digest in self.store:
+                return self._status(interest, Status(READY, node=self.name))
+            return absent_data(interest.name, self.signer)
+        runs = self.installed.get(digest, {})
+        item = next(iter(runs.values()), None)
+        actions = self.producer.on_request(
+            digest, now, known=item is not None, stored=digest in self.store,
+            n_inputs=len(item.spec.inputs) if item is not None else 0,
+        )
+        answer: HandlerResult | Deferred[HandlerResult] = None
+        for action in actions:
+            if isinstance(action, Reply):
+                if action.state == READY:
+                    self._store_hit(digest, runs)
+                    served = self.store.get(digest, program)
+                    answer = self._status(interest, Status(
+                        READY, node=self.name, version=served.base[-1].to_number() if served else 0,
+                        segments=served.count if served else 0))
+                else:
+                    answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason))
+            elif isinstance(action, Hold):
+                answer = self._hold(interest, digest)
+            else:
+                assert item is not None
+                self._perform(item, action)
+        return answer
+
+    def _store_hit(self, digest: str, runs: dict[str, Installed]) -> None:
+        self.counters["store_hits"] += 1
+        for run, item in runs.items():
+            self._event(run, {"task": int(item.spec.task), "kind": "stored", "node": self.name})
+
+    def _hold(self, interest: Interest, digest: str) -> Deferred[HandlerResult]:
+        d: Deferred[HandlerResult] = Deferred()
+        wait = max(0.05, interest.lifetime_ms / 1000.0 * HOLD_FRACTION)
+        held = _Held(interest, d, None)
+        held.timer = self.clock.callLater(wait, self._hold_expired, digest, held)
+        self._held.setdefault(digest, []).append(held)
+        return d
+
+    def _hold_expired(self, digest: str, held: _Held) -> None:
+        waiting = self._held.get(digest, [])
+        if held in waiting:
+            waiting.remove(held)
+        elapsed = self.producer.elapsed(digest, self.clock.seconds())
+        held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed)))
+
+    def _reply_all(self, digest: str, state: str, reason: str) -> None:
+        for held in self._held.pop(digest, []):
+            if held.timer is not None and held.timer.active():
+                held.timer.cancel()
+            held.deferred.callback(self._status(held.interest, Status(state, node=self.name, reason=reason)))
+
+    def _perform(self, item: Installed, action: Obtain | Execute | ReplyAll) -> None:
+        digest = item.spec.digest
+        if isinstance(action, Obtain):
+            d = Deferred.fromCoroutine(self._obtain_input(item, action.index))
+            d.addErrback(self._input_failed, digest, action.index)
+        elif isinstance(action, Execute):
+            d2 = Deferred.fromCoroutine(self._execute(item))
+            d2.addErrback(self._execute_crashed, item)
+        elif isinstance(action, ReplyAll):
+            self._reply_all(digest, action.state, action.reason)
+
+    def _apply(self, item: Installed, actions: list[Any]) -> None:
+        for action in actions:
+            self._perform(item, action)
+
+    # Inputs ------------------------------------------------------------------------------------
+
+    async def _obtain_input(self, item: Installed, index: int) -> None:
+        ref = item.spec.inputs[index]
+        deadline = self.clock.seconds() + (self.config.node.function_timeout or math.inf)
+        avoid: set[str] = set()
+        backoff = self.client.min_backoff
+        while True:
+            target = self._placement(item, index, frozenset(avoid))
+            try:
+                await self._route(ref.prefix, target)
+                limit = deadline if self.placer is None or not target else min(deadline, self._give_up())
+                got = await self.client.obtain(ref.prefix, limit)
+                break
+            except FunctionFailed:
+                raise
+            except SflowError as exc:
+                if self.clock.seconds() >= deadline:
+                    raise
+                if self.placer is not None and target:
+                    # Autonomous mode: route around a neighbour that does not answer.
+                    log.warning("event=neighbour_unresponsive node=%s neighbour=%s input=%s error=%s",
+                                self.name, target, ref.prefix, exc)
+                    avoid.add(target)
+                    continue
+                log.info("event=input_retry node=%s input=%s error=%s", self.name, ref.prefix, exc)
+                await task.deferLater(self.clock, backoff)
+                backoff = min(self.client.max_backoff, backoff * 2)
+        if got.how == "cache":
+            self.counters["input_cache_hits"] += 1
+            for run, inst in self.installed.get(item.spec.digest, {}).items():
+                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name})
+        self._inputs[(item.spec.digest, index)] = got.content
+        self._apply(item, self.producer.on_input(item.spec.digest, index))
+
+    def _give_up(self) -> float:
+        """In auto mode, how long to wait for a neighbour before routing around it."""
+        return self.clock.seconds() + max(2.0, 3 * self.config.icn.interest_lifetime_ms / 1000.0)
+
+    def _placement(self, item: Installed, index: int, avoid: frozenset[str]) -> str:
+        if self.placer is not None:
+            return self.placer(item, index, avoid)
+        target = item.input_nodes[index]
+        return "" if target == self.name else target
+
+    def _input_failed(self, failure: Failure, digest: str, index: int) -> None:
+        reason = failure.getErrorMessage()
+        if not failure.check(SflowError):
+            log.error("event=input_crashed digest=%s", digest, exc_info=failure.value)
+        self._inputs.pop((digest, index), None)
+        item = next(iter(self.installed.get(digest, {}).values()), None)
+        actions = self.producer.on_input_failed(digest, index, reason, self.clock.seconds())
+        if item is not None:
+            self._apply(item, actions)
+
+    async def _route(self, prefix: Name, target: str) -> None:
+        """Make the FIB send ``prefix`` toward ``target`` ("" = this node's producer)."""
+        if target:
+            face = await self._peer(target)
+        else:
+            face = self.producer_face
+        key = prefix.wire
+        old = self._routes.get(key)
+        if old == face.face_id:
+            return
+        if old is not None:
+            old_face = self.forwarder.faces.get(old)
+            if old_face is not None:
+                self.forwarder.remove_route(prefix, old_face)
+        self.forwarder.add_route(prefix, face)
+        self._routes[key] = face.face_id
+
+    def _peer(self, address: str) -> Deferred[Face]:
+        """The face toward ``address``, connecting (again) when there is none or it closed."""
+        face = self._peers.get(address)
+        if face is not None and not face.closed and self.forwarder.faces.get(face.face_id) is face:
+            return succeed(face)
+        waiter: Deferred[Face] = Deferred()
+        waiting = self._connecting.get(address)
+        if waiting is not None:
+            waiting.append(waiter)
+            return waiter
+        self._connecting[address] = [waiter]
+
+        def added(face: Face) -> None:
+            if self.forwarder.faces.get(face.face_id) is not face:
+                self.forwarder.add_face(face)
+            log.info("event=peer_face node=%s peer=%s face=%d", self.name, address, face.face_id)
+            self._peers[address] = face
+            for w in self._connecting.pop(address, []):
+                w.callback(face)
+
+        def failed(failure: Failure) -> None:
+            error = IcnError(f"cannot reach node {address}: {failure.getErrorMessage()}")
+            for w in self._connecting.pop(address, []):
+                w.errback(error)
+
+        self._connect_peer(address).addCallbacks(added, failed)
+        return waiter
+
+    # Execution ---------------------------------------------------------------------------------
+
+    async def _execute(self, item: Installed) -> None:
+        spec = item.spec
+        digest = spec.digest
+        self._exec_count += 1
+        root = self.workdir / "sfc" / f"{digest[:16]}-{self._exec_count}"
+        result: ExecResult | None = None
+        reason = ""
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for index, ref in enumerate(spec.inputs):
+                files = decode_bundle(self._inputs.pop((digest, index)))
+                for path in ref.paths:
+                    if path not in files:
+                        raise ProtocolError(f"input from task {ref.pred} lacks {path}")
+                    target = job_file(root, path)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(files[path])
+            request = ExecRequest(
+                job_id=item.job_id,
+                task_id=int(spec.task),
+                cmd=spec.cmd,
+                workdir=root,
+                files={int(k): v for k, v in spec.file_args().items()},
+                values={int(k): v for k, v in spec.values},
+                outputs=spec.outputs,
+                docker_image=spec.image,
+                docker_tar=item.docker_tar,
+                cpus=None,
+                timeout=self.config.node.function_timeout,
+            )
+            log.info("event=function_start node=%s task=%d digest=%s", self.name, spec.task, digest[:16])
+            result = await self.executor.run(request)
+            if result.ok:
+                reason = _check_remote(root, spec.remote)
+            else:
+                reason = result.reason
+            if not reason:
+                outputs = {path: job_file(root, path).read_bytes() for path in spec.outputs}
+                self.store.put(digest, spec.program, encode_bundle(outputs))
+        except (OSError, UnsafePath, SflowError) as exc:
+            reason = f"cannot run the function: {exc}"
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        ok = not reason
+        self.counters["executed" if ok else "failed"] += 1
+        now = self.clock.seconds()
+        for run, inst in self.installed.get(digest, {}).items():
+            self._event(run, {
+                "task": int(inst.spec.task), "kind": "executed" if ok else "failed", "node": self.name,
+                "where": result.where if result is not None else "", "reason": reason,
+                "start": result.started if result is not None else now,
+                "finish": result.finished if result is not None else now,
+            })
+        log.info("event=function_end node=%s task=%d ok=%s reason=%s", self.name, spec.task, ok, reason or "-")
+        self._apply(item, self.producer.on_executed(digest, ok, reason, now))
+
+    def _execute_crashed(self, failure: Failure, item: Installed) -> None:
+        log.error("event=execute_crashed digest=%s", item.spec.digest, exc_info=failure.value)
+        self._apply(item, self.producer.on_executed(item.spec.digest, False, f"internal error: {failure.getErrorMessage()}",
+                                                    self.clock.seconds()))
+
+    # Control -----------------------------------------------------------------------------------
+
+    def _on_ctl(self, interest: Interest) -> Data | None:
+        name = interest.name
+        if len(name) < 3:
+            return None
+        verb = name[2].value.decode("ascii", "replace")
+        if verb == "status":
+            return make_data(name, msgpack.packb(self.status(), use_bin_type=True), freshness_period=0,
+                             signer=self.signer)
+        if not verify_interest(interest, self.secret):
+            self.counters["refused"] += 1
+            log.info("event=control_refused verb=%s reason=not_authenticated", verb)
+            return None
+        if verb == "install":
+            return self._install(interest)
+        if verb == "events" and len(name) >= 5:
+            run = name[3].value.decode("ascii", "replace")
+            page = name[4].value.decode("ascii", "replace")
+            events = self._runs.get(run, _RunLog()).events
+            start = int(page) * EVENTS_PER_PAGE if page.isdigit() else 0
+            body = {"events": events[start:start + EVENTS_PER_PAGE], "more": start + EVENTS_PER_PAGE < len(events)}
+            return make_data(name, msgpack.packb(body, use_bin_type=True), freshness_period=0, signer=self.signer)
+        return None
+
+    def _install(self, interest: Interest) -> Data:
+        try:
+            raw = msgpack.unpackb(interest.app_parameters or b"", raw=False)
+            if not isinstance(raw, list):
+                raise ProtocolError("install: expected a list of functions")
+            items = [installed_from_wire(entry) for entry in raw]
+        except (ValueError, msgpack.UnpackException, ProtocolError) as exc:
+            log.warning("event=install_rejected error=%s", exc)
+            return make_data(interest.name, msgpack.packb({"ok": False, "error": str(exc)}), freshness_period=0,
+                             signer=self.signer)
+        for item in items:
+            runs = self.installed.setdefault(item.spec.digest, {})
+            if item.run not in runs:
+                runs[item.run] = item
+                self.store.save_function(item)
+            self._runs.setdefault(item.run, _RunLog())
+        while len(self._runs) > MAX_RUNS:
+            del self._runs[next(iter(self._runs))]
+        log.info("event=installed node=%s functions=%d", self.name, len(items))
+        return make_data(interest.name, msgpack.packb({"ok": True, "count": len(items)}), freshness_period=0,
+                         signer=self.signer)
+
+    def _event(self, run: str, event: dict[str, Any]) -> None:
+        log_ = self._runs.get(run)
+        if log_ is not None:
+            log_.events.append(event)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.name,
+            "vcpus": self.vcpus,
+            "running": self.producer.running(),
+            "queued": self.producer.queued(),
+            "functions": len(self.installed),
+            "results": len(self.store._sizes),
+            "result_bytes": self.store.total,
+            "counters": dict(self.counters),
+            "forwarder": self.forwarder.counters.as_dict(),
+        }
+
+
+def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:
+    for path, digest in remote:
+        try:
+            actual = hashlib.sha256(job_file(root, path).read_bytes()).hexdigest()
+        except (OSError, UnsafePath) as exc:
+            return f"$R^{path}: {exc}"
+        if actual != digest:
+            return f"$R^{path} on the file server differs from the file the job was named with"
+    return ""
+

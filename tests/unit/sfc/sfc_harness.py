@@ -1,0 +1,199 @@
+"""In-process ICN clusters for the sfc unit tests: forwarders on one ``task.Clock``, an
+:class:`SfcService` per node with a fake executor, and a delegator endpoint per node."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from sflow.config import Config, IcnSettings, NodeSettings
+from sflow.delegator.icn import IcnDispatch, IcnOptions
+from sflow.delegator.plan import ResultFile
+from sflow.delegator.trace import Trace
+from sflow.icn.app import Endpoint
+from sflow.icn.face.base import Face, FaceScope
+from sflow.icn.face.inprocess import linked_faces
+from sflow.icn.forwarder import Forwarder
+from sflow.jsonio import job_from_dict
+from sflow.model.workflow import Job, TaskId
+from sflow.node.execution import ExecRequest, ExecResult
+from sflow.sfc.names import build_specs
+from sflow.sfc.service import Placer, SfcService
+from sflow.sfc.store import ResultStore
+
+SECRET = b"s" * 32
+
+
+class FakeExecutor:
+    """Writes each declared output as the command plus its input files; ``delays`` makes a task
+    take that long (clock seconds); ``fail`` makes a task fail."""
+
+    def __init__(self, clock: Clock, delays: dict[int, float] | None = None, fail: set[int] | None = None) -> None:
+        self.clock = clock
+        self.delays = delays or {}
+        self.fail = fail or set()
+        self.requests: list[ExecRequest] = []
+
+    def run(self, request: ExecRequest) -> Deferred[ExecResult]:
+        self.requests.append(request)
+        started = self.clock.seconds()
+        inputs = b"".join((request.workdir / p).read_bytes() for _, p in sorted(request.files.items()))
+        values = "".join(f"[{k}={v}]" for k, v in sorted(request.values.items()))
+        ok = request.task_id not in self.fail
+
+        def finish() -> ExecResult:
+            if ok:
+                for out in request.outputs:
+                    path = request.workdir / out
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(f"{request.cmd}{values}|{out}\n".encode() + inputs)
+            return ExecResult(ok, 0 if ok else 3, "" if ok else "exit status 3", "", "", "native", started,
+                              self.clock.seconds())
+
+        delay = self.delays.get(request.task_id, 0.0)
+        if delay <= 0:
+            return succeed(finish())
+        d: Deferred[ExecResult] = Deferred()
+        self.clock.callLater(delay, lambda: d.callback(finish()))
+        return d
+
+    def tasks(self) -> list[int]:
+        return [r.task_id for r in self.requests]
+
+
+@dataclass
+class Node:
+    name: str
+    forwarder: Forwarder
+    service: SfcService
+    executor: FakeExecutor
+
+
+@dataclass
+class Cluster:
+    clock: Clock
+    nodes: dict[str, Node]
+    tmp: Path
+    config: Config
+    links: list[tuple[Face, Face]] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
+    #: packets on links between nodes are lost until this clock time
+    lose_until: float = -1.0
+    lost: int = 0
+
+    def executed(self) -> list[int]:
+        return sorted(t for n in self.nodes.values() for t in n.executor.tasks())
+
+    def connect_endpoint(self, node: str) -> Deferred[Endpoint]:
+        return succeed(Endpoint.attach(self.nodes[node].forwarder))
+
+    def dispatch(self, job: Job, placements: dict[TaskId, str], *, mode: str = "icn", timeout: float = 0.0,
+                 outdir: Path | None = None, nodes: list[str] | None = None) -> IcnDispatch:
+        specs = build_specs(job, {})
+        results = [ResultFile(t, f.path.lstrip("./"), f.path.lstrip("./")) for t in job.end_tasks
+                   for f in job.task(t).out_files]
+        options = IcnOptions(outdir or self.tmp / "out", "test", None, mode=mode, job_timeout=timeout,
+                             lifetime_ms=self.config.icn.interest_lifetime_ms)
+        return IcnDispatch(self.clock, SECRET, job, specs, placements, nodes or list(placements.values()),
+                           self.connect_endpoint, options, results)
+
+    def run(self, dispatch: IcnDispatch, limit: float = 600.0, step: float = 0.01) -> Trace:
+        d = dispatch.run()
+        return self.wait(d, limit, step)
+
+    def wait(self, d: Deferred[Any], limit: float = 600.0, step: float = 0.01) -> Any:
+        out: list[Any] = []
+        d.addBoth(out.append)
+        spent = 0.0
+        while not out and spent < limit:
+            self.clock.advance(step)
+            spent += step
+        assert out, f"not done after {limit} clock seconds"
+        result = out[0]
+        if hasattr(result, "raiseException"):
+            result.raiseException()
+        return result
+
+
+def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict[int, float] | None = None,
+                 fail: set[int] | None = None, placer: Callable[[str], Placer] | None = None,
+                 cs_capacity: int = 65536) -> Cluster:
+    clock = Clock()
+    config = Config(node=NodeSettings(function_timeout=3600.0),
+                    icn=IcnSettings(interest_lifetime_ms=lifetime_ms, cs_capacity_packets=cs_capacity))
+    cluster = Cluster(clock, {}, tmp, config)
+    from sflow.icn.forwarder import ForwarderConfig
+
+    for i in range(n):
+        name = f"n{i}"
+        forwarder = Forwarder(clock, ForwarderConfig(cs_capacity=cs_capacity))
+        executor = FakeExecutor(clock, delays, fail)
+
+        def connector(address: str, _me: str = name) -> Deferred[Face]:
+            if address in cluster.down:
+                return Deferred.fromCoroutine(_unreachable(address))
+            ours, theirs = linked_faces(clock, scope=FaceScope.NON_LOCAL, names=(f"inproc://{_me}", f"inproc://{address}"))
+            cluster.nodes[address].forwarder.add_face(theirs)
+            cluster.links.append((ours, theirs))
+            for face in (ours, theirs):
+                deliver = face._deliver
+
+                def lossy(kind: str, packet: Any, lp: Any, _deliver: Any = deliver) -> None:
+                    if clock.seconds() < cluster.lose_until:
+                        cluster.lost += 1
+                        return
+                    _deliver(kind, packet, lp)
+
+                face._deliver = lossy  # type: ignore[method-assign]
+            return succeed(ours)
+
+        store = ResultStore(tmp / name / "store", 1 << 30, _signer(), 3_600_000)
+        service = SfcService(clock, forwarder, config, SECRET, executor, tmp / name / "work", store, name=name,
+                             connect_peer=connector, placer=placer(name) if placer else None)
+        cluster.nodes[name] = Node(name, forwarder, service, executor)
+    return cluster
+
+
+async def _unreachable(address: str) -> Face:
+    raise ConnectionRefusedError(f"{address} is down")
+
+
+def _signer() -> Any:
+    from sflow.sfc.consumer import cluster_signer
+
+    return cluster_signer(SECRET)
+
+
+def job(tasks: list[dict[str, Any]], job_id: int = 7) -> Job:
+    return job_from_dict(json.loads(json.dumps({"job_id": job_id, "task_list": tasks})))
+
+
+def chain_tasks(n: int, prefix: str = "step") -> list[dict[str, Any]]:
+    tasks = []
+    for i in range(1, n + 1):
+        src = f" $F^{i - 1}" if i > 1 else ""
+        tasks.append({
+            "task_id": i, "workload": 1000, "cmd": f"{prefix}{i}{src} > ./out/{i}.txt",
+            "out_file_list": [{"path": f"./out/{i}.txt", "size": 0.1, "dest_task_id": [i + 1] if i < n else []}],
+        })
+    return tasks
+
+
+def fork_join_tasks(head: str = "seq 10") -> list[dict[str, Any]]:
+    return [
+        {"task_id": 1, "workload": 1000, "cmd": f"{head} > ./out/a.txt",
+         "out_file_list": [{"path": "./out/a.txt", "size": 0.1, "dest_task_id": [2, 3]}],
+         "out_value": {"val": "4", "size": 0, "dest_task_id": [2]}},
+        {"task_id": 2, "workload": 1000, "cmd": "left $V^1 $F^1 > ./out/b.txt",
+         "out_file_list": [{"path": "./out/b.txt", "size": 0.1, "dest_task_id": [4]}]},
+        {"task_id": 3, "workload": 1000, "cmd": "right $F^1 > ./out/c.txt",
+         "out_file_list": [{"path": "./out/c.txt", "size": 0.1, "dest_task_id": [4]}]},
+        {"task_id": 4, "workload": 1000, "cmd": "join $F^2 $F^3 > ./out/d.txt",
+         "out_file_list": [{"path": "./out/d.txt", "size": 0.1, "dest_task_id": []}]},
+    ]

@@ -1,0 +1,163 @@
+"""Static ICN chaining on in-process clusters: results by name, PIT aggregation, caching, changed
+inputs, long functions, lost Interests, failures, deadlines, security."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.internet.defer import Deferred
+from sfc_harness import SECRET, chain_tasks, fork_join_tasks, job, make_cluster
+
+from sflow.errors import ExecutionError, JobFailed
+from sflow.icn.app import Endpoint
+from sflow.icn.packet import ContentType, make_interest
+from sflow.icn.signature import HmacSha256Signer
+from sflow.model.workflow import TaskId
+from sflow.sfc.bundle import decode_bundle
+from sflow.sfc.names import KEY_NAME, build_specs
+
+
+def placements(mapping: dict[int, str]) -> dict[TaskId, str]:
+    return {TaskId(k): v for k, v in mapping.items()}
+
+
+def test_fork_join_runs_each_function_once_and_writes_the_result(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    j = job(fork_join_tasks())
+    trace = cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})))
+    # Function 1 has two consumers on two nodes: it runs once.
+    assert cluster.executed() == [1, 2, 3, 4]
+    assert sorted(cluster.nodes["n0"].executor.tasks()) == [1, 4]
+    out = (tmp_path / "out" / "out/d.txt").read_bytes()
+    assert out.startswith(b"join $F^2 $F^3 > ./out/d.txt|out/d.txt\n")
+    assert b"left $V^1 $F^1 > ./out/b.txt[1=4]" in out
+    assert {r.task: r.where for r in trace.tasks} == {t: "executed (native)" for t in (1, 2, 3, 4)}
+    assert {r.task: r.node for r in trace.tasks} == {1: "n0", 2: "n1", 3: "n2", 4: "n0"}
+
+
+def test_second_run_is_answered_from_caches_without_executing(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    j = job(fork_join_tasks())
+    where = placements({1: "n0", 2: "n1", 3: "n2", 4: "n1"})
+    cluster.run(cluster.dispatch(j, where))
+    first = (tmp_path / "out" / "out/d.txt").read_bytes()
+    trace = cluster.run(cluster.dispatch(j, where, outdir=tmp_path / "again"))
+    assert cluster.executed() == [1, 2, 3, 4]  # nothing more
+    assert (tmp_path / "again" / "out/d.txt").read_bytes() == first
+    kinds = {r.task: r.where for r in trace.tasks}
+    assert kinds[4].startswith("cache hit")
+    assert all(not k.startswith("executed") for k in kinds.values())
+
+
+def test_another_job_computing_the_same_thing_shares_the_results(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    cluster.run(cluster.dispatch(job(fork_join_tasks(), job_id=1), placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})))
+    trace = cluster.run(cluster.dispatch(job(fork_join_tasks(), job_id=2), placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})))
+    assert cluster.executed() == [1, 2, 3, 4]
+    assert trace.job_id == 2
+
+
+def test_a_changed_input_reexecutes_only_what_is_downstream(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    tasks = fork_join_tasks()
+    where = placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})
+    cluster.run(cluster.dispatch(job(tasks), where))
+    tasks[2]["cmd"] = "right --changed $F^1 > ./out/c.txt"
+    trace = cluster.run(cluster.dispatch(job(tasks), where))
+    assert cluster.executed() == [1, 2, 3, 3, 4, 4]
+    kinds = {r.task: r.where.split(" (")[0] for r in trace.tasks}
+    assert kinds == {1: "cache hit", 2: "cache hit", 3: "executed", 4: "executed"}
+
+
+def test_names_change_downstream_of_a_changed_input_only() -> None:
+    tasks = fork_join_tasks()
+    before = build_specs(job(tasks), {})
+    tasks[2]["cmd"] = "right --changed $F^1 > ./out/c.txt"
+    after = build_specs(job(tasks, job_id=99), {})
+    same = {t for t in before if before[t].prefix == after[t].prefix}
+    assert same == {1, 2}
+    assert str(before[TaskId(1)].prefix).startswith("/sflow/fn/seq/")
+
+
+def test_a_function_longer_than_the_interest_lifetime(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, lifetime_ms=1000, delays={2: 30.0})
+    trace = cluster.run(cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"})))
+    assert cluster.executed() == [1, 2, 3]
+    assert trace.makespan >= 30.0
+    # The consumer heard "running" and asked again, many times over.
+    assert cluster.nodes["n1"].service.counters["executed"] == 1
+
+
+def test_a_failed_function_fails_the_job_with_its_reason(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, fail={2})
+    with pytest.raises(JobFailed, match="exit status 3"):
+        cluster.run(cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"})))
+    assert 3 not in cluster.executed()
+
+
+def test_an_unreachable_node_ends_in_a_deadline_error(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    cluster.down.add("n1")
+    with pytest.raises(ExecutionError, match="deadline"):
+        cluster.run(cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"}), timeout=20.0))
+
+
+def test_dropped_interests_are_retransmitted(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    dispatch = cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"}))
+    cluster.lose_until = 5.0  # every packet between nodes for the first 5 s is lost
+    trace = cluster.run(dispatch)
+    assert cluster.lost > 0
+    assert cluster.executed() == [1, 2, 3]
+    assert len(trace.tasks) == 3
+
+
+def test_unsigned_interest_for_an_uncomputed_result_executes_nothing(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    j = job(chain_tasks(2))
+    specs = build_specs(j, {})
+    # Install (authenticated) but never ask; then an outsider asks without the secret.
+    dispatch = cluster.dispatch(j, placements({1: "n0", 2: "n0"}))
+    dispatch.endpoints["n0"] = cluster.wait(cluster.connect_endpoint("n0"))
+    cluster.wait(Deferred.fromCoroutine(dispatch._install_all()))
+    outsider = Endpoint.attach(cluster.nodes["n0"].forwarder)
+    prefix = specs[TaskId(2)].prefix
+    wrong_key = HmacSha256Signer(KEY_NAME, b"x" * 32)
+    for interest in (
+        make_interest(prefix, must_be_fresh=True, app_parameters=b""),
+        make_interest(prefix, must_be_fresh=True, app_parameters=b"", signer=wrong_key),
+        make_interest(prefix, can_be_prefix=True, must_be_fresh=True),
+    ):
+        data = cluster.wait(outsider.express(interest))
+        assert data.content_type == ContentType.NACK
+    cluster.clock.advance(10)
+    assert cluster.executed() == []
+    assert cluster.nodes["n0"].service.counters["refused"] == 2
+
+
+def test_results_survive_a_restart_through_the_disk_store(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    j = job(chain_tasks(2))
+    where = placements({1: "n0", 2: "n0"})
+    cluster.run(cluster.dispatch(j, where))
+    again = make_cluster(tmp_path)  # same directories: a restarted cluster, empty content stores
+    trace = again.run(again.dispatch(j, where, outdir=tmp_path / "again"))
+    assert again.executed() == []
+    assert trace.tasks[-1].where.startswith("cache hit")
+    assert (tmp_path / "again" / "out/2.txt").read_bytes() == (tmp_path / "out" / "out/2.txt").read_bytes()
+
+
+def test_bundles_are_signed_and_segmented(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    tasks = chain_tasks(1)
+    j = job(tasks)
+    cluster.run(cluster.dispatch(j, placements({1: "n0"})))
+    spec = build_specs(j, {})[TaskId(1)]
+    served = cluster.nodes["n0"].service.store.get(spec.digest, spec.program)
+    assert served is not None
+    from sflow.icn.security import verify_data
+
+    assert verify_data(served.segment(0), SECRET)
+    assert not verify_data(served.segment(0), b"y" * 32)
+    assert decode_bundle(served.content) == {"out/1.txt": (tmp_path / "out" / "out/1.txt").read_bytes()}

@@ -53,6 +53,8 @@ class SchedulerSettings:
 @dataclass(frozen=True, slots=True)
 class SecuritySettings:
     secret_file: str = _key("~/.config/sflow/cluster.secret", "the cluster secret written by `sflow keygen`")
+    known_hosts: str = _key("~/.ssh/known_hosts", "SSH host keys checked for cluster hosts, SFTP file servers and image repositories")
+    accept_new_host_keys: bool = _key(False, "record unknown SSH host keys on first use (a changed key is always refused)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,9 @@ def _action(csub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = csub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("hosts", metavar="HOSTS", help="nclw_hosts (ip,user,password,dir lines) or a .toml inventory")
     add_config_argument(parser)
-    parser.add_argument("--known-hosts", default=DEFAULT_KNOWN_HOSTS, metavar="FILE", help=f"host keys to check against (default: {DEFAULT_KNOWN_HOSTS})")
+    parser.add_argument(
+        "--known-hosts", metavar="FILE", help=f"host keys to check against (default: security.known_hosts, {DEFAULT_KNOWN_HOSTS})"
+    )
     parser.add_argument(
         "--accept-new-host-keys",
         action="store_true",
@@ -78,8 +80,8 @@ def _cluster(args: argparse.Namespace, config: Config, secrets: Sequence[str | b
     if args.parallel < 1:
         raise InputError("<flag>", "--parallel", "must be at least 1")
     options = SshOptions(
-        known_hosts=args.known_hosts,
-        accept_new_host_keys=args.accept_new_host_keys,
+        known_hosts=args.known_hosts or config.security.known_hosts,
+        accept_new_host_keys=args.accept_new_host_keys or config.security.accept_new_host_keys,
         identity=args.identity,
         connect_timeout=args.connect_timeout,
     )

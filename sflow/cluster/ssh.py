@@ -12,7 +12,6 @@ SSH with a fake.
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
 import secrets as _secrets
 import socket
@@ -26,10 +25,14 @@ import paramiko
 
 from sflow.cluster.inventory import HostSpec
 from sflow.errors import ClusterError
+from sflow.ssh import DEFAULT_KNOWN_HOSTS, SshError, SshOptions, SshTarget
+from sflow.ssh import connect as ssh_connect
+from sflow.ssh import describe as _describe
+
+__all__ = ["DEFAULT_KNOWN_HOSTS", "SshOptions", "ParamikoConnector", "ParamikoHost", "redact"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 REDACTED = "********"
 
 
@@ -77,110 +80,19 @@ class Connector(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class SshOptions:
-    known_hosts: str = DEFAULT_KNOWN_HOSTS
-    accept_new_host_keys: bool = False
-    identity: str | None = None
-    connect_timeout: float = 10.0
-
-
-class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    def __init__(self, known_hosts: Path) -> None:
-        self._known_hosts = known_hosts
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        raise ClusterError(
-            f"host key of {hostname} ({key.get_name()} {key.fingerprint}) is not in {self._known_hosts}; "
-            "check it and add it (ssh-keyscan), or pass --accept-new-host-keys"
-        )
-
-
-class _AcceptNew(paramiko.MissingHostKeyPolicy):
-    """Trust on first use: record the new key in known_hosts. Threads share one lock per file."""
-
-    def __init__(self, known_hosts: Path, lock: threading.Lock) -> None:
-        self._known_hosts = known_hosts
-        self._lock = lock
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
-        with self._lock:
-            self._known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self._known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line.encode("ascii"))
-            finally:
-                os.close(fd)
-        log.warning(
-            "event=host_key_added host=%s key_type=%s fingerprint=%s known_hosts=%s",
-            hostname,
-            key.get_name(),
-            key.fingerprint,
-            self._known_hosts,
-        )
-
-
 @dataclass(slots=True)
 class ParamikoConnector:
     """Opens :class:`ParamikoHost` connections with the host-key policy of ``options``."""
 
     options: SshOptions = field(default_factory=SshOptions)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def connect(self, host: HostSpec) -> RemoteHost:
-        known_hosts = Path(self.options.known_hosts).expanduser()
-        client = paramiko.SSHClient()
-        if known_hosts.exists():
-            try:
-                client.get_host_keys().load(str(known_hosts))
-            except (OSError, paramiko.SSHException) as exc:
-                raise ClusterError(f"cannot read known_hosts {known_hosts}: {exc}") from None
-        policy: paramiko.MissingHostKeyPolicy = (
-            _AcceptNew(known_hosts, self._lock) if self.options.accept_new_host_keys else _RefuseUnknown(known_hosts)
-        )
-        client.set_missing_host_key_policy(policy)
-        key_file = host.key_file or self.options.identity
+        target = SshTarget(host.address, host.port, host.user, host.password, host.key_file)
         try:
-            client.connect(
-                host.address,
-                port=host.port,
-                username=host.user,
-                password=host.password,
-                key_filename=key_file,
-                look_for_keys=key_file is None and host.password is None,
-                allow_agent=host.password is None,
-                timeout=self.options.connect_timeout,
-                banner_timeout=self.options.connect_timeout,
-                auth_timeout=self.options.connect_timeout,
-            )
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise ClusterError(
-                f"host key of {host.name} CHANGED: it offers {exc.key.get_name()} {exc.key.fingerprint}, "
-                f"{known_hosts} records {exc.expected_key.get_name()} {exc.expected_key.fingerprint}; "
-                "refusing to connect (possible man-in-the-middle; fix known_hosts if the host was rebuilt)"
-            ) from None
-        except paramiko.AuthenticationException:
-            client.close()
-            method = "key" if key_file or host.password is None else "password"
-            raise ClusterError(f"authentication as {host.user} failed ({method})") from None
-        except ClusterError:
-            client.close()
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            client.close()
-            raise ClusterError(f"cannot connect to {host.name}: {_describe(exc)}") from None
+            client = ssh_connect(target, self.options)
+        except SshError as exc:
+            raise ClusterError(str(exc)) from None
         return ParamikoHost(host, client)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-        return "connection refused"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timed out"
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class ParamikoHost:

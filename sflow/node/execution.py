@@ -31,7 +31,8 @@ from sflow.errors import InputError
 from sflow.model.paths import UnsafePath, job_relative
 from sflow.model.workflow import TaskId
 from sflow.node.command import DUMMY, SHELL_WORDS, Expanded, expand
-from sflow.node.fetch import FetchError, SshOptions, fetch_input
+from sflow.node.fetch import FetchError, fetch_input
+from sflow.ssh import SshOptions
 from sflow.node.runners import (
     TAIL_BYTES,
     ContainerSpec,

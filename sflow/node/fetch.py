@@ -20,7 +20,6 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +27,9 @@ import paramiko
 
 from sflow.config import FileServerSettings, ImageRepositorySettings
 from sflow.errors import ExecutionError
+from sflow.ssh import SshError, SshOptions, SshTarget
+from sflow.ssh import connect as ssh_connect
+from sflow.ssh import describe as _describe
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +38,6 @@ FILE_SERVER_PROTOCOLS = ("local", "sftp", "ftp")
 
 class FetchError(ExecutionError):
     """A file or image tar could not be fetched."""
-
-
-@dataclass(frozen=True, slots=True)
-class SshOptions:
-    """How SFTP connections check the server.
-
-    Host keys are checked against ``~/.ssh/known_hosts`` plus ``known_hosts`` (when given); an
-    unknown or changed key refuses the connection unless ``check_host_keys`` is false.
-    """
-
-    known_hosts: Path | None = None
-    check_host_keys: bool = True
-    timeout: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class _SshTarget:
-    host: str
-    port: int
-    user: str
-    password: str
-    key_file: str
 
 
 def fetch_input(
@@ -80,12 +60,12 @@ def fetch_input(
         return
     remote = posixpath.join(settings.root or "/", str(job_id), name)
     if protocol == "sftp":
-        target = _SshTarget(settings.host, settings.port or 22, settings.user, settings.password, settings.key_file)
+        target = SshTarget(settings.host, settings.port or 22, settings.user, settings.password, settings.key_file)
         with _sftp(target, ssh) as sftp, _atomic_write(dest) as out:
             _sftp_get(sftp, target, remote, out)
         return
     if protocol == "ftp":
-        _ftp_get(settings, remote, dest, ssh.timeout)
+        _ftp_get(settings, remote, dest, ssh.connect_timeout)
         return
     raise FetchError(f"file server protocol {protocol!r} is not one of {', '.join(FILE_SERVER_PROTOCOLS)}")
 
@@ -106,7 +86,7 @@ def fetch_image_tar(settings: ImageRepositorySettings, tar_name: str, ssh: SshOp
     if settings.kind == "sftp":
         local = Path(settings.local_dir).expanduser() / tar_name
         remote = posixpath.join(settings.path or ".", tar_name)
-        target = _SshTarget(settings.host, settings.port or 22, settings.user, settings.password, settings.key_file)
+        target = SshTarget(settings.host, settings.port or 22, settings.user, settings.password, settings.key_file)
         with _sftp(target, ssh) as sftp:
             try:
                 size = sftp.stat(remote).st_size
@@ -137,48 +117,32 @@ def _atomic_write(dest: Path) -> Iterator[BinaryIO]:
         part.unlink(missing_ok=True)
 
 
-def _where(target: _SshTarget) -> str:
-    user = f"{target.user}@" if target.user else ""
-    return f"sftp://{user}{target.host}:{target.port}"
+def _where(target: SshTarget) -> str:
+    return f"sftp://{target}"
 
 
 @contextmanager
-def _sftp(target: _SshTarget, ssh: SshOptions) -> Iterator[paramiko.SFTPClient]:
+def _sftp(target: SshTarget, ssh: SshOptions) -> Iterator[paramiko.SFTPClient]:
     if not target.host:
         raise FetchError("SFTP server host is not configured")
-    client = paramiko.SSHClient()
-    client.load_system_host_keys()
-    if ssh.known_hosts is not None and ssh.known_hosts.exists():
-        client.get_host_keys().load(str(ssh.known_hosts))
-    policy = paramiko.RejectPolicy() if ssh.check_host_keys else paramiko.AutoAddPolicy()
-    client.set_missing_host_key_policy(policy)
-    key_file = os.path.expanduser(target.key_file) if target.key_file else None
     try:
-        client.connect(
-            target.host,
-            port=target.port,
-            username=target.user or None,
-            password=target.password or None,
-            key_filename=key_file,
-            timeout=ssh.timeout,
-            banner_timeout=ssh.timeout,
-            auth_timeout=ssh.timeout,
-            allow_agent=False,
-            look_for_keys=not (target.password or key_file),
-        )
+        client = ssh_connect(target, ssh)
+    except SshError as exc:
+        raise FetchError(f"{_where(target)}: {exc}") from None
+    try:
         sftp = client.open_sftp()
+        sftp.get_channel().settimeout(ssh.connect_timeout)
     except (paramiko.SSHException, OSError, socket.timeout) as exc:
         client.close()
         raise FetchError(f"{_where(target)}: {_describe(exc)}") from None
     try:
-        sftp.get_channel().settimeout(ssh.timeout)
         yield sftp
     finally:
         sftp.close()
         client.close()
 
 
-def _sftp_get(sftp: paramiko.SFTPClient, target: _SshTarget, remote: str, out: BinaryIO) -> None:
+def _sftp_get(sftp: paramiko.SFTPClient, target: SshTarget, remote: str, out: BinaryIO) -> None:
     try:
         sftp.getfo(remote, out)
     except (paramiko.SSHException, OSError, socket.timeout) as exc:
@@ -200,10 +164,3 @@ def _ftp_get(settings: FileServerSettings, remote: str, dest: Path, timeout: flo
         raise FetchError(f"{where}: cannot fetch {remote}: {_describe(exc)}") from None
     finally:
         ftp.close()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -31,7 +31,8 @@ from twisted.python.threadpool import ThreadPool
 
 from sflow.config import ImageRepositorySettings
 from sflow.errors import SflowError
-from sflow.node.fetch import FetchError, SshOptions, fetch_image_tar
+from sflow.node.fetch import FetchError, fetch_image_tar
+from sflow.ssh import SshOptions
 from sflow.node.runners import TAIL_BYTES, ContainerSpec, Outcome, Reactor, Tail
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import pytest
 
 from sflow.config import Config, ImageRepositorySettings
 from sflow.node.execution import Executor
-from sflow.node.fetch import SshOptions
+from sflow.ssh import SshOptions
 
 from .conftest import BUSYBOX, FFMPEG, request, run, wait, wait_until
 from .sftp_server import SftpServer

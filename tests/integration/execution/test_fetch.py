@@ -12,7 +12,7 @@ import pytest
 
 from sflow.config import Config, FileServerSettings
 from sflow.node.execution import Executor
-from sflow.node.fetch import SshOptions
+from sflow.ssh import SshOptions
 
 from .conftest import request, run
 from .ftp_server import FtpServer
@@ -108,7 +108,7 @@ def test_sftp_wrong_password_and_missing_file(make_executor: Make, tmp_path: Pat
         ssh=SshOptions(known_hosts=known),
     )
     result = run(executor, request(tmp_path / "job", CMD))
-    assert not result.ok and "Authentication failed" in result.reason and "wrong-secret" not in result.reason
+    assert not result.ok and "authentication as fs failed (password)" in result.reason and "wrong-secret" not in result.reason
     executor = make_executor(
         config(protocol="sftp", host="127.0.0.1", port=sftp.port, user="fs", password="pw", root="/"),
         ssh=SshOptions(known_hosts=known),
@@ -122,7 +122,7 @@ def test_ftp_failure_fails_only_the_function(make_executor: Make, tmp_path: Path
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = config(protocol="ftp", host="127.0.0.1", port=port, user="u", password="secret-pw", root="/files")
-    executor = make_executor(cfg, ssh=SshOptions(timeout=5))
+    executor = make_executor(cfg, ssh=SshOptions(connect_timeout=5))
     result = run(executor, request(tmp_path, CMD))
     assert not result.ok
     assert result.reason.startswith(f"cannot fetch $R^in/input.txt from the file server: ftp://u@127.0.0.1:{port}")

@@ -68,11 +68,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_secret_argument(p)
 
 
-def _check_mode(mode: str) -> None:
-    if mode != "ip":
-        raise InputError("<flag>", "--mode", f"mode {mode!r} is not available yet; use --mode ip")
-
-
 # ---------------------------------------------------------------------------------------------
 # Preparing a run: schedule (or mapping) → plan
 
@@ -140,7 +135,13 @@ def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: st
 
 
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
-              progress: Callable[[str, int], None]) -> defer.Deferred[Trace]:
+              progress: Callable[[str, int], None], job: Job, mode: str = "ip",
+              nodes: list[str] | None = None) -> defer.Deferred[Trace]:
+    if mode != "ip":
+        from sflow.delegator.icn import icn_dispatch
+
+        return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config, outdir,
+                            mode, nodes or sorted(prepared.plan.nodes), progress)
     options = DispatchOptions(
         outdir=outdir,
         algorithm=prepared.algorithm,
@@ -184,7 +185,6 @@ def _outdir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _delegate(args: argparse.Namespace) -> int:
-    _check_mode(args.mode)
     if args.mapping and args.algorithm:
         raise InputError("<flag>", "--mapping", "give either -a/--algorithm or --mapping, not both")
     config = config_from_args(args, secret_overrides(args))
@@ -199,7 +199,8 @@ def _delegate(args: argparse.Namespace) -> int:
     trace = _with_progress(
         len(job.tasks),
         lambda progress: run_until(
-            lambda reactor: _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress)
+            lambda reactor: _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
+                                      args.mode, sorted({node_address(vm.address, config) for vm in env.vms.values()}))
         ),
     )
     _report(trace, outdir)
@@ -220,7 +221,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _check_mode(args.mode)
     config = config_from_args(args, secret_overrides(args))
     job = load_job(args.job)
     outdir = _outdir(args, config)
@@ -243,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
 
         def body(progress: Callable[[str, int], None]) -> Trace:
             def main(reactor: Any) -> defer.Deferred[Trace]:
-                cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node)
+                cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node, args.mode)
 
                 def started(addresses: list[str]) -> defer.Deferred[Trace]:
                     run_env = env
@@ -252,7 +252,8 @@ def _run(args: argparse.Namespace) -> int:
                         run_env = local_environment(addresses, per_node)
                         write_json(outdir / "env.json", environment_to_dict(run_env))
                     prepared = prepare(run_env, job, config, args.algorithm, env_name)
-                    return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress)
+                    return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
+                                     args.mode, addresses)
 
                 # Interrupted (Ctrl-C, SIGTERM): the nodes are stopped too, never left behind.
                 reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)

@@ -14,9 +14,11 @@ the job with its reason.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +27,20 @@ from typing import Any
 import msgpack
 from twisted.internet.defer import Deferred, gatherResults
 
-from sflow.delegator.plan import ResultFile
+from sflow.config import Config
+from sflow.delegator.plan import JobPlan, ResultFile
 from sflow.delegator.trace import TaskRun, Trace
-from sflow.errors import ExecutionError, JobFailed, ProtocolError, SflowError
+from sflow.errors import ExecutionError, InputError, JobFailed, ProtocolError, SflowError
 from sflow.icn.app import Endpoint
 from sflow.icn.packet import make_interest
 from sflow.icn.signature import HmacSha256Signer
 from sflow.model.paths import job_relative
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
+from sflow.node.fetch import FetchError, fetch_input
 from sflow.sfc.bundle import decode_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
-from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, installed_to_wire
+from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
 from sflow.sfc.service import MAX_INSTALL_PARAMS
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,7 @@ class IcnDispatch:
         vcpus: Mapping[TaskId, str] | None = None,
         progress: ProgressCallback | None = None,
         run_id: str | None = None,
+        node_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.clock = clock
         self.secret = secret
@@ -95,6 +100,7 @@ class IcnDispatch:
         self.options = options
         self.results = tuple(results)
         self.vcpus = vcpus or {}
+        self.node_labels = node_labels or {}
         self.progress = progress or (lambda event, task: None)
         self.run_id = run_id or secrets.token_hex(4)
         self.endpoints: dict[str, Endpoint] = {}
@@ -258,17 +264,18 @@ class IcnDispatch:
         for tid, got in ends.items():
             if got.how == "cache" and int(tid) not in executed:
                 cached.setdefault(int(tid), (self.placements[tid], f"{CACHE_HIT} (content store)"))
+        label = self.node_labels.get
         runs = []
         for tid in self.job.order:
             vcpu = self.vcpus.get(tid, "-")
             if int(tid) in executed:
                 node, event = executed[int(tid)]
                 where = event.get("where") or "?"
-                runs.append(TaskRun(int(tid), node, vcpu, float(event["start"]) - t0, float(event["finish"]) - t0,
-                                    f"{EXECUTED} ({where})"))
+                runs.append(TaskRun(int(tid), label(node, node), vcpu, float(event["start"]) - t0,
+                                    float(event["finish"]) - t0, f"{EXECUTED} ({where})"))
             elif int(tid) in cached:
                 node, how = cached[int(tid)]
-                runs.append(TaskRun(int(tid), node, vcpu, 0.0, 0.0, how))
+                runs.append(TaskRun(int(tid), label(node, node), vcpu, 0.0, 0.0, how))
             else:
                 runs.append(TaskRun(int(tid), "-", vcpu, 0.0, 0.0, f"{NOT_NEEDED} (a later result was cached)"))
         return runs
@@ -298,3 +305,96 @@ def _first_error(failure: Any) -> Any:
     if failure.check(FirstError):
         return failure.value.subFailure
     return failure
+
+
+# ---------------------------------------------------------------------------------------------
+# From a prepared plan to a running ICN dispatch (sflow delegate / sflow run --mode icn|auto)
+
+
+def remote_digests(job: Job, config: Config) -> dict[str, str]:
+    """SHA-256 of every ``$R^`` file of the job, read from the file server as nodes will."""
+    paths = sorted({p for ps in remote_inputs(job).values() for p in ps})
+    out: dict[str, str] = {}
+    if not paths:
+        return out
+    with tempfile.TemporaryDirectory(prefix="sflow-rdigest-") as tmp:
+        for path in paths:
+            dest = Path(tmp) / "f"
+            try:
+                fetch_input(config.file_server, job.id, path, dest)
+            except FetchError as exc:
+                raise InputError("<job>", f"$R^{path}", f"cannot read it from the file server to name the results: {exc}") from None
+            out[path] = hashlib.sha256(dest.read_bytes()).hexdigest()
+            dest.unlink()
+    return out
+
+
+def choose_end_node(statuses: Mapping[str, Mapping[str, Any]], preferred: str) -> str:
+    """Auto mode: the least loaded node for an END function (the scheduler's choice on ties)."""
+
+    def load(node: str) -> tuple[float, int]:
+        icn = statuses[node].get("icn_status") or {}
+        vcpus = max(1, int(icn.get("vcpus", 1)))
+        busy = int(icn.get("running", 0)) + int(icn.get("queued", 0))
+        return busy / vcpus, 0 if node == preferred else 1
+
+    return min(sorted(statuses), key=load)
+
+
+async def _icn_dispatch(
+    reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
+    config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None,
+) -> Trace:
+    from sflow.icn.app import connect as connect_endpoint
+    from sflow.node.cli import query_status
+
+    statuses: dict[str, Mapping[str, Any]] = {}
+    if mode == "icn":
+        nodes = sorted(plan.nodes)
+    for node in dict.fromkeys(nodes):
+        status = await query_status(reactor, node, secret)
+        if not status.get("icn"):
+            raise ExecutionError(f"node {node} runs without ICN; start it with `sflow node --mode {mode}`")
+        statuses[node] = status
+    icn_of = {node: str(status["icn"]) for node, status in statuses.items()}
+    if mode == "icn":
+        placements = {tid: icn_of[p.node] for tid, p in plan.placements.items()}
+        vcpus = {tid: str(p.vcpu) for tid, p in plan.placements.items()}
+    else:
+        placements = {}
+        vcpus = {}
+        for tid in job.end_tasks:
+            node = choose_end_node(statuses, plan.placements[tid].node)
+            placements[tid] = icn_of[node]
+            vcpus[tid] = "auto"
+    specs = build_specs(job, remote_digests(job, config))
+    timeout = config.icn.connect_timeout_ms / 1000.0
+
+    def connect(address: str) -> Deferred[Endpoint]:
+        d: Deferred[Endpoint] = connect_endpoint(reactor, f"tcp://{address}")
+        return d.addTimeout(timeout, reactor)
+
+    options = IcnOptions(outdir, algorithm if mode == "icn" else "autonomous", schedule if mode == "icn" else None,
+                         mode=mode, job_timeout=config.delegator.job_timeout,
+                         lifetime_ms=config.icn.interest_lifetime_ms)
+    dispatch = IcnDispatch(
+        reactor, secret, job, specs, placements, list(icn_of.values()), connect, options, plan.results,
+        vcpus=vcpus, progress=progress, run_id=plan.run_id, node_labels={v: k for k, v in icn_of.items()},
+    )
+    try:
+        return await dispatch.run()
+    finally:
+        for endpoint in dispatch.endpoints.values():
+            endpoint.close()
+
+
+def icn_dispatch(
+    reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
+    config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None = None,
+) -> Deferred[Trace]:
+    """Run ``job`` in ``mode`` (icn or auto) on ``nodes`` (node daemon addresses; their forwarders
+    are learnt from their status). In icn mode the plan's placements are used; in auto mode only
+    its result names and the scheduler's END placements (as tie-breakers)."""
+    return Deferred.fromCoroutine(
+        _icn_dispatch(reactor, secret, job, plan, schedule, algorithm, config, outdir, mode, nodes, progress)
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,7 @@ class LocalCluster:
         secret_file: Path,
         config_file: str | None = None,
         vcpus_per_node: int = 1,
+        mode: str = "ip",
     ) -> None:
         self.reactor = reactor
         self.listens = tuple(listens)
@@ -90,6 +92,7 @@ class LocalCluster:
         self.secret_file = secret_file
         self.config_file = config_file
         self.vcpus_per_node = vcpus_per_node
+        self.mode = mode
         self._procs: list[tuple[_NodeProcess, Any]] = []
         self.addresses: list[str] = []
 
@@ -101,9 +104,20 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> defer.Deferred[list[str]]:
         """Spawn the nodes; fires with their addresses once every readiness line has arrived."""
         self.base.mkdir(parents=True, exist_ok=True)
+        hello_ports = _free_udp_ports(len(self.listens)) if self.mode == "auto" else []
         for i, listen in enumerate(self.listens):
             argv = [sys.executable, "-m", "sflow", "node", "--listen", listen]
             argv += ["--workdir", str(self.base / f"node-{i}"), "--log-file", str(self.base / f"node-{i}.log")]
+            if self.mode != "ip":
+                # Each local node has its own forwarder port and result store (kept across runs).
+                host = listen.rpartition(":")[0]
+                argv += ["--mode", self.mode, "--icn-listen", f"{host}:0"]
+                argv += ["--result-store", str(self.base / f"node-{i}-results")]
+            if hello_ports:
+                argv += ["--hello-port", str(hello_ports[i])]
+                for j, port in enumerate(hello_ports):
+                    if j != i:
+                        argv += ["--neighbour", f"127.0.0.1:{port}"]
             argv += ["--secret-file", str(self.secret_file)]
             if self.config_file:
                 argv += ["--config", self.config_file]
@@ -152,6 +166,18 @@ class LocalCluster:
 
         d.addBoth(done)
         return d
+
+
+def _free_udp_ports(count: int) -> list[int]:
+    """Ports free for UDP right now (the nodes' hello sockets; they bind them a moment later)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _signal(transport: Any, sig: str) -> None:

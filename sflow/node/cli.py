@@ -34,6 +34,16 @@ def register(sub: Any) -> None:
     p.add_argument("--pid-file", metavar="FILE", help="write the process id here (removed on exit)")
     p.add_argument("--workdir", metavar="DIR", help="directory for the per-job working directories")
     p.add_argument("--log-file", metavar="FILE", help="log here instead of standard error")
+    p.add_argument(
+        "--mode", choices=("ip", "icn", "auto"), default="ip",
+        help="chaining mode: ip only, or also ICN with an embedded forwarder (icn: static, auto: autonomous)",
+    )
+    p.add_argument("--icn-listen", metavar="HOST:PORT",
+                   help="address of the embedded forwarder (default: the --listen host, port icn.port)")
+    p.add_argument("--result-store", metavar="DIR", help="on-disk result store (default: icn.result_store)")
+    p.add_argument("--hello-port", type=int, metavar="PORT", help="UDP port for hellos in auto mode (default: icn.hello_port)")
+    p.add_argument("--neighbour", action="append", metavar="HOST:PORT",
+                   help="a neighbour's hello address in auto mode (repeatable; default: icn.neighbours)")
     add_secret_argument(p)
     p.set_defaults(func=_node)
 
@@ -78,7 +88,18 @@ def _node(args: argparse.Namespace) -> int:
     for key in ("listen", "pid_file", "workdir", "log_file"):
         if getattr(args, key, None):
             node[key] = getattr(args, key)
-    overrides = {"node": node, **secret_overrides(args)} if node else secret_overrides(args)
+    overrides: dict[str, dict[str, Any]] = {"node": node, **secret_overrides(args)} if node else secret_overrides(args)
+    icn_flags = {
+        key: value
+        for key, value in (
+            ("result_store", args.result_store),
+            ("hello_port", args.hello_port),
+            ("neighbours", list(args.neighbour) if args.neighbour else None),
+        )
+        if value is not None
+    }
+    if icn_flags:
+        overrides["icn"] = icn_flags
     config = config_from_args(args, overrides)
     _node_logging(config, args.verbose)
     secret = read_secret(config.security.secret_file)
@@ -109,12 +130,23 @@ def _node(args: argparse.Namespace) -> int:
         raise ConfigError("<flags>", "node.listen", f"cannot listen on {config.node.listen}: {exc}") from None
     actual = listening.getHost().port
     service.name = f"[{host}]:{actual}" if ":" in host else f"{host}:{actual}"
+    icn_field = ""
+    if args.mode != "ip":
+        from sflow.sfc.node import IcnNode, split_host_port
+
+        icn_host, icn_port = split_host_port(args.icn_listen, "--icn-listen") if args.icn_listen else (host, config.icn.port)
+        service.icn = IcnNode(
+            reactor, config, secret, service.executor, workdir / "icn", mode=args.mode, host=icn_host, port=icn_port,
+            vcpus=service.vcpus,
+        )
+        reactor.addSystemEventTrigger("before", "shutdown", service.icn.stop)
+        icn_field = f" icn={service.icn.address}"
     if pid_file is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
     reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
     log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
-    print(f"sflow-node ready listen={service.name} pid={os.getpid()} version={__version__}", flush=True)
+    print(f"sflow-node ready listen={service.name}{icn_field} pid={os.getpid()} version={__version__}", flush=True)
     try:
         reactor.run()
     finally:
@@ -200,6 +232,7 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"node {fields['node']} (pid {fields['pid']}): sflow {fields['version']}")
     print(f"  vCPUs: {fields['vcpus']}")
+    print(f"  mode: {fields.get('mode', 'ip')}" + (f" (forwarder {fields['icn']})" if fields.get("icn") else ""))
     print(f"  uptime: {fields['uptime']:.1f} s")
     print(f"  jobs: {', '.join(fields['jobs']) or 'none'}")
     running = fields["running"]

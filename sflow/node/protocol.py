@@ -75,6 +75,10 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
         "running": _f(_LIST),
         "jobs": _f(_LIST),
         "counters": _f(_MAP),
+        # ICN chaining (--mode icn|auto): the chaining mode and the embedded forwarder's address
+        "mode": _f(_STR, required=False),
+        "icn": _f(_STR, required=False),
+        "icn_status": _f(_MAP, required=False),
     },
     "accepted": {"job": _f(_STR)},
     "rejected": {"job": _f(_STR), "reason": _f(_STR)},

@@ -93,6 +93,8 @@ class NodeService:
         self._peers: dict[str, Channel] = {}
         self._connecting: dict[str, list[defer.Deferred[Channel]]] = {}
         self._exec_ids = itertools.count(1)
+        #: the ICN side (sflow.sfc.node.IcnNode) when the node runs with --mode icn|auto
+        self.icn: Any = None
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -183,6 +185,11 @@ class NodeService:
             "running": running,
             "jobs": sorted(self.jobs),
             "counters": dict(self.counters),
+            **(
+                {"mode": self.icn.mode, "icn": self.icn.address, "icn_status": self.icn.status()}
+                if self.icn is not None
+                else {"mode": "ip"}
+            ),
         }
 
     # -- jobs ------------------------------------------------------------------------------------

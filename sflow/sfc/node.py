@@ -1,0 +1,114 @@
+"""The ICN side of a node daemon (``sflow node --mode icn|auto``): an embedded forwarder listening
+on TCP, the :class:`~sflow.sfc.service.SfcService` on it, the on-disk result store, and in
+autonomous mode the hello protocol and the placer that uses it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+
+from sflow.config import Config
+from sflow.errors import ConfigError
+from sflow.icn.face.base import Face
+from sflow.icn.face.stream import connect_stream
+from sflow.icn.forwarder import ForwarderConfig
+from sflow.icn.server import ForwarderServer
+from sflow.sfc.auto import Advert, NeighbourTable
+from sflow.sfc.consumer import cluster_signer
+from sflow.sfc.hello import AutoPlacer, HelloProtocol
+from sflow.sfc.service import FunctionExecutor, SfcService
+from sflow.sfc.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+ICN_MODES = ("icn", "auto")
+#: advertised speed (MIPS per vCPU) and bandwidth (MB/s) of a node that is not told otherwise
+DEFAULT_SPEED = 1000.0
+DEFAULT_BANDWIDTH = 1000.0
+
+
+def split_host_port(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError("<flags>", what, f"expected HOST:PORT, found {text!r}")
+    return host, int(port)
+
+
+class IcnNode:
+    """Starts listening at once; ``address`` is the forwarder's ``host:port``."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        config: Config,
+        secret: bytes,
+        executor: FunctionExecutor,
+        workdir: Path,
+        *,
+        mode: str,
+        host: str,
+        port: int,
+        vcpus: int,
+    ) -> None:
+        self.reactor = reactor
+        self.mode = mode
+        icn = config.icn
+        self.server = ForwarderServer(
+            reactor, ForwarderConfig(cs_capacity=icn.cs_capacity_packets, cs_capacity_bytes=icn.cs_capacity_bytes)
+        )
+        uri = self.server.listen_tcp(host, port)
+        self.address = f"[{host}]:{uri.port}" if ":" in host else f"{host}:{uri.port}"
+        self._connect_timeout = icn.connect_timeout_ms / 1000.0
+        store = ResultStore(
+            Path(icn.result_store).expanduser(), icn.result_store_bytes, cluster_signer(secret), icn.freshness_ms
+        )
+        self.table = NeighbourTable(ttl=3 * icn.hello_interval, max_neighbours=icn.max_neighbours)
+        self.placer: AutoPlacer | None = None
+        if mode == "auto":
+            self.placer = AutoPlacer(reactor, self.table, self.advert, lambda: self._functions())
+        self.service = SfcService(
+            reactor, self.server.forwarder, config, secret, executor, workdir, store,
+            name=self.address, connect_peer=self._connect, vcpus=vcpus, placer=self.placer,
+        )
+        self.hello_port: int | None = None
+        if mode == "auto":
+            targets = [split_host_port(n, "icn.neighbours") for n in icn.neighbours]
+            if icn.broadcast_address:
+                targets.append((icn.broadcast_address, icn.hello_port))
+            hello = HelloProtocol(
+                reactor, secret, self.table, self.advert, targets, icn.hello_interval,
+                on_neighbour=self.placer.heard if self.placer is not None else None,
+            )
+            try:
+                listening = reactor.listenUDP(icn.hello_port, hello, interface="" if icn.broadcast_address else host)
+            except CannotListenError as exc:
+                raise ConfigError("<flags>", "icn.hello_port", f"cannot listen for hellos: {exc}") from None
+            self.hello_port = listening.getHost().port
+        log.info("event=icn_node_ready mode=%s address=%s hello_port=%s", mode, self.address, self.hello_port)
+
+    def _functions(self) -> dict[str, Any]:
+        return {d: next(iter(runs.values())) for d, runs in self.service.installed.items() if runs}
+
+    def advert(self) -> Advert:
+        s = self.service
+        running = s.producer.running()
+        return Advert(self.address, s.vcpus, max(0, s.vcpus - running), s.producer.queued(), DEFAULT_SPEED,
+                      DEFAULT_BANDWIDTH)
+
+    def _connect(self, address: str) -> Deferred[Face]:
+        d: Deferred[Face] = connect_stream(self.reactor, f"tcp://{address}")  # type: ignore[assignment]
+        return d.addTimeout(self._connect_timeout, self.reactor)
+
+    def status(self) -> dict[str, Any]:
+        out = self.service.status()
+        out["mode"] = self.mode
+        out["neighbours"] = [a.node for a in self.table.fresh(self.reactor.seconds())]
+        return out
+
+    def stop(self) -> Deferred[Any]:
+        return self.server.stop()

@@ -21,8 +21,10 @@ from sflow.model.schedule import Placement, Schedule, Slot
 from sflow.model.workflow import Job, OutFile, OutValue, Task, TaskId, find_cycle
 
 
-class _Doc:
-    """Typed access to one JSON document, raising errors that name the file and JSON path."""
+class JsonReader:
+    """Typed access to one JSON document, raising errors that name the file and JSON path.
+
+    Every reader of a JSON format (env, job, mapping, WfCommons instances) goes through it."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -111,6 +113,24 @@ class _Doc:
             self.fail(f"{where}.{key}", f"expected a string, found {_show(value)}{label}")
         return value
 
+    def identifier(self, d: dict[str, Any], key: str, where: str) -> str:
+        """A required id given as a string or an integer, as text."""
+        value = d.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+        if key not in d:
+            self.fail(where, f"missing required field {key!r}")
+        self.fail(f"{where}.{key}", f"expected a string or integer id, found {_show(value)}")
+
+    def identifiers(self, d: dict[str, Any], key: str, where: str) -> list[str]:
+        """An optional array of ids (strings or integers), as text."""
+        out = []
+        for k, v in enumerate(self.array(d, key, where, required=False)):
+            if not isinstance(v, (str, int)) or isinstance(v, bool):
+                self.fail(f"{where}.{key}[{k}]", f"expected a string or integer id, found {_show(v)}")
+            out.append(str(v))
+        return out
+
     def optional_string(self, d: dict[str, Any], key: str, where: str) -> str | None:
         if d.get(key) is None:
             return None
@@ -174,7 +194,7 @@ def parse_address(text: str, port: int | None = None) -> Address:
 
 
 def environment_from_dict(data: Any, source: str = "<env>") -> Environment:
-    doc = _Doc(source)
+    doc = JsonReader(source)
     root = doc.obj(data, "$")
     dcs: list[DataCentre] = []
     seen_dc: dict[int, str] = {}
@@ -367,7 +387,7 @@ def _num(x: float) -> int | float:
 # Job
 
 
-def _dest_list(doc: _Doc, d: dict[str, Any], where: str, label: str) -> tuple[TaskId, ...]:
+def _dest_list(doc: JsonReader, d: dict[str, Any], where: str, label: str) -> tuple[TaskId, ...]:
     raw = doc.array(d, "dest_task_id", where, required=False)
     out: list[TaskId] = []
     for i, v in enumerate(raw):
@@ -377,7 +397,7 @@ def _dest_list(doc: _Doc, d: dict[str, Any], where: str, label: str) -> tuple[Ta
     return tuple(out)
 
 
-def _task_from_dict(doc: _Doc, raw: Any, w: str) -> Task:
+def _task_from_dict(doc: JsonReader, raw: Any, w: str) -> Task:
     t = doc.obj(raw, w)
     tid = doc.integer(t, "task_id", w)
     label = f" (task {tid})"
@@ -421,7 +441,7 @@ def _task_from_dict(doc: _Doc, raw: Any, w: str) -> Task:
 
 
 def job_from_dict(data: Any, source: str = "<job>") -> Job:
-    doc = _Doc(source)
+    doc = JsonReader(source)
     root = doc.obj(data, "$")
     job_id = doc.integer(root, "job_id", "$")
     raw_tasks = doc.array(root, "task_list", "$")
@@ -530,7 +550,7 @@ class MappingFile:
 
 
 def mapping_from_dict(data: Any, source: str = "<mapping>") -> MappingFile:
-    doc = _Doc(source)
+    doc = JsonReader(source)
     if isinstance(data, str):  # the original's double encoding: a JSON string holding the document
         try:
             data = json.loads(data)

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from sflow.errors import InputError
-from sflow.jsonio import job_from_dict, read_json
+from sflow.jsonio import JsonReader, job_from_dict, read_json
 
 DEFAULT_REFERENCE_MIPS = 1000.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -53,65 +53,21 @@ def _safe(name: str) -> str:
     return cleaned
 
 
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, message: str) -> NoReturn:
-        raise InputError(self.source, where, message)
-
-    def obj(self, value: Any, where: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, "expected an object")
-        return value
-
-    def array(self, d: dict[str, Any], key: str, where: str, required: bool = True) -> list[Any]:
-        value = d.get(key)
-        if value is None:
-            if required:
-                self.fail(where, f"missing required field {key!r}")
-            return []
-        if not isinstance(value, list):
-            self.fail(f"{where}.{key}", "expected an array")
-        return value
-
-    def text(self, d: dict[str, Any], key: str, where: str) -> str:
-        value = d.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value)
-        self.fail(where, f"missing or non-string field {key!r}")
-
-    def number(self, d: dict[str, Any], key: str, where: str) -> float:
-        value = d.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            self.fail(f"{where}.{key}" if key in d else where,
-                      f"{key} must be a non-negative number, found {value!r}" if key in d else f"missing required field {key!r}")
-        return float(value)
-
-    def names(self, d: dict[str, Any], key: str, where: str) -> list[str]:
-        out = []
-        for k, v in enumerate(self.array(d, key, where, required=False)):
-            if not isinstance(v, (str, int)) or isinstance(v, bool):
-                self.fail(f"{where}.{key}[{k}]", "expected a task or file id")
-            out.append(str(v))
-        return out
-
-
-def _read_v14(r: _Reader, wf: dict[str, Any]) -> tuple[list[_Task], dict[str, float]]:
+def _read_v14(r: JsonReader, wf: dict[str, Any]) -> tuple[list[_Task], dict[str, float]]:
     tasks: list[_Task] = []
     sizes: dict[str, float] = {}
     for i, raw in enumerate(r.array(wf, "tasks", "$.workflow")):
         w = f"$.workflow.tasks[{i}]"
         t = r.obj(raw, w)
-        name = r.text(t, "name", w)
+        name = r.identifier(t, "name", w)
         task = _Task(str(t.get("id", name)), name)
-        task.parents = r.names(t, "parents", w)
-        task.children = r.names(t, "children", w)
+        task.parents = r.identifiers(t, "parents", w)
+        task.children = r.identifiers(t, "children", w)
         task.runtime = r.number(t, "runtimeInSeconds", w)
         for k, raw_f in enumerate(r.array(t, "files", w, required=False)):
             fw = f"{w}.files[{k}]"
             f = r.obj(raw_f, fw)
-            fname = r.text(f, "name", fw)
+            fname = r.identifier(f, "name", fw)
             link = f.get("link")
             if link not in ("input", "output"):
                 r.fail(f"{fw}.link", f"link must be 'input' or 'output', found {link!r}")
@@ -123,29 +79,29 @@ def _read_v14(r: _Reader, wf: dict[str, Any]) -> tuple[list[_Task], dict[str, fl
     return tasks, sizes
 
 
-def _read_v15(r: _Reader, wf: dict[str, Any]) -> tuple[list[_Task], dict[str, float]]:
+def _read_v15(r: JsonReader, wf: dict[str, Any]) -> tuple[list[_Task], dict[str, float]]:
     spec = r.obj(wf.get("specification"), "$.workflow.specification")
     execution = r.obj(wf.get("execution"), "$.workflow.execution")
     sizes: dict[str, float] = {}
     for i, raw in enumerate(r.array(spec, "files", "$.workflow.specification", required=False)):
         fw = f"$.workflow.specification.files[{i}]"
         f = r.obj(raw, fw)
-        sizes[r.text(f, "id", fw)] = r.number(f, "sizeInBytes", fw)
+        sizes[r.identifier(f, "id", fw)] = r.number(f, "sizeInBytes", fw)
     runtimes: dict[str, float] = {}
     for i, raw in enumerate(r.array(execution, "tasks", "$.workflow.execution")):
         ew = f"$.workflow.execution.tasks[{i}]"
         e = r.obj(raw, ew)
-        runtimes[r.text(e, "id", ew)] = r.number(e, "runtimeInSeconds", ew)
+        runtimes[r.identifier(e, "id", ew)] = r.number(e, "runtimeInSeconds", ew)
     tasks: list[_Task] = []
     for i, raw in enumerate(r.array(spec, "tasks", "$.workflow.specification")):
         w = f"$.workflow.specification.tasks[{i}]"
         t = r.obj(raw, w)
-        key = r.text(t, "id", w)
+        key = r.identifier(t, "id", w)
         task = _Task(key, str(t.get("name", key)))
-        task.parents = r.names(t, "parents", w)
-        task.children = r.names(t, "children", w)
-        task.inputs = r.names(t, "inputFiles", w)
-        task.outputs = r.names(t, "outputFiles", w)
+        task.parents = r.identifiers(t, "parents", w)
+        task.children = r.identifiers(t, "children", w)
+        task.inputs = r.identifiers(t, "inputFiles", w)
+        task.outputs = r.identifiers(t, "outputFiles", w)
         for kind, files in (("inputFiles", task.inputs), ("outputFiles", task.outputs)):
             for fid in files:
                 if fid not in sizes:
@@ -159,7 +115,7 @@ def _read_v15(r: _Reader, wf: dict[str, Any]) -> tuple[list[_Task], dict[str, fl
 
 def convert(data: Any, source: str = "<wfcommons>", reference_mips: float = DEFAULT_REFERENCE_MIPS) -> dict[str, Any]:
     """The job JSON (as a dict) for a parsed WfCommons instance."""
-    r = _Reader(source)
+    r = JsonReader(source)
     if not reference_mips > 0:
         raise InputError("<flag>", "--reference-mips", f"must be a positive number, found {reference_mips}")
     root = r.obj(data, "$")

@@ -5,23 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_install() {
-  # Installs the Debian packages named that are not installed yet.
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: not root; please install: ${missing[*]}" >&2
-    return 0
-  fi
-  if [ ! -f /tmp/.sflow-apt-updated ]; then
-    apt-get update -qq && touch /tmp/.sflow-apt-updated
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-export -f apt_install
+. scripts/lib.sh
 
 apt_install python3-venv ffmpeg
 PYTHON=${PYTHON:-python3}

@@ -11,28 +11,9 @@ DOCKERD_LOG=/var/log/dockerd.log
 DEADLINE=${SFLOW_DOCKERD_WAIT:-60}
 say() { echo "setup.d/docker: $*" >&2; }
 
-if ! declare -F apt_install >/dev/null; then
-  # Run on its own: the same helper as scripts/setup.sh.
-  apt_install() {
-    local missing=() pkg
-    for pkg in "$@"; do
-      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "setup: not root; please install: ${missing[*]}" >&2
-      return 0
-    fi
-    if [ ! -f /tmp/.sflow-apt-updated ]; then
-      apt-get update -qq && touch /tmp/.sflow-apt-updated
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  }
-fi
+. scripts/lib.sh
 
-if command -v dpkg-query >/dev/null; then
-  apt_install docker.io busybox-static ffmpeg
-fi
+apt_install docker.io busybox-static ffmpeg
 
 if ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then

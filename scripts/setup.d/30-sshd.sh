@@ -3,6 +3,8 @@
 # openssh-server for a private sshd in each of them. The tests start those sshds themselves; this
 # step never starts or enables the machine's own sshd (service starts are refused while it installs).
 set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/lib.sh
 
 if dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install ok installed"; then
   apt_install iproute2 openssh-client

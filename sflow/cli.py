@@ -20,11 +20,11 @@ from sflow.errors import SflowError
 _ROLE_MODULES: tuple[str, ...] = (
     "sflow.inspect_cli",
     "sflow.config_cli",
-    "sflow.cluster.cli",
     "sflow.sched.cli",
     "sflow.node.cli",
     "sflow.delegator.cli",
     "sflow.icn.cli",
+    "sflow.cluster.cli",
 )
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ build is not installed twice. Prints one JSON object; exit status 0 on success.
 from __future__ import annotations
 
 import json
-import os
 import site
 import subprocess
 import sys

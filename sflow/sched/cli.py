@@ -20,7 +20,7 @@ from sflow.jsonio import load_environment, load_job, load_mapping, mapping_to_di
 from sflow.model.infra import Environment
 from sflow.model.schedule import Schedule
 from sflow.sched.problem import Problem
-from sflow.sched.registry import SUMMARIES, get_scheduler, names
+from sflow.sched.registry import get_scheduler, names
 from sflow.sched.simulate import Measures, measure, replay, replay_schedule
 from sflow.sched.validate import validate_schedule
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgpack
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 
 from sflow.config import Config
 from sflow.delegator.plan import JobPlan, ResultFile
@@ -352,10 +353,19 @@ async def _icn_dispatch(
     if mode == "icn":
         nodes = sorted(plan.nodes)
     for node in dict.fromkeys(nodes):
-        status = await query_status(reactor, node, secret)
+        try:
+            status = await query_status(reactor, node, secret)
+        except (SflowError, TimeoutError, DeferredTimeout) as exc:
+            if mode == "icn":
+                raise
+            # Autonomous mode needs no particular node: work goes to the nodes that answer.
+            log.warning("event=node_unreachable node=%s error=%s", node, exc)
+            continue
         if not status.get("icn"):
             raise ExecutionError(f"node {node} runs without ICN; start it with `sflow node --mode {mode}`")
         statuses[node] = status
+    if not statuses:
+        raise ExecutionError(f"none of the nodes {', '.join(nodes)} answered")
     icn_of = {node: str(status["icn"]) for node, status in statuses.items()}
     if mode == "icn":
         placements = {tid: icn_of[p.node] for tid, p in plan.placements.items()}
@@ -364,7 +374,8 @@ async def _icn_dispatch(
         placements = {}
         vcpus = {}
         for tid in job.end_tasks:
-            node = choose_end_node(statuses, plan.placements[tid].node)
+            preferred = plan.placements[tid].node
+            node = choose_end_node(statuses, preferred if preferred in statuses else next(iter(statuses)))
             placements[tid] = icn_of[node]
             vcpus[tid] = "auto"
     specs = build_specs(job, remote_digests(job, config))

@@ -23,10 +23,10 @@ from twisted.internet.defer import Deferred
 from sflow.errors import DecodeError, ExecutionError, IcnError
 from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
-from sflow.icn.packet import ContentType, Data, make_data, make_interest
+from sflow.icn.packet import ContentType, Data, Interest, make_data, make_interest
 from sflow.icn.scheduler import Clock
-from sflow.icn.security import verify_data
-from sflow.icn.signature import HmacSha256Signer
+from sflow.icn.security import verify_data, verify_interest
+from sflow.icn.signature import HmacSha256Signer, SignatureType
 from sflow.sfc.bundle import FAILED, READY, UNKNOWN, Status, bundle_version, decode_status
 from sflow.sfc.names import KEY_NAME
 
@@ -37,6 +37,10 @@ ABSENT = b"absent"
 
 class FunctionFailed(ExecutionError):
     """The producer reports that the function (or one of its inputs) failed."""
+
+
+class StillRunning(ExecutionError):
+    """The deadline came while the producer was still reporting that the function runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,23 @@ class Obtained:
 def cluster_signer(secret: bytes) -> HmacSha256Signer:
     """The HMAC-SHA256 signer of the cluster: no signature nonce, so signed names are deterministic."""
     return HmacSha256Signer(KEY_NAME, secret)
+
+
+def authenticated_interest(interest: Interest, secret: bytes) -> bool:
+    """Whether ``interest`` is signed with the cluster secret (HMAC-SHA256; a DigestSha256
+    signature proves nothing about the sender)."""
+    info = interest.signature_info
+    return (
+        info is not None
+        and info.signature_type == SignatureType.HMAC_WITH_SHA256
+        and verify_interest(interest, secret)
+    )
+
+
+def authenticated_data(data: Data, secret: bytes) -> bool:
+    """Whether ``data`` was signed with the cluster secret (HMAC-SHA256)."""
+    info = data.signature_info
+    return info is not None and info.signature_type == SignatureType.HMAC_WITH_SHA256 and verify_data(data, secret)
 
 
 def absent_data(name: Name, signer: HmacSha256Signer) -> Data:
@@ -80,10 +101,11 @@ class ResultClient:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.reconnect = reconnect
+        self._last_running = ""
         self._random = random.Random()
 
     def _valid(self, data: Data) -> bool:
-        return verify_data(data, self.secret)
+        return authenticated_data(data, self.secret)
 
     async def fetch(self, prefix: Name) -> bytes | None:
         """The result under ``prefix``, or None when the producer says it does not exist."""
@@ -137,6 +159,7 @@ class ResultClient:
             if self.clock.seconds() >= deadline:
                 return None
             log.debug("event=still_running name=%s node=%s elapsed=%.1f", prefix, status.node, status.elapsed)
+            self._last_running = f"{status.node} ({status.elapsed:.1f} s)"
             if status.retry_ms > 0:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
@@ -154,6 +177,7 @@ class ResultClient:
         asked = False
         last = "no answer yet"
         status: Status | None = None
+        running = False
         while True:
             try:
                 if self.endpoint.face.closed and self.reconnect is not None:
@@ -171,14 +195,18 @@ class ResultClient:
                         return Obtained(content, "computed", status)
                     last = f"{status.node}: ready, but the result could not be fetched"
                 else:
-                    last = "still running at the deadline"
+                    last = f"{self._last_running or 'the producer'} reports it running"
+                    running = True
             except (IcnError, DecodeError) as exc:
+                running = False
                 last = str(exc)
                 if on_retry is not None:
                     on_retry(last)
                 log.debug("event=obtain_retry name=%s reason=%s backoff=%.3f", prefix, last, backoff)
             now = self.clock.seconds()
             if now >= deadline:
+                if running:
+                    raise StillRunning(f"{prefix} was still running at the deadline ({last})")
                 raise ExecutionError(f"no result for {prefix} before the deadline; last: {last}")
             delay = min(backoff, max(0.0, deadline - now))
             backoff = min(self.max_backoff, backoff * 2)

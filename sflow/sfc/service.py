@@ -44,11 +44,10 @@ from sflow.icn.face.inprocess import linked_faces
 from sflow.icn.forwarder import Forwarder
 from sflow.icn.name import Component, Name
 from sflow.icn.packet import Data, Interest, make_data
-from sflow.icn.security import verify_interest
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.sfc.bundle import READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
-from sflow.sfc.consumer import FunctionFailed, ResultClient, absent_data, cluster_signer
+from sflow.sfc.consumer import FunctionFailed, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.store import ResultStore
@@ -167,7 +166,7 @@ class SfcService:
 
     def _on_compute(self, interest: Interest, program: str, digest: str) -> HandlerResult | Deferred[HandlerResult]:
         now = self.clock.seconds()
-        if not verify_interest(interest, self.secret):
+        if not authenticated_interest(interest, self.secret):
             # Unauthenticated: it may only learn whether the result exists; nothing runs.
             self.counters["refused"] += 1
             log.info("event=compute_refused name=%s reason=not_authenticated", interest.name)
@@ -250,11 +249,16 @@ class SfcService:
             target = self._placement(item, index, frozenset(avoid))
             try:
                 await self._route(ref.prefix, target)
-                limit = deadline if self.placer is None or not target else min(deadline, self._give_up())
-                got = await self.client.obtain(ref.prefix, limit)
+                # Each attempt is bounded, so that a node that went away and came back (or a
+                # neighbour that stopped answering) is routed to afresh.
+                got = await self.client.obtain(ref.prefix, min(deadline, self._give_up()))
                 break
             except FunctionFailed:
                 raise
+            except StillRunning:
+                if self.clock.seconds() >= deadline:
+                    raise
+                continue
             except SflowError as exc:
                 if self.clock.seconds() >= deadline:
                     raise
@@ -412,7 +416,7 @@ class SfcService:
         if verb == "status":
             return make_data(name, msgpack.packb(self.status(), use_bin_type=True), freshness_period=0,
                              signer=self.signer)
-        if not verify_interest(interest, self.secret):
+        if not authenticated_interest(interest, self.secret):
             self.counters["refused"] += 1
             log.info("event=control_refused verb=%s reason=not_authenticated", verb)
             return None

@@ -83,11 +83,6 @@ def test_sflow_run_with_the_local_default_cluster(tmp_path: Path) -> None:
     assert not processes_with(str(out / "nodes"))  # the nodes were stopped
 
 
-def test_run_refuses_modes_not_available_yet(tmp_path: Path) -> None:
-    result = sflow("run", str(REPO / "jobs" / "text-chain.json"), "--mode", "icn", "-o", str(tmp_path))
-    assert result.returncode == 2 and "not available yet" in result.stderr
-
-
 def test_a_docker_function_end_to_end(tmp_path: Path) -> None:
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.skip("no Docker engine is reachable")

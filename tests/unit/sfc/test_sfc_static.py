@@ -12,7 +12,7 @@ from sfc_harness import SECRET, chain_tasks, fork_join_tasks, job, make_cluster
 from sflow.errors import ExecutionError, JobFailed
 from sflow.icn.app import Endpoint
 from sflow.icn.packet import ContentType, make_interest
-from sflow.icn.signature import HmacSha256Signer
+from sflow.icn.signature import DigestSha256Signer, HmacSha256Signer
 from sflow.model.workflow import TaskId
 from sflow.sfc.bundle import decode_bundle
 from sflow.sfc.names import KEY_NAME, build_specs
@@ -127,13 +127,14 @@ def test_unsigned_interest_for_an_uncomputed_result_executes_nothing(tmp_path: P
     for interest in (
         make_interest(prefix, must_be_fresh=True, app_parameters=b""),
         make_interest(prefix, must_be_fresh=True, app_parameters=b"", signer=wrong_key),
+        make_interest(prefix, must_be_fresh=True, app_parameters=b"", signer=DigestSha256Signer()),
         make_interest(prefix, can_be_prefix=True, must_be_fresh=True),
     ):
         data = cluster.wait(outsider.express(interest))
         assert data.content_type == ContentType.NACK
     cluster.clock.advance(10)
     assert cluster.executed() == []
-    assert cluster.nodes["n0"].service.counters["refused"] == 2
+    assert cluster.nodes["n0"].service.counters["refused"] == 3
 
 
 def test_results_survive_a_restart_through_the_disk_store(tmp_path: Path) -> None:

@@ -159,7 +159,11 @@ class IcnDispatch:
         for tid in self.job.order:
             spec = self.specs[tid]
             task = self.job.task(tid)
-            input_nodes = tuple(self.placements[r.pred] if static else "" for r in spec.inputs)
+            # "" = this node (or, in auto mode, the node decides)
+            input_nodes = tuple(
+                self.placements[r.pred] if static and self.placements[r.pred] != self.placements[tid] else ""
+                for r in spec.inputs
+            )
             item = Installed(spec, task.docker_tar, self.job.id, task.workload, input_nodes, self.run_id)
             targets = [self.placements[tid]] if static else list(self.nodes)
             for node in targets:
@@ -330,6 +334,15 @@ def remote_digests(job: Job, config: Config) -> dict[str, str]:
     return out
 
 
+def reachable_icn(node: str, icn: str) -> str:
+    """A node's forwarder address as others can reach it: a wildcard listen host (``0.0.0.0``,
+    ``::``) is replaced by the host the node daemon is known by."""
+    host, _, port = icn.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):
+        return f"{node.rpartition(':')[0]}:{port}"
+    return icn
+
+
 def choose_end_node(statuses: Mapping[str, Mapping[str, Any]], preferred: str) -> str:
     """Auto mode: the least loaded node for an END function (the scheduler's choice on ties)."""
 
@@ -366,7 +379,9 @@ async def _icn_dispatch(
         statuses[node] = status
     if not statuses:
         raise ExecutionError(f"none of the nodes {', '.join(nodes)} answered")
-    icn_of = {node: str(status["icn"]) for node, status in statuses.items()}
+    icn_of = {node: reachable_icn(node, str(status["icn"])) for node, status in statuses.items()}
+    labels = {v: k for k, v in icn_of.items()}
+    labels.update({str(status["icn"]): node for node, status in statuses.items()})
     if mode == "icn":
         placements = {tid: icn_of[p.node] for tid, p in plan.placements.items()}
         vcpus = {tid: str(p.vcpu) for tid, p in plan.placements.items()}
@@ -390,7 +405,7 @@ async def _icn_dispatch(
                          lifetime_ms=config.icn.interest_lifetime_ms)
     dispatch = IcnDispatch(
         reactor, secret, job, specs, placements, list(icn_of.values()), connect, options, plan.results,
-        vcpus=vcpus, progress=progress, run_id=plan.run_id, node_labels={v: k for k, v in icn_of.items()},
+        vcpus=vcpus, progress=progress, run_id=plan.run_id, node_labels=labels,
     )
     try:
         return await dispatch.run()

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -106,6 +107,10 @@ class HelloProtocol(DatagramProtocol):
         except DecodeError as exc:
             log.debug("event=hello_dropped from=%s reason=%s", addr, exc)
             return
+        host, _, port = advert.node.rpartition(":")
+        if host.strip("[]") in ("0.0.0.0", "::", "") and isinstance(addr, tuple):
+            # A node listening on every address is reached at the address its hello came from.
+            advert = replace(advert, node=f"{addr[0]}:{port}")
         if advert.node == self.advert().node:
             return
         if self.table.update(advert, self.clock.seconds()):

@@ -126,7 +126,8 @@ class SfcService:
         self._exec_count = 0
         self._inputs: dict[tuple[str, int], bytes] = {}
         self._connecting: dict[str, list[Deferred[Face]]] = {}
-        self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0}
+        self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
+                         "compute_requests": 0}
 
         fwd_side, app_side = linked_faces(clock, scope=FaceScope.LOCAL, names=("inproc://sfc-fwd", "inproc://sfc"))
         forwarder.add_face(fwd_side)
@@ -142,6 +143,9 @@ class SfcService:
         )
         for item in store.load_functions():
             self.installed.setdefault(item.spec.digest, {})[item.run] = item
+            self._runs.setdefault(item.run, _RunLog())
+        while len(self._runs) > MAX_RUNS:
+            del self._runs[next(iter(self._runs))]
         log.info("event=sfc_ready node=%s functions=%d", name, len(self.installed))
 
     # Interests for results ---------------------------------------------------------------------
@@ -166,6 +170,7 @@ class SfcService:
 
     def _on_compute(self, interest: Interest, program: str, digest: str) -> HandlerResult | Deferred[HandlerResult]:
         now = self.clock.seconds()
+        self.counters["compute_requests"] += 1
         if not authenticated_interest(interest, self.secret):
             # Unauthenticated: it may only learn whether the result exists; nothing runs.
             self.counters["refused"] += 1

@@ -162,3 +162,44 @@ def test_bundles_are_signed_and_segmented(tmp_path: Path) -> None:
     assert verify_data(served.segment(0), SECRET)
     assert not verify_data(served.segment(0), b"y" * 32)
     assert decode_bundle(served.content) == {"out/1.txt": (tmp_path / "out" / "out/1.txt").read_bytes()}
+
+
+def test_two_consumers_of_one_function_are_aggregated_in_the_pit(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, delays={1: 2.0})
+    j = job(fork_join_tasks())
+    where = placements({1: "n0", 2: "n1", 3: "n2", 4: "n1"})
+    dispatch = cluster.dispatch(j, where)
+    d = dispatch.run()
+    producer = cluster.nodes["n0"].service
+    prefix = build_specs(j, {})[TaskId(1)].prefix
+    seen: list[str] = []
+    original = producer._on_compute
+
+    def counting(interest, program, digest):  # type: ignore[no-untyped-def]
+        seen.append(digest)
+        return original(interest, program, digest)
+
+    producer._on_compute = counting  # type: ignore[method-assign]
+    trace = cluster.wait(d)
+    assert cluster.executed() == [1, 2, 3, 4]
+    # n1 and n2 each asked n0 for function 1; n0's forwarder passed one request to the producer.
+    digest = str(prefix[3].value.decode())
+    assert seen.count(digest) == 1
+    assert cluster.nodes["n0"].forwarder.counters.n_in_interests >= 2
+    assert len(trace.tasks) == 4
+
+
+def test_the_result_store_is_bounded_and_keeps_the_recently_used(tmp_path: Path) -> None:
+    from sflow.sfc.consumer import cluster_signer
+    from sflow.sfc.store import ResultStore
+
+    store = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000)
+    for name in ("a", "b", "c"):
+        store.put(name * 64, "p", name.encode() * 100)
+    assert "a" * 64 not in store and "b" * 64 in store and "c" * 64 in store
+    assert store.get("b" * 64, "p") is not None  # b is now the most recent
+    store.put("d" * 64, "p", b"d" * 100)
+    assert sorted(d[0] for d in store._sizes) == ["b", "d"]
+    reopened = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000)
+    assert reopened.total == 200 and "d" * 64 in reopened
+    assert reopened.get("d" * 64, "p").content == b"d" * 100  # type: ignore[union-attr]

@@ -159,7 +159,7 @@ class ResultClient:
             if self.clock.seconds() >= deadline:
                 return None
             log.debug("event=still_running name=%s node=%s elapsed=%.1f", prefix, status.node, status.elapsed)
-            self._last_running = f"{status.node} ({status.elapsed:.1f} s)"
+            self._last_running = f"{status.node} (for {status.elapsed:.1f} s{'; ' + status.reason if status.reason else ''})"
             if status.retry_ms > 0:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 

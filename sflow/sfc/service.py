@@ -42,7 +42,7 @@ from sflow.icn.app import Endpoint, HandlerResult
 from sflow.icn.face.base import Face, FaceScope
 from sflow.icn.face.inprocess import linked_faces
 from sflow.icn.forwarder import Forwarder
-from sflow.icn.name import Component, Name
+from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Name
 from sflow.icn.packet import Data, Interest, make_data
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
@@ -125,6 +125,8 @@ class SfcService:
         self._routes: dict[bytes, int] = {}
         self._exec_count = 0
         self._inputs: dict[tuple[str, int], bytes] = {}
+        #: why a function is still waiting for an input (told to consumers that ask meanwhile)
+        self._waiting: dict[str, str] = {}
         self._connecting: dict[str, list[Deferred[Face]]] = {}
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
                          "compute_requests": 0}
@@ -156,7 +158,7 @@ class SfcService:
         if parsed is None:
             return None
         program, digest = parsed
-        if len(name) == 5 and name[4].type == Component.params_digest(b"\0" * 32).type:
+        if len(name) == 5 and name[4].type == PARAMETERS_SHA256_DIGEST:
             return self._on_compute(interest, program, digest)
         served = self.store.get(digest, program)
         if served is not None:
@@ -220,9 +222,12 @@ class SfcService:
         if held in waiting:
             waiting.remove(held)
         elapsed = self.producer.elapsed(digest, self.clock.seconds())
-        held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed)))
+        reason = self._waiting.get(digest, "")
+        held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed,
+                                                                  reason=reason)))
 
     def _reply_all(self, digest: str, state: str, reason: str) -> None:
+        self._waiting.pop(digest, None)
         for held in self._held.pop(digest, []):
             if held.timer is not None and held.timer.active():
                 held.timer.cancel()
@@ -274,8 +279,10 @@ class SfcService:
                     avoid.add(target)
                     continue
                 log.info("event=input_retry node=%s input=%s error=%s", self.name, ref.prefix, exc)
+                self._waiting[item.spec.digest] = f"waiting for input from task {ref.pred}: {exc}"
                 await task.deferLater(self.clock, backoff)
                 backoff = min(self.client.max_backoff, backoff * 2)
+        self._waiting.pop(item.spec.digest, None)
         if got.how == "cache":
             self.counters["input_cache_hits"] += 1
             for run, inst in self.installed.get(item.spec.digest, {}).items():
@@ -470,7 +477,7 @@ class SfcService:
             "running": self.producer.running(),
             "queued": self.producer.queued(),
             "functions": len(self.installed),
-            "results": len(self.store._sizes),
+            "results": len(self.store),
             "result_bytes": self.store.total,
             "counters": dict(self.counters),
             "forwarder": self.forwarder.counters.as_dict(),

@@ -55,6 +55,9 @@ class ResultStore:
         self._served: LRUCache[str, SegmentedContent] = LRUCache(maxsize=SERVED_CACHE)
         log.info("event=result_store_open root=%s results=%d bytes=%d", root, len(self._sizes), self.total)
 
+    def __len__(self) -> int:
+        return len(self._sizes)
+
     def __contains__(self, digest: str) -> bool:
         return digest in self._sizes
 

@@ -99,8 +99,10 @@ def test_a_failed_function_fails_the_job_with_its_reason(tmp_path: Path) -> None
 def test_an_unreachable_node_ends_in_a_deadline_error(tmp_path: Path) -> None:
     cluster = make_cluster(tmp_path)
     cluster.down.add("n1")
-    with pytest.raises(ExecutionError, match="deadline"):
+    with pytest.raises(ExecutionError, match="deadline") as failed:
         cluster.run(cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"}), timeout=20.0))
+    # The error says which node was waiting for what.
+    assert "waiting for input from task 2: cannot reach node n1" in str(failed.value)
 
 
 def test_dropped_interests_are_retransmitted(tmp_path: Path) -> None:

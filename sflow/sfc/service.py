@@ -47,8 +47,8 @@ from sflow.icn.packet import Data, Interest, make_data
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.sfc.bundle import READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
-from sflow.sfc.consumer import FunctionFailed, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
-from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, Installed, installed_from_wire, parse_result_name
+from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
+from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.store import ResultStore
 
@@ -123,6 +123,8 @@ class SfcService:
         self._runs: dict[str, _RunLog] = {}
         self._peers: dict[str, Face] = {}
         self._routes: dict[bytes, int] = {}
+        #: inputs being obtained through each route; a route is removed when none is left
+        self._route_users: dict[bytes, int] = {}
         self._exec_count = 0
         self._inputs: dict[tuple[str, int], bytes] = {}
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
@@ -252,6 +254,28 @@ class SfcService:
 
     async def _obtain_input(self, item: Installed, index: int) -> None:
         ref = item.spec.inputs[index]
+        key = ref.prefix.wire
+        self._route_users[key] = self._route_users.get(key, 0) + 1
+        try:
+            got = await self._obtain_routed(item, index, ref)
+        finally:
+            self._route_users[key] -= 1
+            if not self._route_users[key]:
+                del self._route_users[key]
+                self._unroute(ref.prefix)
+        self._waiting.pop(item.spec.digest, None)
+        if got.how == "cache":
+            self.counters["input_cache_hits"] += 1
+            for run, inst in self.installed.get(item.spec.digest, {}).items():
+                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name})
+        self._inputs[(item.spec.digest, index)] = got.content
+        self._apply(item, self.producer.on_input(item.spec.digest, index))
+
+    async def _obtain_routed(self, item: Installed, index: int, ref: InputRef) -> Obtained:
+        """Route the input's name to where it should come from and obtain it, again and again
+        until the function's timeout: each attempt is bounded, so that a node that went away and
+        came back is routed to afresh, and in autonomous mode a neighbour that stopped answering
+        is routed around."""
         deadline = self.clock.seconds() + (self.config.node.function_timeout or math.inf)
         avoid: set[str] = set()
         backoff = self.client.min_backoff
@@ -259,21 +283,16 @@ class SfcService:
             target = self._placement(item, index, frozenset(avoid))
             try:
                 await self._route(ref.prefix, target)
-                # Each attempt is bounded, so that a node that went away and came back (or a
-                # neighbour that stopped answering) is routed to afresh.
-                got = await self.client.obtain(ref.prefix, min(deadline, self._give_up()))
-                break
+                return await self.client.obtain(ref.prefix, min(deadline, self._give_up()))
             except FunctionFailed:
                 raise
             except StillRunning:
                 if self.clock.seconds() >= deadline:
                     raise
-                continue
             except SflowError as exc:
                 if self.clock.seconds() >= deadline:
                     raise
                 if self.placer is not None and target:
-                    # Autonomous mode: route around a neighbour that does not answer.
                     log.warning("event=neighbour_unresponsive node=%s neighbour=%s input=%s error=%s",
                                 self.name, target, ref.prefix, exc)
                     avoid.add(target)
@@ -282,13 +301,6 @@ class SfcService:
                 self._waiting[item.spec.digest] = f"waiting for input from task {ref.pred}: {exc}"
                 await task.deferLater(self.clock, backoff)
                 backoff = min(self.client.max_backoff, backoff * 2)
-        self._waiting.pop(item.spec.digest, None)
-        if got.how == "cache":
-            self.counters["input_cache_hits"] += 1
-            for run, inst in self.installed.get(item.spec.digest, {}).items():
-                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name})
-        self._inputs[(item.spec.digest, index)] = got.content
-        self._apply(item, self.producer.on_input(item.spec.digest, index))
 
     def _give_up(self) -> float:
         """In auto mode, how long to wait for a neighbour before routing around it."""
@@ -326,6 +338,12 @@ class SfcService:
                 self.forwarder.remove_route(prefix, old_face)
         self.forwarder.add_route(prefix, face)
         self._routes[key] = face.face_id
+
+    def _unroute(self, prefix: Name) -> None:
+        face_id = self._routes.pop(prefix.wire, None)
+        face = self.forwarder.faces.get(face_id) if face_id is not None else None
+        if face is not None:
+            self.forwarder.remove_route(prefix, face)
 
     def _peer(self, address: str) -> Deferred[Face]:
         """The face toward ``address``, connecting (again) when there is none or it closed."""

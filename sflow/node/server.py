@@ -188,7 +188,7 @@ class NodeService:
             **(
                 {"mode": self.icn.mode, "icn": self.icn.address, "icn_status": self.icn.status()}
                 if self.icn is not None
-                else {"mode": "ip"}
+                else {}
             ),
         }
 

@@ -120,6 +120,13 @@ def test_python_ndn_fetches_a_cached_result_and_cannot_make_anything_run(
         capture_output=True, check=True,
     ).stdout
     assert files == {"out/sorted.txt": reference}
+    # Node 1 fetched function 1's result from node 0: its content store answers for it by name,
+    # although node 1 has no route toward function 1 any more.
+    fetched = consumer(nodes[1].icn_port, "fetch", str(specs[TaskId(1)].prefix), str(tmp_path / "bundle1"))
+    assert "error" not in fetched, fetched["error"]
+    lines = subprocess.run(["sh", "-c", "seq 1 20000 | sed 's/$/ the quick brown fox jumps over the lazy dog/'"],
+                           capture_output=True, check=True).stdout
+    assert decode_bundle((tmp_path / "bundle1").read_bytes()) == {"out/lines.txt": lines}
 
     before = node_status(nodes[2], secret_file)["icn_status"]["counters"]
     fresh = copy.deepcopy(job)

@@ -201,8 +201,7 @@ class SfcService:
                     answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason))
             elif isinstance(action, Hold):
                 answer = self._hold(interest, digest)
-            else:
-                assert item is not None
+            elif item is not None:
                 self._perform(item, action)
         return answer
 
@@ -383,7 +382,9 @@ class SfcService:
         result: ExecResult | None = None
         reason = ""
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            # A directory left by a node that was killed mid-function must not lend its files.
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
             for index, ref in enumerate(spec.inputs):
                 files = decode_bundle(self._inputs.pop((digest, index)))
                 for path in ref.paths:

@@ -94,6 +94,8 @@ class IcnSettings:
     hello_port: int = _key(15454, "UDP port of the hello protocol")
     hello_interval: float = _key(1.0, "seconds between hellos / resource advertisements")
     max_neighbours: int = _key(10, "neighbours a node keeps in autonomous mode")
+    speed: float = _key(1000.0, "MIPS per vCPU this node advertises in autonomous mode")
+    bandwidth: float = _key(1000.0, "link bandwidth (MB/s) this node advertises in autonomous mode")
     max_faces: int = _key(100, "faces a forwarder accepts")
     fib_max_entries: int = _key(0, "FIB size bound (0: none)")
     fib_max_nexthops: int = _key(5, "next hops kept per FIB entry")

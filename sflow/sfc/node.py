@@ -25,10 +25,6 @@ from sflow.sfc.store import ResultStore
 
 log = logging.getLogger(__name__)
 
-ICN_MODES = ("icn", "auto")
-#: advertised speed (MIPS per vCPU) and bandwidth (MB/s) of a node that is not told otherwise
-DEFAULT_SPEED = 1000.0
-DEFAULT_BANDWIDTH = 1000.0
 
 
 def split_host_port(text: str, what: str) -> tuple[str, int]:
@@ -64,6 +60,8 @@ class IcnNode:
         uri = self.server.listen_tcp(host, port)
         self.address = f"[{host}]:{uri.port}" if ":" in host else f"{host}:{uri.port}"
         self._connect_timeout = icn.connect_timeout_ms / 1000.0
+        self._speed = icn.speed
+        self._bandwidth = icn.bandwidth
         store = ResultStore(
             Path(icn.result_store).expanduser(), icn.result_store_bytes, cluster_signer(secret), icn.freshness_ms
         )
@@ -97,8 +95,8 @@ class IcnNode:
     def advert(self) -> Advert:
         s = self.service
         running = s.producer.running()
-        return Advert(self.address, s.vcpus, max(0, s.vcpus - running), s.producer.queued(), DEFAULT_SPEED,
-                      DEFAULT_BANDWIDTH)
+        return Advert(self.address, s.vcpus, max(0, s.vcpus - running), s.producer.queued(), self._speed,
+                      self._bandwidth)
 
     def _connect(self, address: str) -> Deferred[Face]:
         d: Deferred[Face] = connect_stream(self.reactor, f"tcp://{address}")  # type: ignore[assignment]

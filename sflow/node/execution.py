@@ -55,11 +55,14 @@ FINISH_GRACE = 2 * KILL_GRACE + 1.0
 
 @dataclass(frozen=True, slots=True)
 class ExecRequest:
-    """One function to run. ``workdir`` is the job's working directory on this node; ``files``
-    and ``values`` map a predecessor id to the job-relative path of the file it sent and to the
-    value it sent; ``outputs`` are the declared ``out_file`` paths (job-relative)."""
+    """One function to run. ``job_id`` is the job's id (it names ``$R^`` files on the file server);
+    ``run`` names the run the function belongs to, which is what :meth:`Executor.cancel_run` stops
+    (one job id may run more than once at a time). ``workdir`` is the job's working directory on
+    this node; ``files`` and ``values`` map a predecessor id to the job-relative path of the file it
+    sent and to the value it sent; ``outputs`` are the declared ``out_file`` paths (job-relative)."""
 
     job_id: int
+    run: str
     task_id: int
     cmd: str  # the task's template; see sflow.node.command
     workdir: Path
@@ -138,7 +141,7 @@ class Executor:
         self._docker: ContainerStarter = container_runner or DockerRunner(
             reactor, self._pool, config.image_repository, ssh, client_factory=docker_client_factory, tail_bytes=tail_bytes
         )
-        self._runs: dict[int, set[_Run]] = {}
+        self._runs: dict[str, set[_Run]] = {}
         self._idle: list[Deferred[None]] = []
         self._closing = False
         reactor.addSystemEventTrigger("before", "shutdown", self.shutdown)
@@ -150,7 +153,7 @@ class Executor:
         run = _Run(request, time.time())
         if self._closing:
             return succeed(self._result(run, "the node is shutting down"))
-        self._runs.setdefault(request.job_id, set()).add(run)
+        self._runs.setdefault(request.run, set()).add(run)
         if 0 < request.timeout < math.inf:
             run.timers.append(
                 self._reactor.callLater(request.timeout, self._stop, run, f"timeout after {request.timeout:g}s")
@@ -160,11 +163,11 @@ class Executor:
         outcome.addCallbacks(lambda r: self._finish(run, r), lambda f: self._finish(run, self._crashed(run, f)))
         return run.result
 
-    def cancel_job(self, job_id: int) -> None:
-        """Stop every function of job ``job_id`` still running here; each reports "cancelled"."""
-        runs = list(self._runs.get(job_id, ()))
+    def cancel_run(self, run_key: str) -> None:
+        """Stop every function of run ``run_key`` still running here; each reports "cancelled"."""
+        runs = list(self._runs.get(run_key, ()))
         if runs:
-            log.info("cancelling job=%s functions=%s", job_id, len(runs))
+            log.info("cancelling run=%s functions=%s", run_key, len(runs))
         for run in runs:
             self._stop(run, "cancelled")
 
@@ -330,11 +333,11 @@ class Executor:
             if timer.active():
                 timer.cancel()
         req = run.request
-        job = self._runs.get(req.job_id)
-        if job is not None:
-            job.discard(run)
-            if not job:
-                del self._runs[req.job_id]
+        group = self._runs.get(req.run)
+        if group is not None:
+            group.discard(run)
+            if not group:
+                del self._runs[req.run]
         log.debug(
             "function finished job=%s task=%s ok=%s where=%s exit_status=%s reason=%r seconds=%.3f",
             req.job_id,

@@ -12,7 +12,6 @@ at most the job concerned; the node itself keeps serving.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import shutil
@@ -45,7 +44,7 @@ class Executor(Protocol):
 
     def run(self, request: ExecRequest) -> defer.Deferred[ExecResult]: ...
 
-    def cancel_job(self, job_id: int) -> None: ...
+    def cancel_run(self, run_key: str) -> None: ...
 
     def shutdown(self) -> defer.Deferred[Any]: ...
 
@@ -56,8 +55,6 @@ class NodeJob:
     state: JobState
     root: Path
     delegator: Channel
-    #: the executor's job id: unique on this node even when one job id runs twice at once
-    exec_id: int
 
     @property
     def key(self) -> str:
@@ -92,7 +89,6 @@ class NodeService:
         self._channels: set[Channel] = set()
         self._peers: dict[str, Channel] = {}
         self._connecting: dict[str, list[defer.Deferred[Channel]]] = {}
-        self._exec_ids = itertools.count(1)
         #: the ICN side (sflow.sfc.node.IcnNode) when the node runs with --mode icn|auto
         self.icn: Any = None
 
@@ -222,14 +218,14 @@ class NodeService:
             log.warning("event=job_rejected job=%s reason=%s", key, exc)
             channel.send("rejected", job=key, reason=str(exc))
             return
-        self.jobs[key] = NodeJob(plan, JobState(plan), root, channel, next(self._exec_ids))
+        self.jobs[key] = NodeJob(plan, JobState(plan), root, channel)
         log.info("event=job_accepted job=%s tasks=%d dir=%s", key, len(plan.tasks), root)
         channel.send("accepted", job=key)
 
     def _cancel(self, job: NodeJob) -> None:
         running = job.state.cancel()
         if running:
-            self.executor.cancel_job(job.exec_id)
+            self.executor.cancel_run(job.key)
 
     def _drop(self, job: NodeJob, keep: bool) -> None:
         self._cancel(job)
@@ -265,7 +261,8 @@ class NodeService:
             return
         pin = (task.cpu_index % self._cpu_count,) if self.config.node.pinning else None
         request = ExecRequest(
-            job_id=job.exec_id,
+            job_id=job.plan.job_id,
+            run=job.key,
             task_id=int(task.id),
             cmd=task.cmd,
             workdir=job.root,

@@ -395,6 +395,7 @@ class SfcService:
                     target.write_bytes(files[path])
             request = ExecRequest(
                 job_id=item.job_id,
+                run=f"icn:{digest}",
                 task_id=int(spec.task),
                 cmd=spec.cmd,
                 workdir=root,

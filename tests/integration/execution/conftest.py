@@ -67,6 +67,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
 def request(workdir: Path, cmd: str, **fields: Any) -> ExecRequest:
     base: dict[str, Any] = dict(
         job_id=1,
+        run="run-1",
         task_id=1,
         cmd=cmd,
         workdir=workdir,

@@ -151,10 +151,10 @@ def test_timeout_and_cancel_kill_the_container(engine: docker.DockerClient, make
     assert not result.ok and result.reason == "timeout after 1s"
     wait_until(lambda: containers_of(engine, job_id) == [], timeout=20, what="the container to be removed")
 
-    d = executor.run(request(owned_job, "DUMMY sleep 300", docker_image=BUSYBOX, job_id=job_id + 1))
+    d = executor.run(request(owned_job, "DUMMY sleep 300", docker_image=BUSYBOX, job_id=job_id + 1, run="to-cancel"))
     wait_until(lambda: any(c["State"] == "running" for c in containers_of(engine, job_id + 1)),
                timeout=20, what="the container to run")
-    executor.cancel_job(job_id + 1)
+    executor.cancel_run("to-cancel")
     assert wait(d, 20).reason == "cancelled"
     wait_until(lambda: containers_of(engine, job_id + 1) == [], timeout=20, what="the container to be removed")
 

@@ -99,22 +99,22 @@ def test_timeout_kills_the_whole_process_group(make_executor: Make, tmp_path: Pa
     wait_until(lambda: not pid_alive(bg), timeout=10, what=f"background process {bg} to die")
 
 
-def test_cancel_job(make_executor: Make, tmp_path: Path) -> None:
+def test_cancel_run(make_executor: Make, tmp_path: Path) -> None:
     executor = make_executor()
     pending = {
-        (job, n): executor.run(request(tmp_path, f"echo $$ > {job}-{n}.pid; exec sleep 300", job_id=job, task_id=n))
+        (job, n): executor.run(request(tmp_path, f"echo $$ > {job}-{n}.pid; exec sleep 300", job_id=job, run=f"run-{job}", task_id=n))
         for job, n in ((7, 1), (7, 2), (8, 1))
     }
     pidfiles = [tmp_path / f"{job}-{n}.pid" for job, n in pending]
     wait_until(lambda: all(p.exists() and p.read_text().strip() for p in pidfiles), what="functions to start")
     pids = {key: int((tmp_path / f"{key[0]}-{key[1]}.pid").read_text()) for key in pending}
-    executor.cancel_job(7)
+    executor.cancel_run("run-7")
     for key in ((7, 1), (7, 2)):
         result = wait(pending[key], 10)
         assert (result.ok, result.reason) == (False, "cancelled")
         wait_until(lambda: not pid_alive(pids[key]), what=f"{key} to die")
     assert not pending[(8, 1)].called and pid_alive(pids[(8, 1)])
-    executor.cancel_job(8)
+    executor.cancel_run("run-8")
     assert wait(pending[(8, 1)], 10).reason == "cancelled"
 
 

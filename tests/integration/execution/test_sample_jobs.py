@@ -35,6 +35,7 @@ def run_job(executor: Executor, job: Job, workdir: Path) -> dict[TaskId, str]:
                 values[pred] = sender.out_value.val
         req = ExecRequest(
             job_id=job.id,
+            run=f"sample-{job.id}",
             task_id=tid,
             cmd=task.cmd,
             workdir=workdir,

@@ -71,7 +71,7 @@ def env(tmp_path: Path) -> tuple[FakeReactor, FakeRunners, FakeContainers, Execu
 
 
 def req(workdir: Path, cmd: str, **kw: Any) -> ExecRequest:
-    fields: dict[str, Any] = dict(job_id=1, task_id=2, cmd=cmd, workdir=workdir, files={}, values={}, outputs=(),
+    fields: dict[str, Any] = dict(job_id=1, run="run-1", task_id=2, cmd=cmd, workdir=workdir, files={}, values={}, outputs=(),
                                   docker_image=None, docker_tar=None, cpus=None, timeout=5.0)
     fields.update(kw)
     return ExecRequest(**fields)
@@ -184,12 +184,12 @@ def test_no_timeout(env: Env, tmp_path: Path) -> None:
     assert native.native[0][3].kills == 0
 
 
-def test_cancel_job_stops_only_that_job(env: Env, tmp_path: Path) -> None:
+def test_cancel_run_stops_only_that_run(env: Env, tmp_path: Path) -> None:
     _, native, _, executor = env
-    a = executor.run(req(tmp_path, "true", job_id=1))
-    b = executor.run(req(tmp_path, "true", job_id=2))
-    executor.cancel_job(1)
-    executor.cancel_job(3)
+    a = executor.run(req(tmp_path, "true", run="a"))
+    b = executor.run(req(tmp_path, "true", run="b"))
+    executor.cancel_run("a")
+    executor.cancel_run("c")
     fa, fb = native.native[0][3], native.native[1][3]
     assert (fa.kills, fb.kills) == (1, 0)
     fa.done.callback(Outcome(None, 15, "", ""))

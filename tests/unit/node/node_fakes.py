@@ -100,7 +100,7 @@ class FakeExecutor:
     def __init__(self) -> None:
         self.requests: list[ExecRequest] = []
         self.pending: dict[int, defer.Deferred[ExecResult]] = {}
-        self.cancelled: list[int] = []
+        self.cancelled: list[str] = []
         self.stopped = False
 
     def run(self, request: ExecRequest) -> defer.Deferred[ExecResult]:
@@ -113,8 +113,8 @@ class FakeExecutor:
         reason = "" if ok else f"exit status {exit_status}"
         self.pending.pop(task_id).callback(ExecResult(ok, exit_status, reason, stderr, "", "native", 1.0, 2.0))
 
-    def cancel_job(self, job_id: int) -> None:
-        self.cancelled.append(job_id)
+    def cancel_run(self, run_key: str) -> None:
+        self.cancelled.append(run_key)
 
     def shutdown(self) -> defer.Deferred[None]:
         self.stopped = True

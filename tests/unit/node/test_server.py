@@ -139,7 +139,7 @@ def test_a_lost_delegator_cancels_its_job(tmp_path: Path) -> None:
     pipe.pump()
     client.close()
     pipe.pump()
-    assert executor.cancelled == [1] and service.jobs == {}
+    assert executor.cancelled == ["7-r1"] and service.jobs == {}
     executor.finish(1)  # the cancelled function's late result is ignored
     assert service.counters["functions_ok"] == 0
 
@@ -197,3 +197,14 @@ def test_an_output_that_is_a_symlink_is_not_sent(tmp_path: Path) -> None:
     (error,) = messages(handler, "job_error")
     assert "symbolic link" in str(error["reason"])
     assert not (tmp_path / "outdir/out/b.txt").exists()
+
+
+def test_the_executor_gets_the_real_job_id_and_the_run_as_what_cancel_names(tmp_path: Path) -> None:
+    # $R^ inputs are fetched from <root>/<job id>/: the job id must be the job's, not a node counter.
+    service, executor, clock = make_service(tmp_path)
+    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
+    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
+    client.send("start", job="7-r1")
+    pipe.pump()
+    (request,) = executor.requests
+    assert (request.job_id, request.run) == (7, "7-r1")

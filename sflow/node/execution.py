@@ -120,19 +120,20 @@ class Executor:
         reactor: Reactor,
         config: Config,
         *,
-        ssh: SshOptions = SshOptions(),
+        ssh: SshOptions | None = None,
         docker_client_factory: Callable[[], docker.DockerClient] = docker.from_env,
         tail_bytes: int = TAIL_BYTES,
         max_threads: int = 32,
         native_runner: NativeStarter | None = None,
         container_runner: ContainerStarter | None = None,
     ) -> None:
-        """``ssh`` says how SFTP checks host keys; ``docker_client_factory`` makes the Docker
+        """``ssh`` says how SFTP checks host keys (default: ``security.known_hosts`` and
+        ``security.accept_new_host_keys`` of ``config``); ``docker_client_factory`` makes the Docker
         client (default: from the environment, ``DOCKER_HOST`` or the local socket);
         ``native_runner`` and ``container_runner`` replace the real runners (tests)."""
         self._reactor = reactor
         self._config = config
-        self._ssh = ssh
+        self._ssh = ssh or SshOptions(config.security.known_hosts, config.security.accept_new_host_keys)
         # Blocking work (file server, image loads, waiting for containers) runs here; its own pool
         # so that long container waits never starve the reactor's pool.
         self._pool = ThreadPool(minthreads=0, maxthreads=max_threads, name="sflow-exec")

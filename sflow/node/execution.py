@@ -140,7 +140,7 @@ class Executor:
         self._pool.start()
         self._native: NativeStarter = native_runner or NativeRunner(reactor, tail_bytes=tail_bytes)
         self._docker: ContainerStarter = container_runner or DockerRunner(
-            reactor, self._pool, config.image_repository, ssh, client_factory=docker_client_factory, tail_bytes=tail_bytes
+            reactor, self._pool, config.image_repository, self._ssh, client_factory=docker_client_factory, tail_bytes=tail_bytes
         )
         self._runs: dict[str, set[_Run]] = {}
         self._idle: list[Deferred[None]] = []

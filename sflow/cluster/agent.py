@@ -141,17 +141,6 @@ def _log_tail(files: NodeFiles) -> str:
         return ""
 
 
-def _node_supports_mode() -> bool:
-    """Whether this version's ``sflow node`` takes ``--mode`` (ICN modes are passed through when so)."""
-    from sflow.cli import build_parser
-
-    try:
-        _, extra = build_parser().parse_known_args(["node", "--mode", "icn"])
-    except SystemExit:  # argparse refused: no `node` command, or no `icn` choice
-        return False
-    return "--mode" not in extra
-
-
 def start(
     files: NodeFiles,
     *,
@@ -169,8 +158,7 @@ def start(
         return {"ok": True, "already": True, "pid": running, **_readiness_fields(ready)}
     if not files.config.exists():
         return {"ok": False, "error": f"{files.config} is missing; run `sflow cluster deploy` first"}
-    pass_mode = mode != "ip" and _node_supports_mode()
-    argv = node_command(files, python, listen=listen, mode=mode if pass_mode else None)
+    argv = node_command(files, python, listen=listen, mode=mode)
     files.workdir.mkdir(mode=0o700, exist_ok=True)
     with files.ready.open("wb") as ready_out, files.log.open("ab") as log_out:
         proc = subprocess.Popen(
@@ -182,12 +170,11 @@ def start(
             start_new_session=True,  # outlives the SSH session and its SIGHUP
         )
     _write_pid(files, proc.pid)
-    notes = [] if mode == "ip" or pass_mode else [f"this sflow node has no --mode; started it for {mode} as the plain node"]
     deadline = clock() + timeout
     while True:
         ready = _read_readiness(files)
         if ready is not None:
-            return {"ok": True, "already": False, "pid": proc.pid, "notes": notes, **_readiness_fields(ready)}
+            return {"ok": True, "already": False, "pid": proc.pid, **_readiness_fields(ready)}
         status = proc.poll()
         if status is not None:
             files.pid.unlink(missing_ok=True)

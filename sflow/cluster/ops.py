@@ -204,12 +204,11 @@ def start(cluster: Cluster, *, mode: str, timeout: float = 30.0, listen: str | N
             return HostResult(host.name, False, "failed", _failure(answer))
         facts = tuple((k, str(answer[k])) for k in ("pid", "listen", "version") if k in answer)
         detail = " ".join(f"{k}={v}" for k, v in facts)
-        notes = "; ".join(str(n) for n in answer.get("notes", []))
         return HostResult(
             host.name,
             True,
             "running" if answer.get("already") else "started",
-            detail + (f" ({notes})" if notes else "") + (" (already running)" if answer.get("already") else ""),
+            detail + (" (already running)" if answer.get("already") else ""),
             facts,
         )
 

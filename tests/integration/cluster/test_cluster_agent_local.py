@@ -110,12 +110,9 @@ def test_status_of_a_node_that_is_not_running(files: NodeFiles) -> None:
     assert status(files, timeout=1) == {"ok": False, "state": "down", "error": "sflow node is not running"}
 
 
-def test_an_icn_mode_is_passed_to_a_node_that_takes_it_and_noted_otherwise(files: NodeFiles, fake_node: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_mode_is_passed_to_the_node(files: NodeFiles, fake_node: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_NODE", "ready")
     result = start(files, mode="icn", timeout=20, python=str(fake_node))
     assert result["ok"], result
     cmdline = process_cmdline(result["pid"]) or []
-    if "--mode" in cmdline:
-        assert cmdline[cmdline.index("--mode") + 1] == "icn" and result["notes"] == []
-    else:
-        assert result["notes"] == ["this sflow node has no --mode; started it for icn as the plain node"]
+    assert cmdline[cmdline.index("--mode") + 1] == "icn"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 
 from sflow import __version__
 from sflow.config import Config
-from sflow.delegator.plan import NodePlan, plan_from_wire
+from sflow.delegator.plan import NodePlan, PlannedTask, plan_from_wire
 from sflow.errors import ProtocolError, SflowError
 from sflow.model.workflow import TaskId
 from sflow.node.channel import Channel, Delivered, connect
@@ -60,6 +60,9 @@ class NodeJob:
     def key(self) -> str:
         return self.plan.key
 
+    def plan_task(self, tid: TaskId) -> PlannedTask:
+        return next(t for t in self.plan.tasks if t.id == tid)
+
 
 class NodeService:
     """One per node process. ``name`` is the node's ``host:port`` (set once it listens)."""
@@ -91,6 +94,9 @@ class NodeService:
         self._connecting: dict[str, list[defer.Deferred[Channel]]] = {}
         #: the ICN side (sflow.sfc.node.IcnNode) when the node runs with --mode icn|auto
         self.icn: Any = None
+        #: one function per vCPU at a time across jobs: who holds each vCPU, and who waits for it
+        self._vcpu_holder: dict[str, tuple[str, TaskId]] = {}
+        self._vcpu_waiting: dict[str, deque[tuple[NodeJob, Run]]] = {}
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -250,6 +256,31 @@ class NodeService:
                 log.info("event=node_part_done job=%s", job.key)
 
     def _run(self, job: NodeJob, action: Run) -> None:
+        """Start the function now if its vCPU is free; otherwise when another job's function on that
+        vCPU ends (each job's state machine keeps one function per vCPU within the job)."""
+        vcpu = action.task.vcpu
+        if vcpu in self._vcpu_holder:
+            log.info("event=function_waits_for_vcpu job=%s task=%d vcpu=%s", job.key, action.task.id, vcpu)
+            self._vcpu_waiting.setdefault(vcpu, deque()).append((job, action))
+            return
+        self._vcpu_holder[vcpu] = (job.key, action.task.id)
+        self._start(job, action)
+
+    def _release_vcpu(self, job: NodeJob, tid: TaskId) -> None:
+        vcpu = job.plan_task(tid).vcpu
+        if self._vcpu_holder.get(vcpu) != (job.key, tid):
+            return
+        del self._vcpu_holder[vcpu]
+        waiting = self._vcpu_waiting.get(vcpu)
+        while waiting:
+            next_job, action = waiting.popleft()
+            if self.jobs.get(next_job.key) is next_job and next_job.state.active:
+                self._run(next_job, action)
+                break
+        if not waiting:
+            self._vcpu_waiting.pop(vcpu, None)
+
+    def _start(self, job: NodeJob, action: Run) -> None:
         task = action.task
         try:
             # The job declares its outputs: their directories exist before the function runs.
@@ -283,6 +314,7 @@ class NodeService:
         d.addErrback(self._executor_error, job, task.id)
 
     def _finished(self, result: ExecResult, job: NodeJob, tid: TaskId) -> None:
+        self._release_vcpu(job, tid)
         if self.stopping or self.jobs.get(job.key) is not job:
             log.info("event=function_end_ignored job=%s task=%d ok=%s", job.key, tid, result.ok)
             return
@@ -321,6 +353,7 @@ class NodeService:
         self._perform(job, actions)
 
     def _executor_error(self, failure: Failure, job: NodeJob, tid: TaskId) -> None:
+        self._release_vcpu(job, tid)
         log.error("event=executor_error job=%s task=%d error=%s", job.key, tid, failure.getErrorMessage())
         job.delegator.send("job_error", job=job.key, reason=f"node {self.name}: task {tid}: {failure.getErrorMessage()}")
 

@@ -208,3 +208,24 @@ def test_the_executor_gets_the_real_job_id_and_the_run_as_what_cancel_names(tmp_
     pipe.pump()
     (request,) = executor.requests
     assert (request.job_id, request.run) == (7, "7-r1")
+
+
+def test_two_jobs_never_run_functions_on_one_vcpu_at_once(tmp_path: Path) -> None:
+    service, executor, clock = make_service(tmp_path)
+    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
+    other = Job(8, (Task(T(5), 1.0, "echo z > z.txt", out_files=(OutFile("z.txt", 1, ()),)),))
+    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
+    client.send("job", job="8-r1", plan=plan_for(other))
+    client.send("start", job="7-r1")
+    client.send("start", job="8-r1")
+    pipe.pump()
+    # Both jobs put their functions on vCPU v0: job 8's waits until job 7's first function ends.
+    assert [r.task_id for r in executor.requests] == [1]
+    (tmp_path / "work/7-r1/a.txt").write_text("a\n")
+    executor.finish(1)
+    pipe.pump()
+    assert [r.task_id for r in executor.requests] == [1, 5]
+    (tmp_path / "work/8-r1/z.txt").write_text("z\n")
+    executor.finish(5)
+    pipe.pump()
+    assert [r.task_id for r in executor.requests] == [1, 5, 2]

@@ -11,21 +11,12 @@ from __future__ import annotations
 import sys
 
 from ip_common import run_job
-
-from sflow.model import Job, OutValue, Task, TaskId
-
-
-def chain(n: int) -> Job:
-    tasks = [
-        Task(TaskId(i), 1.0, "true", out_value=OutValue("x", 0.0, (TaskId(i + 1),)) if i < n else None)
-        for i in range(1, n + 1)
-    ]
-    return Job(1, tuple(tasks))
+from workloads import noop_chain
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    out = run_job(chain(n), nodes=3, vcpus_per_node=1, place=lambda t: ((t - 1) % 3, 0))
+    out = run_job(noop_chain(n), nodes=3, vcpus_per_node=1, place=lambda t: ((t - 1) % 3, 0))
     busy = sum(r.finish - r.start for r in out.trace.tasks)
     overhead = (out.trace.makespan - busy) / n
     print(f"chain of {n} no-op functions on 3 nodes (every hop crosses nodes)")

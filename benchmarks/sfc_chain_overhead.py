@@ -11,22 +11,13 @@ from __future__ import annotations
 import sys
 
 from sfc_common import Session, run_sessions
-
-from sflow.model import Job, OutValue, Task, TaskId
-
-
-def chain(n: int) -> Job:
-    tasks = [
-        Task(TaskId(i), 1.0, "true", out_value=OutValue("x", 0.0, (TaskId(i + 1),)) if i < n else None)
-        for i in range(1, n + 1)
-    ]
-    return Job(1, tuple(tasks))
+from workloads import noop_chain
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     modes = ("icn", "auto")
-    sessions = run_sessions([Session(mode, [chain(n)], 3, lambda t: (t - 1) % 3) for mode in modes])
+    sessions = run_sessions([Session(mode, [noop_chain(n)], 3, lambda t: (t - 1) % 3) for mode in modes])
     for mode, (run,) in zip(modes, sessions):
         executed = [r for r in run.trace.tasks if r.where.startswith("executed")]
         busy = sum(r.finish - r.start for r in executed)

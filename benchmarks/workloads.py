@@ -1,0 +1,14 @@
+"""Jobs the benchmarks share."""
+
+from __future__ import annotations
+
+from sflow.model import Job, OutValue, Task, TaskId
+
+
+def noop_chain(n: int) -> Job:
+    """``n`` no-op (``true``) functions in a chain; a ``$V^`` value carries each dependency."""
+    tasks = [
+        Task(TaskId(i), 1.0, "true", out_value=OutValue("x", 0.0, (TaskId(i + 1),)) if i < n else None)
+        for i in range(1, n + 1)
+    ]
+    return Job(1, tuple(tasks))

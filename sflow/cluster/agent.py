@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import select
 import signal
 import subprocess
@@ -28,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import sflow
+from sflow.node.readiness import Readiness, parse_readiness
 
-READY_PREFIX = "sflow-node ready "
-_READY_RE = re.compile(r"^sflow-node ready listen=(?P<listen>\S+) pid=(?P<pid>\d+) version=(?P<version>\S+)\s*$")
 POLL_INTERVAL = 0.05
 LOG_TAIL_BYTES = 2000
 
@@ -62,22 +60,6 @@ class NodeFiles:
     @property
     def workdir(self) -> Path:
         return self.directory / "work"
-
-
-@dataclass(frozen=True, slots=True)
-class Readiness:
-    listen: str
-    pid: int
-    version: str
-
-
-def parse_readiness(text: str) -> Readiness | None:
-    """The node's readiness line, if ``text`` (its stdout so far) holds one."""
-    for line in text.splitlines():
-        match = _READY_RE.match(line)
-        if match:
-            return Readiness(match["listen"], int(match["pid"]), match["version"])
-    return None
 
 
 def node_command(files: NodeFiles, python: str, *, listen: str | None, mode: str | None) -> list[str]:
@@ -199,7 +181,7 @@ def _read_readiness(files: NodeFiles) -> Readiness | None:
 def _readiness_fields(ready: Readiness | None) -> dict[str, Any]:
     if ready is None:
         return {}
-    return {"listen": ready.listen, "version": ready.version}
+    return {"listen": ready.listen, "version": ready.version, **({"icn": ready.icn} if ready.icn else {})}
 
 
 def _our_running_pid(files: NodeFiles) -> int | None:

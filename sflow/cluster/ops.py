@@ -202,7 +202,7 @@ def start(cluster: Cluster, *, mode: str, timeout: float = 30.0, listen: str | N
         answer = _agent(remote, host, args, timeout + 30)
         if not answer.get("ok"):
             return HostResult(host.name, False, "failed", _failure(answer))
-        facts = tuple((k, str(answer[k])) for k in ("pid", "listen", "version") if k in answer)
+        facts = tuple((k, str(answer[k])) for k in ("pid", "listen", "icn", "version") if k in answer)
         detail = " ".join(f"{k}={v}" for k, v in facts)
         return HostResult(
             host.name,

@@ -24,10 +24,10 @@ from twisted.python.failure import Failure
 
 from sflow.errors import ExecutionError
 from sflow.model.infra import Address, Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
+from sflow.node.readiness import parse_readiness
 
 log = logging.getLogger(__name__)
 
-READY_PREFIX = "sflow-node ready "
 LOCAL_MIPS = 1000.0
 LOCAL_BW = 1000.0
 
@@ -60,10 +60,9 @@ class _NodeProcess(ProcessProtocol):
         self._buf += data
         while b"\n" in self._buf and not self.ready.called:
             line, _, self._buf = self._buf.partition(b"\n")
-            text = line.decode("utf-8", "replace").strip()
-            if text.startswith(READY_PREFIX):
-                fields = dict(f.split("=", 1) for f in text[len(READY_PREFIX) :].split() if "=" in f)
-                self.ready.callback(fields["listen"])
+            ready = parse_readiness(line.decode("utf-8", "replace") + "\n")
+            if ready is not None:
+                self.ready.callback(ready.listen)
 
     def processEnded(self, reason: Failure) -> None:
         self.exit_reason = reason.getErrorMessage()

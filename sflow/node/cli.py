@@ -19,6 +19,7 @@ from sflow.errors import ConfigError, ProtocolError, SflowError
 from sflow.node.blocking import run_until
 from sflow.node.channel import Channel, connect
 from sflow.node.protocol import Message
+from sflow.node.readiness import Readiness, format_readiness
 from sflow.node.transfer import FileSink
 from sflow.secret import generate_secret, read_secret
 
@@ -130,7 +131,7 @@ def _node(args: argparse.Namespace) -> int:
         raise ConfigError("<flags>", "node.listen", f"cannot listen on {config.node.listen}: {exc}") from None
     actual = listening.getHost().port
     service.name = f"[{host}]:{actual}" if ":" in host else f"{host}:{actual}"
-    icn_field = ""
+    icn_address: str | None = None
     if args.mode != "ip":
         from sflow.sfc.node import IcnNode, split_host_port
 
@@ -140,13 +141,13 @@ def _node(args: argparse.Namespace) -> int:
             vcpus=service.vcpus,
         )
         reactor.addSystemEventTrigger("before", "shutdown", service.icn.stop)
-        icn_field = f" icn={service.icn.address}"
+        icn_address = service.icn.address
     if pid_file is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
     reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
     log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
-    print(f"sflow-node ready listen={service.name}{icn_field} pid={os.getpid()} version={__version__}", flush=True)
+    print(format_readiness(Readiness(service.name, os.getpid(), __version__, icn_address)), flush=True)
     try:
         reactor.run()
     finally:

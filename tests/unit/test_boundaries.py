@@ -20,6 +20,7 @@ CORE = [
     "icn/strategy/*.py",
     "node/state.py",
     "node/command.py",
+    "node/readiness.py",
     "delegator/plan.py",
     "sfc/names.py",
     "sfc/bundle.py",

@@ -21,8 +21,9 @@ if behaviour == "exit":
     sys.exit(3)
 if behaviour == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+icn = " icn=127.0.0.1:6999" if "--mode" in sys.argv and sys.argv[sys.argv.index("--mode") + 1] != "ip" else ""
 if behaviour != "silent":
-    print(f"sflow-node ready listen=127.0.0.1:7999 pid={{os.getpid()}} version=9.9", flush=True)
+    print(f"sflow-node ready listen=127.0.0.1:7999{{icn}} pid={{os.getpid()}} version=9.9", flush=True)
 while True:
     signal.pause()
 """
@@ -116,3 +117,4 @@ def test_the_mode_is_passed_to_the_node(files: NodeFiles, fake_node: Path, monke
     assert result["ok"], result
     cmdline = process_cmdline(result["pid"]) or []
     assert cmdline[cmdline.index("--mode") + 1] == "icn"
+    assert result["icn"] == "127.0.0.1:6999"  # an ICN node's readiness line names its forwarder too

@@ -17,6 +17,7 @@ from typing import Any
 
 from sflow.delegator.local import local_environment
 from sflow.jsonio import environment_to_dict
+from sflow.node.readiness import parse_readiness
 from sflow.node import auth
 from sflow.node.protocol import FrameDecoder, Message, encode
 
@@ -66,10 +67,10 @@ def start_node(base: Path, index: int, secret_file: Path, timeout: float = 20.0)
         line = proc.stdout.readline()
         if not line:
             raise AssertionError(f"node {index} exited: {log.read_text() if log.exists() else ''}")
-        if line.startswith("sflow-node ready "):
-            fields = dict(f.split("=", 1) for f in line.split()[2:])
-            assert fields["pid"] == str(proc.pid)
-            return Node(proc, fields["listen"], workdir, pid_file, log)
+        ready = parse_readiness(line)
+        if ready is not None:
+            assert ready.pid == proc.pid
+            return Node(proc, ready.listen, workdir, pid_file, log)
 
 
 def stop_node(node: Node, timeout: float = 20.0) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sflow.delegator.local import local_environment
 from sflow.jsonio import environment_to_dict
+from sflow.node.readiness import parse_readiness
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[3]
@@ -91,9 +92,9 @@ def _spawn(argv: list[str], index: int, log: Path, timeout: float) -> IcnNode:
         line = proc.stdout.readline()
         if not line:
             raise AssertionError(f"node {index} exited: {log.read_text() if log.exists() else ''}")
-        if line.startswith("sflow-node ready "):
-            fields = dict(f.split("=", 1) for f in line.split()[2:])
-            return IcnNode(index, argv, proc, fields["listen"], fields["icn"], log)
+        ready = parse_readiness(line)
+        if ready is not None and ready.icn is not None:
+            return IcnNode(index, argv, proc, ready.listen, ready.icn, log)
 
 
 def stop(node: IcnNode, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sflow.cluster.agent import NodeFiles, Readiness, is_node_of, local_address, node_command, parse_readiness
+from sflow.cluster.agent import NodeFiles, is_node_of, local_address, node_command
+from sflow.node.readiness import Readiness, format_readiness, parse_readiness
 
 FILES = NodeFiles(Path("/srv/sflow"))
 
@@ -15,7 +16,14 @@ def test_the_readiness_line() -> None:
     text = "noise\nsflow-node ready listen=0.0.0.0:7070 pid=4242 version=0.1.0\n"
     assert parse_readiness(text) == Readiness("0.0.0.0:7070", 4242, "0.1.0")
     assert parse_readiness("sflow-node ready listen=0.0.0.0:7070 pid=") is None  # half written
+    assert parse_readiness("sflow-node ready listen=0.0.0.0:7070 pid=4242 version=0.1") is None  # no newline yet
     assert parse_readiness("") is None
+
+
+def test_the_readiness_line_of_an_icn_node_round_trips() -> None:
+    ready = Readiness("127.0.0.1:7070", 7, "0.1.0", icn="127.0.0.1:6363")
+    assert format_readiness(ready) == "sflow-node ready listen=127.0.0.1:7070 icn=127.0.0.1:6363 pid=7 version=0.1.0"
+    assert parse_readiness(format_readiness(ready) + "\n") == ready
 
 
 def test_the_node_command_names_the_pid_file_and_is_recognised() -> None:

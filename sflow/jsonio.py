@@ -21,6 +21,9 @@ from sflow.model.schedule import Placement, Schedule, Slot
 from sflow.model.workflow import Job, OutFile, OutValue, Task, TaskId, find_cycle
 
 
+_ABSENT = object()
+
+
 class JsonReader:
     """Typed access to one JSON document, raising errors that name the file and JSON path.
 
@@ -47,6 +50,14 @@ class JsonReader:
             self.fail(f"{where}.{key}", f"expected an array, found {_kind(value)}")
         return value
 
+    def _field(self, d: dict[str, Any], key: str, where: str, required: bool, label: str) -> Any:
+        """``d[key]``, or ``_ABSENT`` when it is missing (or null) and not required."""
+        if d.get(key) is None:
+            if required:
+                self.fail(where, f"missing required field {key!r}{label}")
+            return _ABSENT
+        return d[key]
+
     def number(
         self,
         d: dict[str, Any],
@@ -54,16 +65,13 @@ class JsonReader:
         where: str,
         *,
         required: bool = True,
-        default: float | None = None,
+        default: float = 0.0,
         positive: bool = False,
         label: str = "",
     ) -> float:
-        if key not in d or d[key] is None:
-            if required:
-                self.fail(where, f"missing required field {key!r}{label}")
-            assert default is not None  # a programming error, not an input check
+        value = self._field(d, key, where, required, label)
+        if value is _ABSENT:
             return default
-        value = d[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.fail(f"{where}.{key}", f"expected a number, found {_show(value)}{label}")
         if value < 0 or (positive and value == 0):
@@ -72,43 +80,23 @@ class JsonReader:
         return float(value)
 
     def integer(
-        self,
-        d: dict[str, Any],
-        key: str,
-        where: str,
-        *,
-        required: bool = True,
-        default: int | None = None,
-        label: str = "",
+        self, d: dict[str, Any], key: str, where: str, *, required: bool = True, default: int = 0, label: str = ""
     ) -> int:
-        if key not in d or d[key] is None:
-            if required:
-                self.fail(where, f"missing required field {key!r}{label}")
-            assert default is not None
+        value = self._field(d, key, where, required, label)
+        if value is _ABSENT:
             return default
-        value = d[key]
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
             self.fail(f"{where}.{key}", f"expected an integer, found {_show(value)}{label}")
         return value
 
     def string(
-        self,
-        d: dict[str, Any],
-        key: str,
-        where: str,
-        *,
-        required: bool = True,
-        default: str | None = None,
-        label: str = "",
+        self, d: dict[str, Any], key: str, where: str, *, required: bool = True, default: str = "", label: str = ""
     ) -> str:
-        if key not in d or d[key] is None:
-            if required:
-                self.fail(where, f"missing required field {key!r}{label}")
-            assert default is not None
+        value = self._field(d, key, where, required, label)
+        if value is _ABSENT:
             return default
-        value = d[key]
         if not isinstance(value, str):
             self.fail(f"{where}.{key}", f"expected a string, found {_show(value)}{label}")
         return value

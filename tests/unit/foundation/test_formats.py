@@ -130,3 +130,13 @@ def test_project_samples_are_valid(repo: Path, capsys: pytest.CaptureFixture[str
     for env in envs:
         for job in job_files:
             assert main(["validate", str(env), str(job)]) == 0, (env, job)
+
+
+def test_networkx_view(samples: Path) -> None:
+    import networkx as nx
+
+    job = jsonio.load_job(samples / "job_ffmpeg.json")
+    g = job.to_networkx()
+    assert nx.is_directed_acyclic_graph(g)
+    assert g.nodes[2]["workload"] == 100000 and g.edges[2, 4]["size"] == 150
+    assert sorted(g.edges) == sorted(job.edges)

@@ -114,10 +114,11 @@ class Config:
 
 
 SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
+_DEFAULTS = Config()
 
 
 def _coerce(section: str, key: str, value: Any, source: str) -> Any:
-    default = getattr(Config(), section)
+    default = getattr(_DEFAULTS, section)
     fields = {f.name: f for f in dataclasses.fields(default)}
     if key not in fields:
         raise ConfigError(source, f"{section}.{key}", f"unknown key; known keys of [{section}]: {', '.join(fields)}")
@@ -136,12 +137,12 @@ def _coerce(section: str, key: str, value: Any, source: str) -> Any:
             return int(value)
         raise ConfigError(source, where, f"expected an integer, found {value!r}")
     if expected is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         try:
-            return float(value)
+            if not isinstance(value, bool):
+                return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(source, where, f"expected a number, found {value!r}") from None
+            pass
+        raise ConfigError(source, where, f"expected a number, found {value!r}")
     if expected is tuple:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -229,10 +230,10 @@ def _plain(value: Any) -> Any:
 def describe_keys() -> list[tuple[str, Any, str]]:
     """(``section.key``, default, description) for every key, for documentation and ``config show``."""
     out = []
-    config = Config()
     for section in SECTIONS:
-        for f in dataclasses.fields(getattr(config, section)):
-            out.append((f"{section}.{f.name}", _plain(getattr(getattr(config, section), f.name)), f.metadata["doc"]))
+        values = getattr(_DEFAULTS, section)
+        for f in dataclasses.fields(values):
+            out.append((f"{section}.{f.name}", _plain(getattr(values, f.name)), f.metadata["doc"]))
     return out
 
 

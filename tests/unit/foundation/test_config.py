@@ -75,3 +75,8 @@ def test_config_import_cli(samples: Path, tmp_path: Path, capsys: pytest.Capture
     assert "ignored" in capsys.readouterr().err
     assert load_config(out, environ={}).node.listen == "0.0.0.0:8088"
     assert main(["config", "import", str(samples / "nclw2.properties"), "-o", str(out)]) == 2
+
+
+def test_a_boolean_is_not_a_number() -> None:
+    with pytest.raises(ConfigError, match="node.function_timeout: expected a number, found True"):
+        load_config(environ={}, overrides={"node": {"function_timeout": True}})

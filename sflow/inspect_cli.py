@@ -37,16 +37,16 @@ def summarise_job(job: Job) -> list[str]:
 
 
 def summarise_environment(env: Environment) -> list[str]:
-    hosts = list(env.iter_hosts())
     lines = [
-        f"environment: {len(env.dcs)} DCs, {len(hosts)} hosts, {len(env.vcpus)} vCPUs"
+        f"environment: {len(env.dcs)} DCs, {len(env.hosts)} hosts, {len(env.vcpus)} vCPUs"
         f" ({len(env.schedulable)} schedulable), {len(env.vms)} VMs",
     ]
     for dc in env.dcs:
         lines.append(f"  DC {dc.id}: bw {_fmt(dc.bw)} MB/s, {len(dc.hosts)} hosts")
         for host in dc.hosts:
             n = sum(len(k.vcpus) for c in host.cpus for k in c.cores)
-            lines.append(f"    host {host.id} {host.name or ''} {host.ip or ''}: bw {_fmt(host.bw)} MB/s, {n} vCPUs".replace("  :", ":"))
+            label = " ".join(part for part in (host.id, host.name, host.ip) if part)
+            lines.append(f"    host {label}: bw {_fmt(host.bw)} MB/s, {n} vCPUs")
             for vm in host.vms:
                 speeds = ", ".join(_fmt(env.vcpus[v].mips) for v in vm.vcpus)
                 lines.append(f"      VM {vm.id} at {vm.address}: {len(vm.vcpus)} vCPUs (MIPS {speeds})")

@@ -48,7 +48,6 @@ class Obtained:
     content: bytes
     #: "cache" (fetched: it existed before we asked) or "computed" (we asked for it to be computed)
     how: str
-    status: Status | None
 
 
 def cluster_signer(secret: bytes) -> HmacSha256Signer:
@@ -163,20 +162,12 @@ class ResultClient:
             if status.retry_ms > 0:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
-    async def obtain(
-        self,
-        prefix: Name,
-        deadline: float,
-        *,
-        on_retry: Callable[[str], None] | None = None,
-        before_compute: Callable[[], None] | None = None,
-    ) -> Obtained:
+    async def obtain(self, prefix: Name, deadline: float) -> Obtained:
         """The result under ``prefix``, computing it if needed; raises FunctionFailed or
         ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``)."""
         backoff = self.min_backoff
         asked = False
         last = "no answer yet"
-        status: Status | None = None
         running = False
         while True:
             try:
@@ -184,15 +175,13 @@ class ResultClient:
                     self.endpoint = await self.reconnect()
                 content = await self.fetch(prefix)
                 if content is not None:
-                    return Obtained(content, "computed" if asked else "cache", status)
-                if before_compute is not None and not asked:
-                    before_compute()
+                    return Obtained(content, "computed" if asked else "cache")
                 asked = True
                 status = await self._until_ready(prefix, deadline)
                 if status is not None:
                     content = await self.fetch(prefix)
                     if content is not None:
-                        return Obtained(content, "computed", status)
+                        return Obtained(content, "computed")
                     last = f"{status.node}: ready, but the result could not be fetched"
                 else:
                     last = f"{self._last_running or 'the producer'} reports it running"
@@ -200,8 +189,6 @@ class ResultClient:
             except (IcnError, DecodeError) as exc:
                 running = False
                 last = str(exc)
-                if on_retry is not None:
-                    on_retry(last)
                 log.debug("event=obtain_retry name=%s reason=%s backoff=%.3f", prefix, last, backoff)
             now = self.clock.seconds()
             if now >= deadline:

@@ -127,7 +127,7 @@ class IcnDispatch:
             outputs[tid] = decode_bundle(got.content)
         written = self._write_results(outputs)
         events = await self._events()
-        runs = self._task_runs(t0, finished, dict(zip(ends, obtained)), events)
+        runs = self._task_runs(t0, dict(zip(ends, obtained)), events)
         for run in runs:
             self.progress("done", run.task)
         schedule = self.options.schedule
@@ -252,7 +252,7 @@ class IcnDispatch:
         return out
 
     def _task_runs(
-        self, t0: float, finished: float, ends: Mapping[TaskId, Obtained], events: Mapping[str, list[dict[str, Any]]]
+        self, t0: float, ends: Mapping[TaskId, Obtained], events: Mapping[str, list[dict[str, Any]]]
     ) -> list[TaskRun]:
         executed: dict[int, tuple[str, dict[str, Any]]] = {}
         cached: dict[int, tuple[str, str]] = {}

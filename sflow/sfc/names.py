@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sflow.errors import InputError, ProtocolError
@@ -61,14 +61,15 @@ class FunctionSpec:
     inputs: tuple[InputRef, ...]
     values: tuple[tuple[TaskId, str], ...]
     remote: tuple[tuple[str, str], ...]
+    #: :func:`spec_digest` of the fields above, computed once (it is asked for on every request)
+    digest: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", spec_digest(self))
 
     @property
     def program(self) -> str:
         return program_label(self.cmd)
-
-    @property
-    def digest(self) -> str:
-        return spec_digest(self)
 
     @property
     def prefix(self) -> Name:

@@ -41,6 +41,7 @@ from sflow.model.workflow import Job, TaskId
 from sflow.node.fetch import FetchError, fetch_input
 from sflow.sfc.bundle import decode_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
+from sflow.sfc.hello import reachable_address
 from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
 from sflow.sfc.service import MAX_INSTALL_PARAMS
 
@@ -337,10 +338,7 @@ def remote_digests(job: Job, config: Config) -> dict[str, str]:
 def reachable_icn(node: str, icn: str) -> str:
     """A node's forwarder address as others can reach it: a wildcard listen host (``0.0.0.0``,
     ``::``) is replaced by the host the node daemon is known by."""
-    host, _, port = icn.rpartition(":")
-    if host.strip("[]") in ("0.0.0.0", "::", ""):
-        return f"{node.rpartition(':')[0]}:{port}"
-    return icn
+    return reachable_address(icn, node.rpartition(":")[0])
 
 
 def choose_end_node(statuses: Mapping[str, Mapping[str, Any]], preferred: str) -> str:

@@ -33,6 +33,15 @@ MAC_SIZE = 32
 HELLO_VERSION = 1
 
 
+def reachable_address(address: str, host: str) -> str:
+    """``address`` (``host:port``) as others reach it: a wildcard listen host (``0.0.0.0``, ``::``
+    or none) is replaced by ``host``, the host the node is known by."""
+    listen, _, port = address.rpartition(":")
+    if listen.strip("[]") in ("0.0.0.0", "::", ""):
+        return f"{host}:{port}"
+    return address
+
+
 def encode_hello(advert: Advert, secret: bytes) -> bytes:
     payload = msgpack.packb(
         [HELLO_VERSION, advert.node, advert.vcpus, advert.free, advert.queue, advert.speed, advert.bandwidth],
@@ -107,10 +116,9 @@ class HelloProtocol(DatagramProtocol):
         except DecodeError as exc:
             log.debug("event=hello_dropped from=%s reason=%s", addr, exc)
             return
-        host, _, port = advert.node.rpartition(":")
-        if host.strip("[]") in ("0.0.0.0", "::", "") and isinstance(addr, tuple):
+        if isinstance(addr, tuple):
             # A node listening on every address is reached at the address its hello came from.
-            advert = replace(advert, node=f"{addr[0]}:{port}")
+            advert = replace(advert, node=reachable_address(advert.node, addr[0]))
         if advert.node == self.advert().node:
             return
         if self.table.update(advert, self.clock.seconds()):

@@ -17,6 +17,7 @@ from sflow.icn.face.base import Face
 from sflow.icn.face.stream import connect_stream
 from sflow.icn.forwarder import ForwarderConfig
 from sflow.icn.server import ForwarderServer
+from sflow.model.infra import Address
 from sflow.sfc.auto import Advert, NeighbourTable
 from sflow.sfc.consumer import cluster_signer
 from sflow.sfc.hello import AutoPlacer, HelloProtocol
@@ -24,7 +25,6 @@ from sflow.sfc.service import FunctionExecutor, SfcService
 from sflow.sfc.store import ResultStore
 
 log = logging.getLogger(__name__)
-
 
 
 def split_host_port(text: str, what: str) -> tuple[str, int]:
@@ -58,7 +58,7 @@ class IcnNode:
             reactor, ForwarderConfig(cs_capacity=icn.cs_capacity_packets, cs_capacity_bytes=icn.cs_capacity_bytes)
         )
         uri = self.server.listen_tcp(host, port)
-        self.address = f"[{host}]:{uri.port}" if ":" in host else f"{host}:{uri.port}"
+        self.address = str(Address(host, uri.port))
         self._connect_timeout = icn.connect_timeout_ms / 1000.0
         self._speed = icn.speed
         self._bandwidth = icn.bandwidth

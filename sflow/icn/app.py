@@ -43,7 +43,7 @@ from sflow.icn.face.inprocess import linked_faces
 from sflow.icn.face.stream import connect_stream
 from sflow.icn.forwarder import Forwarder
 from sflow.icn.lp import LpPacket
-from sflow.icn.name import IMPLICIT_SHA256_DIGEST, Component, Name
+from sflow.icn.name import Component, Name
 from sflow.icn.packet import (
     DEFAULT_INTEREST_LIFETIME,
     Data,
@@ -205,8 +205,7 @@ class Endpoint:
                 exact = depth == len(ends)
                 matched.extend(p for p in candidates if exact or p.interest.can_be_prefix)
         if self._n_digest_pending:
-            full = wire + tlv.encode_tlv(IMPLICIT_SHA256_DIGEST, data.implicit_digest())
-            matched.extend(self._pending.get(full, ()))
+            matched.extend(self._pending.get(data.full_name_wire(), ()))
         if not matched:
             log.debug("unsolicited data name=%s", name)
             return

@@ -35,15 +35,11 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from sflow.icn import tlv
-from sflow.icn.name import IMPLICIT_SHA256_DIGEST, Name
+from sflow.icn.name import Name
 from sflow.icn.packet import Data, Interest, encode_data
 
 DEFAULT_CAPACITY = 65536
 """``cs_max_packets`` in NFD's sample configuration."""
-
-_DIGEST_HEADER = bytes((IMPLICIT_SHA256_DIGEST, 32))
-
 
 class CsEntry:
     """A cached Data packet with its freshness and admission state."""
@@ -272,7 +268,7 @@ class ContentStore:
         wire = encode_data(data)
         if self.capacity_bytes is not None and len(wire) > self.capacity_bytes:
             return False
-        full_key = data.name.wire + _DIGEST_HEADER + data.implicit_digest()
+        full_key = data.full_name_wire()
         fresh_until = now + data.freshness_period / 1000.0
         existing = self._entries.get(full_key)
         if existing is not None:
@@ -403,4 +399,4 @@ class ContentStore:
         return len(keys)
 
     def entry_for(self, data: Data) -> CsEntry | None:
-        return self._entries.get(data.name.wire + tlv.encode_tlv(IMPLICIT_SHA256_DIGEST, data.implicit_digest()))
+        return self._entries.get(data.full_name_wire())

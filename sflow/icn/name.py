@@ -18,7 +18,6 @@ these byte strings as keys.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import overload
@@ -453,8 +452,3 @@ EMPTY_NAME = _trusted(b"", ())
 
 LOCALHOST = Name.from_uri("/localhost")
 LOCALHOP = Name.from_uri("/localhop")
-
-
-def implicit_digest(data_wire: bytes) -> bytes:
-    """SHA-256 of a Data packet's whole wire encoding: the ImplicitSha256Digest (spec name.rst)."""
-    return hashlib.sha256(data_wire).digest()

@@ -26,7 +26,7 @@ from enum import IntEnum
 
 from sflow.errors import DecodeError
 from sflow.icn import tlv
-from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Component, Name, _scan, _scan_components, _trusted
+from sflow.icn.name import IMPLICIT_SHA256_DIGEST, PARAMETERS_SHA256_DIGEST, Component, Name, _scan, _scan_components, _trusted
 from sflow.icn.signature import DigestSha256Signer, SignatureInfo, Signer, decode_signature_info
 
 DEFAULT_INTEREST_LIFETIME = 4000
@@ -100,7 +100,7 @@ class Interest:
         return (
             len(self.name) == len(data.name) + 1
             and self.name.has_implicit_digest()
-            and iname == dname + tlv.encode_tlv(1, data.implicit_digest())
+            and iname == data.full_name_wire()
         )
 
 
@@ -127,6 +127,9 @@ class MetaInfo:
 
 
 _EMPTY_META = MetaInfo()
+
+_DIGEST_HEADER = bytes((IMPLICIT_SHA256_DIGEST, 32))
+"""TLV-TYPE and TLV-LENGTH of an ImplicitSha256Digest component (one octet each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +159,13 @@ class Data:
         """SHA-256 of the whole encoding (the ImplicitSha256Digest component's value)."""
         return hashlib.sha256(encode_data(self)).digest()
 
+    def full_name_wire(self) -> bytes:
+        """``wire`` of :meth:`full_name` (the name and its ImplicitSha256Digest), without building a Name."""
+        return self.name.wire + _DIGEST_HEADER + self.implicit_digest()
+
     def full_name(self) -> Name:
-        return self.name.append(Component.implicit_digest(self.implicit_digest()))
+        wire = self.full_name_wire()
+        return _trusted(wire, (*self.name.ends, len(wire)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from sflow.icn import tlv
 from sflow.icn.name import IMPLICIT_SHA256_DIGEST, Name
 from sflow.icn.name_tree import MAX_DEPTH, NameTree, NameTreeEntry
 from sflow.icn.packet import Data, Interest
@@ -261,7 +260,7 @@ class Pit:
                 elif self._n_digest_entries and len(entry.name) == exact_depth + 1 and entry_wire.startswith(wire):
                     if entry.name.last_type() == IMPLICIT_SHA256_DIGEST:
                         if digest_wire is None:
-                            digest_wire = wire + tlv.encode_tlv(IMPLICIT_SHA256_DIGEST, data.implicit_digest())
+                            digest_wire = data.full_name_wire()
                         if entry_wire == digest_wire:
                             matches.append(entry)
             node = node.parent

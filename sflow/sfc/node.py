@@ -68,7 +68,7 @@ class IcnNode:
         self.table = NeighbourTable(ttl=3 * icn.hello_interval, max_neighbours=icn.max_neighbours)
         self.placer: AutoPlacer | None = None
         if mode == "auto":
-            self.placer = AutoPlacer(reactor, self.table, self.advert, lambda: self._functions())
+            self.placer = AutoPlacer(reactor, self.table, self.advert, lambda: self.service.functions())
         self.service = SfcService(
             reactor, self.server.forwarder, config, secret, executor, workdir, store,
             name=self.address, connect_peer=self._connect, vcpus=vcpus, placer=self.placer,
@@ -88,9 +88,6 @@ class IcnNode:
                 raise ConfigError("<flags>", "icn.hello_port", f"cannot listen for hellos: {exc}") from None
             self.hello_port = listening.getHost().port
         log.info("event=icn_node_ready mode=%s address=%s hello_port=%s", mode, self.address, self.hello_port)
-
-    def _functions(self) -> dict[str, Any]:
-        return {d: next(iter(runs.values())) for d, runs in self.service.installed.items() if runs}
 
     def advert(self) -> Advert:
         s = self.service

@@ -27,7 +27,7 @@ import logging
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,11 +82,6 @@ class _Held:
     timer: Any
 
 
-@dataclass(slots=True)
-class _RunLog:
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-
 class SfcService:
     """ICN chaining on one node (see the module docstring)."""
 
@@ -120,7 +115,8 @@ class SfcService:
         self.producer = Producer()
         self.installed: dict[str, dict[str, Installed]] = {}
         self._held: dict[str, list[_Held]] = {}
-        self._runs: dict[str, _RunLog] = {}
+        #: events by run, for the runs installed most recently (at most MAX_RUNS)
+        self._runs: dict[str, list[dict[str, Any]]] = {}
         self._peers: dict[str, Face] = {}
         self._routes: dict[bytes, int] = {}
         #: inputs being obtained through each route; a route is removed when none is left
@@ -146,10 +142,7 @@ class SfcService:
             self.consumer_endpoint, clock, secret, lifetime_ms=config.icn.interest_lifetime_ms
         )
         for item in store.load_functions():
-            self.installed.setdefault(item.spec.digest, {})[item.run] = item
-            self._runs.setdefault(item.run, _RunLog())
-        while len(self._runs) > MAX_RUNS:
-            del self._runs[next(iter(self._runs))]
+            self._register(item)
         log.info("event=sfc_ready node=%s functions=%d", name, len(self.installed))
 
     # Interests for results ---------------------------------------------------------------------
@@ -183,7 +176,7 @@ class SfcService:
                 return self._status(interest, Status(READY, node=self.name))
             return absent_data(interest.name, self.signer)
         runs = self.installed.get(digest, {})
-        item = next(iter(runs.values()), None)
+        item = self.function(digest)
         actions = self.producer.on_request(
             digest, now, known=item is not None, stored=digest in self.store,
             n_inputs=len(item.spec.inputs) if item is not None else 0,
@@ -316,7 +309,7 @@ class SfcService:
         if not failure.check(SflowError):
             log.error("event=input_crashed digest=%s", digest, exc_info=failure.value)
         self._inputs.pop((digest, index), None)
-        item = next(iter(self.installed.get(digest, {}).values()), None)
+        item = self.function(digest)
         actions = self.producer.on_input_failed(digest, index, reason, self.clock.seconds())
         if item is not None:
             self._apply(item, actions)
@@ -457,7 +450,7 @@ class SfcService:
         if verb == "events" and len(name) >= 5:
             run = name[3].value.decode("ascii", "replace")
             page = name[4].value.decode("ascii", "replace")
-            events = self._runs.get(run, _RunLog()).events
+            events = self._runs.get(run, [])
             start = int(page) * EVENTS_PER_PAGE if page.isdigit() else 0
             body = {"events": events[start:start + EVENTS_PER_PAGE], "more": start + EVENTS_PER_PAGE < len(events)}
             return make_data(name, msgpack.packb(body, use_bin_type=True), freshness_period=0, signer=self.signer)
@@ -474,21 +467,35 @@ class SfcService:
             return make_data(interest.name, msgpack.packb({"ok": False, "error": str(exc)}), freshness_period=0,
                              signer=self.signer)
         for item in items:
-            runs = self.installed.setdefault(item.spec.digest, {})
-            if item.run not in runs:
-                runs[item.run] = item
+            if self._register(item):
                 self.store.save_function(item)
-            self._runs.setdefault(item.run, _RunLog())
-        while len(self._runs) > MAX_RUNS:
-            del self._runs[next(iter(self._runs))]
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         return make_data(interest.name, msgpack.packb({"ok": True, "count": len(items)}), freshness_period=0,
                          signer=self.signer)
 
+    def _register(self, item: Installed) -> bool:
+        """Know ``item`` (and keep events for its run); True when it is new to this node."""
+        runs = self.installed.setdefault(item.spec.digest, {})
+        new = item.run not in runs
+        if new:
+            runs[item.run] = item
+        self._runs.setdefault(item.run, [])
+        while len(self._runs) > MAX_RUNS:
+            del self._runs[next(iter(self._runs))]
+        return new
+
+    def function(self, digest: str) -> Installed | None:
+        """The function whose result has this digest (any run's copy: they share the spec)."""
+        return next(iter(self.installed.get(digest, {}).values()), None)
+
+    def functions(self) -> dict[str, Installed]:
+        """Every installed function, by result digest."""
+        return {digest: item for digest in self.installed if (item := self.function(digest)) is not None}
+
     def _event(self, run: str, event: dict[str, Any]) -> None:
-        log_ = self._runs.get(run)
-        if log_ is not None:
-            log_.events.append(event)
+        events = self._runs.get(run)
+        if events is not None:
+            events.append(event)
 
     def status(self) -> dict[str, Any]:
         return {

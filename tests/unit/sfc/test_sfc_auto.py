@@ -80,10 +80,7 @@ def test_auto_mode_places_predecessors_and_routes_around_a_dead_neighbour(tmp_pa
         def me(name: str = name) -> Advert:
             return advert(name, free=0, queue=9)
 
-        def functions(service: Any = service) -> dict[str, Installed]:
-            return {d: next(iter(r.values())) for d, r in service.installed.items()}
-
-        holder[name] = AutoPlacer(cluster.clock, table, me, functions)
+        holder[name] = AutoPlacer(cluster.clock, table, me, service.functions)
     cluster.down.add("n2")
     j = job(fork_join_tasks())
     trace = cluster.run(cluster.dispatch(j, {TaskId(4): "n0"}, mode="auto", nodes=names))

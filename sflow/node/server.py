@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 
 from sflow import __version__
 from sflow.config import Config
-from sflow.delegator.plan import NodePlan, PlannedTask, plan_from_wire
+from sflow.delegator.plan import NodePlan, plan_from_wire
 from sflow.errors import ProtocolError, SflowError
 from sflow.model.workflow import TaskId
 from sflow.node.channel import Channel, Delivered, connect
@@ -59,9 +59,6 @@ class NodeJob:
     @property
     def key(self) -> str:
         return self.plan.key
-
-    def plan_task(self, tid: TaskId) -> PlannedTask:
-        return next(t for t in self.plan.tasks if t.id == tid)
 
 
 class NodeService:
@@ -267,7 +264,7 @@ class NodeService:
         self._start(job, action)
 
     def _release_vcpu(self, job: NodeJob, tid: TaskId) -> None:
-        vcpu = job.plan_task(tid).vcpu
+        vcpu = job.state.tasks[tid].vcpu
         if self._vcpu_holder.get(vcpu) != (job.key, tid):
             return
         del self._vcpu_holder[vcpu]

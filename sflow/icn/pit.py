@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from sflow.icn.name import IMPLICIT_SHA256_DIGEST, Name
-from sflow.icn.name_tree import MAX_DEPTH, NameTree, NameTreeEntry
+from sflow.icn.name_tree import NameTree, NameTreeEntry
 from sflow.icn.packet import Data, Interest
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class Pit:
         if has_digest:
             depth -= 1
             self._n_digest_entries += 1
-        node = self.name_tree.lookup(name, min(depth, MAX_DEPTH))
+        node = self.name_tree.lookup(name, depth)
         entry = PitEntry(interest, key, node)
         node.pit_entries.append(entry)
         self._entries[key] = entry
@@ -237,18 +237,10 @@ class Pit:
         """Entries whose Interest the Data satisfies (NFD ``Pit::findAllDataMatches``)."""
         name = data.name
         wire = name.wire
-        ends = name.ends
-        entries = self.name_tree
-        depth = min(len(ends), MAX_DEPTH)
-        node = None
-        while depth >= 0:
-            node = entries.get(wire[: ends[depth - 1]] if depth else b"")
-            if node is not None:
-                break
-            depth -= 1
+        node: NameTreeEntry | None = self.name_tree.find_longest_prefix_match(name)
         matches: list[PitEntry] = []
         digest_wire: bytes | None = None
-        exact_depth = len(ends)
+        exact_depth = len(name.ends)
         while node is not None:
             for entry in node.pit_entries:
                 entry_wire = entry.key[0]

@@ -24,8 +24,6 @@ Status (sflow-specific): an Interest for ``/localhost/sflow/status`` (CanBePrefi
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from collections import OrderedDict
@@ -47,7 +45,7 @@ from sflow.icn.lp import LpPacket
 from sflow.icn.name import Component, Name
 from sflow.icn.packet import Data, Interest, Nack, make_data
 from sflow.icn.security import verify_interest
-from sflow.icn.signature import SignatureType
+from sflow.icn.signature import SignatureType, check_digest_sha256
 from sflow.icn.strategy import resolve_strategy
 
 if TYPE_CHECKING:
@@ -292,7 +290,5 @@ def _is_authorized(interest: Interest) -> bool:
     if type_t != tlv.SIGNATURE_TYPE:
         return False
     if signature_type == SignatureType.DIGEST_SHA256:
-        covered = b"".join(c.wire for c in components[:-1])
-        expected = hashlib.sha256(covered).digest()
-        return hmac.compare_digest(expected, value_component[value_start:value_end])
+        return check_digest_sha256([c.wire for c in components[:-1]], value_component[value_start:value_end])
     return True

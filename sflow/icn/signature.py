@@ -166,10 +166,7 @@ class HmacSha256Signer:
         return SignatureInfo(SignatureType.HMAC_WITH_SHA256, KeyLocator(name=self.key_name), nonce=nonce)
 
     def sign(self, portions: Sequence[bytes]) -> bytes:
-        mac = hmac.new(self.key, digestmod=hashlib.sha256)
-        for portion in portions:
-            mac.update(portion)
-        return mac.digest()
+        return _hmac_sha256(self.key, portions)
 
 
 def check_digest_sha256(portions: Sequence[bytes], value: bytes) -> bool:
@@ -179,10 +176,14 @@ def check_digest_sha256(portions: Sequence[bytes], value: bytes) -> bool:
 
 def check_hmac_sha256(key: bytes, portions: Sequence[bytes], value: bytes) -> bool:
     """Whether ``value`` is the HMAC-SHA256 of the signed portion under ``key`` (constant-time compare)."""
+    return hmac.compare_digest(_hmac_sha256(key, portions), value)
+
+
+def _hmac_sha256(key: bytes, portions: Sequence[bytes]) -> bytes:
     mac = hmac.new(key, digestmod=hashlib.sha256)
     for portion in portions:
         mac.update(portion)
-    return hmac.compare_digest(mac.digest(), value)
+    return mac.digest()
 
 
 def _random_bytes(size: int) -> bytes:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sflow.icn.face.base import Face, LinkType
+from sflow.icn.face.base import Face
 from sflow.icn.fib import NextHop
 from sflow.icn.name import Name
 from sflow.icn.packet import Interest, NackReason
 from sflow.icn.pit import PitEntry
-from sflow.icn.strategy.base import Strategy, is_next_hop_eligible, would_violate_scope
+from sflow.icn.strategy.base import Strategy, is_next_hop_eligible
 from sflow.icn.strategy.retx_suppression import RetxSuppressionExponential, RetxSuppressionResult
 
 if TYPE_CHECKING:
@@ -43,9 +43,7 @@ class MulticastStrategy(Strategy):
             if result is RetxSuppressionResult.SUPPRESS:
                 suppressed = True
                 continue
-            if (out_face is ingress and out_face.link_type != LinkType.AD_HOC) or would_violate_scope(
-                ingress, interest, out_face
-            ):
+            if not is_next_hop_eligible(ingress, interest, hop, pit_entry):
                 continue
             record = self.send_interest(interest, out_face, pit_entry)
             if not pit_entry.has_in_records():

@@ -330,7 +330,8 @@ def remote_digests(job: Job, config: Config) -> dict[str, str]:
                 fetch_input(config.file_server, job.id, path, dest)
             except FetchError as exc:
                 raise InputError("<job>", f"$R^{path}", f"cannot read it from the file server to name the results: {exc}") from None
-            out[path] = hashlib.sha256(dest.read_bytes()).hexdigest()
+            with dest.open("rb") as f:
+                out[path] = hashlib.file_digest(f, "sha256").hexdigest()
             dest.unlink()
     return out
 

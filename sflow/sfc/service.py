@@ -514,7 +514,8 @@ class SfcService:
 def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:
     for path, digest in remote:
         try:
-            actual = hashlib.sha256(job_file(root, path).read_bytes()).hexdigest()
+            with job_file(root, path).open("rb") as f:
+                actual = hashlib.file_digest(f, "sha256").hexdigest()
         except (OSError, UnsafePath) as exc:
             return f"$R^{path}: {exc}"
         if actual != digest:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sflow.sched.problem import FloatArray, Link, Problem
+from sflow.sched.problem import FloatArray, Problem
 
 RANK_DIGITS = 9
 
@@ -156,13 +156,12 @@ def ready_list_order(problem: Problem, keys: Sequence[Any]) -> list[int]:
 
 
 def dominant_predecessor(problem: Problem, i: int, tlevel: Sequence[float], node_w: Sequence[float],
-                         edge_w: Sequence[float]) -> Link | None:
-    """The (predecessor, edge) whose data arrives last under the given levels (lowest index on a tie)."""
-    best: Link | None = None
+                         edge_w: Sequence[float]) -> int | None:
+    """The predecessor whose data arrives last under the given levels (lowest index on a tie)."""
+    best: int | None = None
     best_v = -1.0
-    for link in problem.preds[i]:
-        p, e = link
+    for p, e in problem.preds[i]:
         v = tlevel[p] + node_w[p] + edge_w[e]
         if v > best_v:
-            best, best_v = link, v
+            best, best_v = p, v
     return best

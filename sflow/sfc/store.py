@@ -100,6 +100,10 @@ class ResultStore:
         )
 
     def _touch(self, digest: str) -> None:
+        if next(reversed(self._sizes)) == digest:
+            # Already the most recently used (e.g. the next segment of the result being fetched):
+            # the order, in memory and in the files' mtimes, would not change.
+            return
         size = self._sizes.pop(digest)
         self._sizes[digest] = size
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from sflow.icn.name import IMPLICIT_SHA256_DIGEST, Name
+from sflow.icn.name import IMPLICIT_SHA256_DIGEST
 from sflow.icn.name_tree import NameTree, NameTreeEntry
 from sflow.icn.packet import Data, Interest
 
@@ -257,7 +257,3 @@ class Pit:
                             matches.append(entry)
             node = node.parent
         return matches
-
-    def entries_for_name(self, name: Name) -> list[PitEntry]:
-        node = self.name_tree.find_exact(name)
-        return list(node.pit_entries) if node is not None else []

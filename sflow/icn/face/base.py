@@ -115,10 +115,6 @@ class Face(ABC):
         self.closed = False
         self.local_fields_enabled = scope == FaceScope.LOCAL
 
-    @property
-    def is_local(self) -> bool:
-        return self.scope == FaceScope.LOCAL
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.face_id}, remote={self.remote_uri})"
 
@@ -224,12 +220,17 @@ class Face(ABC):
         self._send_wire(lpmod.wrap(encode_interest(nack.interest), pit_token=pit_token, nack_reason=nack.reason))
 
     def _send_wire(self, wire: bytes) -> None:
+        if self._fits(wire):
+            self.transmit(wire)
+
+    def _fits(self, wire: bytes) -> bool:
+        """Count an outgoing packet: its bytes if it may be sent, else as oversize (it is not sent)."""
         if len(wire) > tlv.MAX_NDN_PACKET_SIZE:
             self.counters.n_out_oversize += 1
             log.warning("packet over %d octets not sent face=%d size=%d", tlv.MAX_NDN_PACKET_SIZE, self.face_id, len(wire))
-            return
+            return False
         self.counters.n_out_bytes += len(wire)
-        self.transmit(wire)
+        return True
 
     @abstractmethod
     def transmit(self, wire: bytes) -> None:

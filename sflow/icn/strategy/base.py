@@ -2,7 +2,7 @@
 
 NFD ``daemon/fw/strategy.{hpp,cpp}``. The forwarder triggers ``after_receive_interest``,
 ``after_content_store_hit``, ``before_satisfy_interest`` / ``after_receive_data``,
-``after_receive_nack``, ``on_interest_loop``, ``on_dropped_interest`` and ``after_new_next_hop``.
+``after_receive_nack``, ``on_interest_loop`` and ``after_new_next_hop``.
 A strategy acts only through the forwarder's actions, wrapped here: :meth:`Strategy.send_interest`,
 :meth:`Strategy.send_data`, :meth:`Strategy.send_data_to_all`, :meth:`Strategy.send_nack`,
 :meth:`Strategy.send_nacks`, :meth:`Strategy.reject_pending_interest` (and
@@ -24,9 +24,6 @@ from sflow.icn.pit import OutRecord, PitEntry
 
 if TYPE_CHECKING:
     from sflow.icn.forwarder import Forwarder
-
-STRATEGY_PREFIX = Name.from_uri("/localhost/nfd/strategy")
-
 
 def would_violate_scope(in_face: Face, interest: Interest, out_face: Face) -> bool:
     """NFD ``wouldViolateScope``: /localhost never leaves the host; /localhop goes at most one hop."""
@@ -97,9 +94,6 @@ class Strategy(ABC):
     def on_interest_loop(self, interest: Interest, ingress: Face) -> None:
         """Default: answer a looping Interest with Nack(Duplicate)."""
         self.forwarder.send_loop_nack(interest, ingress, NackReason.DUPLICATE)
-
-    def on_dropped_interest(self, interest: Interest, egress: Face) -> None:
-        """An Interest this strategy sent was dropped by the link; default does nothing."""
 
     def after_new_next_hop(self, next_hop: NextHop, pit_entry: PitEntry) -> None:
         """A next hop appeared on the FIB entry that serves ``pit_entry``; default does nothing."""

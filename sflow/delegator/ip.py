@@ -76,6 +76,13 @@ class IpDispatch:
         self._expected_transfers = sum(
             len(route.nodes) for node_plan in plan.nodes.values() for t in node_plan.tasks for route in t.outputs
         )
+        # The vCPU of the first function on a node that reads a file (node, producer, path): a
+        # transfer's destination in the trace.
+        self._reader_vcpu: dict[tuple[str, int, str], str] = {}
+        for node, node_plan in plan.nodes.items():
+            for t in node_plan.tasks:
+                for i in t.inputs:
+                    self._reader_vcpu.setdefault((node, i.pred, i.path), plan.placements[t.id].vcpu)
         self._timer: Any = None
         self._finished = False
 
@@ -201,9 +208,6 @@ class IpDispatch:
     def _transferred(self, node: str, msg: Message) -> None:
         tid = TaskId(msg["task"])
         dst = msg["to"]
-        readers = [
-            t.id for t in self.plan.nodes[dst].tasks if any(i.pred == tid and i.path == msg["path"] for i in t.inputs)
-        ] if dst in self.plan.nodes else []
         self._transfers.append(
             TransferRun(
                 task=int(tid),
@@ -211,7 +215,7 @@ class IpDispatch:
                 src_node=node,
                 dst_node=dst,
                 src_vcpu=self.plan.placements[tid].vcpu,
-                dst_vcpu=self.plan.placements[readers[0]].vcpu if readers else "",
+                dst_vcpu=self._reader_vcpu.get((dst, tid, msg["path"]), ""),
                 bytes=msg["bytes"],
                 start=msg["started"] - self._t0,
                 finish=msg["finished"] - self._t0,

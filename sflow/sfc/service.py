@@ -163,7 +163,14 @@ class SfcService:
         return None
 
     def _status(self, interest: Interest, status: Status) -> Data:
-        return make_data(interest.name, encode_status(status), freshness_period=0, signer=self.signer)
+        return self._answer(interest.name, encode_status(status))
+
+    def _answer(self, name: Name, content: bytes) -> Data:
+        """A signed answer that is never fresh: no cache serves it to a later request."""
+        return make_data(name, content, freshness_period=0, signer=self.signer)
+
+    def _control_answer(self, name: Name, body: dict[str, Any]) -> Data:
+        return self._answer(name, msgpack.packb(body, use_bin_type=True))
 
     def _on_compute(self, interest: Interest, program: str, digest: str) -> HandlerResult | Deferred[HandlerResult]:
         now = self.clock.seconds()
@@ -439,8 +446,7 @@ class SfcService:
             return None
         verb = name[2].value.decode("ascii", "replace")
         if verb == "status":
-            return make_data(name, msgpack.packb(self.status(), use_bin_type=True), freshness_period=0,
-                             signer=self.signer)
+            return self._control_answer(name, self.status())
         if not authenticated_interest(interest, self.secret):
             self.counters["refused"] += 1
             log.info("event=control_refused verb=%s reason=not_authenticated", verb)
@@ -453,7 +459,7 @@ class SfcService:
             events = self._runs.get(run, [])
             start = int(page) * EVENTS_PER_PAGE if page.isdigit() else 0
             body = {"events": events[start:start + EVENTS_PER_PAGE], "more": start + EVENTS_PER_PAGE < len(events)}
-            return make_data(name, msgpack.packb(body, use_bin_type=True), freshness_period=0, signer=self.signer)
+            return self._control_answer(name, body)
         return None
 
     def _install(self, interest: Interest) -> Data:
@@ -464,14 +470,12 @@ class SfcService:
             items = [installed_from_wire(entry) for entry in raw]
         except (ValueError, msgpack.UnpackException, ProtocolError) as exc:
             log.warning("event=install_rejected error=%s", exc)
-            return make_data(interest.name, msgpack.packb({"ok": False, "error": str(exc)}), freshness_period=0,
-                             signer=self.signer)
+            return self._control_answer(interest.name, {"ok": False, "error": str(exc)})
         for item in items:
             if self._register(item):
                 self.store.save_function(item)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
-        return make_data(interest.name, msgpack.packb({"ok": True, "count": len(items)}), freshness_period=0,
-                         signer=self.signer)
+        return self._control_answer(interest.name, {"ok": True, "count": len(items)})
 
     def _register(self, item: Installed) -> bool:
         """Know ``item`` (and keep events for its run); True when it is new to this node."""

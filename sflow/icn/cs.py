@@ -87,6 +87,9 @@ class CsPolicy(ABC):
     def evict_one(self, now: float) -> bytes | None:
         """The key of the entry to evict next, or ``None`` when empty."""
 
+    def set_capacity(self, capacity: int) -> None:
+        """The store's packet capacity changed; a policy without a bound of its own ignores it."""
+
 
 class _EvictingLru(LRUCache[bytes, int]):
     """cachetools' LRU cache that tells the store which key it pushed out."""
@@ -239,7 +242,7 @@ class ContentStore:
         # Proper name prefix → full keys of the entries under it (for CanBePrefix).
         self._by_prefix: dict[bytes, dict[bytes, None]] = {}
         self.policy: CsPolicy = POLICIES[policy](capacity)
-        self.policy.evict = self._evict_key
+        self.policy.evict = self._remove
         self._evicting = False
 
     @property
@@ -256,8 +259,7 @@ class ContentStore:
     def set_limit(self, capacity: int, capacity_bytes: int | None = None) -> None:
         self.capacity = capacity
         self.capacity_bytes = capacity_bytes
-        if isinstance(self.policy, LruPolicy):
-            self.policy.set_capacity(capacity)
+        self.policy.set_capacity(capacity)
         self._enforce_limits(0.0)
 
     # --- insertion ------------------------------------------------------------------------------
@@ -309,9 +311,6 @@ class ContentStore:
             if key is None:
                 break
             self._remove(key)
-
-    def _evict_key(self, key: bytes) -> None:
-        self._remove(key)
 
     def _remove(self, key: bytes) -> None:
         entry = self._entries.pop(key, None)

@@ -12,6 +12,7 @@ that travels in a ``job`` frame, and the reader checks every field (the node mus
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -217,18 +218,16 @@ def _rel(path: str, task: TaskId, source: str) -> str:
 def _unique_result_names(results: list[ResultFile]) -> list[ResultFile]:
     """Results keep their job path under the output directory; two functions with the same path
     (on different nodes) are told apart by a ``task-<id>/`` prefix."""
-    count: dict[str, int] = {}
-    for r in results:
-        count[r.path] = count.get(r.path, 0) + 1
+    count = Counter(r.path for r in results)
     return [r if count[r.path] == 1 else ResultFile(r.task, r.path, f"task-{r.task}/{r.path}") for r in results]
 
 
 def schedule_order(job: Job, starts: Mapping[TaskId, float] | None) -> tuple[TaskId, ...]:
     """Tasks by scheduled start (ties and unscheduled runs: topological order). Run in this order on
     each vCPU, a valid schedule cannot deadlock: each function waits only for earlier ones."""
-    topo = {t: i for i, t in enumerate(job.order)}
     if starts is None:
         return job.order
+    topo = {t: i for i, t in enumerate(job.order)}
     return tuple(sorted(job.order, key=lambda t: (starts[t], topo[t])))
 
 
@@ -262,9 +261,6 @@ def plan_to_wire(plan: NodePlan) -> dict[str, Any]:
 
 class _Wire:
     """Field access on an untrusted plan map; every defect is a ProtocolError naming the field."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
 
     def fail(self, where: str, message: str) -> ProtocolError:
         return ProtocolError(f"plan: {where}: {message}")
@@ -310,7 +306,7 @@ def _is_int(x: Any) -> bool:
 
 def plan_from_wire(data: Mapping[str, Any]) -> NodePlan:
     """Read and check a plan received from the network; ProtocolError names the bad field."""
-    w = _Wire("plan")
+    w = _Wire()
     job_id = w.get(data, "job_id", (int,), "plan")
     run_id = w.get(data, "run_id", (str,), "plan")
     if not run_id or not all(c.isalnum() for c in run_id):

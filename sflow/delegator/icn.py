@@ -33,6 +33,7 @@ from sflow.delegator.plan import JobPlan, ResultFile
 from sflow.delegator.trace import TaskRun, Trace
 from sflow.errors import ExecutionError, InputError, JobFailed, ProtocolError, SflowError
 from sflow.icn.app import Endpoint
+from sflow.icn.name import Name
 from sflow.icn.packet import make_interest
 from sflow.icn.signature import HmacSha256Signer
 from sflow.model.paths import job_relative
@@ -178,13 +179,16 @@ class IcnDispatch:
                 pending.append(Deferred.fromCoroutine(self._install(node, batch)))
         await gatherResults(pending, consumeErrors=True).addErrback(_first_error)
 
-    async def _install(self, node: str, batch: bytes) -> None:
+    async def _control(self, endpoint: Endpoint, name: Name, params: bytes = b"") -> Any:
+        """Ask a node's /sflow/ctl with a signed Interest; its decoded answer."""
         interest = make_interest(
-            CTL_PREFIX.append("install"), app_parameters=batch, signer=self._signer, must_be_fresh=True,
-            lifetime=self.options.lifetime_ms,
+            name, app_parameters=params, signer=self._signer, must_be_fresh=True, lifetime=self.options.lifetime_ms
         )
-        data = await self.endpoints[node].express(interest, retries=2)
-        reply = msgpack.unpackb(data.content, raw=False)
+        data = await endpoint.express(interest, retries=2)
+        return msgpack.unpackb(data.content, raw=False)
+
+    async def _install(self, node: str, batch: bytes) -> None:
+        reply = await self._control(self.endpoints[node], CTL_PREFIX.append("install"), batch)
         if not (isinstance(reply, dict) and reply.get("ok")):
             raise ProtocolError(f"node {node} refused the job's functions: {reply!r}")
 
@@ -235,16 +239,11 @@ class IcnDispatch:
             events: list[dict[str, Any]] = []
             page = 0
             while True:
-                name = CTL_PREFIX.append("events", self.run_id, str(page))
-                interest = make_interest(
-                    name, app_parameters=b"", signer=self._signer, must_be_fresh=True, lifetime=self.options.lifetime_ms
-                )
                 try:
-                    data = await endpoint.express(interest, retries=2)
+                    body = await self._control(endpoint, CTL_PREFIX.append("events", self.run_id, str(page)))
                 except SflowError as exc:
                     log.warning("event=no_events node=%s error=%s", node, exc)
                     break
-                body = msgpack.unpackb(data.content, raw=False)
                 events.extend(body.get("events", []))
                 if not body.get("more"):
                     break

@@ -79,7 +79,7 @@ def upstream_work(task: str, workloads: Mapping[str, float], inputs: Mapping[str
             order.extend((p, False) for p in preds if p not in memo)
             continue
         memo[node] = workloads.get(node, 0.0) + max((memo.get(p, 0.0) for p in preds), default=0.0)
-    return memo.get(task, workloads.get(task, 0.0))
+    return memo[task]
 
 
 def estimate(advert: Advert, work: float, result_mb: float, local: bool, placed: int = 0) -> float:

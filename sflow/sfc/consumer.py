@@ -100,7 +100,6 @@ class ResultClient:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.reconnect = reconnect
-        self._last_running = ""
         self._random = random.Random()
 
     def _valid(self, data: Data) -> bool:
@@ -145,8 +144,9 @@ class ResultClient:
             raise DecodeError(f"status for {prefix} has no valid cluster signature")
         return decode_status(data.content)
 
-    async def _until_ready(self, prefix: Name, deadline: float) -> Status | None:
-        """Compute Interests until the producer says ready (None at the deadline)."""
+    async def _until_ready(self, prefix: Name, deadline: float) -> Status:
+        """Compute Interests until the producer says ready, or the deadline comes while it says
+        the function is running (that ``running`` status is returned)."""
         while True:
             status = await self.compute(prefix)
             if status.state == READY:
@@ -156,9 +156,8 @@ class ResultClient:
             if status.state == UNKNOWN:
                 raise IcnError(f"{status.node or 'the producer'}: {status.reason or 'unknown function'}")
             if self.clock.seconds() >= deadline:
-                return None
+                return status
             log.debug("event=still_running name=%s node=%s elapsed=%.1f", prefix, status.node, status.elapsed)
-            self._last_running = f"{status.node} (for {status.elapsed:.1f} s{'; ' + status.reason if status.reason else ''})"
             if status.retry_ms > 0:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
@@ -178,13 +177,14 @@ class ResultClient:
                     return Obtained(content, "computed" if asked else "cache")
                 asked = True
                 status = await self._until_ready(prefix, deadline)
-                if status is not None:
+                if status.state == READY:
                     content = await self.fetch(prefix)
                     if content is not None:
                         return Obtained(content, "computed")
                     last = f"{status.node}: ready, but the result could not be fetched"
                 else:
-                    last = f"{self._last_running or 'the producer'} reports it running"
+                    reason = f"; {status.reason}" if status.reason else ""
+                    last = f"{status.node or 'the producer'} (for {status.elapsed:.1f} s{reason}) reports it running"
                     running = True
             except (IcnError, DecodeError) as exc:
                 running = False

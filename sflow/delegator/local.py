@@ -23,7 +23,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
 from sflow.errors import ExecutionError
-from sflow.model.infra import Address, Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
+from sflow.jsonio import parse_address
+from sflow.model.infra import Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
 from sflow.node.readiness import parse_readiness
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,15 @@ def local_environment(addresses: Sequence[str], vcpus_per_node: int) -> Environm
     """One DC, one host per node address (``127.0.0.1:PORT``), ``vcpus_per_node`` vCPUs each."""
     hosts = []
     for i, text in enumerate(addresses):
-        host, _, port = text.rpartition(":")
+        address = parse_address(text)
         hid = HostId(f"local{i}")
         vcpus = tuple(
             Vcpu(VcpuId(f"0^{i}^0^0^{k}"), LOCAL_MIPS, hid, 0, f"{hid}-cpu0", f"{hid}-core0")
             for k in range(vcpus_per_node)
         )
         core = Core(f"{hid}-core0", LOCAL_MIPS, 100.0, vcpus)
-        vm = Vm(VmId(f"node{i}"), Address(host, int(port)), 0.0, tuple(v.id for v in vcpus), hid)
-        hosts.append(Host(hid, f"node{i}", host, LOCAL_BW, 0.0, (Cpu(f"{hid}-cpu0", LOCAL_MIPS, (core,)),), (vm,)))
+        vm = Vm(VmId(f"node{i}"), address, 0.0, tuple(v.id for v in vcpus), hid)
+        hosts.append(Host(hid, f"node{i}", address.host, LOCAL_BW, 0.0, (Cpu(f"{hid}-cpu0", LOCAL_MIPS, (core,)),), (vm,)))
     return Environment((DataCentre(0, LOCAL_BW, tuple(hosts)),))
 
 

@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from sflow import __version__
 from sflow.config import Config, add_config_argument, config_from_args
 from sflow.errors import ConfigError, ProtocolError, SflowError
+from sflow.model.infra import Address
 from sflow.node.blocking import run_until
 from sflow.node.channel import Channel, connect
 from sflow.node.protocol import Message
@@ -130,7 +131,7 @@ def _node(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError("<flags>", "node.listen", f"cannot listen on {config.node.listen}: {exc}") from None
     actual = listening.getHost().port
-    service.name = f"[{host}]:{actual}" if ":" in host else f"{host}:{actual}"
+    service.name = str(Address(host, actual))
     icn_address: str | None = None
     if args.mode != "ip":
         from sflow.sfc.node import IcnNode, split_host_port

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sflow.sched.problem import FloatArray, Problem
+from sflow.sched.problem import FloatArray, Link, Problem
 
 RANK_DIGITS = 9
 
@@ -156,12 +156,12 @@ def ready_list_order(problem: Problem, keys: Sequence[Any]) -> list[int]:
 
 
 def dominant_predecessor(problem: Problem, i: int, tlevel: Sequence[float], node_w: Sequence[float],
-                         edge_w: Sequence[float]) -> int | None:
-    """The predecessor whose data arrives last under the given levels (lowest index on a tie)."""
-    best: int | None = None
+                         edge_w: Sequence[float]) -> Link | None:
+    """The (predecessor, edge) whose data arrives last under the given levels (lowest index on a tie)."""
+    best = best_e = -1
     best_v = -1.0
     for p, e in problem.preds[i]:
         v = tlevel[p] + node_w[p] + edge_w[e]
         if v > best_v:
-            best, best_v = p, v
-    return best
+            best, best_e, best_v = p, e, v
+    return (best, best_e) if best >= 0 else None

@@ -38,9 +38,7 @@ from sflow.sched.costs import (
     dominant_predecessor,
     downward_rank,
     mean_comm,
-    mean_downward_rank,
     mean_exec,
-    mean_upward_rank,
     rank_key,
     ready_list_order,
     upward_rank,
@@ -53,24 +51,27 @@ class SfCuv(Scheduler):
     summary = "SF-CUV (the original's default): cluster along dominant edges, one vCPU per cluster"
 
     def schedule(self, problem: Problem) -> Schedule:
-        procs = self._select_vcpus(problem, self._cluster(problem))
-        return self._list_schedule(problem, procs)
+        # Mean costs and static levels, computed once for the clustering and the vCPU selection.
+        wbar, cbar = mean_exec(problem), mean_comm(problem)
+        tlevel = downward_rank(problem, wbar, cbar)
+        keys = [-k for k in rank_key(tlevel + upward_rank(problem, wbar, cbar))]
+        w, c, t = wbar.tolist(), cbar.tolist(), tlevel.tolist()
+        clusters = self._cluster(problem, keys, w, c, list(t))
+        return self._list_schedule(problem, self._select_vcpus(problem, clusters, w, c, t))
 
     @staticmethod
-    def _cluster(problem: Problem) -> list[list[int]]:
-        """Linear clusters (task indices in precedence order), in the order their heads were visited."""
-        wbar = mean_exec(problem).tolist()
-        cbar = mean_comm(problem).tolist()
-        tlevel = mean_downward_rank(problem).tolist()
-        blevel = mean_upward_rank(problem).tolist()
-        keys = [-k for k in rank_key(np.array(tlevel) + np.array(blevel))]
+    def _cluster(problem: Problem, keys: list[float], wbar: list[float], cbar: list[float],
+                 tlevel: list[float]) -> list[list[int]]:
+        """Linear clusters (task indices in precedence order), in the order their heads were visited.
+        ``tlevel`` is updated in place as merges zero edges."""
         visit = ready_list_order(problem, keys)
         cluster_of = list(range(problem.n_tasks))
         members: dict[int, list[int]] = {i: [i] for i in range(problem.n_tasks)}
         for i in visit:
-            d = dominant_predecessor(problem, i, tlevel, wbar, cbar)
-            if d is None:
+            link = dominant_predecessor(problem, i, tlevel, wbar, cbar)
+            if link is None:
                 continue
+            d = link[0]
             c = cluster_of[d]
             if members[c][-1] != d:
                 continue
@@ -84,11 +85,9 @@ class SfCuv(Scheduler):
         return [members[c] for c in sorted(members, key=lambda c: position[members[c][0]])]
 
     @staticmethod
-    def _select_vcpus(problem: Problem, clusters: list[list[int]]) -> list[int]:
+    def _select_vcpus(problem: Problem, clusters: list[list[int]], wbar: list[float], cbar: list[float],
+                      tlevel: list[float]) -> list[int]:
         m = problem.n_procs
-        cbar = mean_comm(problem).tolist()
-        wbar = mean_exec(problem).tolist()
-        tlevel = mean_downward_rank(problem).tolist()
         ftc = np.zeros(m)
         taken = np.zeros(m, dtype=bool)
         procs = [-1] * problem.n_tasks
@@ -96,13 +95,13 @@ class SfCuv(Scheduler):
             head = members[0]
             work = problem.exec_time[members].sum(axis=0)
             comm_in = np.zeros(m)
-            d = dominant_predecessor(problem, head, tlevel, wbar, cbar)
-            if d is not None:
-                e = next(e for p, e in problem.preds[head] if p == d)
+            link = dominant_predecessor(problem, head, tlevel, wbar, cbar)
+            if link is not None:
+                d, e = link
                 src = procs[d]
                 comm_in[:] = problem.edge_data[e] * problem.inv_bw[src] if src >= 0 else cbar[e]
             score = ftc + comm_in + work
-            allowed = ~taken if (d is None and not taken.all()) else np.ones(m, dtype=bool)
+            allowed = ~taken if (link is None and not taken.all()) else np.ones(m, dtype=bool)
             k = int(np.argmin(np.where(allowed, score, np.inf)))
             ftc[k] = max(float(ftc[k]), tlevel[head]) + float(work[k])
             taken[k] = True

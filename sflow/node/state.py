@@ -94,6 +94,8 @@ class JobState:
         for t in plan.tasks:
             self._queues.setdefault(t.vcpu, deque()).append(t.id)
         self._busy: set[VcpuId] = set()
+        #: functions not yet DONE (``finished`` without a scan of every status per event)
+        self._left = len(self.status)
         self.started = False
         self.failed = False
         self.cancelled = False
@@ -109,7 +111,7 @@ class JobState:
 
     @property
     def finished(self) -> bool:
-        return all(s is Status.DONE for s in self.status.values())
+        return self._left == 0
 
     @property
     def active(self) -> bool:
@@ -151,6 +153,7 @@ class JobState:
             self.failed = True
             return []
         self.status[tid] = Status.DONE
+        self._left -= 1
         actions: list[Action] = []
         for out in task.outputs:
             key = (tid, out.path)

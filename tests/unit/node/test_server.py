@@ -52,6 +52,16 @@ def plan_for(job: Job) -> dict[str, object]:
     return plan_to_wire(plan.nodes[NODE])
 
 
+def started_two_step_job(tmp_path: Path) -> tuple[NodeService, FakeExecutor, Channel, RecordingHandler, Pipe]:
+    """A service whose delegator has sent :func:`two_step_job` (as job ``7-r1``) and started it."""
+    service, executor, clock = make_service(tmp_path)
+    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
+    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
+    client.send("start", job="7-r1")
+    pipe.pump()
+    return service, executor, client, handler, pipe
+
+
 def messages(handler: RecordingHandler, kind: str) -> list[dict[str, object]]:
     return [dict(m) for m in handler.messages if m["t"] == kind]
 
@@ -84,11 +94,7 @@ def test_job_runs_in_order_and_returns_results(tmp_path: Path) -> None:
 
 
 def test_failure_is_reported_with_status_and_stderr(tmp_path: Path) -> None:
-    service, executor, clock = make_service(tmp_path)
-    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
-    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
-    client.send("start", job="7-r1")
-    pipe.pump()
+    service, executor, client, handler, pipe = started_two_step_job(tmp_path)
     executor.finish(1, ok=False, exit_status=3, stderr="boom\n")
     pipe.pump()
     (failed,) = messages(handler, "failed")
@@ -132,11 +138,7 @@ def test_traversal_path_in_a_plan_is_rejected(tmp_path: Path) -> None:
 
 
 def test_a_lost_delegator_cancels_its_job(tmp_path: Path) -> None:
-    service, executor, clock = make_service(tmp_path)
-    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
-    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
-    client.send("start", job="7-r1")
-    pipe.pump()
+    service, executor, client, handler, pipe = started_two_step_job(tmp_path)
     client.close()
     pipe.pump()
     assert executor.cancelled == ["7-r1"] and service.jobs == {}
@@ -168,11 +170,7 @@ def test_status_reply(tmp_path: Path) -> None:
 
 
 def test_shutdown_kills_and_reports_nothing(tmp_path: Path) -> None:
-    service, executor, clock = make_service(tmp_path)
-    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
-    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
-    client.send("start", job="7-r1")
-    pipe.pump()
+    service, executor, client, handler, pipe = started_two_step_job(tmp_path)
     service.shutdown()
     executor.finish(1)
     pipe.pump()
@@ -181,11 +179,7 @@ def test_shutdown_kills_and_reports_nothing(tmp_path: Path) -> None:
 
 
 def test_an_output_that_is_a_symlink_is_not_sent(tmp_path: Path) -> None:
-    service, executor, clock = make_service(tmp_path)
-    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
-    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
-    client.send("start", job="7-r1")
-    pipe.pump()
+    service, executor, client, handler, pipe = started_two_step_job(tmp_path)
     root = tmp_path / "work/7-r1"
     (root / "a.txt").write_text("a\n")
     executor.finish(1)
@@ -201,11 +195,7 @@ def test_an_output_that_is_a_symlink_is_not_sent(tmp_path: Path) -> None:
 
 def test_the_executor_gets_the_real_job_id_and_the_run_as_what_cancel_names(tmp_path: Path) -> None:
     # $R^ inputs are fetched from <root>/<job id>/: the job id must be the job's, not a node counter.
-    service, executor, clock = make_service(tmp_path)
-    client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
-    client.send("job", job="7-r1", plan=plan_for(two_step_job()))
-    client.send("start", job="7-r1")
-    pipe.pump()
+    service, executor, client, handler, pipe = started_two_step_job(tmp_path)
     (request,) = executor.requests
     assert (request.job_id, request.run) == (7, "7-r1")
 

@@ -27,7 +27,7 @@ class Scheduler(ABC):
     """One scheduling algorithm. Subclasses set ``name`` and implement :meth:`schedule`."""
 
     name: ClassVar[str]
-    #: one line for ``--compare`` and ``--help``
+    #: a one-line description of the algorithm
     summary: ClassVar[str]
 
     @abstractmethod
@@ -87,9 +87,9 @@ class Timelines:
             j += 1
         return None
 
-    def start_on(self, i: int, k: int, *, insertion: bool, ready: float | None = None) -> float:
+    def start_on(self, i: int, k: int, *, insertion: bool) -> float:
         """The earliest start of task i on processor k."""
-        r = self.ready_on(i, k) if ready is None else ready
+        r = self.ready_on(i, k)
         end = float(self.avail[k])
         append = r if r > end else end
         if insertion and r < end:

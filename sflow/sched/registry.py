@@ -34,12 +34,6 @@ _FACTORIES: dict[str, Callable[[int], Scheduler]] = {
 #: the original's six, by their numbers in nclw2.properties (``sched_algorithm``)
 ORIGINAL_SIX: tuple[str, ...] = ("sf-cuv", "heft", "fws", "coordvnf", "hclustering", "peft")
 
-SUMMARIES: dict[str, str] = {
-    cls.name: cls.summary
-    for cls in (SfCuv, Heft, Fws, CoordVnf, HClustering, Peft, Cpop, HeftReady, Fastest, RoundRobin)
-}
-
-
 def names() -> tuple[str, ...]:
     """Every registered algorithm, the original's six first."""
     return tuple(_FACTORIES)

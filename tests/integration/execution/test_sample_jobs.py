@@ -11,6 +11,8 @@ import docker
 import pytest
 
 from sflow import jsonio
+from sflow.delegator.plan import TaskPlacement, build_plan
+from sflow.model.infra import VcpuId
 from sflow.model.workflow import Job, TaskId
 from sflow.node.execution import ExecRequest, Executor
 
@@ -21,35 +23,30 @@ JOBS = REPO / "jobs"
 
 
 def run_job(executor: Executor, job: Job, workdir: Path) -> dict[TaskId, str]:
+    """Run every function as one node would (all on one node): the inputs each gets are the node
+    plan's (the first file from each predecessor, and each predecessor's value)."""
+    placements = {t.id: TaskPlacement("local", VcpuId("v0"), 0) for t in job.tasks}
+    (plan,) = build_plan(job, placements, job.order, "sample").nodes.values()
+    values = {t.id: t.value.val for t in plan.tasks if t.value is not None}
     where: dict[TaskId, str] = {}
-    for tid in job.order:
-        task = job.task(tid)
-        files: dict[int, str] = {}
-        values: dict[int, str] = {}
-        for pred in job.preds[tid]:
-            sender = job.task(pred)
-            for f in sender.out_files:
-                if tid in f.dest:
-                    files.setdefault(pred, f.path)
-            if sender.out_value is not None and tid in sender.out_value.dest:
-                values[pred] = sender.out_value.val
+    for task in plan.tasks:
         req = ExecRequest(
             job_id=job.id,
             run=f"sample-{job.id}",
-            task_id=tid,
+            task_id=task.id,
             cmd=task.cmd,
             workdir=workdir,
-            files=files,
-            values=values,
-            outputs=tuple(f.path for f in task.out_files),
+            files={i.pred: i.path for i in task.file_args},
+            values={p: values[p] for p in task.value_preds},
+            outputs=tuple(o.path for o in task.outputs),
             docker_image=task.docker_image,
             docker_tar=task.docker_tar,
             cpus=None,
             timeout=60,
         )
         result = run(executor, req, timeout=90)
-        assert result.ok, f"task {tid}: {result.reason}\n{result.stderr_tail}"
-        where[tid] = result.where
+        assert result.ok, f"task {task.id}: {result.reason}\n{result.stderr_tail}"
+        where[task.id] = result.where
     return where
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,13 +83,10 @@ class Prepared:
 def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
     """Each vCPU's position among its host's vCPUs, in declaration order."""
     out: dict[VcpuId, int] = {}
-    for _, host in env.iter_hosts():
-        k = 0
-        for cpu in host.cpus:
-            for core in cpu.cores:
-                for v in core.vcpus:
-                    out[v.id] = k
-                    k += 1
+    seen: Counter[str] = Counter()
+    for v in env.vcpus.values():  # in declaration order
+        out[v.id] = seen[v.host_id]
+        seen[v.host_id] += 1
     return out
 
 

@@ -7,7 +7,7 @@ each node's clock, so across hosts they are as good as the hosts' clock synchron
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,42 +59,8 @@ class Trace:
 
 
 def trace_to_dict(trace: Trace) -> dict[str, Any]:
-    return {
-        "job_id": trace.job_id,
-        "run_id": trace.run_id,
-        "mode": trace.mode,
-        "algorithm": trace.algorithm,
-        "predicted_makespan": trace.predicted_makespan,
-        "makespan": trace.makespan,
-        "tasks": [
-            {
-                "task": t.task,
-                "node": t.node,
-                "vcpu": t.vcpu,
-                "start": t.start,
-                "finish": t.finish,
-                "where": t.where,
-                "predicted_start": t.predicted_start,
-                "predicted_finish": t.predicted_finish,
-            }
-            for t in trace.tasks
-        ],
-        "transfers": [
-            {
-                "task": x.task,
-                "path": x.path,
-                "src_node": x.src_node,
-                "dst_node": x.dst_node,
-                "src_vcpu": x.src_vcpu,
-                "dst_vcpu": x.dst_vcpu,
-                "bytes": x.bytes,
-                "start": x.start,
-                "finish": x.finish,
-            }
-            for x in trace.transfers
-        ],
-        "results": list(trace.results),
-    }
+    """The JSON form: every field by name (the dataclasses' field order is the file's key order)."""
+    return asdict(trace)
 
 
 def trace_from_dict(data: Any, source: str = "<trace>") -> Trace:

@@ -115,8 +115,6 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     "file_ack": {"s": _f(_INT), "ok": _f(_BOOL), "error": _f(_STR)},
 }
 
-AUTH_TYPES: Final = frozenset({"hello", "challenge", "auth", "ready", "error"})
-
 
 def encode(msg_type: str, fields: Mapping[str, Any]) -> bytes:
     """One frame: header + msgpack map. Checks the message against its schema (a programming error

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -125,17 +125,9 @@ class NativeRunner:
         self._reactor = reactor
         self._tail_bytes = tail_bytes
 
-    def start(
-        self,
-        shell: str,
-        workdir: Path,
-        cpus: tuple[int, ...] | None = None,
-        *,
-        env: Mapping[str, str] | None = None,
-    ) -> _Function:
-        """Spawn ``/bin/sh -c shell`` with ``workdir`` as cwd, pinned to ``cpus`` when given, with
-        ``env`` (default: :func:`function_environment`). Raises ``OSError`` when the process
-        cannot be spawned."""
+    def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> _Function:
+        """Spawn ``/bin/sh -c shell`` with ``workdir`` as cwd, pinned to ``cpus`` when given, in
+        :func:`function_environment`. Raises ``OSError`` when the process cannot be spawned."""
         function = _Function(self._reactor, self._tail_bytes)
         pin = ",".join(str(c) for c in cpus) if cpus else ""
         args = [sys.executable, "-I", "-S", "-c", _LAUNCHER, pin, shell]
@@ -143,7 +135,7 @@ class NativeRunner:
             function,
             sys.executable,
             args,
-            env=dict(function_environment() if env is None else env),
+            env=function_environment(),
             path=str(workdir),
         )
         function.pgid = process.pid

@@ -86,6 +86,20 @@ class Pipe:
                 return
 
 
+class SilentPeer:
+    """A raw protocol that never speaks: the other end of a Pipe for a peer that does not
+    authenticate (the test writes its bytes straight to ``pipe.lt``)."""
+
+    def makeConnection(self, transport: object) -> None:
+        pass
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self) -> None:
+        pass
+
+
 def channel_pair(
     clock: Clock, client_secret: bytes = SECRET, server_secret: bytes = SECRET, root: Path | None = None
 ) -> tuple[Channel, RecordingHandler, Channel, RecordingHandler, Pipe]:

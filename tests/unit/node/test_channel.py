@@ -15,7 +15,7 @@ from sflow.node.channel import AUTH_TIMEOUT, DISK_HIGH, Channel
 from sflow.node.protocol import encode
 from sflow.node.transfer import FileSink
 
-from node_fakes import SECRET, Pipe, RecordingHandler, channel_pair
+from node_fakes import SECRET, Pipe, RecordingHandler, SilentPeer, channel_pair
 
 
 def test_mutual_authentication_then_messages_flow() -> None:
@@ -78,28 +78,17 @@ def test_a_frame_before_authentication_closes_the_connection() -> None:
 def test_an_oversized_frame_before_authentication_is_refused_at_once() -> None:
     handler = RecordingHandler()
     server = Channel("server", SECRET, handler, Clock(), "server")
-    pipe = Pipe(RecordingProto(), server)
+    pipe = Pipe(SilentPeer(), server)
     pipe.lt.write(b"\x00\x10\x00\x00")  # announces 1 MB
     pipe.pump()
     assert handler.closed and "exceeds the limit" in handler.closed[0][0]
-
-
-class RecordingProto:
-    def makeConnection(self, transport: object) -> None:
-        pass
-
-    def dataReceived(self, data: bytes) -> None:
-        pass
-
-    def connectionLost(self) -> None:
-        pass
 
 
 def test_silent_peer_times_out() -> None:
     clock = Clock()
     handler = RecordingHandler()
     server = Channel("server", SECRET, handler, clock, "server")
-    pipe = Pipe(RecordingProto(), server)
+    pipe = Pipe(SilentPeer(), server)
     clock.advance(AUTH_TIMEOUT + 1)
     pipe.pump()
     assert handler.closed == [("authentication timed out", False)]

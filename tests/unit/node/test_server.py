@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node_fakes import SECRET, FakeExecutor, Pipe, RecordingHandler
+from node_fakes import SECRET, FakeExecutor, Pipe, RecordingHandler, SilentPeer
 from twisted.internet.task import Clock
 
 from sflow.config import Config
@@ -105,18 +105,7 @@ def test_failure_is_reported_with_status_and_stderr(tmp_path: Path) -> None:
 
 def test_unauthenticated_client_starts_nothing(tmp_path: Path) -> None:
     service, executor, clock = make_service(tmp_path)
-
-    class Raw:
-        def makeConnection(self, transport: object) -> None:
-            pass
-
-        def dataReceived(self, data: bytes) -> None:
-            pass
-
-        def connectionLost(self) -> None:
-            pass
-
-    pipe = Pipe(Raw(), service._accept())
+    pipe = Pipe(SilentPeer(), service._accept())
     pipe.lt.write(encode("job", {"job": "7-r1", "plan": plan_for(two_step_job())}))
     pipe.lt.write(encode("start", {"job": "7-r1"}))
     pipe.pump()

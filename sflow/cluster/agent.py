@@ -77,10 +77,9 @@ def is_node_of(cmdline: Sequence[str], files: NodeFiles) -> bool:
     """Whether a process's argv is an sflow node started for this directory (it names our pid file)."""
     if "node" not in cmdline or str(files.pid) not in cmdline:
         return False
-    runs_sflow = any(Path(arg).name == "sflow" for arg in cmdline) or any(
+    return any(Path(arg).name == "sflow" for arg in cmdline) or any(
         a == "-m" and b == "sflow" for a, b in zip(cmdline, cmdline[1:])
     )
-    return runs_sflow
 
 
 def process_cmdline(pid: int) -> list[str] | None:
@@ -200,29 +199,28 @@ def stop(files: NodeFiles, *, grace: float, clock: Callable[[], float] = time.mo
         return {"ok": True, "stopped": False, "detail": "not running (no pid file)"}
     handle = _open_process(pid)
     try:
-        cmdline = process_cmdline(pid)
-        if cmdline is None:
-            files.pid.unlink(missing_ok=True)
-            return {"ok": True, "stopped": False, "detail": f"not running (pid {pid} has exited)"}
-        if not is_node_of(cmdline, files):
-            files.pid.unlink(missing_ok=True)
-            return {
-                "ok": True,
-                "stopped": False,
-                "detail": f"not running (pid {pid} now belongs to another program; not signalled)",
-            }
-        _signal(handle, pid, signal.SIGTERM)
-        if _wait_gone(handle, pid, grace, clock):
-            files.pid.unlink(missing_ok=True)
-            return {"ok": True, "stopped": True, "pid": pid, "signal": "SIGTERM"}
-        _signal(handle, pid, signal.SIGKILL)
-        if _wait_gone(handle, pid, grace, clock):
-            files.pid.unlink(missing_ok=True)
-            return {"ok": True, "stopped": True, "pid": pid, "signal": "SIGKILL", "detail": f"ignored SIGTERM for {grace:g} s"}
-        return {"ok": False, "pid": pid, "error": f"pid {pid} survived SIGKILL for {grace:g} s"}
+        result = _stop_pid(files, pid, handle, grace, clock)
     finally:
         if handle is not None:
             os.close(handle)
+    if result["ok"]:  # the pid is gone or not ours: the pid file names nothing to stop any more
+        files.pid.unlink(missing_ok=True)
+    return result
+
+
+def _stop_pid(files: NodeFiles, pid: int, handle: int | None, grace: float, clock: Callable[[], float]) -> dict[str, Any]:
+    cmdline = process_cmdline(pid)
+    if cmdline is None:
+        return {"ok": True, "stopped": False, "detail": f"not running (pid {pid} has exited)"}
+    if not is_node_of(cmdline, files):
+        return {"ok": True, "stopped": False, "detail": f"not running (pid {pid} now belongs to another program; not signalled)"}
+    _signal(handle, pid, signal.SIGTERM)
+    if _wait_gone(handle, pid, grace, clock):
+        return {"ok": True, "stopped": True, "pid": pid, "signal": "SIGTERM"}
+    _signal(handle, pid, signal.SIGKILL)
+    if _wait_gone(handle, pid, grace, clock):
+        return {"ok": True, "stopped": True, "pid": pid, "signal": "SIGKILL", "detail": f"ignored SIGTERM for {grace:g} s"}
+    return {"ok": False, "pid": pid, "error": f"pid {pid} survived SIGKILL for {grace:g} s"}
 
 
 def _open_process(pid: int) -> int | None:
@@ -265,19 +263,20 @@ def status(files: NodeFiles, *, timeout: float, python: str = sys.executable) ->
     ready = _read_readiness(files)
     if ready is None:
         return {"ok": False, "state": "starting", "pid": pid, "error": "sflow node has not printed its readiness line"}
+    up = {"state": "up", "pid": pid, "listen": ready.listen}
     argv = [python, "-m", "sflow", "status", "--config", str(files.config), "--connect", local_address(ready.listen), "--json"]
     try:
         done = subprocess.run(argv, cwd=files.directory, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return {"ok": False, "state": "up", "pid": pid, "listen": ready.listen, "error": f"sflow status timed out after {timeout:g} s"}
+        return {"ok": False, **up, "error": f"sflow status timed out after {timeout:g} s"}
     if done.returncode != 0:
         error = done.stderr.decode("utf-8", "replace").strip()[-LOG_TAIL_BYTES:]
-        return {"ok": False, "state": "up", "pid": pid, "listen": ready.listen, "error": error or f"sflow status exited {done.returncode}"}
+        return {"ok": False, **up, "error": error or f"sflow status exited {done.returncode}"}
     try:
         node = json.loads(done.stdout)
     except json.JSONDecodeError:
-        return {"ok": False, "state": "up", "pid": pid, "listen": ready.listen, "error": "sflow status --json printed no JSON"}
-    return {"ok": True, "state": "up", "pid": pid, "listen": ready.listen, "node": node}
+        return {"ok": False, **up, "error": "sflow status --json printed no JSON"}
+    return {"ok": True, **up, "node": node}
 
 
 def local_address(listen: str) -> str:

@@ -99,7 +99,6 @@ class Channel(Protocol):
         clock: Any,
         name: str,
         chunk_size: int = 262144,
-        auth_timeout: float = AUTH_TIMEOUT,
     ) -> None:
         self.role = role
         self._secret = secret
@@ -108,7 +107,6 @@ class Channel(Protocol):
         self.name = name
         self.peer_name = ""
         self._chunk = max(1, min(chunk_size, MAX_CHUNK))
-        self._auth_timeout = auth_timeout
         self._decoder = FrameDecoder(MAX_FRAME_UNAUTHENTICATED)
         self._my_nonce = auth.new_nonce()
         self._their_nonce = b""
@@ -130,7 +128,7 @@ class Channel(Protocol):
     # -- Twisted ---------------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self._timer = self._clock.callLater(self._auth_timeout, self._auth_expired)
+        self._timer = self._clock.callLater(AUTH_TIMEOUT, self._auth_expired)
         if self.role == "client":
             self._write("hello", {"nonce": self._my_nonce})
 

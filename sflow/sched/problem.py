@@ -121,6 +121,9 @@ class Problem:
             hosts=tuple(v.host_id for v in vcpus),
             vms=tuple(env.vm_of_vcpu[v.id] for v in vcpus),
             speed=mips,
+            # Indices ascend with task ids, so the job's own topological order (smallest ready id
+            # first) is this problem's order; a cyclic job's is short, which _build reports.
+            order=[index[t] for t in job.order],
         )
 
     @classmethod
@@ -189,6 +192,7 @@ class Problem:
         hosts: tuple[str, ...],
         vms: tuple[str, ...],
         speed: FloatArray,
+        order: list[int] | None = None,
     ) -> Problem:
         n = len(task_ids)
         preds: list[list[Link]] = [[] for _ in range(n)]
@@ -196,7 +200,8 @@ class Problem:
         for e, (s, d, _) in enumerate(edges):
             succs[s].append((d, e))
             preds[d].append((s, e))
-        order = _topological(n, preds, succs)
+        if order is None:
+            order = _topological(n, preds, succs)
         if len(order) != n:
             raise ScheduleError(f"{name}: the task graph has a cycle")
         return cls(

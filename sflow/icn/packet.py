@@ -20,9 +20,10 @@ A Data packet without SignatureInfo is accepted (python-ndn produces one when as
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TypeVar
 
 from sflow.errors import DecodeError
 from sflow.icn import tlv
@@ -487,28 +488,20 @@ def decode_meta_info(buf: bytes, start: int, end: int) -> MetaInfo:
 _META_CACHE: dict[bytes, MetaInfo] = {}
 _SIGNATURE_INFO_CACHE: dict[bytes, SignatureInfo] = {}
 _CACHE_LIMIT = 512
+_T = TypeVar("_T")
 
 
-def _meta_info(buf: bytes, start: int, stop: int) -> MetaInfo:
+def _decode_cached(
+    cache: dict[bytes, _T], decode: Callable[[bytes, int, int], _T], buf: bytes, start: int, stop: int
+) -> _T:
     raw = buf[start:stop]
-    meta = _META_CACHE.get(raw)
-    if meta is None:
-        meta = decode_meta_info(buf, start, stop)
-        if len(_META_CACHE) >= _CACHE_LIMIT:
-            _META_CACHE.clear()
-        _META_CACHE[raw] = meta
-    return meta
-
-
-def _data_signature_info(buf: bytes, start: int, stop: int) -> SignatureInfo:
-    raw = buf[start:stop]
-    info = _SIGNATURE_INFO_CACHE.get(raw)
-    if info is None:
-        info = decode_signature_info(buf, start, stop)
-        if len(_SIGNATURE_INFO_CACHE) >= _CACHE_LIMIT:
-            _SIGNATURE_INFO_CACHE.clear()
-        _SIGNATURE_INFO_CACHE[raw] = info
-    return info
+    value = cache.get(raw)
+    if value is None:
+        value = decode(buf, start, stop)
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[raw] = value
+    return value
 
 
 def decode_data(buf: bytes) -> Data:
@@ -545,12 +538,12 @@ def decode_data(buf: bytes) -> Data:
         elif tlv_type == tlv.META_INFO:
             if last >= 1:
                 raise DecodeError("MetaInfo out of order")
-            meta = _meta_info(buf, start, stop)
+            meta = _decode_cached(_META_CACHE, decode_meta_info, buf, start, stop)
             last = 1
         elif tlv_type == tlv.SIGNATURE_INFO:
             if last >= 3:
                 raise DecodeError("SignatureInfo out of order")
-            signature_info = _data_signature_info(buf, start, stop)
+            signature_info = _decode_cached(_SIGNATURE_INFO_CACHE, decode_signature_info, buf, start, stop)
             last = 3
         elif tlv_type == tlv.SIGNATURE_VALUE:
             if last != 3:

@@ -396,13 +396,7 @@ class Forwarder:
 
     # --- Data -------------------------------------------------------------------------------------
     def on_incoming_data(self, face: Face, data: Data, lp: LpPacket | None) -> None:
-        self._depth += 1
-        try:
-            self._incoming_data(face, data, lp)
-        finally:
-            self._depth -= 1
-        if self._depth == 0 and self._finalize_queue:
-            self._drain()
+        self._run(self._incoming_data, face, data, lp)
 
     def _incoming_data(self, face: Face, data: Data, lp: LpPacket | None) -> None:
         self.counters.n_in_data += 1

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from sflow.cluster.agent import process_cmdline
+
 PREFIX = "sflt"
 BRIDGE = f"{PREFIX}br0"
 SUBNET = "10.213.7"  # not 10.213.0.x, which the project's sample environments use
@@ -284,18 +286,16 @@ class Lab:
 
 
 def processes() -> Iterator[tuple[int, list[str]]]:
-    """(pid, argv) of every live, non-zombie process."""
+    """(pid, argv) of every live, non-zombie process (kernel threads, with no argv, left out)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text(errors="replace")
-            argv = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
+            argv = process_cmdline(int(entry.name))
         except OSError:
             continue
-        if stat[stat.rfind(")") + 2 :][:1] in ("Z", "X") or not argv:
-            continue
-        yield int(entry.name), argv
+        if argv:
+            yield int(entry.name), argv
 
 
 def runs_sflow(argv: list[str]) -> bool:

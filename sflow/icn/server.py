@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,44 +52,38 @@ class ForwarderServer:
     def listen_tcp(self, host: str, port: int) -> FaceUri:
         """Listen for TCP faces; returns the bound address (port 0 picks a free one)."""
         factory = ForwarderStreamFactory(self.forwarder)
-        try:
-            listening = self.reactor.listenTCP(port, factory, interface=host)
-        except CannotListenError as exc:
-            raise IcnError(f"cannot listen on tcp {host}:{port}: {exc}") from exc
-        self._ports.append(listening)
+        listening = self._listen(f"tcp {host}:{port}", lambda: self.reactor.listenTCP(port, factory, interface=host))
         bound = listening.getHost()
-        uri = FaceUri("tcp", host=bound.host, port=bound.port)
-        self.addresses.append(str(uri))
-        log.info("listening tcp=%s", uri)
-        return uri
+        return self._listening(FaceUri("tcp", host=bound.host, port=bound.port))
 
     def listen_unix(self, path: str) -> FaceUri:
         """Listen on a Unix socket (a stale socket file from a dead forwarder is replaced)."""
         if os.path.exists(path) and not _socket_in_use(path):
             os.unlink(path)
-        try:
-            listening = self.reactor.listenUNIX(path, ForwarderStreamFactory(self.forwarder))
-        except CannotListenError as exc:
-            raise IcnError(f"cannot listen on unix socket {path}: {exc}") from exc
-        self._ports.append(listening)
+        factory = ForwarderStreamFactory(self.forwarder)
+        self._listen(f"unix socket {path}", lambda: self.reactor.listenUNIX(path, factory))
         self._unix_paths.append(path)
-        uri = FaceUri("unix", path=path)
-        self.addresses.append(str(uri))
-        log.info("listening unix=%s", path)
-        return uri
+        return self._listening(FaceUri("unix", path=path))
 
     def listen_udp(self, host: str, port: int) -> FaceUri:
         channel = UdpChannel(self.forwarder, self.reactor)
-        try:
-            listening = self.reactor.listenUDP(port, channel, interface=host)
-        except CannotListenError as exc:
-            raise IcnError(f"cannot listen on udp {host}:{port}: {exc}") from exc
-        self._ports.append(listening)
+        listening = self._listen(f"udp {host}:{port}", lambda: self.reactor.listenUDP(port, channel, interface=host))
         self.udp_channels.append(channel)
         bound = listening.getHost()
-        uri = FaceUri("udp", host=bound.host, port=bound.port)
+        return self._listening(FaceUri("udp", host=bound.host, port=bound.port))
+
+    def _listen(self, what: str, start: Callable[[], Any]) -> Any:
+        """Start a listener (stopped by :meth:`stop`); :class:`IcnError` naming ``what`` if it cannot."""
+        try:
+            listening = start()
+        except CannotListenError as exc:
+            raise IcnError(f"cannot listen on {what}: {exc}") from exc
+        self._ports.append(listening)
+        return listening
+
+    def _listening(self, uri: FaceUri) -> FaceUri:
         self.addresses.append(str(uri))
-        log.info("listening udp=%s", uri)
+        log.info("listening %s=%s", uri.scheme, uri.path or uri)
         return uri
 
     def add_static_route(self, route: StaticRoute) -> Deferred[Face]:

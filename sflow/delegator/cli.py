@@ -28,7 +28,7 @@ from sflow.errors import InputError
 from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
 from sflow.model.infra import Address, Environment, VcpuId
 from sflow.model.schedule import Schedule
-from sflow.model.workflow import Job
+from sflow.model.workflow import Job, TaskId
 from sflow.node.blocking import run_until
 from sflow.node.cli import add_secret_argument, secret_overrides, split_listen
 from sflow.secret import generate_secret, read_secret
@@ -107,9 +107,7 @@ def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, e
     for tid, slot in schedule.slots.items():
         node = node_address(env.vm_for(slot.vcpu).address, config)
         placements[tid] = TaskPlacement(node, slot.vcpu, index.get(slot.vcpu, 0))
-    starts = {t: s.start for t, s in schedule.slots.items()}
-    plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4))
-    return Prepared(plan, schedule, schedule.algorithm)
+    return _prepared(job, placements, schedule, "<job>")
 
 
 def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
@@ -122,9 +120,13 @@ def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: st
     for tid in job.by_id:
         p = mapping.placements[tid]
         placements[tid] = TaskPlacement(node_address(p.address, config), p.vcpu_id, index.get(p.vcpu_id, 0))
-    schedule = mapping.schedule
+    return _prepared(job, placements, mapping.schedule, mapping_path)
+
+
+def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Schedule | None, source: str) -> Prepared:
+    """The plan of a fresh run (a new run id), its functions in the schedule's order when there is one."""
     starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
-    plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), mapping_path)
+    plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), source)
     return Prepared(plan, schedule, schedule.algorithm if schedule is not None else "mapping")
 
 

@@ -331,7 +331,13 @@ class Name:
     def __getitem__(self, index: int | slice) -> Component | Name:
         if isinstance(index, slice):
             return Name.from_components(self.components[index])
-        return self.components[index]
+        ends = self.ends
+        stop = ends[index]
+        if index < 0:
+            index += len(ends)
+        start = ends[index - 1] if index else 0
+        comp_type, value_start, value_end = tlv.read_tlv(self.wire, start, stop)
+        return Component(comp_type, self.wire[value_start:value_end])
 
     def __iter__(self) -> Iterator[Component]:
         return iter(self.components)

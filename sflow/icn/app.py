@@ -547,8 +547,9 @@ class _SegmentFetcher:
         final_block = data.meta_info.final_block_id
         if final_block is not None and final_block.is_segment():
             self.final = final_block.to_number()
-        if self.final is not None and all(i in self.segments for i in range(self.final + 1)):
-            self._done(b"".join(self.segments[i] for i in range(self.final + 1)))
+        final = self.final
+        if final is not None and len(self.segments) > final and all(i in self.segments for i in range(final + 1)):
+            self._done(b"".join(self.segments[i] for i in range(final + 1)))
             return
         self._fill()
 

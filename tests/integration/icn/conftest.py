@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from icn_processes import RunningForwarder, sflow
+from icn_processes import RunningForwarder, port_of, ready_addresses, sflow
 
 
 @pytest.fixture(scope="module")
@@ -13,10 +13,7 @@ def forwarder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningForwa
     pytest.importorskip("ndn", reason="python-ndn (the independent NDN peer) is not installed")
     unix_path = tmp_path_factory.mktemp("icn") / "forwarder.sock"
     process = sflow("forwarder", "--listen", "127.0.0.1:0", "--unix", str(unix_path), name="sflow forwarder")
-    line = process.readline(timeout=15)
-    assert line.startswith("sflow forwarder ready: "), line
-    tcp = next(part for part in line.split()[3:] if part.startswith("tcp4://"))
-    running = RunningForwarder(process, int(tcp.rsplit(":", 1)[1]), unix_path)
+    running = RunningForwarder(process, port_of(ready_addresses(process), "tcp4://"), unix_path)
     yield running
     status = process.terminate()
     assert status == 0, process.stderr_tail()

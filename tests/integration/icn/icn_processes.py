@@ -80,6 +80,17 @@ def peer(script: str, *args: str) -> Process:
     return Process([sys.executable, str(PEERS / script), *args], script)
 
 
+def ready_addresses(process: Process) -> list[str]:
+    """The addresses on an ``sflow forwarder``'s ready line (its next stdout line)."""
+    line = process.readline(timeout=15)
+    assert line.startswith("sflow forwarder ready: "), line
+    return line.split()[3:]
+
+
+def port_of(addresses: list[str], scheme: str) -> int:
+    return int(next(a for a in addresses if a.startswith(scheme)).rsplit(":", 1)[1])
+
+
 @dataclass
 class RunningForwarder:
     """An ``sflow forwarder`` process and where it listens."""

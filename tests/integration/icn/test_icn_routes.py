@@ -10,19 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from icn_processes import Process, peer, sflow
+from icn_processes import peer, port_of, ready_addresses, sflow
 
 SFLOW_BIG = hashlib.sha256(bytes(i % 241 for i in range(100_000))).hexdigest()
-
-
-def ready_addresses(process: Process) -> list[str]:
-    line = process.readline(timeout=15)
-    assert line.startswith("sflow forwarder ready: "), line
-    return line.split()[3:]
-
-
-def port_of(addresses: list[str], scheme: str) -> int:
-    return int(next(a for a in addresses if a.startswith(scheme)).rsplit(":", 1)[1])
 
 
 def status(address: str) -> dict[str, Any]:

@@ -39,14 +39,6 @@ from sflow.icn.signature import DigestSha256Signer  # noqa: E402
 PREFIX = Name.from_uri("/bench/forwarder")
 
 
-def var(n: int) -> bytes:
-    return tlv.encode_var_number(n)
-
-
-def tlv_(t: int, v: bytes) -> bytes:
-    return var(t) + var(len(v)) + v
-
-
 class Framer:
     """Cuts a byte stream into TLV packets."""
 
@@ -69,9 +61,9 @@ class Framer:
 
 
 def interest_wire(run: int, seq: int) -> bytes:
-    name = PREFIX.wire + tlv_(8, str(run).encode()) + tlv_(0x3A, seq.to_bytes(8, "big"))
-    body = tlv_(7, name) + b"\x0a\x04" + os.urandom(4) + b"\x0c\x02\x0f\xa0"
-    return tlv_(5, body)
+    name = PREFIX.wire + tlv.encode_tlv(8, str(run).encode()) + tlv.encode_tlv(0x3A, seq.to_bytes(8, "big"))
+    body = tlv.encode_tlv(7, name) + b"\x0a\x04" + os.urandom(4) + b"\x0c\x02\x0f\xa0"
+    return tlv.encode_tlv(5, body)
 
 
 _SIG_INFO = b"\x16\x03\x1b\x01\x00"
@@ -82,8 +74,8 @@ def data_for(interest: bytes, content: bytes) -> bytes:
     pos = 2 if interest[1] < 253 else 4
     name_len = interest[pos + 1]
     name_tlv = interest[pos : pos + 2 + name_len]
-    signed = name_tlv + b"\x14\x04\x19\x02\x27\x10" + tlv_(0x15, content) + _SIG_INFO
-    return tlv_(6, signed + b"\x17\x20" + hashlib.sha256(signed).digest())
+    signed = name_tlv + b"\x14\x04\x19\x02\x27\x10" + tlv.encode_tlv(0x15, content) + _SIG_INFO
+    return tlv.encode_tlv(6, signed + b"\x17\x20" + hashlib.sha256(signed).digest())
 
 
 def seq_of(data: bytes) -> int:

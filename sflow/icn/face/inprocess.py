@@ -10,7 +10,6 @@ wire).
 
 from __future__ import annotations
 
-from sflow.icn import tlv
 from sflow.icn.face.base import Face, FacePersistency, FaceScope, LinkType
 from sflow.icn.lp import CACHE_POLICY_NO_CACHE, LpPacket
 from sflow.icn.packet import Data, Interest, Nack, encode_data, encode_interest
@@ -84,13 +83,6 @@ class InProcessFace(Face):
             return
         self.counters.n_out_nacks += 1
         self._deliver("n", nack, LpPacket(pit_token=pit_token, nack_reason=nack.reason))
-
-    def _fits(self, wire: bytes) -> bool:
-        if len(wire) > tlv.MAX_NDN_PACKET_SIZE:
-            self.counters.n_out_oversize += 1
-            return False
-        self.counters.n_out_bytes += len(wire)
-        return True
 
     def transmit(self, wire: bytes) -> None:
         """Wire bytes (from :meth:`Face.receive_wire` users) are decoded by the peer as on a link."""

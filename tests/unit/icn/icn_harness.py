@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
 from sflow.icn.face.base import Face, FaceScope, LinkType
 from sflow.icn.forwarder import Forwarder
 from sflow.icn.lp import LpPacket
@@ -61,6 +67,20 @@ class DummyFace(Face):
     def nack(self, interest: Interest, reason: int) -> None:
         self.receive_nack(Nack(interest, reason), None)
 
+
+def result_of(d: Deferred[Any], clock: Clock, seconds: float = 0.0, step: float = 0.001) -> Any:
+    """Advance the clock until ``d`` fired (or ``seconds`` passed); return its result or raise its failure."""
+    outcome: list[Any] = []
+    d.addBoth(outcome.append)
+    clock.advance(0)
+    elapsed = 0.0
+    while not outcome and elapsed < seconds:
+        clock.advance(step)
+        elapsed += step
+    assert outcome, "the Deferred did not fire"
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
 
 
 def route(forwarder: Forwarder, prefix: str, face: Face, cost: int = 0) -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from icn_harness import result_of
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -17,21 +18,6 @@ from sflow.icn.forwarder import Forwarder
 from sflow.icn.name import Component, Name
 from sflow.icn.packet import Data, Interest, NackReason, make_data, make_interest
 from sflow.icn.signature import HmacSha256Signer
-
-
-def result_of(d: Deferred[Any], clock: Clock, seconds: float = 0.0, step: float = 0.001) -> Any:
-    """Advance the clock until ``d`` fired (or ``seconds`` passed); return its result or raise its failure."""
-    outcome: list[Any] = []
-    d.addBoth(outcome.append)
-    clock.advance(0)
-    elapsed = 0.0
-    while not outcome and elapsed < seconds:
-        clock.advance(step)
-        elapsed += step
-    assert outcome, "the Deferred did not fire"
-    if isinstance(outcome[0], Failure):
-        outcome[0].raiseException()
-    return outcome[0]
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from icn_harness import result_of
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 
 from sflow.errors import InterestNacked
 from sflow.icn.app import Endpoint
@@ -40,16 +40,7 @@ class Topology:
             self.clock.advance(step)
 
     def run(self, d: Deferred[Any], seconds: float = 5.0) -> Any:
-        outcome: list[Any] = []
-        d.addBoth(outcome.append)
-        elapsed = 0.0
-        while not outcome and elapsed < seconds:
-            self.clock.advance(0.001)
-            elapsed += 0.001
-        assert outcome, "did not finish"
-        if isinstance(outcome[0], Failure):
-            outcome[0].raiseException()
-        return outcome[0]
+        return result_of(d, self.clock, seconds)
 
 
 @pytest.fixture

@@ -104,11 +104,7 @@ def decode_lp_packet(buf: bytes) -> LpPacket:
     """Decode one LpPacket that is the whole of ``buf``."""
     buf = bytes(buf)
     end = len(buf)
-    outer, pos, value_end = tlv.read_tlv(buf, 0, end)
-    if outer != tlv.LP_PACKET:
-        raise DecodeError(f"expected LpPacket (type 100), got type {outer}")
-    if value_end != end:
-        raise DecodeError("trailing octets after the LpPacket")
+    pos = tlv.read_packet_start(buf, end, tlv.LP_PACKET, "LpPacket")
     fields: dict[str, object] = {}
     acks: list[int] = []
     fragment: bytes | None = None

@@ -321,26 +321,12 @@ def _decode_name(buf: bytes, start: int, end: int) -> Name:
     return _trusted(wire, _scan_components(wire))
 
 
-def _packet_start(buf: bytes, end: int, expected: int, what: str) -> int:
-    """Check the outer TLV of a packet that fills ``buf``; return where its value starts."""
-    if end >= 2 and buf[0] == expected and buf[1] < 253:
-        if 2 + buf[1] != end:
-            raise DecodeError(f"{what} length does not match the packet")
-        return 2
-    outer, pos, value_end = tlv.read_tlv(buf, 0, end)
-    if outer != expected:
-        raise DecodeError(f"expected {what} (type {expected}), got type {outer}")
-    if value_end != end:
-        raise DecodeError(f"trailing octets after the {what}")
-    return pos
-
-
 def decode_interest(buf: bytes) -> Interest:
     """Decode one Interest that is the whole of ``buf``."""
     if type(buf) is not bytes:
         buf = bytes(buf)
     end = len(buf)
-    pos = _packet_start(buf, end, tlv.INTEREST, "Interest")
+    pos = tlv.read_packet_start(buf, end, tlv.INTEREST, "Interest")
     tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
     if tlv_type != tlv.NAME:
         raise DecodeError("Interest must start with its Name")
@@ -509,7 +495,7 @@ def decode_data(buf: bytes) -> Data:
     if type(buf) is not bytes:
         buf = bytes(buf)
     end = len(buf)
-    pos = _packet_start(buf, end, tlv.DATA, "Data")
+    pos = tlv.read_packet_start(buf, end, tlv.DATA, "Data")
     tlv_type, start, stop = tlv.read_tlv(buf, pos, end)
     if tlv_type != tlv.NAME:
         raise DecodeError("Data must start with its Name")

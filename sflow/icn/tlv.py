@@ -187,6 +187,21 @@ def read_tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return tlv_type, pos, pos + length
 
 
+def read_packet_start(buf: bytes, end: int, expected: int, what: str) -> int:
+    """Check that ``buf[:end]`` is exactly one element of type ``expected`` (a ``what``); return
+    where its value starts."""
+    if end >= 2 and buf[0] == expected and buf[1] < 253:
+        if 2 + buf[1] != end:
+            raise DecodeError(f"{what} length does not match the packet")
+        return 2
+    outer, pos, value_end = read_tlv(buf, 0, end)
+    if outer != expected:
+        raise DecodeError(f"expected {what} (type {expected}), got type {outer}")
+    if value_end != end:
+        raise DecodeError(f"trailing octets after the {what}")
+    return pos
+
+
 def iter_tlvs(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
     """Iterate the elements ``(type, value start, value end)`` laid one after another in ``buf[pos:end]``."""
     while pos < end:

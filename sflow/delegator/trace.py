@@ -131,6 +131,8 @@ def makespan_line(trace: Trace) -> str:
     predicted = (
         f"{trace.predicted_makespan:.3f} s predicted by {trace.algorithm}"
         if trace.predicted_makespan is not None
+        else "no prediction (the nodes placed the functions themselves)"
+        if trace.mode == "auto"
         else "no prediction (mapping without a schedule)"
     )
     return f"makespan: {trace.makespan:.3f} s real, {predicted}"

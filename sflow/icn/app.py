@@ -376,8 +376,12 @@ class Endpoint:
         retries: int = 3,
         must_be_fresh: bool = True,
         validate: Callable[[Data], bool] | None = None,
+        first: Data | None = None,
     ) -> Deferred[bytes]:
         """Fetch segmented content under ``name`` (a prefix, a versioned name or a segment name).
+
+        ``first`` is a segment the caller already has (say, from discovering the name itself): the
+        fetch starts from it instead of asking for it again.
 
         Keeps up to ``window`` Interests in flight; with ``aimd`` the window grows by one per
         window of Data and halves on a timeout or Congestion Nack (between 1 and ``max_window``).
@@ -387,7 +391,7 @@ class Endpoint:
         fetcher = _SegmentFetcher(
             self, Name.coerce(name), window, aimd, max_window, lifetime, retries, must_be_fresh, validate
         )
-        return fetcher.start()
+        return fetcher.start(first)
 
     # --- face events ----------------------------------------------------------------------------
     def on_face_malformed(self, face: Face, reason: str) -> None:
@@ -496,10 +500,12 @@ class _SegmentFetcher:
         self.next_index = 0
         self.result: Deferred[bytes] = Deferred()
 
-    def start(self) -> Deferred[bytes]:
+    def start(self, first: Data | None = None) -> Deferred[bytes]:
         name = self.name
         last = name[-1] if len(name) else None
-        if last is not None and last.is_segment():
+        if first is not None:
+            self._discovered(first)
+        elif last is not None and last.is_segment():
             self.base = name.prefix(-1)
             self._request(last.to_number())
         elif last is not None and last.is_version():

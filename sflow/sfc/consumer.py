@@ -116,13 +116,9 @@ class ResultClient:
         if not self._valid(first):
             raise DecodeError(f"result {name} has no valid cluster signature")
         base = name.prefix(-1)
-        final = first.meta_info.final_block_id
-        if final is not None and final.is_segment() and final.to_number() == 0:
-            content = first.content
-        else:
-            content = await self.endpoint.fetch_segmented(
-                base, lifetime=self.lifetime_ms, retries=3, validate=self._valid
-            )
+        content = await self.endpoint.fetch_segmented(
+            base, lifetime=self.lifetime_ms, retries=3, validate=self._valid, first=first
+        )
         if bundle_version(content) != base[-1].to_number():
             raise DecodeError(f"result {base}: content does not match its version")
         return content

@@ -271,3 +271,23 @@ def test_large_status_is_segmented(forwarder: Forwarder, clock: Clock, pair: tup
         forwarder.rib.register(Name.from_uri(f"/many/prefix/number/{i}"), 256)
     content = result_of(consumer.fetch_segmented("/localhost/sflow/status"), clock)
     assert len(content) > 8000 and len(json.loads(content)["fib"]) > 300
+
+
+def test_segmented_fetch_starts_from_a_segment_the_caller_has(
+    forwarder: Forwarder, clock: Clock, pair: tuple[Endpoint, Endpoint]
+) -> None:
+    consumer, producer = pair
+    content = b"f" * 5_000
+    result_of(producer.serve_segmented("/given", content, version=1, segment_size=1000, register=False), clock)
+    inner = producer._routes[Name.from_uri("/given").wire].handler
+    asked: list[Name] = []
+
+    def record(interest: Interest) -> Any:
+        asked.append(interest.name)
+        return inner(interest)
+
+    result_of(producer.route("/given", record), clock)
+    first = result_of(consumer.express("/given", can_be_prefix=True), clock)
+    asked.clear()
+    assert result_of(consumer.fetch_segmented("/given/v=1", first=first), clock, seconds=5) == content
+    assert [n[-1].to_number() for n in asked] == [1, 2, 3, 4]  # segment 0 is not asked for again

@@ -350,3 +350,14 @@ _SPECIAL = {
     "ccn_bcastaddress",
     "ccn_bcastport",
 }
+
+
+def parse_host_port(text: str, where: str) -> tuple[str, int]:
+    """A listen or peer address from settings or flags: ``HOST:PORT`` or ``[V6]:PORT`` with
+    0 ≤ PORT < 65536 (0: any free port). ``where`` names the setting or flag in the error."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError("<flags>", where, f"expected HOST:PORT, found {text!r}")
+    return host, int(port)

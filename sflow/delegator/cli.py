@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from twisted.internet import defer
 
-from sflow.config import Config, add_config_argument, config_from_args
+from sflow.config import Config, add_config_argument, config_from_args, parse_host_port
 from sflow.delegator.ip import DispatchOptions, IpDispatch
 from sflow.delegator.local import LocalCluster, local_environment
 from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
@@ -30,7 +30,7 @@ from sflow.model.infra import Address, Environment, VcpuId
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 from sflow.node.blocking import run_until
-from sflow.node.cli import add_secret_argument, secret_overrides, split_listen
+from sflow.node.cli import add_secret_argument, secret_overrides
 from sflow.secret import generate_secret, read_secret
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
 
 def node_address(address: Address, config: Config) -> str:
     """``host:port`` of a node; an address without a port uses the port of ``node.listen``."""
-    port = address.port if address.port is not None else split_listen(config.node.listen)[1]
+    port = address.port if address.port is not None else parse_host_port(config.node.listen, "node.listen")[1]
     return str(Address(address.host, port))
 
 

@@ -14,7 +14,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from sflow import __version__
-from sflow.config import Config, add_config_argument, config_from_args
+from sflow.config import Config, add_config_argument, config_from_args, parse_host_port
 from sflow.errors import ConfigError, ProtocolError, SflowError
 from sflow.model.infra import Address
 from sflow.node.blocking import run_until
@@ -71,16 +71,6 @@ def secret_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {"security": {"secret_file": args.secret_file}} if getattr(args, "secret_file", None) else {}
 
 
-def split_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` with 0 ≤ PORT < 65536 (0: any free port)."""
-    host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError("<flags>", "node.listen", f"expected HOST:PORT, found {text!r}")
-    return host, int(port)
-
-
 # ---------------------------------------------------------------------------------------------
 # sflow node
 
@@ -105,7 +95,7 @@ def _node(args: argparse.Namespace) -> int:
     config = config_from_args(args, overrides)
     _node_logging(config, args.verbose)
     secret = read_secret(config.security.secret_file)
-    host, port = split_listen(config.node.listen)
+    host, port = parse_host_port(config.node.listen, "node.listen")
     workdir = Path(config.node.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
     pid_file = Path(config.node.pid_file).expanduser() if config.node.pid_file else None
@@ -134,9 +124,9 @@ def _node(args: argparse.Namespace) -> int:
     service.name = str(Address(host, actual))
     icn_address: str | None = None
     if args.mode != "ip":
-        from sflow.sfc.node import IcnNode, split_host_port
+        from sflow.sfc.node import IcnNode
 
-        icn_host, icn_port = split_host_port(args.icn_listen, "--icn-listen") if args.icn_listen else (host, config.icn.port)
+        icn_host, icn_port = parse_host_port(args.icn_listen, "--icn-listen") if args.icn_listen else (host, config.icn.port)
         service.icn = IcnNode(
             reactor, config, secret, service.executor, workdir / "icn", mode=args.mode, host=icn_host, port=icn_port,
             vcpus=service.vcpus,

@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 
-from sflow.config import Config
+from sflow.config import Config, parse_host_port
 from sflow.errors import ConfigError
 from sflow.icn.face.base import Face
 from sflow.icn.face.stream import connect_stream
@@ -25,14 +25,6 @@ from sflow.sfc.service import FunctionExecutor, SfcService
 from sflow.sfc.store import ResultStore
 
 log = logging.getLogger(__name__)
-
-
-def split_host_port(text: str, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError("<flags>", what, f"expected HOST:PORT, found {text!r}")
-    return host, int(port)
 
 
 class IcnNode:
@@ -75,7 +67,7 @@ class IcnNode:
         )
         self.hello_port: int | None = None
         if mode == "auto":
-            targets = [split_host_port(n, "icn.neighbours") for n in icn.neighbours]
+            targets = [parse_host_port(n, "icn.neighbours") for n in icn.neighbours]
             if icn.broadcast_address:
                 targets.append((icn.broadcast_address, icn.hello_port))
             hello = HelloProtocol(

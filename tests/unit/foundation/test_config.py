@@ -80,3 +80,13 @@ def test_config_import_cli(samples: Path, tmp_path: Path, capsys: pytest.Capture
 def test_a_boolean_is_not_a_number() -> None:
     with pytest.raises(ConfigError, match="node.function_timeout: expected a number, found True"):
         load_config(environ={}, overrides={"node": {"function_timeout": True}})
+
+
+def test_host_port_settings() -> None:
+    from sflow.config import parse_host_port
+
+    assert parse_host_port("127.0.0.1:0", "node.listen") == ("127.0.0.1", 0)
+    assert parse_host_port("[::1]:7070", "node.listen") == ("::1", 7070)
+    for bad in ("7070", ":7070", "host:", "host:70000"):
+        with pytest.raises(ConfigError, match="--icn-listen: expected HOST:PORT"):
+            parse_host_port(bad, "--icn-listen")

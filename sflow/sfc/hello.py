@@ -24,6 +24,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 
 from sflow.errors import DecodeError
+from sflow.model.infra import Address
 from sflow.sfc.auto import Advert, NeighbourTable, choose, upstream_work
 from sflow.sfc.names import Installed
 
@@ -38,7 +39,7 @@ def reachable_address(address: str, host: str) -> str:
     or none) is replaced by ``host``, the host the node is known by."""
     listen, _, port = address.rpartition(":")
     if listen.strip("[]") in ("0.0.0.0", "::", ""):
-        return f"{host}:{port}"
+        return str(Address(host, int(port)))
     return address
 
 

@@ -89,3 +89,11 @@ def test_auto_mode_places_predecessors_and_routes_around_a_dead_neighbour(tmp_pa
     assert ran_on[4] == "n0"
     assert "n2" not in ran_on.values()
     assert set(ran_on.values()) - {"n0"}  # some work went to a neighbour
+
+
+def test_a_wildcard_neighbour_is_known_by_the_address_it_was_heard_from() -> None:
+    from sflow.sfc.hello import reachable_address
+
+    assert reachable_address("0.0.0.0:7070", "10.0.0.2") == "10.0.0.2:7070"
+    assert reachable_address("[::]:7070", "::1") == "[::1]:7070"  # IPv6 hosts keep their brackets
+    assert reachable_address("10.0.0.3:7070", "10.0.0.2") == "10.0.0.3:7070"

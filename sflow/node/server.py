@@ -32,6 +32,7 @@ from sflow.errors import ProtocolError, SflowError
 from sflow.model.workflow import TaskId
 from sflow.node.channel import Channel, Delivered, connect
 from sflow.node.execution import ExecRequest, ExecResult
+from sflow.node.peers import PeerPool
 from sflow.node.protocol import Message
 from sflow.node.state import Action, AllDone, JobState, ReturnFile, Run, SendFile, SendValue
 from sflow.node.transfer import FileSink, TransferError, safe_target
@@ -87,8 +88,7 @@ class NodeService:
         self.started = reactor.seconds()
         self.stopping = False
         self._channels: set[Channel] = set()
-        self._peers: dict[str, Channel] = {}
-        self._connecting: dict[str, list[defer.Deferred[Channel]]] = {}
+        self._peers: PeerPool[Channel] = PeerPool(self._connect_peer, lambda ch: not ch.closed)
         #: the ICN side (sflow.sfc.node.IcnNode) when the node runs with --mode icn|auto
         self.icn: Any = None
         #: one function per vCPU at a time across jobs: who holds each vCPU, and who waits for it
@@ -115,9 +115,7 @@ class NodeService:
             self.counters["rejected"] += 1
             log.info("event=rejected reason=%s", reason)
             return
-        for node, peer in list(self._peers.items()):
-            if peer is channel:
-                del self._peers[node]
+        self._peers.forget(channel)
         for job in [j for j in self.jobs.values() if j.delegator is channel]:
             log.warning("event=delegator_lost job=%s reason=%s", job.key, reason)
             self._drop(job, keep=False)
@@ -406,29 +404,10 @@ class NodeService:
         job.delegator.send("job_error", job=job.key, reason=reason)
 
     def _peer(self, node: str) -> defer.Deferred[Channel]:
-        channel = self._peers.get(node)
-        if channel is not None and not channel.closed:
-            return defer.succeed(channel)
-        d: defer.Deferred[Channel] = defer.Deferred()
-        waiters = self._connecting.get(node)
-        if waiters is not None:
-            waiters.append(d)
-            return d
-        self._connecting[node] = [d]
+        return self._peers.get(node)
 
-        def connected(ch: Channel) -> None:
-            self._peers[node] = ch
-            for w in self._connecting.pop(node, []):
-                w.callback(ch)
-
-        def failed(failure: Failure) -> None:
-            for w in self._connecting.pop(node, []):
-                w.errback(failure)
-
-        connect(self.reactor, node, self._secret, self, self.name, self.config.node.chunk_size).addCallbacks(
-            connected, failed
-        )
-        return d
+    def _connect_peer(self, node: str) -> defer.Deferred[Channel]:
+        return connect(self.reactor, node, self._secret, self, self.name, self.config.node.chunk_size)
 
     # -- shutdown --------------------------------------------------------------------------------
 
@@ -444,7 +423,7 @@ class NodeService:
             for job in list(self.jobs.values()):
                 self.jobs.pop(job.key, None)
                 shutil.rmtree(job.root, ignore_errors=True)
-            for ch in list(self._channels) + list(self._peers.values()):
+            for ch in list(self._channels) + list(self._peers.connections()):
                 ch.close()
             return result
 

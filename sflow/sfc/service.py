@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import msgpack
 from twisted.internet import task
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from sflow.config import Config
@@ -46,6 +46,7 @@ from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Name
 from sflow.icn.packet import Data, Interest, make_data
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
+from sflow.node.peers import PeerPool
 from sflow.sfc.bundle import READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
@@ -117,7 +118,10 @@ class SfcService:
         self._held: dict[str, list[_Held]] = {}
         #: events by run, for the runs installed most recently (at most MAX_RUNS)
         self._runs: dict[str, list[dict[str, Any]]] = {}
-        self._peers: dict[str, Face] = {}
+        self._peers: PeerPool[Face] = PeerPool(
+            self._open_peer,
+            lambda face: not face.closed and self.forwarder.faces.get(face.face_id) is face,
+        )
         self._routes: dict[bytes, int] = {}
         #: inputs being obtained through each route; a route is removed when none is left
         self._route_users: dict[bytes, int] = {}
@@ -125,7 +129,6 @@ class SfcService:
         self._inputs: dict[tuple[str, int], bytes] = {}
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
         self._waiting: dict[str, str] = {}
-        self._connecting: dict[str, list[Deferred[Face]]] = {}
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
                          "compute_requests": 0}
 
@@ -346,31 +349,19 @@ class SfcService:
 
     def _peer(self, address: str) -> Deferred[Face]:
         """The face toward ``address``, connecting (again) when there is none or it closed."""
-        face = self._peers.get(address)
-        if face is not None and not face.closed and self.forwarder.faces.get(face.face_id) is face:
-            return succeed(face)
-        waiter: Deferred[Face] = Deferred()
-        waiting = self._connecting.get(address)
-        if waiting is not None:
-            waiting.append(waiter)
-            return waiter
-        self._connecting[address] = [waiter]
+        return self._peers.get(address)
 
-        def added(face: Face) -> None:
+    def _open_peer(self, address: str) -> Deferred[Face]:
+        def added(face: Face) -> Face:
             if self.forwarder.faces.get(face.face_id) is not face:
                 self.forwarder.add_face(face)
             log.info("event=peer_face node=%s peer=%s face=%d", self.name, address, face.face_id)
-            self._peers[address] = face
-            for w in self._connecting.pop(address, []):
-                w.callback(face)
+            return face
 
-        def failed(failure: Failure) -> None:
-            error = IcnError(f"cannot reach node {address}: {failure.getErrorMessage()}")
-            for w in self._connecting.pop(address, []):
-                w.errback(error)
+        def failed(failure: Failure) -> Failure:
+            return Failure(IcnError(f"cannot reach node {address}: {failure.getErrorMessage()}"))
 
-        self._connect_peer(address).addCallbacks(added, failed)
-        return waiter
+        return self._connect_peer(address).addCallbacks(added, failed)
 
     # Execution ---------------------------------------------------------------------------------
 

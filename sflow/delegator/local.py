@@ -104,7 +104,7 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> defer.Deferred[list[str]]:
         """Spawn the nodes; fires with their addresses once every readiness line has arrived."""
         self.base.mkdir(parents=True, exist_ok=True)
-        hello_ports = _free_udp_ports(len(self.listens)) if self.mode == "auto" else []
+        hello_ports = free_ports(len(self.listens), socket.SOCK_DGRAM) if self.mode == "auto" else []
         for i, listen in enumerate(self.listens):
             argv = [sys.executable, "-m", "sflow", "node", "--listen", listen]
             argv += ["--workdir", str(self.base / f"node-{i}"), "--log-file", str(self.base / f"node-{i}.log")]
@@ -168,9 +168,10 @@ class LocalCluster:
         return d
 
 
-def _free_udp_ports(count: int) -> list[int]:
-    """Ports free for UDP right now (the nodes' hello sockets; they bind them a moment later)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
+    """``count`` loopback ports free right now for ``kind`` (TCP by default; ``socket.SOCK_DGRAM``
+    for UDP): for local nodes that bind them a moment later."""
+    sockets = [socket.socket(socket.AF_INET, kind) for _ in range(count)]
     try:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))

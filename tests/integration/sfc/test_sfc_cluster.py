@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from sfc_cluster import (
     REPO,
     IcnNode,
     delegate,
-    free_ports,
     node_status,
     ran,
     restart,
@@ -31,6 +31,7 @@ from sfc_cluster import (
     write_mapping,
 )
 
+from sflow.delegator.local import free_ports
 from sflow.jsonio import job_from_dict
 from sflow.model.workflow import TaskId
 from sflow.secret import generate_secret
@@ -185,7 +186,7 @@ def test_a_restarted_node_does_not_lose_the_job(secret_file: Path, tmp_path: Pat
 
 
 def test_auto_mode_completes_with_a_neighbour_killed(secret_file: Path, tmp_path: Path) -> None:
-    hello = free_ports(4, kind=2)  # SOCK_DGRAM
+    hello = free_ports(4, socket.SOCK_DGRAM)
     nodes = [start_node(tmp_path, i, secret_file, "auto", hello_port=hello[i],
                         neighbours=tuple(p for j, p in enumerate(hello) if j != i)) for i in range(4)]
     try:

@@ -212,6 +212,14 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_secret_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secret-file", metavar="FILE", help="the cluster secret (default: security.secret_file)")
+
+
+def secret_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    return {"security": {"secret_file": args.secret_file}} if getattr(args, "secret_file", None) else {}
+
+
 def config_from_args(args: argparse.Namespace, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
     return load_config(getattr(args, "config", None), overrides=overrides)
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from twisted.internet import defer
 
-from sflow.config import Config, add_config_argument, config_from_args, parse_host_port
+from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
 from sflow.delegator.ip import DispatchOptions, IpDispatch
 from sflow.delegator.local import LocalCluster, local_environment
 from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
@@ -30,7 +30,6 @@ from sflow.model.infra import Address, Environment, VcpuId
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 from sflow.node.blocking import run_until
-from sflow.node.cli import add_secret_argument, secret_overrides
 from sflow.secret import generate_secret, read_secret
 
 log = logging.getLogger(__name__)

@@ -358,7 +358,7 @@ async def _icn_dispatch(
     config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None,
 ) -> Trace:
     from sflow.icn.app import connect as connect_endpoint
-    from sflow.node.cli import query_status
+    from sflow.node.status import query_status
 
     statuses: dict[str, Mapping[str, Any]] = {}
     if mode == "icn":

@@ -1,7 +1,7 @@
 """IP-chaining dispatch: send each node its plan, start the job, collect progress and results.
 
 The delegator connects to every node of the plan (authenticated), sends each its
-:class:`~sflow.delegator.plan.NodePlan`, waits until all have accepted, then starts the job
+:class:`~sflow.node.plan.NodePlan`, waits until all have accepted, then starts the job
 everywhere (START functions begin at once; the rest wait for their inputs). Nodes report each
 function's start and end and each file they stream; END outputs stream back over the same
 connection into the output directory. The job is complete when every function is done and every
@@ -20,7 +20,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from sflow.delegator.plan import JobPlan, ResultFile, plan_to_wire
+from sflow.delegator.plan import JobPlan, ResultFile
+from sflow.node.plan import plan_to_wire
 from sflow.delegator.trace import TaskRun, Trace, TransferRun
 from sflow.errors import ExecutionError, JobFailed, ProtocolError, SflowError
 from sflow.model.schedule import Schedule

@@ -11,23 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
-from twisted.python.failure import Failure
 
 from sflow import __version__
-from sflow.config import Config, add_config_argument, config_from_args, parse_host_port
-from sflow.errors import ConfigError, ProtocolError, SflowError
+from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.errors import ConfigError, SflowError
 from sflow.model.infra import Address
 from sflow.node.blocking import run_until
-from sflow.node.channel import Channel, connect
-from sflow.node.protocol import Message
 from sflow.node.readiness import Readiness, format_readiness
-from sflow.node.transfer import FileSink
+from sflow.node.status import STATUS_TIMEOUT, query_status
 from sflow.secret import generate_secret, read_secret
 
 log = logging.getLogger(__name__)
-
-STATUS_TIMEOUT = 10.0
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("node", help="run a worker node daemon (IP chaining)")
@@ -61,14 +55,6 @@ def register(sub: Any) -> None:
     k.add_argument("-o", "--output", metavar="FILE", help="where (default: security.secret_file)")
     k.add_argument("--force", action="store_true", help="replace an existing secret")
     k.set_defaults(func=_keygen)
-
-
-def add_secret_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--secret-file", metavar="FILE", help="the cluster secret (default: security.secret_file)")
-
-
-def secret_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    return {"security": {"secret_file": args.secret_file}} if getattr(args, "secret_file", None) else {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,49 +151,6 @@ def _node_logging(config: Config, verbosity: int) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # sflow status
-
-
-class _StatusClient:
-    """Asks one question on a channel and keeps the answer."""
-
-    def __init__(self) -> None:
-        self.reply: defer.Deferred[Message] = defer.Deferred()
-
-    def channel_ready(self, channel: Channel) -> None:
-        channel.send("status")
-
-    def message_received(self, channel: Channel, msg: Message) -> None:
-        if msg["t"] != "status_reply":
-            raise ProtocolError(f"expected a status reply, found {msg['t']!r}")
-        if not self.reply.called:
-            self.reply.callback(msg)
-        channel.close()
-
-    def open_sink(self, channel: Channel, begin: Message) -> FileSink:
-        raise ProtocolError("status does not accept files")
-
-    def file_received(self, channel: Channel, begin: Message, path: Path) -> None:
-        raise ProtocolError("status does not accept files")
-
-    def file_failed(self, channel: Channel, begin: Message, reason: str) -> None:
-        log.debug("event=unexpected_file reason=%s", reason)
-
-    def channel_closed(self, channel: Channel, reason: str, authenticated: bool) -> None:
-        if not self.reply.called:
-            self.reply.errback(SflowError(f"no status from the node: {reason}"))
-
-
-def query_status(reactor: Any, address: str, secret: bytes, timeout: float = STATUS_TIMEOUT) -> defer.Deferred[Message]:
-    """The node's ``status_reply`` (a dict) over an authenticated connection."""
-    client = _StatusClient()
-
-    def unreachable(failure: Failure) -> None:
-        if not client.reply.called:
-            client.reply.errback(SflowError(f"{address}: {failure.getErrorMessage()}"))
-
-    connect(reactor, address, secret, client, "status", timeout=timeout).addErrback(unreachable)
-    client.reply.addTimeout(timeout, reactor)
-    return client.reply
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 
 from sflow import __version__
 from sflow.config import Config
-from sflow.delegator.plan import NodePlan, plan_from_wire
+from sflow.node.plan import NodePlan, plan_from_wire
 from sflow.errors import ProtocolError, SflowError
 from sflow.model.workflow import TaskId
 from sflow.node.channel import Channel, Delivered, connect

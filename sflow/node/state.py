@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sflow.delegator.plan import NodePlan, PlannedTask
+from sflow.node.plan import NodePlan, PlannedTask
 from sflow.errors import ProtocolError
 from sflow.model.infra import VcpuId
 from sflow.model.workflow import TaskId

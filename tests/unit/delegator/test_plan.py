@@ -8,20 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sflow.delegator.plan import (
-    FileRoute,
-    InputFile,
-    TaskPlacement,
-    ResultFile,
-    build_plan,
-    plan_from_wire,
-    plan_to_wire,
-    schedule_order,
-)
+from sflow.delegator.plan import ResultFile, TaskPlacement, build_plan, schedule_order
 from sflow.delegator.trace import TaskRun, Trace, TransferRun, load_trace, trace_chart, write_trace
 from sflow.errors import InputError, ProtocolError
 from sflow.model import Job, OutFile, OutValue, Task, TaskId
 from sflow.model.infra import VcpuId
+from sflow.node.plan import FileRoute, InputFile, plan_from_wire, plan_to_wire
 
 T = TaskId
 A, B = "10.0.0.1:7070", "10.0.0.2:7070"

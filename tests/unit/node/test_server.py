@@ -8,10 +8,11 @@ from node_fakes import SECRET, FakeExecutor, Pipe, RecordingHandler, SilentPeer
 from twisted.internet.task import Clock
 
 from sflow.config import Config
-from sflow.delegator.plan import TaskPlacement, build_plan, plan_to_wire
+from sflow.delegator.plan import TaskPlacement, build_plan
 from sflow.model import Job, OutFile, Task, TaskId
 from sflow.model.infra import VcpuId
 from sflow.node.channel import Channel
+from sflow.node.plan import plan_to_wire
 from sflow.node.protocol import encode
 from sflow.node.server import NodeService
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sflow.delegator.plan import NodePlan, TaskPlacement, build_plan
+from sflow.delegator.plan import TaskPlacement, build_plan
 from sflow.errors import ProtocolError
 from sflow.model import Job, OutFile, OutValue, Task, TaskId
 from sflow.model.infra import VcpuId
+from sflow.node.plan import NodePlan
 from sflow.node.state import AllDone, JobState, ReturnFile, Run, SendFile, SendValue, Status
 
 T = TaskId

@@ -66,6 +66,8 @@ class JobFailed(ExecutionError):
         exit_status: int | None = None,
         stderr_tail: str = "",
     ) -> None:
+        if exit_status is not None and reason == f"exit status {exit_status}":
+            reason = "the command exited with an error"  # the status is added below
         self.task_id = task_id
         self.node = node
         self.reason = reason

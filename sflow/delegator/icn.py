@@ -214,9 +214,18 @@ class IcnDispatch:
         try:
             return await client.obtain(spec.prefix, deadline)
         except FunctionFailed as exc:
-            raise JobFailed(int(tid), node, str(exc)) from None
+            raise self._job_failed(tid, node, exc) from None
         except ExecutionError as exc:
             raise ExecutionError(f"job {self.job.id}: END function {tid} on node {node}: {exc}") from None
+
+    def _job_failed(self, tid: TaskId, node: str, exc: FunctionFailed) -> JobFailed:
+        """The function where the failure began (which the nodes pass down to the END function's
+        node), on the node daemon's address when known."""
+        origin = exc.failure
+        if origin is None:
+            return JobFailed(int(tid), self.node_labels.get(node, node), str(exc))
+        return JobFailed(origin.task, self.node_labels.get(origin.node, origin.node), origin.reason,
+                         origin.exit_status, origin.stderr_tail)
 
     def _write_results(self, outputs: Mapping[TaskId, Mapping[str, bytes]]) -> list[str]:
         written = []

@@ -156,10 +156,7 @@ class IpDispatch:
         elif kind == "done":
             self._done(node, msg)
         elif kind == "failed":
-            reason = msg["reason"] or "failed"
-            if msg["exit_status"] is not None and reason == f"exit status {msg['exit_status']}":
-                reason = "the command exited with an error"  # JobFailed adds the status itself
-            self._fail(JobFailed(msg["task"], node, reason, msg["exit_status"], msg["stderr_tail"]))
+            self._fail(JobFailed(msg["task"], node, msg["reason"] or "failed", msg["exit_status"], msg["stderr_tail"]))
         elif kind == "job_error":
             self._fail(ExecutionError(f"job {self.plan.job_id} failed: {msg['reason']}"))
         elif kind == "transferred":
@@ -268,7 +265,8 @@ class IpDispatch:
         if self._finished:
             return
         self._finished = True
-        log.warning("event=job_failed job=%s error=%s", self.plan.key, str(error).splitlines()[0])
+        # INFO: the caller reports the error itself (the CLI prints it once, as `sflow: error:`).
+        log.info("event=job_failed job=%s error=%s", self.plan.key, str(error).splitlines()[0])
         self._close(cancel_reason=str(error).splitlines()[0])
         self._result.errback(Failure(error))
 

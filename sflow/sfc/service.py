@@ -47,7 +47,7 @@ from sflow.icn.packet import Data, Interest, make_data
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
-from sflow.sfc.bundle import READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
+from sflow.sfc.bundle import READY, RUNNING, FunctionFailure, Status, decode_bundle, encode_bundle, encode_status
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
@@ -201,7 +201,8 @@ class SfcService:
                         READY, node=self.name, version=served.base[-1].to_number() if served else 0,
                         segments=served.count if served else 0))
                 else:
-                    answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason))
+                    answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason,
+                                                           failure=action.failure))
             elif isinstance(action, Hold):
                 answer = self._hold(interest, digest)
             elif item is not None:
@@ -230,12 +231,13 @@ class SfcService:
         held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed,
                                                                   reason=reason)))
 
-    def _reply_all(self, digest: str, state: str, reason: str) -> None:
+    def _reply_all(self, action: ReplyAll, digest: str) -> None:
         self._waiting.pop(digest, None)
+        status = Status(action.state, node=self.name, reason=action.reason, failure=action.failure)
         for held in self._held.pop(digest, []):
             if held.timer is not None and held.timer.active():
                 held.timer.cancel()
-            held.deferred.callback(self._status(held.interest, Status(state, node=self.name, reason=reason)))
+            held.deferred.callback(self._status(held.interest, status))
 
     def _perform(self, item: Installed, action: Obtain | Execute | ReplyAll) -> None:
         digest = item.spec.digest
@@ -246,7 +248,7 @@ class SfcService:
             d2 = Deferred.fromCoroutine(self._execute(item))
             d2.addErrback(self._execute_crashed, item)
         elif isinstance(action, ReplyAll):
-            self._reply_all(digest, action.state, action.reason)
+            self._reply_all(action, digest)
 
     def _apply(self, item: Installed, actions: list[Any]) -> None:
         for action in actions:
@@ -320,7 +322,14 @@ class SfcService:
             log.error("event=input_crashed digest=%s", digest, exc_info=failure.value)
         self._inputs.pop((digest, index), None)
         item = self.function(digest)
-        actions = self.producer.on_input_failed(digest, index, reason, self.clock.seconds())
+        # Where the failure began: the function upstream that failed (as its node said), or, when
+        # the input could not be had at all, this function, which cannot run without it.
+        origin = failure.value.failure if isinstance(failure.value, FunctionFailed) else None
+        if origin is None and item is not None:
+            ref = item.spec.inputs[index]
+            origin = FunctionFailure(int(item.spec.task), self.name,
+                                     f"its input from function {ref.pred} could not be had: {reason}")
+        actions = self.producer.on_input_failed(digest, index, reason, self.clock.seconds(), origin)
         if item is not None:
             self._apply(item, actions)
 
@@ -412,6 +421,11 @@ class SfcService:
         finally:
             shutil.rmtree(root, ignore_errors=True)
         ok = not reason
+        failure = None if ok else FunctionFailure(
+            int(spec.task), self.name, reason,
+            result.exit_status if result is not None else None,
+            result.stderr_tail if result is not None else "",
+        )
         self.counters["executed" if ok else "failed"] += 1
         now = self.clock.seconds()
         for run, inst in self.installed.get(digest, {}).items():
@@ -422,12 +436,13 @@ class SfcService:
                 "finish": result.finished if result is not None else now,
             })
         log.info("event=function_end node=%s task=%d ok=%s reason=%s", self.name, spec.task, ok, reason or "-")
-        self._apply(item, self.producer.on_executed(digest, ok, reason, now))
+        self._apply(item, self.producer.on_executed(digest, ok, reason, now, failure))
 
     def _execute_crashed(self, failure: Failure, item: Installed) -> None:
         log.error("event=execute_crashed digest=%s", item.spec.digest, exc_info=failure.value)
-        self._apply(item, self.producer.on_executed(item.spec.digest, False, f"internal error: {failure.getErrorMessage()}",
-                                                    self.clock.seconds()))
+        reason = f"internal error: {failure.getErrorMessage()}"
+        self._apply(item, self.producer.on_executed(item.spec.digest, False, reason, self.clock.seconds(),
+                                                    FunctionFailure(int(item.spec.task), self.name, reason)))
 
     # Control -----------------------------------------------------------------------------------
 
@@ -480,8 +495,10 @@ class SfcService:
         return new
 
     def function(self, digest: str) -> Installed | None:
-        """The function whose result has this digest (any run's copy: they share the spec)."""
-        return next(iter(self.installed.get(digest, {}).values()), None)
+        """The function whose result has this digest, as the latest run installed it: runs share
+        the spec, but an older run's input placements may name nodes that are gone (a local
+        cluster's ports change from run to run)."""
+        return next(reversed(self.installed.get(digest, {}).values()), None)
 
     def functions(self) -> dict[str, Installed]:
         """Every installed function, by result digest."""

@@ -53,7 +53,8 @@ class FakeExecutor:
                     path = request.workdir / out
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(f"{request.cmd}{values}|{out}\n".encode() + inputs)
-            return ExecResult(ok, 0 if ok else 3, "" if ok else "exit status 3", "", "", "native", started,
+            stderr = "" if ok else f"task {request.task_id} says: no such thing\n"
+            return ExecResult(ok, 0 if ok else 3, "" if ok else "exit status 3", stderr, "", "native", started,
                               self.clock.seconds())
 
         delay = self.delays.get(request.task_id, 0.0)

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -49,7 +50,8 @@ def register(sub: Any) -> None:
     r = sub.add_parser("run", help="run a job on this machine: start local nodes, run it, stop them")
     r.add_argument("job", metavar="JOB", help="workflow job JSON")
     r.add_argument("--env", metavar="ENV", help="environment (default: generated for this machine)")
-    r.add_argument("--nodes", type=int, default=DEFAULT_LOCAL_NODES, metavar="N", help="local nodes to start without --env")
+    r.add_argument("--nodes", type=int, default=None, metavar="N",
+                   help=f"local nodes to start (default {DEFAULT_LOCAL_NODES}); not with --env, whose VMs are the nodes")
     _common(r)
     r.set_defaults(func=_run)
 
@@ -111,6 +113,10 @@ def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, e
 
 def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
     mapping = load_mapping(mapping_path)
+    if mapping.job.id != job.id:
+        raise InputError(mapping_path, "$.job_id", f"the mapping is for job {mapping.job.id}, but the job to run is "
+                                                   f"job {job.id}: the job ids differ (schedule this job with "
+                                                   f"`sflow schedule ENV JOB -o MAPPING`, or leave out --mapping)")
     missing = sorted(set(job.by_id) - set(mapping.placements))
     if missing:
         raise InputError(mapping_path, "$.task_list", f"no placement for tasks {missing} of the job")
@@ -179,6 +185,12 @@ def _report(trace: Trace, outdir: Path) -> None:
     print(f"trace: {path} (draw it with `sflow gantt {path} -o chart.png`)")
 
 
+def _warn_about(env: Environment, name: str) -> None:
+    """What the environment's reader noticed (two VMs at one address, repeated VMs), on stderr."""
+    for warning in env.warnings:
+        print(f"sflow: warning: {name}: {warning}", file=sys.stderr)
+
+
 def _outdir(args: argparse.Namespace, config: Config) -> Path:
     return Path(args.output or config.delegator.outdir).expanduser()
 
@@ -189,6 +201,7 @@ def _delegate(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret_overrides(args))
     secret = read_secret(config.security.secret_file)
     env = load_environment(args.env)
+    _warn_about(env, args.env)
     job = load_job(args.job)
     if args.mapping:
         prepared = prepare_mapping(env, job, config, args.mapping)
@@ -219,18 +232,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, str]:
+    """The node addresses of ``env`` on this machine (loopback), each with the VMs it serves
+    (``VM node-a in envs/local.json``)."""
+    vms: dict[str, list[str]] = {}
+    for vm in env.vms.values():
+        if _is_loopback(vm.address.host):
+            vms.setdefault(node_address(vm.address, config), []).append(vm.id)
+    return {address: f"VM {', '.join(ids)} in {env_name}" for address, ids in vms.items()}
+
+
 def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret_overrides(args))
     job = load_job(args.job)
     outdir = _outdir(args, config)
     outdir.mkdir(parents=True, exist_ok=True)
     env: Environment | None = load_environment(args.env) if args.env else None
-    if env is None and args.nodes < 1:
-        raise InputError("<flag>", "--nodes", f"need at least one node, found {args.nodes}")
     if env is not None:
-        listens = sorted({node_address(vm.address, config) for vm in env.vms.values() if _is_loopback(vm.address.host)})
-    else:
-        listens = ["127.0.0.1:0"] * args.nodes
+        _warn_about(env, args.env)
+    origins = _local_nodes(env, config, args.env) if env is not None else {}
+    if env is not None and args.nodes is not None:
+        raise InputError("<flag>", "--nodes", f"--nodes and --env exclude each other: with --env the nodes are the "
+                                              f"VMs of {args.env} on this machine ({len(origins)}); drop --nodes, or "
+                                              "drop --env to run on N generated nodes")
+    n_nodes = DEFAULT_LOCAL_NODES if args.nodes is None else args.nodes
+    if env is None and n_nodes < 1:
+        raise InputError("<flag>", "--nodes", f"need at least one node, found {n_nodes}")
+    if env is not None and not origins:
+        raise InputError(args.env, "$.dc_list", "no VM has a loopback address (127.0.0.1, ::1, localhost): "
+                                                "`sflow run` starts nodes on this machine only; use `sflow delegate` "
+                                                "for nodes that run elsewhere")
+    listens = sorted(origins) if env is not None else ["127.0.0.1:0"] * n_nodes
     per_node = max(1, (os.cpu_count() or 1) // max(1, len(listens)))
 
     with tempfile.TemporaryDirectory(prefix="sflow-run-") as tmp:
@@ -242,7 +274,8 @@ def _run(args: argparse.Namespace) -> int:
 
         def body(progress: Callable[[str, int], None]) -> Trace:
             def main(reactor: Any) -> defer.Deferred[Trace]:
-                cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node, args.mode)
+                cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node, args.mode,
+                                       origins)
 
                 def started(addresses: list[str]) -> defer.Deferred[Trace]:
                     run_env = env

@@ -24,7 +24,7 @@ from sflow.config import Config, add_config_argument, add_secret_argument, confi
 from sflow.delegator.ip import DispatchOptions, IpDispatch
 from sflow.delegator.local import LocalCluster, local_environment
 from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
-from sflow.delegator.trace import Trace, load_trace, makespan_line, summary_table, trace_chart, write_trace
+from sflow.delegator.trace import Trace, chart_note, load_trace, makespan_line, summary_table, trace_chart, write_trace
 from sflow.errors import InputError
 from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
 from sflow.model.infra import Address, Environment, VcpuId
@@ -139,14 +139,23 @@ def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Sched
 # Running with progress, and the summary
 
 
+def node_vcpus(env: Environment, config: Config) -> dict[str, tuple[str, ...]]:
+    """Each node's vCPU ids, in declaration order (the VMs at one node address together)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for vm in env.vms.values():
+        address = node_address(vm.address, config)
+        out[address] = out.get(address, ()) + tuple(vm.vcpus)
+    return out
+
+
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
-              progress: Callable[[str, int], None], job: Job, mode: str = "ip",
+              progress: Callable[[str, int], None], job: Job, env: Environment, mode: str = "ip",
               nodes: list[str] | None = None) -> defer.Deferred[Trace]:
     if mode != "ip":
         from sflow.delegator.icn import icn_dispatch
 
         return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config, outdir,
-                            mode, nodes or sorted(prepared.plan.nodes), progress)
+                            mode, nodes or sorted(prepared.plan.nodes), progress, node_vcpus(env, config))
     options = DispatchOptions(
         outdir=outdir,
         algorithm=prepared.algorithm,
@@ -177,8 +186,7 @@ def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trac
 def _report(trace: Trace, outdir: Path) -> None:
     path = outdir / "trace.json"
     write_trace(path, trace)
-    out = Console(width=max(100, Console().width))
-    out.print(summary_table(trace))
+    Console().print(summary_table(trace))  # the terminal's width; 80 columns when not a terminal
     print(makespan_line(trace))
     for name in trace.results:
         print(f"result: {outdir / name}")
@@ -212,7 +220,7 @@ def _delegate(args: argparse.Namespace) -> int:
         len(job.tasks),
         lambda progress: run_until(
             lambda reactor: _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
-                                      args.mode, sorted({node_address(vm.address, config) for vm in env.vms.values()}))
+                                      env, args.mode, sorted(node_vcpus(env, config)))
         ),
     )
     _report(trace, outdir)
@@ -285,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
                         write_json(outdir / "env.json", environment_to_dict(run_env))
                     prepared = prepare(run_env, job, config, args.algorithm, env_name)
                     return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
-                                     args.mode, addresses)
+                                     run_env, args.mode, addresses)
 
                 # Interrupted (Ctrl-C, SIGTERM): the nodes are stopped too, never left behind.
                 reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)
@@ -314,6 +322,7 @@ def _gantt(args: argparse.Namespace) -> int:
 
     trace = load_trace(args.trace)
     bars, transfers = trace_chart(trace)
-    draw_gantt(bars, transfers, args.output, title=f"job {trace.job_id} run {trace.run_id}: {makespan_line(trace)}")
+    draw_gantt(bars, transfers, args.output, title=f"job {trace.job_id} run {trace.run_id} ({trace.mode}): "
+               f"{makespan_line(trace)}", group_label="node", empty_note=chart_note(trace), span=trace.makespan)
     print(f"wrote {args.output}")
     return 0

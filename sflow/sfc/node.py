@@ -88,8 +88,7 @@ class IcnNode:
 
     def advert(self) -> Advert:
         s = self.service
-        running = s.producer.running()
-        return Advert(self.address, s.vcpus, max(0, s.vcpus - running), s.producer.queued(), self._speed,
+        return Advert(self.address, s.slots.count, s.slots.free, s.producer.queued() + s.slots.waiting, self._speed,
                       self._bandwidth)
 
     def _connect(self, address: str) -> Deferred[Face]:

@@ -10,14 +10,15 @@ this very node is forwarded to the producer face rather than back where it came 
 A compute request for a function is checked (HMAC with the cluster secret), then handled by the
 pure :class:`~sflow.sfc.producer.Producer`: inputs are obtained through the consumer (each routed
 toward the node the placement says — the delegator's schedule in ``icn`` mode, the node's own
-decision in ``auto`` mode), written into a fresh working directory, the function runs through
-the node's :class:`~sflow.node.execution.Executor` (natively or in Docker), and its declared
+decision in ``auto`` mode), written into a fresh working directory, the function runs on one of
+the node's vCPU slots (:mod:`sflow.sfc.slots`; it waits while all are taken) through the node's
+:class:`~sflow.node.execution.Executor` (natively or in Docker), and its declared
 outputs become a result bundle in the :class:`~sflow.sfc.store.ResultStore`, served as signed
 segments. Requests held while the function runs are answered when it ends, or with ``running``
 shortly before their Interest would expire, so that the consumer asks again.
 
-Events (executed here, found in the store, input found in a cache) are kept per run for the
-delegator's report (``/sflow/ctl/events/<run>/<page>``).
+Events (executed here on vCPU slot k, found in the store, input found in a cache) are kept per run
+for the delegator's report (``/sflow/ctl/events/<run>/<page>``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from sflow.sfc.bundle import READY, RUNNING, FunctionFailure, Status, decode_bun
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
+from sflow.sfc.slots import VcpuSlots
 from sflow.sfc.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class SfcService:
         self.store = store
         self.name = name
         self.vcpus = vcpus
+        self.slots: VcpuSlots[Installed] = VcpuSlots(vcpus)
         self.placer = placer
         self._connect_peer = connect_peer
         self.signer = cluster_signer(secret)
@@ -212,7 +215,8 @@ class SfcService:
     def _store_hit(self, digest: str, runs: dict[str, Installed]) -> None:
         self.counters["store_hits"] += 1
         for run, item in runs.items():
-            self._event(run, {"task": int(item.spec.task), "kind": "stored", "node": self.name})
+            self._event(run, {"task": int(item.spec.task), "kind": "stored", "node": self.name,
+                              "time": self.clock.seconds()})
 
     def _hold(self, interest: Interest, digest: str) -> Deferred[HandlerResult]:
         d: Deferred[HandlerResult] = Deferred()
@@ -245,8 +249,12 @@ class SfcService:
             d = Deferred.fromCoroutine(self._obtain_input(item, action.index))
             d.addErrback(self._input_failed, digest, action.index)
         elif isinstance(action, Execute):
-            d2 = Deferred.fromCoroutine(self._execute(item))
-            d2.addErrback(self._execute_crashed, item)
+            slot = self.slots.acquire(item)
+            if slot is None:
+                log.info("event=function_waits_for_vcpu node=%s task=%d", self.name, item.spec.task)
+                self._waiting[digest] = f"waiting for one of the node's {self.slots.count} vCPUs"
+                return
+            self._start(item, slot)
         elif isinstance(action, ReplyAll):
             self._reply_all(action, digest)
 
@@ -271,7 +279,8 @@ class SfcService:
         if got.how == "cache":
             self.counters["input_cache_hits"] += 1
             for run, inst in self.installed.get(item.spec.digest, {}).items():
-                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name})
+                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name,
+                                  "time": self.clock.seconds()})
         self._inputs[(item.spec.digest, index)] = got.content
         self._apply(item, self.producer.on_input(item.spec.digest, index))
 
@@ -374,7 +383,19 @@ class SfcService:
 
     # Execution ---------------------------------------------------------------------------------
 
-    async def _execute(self, item: Installed) -> None:
+    def _start(self, item: Installed, slot: int) -> None:
+        """Run ``item`` on vCPU ``slot``; when it ends, the slot goes to the next function waiting."""
+        self._waiting.pop(item.spec.digest, None)
+        d = Deferred.fromCoroutine(self._execute(item, slot))
+        d.addErrback(self._execute_crashed, item)
+        d.addBoth(lambda _: self._slot_free(slot))
+
+    def _slot_free(self, slot: int) -> None:
+        nxt = self.slots.release(slot)
+        if nxt is not None:
+            self._start(*nxt)
+
+    async def _execute(self, item: Installed, slot: int) -> None:
         spec = item.spec
         digest = spec.digest
         self._exec_count += 1
@@ -407,7 +428,7 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
-            log.info("event=function_start node=%s task=%d digest=%s", self.name, spec.task, digest[:16])
+            log.info("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
                 reason = _check_remote(root, spec.remote)
@@ -431,7 +452,7 @@ class SfcService:
         for run, inst in self.installed.get(digest, {}).items():
             self._event(run, {
                 "task": int(inst.spec.task), "kind": "executed" if ok else "failed", "node": self.name,
-                "where": result.where if result is not None else "", "reason": reason,
+                "vcpu": slot, "where": result.where if result is not None else "", "reason": reason,
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
@@ -513,8 +534,8 @@ class SfcService:
         return {
             "node": self.name,
             "vcpus": self.vcpus,
-            "running": self.producer.running(),
-            "queued": self.producer.queued(),
+            "running": self.producer.running() - self.slots.waiting,
+            "queued": self.producer.queued() + self.slots.waiting,
             "functions": len(self.installed),
             "results": len(self.store),
             "result_bytes": self.store.total,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sflow.icn.control import ControlParameters, ControlResponse, decode_control_parameters, decode_control_response
-from sflow.icn.lp import LpPacket, decode_lp_packet, encode_lp_packet
+from sflow.icn.lp import LpPacket, encode_lp_packet
 from sflow.icn.name import Component, Name
 from sflow.icn.packet import (
     ContentType,
@@ -18,10 +18,9 @@ from sflow.icn.packet import (
     encode_interest,
     make_data,
     make_interest,
-    params_digest_valid,
 )
-from sflow.icn.security import sign_data, sign_interest, verify_data, verify_interest
-from sflow.icn.signature import DigestSha256Signer, HmacSha256Signer, SignatureType
+from sflow.icn.security import verify_data, verify_interest
+from sflow.icn.signature import HmacSha256Signer
 
 ndn_encoding = pytest.importorskip("ndn.encoding", reason="python-ndn (the independent NDN peer) is not installed")
 ndn_security = pytest.importorskip("ndn.security")
@@ -36,10 +35,8 @@ def test_name_matches_python_ndn() -> None:
         assert ours.to_uri() == ndn_encoding.Name.to_str(theirs)
 
 
-def test_interest_params_digest_matches_reference() -> None:
+def test_interest_params_digest_matches_python_ndn() -> None:
     interest = make_interest("/sflow/fn/resize", nonce=1, lifetime=4000, app_parameters=b'{"w":64}')
-    assert interest.name[-1].to_uri().startswith("params-sha256=9350143c")
-    assert params_digest_valid(interest)
     theirs = ndn_encoding.make_interest(
         "/sflow/fn/resize", ndn_encoding.InterestParam(nonce=1, lifetime=4000), app_param=b'{"w":64}'
     )
@@ -71,9 +68,9 @@ def test_interest_matches_python_ndn(param: dict[str, object]) -> None:
 
 def test_signed_interest_matches_python_ndn() -> None:
     key = b"cluster-secret"
-    key_name = Name.from_uri("/sflow/key/cluster")
     ours = make_interest(
-        "/a/b", nonce=5, lifetime=None, app_parameters=b"p", signer=HmacSha256Signer(key_name, key)
+        "/a/b", nonce=5, lifetime=None, app_parameters=b"p",
+        signer=HmacSha256Signer(Name.from_uri("/sflow/key/cluster"), key),
     )
     theirs = ndn_encoding.make_interest(
         "/a/b",
@@ -82,13 +79,7 @@ def test_signed_interest_matches_python_ndn() -> None:
         signer=ndn_security.HmacSha256Signer("/sflow/key/cluster", key),
     )
     assert encode_interest(ours) == bytes(theirs)
-    decoded = decode_interest(bytes(theirs))
-    assert decoded.signature_info is not None
-    assert decoded.signature_info.signature_type == SignatureType.HMAC_WITH_SHA256
-    assert verify_interest(decoded, key)
-    assert verify_interest(decoded, {key_name: key})
-    assert not verify_interest(decoded, b"wrong")
-    assert not verify_interest(decoded)
+    assert verify_interest(decode_interest(bytes(theirs)), key)
 
 
 def test_python_ndn_digest_signed_interest_verifies() -> None:
@@ -97,49 +88,32 @@ def test_python_ndn_digest_signed_interest_verifies() -> None:
     decoded = decode_interest(wire)
     assert decoded.signature_info is not None and decoded.signature_info.nonce is not None
     assert verify_interest(decoded)
-    resigned = sign_interest(make_interest("/q", nonce=3), DigestSha256Signer(interest_nonce_size=8))
-    assert verify_interest(decode_interest(encode_interest(resigned)))
 
 
-def test_python_ndn_data_decodes_verifies_and_matches_ours() -> None:
-    wire = bytes(
-        ndn_encoding.make_data(
-            "/sflow/fn/resize/v=1",
-            ndn_encoding.MetaInfo(content_type=ndn_encoding.ContentType.BLOB, freshness_period=10000),
-            b"result-bytes",
-            signer=ndn_security.DigestSha256Signer(),
-        )
+def test_digest_signed_data_matches_python_ndn() -> None:
+    theirs = ndn_encoding.make_data(
+        "/sflow/fn/resize/v=1",
+        ndn_encoding.MetaInfo(content_type=ndn_encoding.ContentType.BLOB, freshness_period=10000),
+        b"result-bytes",
+        signer=ndn_security.DigestSha256Signer(),
     )
-    data = decode_data(wire)
-    assert data.name.to_uri() == "/sflow/fn/resize/v=1"
-    assert data.freshness_period == 10000 and data.content == b"result-bytes"
-    assert data.signature_info is not None and data.signature_info.signature_type == SignatureType.DIGEST_SHA256
-    assert verify_data(data)
     ours = make_data("/sflow/fn/resize/v=1", b"result-bytes", freshness_period=10000, content_type=ContentType.BLOB)
-    assert encode_data(ours) == wire
+    assert encode_data(ours) == bytes(theirs)
+    assert verify_data(decode_data(bytes(theirs)))
 
 
 def test_hmac_data_matches_python_ndn() -> None:
     key = b"secret"
-    ours = make_data(
+    ours = make_data("/a/b", b"x", content_type=0, final_block_id=Component.segment(4),
+                     signer=HmacSha256Signer(Name.from_uri("/key/k1"), key))
+    theirs = ndn_encoding.make_data(
         "/a/b",
+        ndn_encoding.MetaInfo(content_type=0, final_block_id=ndn_encoding.Component.from_segment(4)),
         b"x",
-        content_type=0,
-        final_block_id=Component.segment(4),
-        signer=HmacSha256Signer(Name.from_uri("/key/k1"), key),
+        signer=ndn_security.HmacSha256Signer("/key/k1", key),
     )
-    theirs = bytes(
-        ndn_encoding.make_data(
-            "/a/b",
-            ndn_encoding.MetaInfo(content_type=0, final_block_id=ndn_encoding.Component.from_segment(4)),
-            b"x",
-            signer=ndn_security.HmacSha256Signer("/key/k1", key),
-        )
-    )
-    assert encode_data(ours) == theirs
-    assert verify_data(decode_data(theirs), key) and not verify_data(decode_data(theirs), b"other")
-    resigned = sign_data(make_data("/a", b"y", signer=None), HmacSha256Signer(Name.from_uri("/k"), key))
-    assert verify_data(resigned, key)
+    assert encode_data(ours) == bytes(theirs)
+    assert verify_data(decode_data(bytes(theirs)), key)
 
 
 def test_data_unsigned_from_python_ndn() -> None:
@@ -153,8 +127,6 @@ def test_lp_nack_matches_python_ndn() -> None:
     ours = encode_lp_packet(LpPacket(fragment=encode_interest(interest), nack_reason=NackReason.NO_ROUTE))
     theirs = bytes(ndn_lp.make_network_nack(encode_interest(interest), ndn_lp.NackReason.NO_ROUTE))
     assert ours == theirs
-    lp = decode_lp_packet(theirs)
-    assert lp.nack_reason == NackReason.NO_ROUTE and decode_interest(lp.fragment or b"") == interest
 
 
 def test_lp_python_ndn_parses_ours() -> None:

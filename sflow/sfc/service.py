@@ -163,6 +163,8 @@ class SfcService:
             return self._on_compute(interest, program, digest)
         served = self.store.get(digest, program)
         if served is not None:
+            if interest.can_be_prefix and len(name) == 4:  # the first Interest of a fetch (no cache had it)
+                self._store_hit(digest, self.installed.get(digest, {}))
             return served.answer(interest)
         if interest.can_be_prefix and len(name) == 4:
             return absent_data(name, self.signer)

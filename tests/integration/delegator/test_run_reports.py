@@ -61,7 +61,7 @@ def test_auto_and_icn_runs_fill_their_columns_and_an_all_cached_chart_says_so(tm
     # The same job again, in icn mode, on nodes with the same result stores: nothing runs, and
     # every row still shows what the schedule predicted.
     icn = sflow("run", str(JOB), "--mode", "icn", "-o", str(out), cwd=tmp_path)
-    assert "executed" not in icn.stdout and "cache hit" in icn.stdout
+    assert "executed" not in icn.stdout and "cache hit (result store)" in icn.stdout  # new nodes: their stores
     table = rows(icn.stdout)
     trace = json.loads((out / "trace.json").read_text())
     for run in trace["tasks"]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up sflow on a fresh Debian 12 machine: system packages (when run as root), a virtualenv in
 # .venv with sflow and its test extras, then every component installer in scripts/setup.d/ (Docker
-# engine, sshd, ...). Safe to run again: each step checks before it installs.
+# engine, sshd, ...). Safe to run again: each step checks before it installs. Each step that does
+# something says so in one short line on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,14 +11,16 @@ cd "$(dirname "$0")/.."
 apt_install python3-venv ffmpeg
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+  say "creating .venv ($PYTHON -m venv)"
   "$PYTHON" -m venv .venv
 fi
 mkdir -p .venv/log
 stamp=$(sha256sum setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/log/installed 2>/dev/null)" != "$stamp" ]; then
+  say "pip: installing sflow and its test extras into .venv (a minute or two at first; .venv/log/pip.log)"
   if ! .venv/bin/python -m pip install -e '.[test]' > .venv/log/pip.log 2>&1; then
     tail -n 30 .venv/log/pip.log >&2
-    echo "setup: installing sflow failed (full log: .venv/log/pip.log)" >&2
+    say "installing sflow failed (full log: .venv/log/pip.log)"
     exit 1
   fi
   echo "$stamp" > .venv/log/installed
@@ -27,4 +30,4 @@ for part in scripts/setup.d/*.sh; do
   [ -e "$part" ] || continue
   bash "$part"
 done
-echo "setup: done (.venv/bin/sflow)" >&2
+say "done (.venv/bin/sflow)"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +30,9 @@ _ROLE_MODULES: tuple[str, ...] = (
 )
 
 log = logging.getLogger(__name__)
+
+#: exit status when standard output was closed by its reader: 128 + SIGPIPE, as a shell reports it
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         result = args.func(args)
+        sys.stdout.flush()  # here, so that a reader that went away is noticed below, not at exit
+    except BrokenPipeError:
+        return _stdout_closed()
     except SflowError as exc:
         print(f"sflow: error: {exc}", file=sys.stderr)
         return exc.exit_status
@@ -69,3 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sflow: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _stdout_closed() -> int:
+    """Standard output's reader went away (``sflow ... | head -1``): stop quietly, as a program
+    killed by SIGPIPE would (status 141), without a traceback now or when Python flushes at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE_STATUS

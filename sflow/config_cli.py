@@ -38,16 +38,17 @@ def _show(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     source = args.properties
+    out = Path(args.output) if args.output else None
+    # Refused before anything is read or said: no notes about a conversion that is not written.
+    if out is not None and out.exists() and not args.force:
+        raise InputError(str(out), "", "already exists; pass --force to overwrite")
     try:
         text = Path(source).read_text(encoding="latin-1")
     except FileNotFoundError:
         raise InputError(source, "", "no such file") from None
     sections, notes = import_properties(text, source)
     document = "# Imported from " + Path(source).name + " by `sflow config import`.\n" + tomli_w.dumps(sections)
-    if args.output:
-        out = Path(args.output)
-        if out.exists() and not args.force:
-            raise InputError(str(out), "", "already exists; pass --force to overwrite")
+    if out is not None:
         out.write_text(document, encoding="utf-8")
         print(f"wrote {out}", file=sys.stderr)
     else:

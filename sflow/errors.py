@@ -6,6 +6,9 @@ are, without a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class SflowError(Exception):
     """Root of sflow's errors. ``exit_status`` is what the CLI exits with."""
@@ -33,6 +36,38 @@ class ConfigError(InputError):
     """A configuration file, environment variable or flag is wrong."""
 
 
+class ListenError(SflowError):
+    """An address to listen on cannot be had: another process holds it, this host has no such
+    address, or the port is privileged. Exit status 2, as for other bad settings and flags.
+
+    ``what`` names the socket (``TCP 127.0.0.1:6363``), ``setting`` the flag and key that chose it."""
+
+    exit_status = 2
+
+    _REASONS = {
+        errno.EADDRINUSE: "the address is already in use (another process listens there; stop it or choose another port)",
+        errno.EADDRNOTAVAIL: "no network interface of this host has that address",
+        errno.EACCES: "permission denied (ports below 1024 need root)",
+    }
+
+    def __init__(self, what: str, cause: BaseException | str, setting: str = "") -> None:
+        self.what = what
+        self.setting = setting
+        if isinstance(cause, str):
+            reason = cause
+        else:
+            # Twisted's CannotListenError keeps the OSError as ``socketError``.
+            code = getattr(getattr(cause, "socketError", cause), "errno", None)
+            reason = self._REASONS.get(code, os.strerror(code)) if isinstance(code, int) and code else str(cause)
+        self.reason = reason
+        where = f" ({setting})" if setting else ""
+        super().__init__(f"cannot listen on {what}{where}: {self.reason}")
+
+    def for_setting(self, setting: str) -> ListenError:
+        """The same error, naming the flag and setting that chose the address."""
+        return ListenError(self.what, self.reason, setting)
+
+
 class ScheduleError(SflowError):
     """A scheduler cannot produce a schedule (for example: no vCPU belongs to a VM)."""
 
@@ -55,6 +90,15 @@ class ExecutionError(SflowError):
     """A function failed on a node, or a job could not complete."""
 
 
+class NodeStartError(ExecutionError):
+    """A node that sflow started itself (``sflow run``) exited before it was ready; the exit status
+    is the node's (2 when its address or settings were at fault)."""
+
+    def __init__(self, message: str, exit_status: int = 1) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
 class JobFailed(ExecutionError):
     """A job failed; the message names the function, node, exit status and end of stderr."""
 
@@ -66,6 +110,8 @@ class JobFailed(ExecutionError):
         exit_status: int | None = None,
         stderr_tail: str = "",
     ) -> None:
+        if exit_status is not None and reason == f"exit status {exit_status}":
+            reason = "the command exited with an error"  # the status is added below
         self.task_id = task_id
         self.node = node
         self.reason = reason

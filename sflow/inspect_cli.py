@@ -10,9 +10,16 @@ from sflow.model import Environment, Job
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("validate", help="check an environment and a job file and summarise them")
-    p.add_argument("env", help="environment JSON")
-    p.add_argument("job", help="workflow job JSON")
+    p = sub.add_parser(
+        "validate",
+        help="check an environment and a job file and summarise them",
+        description="Check ENV and JOB as every other command reads them (a malformed file is reported with "
+        "the file, the JSON path and the id at fault, exit status 2) and print what they describe: functions, "
+        "edges, START and END functions, the critical path; DCs, hosts, vCPUs, VMs and their addresses, with "
+        "warnings such as vCPUs of no VM or two VMs at one address.",
+    )
+    p.add_argument("env", metavar="ENV", help="environment JSON (data centres, hosts, vCPUs, VMs)")
+    p.add_argument("job", metavar="JOB", help="workflow job JSON (task_list)")
     p.set_defaults(func=_validate)
 
 

@@ -136,6 +136,37 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+#: what each of sflow's JSON documents is called, and the field that tells it
+_KINDS = {"environment": "dc_list", "job": "task_list", "mapping": "ip, vm_id and vcpu_id per task"}
+
+
+def document_kind(data: Any) -> str | None:
+    """Which of sflow's documents ``data`` looks like: "environment", "job", "mapping" (a job with
+    placements), "trace", or None. For hints when a file is given where another was expected."""
+    if not isinstance(data, dict):
+        return None
+    if "dc_list" in data:
+        return "environment"
+    tasks = data.get("task_list")
+    if isinstance(tasks, list):
+        placed = any(isinstance(t, dict) and {"ip", "vm_id", "vcpu_id"} & set(t) for t in tasks)
+        return "mapping" if placed or "schedule" in data else "job"
+    if {"run_id", "makespan", "tasks"} <= set(data):
+        return "trace"
+    return None
+
+
+def _expect(doc: JsonReader, data: Any, expected: str) -> None:
+    """Fail with a hint when ``data`` is another kind of document than ``expected`` (a job given
+    where an environment belongs, arguments swapped)."""
+    kind = document_kind(data)
+    if kind is None or kind == expected or (expected == "job" and kind == "mapping"):
+        return
+    article = "an" if kind[0] in "aeiou" else "a"
+    doc.fail("$", f"this is {article} {kind} file, not {'an' if expected[0] in 'aeiou' else 'a'} {expected} "
+                  f"(which has {_KINDS[expected]}); were the file arguments swapped?")
+
+
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file; a missing file or invalid JSON is an InputError naming the file."""
     source = str(path)
@@ -184,6 +215,7 @@ def parse_address(text: str, port: int | None = None) -> Address:
 def environment_from_dict(data: Any, source: str = "<env>") -> Environment:
     doc = JsonReader(source)
     root = doc.obj(data, "$")
+    _expect(doc, root, "environment")
     dcs: list[DataCentre] = []
     seen_dc: dict[int, str] = {}
     seen_host: dict[str, str] = {}
@@ -258,6 +290,7 @@ def environment_from_dict(data: Any, source: str = "<env>") -> Environment:
 
     # VMs name vCPUs that may be declared later in the file: a second pass once all are known.
     seen_vm: dict[str, tuple[str, dict[str, Any]]] = {}
+    vm_at: dict[Address, str] = {}
     warnings: list[str] = []
     owner: dict[str, str] = {}
     vms_of: dict[HostId, list[Vm]] = {}
@@ -285,6 +318,12 @@ def environment_from_dict(data: Any, source: str = "<env>") -> Environment:
                 address = parse_address(ip, port)
             except ValueError as exc:
                 doc.fail(f"{mw}.ip", f"{exc} (VM {vm_id})")
+            if address in vm_at:
+                # One address is one node: both VMs' functions would go to the same node daemon.
+                shown = f"{address} (no port: both use node.listen's port)" if address.port is None else str(address)
+                warnings.append(f"{mw}: VM {vm_id!r} has the same address as VM {vm_at[address]!r}, {shown}: they are "
+                                f"one node; give each VM its own port (\"ip\": \"{Address(address.host, 7001)}\")")
+            vm_at.setdefault(address, vm_id)
             vids: list[VcpuId] = []
             for q, raw_ref in enumerate(doc.array(m, "vcpu_list", mw)):
                 rw = f"{mw}.vcpu_list[{q}]"
@@ -431,6 +470,7 @@ def _task_from_dict(doc: JsonReader, raw: Any, w: str) -> Task:
 def job_from_dict(data: Any, source: str = "<job>") -> Job:
     doc = JsonReader(source)
     root = doc.obj(data, "$")
+    _expect(doc, root, "job")
     job_id = doc.integer(root, "job_id", "$")
     raw_tasks = doc.array(root, "task_list", "$")
     if not raw_tasks:
@@ -544,6 +584,10 @@ def mapping_from_dict(data: Any, source: str = "<mapping>") -> MappingFile:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
             doc.fail("$", f"double-encoded mapping is not valid JSON inside: {exc.msg}")
+    if document_kind(data) == "job":
+        doc.fail("$", "this is a job without placements, not a mapping (which has ip, vm_id and vcpu_id per task); "
+                      "make one with `sflow schedule ENV JOB -o MAPPING`")
+    _expect(doc, data, "mapping")
     job = job_from_dict(data, source)
     root = doc.obj(data, "$")
     placements: dict[TaskId, Placement] = {}

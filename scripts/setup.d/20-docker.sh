@@ -7,13 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DOCKERD_LOG=/var/log/dockerd.log
+DOCKERD_LOG=${SFLOW_DOCKERD_LOG:-/var/log/dockerd.log}
 DEADLINE=${SFLOW_DOCKERD_WAIT:-60}
-say() { echo "setup.d/docker: $*" >&2; }
-
 . scripts/lib.sh
+SAY_PREFIX=setup.d/docker
 
-apt_install docker.io busybox-static ffmpeg
+apt_install docker.io busybox-static ffmpeg  # the Docker engine, and what the sample images are made of
 
 if ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -45,4 +44,5 @@ if ! docker info >/dev/null 2>&1; then
   say "dockerd is up"
 fi
 
+say "building the sample images if they changed (dockerfiles/build.sh)"
 bash dockerfiles/build.sh || say "building the sample images failed; Docker tests that need them will fail"

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
+SAY_PREFIX=setup.d/sshd
 
 if dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install ok installed"; then
   apt_install iproute2 openssh-client
@@ -17,4 +18,5 @@ if [ "$(id -u)" -eq 0 ] && [ ! -e "$policy" ]; then
   chmod 755 "$policy"
   trap 'rm -f "$policy"' EXIT
 fi
+say "openssh-server for the multi-host tests (they start their own sshd; setup starts none)"
 apt_install iproute2 openssh-client openssh-server

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from sflow.config import Config, add_config_argument, add_secret_argument, confi
 from sflow.delegator.ip import DispatchOptions, IpDispatch
 from sflow.delegator.local import LocalCluster, local_environment
 from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
-from sflow.delegator.trace import Trace, load_trace, makespan_line, summary_table, trace_chart, write_trace
+from sflow.delegator.trace import Trace, chart_note, load_trace, makespan_line, summary_table, trace_chart, write_trace
 from sflow.errors import InputError
 from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
 from sflow.model.infra import Address, Environment, VcpuId
@@ -49,7 +50,8 @@ def register(sub: Any) -> None:
     r = sub.add_parser("run", help="run a job on this machine: start local nodes, run it, stop them")
     r.add_argument("job", metavar="JOB", help="workflow job JSON")
     r.add_argument("--env", metavar="ENV", help="environment (default: generated for this machine)")
-    r.add_argument("--nodes", type=int, default=DEFAULT_LOCAL_NODES, metavar="N", help="local nodes to start without --env")
+    r.add_argument("--nodes", type=int, default=None, metavar="N",
+                   help=f"local nodes to start (default {DEFAULT_LOCAL_NODES}); not with --env, whose VMs are the nodes")
     _common(r)
     r.set_defaults(func=_run)
 
@@ -111,6 +113,10 @@ def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, e
 
 def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
     mapping = load_mapping(mapping_path)
+    if mapping.job.id != job.id:
+        raise InputError(mapping_path, "$.job_id", f"the mapping is for job {mapping.job.id}, but the job to run is "
+                                                   f"job {job.id}: the job ids differ (schedule this job with "
+                                                   f"`sflow schedule ENV JOB -o MAPPING`, or leave out --mapping)")
     missing = sorted(set(job.by_id) - set(mapping.placements))
     if missing:
         raise InputError(mapping_path, "$.task_list", f"no placement for tasks {missing} of the job")
@@ -133,14 +139,23 @@ def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Sched
 # Running with progress, and the summary
 
 
+def node_vcpus(env: Environment, config: Config) -> dict[str, tuple[str, ...]]:
+    """Each node's vCPU ids, in declaration order (the VMs at one node address together)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for vm in env.vms.values():
+        address = node_address(vm.address, config)
+        out[address] = out.get(address, ()) + tuple(vm.vcpus)
+    return out
+
+
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
-              progress: Callable[[str, int], None], job: Job, mode: str = "ip",
+              progress: Callable[[str, int], None], job: Job, env: Environment, mode: str = "ip",
               nodes: list[str] | None = None) -> defer.Deferred[Trace]:
     if mode != "ip":
         from sflow.delegator.icn import icn_dispatch
 
         return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config, outdir,
-                            mode, nodes or sorted(prepared.plan.nodes), progress)
+                            mode, nodes or sorted(prepared.plan.nodes), progress, node_vcpus(env, config))
     options = DispatchOptions(
         outdir=outdir,
         algorithm=prepared.algorithm,
@@ -171,12 +186,17 @@ def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trac
 def _report(trace: Trace, outdir: Path) -> None:
     path = outdir / "trace.json"
     write_trace(path, trace)
-    out = Console(width=max(100, Console().width))
-    out.print(summary_table(trace))
+    Console().print(summary_table(trace))  # the terminal's width; 80 columns when not a terminal
     print(makespan_line(trace))
     for name in trace.results:
         print(f"result: {outdir / name}")
     print(f"trace: {path} (draw it with `sflow gantt {path} -o chart.png`)")
+
+
+def _warn_about(env: Environment, name: str) -> None:
+    """What the environment's reader noticed (two VMs at one address, repeated VMs), on stderr."""
+    for warning in env.warnings:
+        print(f"sflow: warning: {name}: {warning}", file=sys.stderr)
 
 
 def _outdir(args: argparse.Namespace, config: Config) -> Path:
@@ -189,6 +209,7 @@ def _delegate(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret_overrides(args))
     secret = read_secret(config.security.secret_file)
     env = load_environment(args.env)
+    _warn_about(env, args.env)
     job = load_job(args.job)
     if args.mapping:
         prepared = prepare_mapping(env, job, config, args.mapping)
@@ -199,7 +220,7 @@ def _delegate(args: argparse.Namespace) -> int:
         len(job.tasks),
         lambda progress: run_until(
             lambda reactor: _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
-                                      args.mode, sorted({node_address(vm.address, config) for vm in env.vms.values()}))
+                                      env, args.mode, sorted(node_vcpus(env, config)))
         ),
     )
     _report(trace, outdir)
@@ -219,18 +240,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, str]:
+    """The node addresses of ``env`` on this machine (loopback), each with the VMs it serves
+    (``VM node-a in envs/local.json``)."""
+    vms: dict[str, list[str]] = {}
+    for vm in env.vms.values():
+        if _is_loopback(vm.address.host):
+            vms.setdefault(node_address(vm.address, config), []).append(vm.id)
+    return {address: f"VM {', '.join(ids)} in {env_name}" for address, ids in vms.items()}
+
+
 def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret_overrides(args))
     job = load_job(args.job)
     outdir = _outdir(args, config)
     outdir.mkdir(parents=True, exist_ok=True)
     env: Environment | None = load_environment(args.env) if args.env else None
-    if env is None and args.nodes < 1:
-        raise InputError("<flag>", "--nodes", f"need at least one node, found {args.nodes}")
     if env is not None:
-        listens = sorted({node_address(vm.address, config) for vm in env.vms.values() if _is_loopback(vm.address.host)})
-    else:
-        listens = ["127.0.0.1:0"] * args.nodes
+        _warn_about(env, args.env)
+    origins = _local_nodes(env, config, args.env) if env is not None else {}
+    if env is not None and args.nodes is not None:
+        raise InputError("<flag>", "--nodes", f"--nodes and --env exclude each other: with --env the nodes are the "
+                                              f"VMs of {args.env} on this machine ({len(origins)}); drop --nodes, or "
+                                              "drop --env to run on N generated nodes")
+    n_nodes = DEFAULT_LOCAL_NODES if args.nodes is None else args.nodes
+    if env is None and n_nodes < 1:
+        raise InputError("<flag>", "--nodes", f"need at least one node, found {n_nodes}")
+    if env is not None and not origins:
+        raise InputError(args.env, "$.dc_list", "no VM has a loopback address (127.0.0.1, ::1, localhost): "
+                                                "`sflow run` starts nodes on this machine only; use `sflow delegate` "
+                                                "for nodes that run elsewhere")
+    listens = sorted(origins) if env is not None else ["127.0.0.1:0"] * n_nodes
     per_node = max(1, (os.cpu_count() or 1) // max(1, len(listens)))
 
     with tempfile.TemporaryDirectory(prefix="sflow-run-") as tmp:
@@ -242,7 +282,8 @@ def _run(args: argparse.Namespace) -> int:
 
         def body(progress: Callable[[str, int], None]) -> Trace:
             def main(reactor: Any) -> defer.Deferred[Trace]:
-                cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node, args.mode)
+                cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node, args.mode,
+                                       origins)
 
                 def started(addresses: list[str]) -> defer.Deferred[Trace]:
                     run_env = env
@@ -252,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
                         write_json(outdir / "env.json", environment_to_dict(run_env))
                     prepared = prepare(run_env, job, config, args.algorithm, env_name)
                     return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
-                                     args.mode, addresses)
+                                     run_env, args.mode, addresses)
 
                 # Interrupted (Ctrl-C, SIGTERM): the nodes are stopped too, never left behind.
                 reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)
@@ -281,6 +322,7 @@ def _gantt(args: argparse.Namespace) -> int:
 
     trace = load_trace(args.trace)
     bars, transfers = trace_chart(trace)
-    draw_gantt(bars, transfers, args.output, title=f"job {trace.job_id} run {trace.run_id}: {makespan_line(trace)}")
+    draw_gantt(bars, transfers, args.output, title=f"job {trace.job_id} run {trace.run_id} ({trace.mode}): "
+               f"{makespan_line(trace)}", group_label="node", empty_note=chart_note(trace), span=trace.makespan)
     print(f"wrote {args.output}")
     return 0

@@ -72,8 +72,10 @@ class IcnDispatch:
     :class:`~sflow.errors.SflowError`.
 
     ``placements`` maps each task to the ICN address of its node (static mode), or only the END
-    tasks (auto mode); ``nodes`` are all the nodes to install on; ``vcpus`` maps a task to the
-    label shown in the trace.
+    tasks (auto mode); ``nodes`` are all the nodes to install on; ``node_labels`` maps an ICN
+    address to the name shown in the trace (the node daemon's address); ``vcpu_names`` maps that
+    name to its vCPU ids, in order: a function a node ran on its vCPU slot k is shown on the k-th
+    (``vCPU k`` when the node has more slots than the environment names).
     """
 
     def __init__(
@@ -88,10 +90,10 @@ class IcnDispatch:
         options: IcnOptions,
         results: Sequence[ResultFile],
         *,
-        vcpus: Mapping[TaskId, str] | None = None,
         progress: ProgressCallback | None = None,
         run_id: str | None = None,
         node_labels: Mapping[str, str] | None = None,
+        vcpu_names: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.clock = clock
         self.secret = secret
@@ -102,11 +104,13 @@ class IcnDispatch:
         self.connect = connect
         self.options = options
         self.results = tuple(results)
-        self.vcpus = vcpus or {}
         self.node_labels = node_labels or {}
+        self.vcpu_names = vcpu_names or {}
         self.progress = progress or (lambda event, task: None)
         self.run_id = run_id or secrets.token_hex(4)
         self.endpoints: dict[str, Endpoint] = {}
+        #: when each END result arrived (clock time)
+        self._obtained_at: dict[TaskId, float] = {}
         self._signer = HmacSha256Signer(KEY_NAME, secret, interest_nonce_size=8)
 
     def run(self) -> Deferred[Trace]:
@@ -212,11 +216,22 @@ class IcnDispatch:
             self.endpoints[node], self.clock, self.secret, lifetime_ms=self.options.lifetime_ms, reconnect=reconnect
         )
         try:
-            return await client.obtain(spec.prefix, deadline)
+            got = await client.obtain(spec.prefix, deadline)
+            self._obtained_at[tid] = self.clock.seconds()
+            return got
         except FunctionFailed as exc:
-            raise JobFailed(int(tid), node, str(exc)) from None
+            raise self._job_failed(tid, node, exc) from None
         except ExecutionError as exc:
             raise ExecutionError(f"job {self.job.id}: END function {tid} on node {node}: {exc}") from None
+
+    def _job_failed(self, tid: TaskId, node: str, exc: FunctionFailed) -> JobFailed:
+        """The function where the failure began (which the nodes pass down to the END function's
+        node), on the node daemon's address when known."""
+        origin = exc.failure
+        if origin is None:
+            return JobFailed(int(tid), self.node_labels.get(node, node), str(exc))
+        return JobFailed(origin.task, self.node_labels.get(origin.node, origin.node), origin.reason,
+                         origin.exit_status, origin.stderr_tail)
 
     def _write_results(self, outputs: Mapping[TaskId, Mapping[str, bytes]]) -> list[str]:
         written = []
@@ -254,36 +269,49 @@ class IcnDispatch:
     def _task_runs(
         self, t0: float, ends: Mapping[TaskId, Obtained], events: Mapping[str, list[dict[str, Any]]]
     ) -> list[TaskRun]:
+        """Per function: executed (where, on which vCPU, when), a cache hit (where and when it was
+        found), or not needed; with the schedule's prediction when there is one (icn mode)."""
         executed: dict[int, tuple[str, dict[str, Any]]] = {}
-        cached: dict[int, tuple[str, str]] = {}
+        cached: dict[int, tuple[str, str, float]] = {}
         for node, items in events.items():
             for event in items:
                 task = int(event.get("task", -1))
                 kind = event.get("kind")
+                at = float(event.get("time", t0))
                 if kind == "executed":
                     executed[task] = (node, event)
                 elif kind == "stored":
-                    cached[task] = (node, f"{CACHE_HIT} (result store)")
+                    cached[task] = (node, f"{CACHE_HIT} (result store)", at)
                 elif kind == "cache" and task not in cached:
-                    cached[task] = (node, f"{CACHE_HIT} (fetched by this node)")
+                    cached[task] = (node, f"{CACHE_HIT} (content store)", at)
         for tid, got in ends.items():
             if got.how == "cache" and int(tid) not in executed:
-                cached.setdefault(int(tid), (self.placements[tid], f"{CACHE_HIT} (content store)"))
-        label = self.node_labels.get
+                at = self._obtained_at.get(tid, t0)
+                cached.setdefault(int(tid), (self.placements[tid], f"{CACHE_HIT} (content store)", at))
+        schedule = self.options.schedule
         runs = []
         for tid in self.job.order:
-            vcpu = self.vcpus.get(tid, "-")
+            slot = schedule.slots.get(tid) if schedule is not None else None
+            predicted = (slot.start, slot.finish) if slot is not None else (None, None)
             if int(tid) in executed:
                 node, event = executed[int(tid)]
+                name = self.node_labels.get(node, node)
                 where = event.get("where") or "?"
-                runs.append(TaskRun(int(tid), label(node, node), vcpu, float(event["start"]) - t0,
-                                    float(event["finish"]) - t0, f"{EXECUTED} ({where})"))
+                runs.append(TaskRun(int(tid), name, self._vcpu_name(name, event.get("vcpu")),
+                                    float(event["start"]) - t0, float(event["finish"]) - t0,
+                                    f"{EXECUTED} ({where})", *predicted))
             elif int(tid) in cached:
-                node, how = cached[int(tid)]
-                runs.append(TaskRun(int(tid), label(node, node), vcpu, 0.0, 0.0, how))
+                node, how, at = cached[int(tid)]
+                runs.append(TaskRun(int(tid), self.node_labels.get(node, node), "-", at - t0, at - t0, how, *predicted))
             else:
-                runs.append(TaskRun(int(tid), "-", vcpu, 0.0, 0.0, f"{NOT_NEEDED} (a later result was cached)"))
+                runs.append(TaskRun(int(tid), "-", "-", 0.0, 0.0, NOT_NEEDED, *predicted))
         return runs
+
+    def _vcpu_name(self, node: str, slot: Any) -> str:
+        if not isinstance(slot, int):
+            return "-"  # a node that does not report its vCPUs
+        names = self.vcpu_names.get(node, ())
+        return str(names[slot]) if 0 <= slot < len(names) else f"vCPU {slot}"
 
 
 def _batches(entries: list[dict[str, Any]]) -> list[bytes]:
@@ -356,6 +384,7 @@ def choose_end_node(statuses: Mapping[str, Mapping[str, Any]], preferred: str) -
 async def _icn_dispatch(
     reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
     config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None,
+    vcpu_names: Mapping[str, Sequence[str]],
 ) -> Trace:
     from sflow.icn.app import connect as connect_endpoint
     from sflow.node.status import query_status
@@ -382,15 +411,12 @@ async def _icn_dispatch(
     labels.update({str(status["icn"]): node for node, status in statuses.items()})
     if mode == "icn":
         placements = {tid: icn_of[p.node] for tid, p in plan.placements.items()}
-        vcpus = {tid: str(p.vcpu) for tid, p in plan.placements.items()}
     else:
         placements = {}
-        vcpus = {}
         for tid in job.end_tasks:
             preferred = plan.placements[tid].node
             node = choose_end_node(statuses, preferred if preferred in statuses else next(iter(statuses)))
             placements[tid] = icn_of[node]
-            vcpus[tid] = "auto"
     specs = build_specs(job, remote_digests(job, config))
     timeout = config.icn.connect_timeout_ms / 1000.0
 
@@ -403,7 +429,7 @@ async def _icn_dispatch(
                          lifetime_ms=config.icn.interest_lifetime_ms)
     dispatch = IcnDispatch(
         reactor, secret, job, specs, placements, list(icn_of.values()), connect, options, plan.results,
-        vcpus=vcpus, progress=progress, run_id=plan.run_id, node_labels=labels,
+        progress=progress, run_id=plan.run_id, node_labels=labels, vcpu_names=vcpu_names,
     )
     try:
         return await dispatch.run()
@@ -415,10 +441,13 @@ async def _icn_dispatch(
 def icn_dispatch(
     reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
     config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None = None,
+    vcpu_names: Mapping[str, Sequence[str]] | None = None,
 ) -> Deferred[Trace]:
     """Run ``job`` in ``mode`` (icn or auto) on ``nodes`` (node daemon addresses; their forwarders
     are learnt from their status). In icn mode the plan's placements are used; in auto mode only
-    its result names and the scheduler's END placements (as tie-breakers)."""
+    its result names and the scheduler's END placements (as tie-breakers). ``vcpu_names`` are each
+    node daemon's vCPU ids (from the environment), to name the vCPU slots the nodes report."""
     return Deferred.fromCoroutine(
-        _icn_dispatch(reactor, secret, job, plan, schedule, algorithm, config, outdir, mode, nodes, progress)
+        _icn_dispatch(reactor, secret, job, plan, schedule, algorithm, config, outdir, mode, nodes, progress,
+                      vcpu_names or {})
     )

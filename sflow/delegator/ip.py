@@ -3,7 +3,8 @@
 The delegator connects to every node of the plan (authenticated), sends each its
 :class:`~sflow.node.plan.NodePlan`, waits until all have accepted, then starts the job
 everywhere (START functions begin at once; the rest wait for their inputs). Nodes report each
-function's start and end and each file they stream; END outputs stream back over the same
+function's start and end, and each file they stream (the sender when it began, the receiver when
+it had the file: the end of the transfer in the trace); END outputs stream back over the same
 connection into the output directory. The job is complete when every function is done and every
 result file has arrived; on the first failure the delegator cancels the job on every node and
 fails with :class:`~sflow.errors.JobFailed`.
@@ -71,9 +72,13 @@ class IpDispatch:
         self._started: dict[TaskId, float] = {}
         self._runs: dict[TaskId, TaskRun] = {}
         self._transfers: list[TransferRun] = []
+        #: (task, path, receiving node) → (sending node, bytes, when it began), and → when received
+        self._sent: dict[tuple[int, str, str], tuple[str, int, float]] = {}
+        self._received_at: dict[tuple[int, str, str], float] = {}
         self._results: dict[tuple[int, str], ResultFile] = {(r.task, r.path): r for r in plan.results}
         self._received: set[tuple[int, str]] = set()
-        # Every file streamed between nodes is reported once by its sender; the trace waits for all.
+        # Every file streamed between nodes is reported once by its sender and once by its
+        # receiver; the trace waits for all.
         self._expected_transfers = sum(
             len(route.nodes) for node_plan in plan.nodes.values() for t in node_plan.tasks for route in t.outputs
         )
@@ -156,14 +161,14 @@ class IpDispatch:
         elif kind == "done":
             self._done(node, msg)
         elif kind == "failed":
-            reason = msg["reason"] or "failed"
-            if msg["exit_status"] is not None and reason == f"exit status {msg['exit_status']}":
-                reason = "the command exited with an error"  # JobFailed adds the status itself
-            self._fail(JobFailed(msg["task"], node, reason, msg["exit_status"], msg["stderr_tail"]))
+            self._fail(JobFailed(msg["task"], node, msg["reason"] or "failed", msg["exit_status"], msg["stderr_tail"]))
         elif kind == "job_error":
             self._fail(ExecutionError(f"job {self.plan.job_id} failed: {msg['reason']}"))
         elif kind == "transferred":
             self._transferred(node, msg)
+        elif kind == "received":
+            self._received_at[(msg["task"], msg["path"], node)] = msg["time"]
+            self._add_transfer((msg["task"], msg["path"], node))
         else:
             raise ProtocolError(f"the delegator does not accept {kind!r} messages")
 
@@ -207,19 +212,29 @@ class IpDispatch:
         self._check_complete()
 
     def _transferred(self, node: str, msg: Message) -> None:
-        tid = TaskId(msg["task"])
-        dst = msg["to"]
+        key = (msg["task"], msg["path"], msg["to"])
+        self._sent[key] = (node, msg["bytes"], msg["started"])
+        self._add_transfer(key)
+
+    def _add_transfer(self, key: tuple[int, str, str]) -> None:
+        """A transfer is in the trace once the sender said when it began and the receiver when it
+        had the file (the two reports come over different connections, in either order)."""
+        if key not in self._sent or key not in self._received_at:
+            return
+        task, path, dst = key
+        src, size, started = self._sent.pop(key)
+        tid = TaskId(task)
         self._transfers.append(
             TransferRun(
-                task=int(tid),
-                path=msg["path"],
-                src_node=node,
+                task=task,
+                path=path,
+                src_node=src,
                 dst_node=dst,
                 src_vcpu=self.plan.placements[tid].vcpu,
-                dst_vcpu=self._reader_vcpu.get((dst, tid, msg["path"]), ""),
-                bytes=msg["bytes"],
-                start=msg["started"] - self._t0,
-                finish=msg["finished"] - self._t0,
+                dst_vcpu=self._reader_vcpu.get((dst, tid, path), ""),
+                bytes=size,
+                start=started - self._t0,
+                finish=self._received_at.pop(key) - self._t0,
             )
         )
         self._check_complete()
@@ -268,7 +283,8 @@ class IpDispatch:
         if self._finished:
             return
         self._finished = True
-        log.warning("event=job_failed job=%s error=%s", self.plan.key, str(error).splitlines()[0])
+        # INFO: the caller reports the error itself (the CLI prints it once, as `sflow: error:`).
+        log.info("event=job_failed job=%s error=%s", self.plan.key, str(error).splitlines()[0])
         self._close(cancel_reason=str(error).splitlines()[0])
         self._result.errback(Failure(error))
 

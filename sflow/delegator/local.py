@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-from sflow.errors import ExecutionError
+from sflow.errors import ExecutionError, NodeStartError
 from sflow.jsonio import parse_address
 from sflow.model.infra import Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
 from sflow.node.readiness import parse_readiness
@@ -49,13 +49,21 @@ def local_environment(addresses: Sequence[str], vcpus_per_node: int) -> Environm
     return Environment((DataCentre(0, LOCAL_BW, tuple(hosts)),))
 
 
+#: how much of a local node's standard error is kept for the error when it exits before it is ready
+STDERR_TAIL = 4096
+
+
 class _NodeProcess(ProcessProtocol):
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, listen: str, origin: str, log_file: Path) -> None:
         self.index = index
+        self.listen = listen
+        self.origin = origin
+        self.log_file = log_file
         self.ready: defer.Deferred[str] = defer.Deferred()
         self.ended: defer.Deferred[None] = defer.Deferred()
         self.exit_reason = ""
         self._buf = b""
+        self._stderr = b""
 
     def outReceived(self, data: bytes) -> None:
         self._buf += data
@@ -65,16 +73,35 @@ class _NodeProcess(ProcessProtocol):
             if ready is not None:
                 self.ready.callback(ready.listen)
 
+    def errReceived(self, data: bytes) -> None:
+        self._stderr = (self._stderr + data)[-STDERR_TAIL:]
+
     def processEnded(self, reason: Failure) -> None:
         self.exit_reason = reason.getErrorMessage()
         if not self.ready.called:
-            self.ready.errback(ExecutionError(f"local node {self.index} exited before it was ready: {self.exit_reason}"))
+            self.ready.errback(self._start_error(getattr(reason.value, "exitCode", None)))
         self.ended.callback(None)
+
+    def _start_error(self, code: int | None) -> NodeStartError:
+        """Why the node did not start, in its own words (its ``sflow: error:`` line), with its exit
+        status: 2 for a taken address or bad settings, as the node itself exits with."""
+        said = self._stderr.decode("utf-8", "replace").strip()
+        errors = [line.removeprefix("sflow: error: ") for line in said.splitlines() if line.startswith("sflow: error: ")]
+        detail = errors[-1] if errors else (said.splitlines()[-1] if said else self.exit_reason)
+        where = "any free port" if self.listen.endswith(":0") else self.listen
+        if self.origin:
+            where += f", {self.origin}"
+        status = f"exit status {code}" if code is not None else "killed"
+        return NodeStartError(
+            f"local node {self.index} ({where}) exited before it was ready ({status}): {detail}; log: {self.log_file}",
+            code if code == 2 else 1,
+        )
 
 
 class LocalCluster:
     """Starts and stops one node per ``listens`` address (``127.0.0.1:0``: any free port), with
-    work directories ``base/node-<i>/`` and logs ``base/node-<i>.log``."""
+    work directories ``base/node-<i>/`` and logs ``base/node-<i>.log``. ``origins`` says where an
+    address came from (``VM node-a in envs/local.json``), for errors."""
 
     def __init__(
         self,
@@ -85,8 +112,10 @@ class LocalCluster:
         config_file: str | None = None,
         vcpus_per_node: int = 1,
         mode: str = "ip",
+        origins: Mapping[str, str] | None = None,
     ) -> None:
         self.reactor = reactor
+        self.origins = dict(origins or {})
         self.listens = tuple(listens)
         self.base = base
         self.secret_file = secret_file
@@ -122,7 +151,7 @@ class LocalCluster:
             if self.config_file:
                 argv += ["--config", self.config_file]
             env = dict(os.environ, SFLOW_NODE_VCPUS=str(self.vcpus_per_node))
-            proto = _NodeProcess(i)
+            proto = _NodeProcess(i, listen, self.origins.get(listen, ""), self.base / f"node-{i}.log")
             transport = self.reactor.spawnProcess(proto, sys.executable, argv, env=env)
             self._procs.append((proto, transport))
         d = defer.gatherResults([p.ready for p, _ in self._procs], consumeErrors=True)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from sflow.errors import InputError
 from sflow.jsonio import read_json, write_json
+
+if TYPE_CHECKING:
+    from sflow.sched.gantt import Bar, Transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,18 +116,64 @@ def load_trace(path: str | Path) -> Trace:
     return trace_from_dict(read_json(path), str(path))
 
 
+RAN = "ran"
+CACHED = "cached"
+NOT_RUN = "not run"
+
+
+def run_kind(where: str) -> str:
+    """What a trace row's ``where`` says happened: RAN (``native``, ``docker:IMAGE``, or in ICN
+    modes ``executed (…)``), CACHED (``cache hit (…)``) or NOT_RUN (``not needed``)."""
+    if where.startswith("cache hit"):
+        return CACHED
+    if where.startswith("not needed"):
+        return NOT_RUN
+    return RAN
+
+
 def summary_table(trace: Trace) -> Table:
-    table = Table(title=f"job {trace.job_id} run {trace.run_id} ({trace.mode}, {trace.algorithm})")
-    for column in ("function", "node", "vCPU", "start (s)", "finish (s)", "ran", "predicted (s)"):
-        table.add_column(column, justify="right" if "(s)" in column else "left")
-    for t in sorted(trace.tasks, key=lambda r: (r.start, r.task)):
-        predicted = (
-            f"{t.predicted_start:.3f}–{t.predicted_finish:.3f}"
-            if t.predicted_start is not None and t.predicted_finish is not None
-            else "-"
-        )
-        table.add_row(str(t.task), t.node, t.vcpu, f"{t.start:.3f}", f"{t.finish:.3f}", t.where or "-", predicted)
+    """Where, on which vCPU and when each function ran (or which cache answered), beside the
+    schedule's prediction. Laid out to fit an 80-column terminal: times to 10 ms (the trace keeps
+    them exact), a Docker image left to the job and the trace, the predicted column only when
+    there is a prediction."""
+    predicted = any(t.predicted_start is not None for t in trace.tasks)
+    caption = ("not needed: a result that depends on it came from a cache"
+               if any(run_kind(t.where) == NOT_RUN for t in trace.tasks) else None)
+    table = Table(title=f"job {trace.job_id} run {trace.run_id} ({trace.mode}, {trace.algorithm})",
+                  caption=caption, box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+    table.add_column("fn", justify="right", no_wrap=True)
+    table.add_column("node", overflow="fold")
+    table.add_column("vCPU", overflow="fold")
+    table.add_column("real (s)", justify="right", no_wrap=True)
+    table.add_column("how", no_wrap=True)
+    if predicted:
+        table.add_column("predicted (s)", justify="right", no_wrap=True)
+    for t in sorted(trace.tasks, key=lambda r: (run_kind(r.where) == NOT_RUN, r.start, r.task)):
+        kind = run_kind(t.where)
+        row = [str(t.task), t.node, t.vcpu, _span(t.start, t.finish, kind), _how(t.where, kind)]
+        if predicted:
+            row.append(_span(t.predicted_start, t.predicted_finish, RAN))
+        table.add_row(*row)
     return table
+
+
+def _span(start: float | None, finish: float | None, kind: str) -> str:
+    if start is None or finish is None or kind == NOT_RUN:
+        return "-"
+    if kind == CACHED:
+        return f"{start:.2f}"  # when it was found
+    return f"{start:.2f}–{finish:.2f}"
+
+
+def _how(where: str, kind: str) -> str:
+    """``native`` / ``executed (native)`` → ``executed (native)``; a Docker image is left to the
+    job and the trace (``executed (docker)``), so that the column stays narrow."""
+    if kind != RAN:
+        return where
+    runner = where.removeprefix("executed (").removesuffix(")") if where.startswith("executed (") else where
+    if runner.startswith("docker:"):
+        runner = "docker"
+    return f"executed ({runner})" if runner else "executed"
 
 
 def makespan_line(trace: Trace) -> str:
@@ -138,12 +187,29 @@ def makespan_line(trace: Trace) -> str:
     return f"makespan: {trace.makespan:.3f} s real, {predicted}"
 
 
-def trace_chart(trace: Trace) -> tuple[list[Any], list[Any]]:
-    """Bars (lane = vCPU, grouped by node) and transfer arrows for :func:`sflow.sched.gantt.draw_gantt`."""
+def trace_chart(trace: Trace) -> tuple[list[Bar], list[Transfer]]:
+    """Bars for :func:`sflow.sched.gantt.draw_gantt`: each function that ran on its node's vCPU
+    lane; each result found in a cache as a marker on its node's ``cache`` lane, at the moment it
+    was found; each file transfer from the sender's vCPU to the reader's, until the receiver had it."""
+    from sflow.sched.gantt import CACHED as CACHED_BAR
     from sflow.sched.gantt import Bar, Transfer
 
-    bars = [Bar(t.vcpu, t.node, str(t.task), t.start, t.finish) for t in sorted(trace.tasks, key=lambda r: r.start)]
+    bars = []
+    for t in sorted(trace.tasks, key=lambda r: (r.start, r.task)):
+        kind = run_kind(t.where)
+        if kind == RAN:
+            bars.append(Bar(t.vcpu, t.node, str(t.task), t.start, t.finish))
+        elif kind == CACHED:
+            bars.append(Bar("cache", t.node, str(t.task), t.start, t.start, kind=CACHED_BAR))
     transfers = [
-        Transfer(x.src_vcpu, x.dst_vcpu, x.start, x.finish, f"{x.task}:{Path(x.path).name}") for x in trace.transfers
+        Transfer(x.src_vcpu, x.dst_vcpu, x.start, x.finish, f"{x.task}:{Path(x.path).name}", x.src_node, x.dst_node)
+        for x in trace.transfers
     ]
     return bars, transfers
+
+
+def chart_note(trace: Trace) -> str:
+    """What a chart with no function that ran says in its middle."""
+    if any(run_kind(t.where) == CACHED for t in trace.tasks):
+        return "every result came from a cache: no function ran"
+    return "no function ran"

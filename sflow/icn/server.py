@@ -18,13 +18,14 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.error import CannotListenError
 
-from sflow.errors import IcnError, InputError
+from sflow.errors import InputError, ListenError
 from sflow.icn.face.base import Face
 from sflow.icn.face.stream import ForwarderStreamFactory, connect_stream
 from sflow.icn.face.udp import UdpChannel
 from sflow.icn.face.uri import FaceUri, parse_face_uri
 from sflow.icn.forwarder import Forwarder, ForwarderConfig
 from sflow.icn.name import Name
+from sflow.model.infra import Address
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class ForwarderServer:
     def listen_tcp(self, host: str, port: int) -> FaceUri:
         """Listen for TCP faces; returns the bound address (port 0 picks a free one)."""
         factory = ForwarderStreamFactory(self.forwarder)
-        listening = self._listen(f"tcp {host}:{port}", lambda: self.reactor.listenTCP(port, factory, interface=host))
+        listening = self._listen(f"TCP {Address(host, port)}", lambda: self.reactor.listenTCP(port, factory, interface=host))
         bound = listening.getHost()
         return self._listening(FaceUri("tcp", host=bound.host, port=bound.port))
 
@@ -61,23 +62,23 @@ class ForwarderServer:
         if os.path.exists(path) and not _socket_in_use(path):
             os.unlink(path)
         factory = ForwarderStreamFactory(self.forwarder)
-        self._listen(f"unix socket {path}", lambda: self.reactor.listenUNIX(path, factory))
+        self._listen(f"Unix socket {path}", lambda: self.reactor.listenUNIX(path, factory))
         self._unix_paths.append(path)
         return self._listening(FaceUri("unix", path=path))
 
     def listen_udp(self, host: str, port: int) -> FaceUri:
         channel = UdpChannel(self.forwarder, self.reactor)
-        listening = self._listen(f"udp {host}:{port}", lambda: self.reactor.listenUDP(port, channel, interface=host))
+        listening = self._listen(f"UDP {Address(host, port)}", lambda: self.reactor.listenUDP(port, channel, interface=host))
         self.udp_channels.append(channel)
         bound = listening.getHost()
         return self._listening(FaceUri("udp", host=bound.host, port=bound.port))
 
     def _listen(self, what: str, start: Callable[[], Any]) -> Any:
-        """Start a listener (stopped by :meth:`stop`); :class:`IcnError` naming ``what`` if it cannot."""
+        """Start a listener (stopped by :meth:`stop`); :class:`ListenError` naming ``what`` if it cannot."""
         try:
             listening = start()
         except CannotListenError as exc:
-            raise IcnError(f"cannot listen on {what}: {exc}") from exc
+            raise ListenError(what, exc) from None
         self._ports.append(listening)
         return listening
 

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 
 from sflow import __version__
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
-from sflow.errors import ConfigError, SflowError
+from sflow.errors import ListenError, SflowError
 from sflow.model.infra import Address
 from sflow.node.blocking import run_until
 from sflow.node.readiness import Readiness, format_readiness
@@ -24,7 +25,16 @@ from sflow.secret import generate_secret, read_secret
 log = logging.getLogger(__name__)
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("node", help="run a worker node daemon (IP chaining)")
+    p = sub.add_parser(
+        "node",
+        help="run a worker node daemon (IP chaining, and ICN chaining with --mode icn|auto)",
+        description="Run the worker daemon that delegators send functions to. It listens on --listen for "
+        "authenticated delegators and other nodes (IP chaining), runs each function natively or in Docker, and "
+        "prints 'sflow-node ready listen=HOST:PORT [icn=HOST:PORT] pid=PID version=V' once listening. With "
+        "--mode icn or auto it also embeds an NDN forwarder (--icn-listen) and a result store, and serves "
+        "function results by name (static or autonomous ICN chaining); IP chaining stays available. It runs "
+        "until SIGTERM or SIGINT. An address that cannot be listened on exits with status 2.",
+    )
     add_config_argument(p)
     p.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (port 0: any free port)")
     p.add_argument("--pid-file", metavar="FILE", help="write the process id here (removed on exit)")
@@ -43,14 +53,26 @@ def register(sub: Any) -> None:
     add_secret_argument(p)
     p.set_defaults(func=_node)
 
-    s = sub.add_parser("status", help="ask a node for its version, vCPUs, running functions and uptime")
+    s = sub.add_parser(
+        "status",
+        help="ask a node for its version, vCPUs, running functions and uptime",
+        description="Connect to the node at --connect (proving the cluster secret) and print its version, "
+        "process id, vCPUs, chaining mode and forwarder, uptime, jobs and running functions; --json prints "
+        "the whole reply, ICN counters included.",
+    )
     add_config_argument(s)
     s.add_argument("--connect", metavar="HOST:PORT", required=True, help="the node's address")
     s.add_argument("--json", action="store_true", help="print the reply as JSON")
     add_secret_argument(s)
     s.set_defaults(func=_status)
 
-    k = sub.add_parser("keygen", help="write a new random cluster secret (mode 0600)")
+    k = sub.add_parser(
+        "keygen",
+        help="write a new random cluster secret (mode 0600)",
+        description="Write a new random cluster secret (mode 0600) to -o or security.secret_file. "
+        "Nodes and delegators prove to each other that they hold it before any message is acted on; "
+        "`sflow cluster deploy` copies it to the hosts. An existing secret is kept unless --force.",
+    )
     add_config_argument(k)
     k.add_argument("-o", "--output", metavar="FILE", help="where (default: security.secret_file)")
     k.add_argument("--force", action="store_true", help="replace an existing secret")
@@ -80,6 +102,15 @@ def _node(args: argparse.Namespace) -> int:
         overrides["icn"] = icn_flags
     config = config_from_args(args, overrides)
     _node_logging(config, args.verbose)
+    try:
+        return _serve(args, config)
+    except SflowError as exc:
+        if config.node.log_file:  # standard error has it from the CLI; the log must too
+            log.error("event=node_failed error=%s", str(exc).replace("\n", " | "))
+        raise
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
     secret = read_secret(config.security.secret_file)
     host, port = parse_host_port(config.node.listen, "node.listen")
     workdir = Path(config.node.workdir).expanduser()
@@ -104,8 +135,8 @@ def _node(args: argparse.Namespace) -> int:
     )
     try:
         listening = reactor.listenTCP(port, service.factory(), interface=host)
-    except OSError as exc:
-        raise ConfigError("<flags>", "node.listen", f"cannot listen on {config.node.listen}: {exc}") from None
+    except CannotListenError as exc:
+        raise ListenError(f"TCP {Address(host, port)}", exc, "--listen, node.listen") from None
     actual = listening.getHost().port
     service.name = str(Address(host, actual))
     icn_address: str | None = None

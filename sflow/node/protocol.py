@@ -98,6 +98,7 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
         "stderr_tail": _f(_STR),
     },
     "job_error": {"job": _f(_STR), "reason": _f(_STR)},
+    # the sender, once the receiver acknowledged a file: when it started sending
     "transferred": {
         "job": _f(_STR),
         "task": _f(_INT),
@@ -107,6 +108,8 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
         "started": _f(_NUM),
         "finished": _f(_NUM),
     },
+    # the receiver, once it has a file whole and verified (before any function reads it)
+    "received": {"job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "bytes": _f(_INT), "time": _f(_NUM)},
     # data: between nodes, and END outputs back to the delegator
     "value": {"job": _f(_STR), "task": _f(_INT), "val": _f(_STR)},
     "file_begin": {"s": _f(_INT), "job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "size": _f(_INT)},

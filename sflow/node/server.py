@@ -161,6 +161,9 @@ class NodeService:
         if job is None or not job.state.active:
             return
         log.debug("event=file_in job=%s task=%s path=%s bytes=%d", job.key, begin["task"], begin["path"], begin["size"])
+        # For the trace: a transfer ends when the receiver has the file, not when the sender hears so.
+        job.delegator.send("received", job=job.key, task=int(begin["task"]), path=begin["path"], bytes=begin["size"],
+                           time=self.reactor.seconds())
         self._perform(job, job.state.file_arrived(TaskId(begin["task"]), begin["path"]))
 
     def file_failed(self, channel: Channel, begin: Message, reason: str) -> None:

@@ -8,7 +8,9 @@ segments of two executions can never be mixed.
 
 A **status** is a msgpack map answering a compute Interest: ``ready`` (with the result's version
 and segment count), ``running`` (with the seconds it has run and when to ask again), ``failed``
-(with the reason), or ``unknown`` (the node was never told about this function).
+(with the reason and, as ``failure``, the function where the failure began: its task id, node,
+exit status and the end of its stderr, carried unchanged from node to node down to the delegator),
+or ``unknown`` (the node was never told about this function).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ RUNNING = "running"
 FAILED = "failed"
 UNKNOWN = "unknown"
 STATES = (READY, RUNNING, FAILED, UNKNOWN)
+
+#: the end of a failed function's stderr that travels in a status (which must fit in one packet)
+STATUS_STDERR_BYTES = 2048
 
 
 def encode_bundle(files: dict[str, bytes]) -> bytes:
@@ -61,6 +66,18 @@ def bundle_version(content: bytes) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionFailure:
+    """Where a job failed: function ``task`` on ``node`` (its forwarder's address), why, with its
+    exit status when it ran and exited, and the end of its stderr."""
+
+    task: int
+    node: str
+    reason: str
+    exit_status: int | None = None
+    stderr_tail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     state: str
     node: str = ""
@@ -69,21 +86,32 @@ class Status:
     retry_ms: int = 0
     version: int = 0
     segments: int = 0
+    failure: FunctionFailure | None = None
+
+
+def tail_bytes(text: str, limit: int = STATUS_STDERR_BYTES) -> str:
+    """The last ``limit`` bytes of ``text`` (UTF-8), cut at a character boundary."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    return raw[-limit:].decode("utf-8", "ignore")
 
 
 def encode_status(status: Status) -> bytes:
-    return msgpack.packb(
-        {
-            "s": status.state,
-            "node": status.node,
-            "reason": status.reason,
-            "elapsed": status.elapsed,
-            "retry_ms": status.retry_ms,
-            "version": status.version,
-            "segments": status.segments,
-        },
-        use_bin_type=True,
-    )
+    body: dict[str, Any] = {
+        "s": status.state,
+        "node": status.node,
+        "reason": status.reason,
+        "elapsed": status.elapsed,
+        "retry_ms": status.retry_ms,
+        "version": status.version,
+        "segments": status.segments,
+    }
+    if status.failure is not None:
+        f = status.failure
+        body["failure"] = {"task": f.task, "node": f.node, "reason": f.reason, "exit_status": f.exit_status,
+                           "stderr": tail_bytes(f.stderr_tail)}
+    return msgpack.packb(body, use_bin_type=True)
 
 
 def decode_status(content: bytes) -> Status:
@@ -94,6 +122,7 @@ def decode_status(content: bytes) -> Status:
     if not isinstance(raw, dict) or raw.get("s") not in STATES:
         raise DecodeError("function status: expected a map with a known state 's'")
     try:
+        failure = _decode_failure(raw.get("failure"))
         return Status(
             state=str(raw["s"]),
             node=str(raw.get("node", "")),
@@ -102,6 +131,24 @@ def decode_status(content: bytes) -> Status:
             retry_ms=int(raw.get("retry_ms", 0)),
             version=int(raw.get("version", 0)),
             segments=int(raw.get("segments", 0)),
+            failure=failure,
         )
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"function status: bad field: {exc}") from None
+
+
+def _decode_failure(raw: Any) -> FunctionFailure | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise DecodeError("function status: 'failure' must be a map")
+    if "task" not in raw:
+        raise DecodeError("function status: 'failure' lacks the task that failed")
+    exit_status = raw.get("exit_status")
+    return FunctionFailure(
+        task=int(raw["task"]),
+        node=str(raw.get("node", "")),
+        reason=str(raw.get("reason", "")),
+        exit_status=None if exit_status is None else int(exit_status),
+        stderr_tail=str(raw.get("stderr", "")),
+    )

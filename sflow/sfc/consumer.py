@@ -27,7 +27,7 @@ from sflow.icn.packet import ContentType, Data, Interest, make_data, make_intere
 from sflow.icn.scheduler import Clock
 from sflow.icn.security import verify_data, verify_interest
 from sflow.icn.signature import HmacSha256Signer, SignatureType
-from sflow.sfc.bundle import FAILED, READY, UNKNOWN, Status, bundle_version, decode_status
+from sflow.sfc.bundle import FAILED, READY, UNKNOWN, FunctionFailure, Status, bundle_version, decode_status
 from sflow.sfc.names import KEY_NAME
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,12 @@ ABSENT = b"absent"
 
 
 class FunctionFailed(ExecutionError):
-    """The producer reports that the function (or one of its inputs) failed."""
+    """The producer reports that the function (or one of its inputs) failed; ``failure`` is the
+    function where the failure began, when the producer said."""
+
+    def __init__(self, message: str, failure: FunctionFailure | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 class StillRunning(ExecutionError):
@@ -148,7 +153,7 @@ class ResultClient:
             if status.state == READY:
                 return status
             if status.state == FAILED:
-                raise FunctionFailed(status.reason or f"{prefix} failed")
+                raise FunctionFailed(status.reason or f"{prefix} failed", status.failure)
             if status.state == UNKNOWN:
                 raise IcnError(f"{status.node or 'the producer'}: {status.reason or 'unknown function'}")
             if self.clock.seconds() >= deadline:

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 
 from sflow.config import Config, parse_host_port
-from sflow.errors import ConfigError
+from sflow.errors import ListenError
 from sflow.icn.face.base import Face
 from sflow.icn.face.stream import connect_stream
 from sflow.icn.forwarder import ForwarderConfig
@@ -49,7 +49,10 @@ class IcnNode:
         self.server = ForwarderServer(
             reactor, ForwarderConfig(cs_capacity=icn.cs_capacity_packets, cs_capacity_bytes=icn.cs_capacity_bytes)
         )
-        uri = self.server.listen_tcp(host, port)
+        try:
+            uri = self.server.listen_tcp(host, port)
+        except ListenError as exc:
+            raise exc.for_setting("--icn-listen, icn.port") from None
         self.address = str(Address(host, uri.port))
         self._connect_timeout = icn.connect_timeout_ms / 1000.0
         self._speed = icn.speed
@@ -74,17 +77,18 @@ class IcnNode:
                 reactor, secret, self.table, self.advert, targets, icn.hello_interval,
                 on_neighbour=self.placer.heard if self.placer is not None else None,
             )
+            interface = "" if icn.broadcast_address else host
             try:
-                listening = reactor.listenUDP(icn.hello_port, hello, interface="" if icn.broadcast_address else host)
+                listening = reactor.listenUDP(icn.hello_port, hello, interface=interface)
             except CannotListenError as exc:
-                raise ConfigError("<flags>", "icn.hello_port", f"cannot listen for hellos: {exc}") from None
+                raise ListenError(f"UDP {Address(interface or '0.0.0.0', icn.hello_port)} for hellos", exc,
+                                  "--hello-port, icn.hello_port") from None
             self.hello_port = listening.getHost().port
         log.info("event=icn_node_ready mode=%s address=%s hello_port=%s", mode, self.address, self.hello_port)
 
     def advert(self) -> Advert:
         s = self.service
-        running = s.producer.running()
-        return Advert(self.address, s.vcpus, max(0, s.vcpus - running), s.producer.queued(), self._speed,
+        return Advert(self.address, s.slots.count, s.slots.free, s.producer.queued() + s.slots.waiting, self._speed,
                       self._bandwidth)
 
     def _connect(self, address: str) -> Deferred[Face]:

@@ -4,7 +4,9 @@ A node asked (by an authenticated compute Interest) for a function it does not h
 function through ``inputs`` (its inputs are being obtained) → ``running`` (executing) → done,
 where a success leaves the result in the store and the run is forgotten, and a failure is kept
 for ``failure_memory`` seconds so that every consumer waiting for it hears the same reason
-(afterwards a new request tries again). However many consumers ask, each function starts once:
+(afterwards a new request tries again). A failure carries the :class:`FunctionFailure` where it
+began — this function, or, when an input failed, the function upstream that failed — so that the
+delegator can name the function, node, exit status and stderr at fault however far down it hears. However many consumers ask, each function starts once:
 requests for a function already under way are held until it ends.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sflow.sfc.bundle import FAILED, READY, RUNNING, UNKNOWN
+from sflow.sfc.bundle import FAILED, READY, RUNNING, UNKNOWN, FunctionFailure
 
 INPUTS = "inputs"
 
@@ -26,6 +28,7 @@ class Reply:
     state: str
     reason: str = ""
     elapsed: float = 0.0
+    failure: FunctionFailure | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class ReplyAll:
 
     state: str
     reason: str = ""
+    failure: FunctionFailure | None = None
 
 
 Action = Reply | Hold | Obtain | Execute | ReplyAll
@@ -65,6 +69,7 @@ class FunctionRun:
     have: set[int] = field(default_factory=set)
     ended: float = 0.0
     reason: str = ""
+    failure: FunctionFailure | None = None
 
 
 class Producer:
@@ -86,7 +91,7 @@ class Producer:
         run = self.runs.get(digest)
         if run is not None and run.phase == FAILED:
             if now - run.ended < self.failure_memory:
-                return [Reply(FAILED, run.reason)]
+                return [Reply(FAILED, run.reason, failure=run.failure)]
             del self.runs[digest]
             run = None
         if run is not None:
@@ -114,23 +119,30 @@ class Producer:
         run.phase = RUNNING
         return [Execute()]
 
-    def on_input_failed(self, digest: str, index: int, reason: str, now: float) -> list[Action]:
+    def on_input_failed(
+        self, digest: str, index: int, reason: str, now: float, failure: FunctionFailure | None = None
+    ) -> list[Action]:
+        """Input ``index`` cannot be had; ``failure`` is where that began (None: unknown)."""
         run = self.runs.get(digest)
         if run is None or run.phase != INPUTS:
             return []
-        return self._fail(run, f"input {index + 1} of {run.n_inputs}: {reason}", now)
+        return self._fail(run, f"input {index + 1} of {run.n_inputs}: {reason}", now, failure)
 
-    def on_executed(self, digest: str, ok: bool, reason: str, now: float) -> list[Action]:
+    def on_executed(
+        self, digest: str, ok: bool, reason: str, now: float, failure: FunctionFailure | None = None
+    ) -> list[Action]:
+        """The function ended; when it failed, ``failure`` describes it."""
         run = self.runs.get(digest)
         if run is None or run.phase != RUNNING:
             return []
         if ok:
             del self.runs[digest]
             return [ReplyAll(READY)]
-        return self._fail(run, reason, now)
+        return self._fail(run, reason, now, failure)
 
-    def _fail(self, run: FunctionRun, reason: str, now: float) -> list[Action]:
+    def _fail(self, run: FunctionRun, reason: str, now: float, failure: FunctionFailure | None) -> list[Action]:
         run.phase = FAILED
         run.reason = reason
         run.ended = now
-        return [ReplyAll(FAILED, reason)]
+        run.failure = failure
+        return [ReplyAll(FAILED, reason, failure)]

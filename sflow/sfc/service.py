@@ -10,14 +10,15 @@ this very node is forwarded to the producer face rather than back where it came 
 A compute request for a function is checked (HMAC with the cluster secret), then handled by the
 pure :class:`~sflow.sfc.producer.Producer`: inputs are obtained through the consumer (each routed
 toward the node the placement says — the delegator's schedule in ``icn`` mode, the node's own
-decision in ``auto`` mode), written into a fresh working directory, the function runs through
-the node's :class:`~sflow.node.execution.Executor` (natively or in Docker), and its declared
+decision in ``auto`` mode), written into a fresh working directory, the function runs on one of
+the node's vCPU slots (:mod:`sflow.sfc.slots`; it waits while all are taken) through the node's
+:class:`~sflow.node.execution.Executor` (natively or in Docker), and its declared
 outputs become a result bundle in the :class:`~sflow.sfc.store.ResultStore`, served as signed
 segments. Requests held while the function runs are answered when it ends, or with ``running``
 shortly before their Interest would expire, so that the consumer asks again.
 
-Events (executed here, found in the store, input found in a cache) are kept per run for the
-delegator's report (``/sflow/ctl/events/<run>/<page>``).
+Events (executed here on vCPU slot k, found in the store, input found in a cache) are kept per run
+for the delegator's report (``/sflow/ctl/events/<run>/<page>``).
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ from sflow.icn.packet import Data, Interest, make_data
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
-from sflow.sfc.bundle import READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
+from sflow.sfc.bundle import READY, RUNNING, FunctionFailure, Status, decode_bundle, encode_bundle, encode_status
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
+from sflow.sfc.slots import VcpuSlots
 from sflow.sfc.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class SfcService:
         self.store = store
         self.name = name
         self.vcpus = vcpus
+        self.slots: VcpuSlots[Installed] = VcpuSlots(vcpus)
         self.placer = placer
         self._connect_peer = connect_peer
         self.signer = cluster_signer(secret)
@@ -160,6 +163,8 @@ class SfcService:
             return self._on_compute(interest, program, digest)
         served = self.store.get(digest, program)
         if served is not None:
+            if interest.can_be_prefix and len(name) == 4:  # the first Interest of a fetch (no cache had it)
+                self._store_hit(digest, self.installed.get(digest, {}))
             return served.answer(interest)
         if interest.can_be_prefix and len(name) == 4:
             return absent_data(name, self.signer)
@@ -201,7 +206,8 @@ class SfcService:
                         READY, node=self.name, version=served.base[-1].to_number() if served else 0,
                         segments=served.count if served else 0))
                 else:
-                    answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason))
+                    answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason,
+                                                           failure=action.failure))
             elif isinstance(action, Hold):
                 answer = self._hold(interest, digest)
             elif item is not None:
@@ -211,7 +217,8 @@ class SfcService:
     def _store_hit(self, digest: str, runs: dict[str, Installed]) -> None:
         self.counters["store_hits"] += 1
         for run, item in runs.items():
-            self._event(run, {"task": int(item.spec.task), "kind": "stored", "node": self.name})
+            self._event(run, {"task": int(item.spec.task), "kind": "stored", "node": self.name,
+                              "time": self.clock.seconds()})
 
     def _hold(self, interest: Interest, digest: str) -> Deferred[HandlerResult]:
         d: Deferred[HandlerResult] = Deferred()
@@ -230,12 +237,13 @@ class SfcService:
         held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed,
                                                                   reason=reason)))
 
-    def _reply_all(self, digest: str, state: str, reason: str) -> None:
+    def _reply_all(self, action: ReplyAll, digest: str) -> None:
         self._waiting.pop(digest, None)
+        status = Status(action.state, node=self.name, reason=action.reason, failure=action.failure)
         for held in self._held.pop(digest, []):
             if held.timer is not None and held.timer.active():
                 held.timer.cancel()
-            held.deferred.callback(self._status(held.interest, Status(state, node=self.name, reason=reason)))
+            held.deferred.callback(self._status(held.interest, status))
 
     def _perform(self, item: Installed, action: Obtain | Execute | ReplyAll) -> None:
         digest = item.spec.digest
@@ -243,10 +251,14 @@ class SfcService:
             d = Deferred.fromCoroutine(self._obtain_input(item, action.index))
             d.addErrback(self._input_failed, digest, action.index)
         elif isinstance(action, Execute):
-            d2 = Deferred.fromCoroutine(self._execute(item))
-            d2.addErrback(self._execute_crashed, item)
+            slot = self.slots.acquire(item)
+            if slot is None:
+                log.info("event=function_waits_for_vcpu node=%s task=%d", self.name, item.spec.task)
+                self._waiting[digest] = f"waiting for one of the node's {self.slots.count} vCPUs"
+                return
+            self._start(item, slot)
         elif isinstance(action, ReplyAll):
-            self._reply_all(digest, action.state, action.reason)
+            self._reply_all(action, digest)
 
     def _apply(self, item: Installed, actions: list[Any]) -> None:
         for action in actions:
@@ -269,7 +281,8 @@ class SfcService:
         if got.how == "cache":
             self.counters["input_cache_hits"] += 1
             for run, inst in self.installed.get(item.spec.digest, {}).items():
-                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name})
+                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name,
+                                  "time": self.clock.seconds()})
         self._inputs[(item.spec.digest, index)] = got.content
         self._apply(item, self.producer.on_input(item.spec.digest, index))
 
@@ -320,7 +333,14 @@ class SfcService:
             log.error("event=input_crashed digest=%s", digest, exc_info=failure.value)
         self._inputs.pop((digest, index), None)
         item = self.function(digest)
-        actions = self.producer.on_input_failed(digest, index, reason, self.clock.seconds())
+        # Where the failure began: the function upstream that failed (as its node said), or, when
+        # the input could not be had at all, this function, which cannot run without it.
+        origin = failure.value.failure if isinstance(failure.value, FunctionFailed) else None
+        if origin is None and item is not None:
+            ref = item.spec.inputs[index]
+            origin = FunctionFailure(int(item.spec.task), self.name,
+                                     f"its input from function {ref.pred} could not be had: {reason}")
+        actions = self.producer.on_input_failed(digest, index, reason, self.clock.seconds(), origin)
         if item is not None:
             self._apply(item, actions)
 
@@ -365,7 +385,19 @@ class SfcService:
 
     # Execution ---------------------------------------------------------------------------------
 
-    async def _execute(self, item: Installed) -> None:
+    def _start(self, item: Installed, slot: int) -> None:
+        """Run ``item`` on vCPU ``slot``; when it ends, the slot goes to the next function waiting."""
+        self._waiting.pop(item.spec.digest, None)
+        d = Deferred.fromCoroutine(self._execute(item, slot))
+        d.addErrback(self._execute_crashed, item)
+        d.addBoth(lambda _: self._slot_free(slot))
+
+    def _slot_free(self, slot: int) -> None:
+        nxt = self.slots.release(slot)
+        if nxt is not None:
+            self._start(*nxt)
+
+    async def _execute(self, item: Installed, slot: int) -> None:
         spec = item.spec
         digest = spec.digest
         self._exec_count += 1
@@ -398,7 +430,7 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
-            log.info("event=function_start node=%s task=%d digest=%s", self.name, spec.task, digest[:16])
+            log.info("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
                 reason = _check_remote(root, spec.remote)
@@ -412,22 +444,28 @@ class SfcService:
         finally:
             shutil.rmtree(root, ignore_errors=True)
         ok = not reason
+        failure = None if ok else FunctionFailure(
+            int(spec.task), self.name, reason,
+            result.exit_status if result is not None else None,
+            result.stderr_tail if result is not None else "",
+        )
         self.counters["executed" if ok else "failed"] += 1
         now = self.clock.seconds()
         for run, inst in self.installed.get(digest, {}).items():
             self._event(run, {
                 "task": int(inst.spec.task), "kind": "executed" if ok else "failed", "node": self.name,
-                "where": result.where if result is not None else "", "reason": reason,
+                "vcpu": slot, "where": result.where if result is not None else "", "reason": reason,
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
         log.info("event=function_end node=%s task=%d ok=%s reason=%s", self.name, spec.task, ok, reason or "-")
-        self._apply(item, self.producer.on_executed(digest, ok, reason, now))
+        self._apply(item, self.producer.on_executed(digest, ok, reason, now, failure))
 
     def _execute_crashed(self, failure: Failure, item: Installed) -> None:
         log.error("event=execute_crashed digest=%s", item.spec.digest, exc_info=failure.value)
-        self._apply(item, self.producer.on_executed(item.spec.digest, False, f"internal error: {failure.getErrorMessage()}",
-                                                    self.clock.seconds()))
+        reason = f"internal error: {failure.getErrorMessage()}"
+        self._apply(item, self.producer.on_executed(item.spec.digest, False, reason, self.clock.seconds(),
+                                                    FunctionFailure(int(item.spec.task), self.name, reason)))
 
     # Control -----------------------------------------------------------------------------------
 
@@ -480,8 +518,10 @@ class SfcService:
         return new
 
     def function(self, digest: str) -> Installed | None:
-        """The function whose result has this digest (any run's copy: they share the spec)."""
-        return next(iter(self.installed.get(digest, {}).values()), None)
+        """The function whose result has this digest, as the latest run installed it: runs share
+        the spec, but an older run's input placements may name nodes that are gone (a local
+        cluster's ports change from run to run)."""
+        return next(reversed(self.installed.get(digest, {}).values()), None)
 
     def functions(self) -> dict[str, Installed]:
         """Every installed function, by result digest."""
@@ -496,8 +536,8 @@ class SfcService:
         return {
             "node": self.name,
             "vcpus": self.vcpus,
-            "running": self.producer.running(),
-            "queued": self.producer.queued(),
+            "running": self.producer.running() - self.slots.waiting,
+            "queued": self.producer.queued() + self.slots.waiting,
             "functions": len(self.installed),
             "results": len(self.store),
             "result_bytes": self.store.total,

@@ -27,6 +27,7 @@ CORE = [
     "sfc/bundle.py",
     "sfc/producer.py",
     "sfc/auto.py",
+    "sfc/slots.py",
 ]
 SHELL = {"sched/cli.py", "sched/gantt.py", "icn/cli.py", "icn/app.py", "icn/server.py", "icn/management_client.py"}
 

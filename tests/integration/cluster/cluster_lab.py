@@ -1,5 +1,5 @@
 """What the multi-host tests share besides fixtures: the lab as a cluster (inventories of its
-hosts), the CLI runner's type, and the check for sflow commands that are not in the tree yet."""
+hosts) and the CLI runner's type."""
 
 from __future__ import annotations
 
@@ -17,16 +17,6 @@ NO_SSHD = (3,)
 NODE_PORT = 7070
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def sflow_command_missing(*names: str) -> str | None:
-    """Why a test that needs these sflow subcommands must skip, or None when all exist."""
-    from sflow.cli import build_parser
-
-    parser = build_parser()
-    commands = next(a.choices for a in parser._actions if isinstance(a.choices, dict))
-    missing = [n for n in names if n not in commands]
-    return f"`sflow {missing[0]}` is not in this tree yet (node runtime not landed)" if missing else None
 
 
 @dataclass(frozen=True, slots=True)

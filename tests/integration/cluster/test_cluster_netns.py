@@ -10,20 +10,14 @@ import stat
 import subprocess
 from pathlib import Path
 
-import pytest
-from cluster_lab import NODE_PORT, Cli, LabCluster, sflow_command_missing
+from cluster_lab import NODE_PORT, Cli, LabCluster
 from netns import sflow_processes_under, wait_for
 
 from sflow.cluster.timeline import line_time
 
+
 def _rows(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
     return {row["host"]: row for row in json.loads(done.stdout)}
-
-
-def _require_node() -> None:
-    reason = sflow_command_missing("node", "status")
-    if reason:
-        pytest.skip(reason)
 
 
 def _stop_all(cli: Cli, lab_cluster: LabCluster) -> None:
@@ -88,8 +82,6 @@ def _env_and_job(lab_cluster: LabCluster) -> tuple[Path, Path, Path]:
 
 
 def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
-    _require_node()
-    delegate_missing = sflow_command_missing("delegate")
     inventory = str(lab_cluster.inventory)
     started = cli("cluster", "start", inventory, "--mode", "ip", "--json")
     try:
@@ -106,8 +98,6 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
         for row in _rows(status).values():
             assert row["result"] == "up" and row["version"] and int(row["vcpus"]) >= 1 and row["running"] == "0", row
 
-        if delegate_missing:
-            pytest.skip(delegate_missing)
         env, job, mapping = _env_and_job(lab_cluster)
         out = lab_cluster.work / "out-forkjoin"
         run = cli("delegate", str(env), str(job), "--mode", "ip", "--mapping", str(mapping), "-o", str(out),
@@ -138,7 +128,6 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
 
 
 def test_a_host_refusing_ssh_is_reported_while_the_others_start(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
-    _require_node()
     inventory = lab_cluster.write_inventory("hosts-with-refusing.toml", [*lab_cluster.hosts, lab_cluster.refusing])
     try:
         started = cli("cluster", "start", str(inventory), "--json")

@@ -125,6 +125,14 @@ def test_fork_join(base: Path, nodes: list[Node], env: Path, secret_file: Path) 
     trace = json.loads((out / "trace.json").read_text())
     # nums.txt went once to node 1 and once to node 2; task 4 read it in place on node 0.
     assert sorted(x["dst_node"] for x in trace["transfers"] if x["task"] == 1) == sorted([nodes[1].address, nodes[2].address])
+    # A transfer ends when the receiver has the file (its report, not the sender's acknowledgement):
+    # never after the function that reads it started there.
+    runs = {r["task"]: r for r in trace["tasks"]}
+    readers = {1: (2, 3), 2: (5,), 3: (5,), 4: (5,)}
+    for x in trace["transfers"]:
+        for reader in readers[x["task"]]:
+            if runs[reader]["node"] == x["dst_node"]:
+                assert x["start"] < x["finish"] <= runs[reader]["start"], (x, runs[reader])
 
 
 def test_diamond_with_two_files_between_one_pair(base: Path, nodes: list[Node], env: Path, secret_file: Path) -> None:
@@ -156,6 +164,8 @@ def test_200_mb_file_crosses_nodes(base: Path, nodes: list[Node], env: Path, sec
     trace = json.loads((out / "trace.json").read_text())
     (transfer,) = trace["transfers"]
     assert transfer["bytes"] == 200 * 1024 * 1024 and transfer["dst_node"] == nodes[1].address
+    second = next(r for r in trace["tasks"] if r["task"] == 2)
+    assert transfer["start"] < transfer["finish"] <= second["start"]
 
 
 def test_failing_function_is_reported_and_the_job_stops(base: Path, nodes: list[Node], env: Path, secret_file: Path) -> None:

@@ -21,6 +21,7 @@ from sflow.icn.face.base import Face, FaceScope
 from sflow.icn.face.inprocess import linked_faces
 from sflow.icn.forwarder import Forwarder
 from sflow.jsonio import job_from_dict
+from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 from sflow.node.execution import ExecRequest, ExecResult
 from sflow.sfc.names import build_specs
@@ -53,7 +54,8 @@ class FakeExecutor:
                     path = request.workdir / out
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(f"{request.cmd}{values}|{out}\n".encode() + inputs)
-            return ExecResult(ok, 0 if ok else 3, "" if ok else "exit status 3", "", "", "native", started,
+            stderr = "" if ok else f"task {request.task_id} says: no such thing\n"
+            return ExecResult(ok, 0 if ok else 3, "" if ok else "exit status 3", stderr, "", "native", started,
                               self.clock.seconds())
 
         delay = self.delays.get(request.task_id, 0.0)
@@ -94,14 +96,15 @@ class Cluster:
         return succeed(Endpoint.attach(self.nodes[node].forwarder))
 
     def dispatch(self, job: Job, placements: dict[TaskId, str], *, mode: str = "icn", timeout: float = 0.0,
-                 outdir: Path | None = None, nodes: list[str] | None = None) -> IcnDispatch:
+                 outdir: Path | None = None, nodes: list[str] | None = None, schedule: Schedule | None = None,
+                 vcpu_names: dict[str, tuple[str, ...]] | None = None) -> IcnDispatch:
         specs = build_specs(job, {})
         results = [ResultFile(t, f.path.lstrip("./"), f.path.lstrip("./")) for t in job.end_tasks
                    for f in job.task(t).out_files]
-        options = IcnOptions(outdir or self.tmp / "out", "test", None, mode=mode, job_timeout=timeout,
+        options = IcnOptions(outdir or self.tmp / "out", "test", schedule, mode=mode, job_timeout=timeout,
                              lifetime_ms=self.config.icn.interest_lifetime_ms)
         return IcnDispatch(self.clock, SECRET, job, specs, placements, nodes or list(placements.values()),
-                           self.connect_endpoint, options, results)
+                           self.connect_endpoint, options, results, vcpu_names=vcpu_names)
 
     def run(self, dispatch: IcnDispatch, limit: float = 600.0, step: float = 0.01) -> Trace:
         d = dispatch.run()
@@ -123,7 +126,7 @@ class Cluster:
 
 def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict[int, float] | None = None,
                  fail: set[int] | None = None, placer: Callable[[str], Placer] | None = None,
-                 cs_capacity: int = 65536) -> Cluster:
+                 cs_capacity: int = 65536, vcpus: int = 1) -> Cluster:
     clock = Clock()
     config = Config(node=NodeSettings(function_timeout=3600.0),
                     icn=IcnSettings(interest_lifetime_ms=lifetime_ms, cs_capacity_packets=cs_capacity))
@@ -155,7 +158,7 @@ def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict
 
         store = ResultStore(tmp / name / "store", 1 << 30, _signer(), 3_600_000)
         service = SfcService(clock, forwarder, config, SECRET, executor, tmp / name / "work", store, name=name,
-                             connect_peer=connector, placer=placer(name) if placer else None)
+                             connect_peer=connector, placer=placer(name) if placer else None, vcpus=vcpus)
         cluster.nodes[name] = Node(name, forwarder, service, executor)
     return cluster
 

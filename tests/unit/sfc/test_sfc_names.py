@@ -14,6 +14,8 @@ from sflow.model.workflow import TaskId
 from sflow.sfc.bundle import (
     FAILED,
     RUNNING,
+    STATUS_STDERR_BYTES,
+    FunctionFailure,
     Status,
     bundle_version,
     decode_bundle,
@@ -92,5 +94,18 @@ def test_bad_bundles_and_statuses_are_rejected() -> None:
         decode_bundle(msgpack.packb([1, [["../x", b""]]]))
     with pytest.raises(DecodeError):
         decode_status(msgpack.packb({"s": "bogus"}))
-    for status in (Status(RUNNING, "n1", "waiting", 2.5, 100), Status(FAILED, reason="exit status 1")):
+    with pytest.raises(DecodeError, match="failure"):
+        decode_status(msgpack.packb({"s": "failed", "failure": {"node": "n1"}}))
+    failure = FunctionFailure(2, "127.0.0.1:6363", "exit status 3", 3, "boom\n")
+    for status in (Status(RUNNING, "n1", "waiting", 2.5, 100), Status(FAILED, reason="exit status 1"),
+                   Status(FAILED, "n2", "input 1 of 2: exit status 3", failure=failure)):
         assert decode_status(encode_status(status)) == status
+
+
+def test_a_failure_status_carries_the_end_of_a_long_stderr_and_fits_in_a_packet() -> None:
+    stderr = "".join(f"line {i} éé\n" for i in range(5000))
+    status = Status(FAILED, "n2", "x", failure=FunctionFailure(2, "n1", "exit status 3", 3, stderr))
+    content = encode_status(status)
+    assert len(content) < STATUS_STDERR_BYTES + 200
+    tail = decode_status(content).failure
+    assert tail is not None and stderr.endswith(tail.stderr_tail) and tail.stderr_tail.endswith("line 4999 éé\n")

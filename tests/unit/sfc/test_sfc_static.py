@@ -93,11 +93,18 @@ def test_a_function_longer_than_the_interest_lifetime(tmp_path: Path) -> None:
     assert cluster.nodes["n1"].service.counters["executed"] == 1
 
 
-def test_a_failed_function_fails_the_job_with_its_reason(tmp_path: Path) -> None:
+def test_a_failed_function_fails_the_job_with_its_function_node_status_and_stderr(tmp_path: Path) -> None:
     cluster = make_cluster(tmp_path, fail={2})
-    with pytest.raises(JobFailed, match="exit status 3"):
-        cluster.run(cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"})))
-    assert 3 not in cluster.executed()
+    # The delegator asks n2 (function 4); function 2 fails on n1, two hops up: what the delegator
+    # reports is function 2's failure, passed down from node to node, not "input 1 of 2".
+    with pytest.raises(JobFailed) as failed:
+        cluster.run(cluster.dispatch(job(chain_tasks(4)), placements({1: "n0", 2: "n1", 3: "n2", 4: "n2"})))
+    error = failed.value
+    assert (error.task_id, error.node, error.exit_code) == (2, "n1", 3)
+    assert error.stderr_tail == "task 2 says: no such thing\n"
+    assert str(error) == ("function 2 failed on node n1: the command exited with an error (exit status 3)\n"
+                          "--- end of stderr ---\ntask 2 says: no such thing")
+    assert 3 not in cluster.executed() and 4 not in cluster.executed()
 
 
 def test_an_unreachable_node_ends_in_a_deadline_error(tmp_path: Path) -> None:

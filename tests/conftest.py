@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: the original SFlow's sample files, unchanged (env_ncl.json, job_*.json, nclw2.properties, nclw_hosts)
-SAMPLES = REPO / "tests" / "data" / "original"
+#: the original SFlow's sample files (env_ncl.json, job_*.json, nclw2.properties, nclw_hosts), read
+#: where the project keeps them beside the checkout; they are not copied into the project
+SAMPLES = REPO.parent / "shared" / "reference" / "samples"
 
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.fail(f"the original's sample files are not at {SAMPLES} (../shared/reference/samples beside the checkout)")
     return SAMPLES
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,6 @@ from sflow.errors import InputError
 from sflow.model.workflow import Job, TaskId
 from sflow.node.command import Expanded, expand
 
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "original"
 
 F = {TaskId(1): "./ncloutput/1st.flv", TaskId(2): "out/b c.txt"}
 V = {TaskId(3): "hello world", TaskId(4): "x; rm -rf /"}
@@ -41,11 +41,12 @@ def inputs_of(job: Job, tid: TaskId) -> tuple[dict[TaskId, str], dict[TaskId, st
 # The original's samples --------------------------------------------------------------------------
 
 
-def load(name: str) -> Job:
-    return jsonio.load_job(SAMPLES / name)
+@pytest.fixture
+def load(samples: Path) -> Callable[[str], Job]:
+    return lambda name: jsonio.load_job(samples / name)
 
 
-def test_ffmpeg_sample_commands() -> None:
+def test_ffmpeg_sample_commands(load: Callable[[str], Job]) -> None:
     job = load("job_ffmpeg.json")
     out: dict[int, Expanded] = {}
     for task in job.tasks:
@@ -68,7 +69,7 @@ def test_ffmpeg_sample_commands() -> None:
     assert out[4].dummy and out[4].args[0] == "./ncloutput/4th.mp4" and out[4].remote_inputs == ()
 
 
-def test_ncl_sample_commands() -> None:
+def test_ncl_sample_commands(load: Callable[[str], Job]) -> None:
     job = load("job_ncl.json")
     for task in job.tasks:
         files, values = inputs_of(job, task.id)

@@ -15,7 +15,7 @@ fi
 mkdir -p .venv/log
 stamp=$(sha256sum setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/log/installed 2>/dev/null)" != "$stamp" ]; then
-  if ! .venv/bin/python -m pip install -e '.[test]' > .venv/log/pip.log 2>&1; then
+  if ! .venv/bin/python -m pip install -e '.[plot,test]' > .venv/log/pip.log 2>&1; then
     tail -n 30 .venv/log/pip.log >&2
     echo "setup: installing sflow failed (full log: .venv/log/pip.log)" >&2
     exit 1

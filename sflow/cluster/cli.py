@@ -20,6 +20,7 @@ from rich.table import Table
 from sflow.cluster import ops
 from sflow.cluster.inventory import load_inventory
 from sflow.cluster.package import build_wheel, wheel_from_file
+from sflow.cluster.wheelhouse import DEFAULT_CACHE, WheelCache
 from sflow.cluster.ssh import DEFAULT_KNOWN_HOSTS, ParamikoConnector, SshOptions
 from sflow.config import Config, add_config_argument, config_from_args
 from sflow.errors import InputError
@@ -31,9 +32,20 @@ def register(sub: Any) -> None:
     p = sub.add_parser("cluster", help="deploy, start, stop, inspect and collect logs of nodes over SSH")
     csub = p.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
 
-    deploy = _action(csub, "deploy", "install this sflow, the settings and the cluster secret on every host")
+    deploy = _action(
+        csub,
+        "deploy",
+        "install this sflow, the settings and the cluster secret on every host: sflow and every dependency go "
+        "as wheels made here for each host's Python into an isolated venv; the hosts need python3 (3.11+) "
+        "with its venv module and no package index",
+    )
     deploy.add_argument("--secret", metavar="FILE", help="cluster secret to install (default: security.secret_file)")
     deploy.add_argument("--wheel", metavar="FILE", help="install this wheel instead of building one from the checkout")
+    deploy.add_argument(
+        "--cache",
+        metavar="DIR",
+        help=f"where the dependency wheels for the hosts are kept between deploys (default: {DEFAULT_CACHE})",
+    )
     deploy.set_defaults(func=_deploy)
 
     start = _action(csub, "start", "start `sflow node` on every host and wait until each is ready")
@@ -102,7 +114,8 @@ def _deploy(args: argparse.Namespace) -> int:
     key = read_secret(secret_path)  # refuses a missing, short or group/world-readable secret
     cluster = _cluster(args, config, (key,))
     wheel = wheel_from_file(Path(args.wheel)) if args.wheel else build_wheel()
-    return _report(args, "deploy", ops.deploy(cluster, wheel, config, secret_path.read_bytes()))
+    cache = WheelCache(Path(args.cache) if args.cache else None)
+    return _report(args, "deploy", ops.deploy(cluster, wheel, config, secret_path.read_bytes(), cache=cache))
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sflow.errors import InputError
+from sflow.errors import InputError, SflowError
 from sflow.model.schedule import Schedule
 from sflow.sched.problem import Problem
 
@@ -63,7 +63,10 @@ def draw_gantt(bars: Sequence[Bar], transfers: Sequence[Transfer], path: str | P
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise InputError(str(path), "", f"unsupported chart format {out.suffix!r}; use one of .png, .svg, .pdf")
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise SflowError("charts need matplotlib, which is not installed: pip install 'sflow-engine[plot]'") from None
 
     groups: dict[str, list[str]] = {}
     for bar in bars:

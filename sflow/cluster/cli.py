@@ -128,7 +128,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    return _report(args, "status", ops.status(_cluster(args, config_from_args(args)), timeout=args.timeout))
+    return _report(args, "status", ops.status(_cluster(args, config_from_args(args)), timeout=args.timeout), one_line=True)
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -145,11 +145,14 @@ def exit_status(results: Sequence[ops.HostResult]) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def render_table(results: Sequence[ops.HostResult], title: str, console: Console) -> None:
+def render_table(results: Sequence[ops.HostResult], title: str, console: Console, *, one_line: bool = False) -> None:
+    """One row per host; with ``one_line`` each row is one terminal line (details cut with an
+    ellipsis: --json and the -v log have them whole)."""
     table = Table(title=title, title_justify="left")
-    table.add_column("host", no_wrap=True)
-    table.add_column("result", no_wrap=True)
-    table.add_column("detail", overflow="fold")
+    # host and result are never squeezed: the detail gives way
+    table.add_column("host", no_wrap=True, min_width=max((len(r.host) for r in results), default=4))
+    table.add_column("result", no_wrap=True, min_width=max((len(r.result) for r in results), default=6))
+    table.add_column("detail", overflow="ellipsis" if one_line else "fold", no_wrap=one_line)
     for r in results:
         table.add_row(r.host, f"[green]{r.result}[/]" if r.ok else f"[bold red]{r.result}[/]", r.detail, style=None)
     console.print(table)
@@ -157,9 +160,9 @@ def render_table(results: Sequence[ops.HostResult], title: str, console: Console
     console.print(f"{len(results) - failed} of {len(results)} hosts ok" + (f", {failed} failed" if failed else ""))
 
 
-def _report(args: argparse.Namespace, what: str, results: Sequence[ops.HostResult]) -> int:
+def _report(args: argparse.Namespace, what: str, results: Sequence[ops.HostResult], *, one_line: bool = False) -> int:
     if args.json:
         print(json.dumps([r.as_json() for r in results], indent=2))
     else:
-        render_table(results, f"sflow cluster {what} {args.hosts}", Console(file=sys.stdout, highlight=False))
+        render_table(results, f"sflow cluster {what} {args.hosts}", Console(file=sys.stdout, highlight=False), one_line=one_line)
     return exit_status(results)

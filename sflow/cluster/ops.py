@@ -95,7 +95,7 @@ class Cluster:
         with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(hosts))), thread_name_prefix="sflow-ssh") as pool:
             results = list(pool.map(one, range(len(hosts))))
         for result in results:
-            log.info("event=host_%s host=%s ok=%s result=%s", what, result.host, result.ok, result.result)
+            log.info("event=host_%s host=%s ok=%s result=%s detail=%r", what, result.host, result.ok, result.result, result.detail)
         return results
 
 

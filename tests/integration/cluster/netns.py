@@ -170,16 +170,16 @@ def remove_leftovers() -> None:
 
 
 def controller_paths() -> list[str]:
-    """Directories of this machine that hold the controller's checkout, interpreter, venv and
-    temporary files: every one of them is hidden on the hosts."""
-    paths = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[3]), tempfile.gettempdir()]
+    """Directories of this machine that hold the controller's checkout, interpreter and venv: none
+    of them exists on the hosts."""
+    paths = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[3])]
     return [p for p in paths if p and p != "/"]
 
 
 def _hidden_dirs() -> list[str]:
     """HIDDEN_DIRS, plus the top directory of any controller path they do not already cover."""
     hidden = [d for d in HIDDEN_DIRS if Path(d).is_dir()]
-    for path in controller_paths():
+    for path in [*controller_paths(), tempfile.gettempdir()]:
         if not any(path == d or path.startswith(d + "/") for d in hidden):
             top = "/" + Path(path).parts[1]
             if top not in _SYSTEM_DIRS and Path(top).is_dir():

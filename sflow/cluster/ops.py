@@ -31,7 +31,7 @@ from sflow.cluster.package import Wheel, wheel_metadata
 from sflow.cluster.ssh import Connector, RemoteHost, redact
 from sflow.cluster.target import HostPython, no_python, too_old, unsuitable
 from sflow.cluster.timeline import merge_logs
-from sflow.cluster.wheelhouse import WheelCache, WheelFile, Wheelhouse, file_sha256, requirements_for, sync_plan
+from sflow.cluster.wheelhouse import DependencyWheels, WheelCache, WheelFile, Wheelhouse, file_sha256, requirements_for, sync_plan
 from sflow.config import Config, config_to_dict
 from sflow.errors import ClusterError
 
@@ -156,7 +156,7 @@ def host_config(config: Config, host_dir: str) -> str:
 
 
 def deploy(
-    cluster: Cluster, wheel: Wheel, config: Config, secret: bytes, *, cache: WheelCache | None = None, timeout: float = 600.0
+    cluster: Cluster, wheel: Wheel, config: Config, secret: bytes, *, cache: DependencyWheels | None = None, timeout: float = 600.0
 ) -> list[HostResult]:
     """Install sflow on every host without any package index there: read the host's Python, get
     sflow's dependencies as wheels for it on this machine (``cache``), send the wheels the host

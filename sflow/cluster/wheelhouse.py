@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -132,6 +133,12 @@ def pip_download_argv(python: HostPython, requirements: Sequence[str], dest: Pat
     for tag in python.platform_tags():
         argv += ["--platform", tag]
     return argv + list(requirements)
+
+
+class DependencyWheels(Protocol):
+    """Where deploy gets the dependency wheels for a host (:class:`WheelCache`; a fake in tests)."""
+
+    def dependencies(self, python: HostPython, requirements: Sequence[str]) -> tuple[WheelFile, ...]: ...
 
 
 class WheelCache:

@@ -35,7 +35,8 @@ STAMP = "sflow-build.json"
 LAYOUT = 2  # venvs of earlier deploys (with system site-packages) are made anew
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file (the controller uses it too: one definition for both sides)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -83,7 +84,7 @@ def read_stamp(venv: Path) -> dict[str, object]:
 def probe(directory: Path) -> dict[str, object]:
     libc, libc_version = platform.libc_ver()
     wheels = directory / WHEELS
-    present = {p.name: _sha256(p) for p in sorted(wheels.glob("*.whl"))} if wheels.is_dir() else {}
+    present = {p.name: file_sha256(p) for p in sorted(wheels.glob("*.whl"))} if wheels.is_dir() else {}
     return {
         "ok": True,
         "dir": str(directory),

@@ -29,8 +29,11 @@ from typing import Protocol
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from sflow.cluster.bootstrap import file_sha256
 from sflow.cluster.target import HostPython
 from sflow.errors import ClusterError
+
+__all__ = ["DEFAULT_CACHE", "DependencyWheels", "WheelCache", "WheelFile", "Wheelhouse", "file_sha256", "requirements_for", "sync_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +91,6 @@ class Wheelhouse:
         """``wheels/wheelhouse.json`` on the host, which :mod:`sflow.cluster.bootstrap` installs from."""
         doc = {"wheels": sorted(self.digests()), "sflow": self.sflow.name, "pip": self.pip.name, "digest": self.digest}
         return json.dumps(doc, indent=1).encode("utf-8")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def requirements_for(requires_dist: Iterable[str], markers: Mapping[str, str]) -> list[str]:

@@ -189,6 +189,37 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
     assert sflow_processes(lab_cluster.hosts) == []
 
 
+def test_static_icn_job_across_three_hosts(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
+    """`cluster start --mode icn`: each node's forwarder listens on the host, and a static-ICN job
+    whose functions sit on different hosts pulls its inputs from the other hosts' forwarders."""
+    inventory = str(lab_cluster.inventory)
+    started = cli("cluster", "start", inventory, "--mode", "icn", "--json")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        rows = _rows(started)
+        for host in lab_cluster.hosts:
+            assert rows[host.address]["result"] == "started" and rows[host.address]["icn"], rows
+        env, job, mapping = _env_and_job(lab_cluster)
+        out = lab_cluster.work / "out-forkjoin-icn"
+        run = cli("delegate", str(env), str(job), "--mode", "icn", "--mapping", str(mapping), "-o", str(out),
+                  "--secret-file", str(lab_cluster.secret), timeout=180)
+        assert run.returncode == 0, run.stdout + run.stderr
+        totals = list(out.rglob("total.txt"))
+        assert totals and totals[0].read_text().strip() == str(3000 * 3001 // 2), list(out.rglob("*"))
+        h0, h1, h2 = lab_cluster.hosts
+        logs = {h.address: (h.sflow_dir / "sflow-node.log").read_text() for h in lab_cluster.hosts}
+        for host, tasks in ((h0, (1, 4)), (h1, (2,)), (h2, (3,))):
+            for task in tasks:  # each function ran where the mapping put it
+                ended = [ln for ln in logs[host.address].splitlines() if "event=function_end" in ln and f"task={task} ok=True" in ln]
+                assert ended, logs[host.address][-3000:]
+        # h0 pulled the branches' results from the forwarders on h1 and h2
+        peers = [line for line in logs[h0.address].splitlines() if "event=peer_face" in line]
+        assert any(h1.address in line for line in peers) and any(h2.address in line for line in peers), peers
+    finally:
+        _stop_all(cli, lab_cluster)
+    assert sflow_processes(lab_cluster.hosts) == []
+
+
 def test_unreachable_hosts_get_one_line_each(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
     inventory = lab_cluster.write_inventory("hosts-with-refusing.toml", [*lab_cluster.hosts, lab_cluster.refusing])
     try:

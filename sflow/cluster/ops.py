@@ -175,14 +175,8 @@ def deploy(
         host_dir = str(answer["dir"])
         requirements = requirements_for(metadata.requires_dist, python.marker_environment())
         house = Wheelhouse(python.key, sflow_wheel, wheels.dependencies(python, requirements))
-        remote_wheels = answer.get("wheels")
-        send, _ = sync_plan(house.digests(), remote_wheels if isinstance(remote_wheels, dict) else {})
-        by_name = {w.name: w for w in house.wheels}
-        sent_bytes = 0
-        for name in send:
-            remote.put_file(by_name[name].path, f"{host_dir}/{bootstrap.WHEELS}/{name}", mode=0o644)
-            sent_bytes += by_name[name].path.stat().st_size
-        remote.put_bytes(house.manifest(), f"{host_dir}/{bootstrap.WHEELS}/{bootstrap.MANIFEST}", mode=0o644)
+        held = answer.get("wheels")
+        send, sent_bytes = _send_wheels(remote, host_dir, house, held if isinstance(held, dict) else {})
         done = remote.run(f"cd -- {_q(host_dir)} && exec {_q(host.python)} - install", stdin=script, timeout=timeout)
         installed = _json_answer(done.stdout, done.stderr, done.exit_status, f"installing with {host.python}")
         if not installed.get("ok"):
@@ -212,6 +206,18 @@ def deploy(
         )
 
     return cluster.for_each_host(action, "deploy")
+
+
+def _send_wheels(remote: RemoteHost, host_dir: str, house: Wheelhouse, held: Mapping[str, str]) -> tuple[list[str], int]:
+    """Send the wheels the host does not hold (by SHA-256), then the manifest; (names, bytes) sent."""
+    send, _ = sync_plan(house.digests(), held)  # the install step deletes what is no longer listed
+    by_name = {w.name: w for w in house.wheels}
+    sent_bytes = 0
+    for name in send:
+        remote.put_file(by_name[name].path, f"{host_dir}/{bootstrap.WHEELS}/{name}", mode=0o644)
+        sent_bytes += by_name[name].path.stat().st_size
+    remote.put_bytes(house.manifest(), f"{host_dir}/{bootstrap.WHEELS}/{bootstrap.MANIFEST}", mode=0o644)
+    return send, sent_bytes
 
 
 _NO_PYTHON, _OLD_PYTHON = 96, 95

@@ -1,6 +1,6 @@
-"""The wheel that ``deploy`` installs on the hosts: built once from this checkout and cached by the
-content of its sources, so that a deploy of an unchanged tree reuses both the wheel and each
-host's venv (the build id is the venv's stamp)."""
+"""sflow's own wheel, which ``deploy`` installs on the hosts: built once from this checkout and cached
+by the content of its sources, so that a deploy of an unchanged tree sends nothing new and each
+host keeps its venv; and the core metadata deploy reads from it (Requires-Python, Requires-Dist)."""
 
 from __future__ import annotations
 

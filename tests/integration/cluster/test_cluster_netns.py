@@ -14,7 +14,18 @@ import subprocess
 from pathlib import Path
 
 from cluster_lab import HOST_DIR, NODE_PORT, Cli, LabCluster
-from netns import HOST_PYTHON, USER, controller_paths, run_as_user, runs_sflow, sflow_processes, signal_processes, wait_for
+from netns import (
+    HOST_PYTHON,
+    USER,
+    controller_paths,
+    cut_link,
+    restore_link,
+    run_as_user,
+    runs_sflow,
+    sflow_processes,
+    signal_processes,
+    wait_for,
+)
 
 from sflow.cluster.timeline import line_time
 
@@ -230,13 +241,15 @@ def test_unreachable_hosts_get_one_line_each(lab_cluster: LabCluster, deployed: 
         assert refused["result"] == "unreachable" and refused["detail"] == "connection refused", refused
         for host in lab_cluster.hosts:
             assert rows[host.address]["result"] == "started", rows
-        # A node frozen by SIGSTOP does not answer: its host is reached but its node is silent.
-        # The table has one line per host, the reason in words, and no traceback.
-        frozen = lab_cluster.hosts[2]
+        # h2's node frozen by SIGSTOP (its host answers, its node does not) and h1 off the network
+        # (its link cut): the table has one line per host, the reason in words, no traceback.
+        off, frozen = lab_cluster.hosts[1], lab_cluster.hosts[2]
         assert signal_processes(frozen, signal.SIGSTOP, runs_sflow)
+        cut_link(off)
         try:
-            table = cli("cluster", "status", str(inventory), "--timeout", "10")
+            table = cli("cluster", "status", str(inventory), "--timeout", "10", "--connect-timeout", "3")
         finally:
+            restore_link(off)
             signal_processes(frozen, signal.SIGCONT, runs_sflow)
         assert table.returncode == 1
         assert table.stderr == "", table.stderr
@@ -244,11 +257,15 @@ def test_unreachable_hosts_get_one_line_each(lab_cluster: LabCluster, deployed: 
         assert len(body) == 4, table.stdout
         line_of = {h.address: [ln for ln in body if f" {h.address} " in ln] for h in [*lab_cluster.hosts, lab_cluster.refusing]}
         assert all(len(lines) == 1 for lines in line_of.values()), table.stdout
-        line_of_host = {a: lines[0] for a, lines in line_of.items()}
-        assert "unreachable" in line_of_host[lab_cluster.refusing.address] and "connection refused" in line_of_host[lab_cluster.refusing.address]
-        assert "timed out" in line_of_host[frozen.address], table.stdout
-        assert "up " in line_of_host[lab_cluster.hosts[0].address] and "vcpus=2" in line_of_host[lab_cluster.hosts[0].address], table.stdout
-        assert "2 of 4 hosts ok, 2 failed" in table.stdout, table.stdout
+        line = {a: lines[0] for a, lines in line_of.items()}
+        assert "unreachable" in line[lab_cluster.refusing.address] and "connection refused" in line[lab_cluster.refusing.address]
+        assert "unreachable" in line[off.address] and any(w in line[off.address] for w in ("timed out", "No route to host")), table.stdout
+        assert "timed out" in line[frozen.address], table.stdout
+        assert " up " in line[lab_cluster.hosts[0].address] and "vcpus=2" in line[lab_cluster.hosts[0].address], table.stdout
+        assert "1 of 4 hosts ok, 3 failed" in table.stdout, table.stdout
+        # back on the network, h1 answers again
+        again = cli("cluster", "status", str(lab_cluster.inventory), "--json")
+        assert _rows(again)[off.address]["result"] == "up", again.stdout
     finally:
         _stop_all(cli, lab_cluster)
 

@@ -151,6 +151,17 @@ def _env_and_job(lab_cluster: LabCluster) -> tuple[Path, Path, Path]:
     return paths
 
 
+def _run_fork_join(lab_cluster: LabCluster, cli: Cli, mode: str) -> None:
+    """Delegate the fork-join across h0-h2 in ``mode`` and check its result."""
+    env, job, mapping = _env_and_job(lab_cluster)
+    out = lab_cluster.work / f"out-forkjoin-{mode}"
+    run = cli("delegate", str(env), str(job), "--mode", mode, "--mapping", str(mapping), "-o", str(out),
+              "--secret-file", str(lab_cluster.secret), timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    totals = list(out.rglob("total.txt"))
+    assert totals and totals[0].read_text().strip() == str(3000 * 3001 // 2), list(out.rglob("*"))
+
+
 def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
     inventory = str(lab_cluster.inventory)
     started = cli("cluster", "start", inventory, "--mode", "ip", "--json")
@@ -171,13 +182,7 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
         for row in _rows(status).values():
             assert row["result"] == "up" and row["version"] and int(row["vcpus"]) >= 1 and row["running"] == "0", row
 
-        env, job, mapping = _env_and_job(lab_cluster)
-        out = lab_cluster.work / "out-forkjoin"
-        run = cli("delegate", str(env), str(job), "--mode", "ip", "--mapping", str(mapping), "-o", str(out),
-                  "--secret-file", str(lab_cluster.secret), timeout=120)
-        assert run.returncode == 0, run.stdout + run.stderr
-        totals = list(out.rglob("total.txt"))
-        assert totals and totals[0].read_text().strip() == str(3000 * 3001 // 2), list(out.rglob("*"))
+        _run_fork_join(lab_cluster, cli, "ip")
 
         logs_dir = lab_cluster.work / "logs"
         logs = cli("cluster", "logs", inventory, "-o", str(logs_dir))
@@ -210,13 +215,7 @@ def test_static_icn_job_across_three_hosts(lab_cluster: LabCluster, deployed: su
         rows = _rows(started)
         for host in lab_cluster.hosts:
             assert rows[host.address]["result"] == "started" and rows[host.address]["icn"], rows
-        env, job, mapping = _env_and_job(lab_cluster)
-        out = lab_cluster.work / "out-forkjoin-icn"
-        run = cli("delegate", str(env), str(job), "--mode", "icn", "--mapping", str(mapping), "-o", str(out),
-                  "--secret-file", str(lab_cluster.secret), timeout=180)
-        assert run.returncode == 0, run.stdout + run.stderr
-        totals = list(out.rglob("total.txt"))
-        assert totals and totals[0].read_text().strip() == str(3000 * 3001 // 2), list(out.rglob("*"))
+        _run_fork_join(lab_cluster, cli, "icn")
         h0, h1, h2 = lab_cluster.hosts
         logs = {h.address: (h.sflow_dir / "sflow-node.log").read_text() for h in lab_cluster.hosts}
         for host, tasks in ((h0, (1, 4)), (h1, (2,)), (h2, (3,))):

@@ -1,11 +1,12 @@
 """Real hosts on one machine, like a user's testbed hosts: network namespaces on a bridge, each with
-its own sshd in its own mount namespace.
+a mount namespace of its own and its own sshd.
 
 The root namespace holds a bridge with the controller's address (``.1``); host ``i`` gets
 ``.{i+2}`` on a veth pair whose other end is on the bridge, and no default route: the host reaches
 its subnet (the controller and the other hosts) and nothing else, so no package index either.
 
-Each host's ``sshd`` runs in a mount namespace of its own (private propagation) in which:
+Each host has a mount namespace of its own (private propagation; a waiting process holds it, sshd
+and :func:`run_as_user` enter it) in which:
 
 - ``/etc/passwd``, ``/etc/shadow`` and ``/etc/group`` are the host's own, with one non-root user
   (:data:`USER`, uid :data:`UID`) that has a password and a home directory ``/home/<user>``
@@ -23,9 +24,9 @@ The host's interpreter is Debian's system ``/usr/bin/python3`` with the Debian p
 
 Everything on the network side is named with :data:`PREFIX`, so that :func:`remove_leftovers` can
 clear what a crashed run left behind, and a lock file keeps two runs on this machine from using the
-names at once. The functions below (:func:`run_as_user`, :func:`host_processes`,
-:func:`signal_processes`, :func:`cut_link`, :func:`restore_link`) are what tests use to drive and
-break hosts.
+names at once. :func:`lab` starts N hosts; :meth:`Lab.stop_sshd`/:meth:`Lab.start_sshd` and the
+functions below (:func:`run_as_user`, :func:`host_processes`, :func:`signal_processes`,
+:func:`cut_link`, :func:`restore_link`) are what tests use to drive and break hosts.
 
 Needs root, ``ip`` (iproute2), ``sshd`` (openssh-server), ``unshare``/``nsenter``/``setpriv``
 (util-linux), ``openssl`` and Debian's ``python3``; :func:`missing_requirement` says which is absent.
@@ -224,6 +225,7 @@ class Lab:
     client_key: Path = Path()
     known_hosts: Path = Path()
     password: str = ""
+    _holders: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)  # one per host: its mount namespace
     _sshd: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _lock: int | None = None
     _forward_rule: bool = False
@@ -264,8 +266,9 @@ class Lab:
         self.known_hosts = self.root / "known_hosts"
         self.known_hosts.write_text("".join(f"{h.address} {h.host_key_pub}\n" for h in self.hosts), encoding="ascii")
         for host in self.hosts:
+            self._start_host(host)
             if host.has_sshd:
-                self._start_sshd(host)
+                self.start_sshd(host)
         for host in self.hosts:
             if host.has_sshd:
                 wait_for(partial(port_open, host.address, 22), 20, f"sshd on {host.address}:22 accepting connections")
@@ -276,7 +279,7 @@ class Lab:
         try:
             for host in self.hosts:
                 signal_processes(host, signal.SIGKILL)
-            for proc in self._sshd.values():
+            for proc in [*self._sshd.values(), *self._holders.values()]:
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait(timeout=10)
@@ -383,7 +386,32 @@ class Lab:
             lines.append(f"mount -t tmpfs -o mode={mode} sflow-hidden {q(directory)}")
         return "\n".join(lines)
 
-    def _start_sshd(self, host: LabHost) -> None:
+    def _start_host(self, host: LabHost) -> None:
+        """The host's mount namespace, made in its network namespace and held open by a process
+        that only waits; sshd and :func:`run_as_user` enter it."""
+        log = (host.root / "host.log").open("ab")
+        holder = subprocess.Popen(
+            ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
+             "sh", "-c", self._mount_script(host) + "\necho ready\nexec sleep infinity"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )  # fmt: skip
+        log.close()
+        assert holder.stdout is not None
+        ready = holder.stdout.readline()  # the mounts are made once this line comes (EOF if they failed)
+        holder.stdout.close()
+        self._holders[host.netns] = holder
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"making host {host.netns}'s file system failed; see {host.root / 'host.log'}")
+
+    def host_pid(self, host: LabHost) -> int:
+        """A process whose network and mount namespaces are the host's (whether or not sshd runs)."""
+        return self._holders[host.netns].pid
+
+    def start_sshd(self, host: LabHost) -> None:
+        """Start the host's sshd (again, after :meth:`stop_sshd`)."""
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
         (host.root / "etc-ssh" / "sshd_config").write_text(
             "\n".join(
@@ -408,11 +436,10 @@ class Lab:
         sshd = _sshd()
         if sshd is None:
             raise RuntimeError("sshd disappeared after missing_requirement() found it")
-        script = self._mount_script(host) + f"\nexec {shlex.quote(sshd)} -D -e -f /etc/ssh/sshd_config"
         log = (host.root / "sshd.log").open("ab")
-        # `ip netns exec`, `unshare` and `sh` each exec the next program: the Popen's pid is sshd's.
+        # nsenter execs sshd (it forks only to enter a pid namespace): the Popen's pid is sshd's.
         self._sshd[host.netns] = subprocess.Popen(
-            ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            ["nsenter", "--target", str(self.host_pid(host)), "--net", "--mount", "--", sshd, "-D", "-e", "-f", "/etc/ssh/sshd_config"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -420,11 +447,8 @@ class Lab:
         )
         log.close()
 
-    def sshd_pid(self, host: LabHost) -> int:
-        """The pid of the host's sshd: its network and mount namespaces are the host's."""
-        return self._sshd[host.netns].pid
-
     def stop_sshd(self, host: LabHost) -> None:
+        """Stop the host's sshd (the host stays up: SSH to it is refused)."""
         proc = self._sshd.pop(host.netns)
         proc.terminate()
         proc.wait(timeout=10)
@@ -447,11 +471,11 @@ def run_as_user(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` (a shell command line) on ``host`` as its user, in the home directory, with
     the host's view of the file system and network and a login-like environment (no ``PIP_*``, no
-    proxy). Does not go through SSH, so it works while sshd is stopped."""
+    proxy). Does not go through SSH, so it works on hosts without sshd too."""
     home = host.user_home
     base = {"HOME": home, "USER": USER, "LOGNAME": USER, "SHELL": "/bin/bash", "PATH": HOST_PATH, "LANG": "C.UTF-8"}
     argv = [
-        "nsenter", "--target", str(lab.sshd_pid(host)), "--net", "--mount", "--",
+        "nsenter", "--target", str(lab.host_pid(host)), "--net", "--mount", "--",
         "setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups", "--",
         "env", "-i", *(f"{k}={v}" for k, v in {**base, **(env or {})}.items()),
         "sh", "-c", f"cd {shlex.quote(home)} && {command}",

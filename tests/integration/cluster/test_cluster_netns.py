@@ -63,6 +63,9 @@ def test_hosts_are_like_a_users(lab_cluster: LabCluster) -> None:
     assert no_venv.returncode != 0 and "ensurepip is not" in no_venv.stdout + no_venv.stderr, no_venv.stdout + no_venv.stderr
     minimal = run_as_user(lab, lab_cluster.minimal, f"{HOST_PYTHON} -m venv --without-pip /tmp/v")
     assert minimal.returncode != 0, minimal.stdout + minimal.stderr
+    # a host without sshd is a host all the same, seen from inside
+    inside = run_as_user(lab, lab_cluster.refusing, f"id -un; test -e {lab.root} || echo hidden")
+    assert inside.stdout.split() == [USER, "hidden"], inside.stdout + inside.stderr
 
 
 def test_deploy_ships_wheels_once_into_an_isolated_venv(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:

@@ -23,12 +23,33 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
+
+
+class _TransportTracebacks(logging.Filter):
+    """paramiko's transport thread logs every failed connection at ERROR, a record per traceback
+    line; the caller reports the failure in words. The records are demoted to INFO, so that they
+    are in the log at -v and not on the terminal otherwise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return logging.getLogger(record.name).isEnabledFor(record.levelno)
+
+
+for _name in ("paramiko.transport", "paramiko.transport.sftp"):
+    logging.getLogger(_name).addFilter(_TransportTracebacks())
+
 # One lock for every known_hosts file this process appends to (connections run in threads).
 _KNOWN_HOSTS_LOCK = threading.Lock()
 
 
 class SshError(SflowError):
-    """An SSH connection could not be made (refused, timed out, unknown or changed host key, auth)."""
+    """An SSH connection could not be made (refused, timed out, unknown or changed host key, auth).
+    ``reason`` is the message without the target, for callers that name the host themselves."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class HostKeyError(SshError):
@@ -136,12 +157,20 @@ def connect(target: SshTarget, options: SshOptions) -> paramiko.SSHClient:
         raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
         client.close()
-        raise SshError(f"cannot connect to {target}: {describe(exc)}") from None
+        reason = describe(exc)
+        raise SshError(f"cannot connect to {target}: {reason}", reason) from None
     return client
 
 
+# paramiko's words for a peer that is not (or not yet) an SSH server, said for a user.
+_SSH_REASONS = {
+    "Error reading SSH protocol banner": "not an SSH server (no SSH banner)",
+    "No existing session": "SSH handshake timed out",
+}
+
+
 def describe(exc: BaseException) -> str:
-    """A short reason for a network or SSH failure, without secrets."""
+    """A short reason for a network or SSH failure, in words, without secrets."""
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
         return "connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -149,4 +178,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     text = str(exc).strip()
+    for known, words in _SSH_REASONS.items():
+        if text.startswith(known):
+            return words
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,76 +1,157 @@
-"""Install an sflow wheel into a venv on a host. ``deploy`` sends this file's text to the host's
-python over stdin (``python - VENV WHEEL BUILD``), so it uses the standard library only and does
-not import sflow, which is not installed there yet.
+"""The host side of ``sflow cluster deploy``: read the host's Python, and install a wheelhouse into an
+isolated venv. ``deploy`` sends this file's text to the host's python over stdin, in the host
+directory (``python - probe`` / ``python - install``), so it uses the standard library only and
+does not import sflow, which is not installed there yet. Each command prints one JSON object.
 
-The venv is made with ``--system-site-packages`` from the host's python. When that python is itself
-a venv, a ``.pth`` file adds its site-packages too, so that dependencies already installed for it
-are used instead of being downloaded again. A stamp file records the build installed; the same
-build is not installed twice. Prints one JSON object; exit status 0 on success.
+``probe`` reports what the controller needs to pick wheels for this interpreter (version, ABI,
+platform, libc, PEP 508 marker values), whether it has the ``venv`` module, and what the host
+directory already holds (the wheels in ``wheels/`` with their SHA-256, the venv's stamp), so that
+unchanged wheels are not sent again.
+
+``install`` keeps ``wheels/`` to the set that ``wheels/wheelhouse.json`` lists, makes ``venv/``
+(``--without-pip``, no system site-packages: nothing of the host python's packages, such as
+Debian's python3-openssl, is visible in it) and installs sflow and its dependencies from
+``wheels/`` alone, with the pip wheel shipped there (so neither ``ensurepip`` nor a package index
+is needed). A stamp records what was installed; the same wheelhouse for the same interpreter is not
+installed twice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
-import site
+import os
+import platform
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
+VENV = "venv"
+WHEELS = "wheels"
+MANIFEST = "wheelhouse.json"
 STAMP = "sflow-build.json"
-CHAIN_PTH = "_sflow_host_python.pth"
+LAYOUT = 2  # venvs of earlier deploys (with system site-packages) are made anew
 
 
-def read_stamp(venv: Path) -> dict[str, str]:
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file (the controller uses it too: one definition for both sides)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _has_venv_module() -> bool:
+    try:
+        import venv
+    except ImportError:
+        return False
+    return hasattr(venv, "EnvBuilder")
+
+
+def _markers() -> dict[str, str]:
+    """PEP 508 environment markers of this interpreter."""
+    info = sys.implementation.version
+    impl_version = f"{info.major}.{info.minor}.{info.micro}"
+    if info.releaselevel != "final":
+        impl_version += info.releaselevel[0] + str(info.serial)
+    return {
+        "implementation_name": sys.implementation.name,
+        "implementation_version": impl_version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def read_stamp(venv: Path) -> dict[str, object]:
     try:
         data = json.loads((venv / STAMP).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def install(venv: Path, wheel: Path, build: str) -> dict[str, object]:
-    stamp = read_stamp(venv)
+def probe(directory: Path) -> dict[str, object]:
+    libc, libc_version = platform.libc_ver()
+    wheels = directory / WHEELS
+    present = {p.name: file_sha256(p) for p in sorted(wheels.glob("*.whl"))} if wheels.is_dir() else {}
+    return {
+        "ok": True,
+        "dir": str(directory),
+        "executable": sys.executable,
+        "version": list(sys.version_info[:3]),
+        "implementation": sys.implementation.name,
+        "soabi": sysconfig.get_config_var("SOABI") or "",
+        "abiflags": getattr(sys, "abiflags", ""),
+        "pointer_bits": 64 if sys.maxsize > 2**32 else 32,
+        "libc": libc,
+        "libc_version": libc_version,
+        "venv": _has_venv_module(),
+        "ensurepip": importlib.util.find_spec("ensurepip") is not None,
+        "markers": _markers(),
+        "wheels": present,
+        "stamp": read_stamp(directory / VENV),
+    }
+
+
+def install(directory: Path) -> dict[str, object]:
+    wheels, venv = directory / WHEELS, directory / VENV
+    manifest = json.loads((wheels / MANIFEST).read_text(encoding="utf-8"))
+    listed = set(manifest["wheels"])
+    for stale in wheels.glob("*.whl"):
+        if stale.name not in listed:
+            stale.unlink()
+    missing = sorted(name for name in listed if not (wheels / name).is_file())
+    if missing:
+        raise RuntimeError(f"wheels missing from {wheels}: {', '.join(missing)}")
+    want = {"layout": LAYOUT, "python": sys.executable, "version": platform.python_version(), "wheelhouse": manifest["digest"]}
     python = venv / "bin" / "python"
-    if stamp.get("build") == build and stamp.get("python") == sys.executable and python.exists():
+    stamp = read_stamp(venv)
+    if python.exists() and all(stamp.get(k) == v for k, v in want.items()):
         return {"ok": True, "reused": True}
-    if stamp.get("python") != sys.executable or not python.exists():
-        _run([sys.executable, "-m", "venv", "--clear", "--without-pip", "--system-site-packages", str(venv)])
-    _chain_host_site_packages(venv)
-    if _run([str(python), "-m", "pip", "--version"], check=False) != 0:
-        _run([str(python), "-m", "ensurepip", "--default-pip"])
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"]
-    # This exact build, even when a same-numbered version is visible from the host python...
-    _run(pip + ["--no-deps", "--force-reinstall", str(wheel)])
-    # ...then whatever of its dependencies is not installed yet.
-    _run(pip + [str(wheel)])
-    (venv / STAMP).write_text(json.dumps({"build": build, "python": sys.executable}), encoding="utf-8")
+    same_interpreter = stamp.get("layout") == LAYOUT and stamp.get("python") == sys.executable and stamp.get("version") == want["version"]
+    if not (python.exists() and same_interpreter):
+        (venv / STAMP).unlink(missing_ok=True)
+        _run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(venv)])
+    pip = [str(python), str(wheels / manifest["pip"] / "pip"), "install", "--no-index", "--find-links", str(wheels)]
+    pip += ["--no-cache-dir", "--disable-pip-version-check", "--no-input", "--quiet", "--no-warn-script-location"]
+    sflow_wheel = str(wheels / manifest["sflow"])
+    # This exact build, even when a same-numbered version is installed...
+    _run(pip + ["--no-deps", "--force-reinstall", sflow_wheel])
+    # ...then whatever of its dependencies (and pip) is not installed yet; installed ones are kept.
+    _run(pip + [sflow_wheel, str(wheels / manifest["pip"])])
+    (venv / STAMP).write_text(json.dumps(want), encoding="utf-8")
     return {"ok": True, "reused": False}
 
 
-def _chain_host_site_packages(venv: Path) -> None:
-    if sys.prefix == sys.base_prefix:
-        return  # --system-site-packages already sees this python's packages
-    paths = [p for p in site.getsitepackages() if Path(p).is_dir()]
-    target = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
-    target.mkdir(parents=True, exist_ok=True)
-    (target / CHAIN_PTH).write_text("".join(p + "\n" for p in paths), encoding="utf-8")
-
-
-def _run(argv: list[str], check: bool = True) -> int:
+def _run(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, check=False)
-    if check and done.returncode != 0:
+    if done.returncode != 0:
         output = (done.stdout + done.stderr).decode("utf-8", "replace").strip()[-1500:]
         raise RuntimeError(f"{' '.join(argv[:4])}... exited {done.returncode}: {output}")
-    return done.returncode
 
 
 def main(argv: list[str]) -> int:
-    venv, wheel, build = Path(argv[0]).resolve(), Path(argv[1]).resolve(), argv[2]
+    directory = Path.cwd()
     try:
-        result = install(venv, wheel, build)
-    except (RuntimeError, OSError) as exc:
-        result = {"ok": False, "error": str(exc)}
+        if argv == ["probe"]:
+            result = probe(directory)
+        elif argv == ["install"]:
+            result = install(directory)
+        else:
+            result = {"ok": False, "error": f"usage: python - probe|install (got {argv})"}
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(result))
     return 0 if result["ok"] else 1
 

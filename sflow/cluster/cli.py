@@ -20,6 +20,7 @@ from rich.table import Table
 from sflow.cluster import ops
 from sflow.cluster.inventory import load_inventory
 from sflow.cluster.package import build_wheel, wheel_from_file
+from sflow.cluster.wheelhouse import DEFAULT_CACHE, WheelCache
 from sflow.cluster.ssh import DEFAULT_KNOWN_HOSTS, ParamikoConnector, SshOptions
 from sflow.config import Config, add_config_argument, config_from_args
 from sflow.errors import InputError
@@ -31,9 +32,20 @@ def register(sub: Any) -> None:
     p = sub.add_parser("cluster", help="deploy, start, stop, inspect and collect logs of nodes over SSH")
     csub = p.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
 
-    deploy = _action(csub, "deploy", "install this sflow, the settings and the cluster secret on every host")
+    deploy = _action(
+        csub,
+        "deploy",
+        "install this sflow, the settings and the cluster secret on every host: sflow and every dependency go "
+        "as wheels made here for each host's Python into an isolated venv; the hosts need python3 (3.11+) "
+        "with its venv module and no package index",
+    )
     deploy.add_argument("--secret", metavar="FILE", help="cluster secret to install (default: security.secret_file)")
     deploy.add_argument("--wheel", metavar="FILE", help="install this wheel instead of building one from the checkout")
+    deploy.add_argument(
+        "--cache",
+        metavar="DIR",
+        help=f"where the dependency wheels for the hosts are kept between deploys (default: {DEFAULT_CACHE})",
+    )
     deploy.set_defaults(func=_deploy)
 
     start = _action(csub, "start", "start `sflow node` on every host and wait until each is ready")
@@ -102,7 +114,8 @@ def _deploy(args: argparse.Namespace) -> int:
     key = read_secret(secret_path)  # refuses a missing, short or group/world-readable secret
     cluster = _cluster(args, config, (key,))
     wheel = wheel_from_file(Path(args.wheel)) if args.wheel else build_wheel()
-    return _report(args, "deploy", ops.deploy(cluster, wheel, config, secret_path.read_bytes()))
+    cache = WheelCache(Path(args.cache) if args.cache else None)
+    return _report(args, "deploy", ops.deploy(cluster, wheel, config, secret_path.read_bytes(), cache=cache))
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -115,7 +128,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    return _report(args, "status", ops.status(_cluster(args, config_from_args(args)), timeout=args.timeout))
+    return _report(args, "status", ops.status(_cluster(args, config_from_args(args)), timeout=args.timeout), one_line=True)
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -132,11 +145,14 @@ def exit_status(results: Sequence[ops.HostResult]) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def render_table(results: Sequence[ops.HostResult], title: str, console: Console) -> None:
+def render_table(results: Sequence[ops.HostResult], title: str, console: Console, *, one_line: bool = False) -> None:
+    """One row per host; with ``one_line`` each row is one terminal line (details cut with an
+    ellipsis: --json and the -v log have them whole)."""
     table = Table(title=title, title_justify="left")
-    table.add_column("host", no_wrap=True)
-    table.add_column("result", no_wrap=True)
-    table.add_column("detail", overflow="fold")
+    # host and result are never squeezed: the detail gives way
+    table.add_column("host", no_wrap=True, min_width=max((len(r.host) for r in results), default=4))
+    table.add_column("result", no_wrap=True, min_width=max((len(r.result) for r in results), default=6))
+    table.add_column("detail", overflow="ellipsis" if one_line else "fold", no_wrap=one_line)
     for r in results:
         table.add_row(r.host, f"[green]{r.result}[/]" if r.ok else f"[bold red]{r.result}[/]", r.detail, style=None)
     console.print(table)
@@ -144,9 +160,9 @@ def render_table(results: Sequence[ops.HostResult], title: str, console: Console
     console.print(f"{len(results) - failed} of {len(results)} hosts ok" + (f", {failed} failed" if failed else ""))
 
 
-def _report(args: argparse.Namespace, what: str, results: Sequence[ops.HostResult]) -> int:
+def _report(args: argparse.Namespace, what: str, results: Sequence[ops.HostResult], *, one_line: bool = False) -> int:
     if args.json:
         print(json.dumps([r.as_json() for r in results], indent=2))
     else:
-        render_table(results, f"sflow cluster {what} {args.hosts}", Console(file=sys.stdout, highlight=False))
+        render_table(results, f"sflow cluster {what} {args.hosts}", Console(file=sys.stdout, highlight=False), one_line=one_line)
     return exit_status(results)

@@ -27,9 +27,11 @@ from sflow import __version__
 from sflow.cluster import bootstrap
 from sflow.cluster.agent import NodeFiles
 from sflow.cluster.inventory import HostSpec, Inventory
-from sflow.cluster.package import Wheel
+from sflow.cluster.package import Wheel, wheel_metadata
 from sflow.cluster.ssh import Connector, RemoteHost, redact
+from sflow.cluster.target import HostPython, no_python, too_old, unsuitable
 from sflow.cluster.timeline import merge_logs
+from sflow.cluster.wheelhouse import DependencyWheels, WheelCache, WheelFile, Wheelhouse, file_sha256, requirements_for, sync_plan
 from sflow.config import Config, config_to_dict
 from sflow.errors import ClusterError
 
@@ -93,7 +95,7 @@ class Cluster:
         with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(hosts))), thread_name_prefix="sflow-ssh") as pool:
             results = list(pool.map(one, range(len(hosts))))
         for result in results:
-            log.info("event=host_%s host=%s ok=%s result=%s", what, result.host, result.ok, result.result)
+            log.info("event=host_%s host=%s ok=%s result=%s detail=%r", what, result.host, result.ok, result.result, result.detail)
         return results
 
 
@@ -153,42 +155,98 @@ def host_config(config: Config, host_dir: str) -> str:
     return f"# Written by `sflow cluster deploy` (sflow {__version__}).\n{text}"
 
 
-def deploy(cluster: Cluster, wheel: Wheel, config: Config, secret: bytes, *, timeout: float = 600.0) -> list[HostResult]:
-    """Install ``wheel`` into ``<dir>/venv`` (kept when it already holds this build), and write the
-    settings and the cluster secret (mode 0600) into each host's directory."""
+def deploy(
+    cluster: Cluster, wheel: Wheel, config: Config, secret: bytes, *, cache: DependencyWheels | None = None, timeout: float = 600.0
+) -> list[HostResult]:
+    """Install sflow on every host without any package index there: read the host's Python, get
+    sflow's dependencies as wheels for it on this machine (``cache``), send the wheels the host
+    does not hold yet, install them into an isolated ``<dir>/venv`` (kept when it already holds
+    this wheelhouse), and write the settings and the cluster secret (mode 0600)."""
     script = Path(bootstrap.__file__).read_bytes()
+    metadata = wheel_metadata(wheel.path)
+    wheels = cache or WheelCache()
+    sflow_wheel = WheelFile(wheel.path, file_sha256(wheel.path))
 
     def action(host: HostSpec, remote: RemoteHost) -> HostResult:
-        made = remote.run(f"mkdir -p -m 700 -- {_q(host.dir)} && cd -- {_q(host.dir)} && pwd", timeout=30)
-        if not made.ok:
-            raise ClusterError(f"cannot create {host.dir}: {made.stderr.decode('utf-8', 'replace').strip()}")
-        host_dir = made.stdout.decode("utf-8", "replace").strip()
-        remote_wheel = f"{host_dir}/{wheel.path.name}"
-        remote.put_file(wheel.path, remote_wheel, mode=0o600)
-        install = (
-            f"cd -- {_q(host_dir)} && {_q(host.python)} - {_q(VENV)} {_q(wheel.path.name)} {_q(wheel.build)}; "
-            f"status=$?; rm -f -- {_q(wheel.path.name)}; exit $status"
-        )
-        done = remote.run(install, stdin=script, timeout=timeout)
-        answer = _json_answer(done.stdout, done.stderr, done.exit_status, f"installing with {host.python}")
-        if not answer.get("ok"):
-            raise ClusterError(f"install failed: {answer.get('error', '')}")
+        python, answer = _probe(remote, host, script, metadata.requires_python or "")
+        problem = unsuitable(python, metadata.requires_python, host.name)
+        if problem:
+            raise ClusterError(problem)
+        host_dir = str(answer["dir"])
+        requirements = requirements_for(metadata.requires_dist, python.marker_environment())
+        house = Wheelhouse(python.key, sflow_wheel, wheels.dependencies(python, requirements))
+        held = answer.get("wheels")
+        send, sent_bytes = _send_wheels(remote, host_dir, house, held if isinstance(held, dict) else {})
+        done = remote.run(f"cd -- {_q(host_dir)} && exec {_q(host.python)} - install", stdin=script, timeout=timeout)
+        installed = _json_answer(done.stdout, done.stderr, done.exit_status, f"installing with {host.python}")
+        if not installed.get("ok"):
+            raise ClusterError(f"install failed: {installed.get('error', '')}")
         remote.put_bytes(host_config(config, host_dir).encode("utf-8"), f"{host_dir}/{_FILES.config.name}", mode=0o600)
         remote.put_bytes(secret, f"{host_dir}/{_FILES.secret.name}", mode=0o600)
         check = remote.run(f"cd -- {_q(host_dir)} && {_AGENT} -m sflow --version", timeout=60)
         version = check.stdout.decode("utf-8", "replace").strip()
         if not check.ok or not version:
             raise ClusterError(f"installed sflow does not run: {_last_lines(check.stderr)}")
-        reused = bool(answer.get("reused"))
+        reused = bool(installed.get("reused"))
+        up_to_date = reused and not send
+        shipped = "nothing sent" if not send else f"sent {len(send)} of {len(house.wheels)} wheels, {sent_bytes / 1e6:.1f} MB"
         return HostResult(
             host.name,
             True,
-            "up to date" if reused else "deployed",
-            f"{version} build {wheel.build} in {host_dir}" + (" (venv reused)" if reused else ""),
-            (("dir", host_dir), ("build", wheel.build)),
+            "up to date" if up_to_date else "deployed",
+            f"{version} for {python.key} in {host_dir}; {shipped}" + ("; venv reused" if reused else ""),
+            (
+                ("dir", host_dir),
+                ("build", wheel.build),
+                ("python", python.version_text),
+                ("tags", python.key),
+                ("wheels_sent", str(len(send))),
+                ("bytes_sent", str(sent_bytes)),
+            ),
         )
 
     return cluster.for_each_host(action, "deploy")
+
+
+def _send_wheels(remote: RemoteHost, host_dir: str, house: Wheelhouse, held: Mapping[str, str]) -> tuple[list[str], int]:
+    """Send the wheels the host does not hold (by SHA-256), then the manifest; (names, bytes) sent."""
+    send, _ = sync_plan(house.digests(), held)  # the install step deletes what is no longer listed
+    by_name = {w.name: w for w in house.wheels}
+    sent_bytes = 0
+    for name in send:
+        remote.put_file(by_name[name].path, f"{host_dir}/{bootstrap.WHEELS}/{name}", mode=0o644)
+        sent_bytes += by_name[name].path.stat().st_size
+    remote.put_bytes(house.manifest(), f"{host_dir}/{bootstrap.WHEELS}/{bootstrap.MANIFEST}", mode=0o644)
+    return send, sent_bytes
+
+
+_NO_PYTHON, _OLD_PYTHON = 96, 95
+_MIN_PROBE_PYTHON = (3, 7)  # the probe script's syntax; older interpreters only report their version
+
+
+def _probe(remote: RemoteHost, host: HostSpec, script: bytes, requires_python: str) -> tuple[HostPython, dict[str, Any]]:
+    """Make the host directory and read the host's Python and what the directory holds."""
+    py, d = _q(host.python), _q(host.dir)
+    version_check = (
+        "import sys; print('python %d.%d.%d' % tuple(sys.version_info[:3])); "
+        f"sys.exit(0 if sys.version_info >= {_MIN_PROBE_PYTHON!r} else {_OLD_PYTHON})"
+    )
+    command = (
+        f"command -v {py} >/dev/null 2>&1 || exit {_NO_PYTHON}; "
+        f"mkdir -p -m 700 -- {d} && cd -- {d} && mkdir -p -m 700 {bootstrap.WHEELS} && {py} -c {_q(version_check)} && exec {py} - probe"
+    )
+    done = remote.run(command, stdin=script, timeout=60)
+    if done.exit_status == _NO_PYTHON:
+        raise ClusterError(no_python(host.python, host.name))
+    if done.exit_status == _OLD_PYTHON:
+        found = done.stdout.decode("utf-8", "replace").split()
+        raise ClusterError(too_old(found[1] if len(found) > 1 else "unknown", requires_python, host.name, host.python))
+    if done.exit_status != 0 and not done.stdout.strip():
+        raise ClusterError(f"cannot prepare {host.dir} with {host.python}: {_last_lines(done.stderr)}")
+    answer = _json_answer(done.stdout, done.stderr, done.exit_status, f"reading {host.python}")
+    if not answer.get("ok"):
+        raise ClusterError(f"reading {host.python} failed: {answer.get('error', '')}")
+    return HostPython.from_probe(answer), answer
 
 
 # --- start / stop / status ----------------------------------------------------------------------

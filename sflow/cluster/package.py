@@ -1,9 +1,10 @@
-"""The wheel that ``deploy`` installs on the hosts: built once from this checkout and cached by the
-content of its sources, so that a deploy of an unchanged tree reuses both the wheel and each
-host's venv (the build id is the venv's stamp)."""
+"""sflow's own wheel, which ``deploy`` installs on the hosts: built once from this checkout and cached
+by the content of its sources, so that a deploy of an unchanged tree sends nothing new and each
+host keeps its venv; and the core metadata deploy reads from it (Requires-Python, Requires-Dist)."""
 
 from __future__ import annotations
 
+import email.parser
 import hashlib
 import importlib.util
 import logging
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,35 @@ DEFAULT_CACHE = "~/.cache/sflow/wheels"
 class Wheel:
     path: Path
     build: str  # content hash of what went into it
+
+
+@dataclass(frozen=True, slots=True)
+class WheelMetadata:
+    """What a wheel asks of the interpreter it is installed into."""
+
+    name: str
+    version: str
+    requires_python: str | None
+    requires_dist: tuple[str, ...]
+
+
+def wheel_metadata(path: Path) -> WheelMetadata:
+    """The core metadata of a wheel (its ``*.dist-info/METADATA``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            if not names:
+                raise ClusterError(f"{path} has no .dist-info/METADATA; is it a wheel?")
+            text = archive.read(names[0]).decode("utf-8")
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ClusterError(f"cannot read the wheel {path}: {exc}") from None
+    message = email.parser.Parser().parsestr(text, headersonly=True)
+    return WheelMetadata(
+        name=str(message.get("Name", "")),
+        version=str(message.get("Version", "")),
+        requires_python=message.get("Requires-Python"),
+        requires_dist=tuple(str(v) for v in message.get_all("Requires-Dist") or ()),
+    )
 
 
 def source_root() -> Path:

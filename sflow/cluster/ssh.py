@@ -91,7 +91,7 @@ class ParamikoConnector:
         try:
             client = ssh_connect(target, self.options)
         except SshError as exc:
-            raise ClusterError(str(exc)) from None
+            raise ClusterError(exc.reason) from None
         return ParamikoHost(host, client)
 
 

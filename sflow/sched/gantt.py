@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sflow.errors import InputError
+from sflow.errors import InputError, SflowError
 from sflow.model.schedule import Schedule
 from sflow.sched.problem import Problem
 
@@ -87,10 +87,13 @@ def draw_gantt(
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise InputError(str(path), "", f"unsupported chart format {out.suffix!r}; use one of .png, .svg, .pdf")
-    from matplotlib.artist import Artist
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    try:
+        from matplotlib.artist import Artist
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+    except ImportError:
+        raise SflowError("charts need matplotlib, which is not installed: pip install 'sflow-engine[plot]'") from None
 
     groups: dict[str, list[str]] = {}
     for bar in bars:

@@ -4,17 +4,18 @@ hosts) and the CLI runner's type."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from netns import Lab, LabHost
+from netns import USER, Lab, LabHost
 
-REPO = Path(__file__).resolve().parents[3]
-LAB_HOSTS = 4  # h0-h2 run sshd; h3 has an address but no sshd, so SSH to it is refused
-NO_SSHD = (3,)
+LAB_HOSTS = 5
+NO_SSHD = (3,)  # h3 has an address but no sshd, so SSH to it is refused
+NO_VENV_PACKAGE = (1,)  # h1 is Debian without python3-venv (no ensurepip): deploy must not need it
+MINIMAL_PYTHON = (4,)  # h4 has a bare python3-minimal (no venv module): deploy says what to install
 NODE_PORT = 7070
+HOST_DIR = "sflow"  # relative to the user's home, as a user would write it
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -24,22 +25,26 @@ class LabCluster:
     lab: Lab
     work: Path  # the delegator side's directory
     secret: Path
-    inventory: Path  # TOML: h0-h2
+    inventory: Path  # TOML: h0-h2, key login
 
     @property
     def hosts(self) -> list[LabHost]:
-        return [h for h in self.lab.hosts if h.has_sshd]
+        """The hosts a deploy succeeds on (h0-h2)."""
+        return [h for h in self.lab.hosts if h.has_sshd and h.has_venv_module]
 
     @property
     def refusing(self) -> LabHost:
         return next(h for h in self.lab.hosts if not h.has_sshd)
 
+    @property
+    def minimal(self) -> LabHost:
+        return next(h for h in self.lab.hosts if not h.has_venv_module)
+
     def write_inventory(self, name: str, hosts: list[LabHost]) -> Path:
         path = self.work / name
         path.write_text(
             "".join(
-                f'[[host]]\naddress = "{h.address}"\nuser = "root"\nkey_file = "{self.lab.client_key}"\n'
-                f'dir = "{h.sflow_dir}"\npython = "{sys.executable}"\n\n'
+                f'[[host]]\naddress = "{h.address}"\nuser = "{USER}"\nkey_file = "{self.lab.client_key}"\ndir = "{HOST_DIR}"\n\n'
                 for h in hosts
             ),
             encoding="utf-8",

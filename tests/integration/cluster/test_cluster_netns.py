@@ -1,4 +1,6 @@
-"""``sflow cluster`` against real hosts: network namespaces with their own sshd (see netns.py).
+"""``sflow cluster`` against real hosts like a user's: network namespaces with their own sshd, a
+non-root user with a password, Debian's system python, nothing of this machine's files, no route
+to a package index (see netns.py).
 
 The module deploys once; each test starts what it needs and stops it again.
 """
@@ -6,12 +8,24 @@ The module deploys once; each test starts what it needs and stops it again.
 from __future__ import annotations
 
 import json
+import signal
 import stat
 import subprocess
 from pathlib import Path
 
-from cluster_lab import NODE_PORT, Cli, LabCluster
-from netns import sflow_processes_under, wait_for
+from cluster_lab import HOST_DIR, NODE_PORT, Cli, LabCluster
+from netns import (
+    HOST_PYTHON,
+    USER,
+    controller_paths,
+    cut_link,
+    restore_link,
+    run_as_user,
+    runs_sflow,
+    sflow_processes,
+    signal_processes,
+    wait_for,
+)
 
 from sflow.cluster.timeline import line_time
 
@@ -23,23 +37,82 @@ def _rows(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
 def _stop_all(cli: Cli, lab_cluster: LabCluster) -> None:
     done = cli("cluster", "stop", str(lab_cluster.inventory), "--grace", "5", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
-    wait_for(lambda: not sflow_processes_under(lab_cluster.lab.root), 10, "every sflow node gone")
+    wait_for(lambda: not sflow_processes(lab_cluster.hosts), 10, "every sflow node gone")
 
 
-def test_deploy_installs_the_venv_config_and_secret_once(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
+def test_hosts_are_like_a_users(lab_cluster: LabCluster) -> None:
+    """The harness itself: a non-root user, the system python with Debian's pyOpenSSL, nothing of
+    this machine's checkout, venv, wheels or pip settings, and no package index."""
+    lab = lab_cluster.lab
+    h0, h1 = lab_cluster.hosts[0], lab_cluster.hosts[1]
+    hidden = [*controller_paths(), str(lab.root), "/opt/wheels", "/root/.cache"]
+    probe = "; ".join(f"test -e {p} && echo VISIBLE {p}" for p in hidden)
+    done = run_as_user(lab, h0, f"id -u; {probe}; cat /etc/pip.conf; env; {HOST_PYTHON} -c 'import sflow' 2>&1 | tail -1")
+    lines = done.stdout.splitlines()
+    assert lines[0] == "4242", done.stdout + done.stderr
+    assert not [ln for ln in lines if ln.startswith("VISIBLE")], done.stdout
+    assert not [ln for ln in lines if ln.upper().startswith(("PIP_", "HTTP_PROXY", "HTTPS_PROXY", "PYTHONPATH"))], done.stdout
+    assert "No module named 'sflow'" in lines[-1], done.stdout
+    debian = run_as_user(lab, h0, f"{HOST_PYTHON} -c 'import sys, OpenSSL; print(sys.version.split()[0], OpenSSL.__version__, OpenSSL.__file__)'")
+    version, openssl, where = debian.stdout.split()
+    assert version.startswith("3.11.") and where.startswith("/usr/lib/python3/dist-packages/"), debian.stdout + debian.stderr
+    assert int(openssl.split(".")[0]) < 24, openssl  # Debian 12's old pyOpenSSL, the one that must not leak
+    pip = run_as_user(lab, h0, f"{HOST_PYTHON} -m pip download --no-cache-dir --retries 0 --timeout 5 -d /tmp/dl msgpack", timeout=120)
+    assert pip.returncode != 0 and "No matching distribution" in pip.stdout + pip.stderr, pip.stdout + pip.stderr
+    no_venv = run_as_user(lab, h1, f"{HOST_PYTHON} -m venv /tmp/v")
+    assert no_venv.returncode != 0 and "ensurepip is not" in no_venv.stdout + no_venv.stderr, no_venv.stdout + no_venv.stderr
+    minimal = run_as_user(lab, lab_cluster.minimal, f"{HOST_PYTHON} -m venv --without-pip /tmp/v")
+    assert minimal.returncode != 0, minimal.stdout + minimal.stderr
+    # a host without sshd is a host all the same, seen from inside
+    inside = run_as_user(lab, lab_cluster.refusing, f"id -un; test -e {lab.root} || echo hidden")
+    assert inside.stdout.split() == [USER, "hidden"], inside.stdout + inside.stderr
+
+
+def test_deploy_ships_wheels_once_into_an_isolated_venv(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
+    first = _rows(deployed)
+    for row in first.values():
+        assert row["result"] == "deployed" and int(row["wheels_sent"]) > 10, row
+        assert row["python"].startswith("3.11.") and row["tags"].startswith("cp311-cp311-manylinux_2_"), row
     secret_text = lab_cluster.secret.read_text()
     assert secret_text.strip() not in deployed.stdout + deployed.stderr
     for host in lab_cluster.hosts:
         for name in ("cluster.secret", "sflow.toml"):
-            mode = stat.S_IMODE((host.sflow_dir / name).stat().st_mode)
-            assert mode == 0o600, f"{host.address} {name} has mode {mode:o}"
+            path = host.sflow_dir / name
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid != 0, f"{host.address} {name}"
         assert (host.sflow_dir / "cluster.secret").read_text() == secret_text
-        assert f'secret_file = "{host.sflow_dir / "cluster.secret"}"' in (host.sflow_dir / "sflow.toml").read_text()
+        home_dir = f"{host.user_home}/{HOST_DIR}"
+        assert f'secret_file = "{home_dir}/cluster.secret"' in (host.sflow_dir / "sflow.toml").read_text()
+        assert "include-system-site-packages = false" in (host.sflow_dir / "venv" / "pyvenv.cfg").read_text()
+        # The venv's own pyOpenSSL, not Debian's: twisted's TLS imports; plotting is not shipped.
+        check = run_as_user(
+            lab_cluster.lab,
+            host,
+            f"{HOST_DIR}/venv/bin/python -c 'import twisted.internet.ssl, OpenSSL; print(OpenSSL.__file__)' && "
+            f"{HOST_DIR}/venv/bin/sflow --version && {{ {HOST_DIR}/venv/bin/python -c 'import matplotlib' 2>/dev/null || echo no-matplotlib; }}",
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        where, version, plot = check.stdout.split("\n")[:3]
+        assert where.startswith(f"{home_dir}/venv/lib/python3.11/site-packages/OpenSSL/"), check.stdout
+        assert version.startswith("sflow ") and plot == "no-matplotlib", check.stdout
     again = cli("cluster", "deploy", str(lab_cluster.inventory), "--secret", str(lab_cluster.secret), "--json")
     assert again.returncode == 0, again.stdout + again.stderr
     rows = _rows(again)
-    assert {r["result"] for r in rows.values()} == {"up to date"}, rows
     assert len(rows) == 3
+    for row in rows.values():
+        assert row["result"] == "up to date" and row["wheels_sent"] == "0" and row["bytes_sent"] == "0", row
+
+
+def test_a_host_without_a_venv_module_is_told_what_to_install(lab_cluster: LabCluster, cli: Cli) -> None:
+    minimal = lab_cluster.minimal
+    inventory = lab_cluster.write_inventory("hosts-minimal.toml", [minimal])
+    done = cli("cluster", "deploy", str(inventory), "--secret", str(lab_cluster.secret))
+    assert done.returncode == 1, done.stdout + done.stderr
+    flat = " ".join(done.stdout.replace("│", " ").split())
+    assert minimal.address in flat and "failed" in flat, done.stdout
+    assert f"{HOST_PYTHON} on {minimal.address} (Python 3.11" in flat and "has no venv module" in flat, done.stdout
+    assert "apt install python3 python3-venv" in flat, done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not list((minimal.sflow_dir / "wheels").glob("*.whl")), "wheels were sent to a host that cannot take them"
 
 
 def _env_and_job(lab_cluster: LabCluster) -> tuple[Path, Path, Path]:
@@ -81,6 +154,17 @@ def _env_and_job(lab_cluster: LabCluster) -> tuple[Path, Path, Path]:
     return paths
 
 
+def _run_fork_join(lab_cluster: LabCluster, cli: Cli, mode: str) -> None:
+    """Delegate the fork-join across h0-h2 in ``mode`` and check its result."""
+    env, job, mapping = _env_and_job(lab_cluster)
+    out = lab_cluster.work / f"out-forkjoin-{mode}"
+    run = cli("delegate", str(env), str(job), "--mode", mode, "--mapping", str(mapping), "-o", str(out),
+              "--secret-file", str(lab_cluster.secret), timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    totals = list(out.rglob("total.txt"))
+    assert totals and totals[0].read_text().strip() == str(3000 * 3001 // 2), list(out.rglob("*"))
+
+
 def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
     inventory = str(lab_cluster.inventory)
     started = cli("cluster", "start", inventory, "--mode", "ip", "--json")
@@ -92,19 +176,16 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
             pid = int(rows[host.address]["pid"])
             assert (host.sflow_dir / "sflow-node.pid").read_text().strip() == str(pid)
             assert "sflow-node ready" in (host.sflow_dir / "sflow-node.ready").read_text()
+            # the node runs as the user, from the deployed venv, inside the host
+            assert [p for p, argv in sflow_processes([host]) if p == pid and argv[0].startswith(f"{host.user_home}/")]
+            assert Path(f"/proc/{pid}").stat().st_uid != 0
 
         status = cli("cluster", "status", inventory, "--json")
         assert status.returncode == 0, status.stdout + status.stderr
         for row in _rows(status).values():
             assert row["result"] == "up" and row["version"] and int(row["vcpus"]) >= 1 and row["running"] == "0", row
 
-        env, job, mapping = _env_and_job(lab_cluster)
-        out = lab_cluster.work / "out-forkjoin"
-        run = cli("delegate", str(env), str(job), "--mode", "ip", "--mapping", str(mapping), "-o", str(out),
-                  "--secret-file", str(lab_cluster.secret), timeout=120)
-        assert run.returncode == 0, run.stdout + run.stderr
-        totals = list(out.rglob("total.txt"))
-        assert totals and totals[0].read_text().strip() == str(3000 * 3001 // 2), list(out.rglob("*"))
+        _run_fork_join(lab_cluster, cli, "ip")
 
         logs_dir = lab_cluster.work / "logs"
         logs = cli("cluster", "logs", inventory, "-o", str(logs_dir))
@@ -124,22 +205,69 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
         _stop_all(cli, lab_cluster)
     for host in lab_cluster.hosts:
         assert not (host.sflow_dir / "sflow-node.pid").exists()
-    assert sflow_processes_under(lab_cluster.lab.root) == []
+    assert sflow_processes(lab_cluster.hosts) == []
 
 
-def test_a_host_refusing_ssh_is_reported_while_the_others_start(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
+def test_static_icn_job_across_three_hosts(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
+    """`cluster start --mode icn`: each node's forwarder listens on the host, and a static-ICN job
+    whose functions sit on different hosts pulls its inputs from the other hosts' forwarders."""
+    inventory = str(lab_cluster.inventory)
+    started = cli("cluster", "start", inventory, "--mode", "icn", "--json")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        rows = _rows(started)
+        for host in lab_cluster.hosts:
+            assert rows[host.address]["result"] == "started" and rows[host.address]["icn"], rows
+        _run_fork_join(lab_cluster, cli, "icn")
+        h0, h1, h2 = lab_cluster.hosts
+        logs = {h.address: (h.sflow_dir / "sflow-node.log").read_text() for h in lab_cluster.hosts}
+        for host, tasks in ((h0, (1, 4)), (h1, (2,)), (h2, (3,))):
+            for task in tasks:  # each function ran where the mapping put it
+                ended = [ln for ln in logs[host.address].splitlines() if "event=function_end" in ln and f"task={task} ok=True" in ln]
+                assert ended, logs[host.address][-3000:]
+        # h0 pulled the branches' results from the forwarders on h1 and h2
+        peers = [line for line in logs[h0.address].splitlines() if "event=peer_face" in line]
+        assert any(h1.address in line for line in peers) and any(h2.address in line for line in peers), peers
+    finally:
+        _stop_all(cli, lab_cluster)
+    assert sflow_processes(lab_cluster.hosts) == []
+
+
+def test_unreachable_hosts_get_one_line_each(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
     inventory = lab_cluster.write_inventory("hosts-with-refusing.toml", [*lab_cluster.hosts, lab_cluster.refusing])
     try:
         started = cli("cluster", "start", str(inventory), "--json")
         assert started.returncode == 1, started.stdout + started.stderr
         rows = _rows(started)
         refused = rows[lab_cluster.refusing.address]
-        assert refused["result"] == "unreachable" and "connection refused" in refused["detail"], refused
+        assert refused["result"] == "unreachable" and refused["detail"] == "connection refused", refused
         for host in lab_cluster.hosts:
             assert rows[host.address]["result"] == "started", rows
-        table = cli("cluster", "status", str(inventory))
+        # h2's node frozen by SIGSTOP (its host answers, its node does not) and h1 off the network
+        # (its link cut): the table has one line per host, the reason in words, no traceback.
+        off, frozen = lab_cluster.hosts[1], lab_cluster.hosts[2]
+        assert signal_processes(frozen, signal.SIGSTOP, runs_sflow)
+        cut_link(off)
+        try:
+            table = cli("cluster", "status", str(inventory), "--timeout", "10", "--connect-timeout", "3")
+        finally:
+            restore_link(off)
+            signal_processes(frozen, signal.SIGCONT, runs_sflow)
         assert table.returncode == 1
-        assert "3 of 4 hosts ok, 1 failed" in table.stdout, table.stdout
+        assert table.stderr == "", table.stderr
+        body = [ln for ln in table.stdout.splitlines() if ln.startswith("│")]
+        assert len(body) == 4, table.stdout
+        line_of = {h.address: [ln for ln in body if f" {h.address} " in ln] for h in [*lab_cluster.hosts, lab_cluster.refusing]}
+        assert all(len(lines) == 1 for lines in line_of.values()), table.stdout
+        line = {a: lines[0] for a, lines in line_of.items()}
+        assert "unreachable" in line[lab_cluster.refusing.address] and "connection refused" in line[lab_cluster.refusing.address]
+        assert "unreachable" in line[off.address] and any(w in line[off.address] for w in ("timed out", "No route to host")), table.stdout
+        assert "timed out" in line[frozen.address], table.stdout
+        assert " up " in line[lab_cluster.hosts[0].address] and "vcpus=2" in line[lab_cluster.hosts[0].address], table.stdout
+        assert "1 of 4 hosts ok, 3 failed" in table.stdout, table.stdout
+        # back on the network, h1 answers again
+        again = cli("cluster", "status", str(lab_cluster.inventory), "--json")
+        assert _rows(again)[off.address]["result"] == "up", again.stdout
     finally:
         _stop_all(cli, lab_cluster)
 
@@ -177,22 +305,34 @@ def test_a_changed_host_key_is_refused(lab_cluster: LabCluster, cli: Cli, tmp_pa
     assert known.read_text() == before
 
 
-def test_the_originals_nclw_hosts_format_works_with_a_key(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
-    hosts_file = lab_cluster.work / "nclw_hosts"
-    hosts_file.write_text("".join(f"{h.address},root,,{h.sflow_dir}/\n" for h in lab_cluster.hosts))
-    done = cli("cluster", "stop", str(hosts_file), "-i", str(lab_cluster.lab.client_key), "--json")
+def test_the_originals_nclw_hosts_format_with_a_key_or_a_password(
+    lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli
+) -> None:
+    with_key = lab_cluster.work / "nclw_hosts"
+    with_key.write_text("".join(f"{h.address},{USER},,~/{HOST_DIR}/\n" for h in lab_cluster.hosts))
+    done = cli("cluster", "stop", str(with_key), "-i", str(lab_cluster.lab.client_key), "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert set(_rows(done)) == {h.address for h in lab_cluster.hosts}
+    # Password login against the real sshds (the original's hosts file has passwords): status
+    # reaches every deployed host, and the password shows nowhere, not even at -vv.
+    password = lab_cluster.lab.password
+    with_password = lab_cluster.work / "nclw_hosts_with_password"
+    with_password.write_text("".join(f"{h.address},{USER},{password},{HOST_DIR}/\n" for h in lab_cluster.hosts))
+    status = cli("-vv", "cluster", "status", str(with_password), "--json")
+    rows = _rows(status)
+    assert {r["result"] for r in rows.values()} == {"down"}, status.stdout
+    assert "plaintext_passwords" in status.stderr and "Accepted password" not in status.stderr
+    assert password not in status.stdout + status.stderr
+    for host in lab_cluster.hosts:
+        assert f"Accepted password for {USER}" in (host.root / "sshd.log").read_text()
 
 
-def test_a_password_is_never_shown(lab_cluster: LabCluster, cli: Cli) -> None:
-    # The lab's sshds refuse passwords: authentication fails, and neither the table nor the log
-    # (at DEBUG, paramiko's included) shows the password.
+def test_a_wrong_password_is_refused_and_never_shown(lab_cluster: LabCluster, cli: Cli) -> None:
     password = "Pw-4f1c9e-do-not-show"
-    hosts_file = lab_cluster.work / "nclw_hosts_with_password"
-    hosts_file.write_text(f"{lab_cluster.hosts[0].address},root,{password},{lab_cluster.hosts[0].sflow_dir}/\n")
+    hosts_file = lab_cluster.work / "nclw_hosts_with_wrong_password"
+    hosts_file.write_text(f"{lab_cluster.hosts[0].address},{USER},{password},{HOST_DIR}/\n")
     done = cli("-vv", "cluster", "status", str(hosts_file))
     assert done.returncode == 1
-    assert "authentication as root failed (password)" in done.stdout, done.stdout
+    assert f"authentication as {USER} failed (password)" in done.stdout, done.stdout
     assert "plaintext_passwords" in done.stderr
     assert password not in done.stdout + done.stderr

@@ -5,18 +5,21 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from sflow.cluster import ops
+from sflow.cluster import bootstrap, ops
 from sflow.cluster.cli import exit_status, render_table
 from sflow.cluster.inventory import HostSpec, Inventory
 from sflow.cluster.package import Wheel
 from sflow.cluster.ssh import REDACTED, CommandResult, RemoteHost, redact
+from sflow.cluster.target import HostPython
+from sflow.cluster.wheelhouse import WheelFile
 from sflow.config import Config
 from sflow.errors import ClusterError
 
@@ -124,23 +127,71 @@ def test_not_deployed_and_missing_directory_are_explained() -> None:
     assert "not deployed in /srv/sflow" in results[1].detail
 
 
+def make_wheel(directory: Path, name: str = "sflow_engine-0.1.0-py3-none-any.whl", body: bytes = b"") -> Path:
+    """A wheel with core metadata (what deploy reads of sflow's wheel)."""
+    path = directory / name
+    metadata = "Metadata-Version: 2.1\nName: sflow-engine\nVersion: 0.1.0\nRequires-Python: >=3.11\n"
+    metadata += "Requires-Dist: msgpack>=1.0\nRequires-Dist: pytest>=7; extra == \"test\"\n"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("sflow_engine-0.1.0.dist-info/METADATA", metadata)
+        archive.writestr("sflow/__init__.py", body)
+    return path
+
+
+@dataclass
+class FakeDependencies:
+    """Dependency wheels without pip or an index: two files made once."""
+
+    directory: Path
+    asked: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def dependencies(self, python: HostPython, requirements: Sequence[str]) -> tuple[WheelFile, ...]:
+        self.asked.append((python.key, tuple(requirements)))
+        files = []
+        for name in ("msgpack-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "pip-24.0-py3-none-any.whl"):
+            path = self.directory / name
+            if not path.exists():
+                path.write_bytes(name.encode())
+            files.append(WheelFile.of(path))
+        return tuple(files)
+
+
+def probe_answer(tmp_path: Path, **changes: object) -> dict[str, object]:
+    """What this machine's python answers to the probe, as if in /srv/sflow."""
+    facts = bootstrap.probe(tmp_path)
+    facts.update({"dir": "/srv/sflow", "executable": "/usr/bin/python3", **changes})
+    return facts
+
+
+def deploy_handler(probe: dict[str, object] | CommandResult, installs: list[bytes]) -> Handler:
+    def handler(command: str, stdin: bytes) -> CommandResult:
+        if command.endswith(" - probe"):
+            assert stdin.startswith(b'"""The host side of ``sflow cluster deploy``')  # the bootstrap script, over stdin
+            return probe if isinstance(probe, CommandResult) else answer(probe)
+        if command.endswith(" - install"):
+            installs.append(stdin)
+            return answer({"ok": True, "reused": False})
+        if "sflow --version" in command:
+            return CommandResult(0, b"sflow 0.1.0\n", b"")
+        raise AssertionError(command)
+
+    return handler
+
+
 def test_secrets_never_reach_details_or_command_lines(tmp_path: Path) -> None:
     password = "hunter2-pw"
     secret = b"00112233445566778899aabbccddeeff\n"
+    probe = probe_answer(tmp_path)
 
     def handler(command: str, stdin: bytes) -> CommandResult:
-        if command.startswith("mkdir"):
-            return CommandResult(0, b"/srv/sflow\n", b"")
-        if "sflow --version" in command:
-            return CommandResult(0, b"sflow 0.1.0\n", b"")
+        if command.endswith(" - probe"):
+            return answer(probe)
         # an installer that echoes what it was given must not leak it into the table
         return answer({"ok": False, "error": f"pip failed near {password} and {secret.decode().strip()}"}, 1)
 
     connector = FakeConnector(handler)
-    wheel_path = tmp_path / "sflow_engine-0.1.0-py3-none-any.whl"
-    wheel_path.write_bytes(b"PK")
     cluster = ops.Cluster(inventory("10.0.0.2", password=password), connector, (secret.decode().strip(),))
-    results = ops.deploy(cluster, Wheel(wheel_path, "b1"), Config(), secret)
+    results = ops.deploy(cluster, Wheel(make_wheel(tmp_path), "b1"), Config(), secret, cache=FakeDependencies(tmp_path))
     assert not results[0].ok
     assert password not in results[0].detail and "00112233" not in results[0].detail
     assert REDACTED in results[0].detail
@@ -149,31 +200,56 @@ def test_secrets_never_reach_details_or_command_lines(tmp_path: Path) -> None:
         assert password not in command and "00112233" not in command
 
 
-def test_deploy_sends_the_secret_and_settings_by_sftp_with_mode_0600(tmp_path: Path) -> None:
+def test_deploy_sends_the_wheels_a_host_lacks_and_the_secret_and_settings_with_mode_0600(tmp_path: Path) -> None:
     secret = b"00112233445566778899aabbccddeeff\n"
-
-    def handler(command: str, stdin: bytes) -> CommandResult:
-        if command.startswith("mkdir -p -m 700 -- /srv/sflow "):
-            return CommandResult(0, b"/srv/sflow\n", b"")
-        if " - venv " in command:
-            assert stdin.startswith(b'"""Install an sflow wheel')  # the bootstrap script, over stdin
-            return answer({"ok": True, "reused": False})
-        if "sflow --version" in command:
-            return CommandResult(0, b"sflow 0.1.0\n", b"")
-        raise AssertionError(command)
-
-    connector = FakeConnector(handler)
-    wheel_path = tmp_path / "sflow_engine-0.1.0-py3-none-any.whl"
-    wheel_path.write_bytes(b"PK")
-    results = ops.deploy(ops.Cluster(inventory("10.0.0.2"), connector), Wheel(wheel_path, "b1"), Config(), secret)
+    wheel = make_wheel(tmp_path)
+    deps = FakeDependencies(tmp_path)
+    deps.dependencies(HostPython.from_probe(probe_answer(tmp_path)), ())  # make the files
+    msgpack = tmp_path / "msgpack-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    # The host holds msgpack already, and an old sflow wheel of the same name with other contents.
+    remote_wheels = {msgpack.name: WheelFile.of(msgpack).sha256, wheel.name: "0" * 64}
+    installs: list[bytes] = []
+    connector = FakeConnector(deploy_handler(probe_answer(tmp_path, wheels=remote_wheels), installs))
+    results = ops.deploy(ops.Cluster(inventory("10.0.0.2"), connector), Wheel(wheel, "b1"), Config(), secret, cache=deps)
     assert results[0].ok and results[0].result == "deployed", results
+    facts = dict(results[0].facts)
+    assert facts["wheels_sent"] == "2" and facts["tags"].startswith("cp311-cp311-manylinux_2_")
+    assert deps.asked[-1][1] == ("msgpack>=1.0",)  # the test extra's requirement is not for hosts
     files = connector.remotes["10.0.0.2"].files
+    assert sorted(p for p in files if p.endswith(".whl")) == [
+        "/srv/sflow/wheels/pip-24.0-py3-none-any.whl",
+        "/srv/sflow/wheels/sflow_engine-0.1.0-py3-none-any.whl",
+    ]
+    manifest = json.loads(files["/srv/sflow/wheels/wheelhouse.json"][0])
+    assert manifest["sflow"] == wheel.name and manifest["pip"] == "pip-24.0-py3-none-any.whl" and len(manifest["wheels"]) == 3
     assert files["/srv/sflow/cluster.secret"] == (secret, 0o600)
     config_text, config_mode = files["/srv/sflow/sflow.toml"]
     assert config_mode == 0o600
     assert b'secret_file = "/srv/sflow/cluster.secret"' in config_text
     assert b'pid_file = "/srv/sflow/sflow-node.pid"' in config_text
-    assert "/srv/sflow/sflow_engine-0.1.0-py3-none-any.whl" in files
+    assert len(installs) == 1
+
+
+@pytest.mark.parametrize(
+    ("probe", "expected"),
+    [
+        (CommandResult(96, b"", b""), "10.0.0.2 has no python3: install Python 3 (Debian/Ubuntu: apt install python3 python3-venv)"),
+        (CommandResult(95, b"python 3.9.2\n", b""), "python3 on 10.0.0.2 is Python 3.9.2; sflow needs Python >=3.11"),
+        ({"venv": False}, "/usr/bin/python3 on 10.0.0.2 (Python 3.11."),
+    ],
+)
+def test_a_host_whose_python_cannot_take_the_wheels_is_told_what_to_install(
+    tmp_path: Path, probe: CommandResult | dict[str, object], expected: str
+) -> None:
+    installs: list[bytes] = []
+    answer_or_result = probe if isinstance(probe, CommandResult) else probe_answer(tmp_path, **probe)
+    connector = FakeConnector(deploy_handler(answer_or_result, installs))
+    deps = FakeDependencies(tmp_path)
+    results = ops.deploy(ops.Cluster(inventory("10.0.0.2", "10.0.0.3"), connector, parallel=1), Wheel(make_wheel(tmp_path), "b1"), Config(), b"k" * 32, cache=deps)
+    assert results[0].host == "10.0.0.2" and not results[0].ok and results[0].result == "failed"
+    assert expected in results[0].detail, results[0].detail
+    assert "python3-venv" in results[0].detail or "python3.11-venv" in results[0].detail
+    assert not installs and not deps.asked and not connector.remotes["10.0.0.2"].files
 
 
 def test_status_summarises_what_the_node_reports() -> None:

@@ -17,7 +17,7 @@ fi
 mkdir -p .venv/log
 stamp=$(sha256sum setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/log/installed 2>/dev/null)" != "$stamp" ]; then
-  say "pip: installing sflow and its plot and test extras into .venv (a minute or two at first; .venv/log/pip.log)"
+  say "pip: installing sflow and its plot and test extras into .venv (minutes at first; .venv/log/pip.log)"
   if ! .venv/bin/python -m pip install -e '.[plot,test]' > .venv/log/pip.log 2>&1; then
     tail -n 30 .venv/log/pip.log >&2
     say "installing sflow failed (full log: .venv/log/pip.log)"

@@ -22,5 +22,5 @@ if [ "$(id -u)" -eq 0 ] && [ ! -e "$policy" ]; then
   chmod 755 "$policy"
   trap 'rm -f "$policy"' EXIT
 fi
-say "openssh-server and the test hosts' Debian python3 packages for the multi-host tests (they start their own sshd; setup starts none)"
+say "openssh-server and python3 packages for the multi-host tests' hosts (they start their own sshd)"
 apt_install "${HOST_PACKAGES[@]}" openssh-server

@@ -61,19 +61,20 @@ def test_a_first_setup_says_what_each_step_does_and_a_second_one_little(tmp_path
         "setup: apt-get update (the package lists, once per boot)",
         "setup: apt-get install python3-venv ffmpeg",
         "setup: creating .venv (python3 -m venv)",
-        "setup: pip: installing sflow and its test extras into .venv (a minute or two at first; .venv/log/pip.log)",
+        "setup: pip: installing sflow and its plot and test extras into .venv (minutes at first; .venv/log/pip.log)",
         "setup.d/docker: apt-get install docker.io busybox-static",
         f"setup.d/docker: starting dockerd (log: {env['SFLOW_DOCKERD_LOG']})",
         "setup.d/docker: dockerd is up",
         "setup.d/docker: building the sample images if they changed (dockerfiles/build.sh)",
-        "setup.d/sshd: openssh-server for the multi-host tests (they start their own sshd; setup starts none)",
-        "setup.d/sshd: apt-get install iproute2 openssh-client openssh-server",
+        "setup.d/sshd: openssh-server and python3 packages for the multi-host tests' hosts (they start their own sshd)",
+        "setup.d/sshd: apt-get install iproute2 openssh-client util-linux openssl python3 python3-openssl"
+        " python3-pip openssh-server",
         "setup: done (.venv/bin/sflow)",
     ]
     calls = (Path(env["STATE"]) / "calls").read_text().splitlines()
-    assert "pip -m pip install -e .[test]" in calls and "build.sh " in calls
+    assert "pip -m pip install -e .[plot,test]" in calls and "build.sh " in calls
     short = [line.replace(env["SFLOW_DOCKERD_LOG"], "/var/log/dockerd.log") for line in first]
-    assert all(line.startswith(("setup: ", "setup.d/")) and len(line) <= 110 for line in short), short
+    assert all(line.startswith(("setup: ", "setup.d/")) and len(line) <= 130 for line in short), short
 
     again = _setup(tree, env)
     assert again == [

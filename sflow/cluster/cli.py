@@ -12,17 +12,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
-from sflow.cluster import ops
-from sflow.cluster.inventory import load_inventory
-from sflow.cluster.package import build_wheel, wheel_from_file
-from sflow.cluster.ssh import DEFAULT_KNOWN_HOSTS, ParamikoConnector, SshOptions
-from sflow.config import Config, add_config_argument, config_from_args
+from sflow.config import DEFAULT_KNOWN_HOSTS, Config, add_config_argument, config_from_args
 from sflow.errors import InputError
+
+# SSH (paramiko), the operations and rich's tables are imported by the commands that use them.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sflow.cluster import ops
 
 MODES = ("ip", "icn", "auto")
 
@@ -77,6 +76,10 @@ def _action(csub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _cluster(args: argparse.Namespace, config: Config, secrets: Sequence[str | bytes] = ()) -> ops.Cluster:
+    from sflow.cluster import ops
+    from sflow.cluster.inventory import load_inventory
+    from sflow.cluster.ssh import ParamikoConnector, SshOptions
+
     if args.parallel < 1:
         raise InputError("<flag>", "--parallel", "must be at least 1")
     options = SshOptions(
@@ -95,6 +98,9 @@ def _cluster(args: argparse.Namespace, config: Config, secrets: Sequence[str | b
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+    from sflow.cluster.package import build_wheel, wheel_from_file
+
     from sflow.secret import read_secret  # the node's module; imported here so other commands never need it
 
     config = config_from_args(args)
@@ -106,19 +112,27 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     cluster = _cluster(args, config_from_args(args))
     return _report(args, "start", ops.start(cluster, mode=args.mode, timeout=args.timeout, listen=args.listen))
 
 
 def _stop(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     return _report(args, "stop", ops.stop(_cluster(args, config_from_args(args)), grace=args.grace))
 
 
 def _status(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     return _report(args, "status", ops.status(_cluster(args, config_from_args(args)), timeout=args.timeout))
 
 
 def _logs(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     out = Path(args.output)
     results = ops.collect_logs(_cluster(args, config_from_args(args)), out)
     status = _report(args, "logs", results)
@@ -133,6 +147,8 @@ def exit_status(results: Sequence[ops.HostResult]) -> int:
 
 
 def render_table(results: Sequence[ops.HostResult], title: str, console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     table.add_column("host", no_wrap=True)
     table.add_column("result", no_wrap=True)
@@ -145,6 +161,8 @@ def render_table(results: Sequence[ops.HostResult], title: str, console: Console
 
 
 def _report(args: argparse.Namespace, what: str, results: Sequence[ops.HostResult]) -> int:
+    from rich.console import Console
+
     if args.json:
         print(json.dumps([r.as_json() for r in results], indent=2))
     else:

@@ -13,24 +13,23 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from twisted.internet import defer
+from typing import TYPE_CHECKING, Any
 
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
-from sflow.delegator.ip import DispatchOptions, IpDispatch
-from sflow.delegator.local import LocalCluster, local_environment
 from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
-from sflow.delegator.trace import Trace, load_trace, makespan_line, summary_table, trace_chart, write_trace
 from sflow.errors import InputError
 from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
 from sflow.model.infra import Address, Environment, VcpuId
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
-from sflow.node.blocking import run_until
 from sflow.secret import generate_secret, read_secret
+
+# Twisted, rich and the dispatchers are imported by the commands that run them, so that ``sflow
+# --help`` and the other commands start without them.
+if TYPE_CHECKING:
+    from twisted.internet import defer
+
+    from sflow.delegator.trace import Trace
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +135,8 @@ def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Sched
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
               progress: Callable[[str, int], None], job: Job, mode: str = "ip",
               nodes: list[str] | None = None) -> defer.Deferred[Trace]:
+    from sflow.delegator.ip import DispatchOptions, IpDispatch
+
     if mode != "ip":
         from sflow.delegator.icn import icn_dispatch
 
@@ -153,6 +154,9 @@ def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, o
 
 
 def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trace]) -> Trace:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -169,6 +173,10 @@ def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trac
 
 
 def _report(trace: Trace, outdir: Path) -> None:
+    from rich.console import Console
+
+    from sflow.delegator.trace import makespan_line, summary_table, write_trace
+
     path = outdir / "trace.json"
     write_trace(path, trace)
     out = Console(width=max(100, Console().width))
@@ -184,6 +192,8 @@ def _outdir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _delegate(args: argparse.Namespace) -> int:
+    from sflow.node.blocking import run_until
+
     if args.mapping and args.algorithm:
         raise InputError("<flag>", "--mapping", "give either -a/--algorithm or --mapping, not both")
     config = config_from_args(args, secret_overrides(args))
@@ -220,6 +230,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sflow.delegator.local import LocalCluster, local_environment
+    from sflow.node.blocking import run_until
+
     config = config_from_args(args, secret_overrides(args))
     job = load_job(args.job)
     outdir = _outdir(args, config)
@@ -277,6 +290,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _gantt(args: argparse.Namespace) -> int:
+    from sflow.delegator.trace import load_trace, makespan_line, trace_chart
+
     from sflow.sched.gantt import draw_gantt
 
     trace = load_trace(args.trace)

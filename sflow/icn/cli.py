@@ -16,17 +16,16 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sflow.config import add_config_argument, config_from_args
 from sflow.errors import IcnError, InputError, SflowError
 from sflow.icn import cs as csmod
-from sflow.icn.face.uri import parse_face_uri
-from sflow.icn.forwarder import UNSOLICITED_DATA_POLICIES, ForwarderConfig
-from sflow.icn.management_client import fetch_status, format_status
-from sflow.icn.name import Name
-from sflow.icn.server import ForwarderServer, parse_static_route, tune_garbage_collector
-from sflow.icn.strategy import resolve_strategy
+from sflow.icn.forwarder import UNSOLICITED_DATA_POLICIES
+
+# The server side (Twisted) is imported by the commands that run it.
+if TYPE_CHECKING:
+    from sflow.icn.forwarder import ForwarderConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,8 @@ def _icn_help(parser: argparse.ArgumentParser) -> int:
 
 
 def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
+    from sflow.icn.forwarder import ForwarderConfig
+
     capacity = args.cs_capacity if args.cs_capacity is not None else icn.cs_capacity_packets
     capacity_bytes = args.cs_capacity_bytes if args.cs_capacity_bytes is not None else icn.cs_capacity_bytes
     if capacity < 0 or capacity_bytes < 0:
@@ -98,6 +99,11 @@ def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
 
 
 def run_forwarder(args: argparse.Namespace) -> int:
+    from sflow.icn.face.uri import parse_face_uri
+    from sflow.icn.name import Name
+    from sflow.icn.server import ForwarderServer, parse_static_route, tune_garbage_collector
+    from sflow.icn.strategy import resolve_strategy
+
     config = config_from_args(args)
     forwarder_config = _forwarder_config(args, config.icn)
     strategies = []
@@ -141,6 +147,9 @@ def _route_failed(failure: Any, route: Any) -> None:
 
 
 def icn_status(args: argparse.Namespace) -> int:
+    from sflow.icn.face.uri import parse_face_uri
+    from sflow.icn.management_client import fetch_status, format_status
+
     from twisted.internet import reactor as installed_reactor
 
     reactor: Any = installed_reactor

@@ -179,15 +179,29 @@ def topological_order(
 
 
 def find_cycle(tasks: Iterable[Task]) -> list[TaskId] | None:
-    """A cycle of task ids (first id repeated at the end), or None for a DAG."""
-    import networkx as nx
-
-    g = nx.DiGraph()
-    for t in tasks:
-        g.add_node(t.id)
-        g.add_edges_from((t.id, d) for d in t.dests)
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
+    """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None for
+    a DAG. One topological sort decides (linear in tasks and edges); only when it leaves tasks
+    out is a cycle among them traced."""
+    by_id = {t.id: t for t in tasks}
+    succs = {tid: tuple(d for d in t.dests if d in by_id) for tid, t in by_id.items()}
+    preds: dict[TaskId, list[TaskId]] = {tid: [] for tid in by_id}
+    for tid, ds in succs.items():
+        for d in ds:
+            preds[d].append(tid)
+    order = topological_order(by_id, {k: tuple(v) for k, v in preds.items()}, succs)
+    if len(order) == len(by_id):
         return None
-    return [u for u, _ in cycle] + [cycle[0][0]]
+    # Every task left out has a predecessor that was left out too: walking back along such
+    # predecessors must come round to a task already seen, which closes a cycle.
+    left = set(by_id) - set(order)
+    seen: dict[TaskId, int] = {}
+    path: list[TaskId] = []
+    cur = min(left)
+    while cur not in seen:
+        seen[cur] = len(path)
+        path.append(cur)
+        cur = min(p for p in preds[cur] if p in left)
+    cycle = list(reversed(path[seen[cur]:]))  # in the direction of the edges
+    first = cycle.index(min(cycle))
+    cycle = cycle[first:] + cycle[:first]
+    return cycle + [cycle[0]]

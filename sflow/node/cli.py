@@ -10,15 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer
-
 from sflow import __version__
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
 from sflow.errors import ConfigError, SflowError
 from sflow.model.infra import Address
-from sflow.node.blocking import run_until
 from sflow.node.readiness import Readiness, format_readiness
-from sflow.node.status import STATUS_TIMEOUT, query_status
 from sflow.secret import generate_secret, read_secret
 
 log = logging.getLogger(__name__)
@@ -154,6 +150,12 @@ def _node_logging(config: Config, verbosity: int) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    # Twisted is imported by the commands that use it (``sflow --help`` starts without it).
+    from twisted.internet import defer
+
+    from sflow.node.blocking import run_until
+    from sflow.node.status import STATUS_TIMEOUT, query_status
+
     config = config_from_args(args, secret_overrides(args))
     secret = read_secret(config.security.secret_file)
     try:

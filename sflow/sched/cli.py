@@ -9,20 +9,20 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from sflow.config import add_config_argument, config_from_args
 from sflow.errors import InputError
 from sflow.jsonio import load_environment, load_job, load_mapping, mapping_to_dict, write_json
-from sflow.model.infra import Environment
-from sflow.model.schedule import Schedule
-from sflow.sched.problem import Problem
 from sflow.sched.registry import get_scheduler, names
-from sflow.sched.simulate import Measures, measure, replay, replay_schedule
-from sflow.sched.validate import validate_schedule
+
+# The schedulers' numpy and rich's tables are imported by the commands that use them, so that
+# ``sflow --help`` and ``sflow validate`` start in a blink.
+if TYPE_CHECKING:
+    from sflow.model.infra import Environment
+    from sflow.model.schedule import Schedule
+    from sflow.sched.problem import Problem
+    from sflow.sched.simulate import Measures
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ def _fmt(x: float) -> str:
 
 
 def _load(args: argparse.Namespace) -> tuple[Environment, Problem, Any]:
+    from sflow.sched.problem import Problem
+
     env = load_environment(args.env)
     job = load_job(args.job)
     return env, Problem.from_env_job(env, job, name=args.env), job
@@ -94,6 +96,9 @@ def _schedule(args: argparse.Namespace) -> int:
             raise InputError("<flag>", "--compare", "runs every algorithm; it takes no -a, -o or --gantt")
         _, problem, _ = _load(args)
         return _compare(problem, seed)
+    from sflow.sched.simulate import measure
+    from sflow.sched.validate import validate_schedule
+
     algorithm = args.algorithm or config.scheduler.algorithm
     scheduler = get_scheduler(algorithm, seed)
     env, problem, job = _load(args)
@@ -119,6 +124,12 @@ def _schedule(args: argparse.Namespace) -> int:
 
 
 def _compare(problem: Problem, seed: int) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sflow.sched.simulate import measure
+    from sflow.sched.validate import validate_schedule
+
     table = Table(title=f"{problem.n_tasks} tasks on {problem.n_procs} vCPUs")
     for col in ("algorithm", "makespan (s)", "SLR", "speedup", "vCPUs", "time (ms)"):
         table.add_column(col, justify="left" if col == "algorithm" else "right")
@@ -143,6 +154,9 @@ def _chart(problem: Problem, schedule: Schedule, path: str) -> None:
 
 
 def _report(m: Measures, problem: Problem) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     print(f"algorithm: {m.algorithm}")
     print(f"makespan:  {_fmt(m.makespan)} s  (lower bound {_fmt(m.lower_bound)} s)")
     print(f"SLR:       {_fmt(m.slr)}")
@@ -159,6 +173,10 @@ def _report(m: Measures, problem: Problem) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from sflow.sched.problem import Problem
+    from sflow.sched.simulate import measure, replay, replay_schedule
+    from sflow.sched.validate import validate_schedule
+
     env = load_environment(args.env)
     mapping = load_mapping(args.mapping)
     problem = Problem.from_env_job(env, mapping.job, name=args.env)

@@ -244,6 +244,7 @@ class NativeRunner:
     def __init__(self, reactor: Reactor, *, tail_bytes: int = TAIL_BYTES) -> None:
         self._reactor = reactor
         self._tail_bytes = tail_bytes
+        _no_inherited_descriptors()
 
     def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> _Function:
         """Spawn ``/bin/sh -c shell`` with ``workdir`` (absolute) as cwd, pinned to ``cpus`` when
@@ -299,6 +300,19 @@ class NativeRunner:
         function.watch(out_r, err_r, pidfd)
         log.debug("spawned pid=%s cwd=%s cpus=%s", pid, workdir, cpus or "-")
         return function
+
+
+def _no_inherited_descriptors() -> None:
+    """Mark every open descriptor above 2 close-on-exec. Python opens its own that way, but the
+    node may have inherited some from whoever started it, and ``posix_spawn`` (unlike a fork that
+    closes everything) passes on whatever is not close-on-exec."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory's own descriptor, closed by now
 
 
 def _pipe(opened: list[int]) -> tuple[int, int]:

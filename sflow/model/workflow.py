@@ -115,6 +115,14 @@ class Job:
         object.__setattr__(self, "succs", {k: tuple(v) for k, v in succs.items()})
         object.__setattr__(self, "order", topological_order(by_id, self.preds, self.succs))
 
+    def cycle(self) -> list[TaskId] | None:
+        """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None
+        when the tasks form a DAG. It costs nothing more than the topological sort the job made
+        when it was built: only when that sort left tasks out is a cycle traced among them."""
+        if len(self.order) == len(self.tasks):
+            return None
+        return _trace_cycle(set(self.by_id) - set(self.order), self.preds)
+
     @property
     def start_tasks(self) -> tuple[TaskId, ...]:
         return tuple(t.id for t in self.tasks if not self.preds[t.id])
@@ -180,20 +188,14 @@ def topological_order(
 
 def find_cycle(tasks: Iterable[Task]) -> list[TaskId] | None:
     """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None for
-    a DAG. One topological sort decides (linear in tasks and edges); only when it leaves tasks
-    out is a cycle among them traced."""
-    by_id = {t.id: t for t in tasks}
-    succs = {tid: tuple(d for d in t.dests if d in by_id) for tid, t in by_id.items()}
-    preds: dict[TaskId, list[TaskId]] = {tid: [] for tid in by_id}
-    for tid, ds in succs.items():
-        for d in ds:
-            preds[d].append(tid)
-    order = topological_order(by_id, {k: tuple(v) for k, v in preds.items()}, succs)
-    if len(order) == len(by_id):
-        return None
-    # Every task left out has a predecessor that was left out too: walking back along such
-    # predecessors must come round to a task already seen, which closes a cycle.
-    left = set(by_id) - set(order)
+    a DAG. Every destination must be one of ``tasks``."""
+    return Job(0, tuple(tasks)).cycle()
+
+
+def _trace_cycle(left: set[TaskId], preds: Mapping[TaskId, tuple[TaskId, ...]]) -> list[TaskId]:
+    """A cycle among ``left``, the tasks a topological sort left out: each of them has a
+    predecessor left out too, so walking back along such predecessors must come round to a task
+    already seen, which closes a cycle."""
     seen: dict[TaskId, int] = {}
     path: list[TaskId] = []
     cur = min(left)

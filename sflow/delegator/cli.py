@@ -16,20 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
-from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
 from sflow.errors import InputError
-from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
-from sflow.model.infra import Address, Environment, VcpuId
-from sflow.model.schedule import Schedule
-from sflow.model.workflow import Job, TaskId
 from sflow.secret import generate_secret, read_secret
 
-# Twisted, rich and the dispatchers are imported by the commands that run them, so that ``sflow
-# --help`` and the other commands start without them.
+# The readers, plans, Twisted, rich and the dispatchers are imported by the commands that run
+# them, so that ``sflow --help`` and the other commands start without them.
 if TYPE_CHECKING:
     from twisted.internet import defer
 
+    from sflow.delegator.plan import JobPlan, TaskPlacement
     from sflow.delegator.trace import Trace
+    from sflow.model.infra import Address, Environment, VcpuId
+    from sflow.model.schedule import Schedule
+    from sflow.model.workflow import Job, TaskId
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +88,16 @@ def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
 
 
 def node_address(address: Address, config: Config) -> str:
+    from sflow.model.infra import Address
+
     """``host:port`` of a node; an address without a port uses the port of ``node.listen``."""
     port = address.port if address.port is not None else parse_host_port(config.node.listen, "node.listen")[1]
     return str(Address(address.host, port))
 
 
 def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, env_name: str) -> Prepared:
+    from sflow.delegator.plan import TaskPlacement
+
     from sflow.sched.problem import Problem
     from sflow.sched.registry import get_scheduler
 
@@ -109,6 +112,9 @@ def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, e
 
 
 def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
+    from sflow.delegator.plan import TaskPlacement
+    from sflow.jsonio import load_mapping
+
     mapping = load_mapping(mapping_path)
     missing = sorted(set(job.by_id) - set(mapping.placements))
     if missing:
@@ -122,6 +128,8 @@ def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: st
 
 
 def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Schedule | None, source: str) -> Prepared:
+    from sflow.delegator.plan import build_plan, schedule_order
+
     """The plan of a fresh run (a new run id), its functions in the schedule's order when there is one."""
     starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
     plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), source)
@@ -192,6 +200,7 @@ def _outdir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _delegate(args: argparse.Namespace) -> int:
+    from sflow.jsonio import load_environment, load_job
     from sflow.node.blocking import run_until
 
     if args.mapping and args.algorithm:
@@ -231,6 +240,7 @@ def _is_loopback(host: str) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     from sflow.delegator.local import LocalCluster, local_environment
+    from sflow.jsonio import environment_to_dict, load_environment, load_job, write_json
     from sflow.node.blocking import run_until
 
     config = config_from_args(args, secret_overrides(args))

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from sflow.config import add_config_argument, config_from_args
 from sflow.errors import InputError
-from sflow.jsonio import load_environment, load_job, load_mapping, mapping_to_dict, write_json
 from sflow.sched.registry import get_scheduler, names
 
 # The schedulers' numpy and rich's tables are imported by the commands that use them, so that
@@ -82,6 +81,7 @@ def _fmt(x: float) -> str:
 
 
 def _load(args: argparse.Namespace) -> tuple[Environment, Problem, Any]:
+    from sflow.jsonio import load_environment, load_job
     from sflow.sched.problem import Problem
 
     env = load_environment(args.env)
@@ -105,6 +105,7 @@ def _schedule(args: argparse.Namespace) -> int:
             raise InputError("<flag>", "--compare", "runs every algorithm; it takes no -a, -o or --gantt")
         _, problem, _ = _load(args)
         return _compare(problem, seed)
+    from sflow.jsonio import mapping_to_dict, write_json
     from sflow.sched.simulate import measure
     from sflow.sched.validate import validate_schedule
 
@@ -183,6 +184,7 @@ def _report(m: Measures, problem: Problem) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     _batch()
+    from sflow.jsonio import load_environment, load_mapping
     from sflow.sched.problem import Problem
     from sflow.sched.simulate import measure, replay, replay_schedule
     from sflow.sched.validate import validate_schedule
@@ -207,6 +209,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _import_wfcommons(args: argparse.Namespace) -> int:
+    from sflow.jsonio import write_json
     from sflow.wfcommons import DEFAULT_REFERENCE_MIPS, load_instance
 
     mips = args.reference_mips if args.reference_mips is not None else DEFAULT_REFERENCE_MIPS

@@ -115,6 +115,8 @@ class SfcService:
         self.signer = cluster_signer(secret)
         self.producer = Producer()
         self.installed: dict[str, dict[str, Installed]] = {}
+        #: changes whenever a function new to this node is installed (placers cache on it)
+        self.generation = 0
         self._held: dict[str, list[_Held]] = {}
         #: events by run, for the runs installed most recently (at most MAX_RUNS)
         self._runs: dict[str, list[dict[str, Any]]] = {}
@@ -471,6 +473,8 @@ class SfcService:
     def _register(self, item: Installed) -> bool:
         """Know ``item`` (and keep events for its run); True when it is new to this node."""
         runs = self.installed.setdefault(item.spec.digest, {})
+        if not runs:
+            self.generation += 1
         new = item.run not in runs
         if new:
             runs[item.run] = item

@@ -69,13 +69,7 @@ async def ip_run(
             await cluster.stop()
 
 
-def run_job(
-    job: Job,
-    nodes: int,
-    vcpus_per_node: int,
-    place: Callable[[TaskId], tuple[int, int]],
-    chunk_size: int = 262144,
-) -> Outcome:
-    """:func:`ip_run` in a reactor of its own (once per process: a reactor cannot be restarted)."""
-    return run_until(lambda reactor: defer.Deferred.fromCoroutine(
-        ip_run(reactor, job, nodes, vcpus_per_node, place, chunk_size)))
+def run_job(*args: Any, **kwargs: Any) -> Outcome:
+    """:func:`ip_run` (same arguments, without the reactor) in a reactor of its own: once per
+    process, as a reactor cannot be restarted."""
+    return run_until(lambda reactor: defer.Deferred.fromCoroutine(ip_run(reactor, *args, **kwargs)))

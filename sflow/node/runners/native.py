@@ -78,49 +78,9 @@ def function_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SFLOW_")}
 
 
-class _Pipe:
-    """The reactor's reader of one of the function's output pipes (an ``IReadDescriptor``)."""
-
-    __slots__ = ("_fd", "_tail", "_function")
-
-    def __init__(self, fd: int, tail: Tail, function: _Function) -> None:
-        self._fd = fd
-        self._tail = tail
-        self._function = function
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def logPrefix(self) -> str:
-        return "sflow-function"
-
-    def doRead(self) -> None:
-        try:
-            data = os.read(self._fd, _READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            log.debug("function pipe read failed fd=%s error=%s", self._fd, exc)
-            data = b""
-        if data:
-            self._tail.feed(data)
-        else:
-            self.close()
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._fd < 0:
-            return
-        self._function.reactor.removeReader(self)
-        os.close(self._fd)
-        self._fd = -1
-        self._function.pipe_closed(self)
-
-
-class _Exit:
-    """The reactor's reader of the shell's pidfd: readable once the shell has exited."""
+class _Watched:
+    """A descriptor of the function's that the reactor watches for reading (an
+    ``IReadDescriptor``): an output pipe or the shell's pidfd. Closed once, by whoever is first."""
 
     __slots__ = ("_fd", "_function")
 
@@ -135,14 +95,7 @@ class _Exit:
         return "sflow-function"
 
     def doRead(self) -> None:
-        try:
-            pid, status = os.waitpid(self._function.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = self._function.pid, -1  # reaped elsewhere: the status is lost
-        if pid == 0:
-            return  # spurious wake-up
-        self.close()
-        self._function.exited(status)
+        raise NotImplementedError
 
     def connectionLost(self, reason: Failure) -> None:
         self.close()
@@ -153,6 +106,52 @@ class _Exit:
         self._function.reactor.removeReader(self)
         os.close(self._fd)
         self._fd = -1
+        self._closed()
+
+    def _closed(self) -> None:
+        """What closing means to the function (nothing by default)."""
+
+
+class _Pipe(_Watched):
+    """One of the function's output pipes, read into a bounded tail."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self, fd: int, tail: Tail, function: _Function) -> None:
+        super().__init__(fd, function)
+        self._tail = tail
+
+    def doRead(self) -> None:
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            log.debug("function pipe read failed fd=%s error=%s", self._fd, exc)
+            data = b""
+        if data:
+            self._tail.feed(data)
+        else:
+            self.close()
+
+    def _closed(self) -> None:
+        self._function.pipe_closed(self)
+
+
+class _Exit(_Watched):
+    """The shell's pidfd: readable once the shell has exited; then the shell is reaped."""
+
+    __slots__ = ()
+
+    def doRead(self) -> None:
+        try:
+            pid, status = os.waitpid(self._function.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self._function.pid, -1  # reaped elsewhere: the status is lost
+        if pid == 0:
+            return  # spurious wake-up
+        self.close()
+        self._function.exited(status)
 
 
 class _Function:

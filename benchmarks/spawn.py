@@ -29,7 +29,7 @@ from report import BARE, emit, load, median_ms, parser, ratio
 from twisted.internet import defer
 
 from sflow.node.blocking import run_until
-from sflow.node.runners.native import NativeRunner
+from sflow.node.runners.native import NativeRunner, reap_through_pidfds_only
 
 _LAUNCHER = (
     "import os,sys\n"
@@ -94,7 +94,11 @@ def main() -> None:
                     fn()
                     times.setdefault(label, []).append(time.perf_counter() - began)
 
-        run_until(lambda reactor: defer.Deferred.fromCoroutine(rounds(reactor)))
+        def main(reactor: Any) -> defer.Deferred[None]:
+            reap_through_pidfds_only(reactor)  # as the node does
+            return defer.Deferred.fromCoroutine(rounds(reactor))
+
+        run_until(main)
 
     floor = statistics.median(times["bare"])
     print(f"starting /bin/sh -c true, {args.rounds} rounds, interleaved; load {load()['loadavg_1m']:.2f} "

@@ -85,6 +85,7 @@ def _node(args: argparse.Namespace) -> int:
     from twisted.internet import reactor as _reactor
 
     from sflow.node.execution import Executor
+    from sflow.node.runners.native import reap_through_pidfds_only
     from sflow.node.server import NodeService
 
     reactor: Any = _reactor
@@ -119,6 +120,7 @@ def _node(args: argparse.Namespace) -> int:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
     reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
+    reap_through_pidfds_only(reactor)  # the node starts no process through Twisted
     log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
     print(format_readiness(Readiness(service.name, os.getpid(), __version__, icn_address)), flush=True)
     try:

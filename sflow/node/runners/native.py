@@ -42,6 +42,7 @@ import shlex
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -122,17 +123,27 @@ class _Pipe(_Watched):
         self._tail = tail
 
     def doRead(self) -> None:
+        self._read()
+
+    def _read(self) -> bool:
+        """Read what is there; False when nothing more is there for now (or ever: closed)."""
         try:
             data = os.read(self._fd, _READ_SIZE)
         except BlockingIOError:
-            return
+            return False
         except OSError as exc:
             log.debug("function pipe read failed fd=%s error=%s", self._fd, exc)
             data = b""
         if data:
             self._tail.feed(data)
-        else:
-            self.close()
+            return True
+        self.close()
+        return False
+
+    def drain(self) -> None:
+        """Read until the pipe is empty or closed (the shell has exited: usually both at once)."""
+        while self._fd >= 0 and self._read():
+            pass
 
     def _closed(self) -> None:
         self._function.pipe_closed(self)
@@ -144,12 +155,18 @@ class _Exit(_Watched):
     __slots__ = ()
 
     def doRead(self) -> None:
+        self.reap()
+
+    def reap(self) -> None:
+        """Reap the shell if it has exited (and tell the function); else nothing."""
+        if self._fd < 0:
+            return
         try:
             pid, status = os.waitpid(self._function.pid, os.WNOHANG)
         except ChildProcessError:
             pid, status = self._function.pid, -1  # reaped elsewhere: the status is lost
         if pid == 0:
-            return  # spurious wake-up
+            return  # not yet (or a spurious wake-up)
         self.close()
         self._function.exited(status)
 
@@ -164,6 +181,7 @@ class _Function:
         self.stdout = Tail(tail_bytes)
         self.stderr = Tail(tail_bytes)
         self.pipes: list[_Pipe] = []
+        self.exit: _Exit | None = None
         self.status: int | None = None  # the wait status once the shell has exited
         self.ended = False
         self.killed = False
@@ -173,15 +191,22 @@ class _Function:
         self.pipes = [_Pipe(out_fd, self.stdout, self), _Pipe(err_fd, self.stderr, self)]
         for pipe in self.pipes:
             self.reactor.addReader(pipe)
-        self.reactor.addReader(_Exit(pidfd, self))
+        self.exit = _Exit(pidfd, self)
+        self.reactor.addReader(self.exit)
 
     # Events ------------------------------------------------------------------------------------
+
+    # The shell's exit closes its pipes and makes its pidfd readable at almost the same moment;
+    # whichever the reactor sees first, the other is looked at at once, so that a function costs
+    # the node one wake-up, not three.
 
     def exited(self, status: int) -> None:
         self.status = status
         # Whatever the shell left behind in its group goes with it; processes that escaped the
         # group but still hold the pipes are cut off after a grace period.
         self._signal_group(signal.SIGKILL)
+        for pipe in list(self.pipes):
+            pipe.drain()
         if self.pipes:
             self._later(KILL_GRACE, self._close_pipes)
         else:
@@ -189,8 +214,12 @@ class _Function:
 
     def pipe_closed(self, pipe: _Pipe) -> None:
         self.pipes.remove(pipe)
-        if not self.pipes and self.status is not None:
+        if self.pipes:
+            return
+        if self.status is not None:
             self._end()
+        elif self.exit is not None:
+            self.exit.reap()
 
     def _end(self) -> None:
         if self.ended:
@@ -299,6 +328,19 @@ class NativeRunner:
         function.watch(out_r, err_r, pidfd)
         log.debug("spawned pid=%s cwd=%s cpus=%s", pid, workdir, cpus or "-")
         return function
+
+
+class _Starting(Protocol):
+    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any: ...
+
+
+def reap_through_pidfds_only(reactor: _Starting) -> None:
+    """For a process whose children are all started by :class:`NativeRunner` (the node): once the
+    reactor runs, put SIGCHLD back to its default, so that a function's exit wakes the reactor
+    once (its pidfd), not once more for Twisted's SIGCHLD handler, which has nothing to reap.
+    SIG_DFL, not SIG_IGN: the children are still reaped here, with their status. Not for a
+    process that also starts children through Twisted (``reactor.spawnProcess`` needs the handler)."""
+    reactor.callWhenRunning(signal.signal, signal.SIGCHLD, signal.SIG_DFL)
 
 
 def _no_inherited_descriptors() -> None:

@@ -46,6 +46,8 @@ def signals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
 def _function(reactor: FakeReactor) -> tuple[_Function, list[int]]:
     ends = [os.pipe() for _ in range(3)]
+    for r, _ in ends:
+        os.set_blocking(r, False)  # as the runner's read ends are
     f = _Function(reactor, 4242, tail_bytes=8)
     f.watch(ends[0][0], ends[1][0], ends[2][0])
     writers = [w for _, w in ends]
@@ -120,3 +122,18 @@ def test_the_script_holds_then_enters_the_directory_on_the_command_line() -> Non
     held = spawn_script("echo hi", workdir, held=True)
     assert held.startswith("read -r _ <&3 || exit 126; exec 3<&-; cd -- ")
     assert held.endswith("; echo hi") and "\n" not in held
+
+
+def test_exit_reads_pipes_at_once_so_one_wake_up_suffices(signals: list[tuple[int, int]]) -> None:
+    # The shell exited and its pipes hold their last bytes and end-of-file: the pidfd's event alone
+    # gives the result (the pipes' own events are not waited for).
+    reactor = FakeReactor()
+    f, (out_w, err_w, exit_w) = _function(reactor)
+    os.write(out_w, b"last\n")
+    os.close(out_w)
+    os.close(err_w)
+    f.exited(0)
+    outcome = _outcome(f)
+    assert outcome is not None and (outcome.exit_status, outcome.stdout_tail) == (0, "last\n")
+    assert reactor.getDelayedCalls() == []
+    os.close(exit_w)

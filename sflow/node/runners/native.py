@@ -272,12 +272,14 @@ class NativeRunner:
     def __init__(self, reactor: Reactor, *, tail_bytes: int = TAIL_BYTES) -> None:
         self._reactor = reactor
         self._tail_bytes = tail_bytes
+        # The node's environment is fixed once it runs: filtered once, not for every function.
+        self._environment = function_environment()
         _no_inherited_descriptors()
 
     def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> _Function:
         """Spawn ``/bin/sh -c shell`` with ``workdir`` (absolute) as cwd, pinned to ``cpus`` when
-        given, in :func:`function_environment`. Raises ``OSError`` when the process cannot be
-        spawned or pinned (nothing is left running then)."""
+        given, in :func:`function_environment` (as it was when the runner was made). Raises
+        ``OSError`` when the process cannot be spawned or pinned (nothing is left running then)."""
         opened: list[int] = []
         try:
             out_r, out_w = _pipe(opened)
@@ -296,7 +298,7 @@ class NativeRunner:
             pid = os.posix_spawn(
                 SHELL,
                 [SHELL, "-c", spawn_script(shell, workdir, held=bool(cpus))],
-                function_environment(),
+                self._environment,
                 file_actions=actions,
                 setsid=True,
                 setsigdef=_DEFAULT_SIGNALS,

@@ -47,7 +47,7 @@ from sflow.icn.packet import Data, Interest, make_data
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
-from sflow.sfc.bundle import READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
+from sflow.sfc.bundle import INLINE_LIMIT, READY, RUNNING, Status, decode_bundle, encode_bundle, encode_status
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
@@ -198,10 +198,7 @@ class SfcService:
             if isinstance(action, Reply):
                 if action.state == READY:
                     self._store_hit(digest, runs)
-                    served = self.store.get(digest, program)
-                    answer = self._status(interest, Status(
-                        READY, node=self.name, version=served.base[-1].to_number() if served else 0,
-                        segments=served.count if served else 0))
+                    answer = self._status(interest, self._ready(digest, program))
                 else:
                     answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason))
             elif isinstance(action, Hold):
@@ -232,12 +229,28 @@ class SfcService:
         held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed,
                                                                   reason=reason)))
 
+    def _ready(self, digest: str, program: str) -> Status:
+        """The ready status of a stored result: its version and segments, and the result itself
+        when it is small (the consumer then has it without fetching it)."""
+        served = self.store.get(digest, program)
+        if served is None:
+            return Status(READY, node=self.name)
+        inline = served.content if len(served.content) <= INLINE_LIMIT else b""
+        return Status(READY, node=self.name, version=served.base[-1].to_number(), segments=served.count,
+                      content=inline)
+
     def _reply_all(self, digest: str, state: str, reason: str) -> None:
         self._waiting.pop(digest, None)
-        for held in self._held.pop(digest, []):
+        waiting = self._held.pop(digest, [])
+        item = self.function(digest)
+        if state == READY and item is not None:
+            status = self._ready(digest, item.spec.program)
+        else:
+            status = Status(state, node=self.name, reason=reason)
+        for held in waiting:
             if held.timer is not None and held.timer.active():
                 held.timer.cancel()
-            held.deferred.callback(self._status(held.interest, Status(state, node=self.name, reason=reason)))
+            held.deferred.callback(self._status(held.interest, status))
 
     def _perform(self, item: Installed, action: Obtain | Execute | ReplyAll) -> None:
         digest = item.spec.digest

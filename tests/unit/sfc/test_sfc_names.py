@@ -94,3 +94,20 @@ def test_bad_bundles_and_statuses_are_rejected() -> None:
         decode_status(msgpack.packb({"s": "bogus"}))
     for status in (Status(RUNNING, "n1", "waiting", 2.5, 100), Status(FAILED, reason="exit status 1")):
         assert decode_status(encode_status(status)) == status
+
+
+def test_status_carries_a_ready_result_and_nothing_else() -> None:
+    import pytest
+
+    from sflow.errors import DecodeError
+    from sflow.sfc.bundle import FAILED, READY, Status, decode_status, encode_status
+
+    ready = Status(READY, node="n0", version=7, segments=1, content=b"\x92\x01\x90")
+    assert decode_status(encode_status(ready)) == ready
+    assert decode_status(encode_status(Status(READY, node="n0"))).content == b""
+    import msgpack
+
+    with pytest.raises(DecodeError, match="content"):
+        decode_status(msgpack.packb({"s": FAILED, "content": b"x"}, use_bin_type=True))
+    with pytest.raises(DecodeError, match="content"):
+        decode_status(msgpack.packb({"s": READY, "content": "text"}, use_bin_type=True))

@@ -413,7 +413,7 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
-            log.info("event=function_start node=%s task=%d digest=%s", self.name, spec.task, digest[:16])
+            log.debug("event=function_start node=%s task=%d digest=%s", self.name, spec.task, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
                 reason = _check_remote(root, spec.remote)
@@ -436,7 +436,10 @@ class SfcService:
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
-        log.info("event=function_end node=%s task=%d ok=%s reason=%s", self.name, spec.task, ok, reason or "-")
+        if ok:
+            log.debug("event=function_end node=%s task=%d ok=True", self.name, spec.task)
+        else:
+            log.warning("event=function_end node=%s task=%d ok=False reason=%s", self.name, spec.task, reason)
         self._apply(item, self.producer.on_executed(digest, ok, reason, now))
 
     def _execute_crashed(self, failure: Failure, item: Installed) -> None:

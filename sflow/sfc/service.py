@@ -413,6 +413,7 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
+            # One INFO record per function, when it ends; its start is detail.
             log.debug("event=function_start node=%s task=%d digest=%s", self.name, spec.task, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
@@ -437,7 +438,7 @@ class SfcService:
                 "finish": result.finished if result is not None else now,
             })
         if ok:
-            log.debug("event=function_end node=%s task=%d ok=True", self.name, spec.task)
+            log.info("event=function_end node=%s task=%d ok=True", self.name, spec.task)
         else:
             log.warning("event=function_end node=%s task=%d ok=False reason=%s", self.name, spec.task, reason)
         self._apply(item, self.producer.on_executed(digest, ok, reason, now))

@@ -38,44 +38,38 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_job(
+async def ip_run(
+    reactor: Any,
     job: Job,
     nodes: int,
     vcpus_per_node: int,
     place: Callable[[TaskId], tuple[int, int]],
     chunk_size: int = 262144,
 ) -> Outcome:
-    """``place(task) -> (node index, vCPU index)``."""
+    """Run ``job`` on a fresh local cluster under the running reactor; ``place(task) -> (node
+    index, vCPU index)``. The clock runs from handing the plan over until the trace is complete."""
     with tempfile.TemporaryDirectory(prefix="sflow-bench-") as tmp:
         base = Path(tmp)
         secret_file = generate_secret(base / "secret")
         secret = read_secret(secret_file)
-        box: dict[str, Any] = {}
+        cluster = LocalCluster(reactor, ["127.0.0.1:0"] * nodes, base / "nodes", secret_file, None, vcpus_per_node)
+        try:
+            addresses = await cluster.start()
+            placements = {}
+            for t in job.by_id:
+                n, k = place(t)
+                placements[t] = TaskPlacement(addresses[n], VcpuId(f"0^{n}^0^0^{k}"), k)
+            plan = build_plan(job, placements, job.order, secrets.token_hex(4))
+            options = DispatchOptions(outdir=base / "out", algorithm="fixed", schedule=None, chunk_size=chunk_size)
+            t0 = time.perf_counter()
+            trace = await IpDispatch(reactor, secret, plan, options).run()
+            wall = time.perf_counter() - t0
+            return Outcome(trace, wall, tuple(peak_rss_mb(pid) for pid in cluster.pids))
+        finally:
+            await cluster.stop()
 
-        def main(reactor: Any) -> defer.Deferred[Trace]:
-            cluster = LocalCluster(reactor, ["127.0.0.1:0"] * nodes, base / "nodes", secret_file, None, vcpus_per_node)
 
-            def started(addresses: list[str]) -> defer.Deferred[Trace]:
-                placements = {}
-                for t in job.by_id:
-                    n, k = place(t)
-                    placements[t] = TaskPlacement(addresses[n], VcpuId(f"0^{n}^0^0^{k}"), k)
-                plan = build_plan(job, placements, job.order, secrets.token_hex(4))
-                options = DispatchOptions(outdir=base / "out", algorithm="fixed", schedule=None, chunk_size=chunk_size)
-                box["t0"] = time.perf_counter()
-                d = IpDispatch(reactor, secret, plan, options).run()
-
-                def measured(trace: Trace) -> Trace:
-                    box["wall"] = time.perf_counter() - box["t0"]
-                    box["rss"] = tuple(peak_rss_mb(pid) for pid in cluster.pids)
-                    return trace
-
-                return d.addCallback(measured)
-
-            d: defer.Deferred[Any] = cluster.start()
-            d.addCallback(started)
-            d.addBoth(lambda result: cluster.stop().addCallback(lambda _: result))
-            return d
-
-        trace = run_until(main)
-        return Outcome(trace, box["wall"], box["rss"])
+def run_job(*args: Any, **kwargs: Any) -> Outcome:
+    """:func:`ip_run` (same arguments, without the reactor) in a reactor of its own: once per
+    process, as a reactor cannot be restarted."""
+    return run_until(lambda reactor: defer.Deferred.fromCoroutine(ip_run(reactor, *args, **kwargs)))

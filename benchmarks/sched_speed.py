@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-slow", action="store_true", help=f"skip {', '.join(SLOW)} from --slow-limit tasks on")
     ap.add_argument("--slow-limit", type=int, default=100_000)
+    ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     ap.add_argument("--one", nargs=3, metavar=("SIZE", "VCPUS", "ALGORITHM"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     common = ["--alpha", str(args.alpha), "--out-degree", str(args.out_degree), "--ccr", str(args.ccr),
               "--seed", str(args.seed)]
+    rows: list[dict[str, Any]] = []
     print(f"{'tasks':>7} {'vCPUs':>5} {'edges':>7} {'algorithm':<12} {'build s':>8} {'schedule s':>10} "
           f"{'peak MB':>8} {'makespan':>10}")
     for size in args.sizes:
@@ -148,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{size:>7} {vcpus:>5} {'':>7} {algorithm:<12} FAILED: {proc.stderr.strip()[-300:]}")
                     continue
                 r = json.loads(proc.stdout)
+                rows.append(r)
                 print(f"{size:>7} {vcpus:>5} {r['edges']:>7} {algorithm:<12} {r['build_s']:>8.3f} "
                       f"{r['schedule_s']:>10.3f} {r['peak_mb']:>8.0f} {r['makespan']:>10.1f}", flush=True)
+    if args.json:
+        from report import emit
+
+        emit(args, "sched_speed", {"runs": rows})
     return 0
 
 

@@ -2,14 +2,14 @@
 (default: the ffmpeg sample job; target ≤ 5 %). The second run computes nothing: its END results
 come from the nodes' content stores.
 
-    .venv/bin/python benchmarks/sfc_cache.py [JOB.json]
+    .venv/bin/python benchmarks/sfc_cache.py [JOB.json] [--json OUT]
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from report import emit, parser
 from sfc_common import Session, run_sessions
 
 from sflow.jsonio import load_job
@@ -18,7 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    path = sys.argv[1] if len(sys.argv) > 1 else str(REPO / "jobs" / "ffmpeg.json")
+    p = parser(__doc__)
+    p.add_argument("job", nargs="?", default=str(REPO / "jobs" / "ffmpeg.json"))
+    args = p.parse_args()
+    path = args.job
+    figures: dict[str, dict[str, float]] = {}
     job = load_job(path)
     order = {t: i for i, t in enumerate(job.order)}
     modes = ("icn", "auto")
@@ -29,6 +33,9 @@ def main() -> None:
         print(f"{mode}: first run {first.wall:.3f} s, second run {second.wall:.3f} s "
               f"= {100 * second.wall / first.wall:.1f} % of the first (target <= 5 %); "
               f"functions executed in the second run: {executed or 'none'}")
+        figures[mode] = {"first_s": first.wall, "second_s": second.wall, "ratio": second.wall / first.wall,
+                         "executed_in_second": len(executed)}
+    emit(args, "sfc_cache", {"job": path, "modes": figures})
 
 
 if __name__ == "__main__":

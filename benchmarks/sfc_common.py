@@ -14,6 +14,8 @@ from typing import Any
 
 from twisted.internet import defer, task
 
+from ip_common import peak_rss_mb
+
 from sflow.config import Config
 from sflow.delegator.icn import icn_dispatch
 from sflow.delegator.local import LocalCluster
@@ -29,6 +31,8 @@ from sflow.secret import generate_secret, read_secret
 class Run:
     trace: Trace
     wall: float
+    #: peak resident memory of each node process so far (VmHWM), in MB
+    peak_rss_mb: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,40 +47,43 @@ class Session:
     vcpus_per_node: int = 1
 
 
+async def icn_session(reactor: Any, base: Path, s: Session) -> list[Run]:
+    """Run a session's jobs on a fresh cluster under the running reactor, in ``base``."""
+    secret_file = generate_secret(base / "secret")
+    secret = read_secret(secret_file)
+    config = Config()
+    cluster = LocalCluster(reactor, ["127.0.0.1:0"] * s.nodes, base / "nodes", secret_file, None,
+                           s.vcpus_per_node, s.mode)
+    runs: list[Run] = []
+    try:
+        addresses = await cluster.start()
+        if s.mode == "auto":
+            # Let the nodes hear each other's hellos first.
+            await task.deferLater(reactor, 3 * config.icn.hello_interval)
+        for i, job in enumerate(s.jobs):
+            placements = {t: TaskPlacement(addresses[s.place(t)], VcpuId(f"0^{s.place(t)}^0^0^0"), 0)
+                          for t in job.by_id}
+            plan = build_plan(job, placements, job.order, secrets.token_hex(4))
+            t0 = time.perf_counter()
+            trace = await icn_dispatch(reactor, secret, job, plan, None, "fixed", config, base / f"out{i}",
+                                       s.mode, list(addresses))
+            wall = time.perf_counter() - t0
+            runs.append(Run(trace, wall, tuple(peak_rss_mb(pid) for pid in cluster.pids)))
+    finally:
+        await cluster.stop()
+    return runs
+
+
 def run_sessions(sessions: Sequence[Session]) -> list[list[Run]]:
     """Each session's runs (one reactor for all: it cannot be restarted)."""
     with tempfile.TemporaryDirectory(prefix="sflow-bench-icn-") as tmp:
-        base = Path(tmp)
-        secret_file = generate_secret(base / "secret")
-        secret = read_secret(secret_file)
-        config = Config()
         results: list[list[Run]] = []
-
-        async def session(reactor: Any, index: int, s: Session) -> list[Run]:
-            where = base / f"session{index}"
-            cluster = LocalCluster(reactor, ["127.0.0.1:0"] * s.nodes, where / "nodes", secret_file, None,
-                                   s.vcpus_per_node, s.mode)
-            runs: list[Run] = []
-            try:
-                addresses = await cluster.start()
-                if s.mode == "auto":
-                    # Let the nodes hear each other's hellos first.
-                    await task.deferLater(reactor, 3 * config.icn.hello_interval)
-                for i, job in enumerate(s.jobs):
-                    placements = {t: TaskPlacement(addresses[s.place(t)], VcpuId(f"0^{s.place(t)}^0^0^0"), 0)
-                                  for t in job.by_id}
-                    plan = build_plan(job, placements, job.order, secrets.token_hex(4))
-                    t0 = time.perf_counter()
-                    trace = await icn_dispatch(reactor, secret, job, plan, None, "fixed", config, where / f"out{i}",
-                                               s.mode, list(addresses))
-                    runs.append(Run(trace, time.perf_counter() - t0))
-            finally:
-                await cluster.stop()
-            return runs
 
         async def everything(reactor: Any) -> None:
             for index, s in enumerate(sessions):
-                results.append(await session(reactor, index, s))
+                where = Path(tmp) / f"session{index}"
+                where.mkdir()
+                results.append(await icn_session(reactor, where, s))
 
         run_until(lambda reactor: defer.Deferred.fromCoroutine(everything(reactor)))
         return results

@@ -12,3 +12,12 @@ def noop_chain(n: int) -> Job:
         for i in range(1, n + 1)
     ]
     return Job(1, tuple(tasks))
+
+
+def fork_join(n: int) -> Job:
+    """One START, ``n - 2`` parallel no-op functions, one join (values carry the dependencies)."""
+    middle = range(2, n)
+    tasks = [Task(TaskId(1), 1.0, "true", out_value=OutValue("go", 0.0, tuple(TaskId(i) for i in middle)))]
+    tasks += [Task(TaskId(i), 1.0, "true", out_value=OutValue("ok", 0.0, (TaskId(n),))) for i in middle]
+    tasks.append(Task(TaskId(n), 1.0, "true"))
+    return Job(2, tuple(tasks))

@@ -50,10 +50,16 @@ class SchedulerSettings:
     seed: int = _key(1, "random seed for randomised algorithms (coordvnf)")
 
 
+#: where SSH host keys are checked by default (SFTP, image repositories, cluster hosts)
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+#: where `sflow cluster deploy` keeps the dependency wheels for the hosts between deploys
+DEFAULT_WHEEL_CACHE = "~/.cache/sflow/wheelhouse"
+
+
 @dataclass(frozen=True, slots=True)
 class SecuritySettings:
     secret_file: str = _key("~/.config/sflow/cluster.secret", "the cluster secret written by `sflow keygen`")
-    known_hosts: str = _key("~/.ssh/known_hosts", "SSH host keys checked for cluster hosts, SFTP file servers and image repositories")
+    known_hosts: str = _key(DEFAULT_KNOWN_HOSTS, "SSH host keys checked for cluster hosts, SFTP file servers and image repositories")
     accept_new_host_keys: bool = _key(False, "record unknown SSH host keys on first use (a changed key is always refused)")
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sflow.jsonio import load_environment, load_job
-from sflow.model import Environment, Job
+# The readers and models are imported when the command runs (``sflow --help`` needs none of them).
+if TYPE_CHECKING:
+    from sflow.model import Environment, Job
 
 
 def register(sub: Any) -> None:
@@ -68,6 +69,8 @@ def summarise_environment(env: Environment) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from sflow.jsonio import load_environment, load_job
+
     env = load_environment(args.env)
     job = load_job(args.job)
     print(f"{args.env}: OK")

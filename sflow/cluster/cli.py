@@ -12,18 +12,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
-from sflow.cluster import ops
-from sflow.cluster.inventory import load_inventory
-from sflow.cluster.package import build_wheel, wheel_from_file
-from sflow.cluster.wheelhouse import DEFAULT_CACHE, WheelCache
-from sflow.cluster.ssh import DEFAULT_KNOWN_HOSTS, ParamikoConnector, SshOptions
-from sflow.config import Config, add_config_argument, config_from_args
+from sflow.config import DEFAULT_KNOWN_HOSTS, DEFAULT_WHEEL_CACHE, Config, add_config_argument, config_from_args
 from sflow.errors import InputError
+
+# SSH (paramiko), the operations and rich's tables are imported by the commands that use them.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sflow.cluster import ops
 
 MODES = ("ip", "icn", "auto")
 
@@ -44,7 +42,7 @@ def register(sub: Any) -> None:
     deploy.add_argument(
         "--cache",
         metavar="DIR",
-        help=f"where the dependency wheels for the hosts are kept between deploys (default: {DEFAULT_CACHE})",
+        help=f"where the dependency wheels for the hosts are kept between deploys (default: {DEFAULT_WHEEL_CACHE})",
     )
     deploy.set_defaults(func=_deploy)
 
@@ -89,6 +87,10 @@ def _action(csub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _cluster(args: argparse.Namespace, config: Config, secrets: Sequence[str | bytes] = ()) -> ops.Cluster:
+    from sflow.cluster import ops
+    from sflow.cluster.inventory import load_inventory
+    from sflow.cluster.ssh import ParamikoConnector, SshOptions
+
     if args.parallel < 1:
         raise InputError("<flag>", "--parallel", "must be at least 1")
     options = SshOptions(
@@ -107,6 +109,9 @@ def _cluster(args: argparse.Namespace, config: Config, secrets: Sequence[str | b
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+    from sflow.cluster.package import build_wheel, wheel_from_file
+    from sflow.cluster.wheelhouse import WheelCache
     from sflow.secret import read_secret  # the node's module; imported here so other commands never need it
 
     config = config_from_args(args)
@@ -119,19 +124,27 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     cluster = _cluster(args, config_from_args(args))
     return _report(args, "start", ops.start(cluster, mode=args.mode, timeout=args.timeout, listen=args.listen))
 
 
 def _stop(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     return _report(args, "stop", ops.stop(_cluster(args, config_from_args(args)), grace=args.grace))
 
 
 def _status(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     return _report(args, "status", ops.status(_cluster(args, config_from_args(args)), timeout=args.timeout), one_line=True)
 
 
 def _logs(args: argparse.Namespace) -> int:
+    from sflow.cluster import ops
+
     out = Path(args.output)
     results = ops.collect_logs(_cluster(args, config_from_args(args)), out)
     status = _report(args, "logs", results)
@@ -148,6 +161,8 @@ def exit_status(results: Sequence[ops.HostResult]) -> int:
 def render_table(results: Sequence[ops.HostResult], title: str, console: Console, *, one_line: bool = False) -> None:
     """One row per host; with ``one_line`` each row is one terminal line (details cut with an
     ellipsis: --json and the -v log have them whole)."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     # host and result are never squeezed: the detail gives way
     table.add_column("host", no_wrap=True, min_width=max((len(r.host) for r in results), default=4))
@@ -161,6 +176,8 @@ def render_table(results: Sequence[ops.HostResult], title: str, console: Console
 
 
 def _report(args: argparse.Namespace, what: str, results: Sequence[ops.HostResult], *, one_line: bool = False) -> int:
+    from rich.console import Console
+
     if args.json:
         print(json.dumps([r.as_json() for r in results], indent=2))
     else:

@@ -31,13 +31,14 @@ from packaging.utils import canonicalize_name
 
 from sflow.cluster.bootstrap import file_sha256
 from sflow.cluster.target import HostPython
+from sflow.config import DEFAULT_WHEEL_CACHE
 from sflow.errors import ClusterError
 
 __all__ = ["DEFAULT_CACHE", "DependencyWheels", "WheelCache", "WheelFile", "Wheelhouse", "file_sha256", "requirements_for", "sync_plan"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = "~/.cache/sflow/wheelhouse"
+DEFAULT_CACHE = DEFAULT_WHEEL_CACHE
 PIP = "pip"  # shipped too: the host installs with it, and needs neither ensurepip nor an index
 
 

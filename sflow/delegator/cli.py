@@ -14,24 +14,22 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from twisted.internet import defer
+from typing import TYPE_CHECKING, Any
 
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
-from sflow.delegator.ip import DispatchOptions, IpDispatch
-from sflow.delegator.local import LocalCluster, local_environment
-from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
-from sflow.delegator.trace import Trace, chart_note, load_trace, makespan_line, summary_table, trace_chart, write_trace
 from sflow.errors import InputError
-from sflow.jsonio import environment_to_dict, load_environment, load_job, load_mapping, write_json
-from sflow.model.infra import Address, Environment, VcpuId
-from sflow.model.schedule import Schedule
-from sflow.model.workflow import Job, TaskId
-from sflow.node.blocking import run_until
 from sflow.secret import generate_secret, read_secret
+
+# The readers, plans, Twisted, rich and the dispatchers are imported by the commands that run
+# them, so that ``sflow --help`` and the other commands start without them.
+if TYPE_CHECKING:
+    from twisted.internet import defer
+
+    from sflow.delegator.plan import JobPlan, TaskPlacement
+    from sflow.delegator.trace import Trace
+    from sflow.model.infra import Address, Environment, VcpuId
+    from sflow.model.schedule import Schedule
+    from sflow.model.workflow import Job, TaskId
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +90,16 @@ def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
 
 
 def node_address(address: Address, config: Config) -> str:
+    from sflow.model.infra import Address
+
     """``host:port`` of a node; an address without a port uses the port of ``node.listen``."""
     port = address.port if address.port is not None else parse_host_port(config.node.listen, "node.listen")[1]
     return str(Address(address.host, port))
 
 
 def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, env_name: str) -> Prepared:
+    from sflow.delegator.plan import TaskPlacement
+
     from sflow.sched.problem import Problem
     from sflow.sched.registry import get_scheduler
 
@@ -112,6 +114,9 @@ def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, e
 
 
 def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
+    from sflow.delegator.plan import TaskPlacement
+    from sflow.jsonio import load_mapping
+
     mapping = load_mapping(mapping_path)
     if mapping.job.id != job.id:
         raise InputError(mapping_path, "$.job_id", f"the mapping is for job {mapping.job.id}, but the job to run is "
@@ -129,6 +134,8 @@ def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: st
 
 
 def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Schedule | None, source: str) -> Prepared:
+    from sflow.delegator.plan import build_plan, schedule_order
+
     """The plan of a fresh run (a new run id), its functions in the schedule's order when there is one."""
     starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
     plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), source)
@@ -151,6 +158,8 @@ def node_vcpus(env: Environment, config: Config) -> dict[str, tuple[str, ...]]:
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
               progress: Callable[[str, int], None], job: Job, env: Environment, mode: str = "ip",
               nodes: list[str] | None = None) -> defer.Deferred[Trace]:
+    from sflow.delegator.ip import DispatchOptions, IpDispatch
+
     if mode != "ip":
         from sflow.delegator.icn import icn_dispatch
 
@@ -168,6 +177,9 @@ def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, o
 
 
 def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trace]) -> Trace:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -184,6 +196,10 @@ def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trac
 
 
 def _report(trace: Trace, outdir: Path) -> None:
+    from rich.console import Console
+
+    from sflow.delegator.trace import makespan_line, summary_table, write_trace
+
     path = outdir / "trace.json"
     write_trace(path, trace)
     Console().print(summary_table(trace))  # the terminal's width; 80 columns when not a terminal
@@ -204,6 +220,9 @@ def _outdir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _delegate(args: argparse.Namespace) -> int:
+    from sflow.jsonio import load_environment, load_job
+    from sflow.node.blocking import run_until
+
     if args.mapping and args.algorithm:
         raise InputError("<flag>", "--mapping", "give either -a/--algorithm or --mapping, not both")
     config = config_from_args(args, secret_overrides(args))
@@ -251,6 +270,10 @@ def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, s
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sflow.delegator.local import LocalCluster, local_environment
+    from sflow.jsonio import environment_to_dict, load_environment, load_job, write_json
+    from sflow.node.blocking import run_until
+
     config = config_from_args(args, secret_overrides(args))
     job = load_job(args.job)
     outdir = _outdir(args, config)
@@ -318,6 +341,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _gantt(args: argparse.Namespace) -> int:
+    from sflow.delegator.trace import chart_note, load_trace, makespan_line, trace_chart
     from sflow.sched.gantt import draw_gantt
 
     trace = load_trace(args.trace)

@@ -13,22 +13,50 @@ FIB, PIT and CS sizes, the CS hit ratio and NFD's counters (``--json`` prints th
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 from sflow.config import add_config_argument, config_from_args
 from sflow.errors import IcnError, InputError, SflowError
-from sflow.icn import cs as csmod
-from sflow.icn.face.uri import parse_face_uri
-from sflow.icn.forwarder import UNSOLICITED_DATA_POLICIES, ForwarderConfig
-from sflow.icn.management_client import fetch_status, format_status
-from sflow.icn.name import Name
-from sflow.icn.server import ForwarderServer, parse_static_route, tune_garbage_collector
-from sflow.icn.strategy import resolve_strategy
+
+# The forwarder and its server (Twisted) are imported by the commands that run them, so that
+# registering these subcommands (``sflow --help``) imports none of the ICN layer.
+if TYPE_CHECKING:
+    from sflow.icn.forwarder import ForwarderConfig
 
 log = logging.getLogger(__name__)
+
+
+class _Choices(Sequence[str]):
+    """Names that a module of the ICN layer defines, looked up only when argparse needs them (a
+    value to check, or this subcommand's help)."""
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self._module = module
+        self._attribute = attribute
+
+    def _names(self) -> list[str]:
+        names = getattr(importlib.import_module(self._module), self._attribute)
+        return sorted(names) if isinstance(names, dict) else list(names)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
 
 
 def register(sub: Any) -> None:
@@ -47,9 +75,11 @@ def register(sub: Any) -> None:
                    help="content store capacity in packets (default: icn.cs_capacity_packets)")
     p.add_argument("--cs-capacity-bytes", metavar="N", type=int, default=None,
                    help="content store capacity in bytes (default: icn.cs_capacity_bytes; 0 = no byte limit)")
-    p.add_argument("--cs-policy", choices=sorted(csmod.POLICIES), default="lru", help="CS replacement policy")
-    p.add_argument("--unsolicited", choices=UNSOLICITED_DATA_POLICIES, default="drop-all",
-                   help="unsolicited Data policy (default drop-all, as NFD)")
+    # (choices set after add_argument, which would otherwise list them at once to check a metavar)
+    p.add_argument("--cs-policy", default="lru",
+                   help="CS replacement policy").choices = _Choices("sflow.icn.cs", "POLICIES")
+    p.add_argument("--unsolicited", default="drop-all", help="unsolicited Data policy (default drop-all, as NFD)"
+                   ).choices = _Choices("sflow.icn.forwarder", "UNSOLICITED_DATA_POLICIES")
     p.add_argument("--default-hop-limit", metavar="N", type=int, default=0,
                    help="HopLimit added to Interests without one (0: none)")
     p.add_argument("--strategy", metavar="PREFIX=NAME", action="append", default=[],
@@ -82,6 +112,8 @@ def _icn_help(parser: argparse.ArgumentParser) -> int:
 
 
 def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
+    from sflow.icn.forwarder import ForwarderConfig
+
     capacity = args.cs_capacity if args.cs_capacity is not None else icn.cs_capacity_packets
     capacity_bytes = args.cs_capacity_bytes if args.cs_capacity_bytes is not None else icn.cs_capacity_bytes
     if capacity < 0 or capacity_bytes < 0:
@@ -98,6 +130,11 @@ def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
 
 
 def run_forwarder(args: argparse.Namespace) -> int:
+    from sflow.icn.face.uri import parse_face_uri
+    from sflow.icn.name import Name
+    from sflow.icn.server import ForwarderServer, parse_static_route, tune_garbage_collector
+    from sflow.icn.strategy import resolve_strategy
+
     config = config_from_args(args)
     forwarder_config = _forwarder_config(args, config.icn)
     strategies = []
@@ -141,6 +178,9 @@ def _route_failed(failure: Any, route: Any) -> None:
 
 
 def icn_status(args: argparse.Namespace) -> int:
+    from sflow.icn.face.uri import parse_face_uri
+    from sflow.icn.management_client import fetch_status, format_status
+
     from twisted.internet import reactor as installed_reactor
 
     reactor: Any = installed_reactor

@@ -384,11 +384,9 @@ class Name:
         return _trusted(wire, tuple(ends))
 
     def is_prefix_of(self, other: Name) -> bool:
-        if len(self.ends) > len(other.ends):
-            return False
-        return other.wire.startswith(self.wire) and (
-            not self.ends or other.ends[len(self.ends) - 1] == len(self.wire)
-        )
+        # Components are TLVs: when other's encoding starts with all of self's, its first
+        # components are self's, boundaries included (a TLV's length says where it ends).
+        return other.wire.startswith(self.wire)
 
     def last_type(self) -> int:
         """TLV-TYPE of the last component (0 for the empty name)."""

@@ -115,6 +115,14 @@ class Job:
         object.__setattr__(self, "succs", {k: tuple(v) for k, v in succs.items()})
         object.__setattr__(self, "order", topological_order(by_id, self.preds, self.succs))
 
+    def cycle(self) -> list[TaskId] | None:
+        """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None
+        when the tasks form a DAG. It costs nothing more than the topological sort the job made
+        when it was built: only when that sort left tasks out is a cycle traced among them."""
+        if len(self.order) == len(self.tasks):
+            return None
+        return _trace_cycle(set(self.by_id) - set(self.order), self.preds)
+
     @property
     def start_tasks(self) -> tuple[TaskId, ...]:
         return tuple(t.id for t in self.tasks if not self.preds[t.id])
@@ -179,15 +187,23 @@ def topological_order(
 
 
 def find_cycle(tasks: Iterable[Task]) -> list[TaskId] | None:
-    """A cycle of task ids (first id repeated at the end), or None for a DAG."""
-    import networkx as nx
+    """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None for
+    a DAG. Every destination must be one of ``tasks``."""
+    return Job(0, tuple(tasks)).cycle()
 
-    g = nx.DiGraph()
-    for t in tasks:
-        g.add_node(t.id)
-        g.add_edges_from((t.id, d) for d in t.dests)
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return None
-    return [u for u, _ in cycle] + [cycle[0][0]]
+
+def _trace_cycle(left: set[TaskId], preds: Mapping[TaskId, tuple[TaskId, ...]]) -> list[TaskId]:
+    """A cycle among ``left``, the tasks a topological sort left out: each of them has a
+    predecessor left out too, so walking back along such predecessors must come round to a task
+    already seen, which closes a cycle."""
+    seen: dict[TaskId, int] = {}
+    path: list[TaskId] = []
+    cur = min(left)
+    while cur not in seen:
+        seen[cur] = len(path)
+        path.append(cur)
+        cur = min(p for p in preds[cur] if p in left)
+    cycle = list(reversed(path[seen[cur]:]))  # in the direction of the edges
+    first = cycle.index(min(cycle))
+    cycle = cycle[first:] + cycle[:first]
+    return cycle + [cycle[0]]

@@ -128,6 +128,11 @@ class Channel(Protocol):
     # -- Twisted ---------------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        # Messages are small and answered at once: Nagle's algorithm would hold one behind the
+        # previous one's acknowledgement (files go in large chunks and lose nothing by it).
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self._timer = self._clock.callLater(AUTH_TIMEOUT, self._auth_expired)
         if self.role == "client":
             self._write("hello", {"nonce": self._my_nonce})

@@ -10,16 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer
-from twisted.internet.error import CannotListenError
-
 from sflow import __version__
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
 from sflow.errors import ListenError, SflowError
 from sflow.model.infra import Address
-from sflow.node.blocking import run_until
 from sflow.node.readiness import Readiness, format_readiness
-from sflow.node.status import STATUS_TIMEOUT, query_status
 from sflow.secret import generate_secret, read_secret
 
 log = logging.getLogger(__name__)
@@ -118,8 +113,10 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     pid_file = Path(config.node.pid_file).expanduser() if config.node.pid_file else None
 
     from twisted.internet import reactor as _reactor
+    from twisted.internet.error import CannotListenError
 
     from sflow.node.execution import Executor
+    from sflow.node.runners.native import reap_through_pidfds_only
     from sflow.node.server import NodeService
 
     reactor: Any = _reactor
@@ -154,6 +151,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
     reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
+    reap_through_pidfds_only(reactor)  # the node starts no process through Twisted
     log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
     print(format_readiness(Readiness(service.name, os.getpid(), __version__, icn_address)), flush=True)
     try:
@@ -185,6 +183,12 @@ def _node_logging(config: Config, verbosity: int) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    # Twisted is imported by the commands that use it (``sflow --help`` starts without it).
+    from twisted.internet import defer
+
+    from sflow.node.blocking import run_until
+    from sflow.node.status import STATUS_TIMEOUT, query_status
+
     config = config_from_args(args, secret_overrides(args))
     secret = read_secret(config.security.secret_file)
     try:

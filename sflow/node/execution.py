@@ -139,9 +139,14 @@ class Executor:
         self._pool = ThreadPool(minthreads=0, maxthreads=max_threads, name="sflow-exec")
         self._pool.start()
         self._native: NativeStarter = native_runner or NativeRunner(reactor, tail_bytes=tail_bytes)
-        self._docker: ContainerStarter = container_runner or DockerRunner(
-            reactor, self._pool, config.image_repository, self._ssh, client_factory=docker_client_factory, tail_bytes=tail_bytes
-        )
+        if container_runner is None:
+            runner = DockerRunner(
+                reactor, self._pool, config.image_repository, self._ssh, client_factory=docker_client_factory,
+                tail_bytes=tail_bytes,
+            )
+            runner.warm()
+            container_runner = runner
+        self._docker: ContainerStarter = container_runner
         self._runs: dict[str, set[_Run]] = {}
         self._idle: list[Deferred[None]] = []
         self._closing = False

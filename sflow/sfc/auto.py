@@ -65,9 +65,13 @@ class NeighbourTable:
         return [a for a, _ in self.adverts.values()]
 
 
-def upstream_work(task: str, workloads: Mapping[str, float], inputs: Mapping[str, Iterable[str]]) -> float:
-    """The task's workload plus the heaviest chain of work before it (by digest)."""
-    memo: dict[str, float] = {}
+def upstream_work(
+    task: str, workloads: Mapping[str, float], inputs: Mapping[str, Iterable[str]], memo: dict[str, float] | None = None
+) -> float:
+    """The task's workload plus the heaviest chain of work before it (by digest). ``memo`` keeps
+    the answers for every function visited, for later calls over the same functions."""
+    if memo is None:
+        memo = {}
     order: list[tuple[str, bool]] = [(task, False)]
     while order:
         node, expanded = order.pop()

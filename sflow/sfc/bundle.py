@@ -7,10 +7,11 @@ its version component (derived from its SHA-256) is the same wherever it is comp
 segments of two executions can never be mixed.
 
 A **status** is a msgpack map answering a compute Interest: ``ready`` (with the result's version
-and segment count), ``running`` (with the seconds it has run and when to ask again), ``failed``
-(with the reason and, as ``failure``, the function where the failure began: its task id, node,
-exit status and the end of its stderr, carried unchanged from node to node down to the delegator),
-or ``unknown`` (the node was never told about this function).
+and segment count, and the result itself when it is small: :data:`INLINE_LIMIT`), ``running``
+(with the seconds it has run and when to ask again), ``failed`` (with the reason and, as
+``failure``, the function where the failure began: its task id, node, exit status and the end of
+its stderr, carried unchanged from node to node down to the delegator), or ``unknown`` (the node
+was never told about this function).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ STATES = (READY, RUNNING, FAILED, UNKNOWN)
 
 #: the end of a failed function's stderr that travels in a status (which must fit in one packet)
 STATUS_STDERR_BYTES = 2048
+
+#: a ready status carries the result bundle itself up to this many octets, so that the consumer
+#: need not fetch it (one round trip less per function); the whole status stays far below the
+#: 8800-octet packet limit with the compute Interest's name and the signature around it
+INLINE_LIMIT = 4096
 
 
 def encode_bundle(files: dict[str, bytes]) -> bytes:
@@ -87,6 +93,8 @@ class Status:
     version: int = 0
     segments: int = 0
     failure: FunctionFailure | None = None
+    #: the result bundle (ready only, when at most INLINE_LIMIT octets), or b""
+    content: bytes = b""
 
 
 def tail_bytes(text: str, limit: int = STATUS_STDERR_BYTES) -> str:
@@ -111,6 +119,8 @@ def encode_status(status: Status) -> bytes:
         f = status.failure
         body["failure"] = {"task": f.task, "node": f.node, "reason": f.reason, "exit_status": f.exit_status,
                            "stderr": tail_bytes(f.stderr_tail)}
+    if status.content:
+        body["content"] = status.content
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -121,6 +131,9 @@ def decode_status(content: bytes) -> Status:
         raise DecodeError(f"function status: not msgpack: {exc}") from None
     if not isinstance(raw, dict) or raw.get("s") not in STATES:
         raise DecodeError("function status: expected a map with a known state 's'")
+    content = raw.get("content", b"")
+    if not isinstance(content, bytes) or (content and raw["s"] != READY):
+        raise DecodeError("function status: 'content' must be the bytes of a ready result")
     try:
         failure = _decode_failure(raw.get("failure"))
         return Status(
@@ -132,6 +145,7 @@ def decode_status(content: bytes) -> Status:
             version=int(raw.get("version", 0)),
             segments=int(raw.get("segments", 0)),
             failure=failure,
+            content=content,
         )
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"function status: bad field: {exc}") from None

@@ -5,7 +5,8 @@ for their inputs and by the delegator for END results).
 ``obtain`` first fetches the result by name (a content store or a result store may have it); if
 the producer says it does not exist yet, it sends the signed compute Interest and waits, asking
 again while the producer reports the function is still running; when the function is ready it
-fetches it. An unanswered Interest (lost, or the node is down or restarting) is sent again after a
+fetches it (unless the ready status carries the result itself, as it does for small ones). An
+unanswered Interest (lost, or the node is down or restarting) is sent again after a
 backoff that doubles up to ``max_backoff``; past the deadline the consumer gives up with an error
 that names the function and what it last heard.
 """
@@ -178,6 +179,10 @@ class ResultClient:
                     return Obtained(content, "computed" if asked else "cache")
                 asked = True
                 status = await self._until_ready(prefix, deadline)
+                if status.state == READY and status.content:
+                    if bundle_version(status.content) != status.version:
+                        raise DecodeError(f"result {prefix}: content does not match its version")
+                    return Obtained(status.content, "computed")
                 if status.state == READY:
                     content = await self.fetch(prefix)
                     if content is not None:

@@ -63,7 +63,8 @@ class IcnNode:
         self.table = NeighbourTable(ttl=3 * icn.hello_interval, max_neighbours=icn.max_neighbours)
         self.placer: AutoPlacer | None = None
         if mode == "auto":
-            self.placer = AutoPlacer(reactor, self.table, self.advert, lambda: self.service.functions())
+            self.placer = AutoPlacer(reactor, self.table, self.advert, lambda: self.service.functions(),
+                                     lambda: self.service.generation)
         self.service = SfcService(
             reactor, self.server.forwarder, config, secret, executor, workdir, store,
             name=self.address, connect_peer=self._connect, vcpus=vcpus, placer=self.placer,

@@ -48,7 +48,7 @@ from sflow.icn.packet import Data, Interest, make_data
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
-from sflow.sfc.bundle import READY, RUNNING, FunctionFailure, Status, decode_bundle, encode_bundle, encode_status
+from sflow.sfc.bundle import INLINE_LIMIT, READY, RUNNING, FunctionFailure, Status, decode_bundle, encode_bundle, encode_status
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
@@ -118,6 +118,8 @@ class SfcService:
         self.signer = cluster_signer(secret)
         self.producer = Producer()
         self.installed: dict[str, dict[str, Installed]] = {}
+        #: changes whenever a function new to this node is installed (placers cache on it)
+        self.generation = 0
         self._held: dict[str, list[_Held]] = {}
         #: events by run, for the runs installed most recently (at most MAX_RUNS)
         self._runs: dict[str, list[dict[str, Any]]] = {}
@@ -201,10 +203,7 @@ class SfcService:
             if isinstance(action, Reply):
                 if action.state == READY:
                     self._store_hit(digest, runs)
-                    served = self.store.get(digest, program)
-                    answer = self._status(interest, Status(
-                        READY, node=self.name, version=served.base[-1].to_number() if served else 0,
-                        segments=served.count if served else 0))
+                    answer = self._status(interest, self._ready(digest, program))
                 else:
                     answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason,
                                                            failure=action.failure))
@@ -237,9 +236,23 @@ class SfcService:
         held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed,
                                                                   reason=reason)))
 
+    def _ready(self, digest: str, program: str) -> Status:
+        """The ready status of a stored result: its version and segments, and the result itself
+        when it is small (the consumer then has it without fetching it)."""
+        served = self.store.get(digest, program)
+        if served is None:
+            return Status(READY, node=self.name)
+        inline = served.content if len(served.content) <= INLINE_LIMIT else b""
+        return Status(READY, node=self.name, version=served.base[-1].to_number(), segments=served.count,
+                      content=inline)
+
     def _reply_all(self, action: ReplyAll, digest: str) -> None:
         self._waiting.pop(digest, None)
-        status = Status(action.state, node=self.name, reason=action.reason, failure=action.failure)
+        item = self.function(digest)
+        if action.state == READY and item is not None:
+            status = self._ready(digest, item.spec.program)
+        else:
+            status = Status(action.state, node=self.name, reason=action.reason, failure=action.failure)
         for held in self._held.pop(digest, []):
             if held.timer is not None and held.timer.active():
                 held.timer.cancel()
@@ -430,7 +443,8 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
-            log.info("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
+            # One INFO record per function, when it ends; its start is detail.
+            log.debug("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
                 reason = _check_remote(root, spec.remote)
@@ -458,7 +472,10 @@ class SfcService:
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
-        log.info("event=function_end node=%s task=%d ok=%s reason=%s", self.name, spec.task, ok, reason or "-")
+        if ok:
+            log.info("event=function_end node=%s task=%d ok=True", self.name, spec.task)
+        else:
+            log.warning("event=function_end node=%s task=%d ok=False reason=%s", self.name, spec.task, reason)
         self._apply(item, self.producer.on_executed(digest, ok, reason, now, failure))
 
     def _execute_crashed(self, failure: Failure, item: Installed) -> None:
@@ -509,6 +526,8 @@ class SfcService:
     def _register(self, item: Installed) -> bool:
         """Know ``item`` (and keep events for its run); True when it is new to this node."""
         runs = self.installed.setdefault(item.spec.digest, {})
+        if not runs:
+            self.generation += 1
         new = item.run not in runs
         if new:
             runs[item.run] = item

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from sflow.node.command import Expanded
 
@@ -64,6 +65,18 @@ class DelayedCall(Protocol):
     def cancel(self) -> None: ...
 
 
+class ReadDescriptor(Protocol):
+    """What the reactor watches for reading (Twisted's ``IReadDescriptor``)."""
+
+    def fileno(self) -> int: ...
+
+    def doRead(self) -> object: ...
+
+    def connectionLost(self, reason: Failure) -> None: ...
+
+    def logPrefix(self) -> str: ...
+
+
 class Reactor(Protocol):
     """The parts of the Twisted reactor the execution layer uses."""
 
@@ -71,18 +84,9 @@ class Reactor(Protocol):
 
     def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
 
-    def spawnProcess(
-        self,
-        processProtocol: Any,
-        executable: bytes | str,
-        args: Any,
-        env: Any = ...,
-        path: Any = ...,
-        uid: Any = ...,
-        gid: Any = ...,
-        usePTY: Any = ...,
-        childFDs: Any = ...,
-    ) -> Any: ...
+    def addReader(self, reader: ReadDescriptor) -> None: ...
+
+    def removeReader(self, reader: ReadDescriptor) -> None: ...
 
     def addSystemEventTrigger(
         self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any

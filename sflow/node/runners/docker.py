@@ -7,6 +7,10 @@ set as its working directory, so ``./`` paths and ``$F^`` paths mean the same in
 it runs as the owner of the job directory (so outputs are not root-owned), on the pinned CPUs
 (``cpuset_cpus``), and is removed afterwards.
 
+The node connects to the engine when it starts (in the background) and asks for an image's
+ENTRYPOINT once, not for every function; an image removed meanwhile is loaded again when the
+container cannot be created for want of it.
+
 ``DUMMY`` commands run the image's ENTRYPOINT with the remaining words as its arguments (exec form).
 Any other command runs as ``/bin/sh -c <command>`` inside the container. The original dropped the
 first word of *every* Docker command, so ``ffmpeg -i a b`` only worked in an image whose
@@ -87,8 +91,7 @@ class _Container:
             with self._lock:
                 if self._killed:
                     return Outcome(None, None, "", "", "stopped before the container started")
-            container = client.containers.create(
-                spec.image,
+            options: dict[str, Any] = dict(
                 working_dir=str(spec.workdir),
                 volumes={str(spec.workdir): {"bind": str(spec.workdir), "mode": "rw"}},
                 user=spec.user,
@@ -97,6 +100,13 @@ class _Container:
                 detach=True,
                 **kwargs,
             )
+            try:
+                container = client.containers.create(spec.image, **options)
+            except docker.errors.ImageNotFound:
+                # Removed since it was last seen here: load it again, once.
+                self._runner.forget_image(spec.image)
+                self._runner.ensure_image(client, spec.image, spec.tar)
+                container = client.containers.create(spec.image, **options)
         except _CannotRun as exc:
             return Outcome(None, None, "", "", str(exc))
         except FetchError as exc:
@@ -163,6 +173,19 @@ class DockerRunner:
         self._lock = threading.Lock()
         self._client: docker.DockerClient | None = None
         self._image_locks: dict[str, threading.Lock] = {}
+        #: the ENTRYPOINT of each image known to be present (asked of the engine once, not per function)
+        self._entrypoints: dict[str, list[str] | None] = {}
+
+    def warm(self) -> None:
+        """Connect to the engine in the background, so that the node's first container does not
+        wait for it; an engine that is not there is reported by the first function that needs it."""
+        self._pool.callInThread(self._warm)
+
+    def _warm(self) -> None:
+        try:
+            self.client().ping()
+        except (docker.errors.DockerException, OSError) as exc:
+            log.debug("Docker engine not reachable yet error=%s", _api_message(exc))
 
     def start(self, spec: ContainerSpec) -> _Container:
         function = _Container(self, spec)
@@ -184,35 +207,47 @@ class DockerRunner:
         with self._lock:
             lock = self._image_locks.setdefault(image, threading.Lock())
         with lock:
+            if image in self._entrypoints:
+                return self._entrypoints[image]
+            entrypoint = self._present(client, image, tar)
+            self._entrypoints[image] = entrypoint
+            return entrypoint
+
+    def forget_image(self, image: str) -> None:
+        with self._lock:
+            self._entrypoints.pop(image, None)
+
+    def _present(self, client: docker.DockerClient, image: str, tar: str | None) -> list[str] | None:
+        """Make ``image`` present and return its ENTRYPOINT."""
+        try:
+            return _entrypoint(client.images.get(image))
+        except docker.errors.ImageNotFound:
+            pass
+        if self._repository.kind == "registry":
+            reference = f"{self._repository.host}:{self._repository.port}/{image}" if self._repository.host else image
+            log.info("pulling image=%s reference=%s", image, reference)
             try:
-                return _entrypoint(client.images.get(image))
-            except docker.errors.ImageNotFound:
-                pass
-            if self._repository.kind == "registry":
-                reference = f"{self._repository.host}:{self._repository.port}/{image}" if self._repository.host else image
-                log.info("pulling image=%s reference=%s", image, reference)
-                try:
-                    pulled = client.images.pull(reference)
-                except docker.errors.DockerException as exc:
-                    raise _CannotRun(f"image {image} not found and cannot be pulled: {_api_message(exc)}") from None
-                if reference != image:
-                    repository, tag = docker.utils.parse_repository_tag(image)
-                    pulled.tag(repository, tag or "latest")
-                return _entrypoint(pulled)
-            if not tar:
-                raise _CannotRun(f"image {image} not found and the task names no docker tar to load")
-            path = fetch_image_tar(self._repository, tar, self._ssh)
-            log.info("loading image=%s tar=%s", image, path)
-            try:
-                data = path.open("rb")
-            except OSError as exc:
-                raise _CannotRun(f"image {image}: cannot read its tar {path}: {exc.strerror or exc}") from None
-            with data:
-                client.images.load(data)
-            try:
-                return _entrypoint(client.images.get(image))
-            except docker.errors.ImageNotFound:
-                raise _CannotRun(f"image {image} not found: its tar {tar} was loaded but does not contain it") from None
+                pulled = client.images.pull(reference)
+            except docker.errors.DockerException as exc:
+                raise _CannotRun(f"image {image} not found and cannot be pulled: {_api_message(exc)}") from None
+            if reference != image:
+                repository, tag = docker.utils.parse_repository_tag(image)
+                pulled.tag(repository, tag or "latest")
+            return _entrypoint(pulled)
+        if not tar:
+            raise _CannotRun(f"image {image} not found and the task names no docker tar to load")
+        path = fetch_image_tar(self._repository, tar, self._ssh)
+        log.info("loading image=%s tar=%s", image, path)
+        try:
+            data = path.open("rb")
+        except OSError as exc:
+            raise _CannotRun(f"image {image}: cannot read its tar {path}: {exc.strerror or exc}") from None
+        with data:
+            client.images.load(data)
+        try:
+            return _entrypoint(client.images.get(image))
+        except docker.errors.ImageNotFound:
+            raise _CannotRun(f"image {image} not found: its tar {tar} was loaded but does not contain it") from None
 
 
 def _entrypoint(image: Any) -> list[str] | None:

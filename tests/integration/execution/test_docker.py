@@ -169,3 +169,16 @@ def test_unreachable_engine_fails_the_function(make_executor: Make, tmp_path: Pa
     assert not result.ok and result.where == f"docker:{BUSYBOX}"
     assert result.reason.startswith("Docker engine: ")
     assert run(executor, request(tmp_path, "true")).ok
+
+
+def test_an_image_removed_between_functions_is_loaded_again(
+    engine: docker.DockerClient, make_executor: Make, owned_job: Path, spare_image: tuple[str, Path]
+) -> None:
+    # The node asks for an image's ENTRYPOINT once; when the image has gone since, the next
+    # function loads it again from the repository instead of failing.
+    name, repo = spare_image
+    executor = make_executor(Config(image_repository=ImageRepositorySettings(kind="dir", path=str(repo))))
+    for _ in range(2):
+        result = run(executor, request(owned_job, "DUMMY true", docker_image=name, docker_tar=f"{name}.tar"))
+        assert result.ok, result
+        engine.images.remove(name)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from sflow.node.execution import Executor
+from sflow.node.runners.native import NativeRunner
 
-from .conftest import pid_alive, request, run, wait, wait_until
+from .conftest import pid_alive, reactor, request, run, wait, wait_until
 
 Make = Callable[..., Executor]
 
@@ -155,3 +156,76 @@ def test_pinning_to_an_unavailable_cpu(make_executor: Make, tmp_path: Path) -> N
     cpu = max(os.sched_getaffinity(0)) + 1000
     result = run(make_executor(), request(tmp_path, "true", cpus=(cpu,)))
     assert not result.ok and result.reason.startswith(f"CPU {cpu} is not available on this node")
+
+
+def test_the_function_sees_only_its_own_descriptors_and_default_signals(make_executor: Make, tmp_path: Path) -> None:
+    # stdin is /dev/null, stdout and stderr are pipes; no descriptor of the node leaks, not even
+    # one the node inherited without close-on-exec, nor the hold pipe of a pinned function (the
+    # shell itself keeps a copy of stdin on fd 10); SIGPIPE is back to its default, so a pipeline
+    # whose reader stops early ends instead of hanging.
+    leaked = os.open(os.devnull, os.O_WRONLY)  # stands for a descriptor the node inherited
+    os.set_inheritable(leaked, True)
+    cpus = (max(os.sched_getaffinity(0)),)
+    try:
+        results = [run(make_executor(), request(
+            tmp_path,
+            "for f in /proc/$$/fd/*; do echo ${f##*/}=$(readlink $f); done | tr '\\n' ' '; echo; "
+            "read x && echo read:$x || echo eof; yes | head -n 1; grep -E '^Sig(Ign|Blk):' /proc/self/status",
+            cpus=pin,
+        )) for pin in (None, cpus)]
+    finally:
+        os.close(leaked)
+    for result in results:
+        assert result.ok, result
+        fds, stdin, yes, blocked, ignored = result.stdout_tail.splitlines()
+        # (an entry that no longer resolves was the directory the shell read for the glob)
+        links = {fd: target for fd, target in (item.split("=", 1) for item in fds.split()) if target}
+        assert links.keys() - {"10"} == {"0", "1", "2"}, fds
+        assert links["0"] == links.get("10", os.devnull) == os.devnull, fds
+        assert links["1"].startswith("pipe:") and links["2"].startswith("pipe:"), fds
+        assert (stdin, yes) == ("eof", "y")
+        # Signals 32 and 33 are glibc's own (thread cancellation, set*id); its posix_spawn leaves
+        # them ignored and every program's glibc installs its handlers for them itself.
+        glibc_internal = 0b11 << 31
+        assert int(blocked.split()[1], 16) == 0, blocked
+        assert int(ignored.split()[1], 16) & ~glibc_internal == 0, ignored
+
+
+def test_cwd_and_environment(make_executor: Make, tmp_path: Path) -> None:
+    odd = tmp_path / "a dir with 'quotes', $HOME and ;"
+    result = run(make_executor(), request(odd, 'pwd; echo "$PWD"; echo "$SOME_TOOL_HOME"'))
+    assert result.ok, result
+    assert result.stdout_tail.splitlines() == [str(odd), str(odd), os.environ.get("SOME_TOOL_HOME", "")]
+    # The shell's messages give the command's own line numbers.
+    result = run(make_executor(), request(odd, "true\nno-such-program-sflow"))
+    assert (result.exit_status, result.stderr_tail) == (127, "/bin/sh: 2: no-such-program-sflow: not found\n")
+    # A job directory that is gone when the shell starts: exit 126 and the shell says why, pinned
+    # or not, and the command does not run.
+    runner = NativeRunner(reactor)
+    for cpus in (None, (max(os.sched_getaffinity(0)),)):
+        outcome = wait(runner.start(f"touch {tmp_path}/ran", tmp_path / "gone", cpus).done)
+        assert outcome.exit_status == 126 and "can't cd to" in outcome.stderr_tail, outcome
+        assert not (tmp_path / "ran").exists()
+
+
+def test_pinned_function_and_what_it_starts_stay_pinned(make_executor: Make, tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    cmd = "sh -c 'grep Cpus_allowed_list /proc/self/status' & wait; grep Cpus_allowed_list /proc/$$/status"
+    result = run(make_executor(), request(tmp_path, cmd, cpus=(cpu,)))
+    assert result.ok, result
+    assert [line.split()[1] for line in result.stdout_tail.splitlines()] == [str(cpu), str(cpu)]
+
+
+def test_killed_by_a_signal(make_executor: Make, tmp_path: Path) -> None:
+    result = run(make_executor(), request(tmp_path, "echo before; kill -KILL $$"))
+    assert not result.ok
+    assert (result.exit_status, result.reason, result.stdout_tail) == (None, "killed by signal 9", "before\n")
+
+
+def test_pinned_timeout_kills_the_whole_group(make_executor: Make, tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    cmd = "(trap '' TERM; exec sleep 300) & echo $! > bg.pid; exec sleep 300"
+    result = run(make_executor(), request(tmp_path, cmd, timeout=0.5, cpus=(cpu,)))
+    assert (result.ok, result.reason) == (False, "timeout after 0.5s")
+    bg = int((tmp_path / "bg.pid").read_text())
+    wait_until(lambda: not pid_alive(bg), timeout=10, what=f"background process {bg} to die")

@@ -156,7 +156,7 @@ def test_a_restarted_node_does_not_lose_the_job(secret_file: Path, tmp_path: Pat
     try:
         env = write_env(tmp_path / "env.json", nodes)
         job = {"job_id": 55, "task_list": [
-            {"task_id": 1, "workload": 1000, "cmd": "sleep 2 && echo slow > ./out/a.txt",
+            {"task_id": 1, "workload": 1000, "cmd": f"touch {tmp_path}/started && sleep 2 && echo slow > ./out/a.txt",
              "out_file_list": [{"path": "./out/a.txt", "size": 0.01, "dest_task_id": [2]}]},
             {"task_id": 2, "workload": 1000, "cmd": "tr a-z A-Z < $F^1 > ./out/b.txt",
              "out_file_list": [{"path": "./out/b.txt", "size": 0.01, "dest_task_id": []}]},
@@ -174,7 +174,7 @@ def test_a_restarted_node_does_not_lose_the_job(secret_file: Path, tmp_path: Pat
 
         thread = threading.Thread(target=run)
         thread.start()
-        wait_for(lambda: "function_start" in nodes[0].log.read_text(), 30, "function 1 to start on node 0")
+        wait_for(lambda: (tmp_path / "started").exists(), 30, "function 1 to start on node 0")
         stop(nodes[0], signal.SIGKILL)
         nodes[0] = restart(nodes[0])
         thread.join(90)

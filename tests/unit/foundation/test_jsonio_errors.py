@@ -209,3 +209,18 @@ def test_cli_exit_status_2_without_traceback(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"{job}: $.task_list[1].task_id: duplicate task_id 5" in err
+
+
+def test_cycle_behind_and_beside_acyclic_parts() -> None:
+    # 1 -> 2 -> 3 -> 4 -> 2 (a cycle entered from 1), and 4 -> 5, 6 -> 5 outside it
+    from sflow.model.workflow import OutValue, Task, TaskId, find_cycle
+
+    def task(i: int, *dests: int) -> Task:
+        return Task(TaskId(i), 1.0, "true", out_value=OutValue("v", 0.0, tuple(TaskId(d) for d in dests)) if dests else None)
+
+    tasks = [task(1, 2), task(2, 3), task(3, 4), task(4, 2, 5), task(5), task(6, 5)]
+    assert find_cycle(tasks) == [2, 3, 4, 2]
+    assert find_cycle([task(1, 2), task(2, 3), task(3), task(6, 3)]) is None
+    chain = [task(i, i + 1) for i in range(1, 50_000)] + [task(50_000)]
+    assert find_cycle(chain) is None  # linear: no recursion, no quadratic search
+    assert find_cycle(chain[:-1] + [task(50_000, 1)]) == [*range(1, 50_001), 1]

@@ -45,3 +45,39 @@ def test_neighbour_table_expires_and_bounds() -> None:
     table.update(advert("c"), 2.0)
     assert sorted(a.node for a in table.fresh(2.0)) == ["b", "c"]
     assert [a.node for a in table.fresh(4.5)] == ["c"]
+
+
+def test_placer_reuses_the_graph_until_a_function_is_installed() -> None:
+    # The functions' graph and upstream work are built once per install generation, not once per
+    # placement (that was linear in the installed functions for every input of every function).
+    from types import SimpleNamespace
+    from typing import Any
+
+    from twisted.internet.task import Clock
+
+    from sflow.sfc.hello import AutoPlacer
+
+    def fn(digest: str, workload: float, *preds: str) -> Any:
+        inputs = tuple(SimpleNamespace(digest=p, prefix=f"/{p}") for p in preds)
+        return SimpleNamespace(workload=workload, spec=SimpleNamespace(digest=digest, inputs=inputs))
+
+    installed = {"a": fn("a", 100.0), "b": fn("b", 10.0, "a"), "c": fn("c", 1.0, "b")}
+    calls = []
+    generation = [1]
+
+    def functions() -> dict[str, Any]:
+        calls.append(1)
+        return dict(installed)
+
+    clock = Clock()
+    table = NeighbourTable(ttl=10.0, max_neighbours=8)
+    me = advert("me", speed=1000.0)
+    placer = AutoPlacer(clock, table, lambda: me, functions, lambda: generation[0])
+    assert placer(installed["c"], 0, frozenset()) == ""  # alone: here
+    assert placer(installed["b"], 0, frozenset()) == ""
+    assert len(calls) == 1
+    assert placer._upstream_work("b") == 110.0
+    installed["z"] = fn("z", 5000.0)
+    installed["a"] = fn("a", 100.0, "z")  # (a new function upstream of a)
+    generation[0] += 1
+    assert placer._upstream_work("b") == 5110.0 and len(calls) == 2

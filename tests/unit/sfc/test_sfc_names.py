@@ -13,6 +13,7 @@ from sflow.icn.name import Name
 from sflow.model.workflow import TaskId
 from sflow.sfc.bundle import (
     FAILED,
+    READY,
     RUNNING,
     STATUS_STDERR_BYTES,
     FunctionFailure,
@@ -109,3 +110,13 @@ def test_a_failure_status_carries_the_end_of_a_long_stderr_and_fits_in_a_packet(
     assert len(content) < STATUS_STDERR_BYTES + 200
     tail = decode_status(content).failure
     assert tail is not None and stderr.endswith(tail.stderr_tail) and tail.stderr_tail.endswith("line 4999 éé\n")
+
+
+def test_status_carries_a_ready_result_and_nothing_else() -> None:
+    ready = Status(READY, node="n0", version=7, segments=1, content=b"\x92\x01\x90")
+    assert decode_status(encode_status(ready)) == ready
+    assert decode_status(encode_status(Status(READY, node="n0"))).content == b""
+    with pytest.raises(DecodeError, match="content"):
+        decode_status(msgpack.packb({"s": FAILED, "content": b"x"}, use_bin_type=True))
+    with pytest.raises(DecodeError, match="content"):
+        decode_status(msgpack.packb({"s": READY, "content": "text"}, use_bin_type=True))

@@ -15,7 +15,7 @@ from sflow.icn.packet import ContentType, make_interest
 from sflow.icn.signature import DigestSha256Signer, HmacSha256Signer
 from sflow.model.workflow import TaskId
 from sflow.sfc.bundle import decode_bundle
-from sflow.sfc.names import KEY_NAME, build_specs
+from sflow.sfc.names import FN_PREFIX, KEY_NAME, build_specs
 
 
 def placements(mapping: dict[int, str]) -> dict[TaskId, str]:
@@ -216,3 +216,32 @@ def test_the_result_store_is_bounded_and_keeps_the_recently_used(tmp_path: Path)
     reopened = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000)
     assert reopened.total == 200 and "d" * 64 in reopened
     assert reopened.get("d" * 64, "p").content == b"d" * 100  # type: ignore[union-attr]
+
+
+def test_a_small_result_comes_with_its_ready_status(tmp_path: Path) -> None:
+    # A consumer that asked for a function to be computed gets the (small) result in the ready
+    # status: it fetches each result only to learn that it does not exist yet, never after. A
+    # large result is still fetched by its segments.
+    cluster = make_cluster(tmp_path)
+    tasks = chain_tasks(3)
+    tasks.append({"task_id": 4, "workload": 1000, "cmd": "big " + "x" * 5000 + " $F^3 > ./out/4.txt",
+                  "out_file_list": [{"path": "./out/4.txt", "size": 1.0, "dest_task_id": []}]})
+    tasks[2]["out_file_list"][0]["dest_task_id"] = [4]
+    j = job(tasks)
+    fetches: dict[int, int] = {}
+    for name, node in cluster.nodes.items():
+        service = node.service
+        original = service._on_fn
+
+        def counting(interest, original=original):  # type: ignore[no-untyped-def]
+            if len(interest.name) != 5:  # not a compute request: a fetch by name
+                spec = next(s for s in build_specs(j, {}).values() if s.prefix.is_prefix_of(interest.name))
+                fetches[int(spec.task)] = fetches.get(int(spec.task), 0) + 1
+            return original(interest)
+
+        service.endpoint.route(FN_PREFIX, counting, register=False)
+    cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})))
+    assert cluster.executed() == [1, 2, 3, 4]
+    assert {t: fetches.get(t, 0) for t in (1, 2, 3)} == {1: 1, 2: 1, 3: 1}
+    assert fetches[4] >= 2  # "absent", then its segments: its result is larger than a status carries
+    assert (tmp_path / "out" / "out/4.txt").exists()

@@ -1,0 +1,133 @@
+"""Starting a native function in the node, against a bare process started by a user, in one run.
+
+Each round starts, one after another: ``/bin/sh -c true`` with ``subprocess.run`` (the floor; and
+the same from a thread pinned to the CPU the pinned functions use), the
+same function ``true`` through the node's :class:`~sflow.node.runners.native.NativeRunner` under
+the real reactor (unpinned, then pinned to one CPU), from the call to ``start`` until its result
+fires (output pipes read to the end, exit reaped). Rounds interleave the methods, so that load
+from other processes falls on all of them alike. Target: sflow ≤ 1.5 × the floor, pinned or not.
+
+``--alternatives`` also times the ways of starting a pinned shell that were considered (each a
+bare spawn and wait, outside the reactor): the former Python launcher, an exec chain through
+``taskset``, and pinning the spawning thread so that the child inherits its mask.
+
+    .venv/bin/python benchmarks/spawn.py [--rounds 300] [--alternatives] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from report import BARE, emit, load, parser, ratio
+from twisted.internet import defer
+
+from sflow.node.blocking import run_until
+from sflow.node.runners.native import NativeRunner, reap_through_pidfds_only
+
+_LAUNCHER = (
+    "import os,sys\n"
+    "os.setsid()\n"
+    "if sys.argv[1]:\n"
+    "    os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(',')])\n"
+    "os.execv('/bin/sh', ['/bin/sh', '-c', sys.argv[2]])\n"
+)
+
+
+def _spawn_wait(path: str, argv: list[str]) -> None:
+    pid = os.posix_spawn(path, argv, os.environ, setsid=True)
+    os.waitpid(pid, 0)
+
+
+def alternatives(cpu: int, workdir: str) -> dict[str, Callable[[], object]]:
+    def launcher() -> None:
+        subprocess.run([sys.executable, "-I", "-S", "-c", _LAUNCHER, str(cpu), "true"], cwd=workdir, check=True)
+
+    def taskset() -> None:
+        _spawn_wait("/usr/bin/taskset", ["taskset", "-c", str(cpu), "/bin/sh", "-c", f"cd {workdir}; true"])
+
+    def inherit() -> None:
+        old = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+        try:
+            pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", f"cd {workdir}; true"], os.environ, setsid=True)
+        finally:
+            os.sched_setaffinity(0, old)
+        os.waitpid(pid, 0)
+
+    return {"python launcher (former runner)": launcher, "taskset exec chain": taskset,
+            "thread-pinned spawn (inherit)": inherit}
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--rounds", type=int, default=300)
+    p.add_argument("--alternatives", action="store_true", help="also time the alternatives considered")
+    args = p.parse_args()
+    cpu = max(os.sched_getaffinity(0))
+    times: dict[str, list[float]] = {}
+
+    with tempfile.TemporaryDirectory(prefix="sflow-bench-spawn-") as tmp:
+        workdir = Path(tmp)
+        others = alternatives(cpu, tmp) if args.alternatives else {}
+
+        async def rounds(reactor: Any) -> None:
+            runner = NativeRunner(reactor)
+            mask = os.sched_getaffinity(0)
+            for _ in range(args.rounds):
+                began = time.perf_counter()
+                subprocess.run(BARE, check=True)
+                times.setdefault("bare", []).append(time.perf_counter() - began)
+                # the same, pinned to the same CPU (subprocess.run from a thread pinned there)
+                os.sched_setaffinity(0, {cpu})
+                try:
+                    began = time.perf_counter()
+                    subprocess.run(BARE, check=True)
+                    times.setdefault("bare pinned", []).append(time.perf_counter() - began)
+                finally:
+                    os.sched_setaffinity(0, mask)
+                for label, cpus in (("sflow", None), ("sflow pinned", (cpu,))):
+                    began = time.perf_counter()
+                    outcome = await runner.start("true", workdir, cpus).done
+                    times.setdefault(label, []).append(time.perf_counter() - began)
+                    if outcome.exit_status != 0:
+                        raise SystemExit(f"{label}: true failed: {outcome}")
+                for label, fn in others.items():
+                    began = time.perf_counter()
+                    fn()
+                    times.setdefault(label, []).append(time.perf_counter() - began)
+
+        def main(reactor: Any) -> defer.Deferred[None]:
+            reap_through_pidfds_only(reactor)  # as the node does
+            return defer.Deferred.fromCoroutine(rounds(reactor))
+
+        run_until(main)
+
+    floor = statistics.median(times["bare"])
+    pinned_floor = statistics.median(times["bare pinned"])
+    print(f"starting /bin/sh -c true, {args.rounds} rounds, interleaved; load {load()['loadavg_1m']:.2f} "
+          f"on {os.cpu_count()} CPUs (pinned to CPU {cpu})")
+    print(f"  {'method':<34} {'median ms':>9} {'mean ms':>8} {'x bare':>7}")
+    figures: dict[str, Any] = {"rounds": args.rounds, "methods": {}}
+    for label, values in times.items():
+        m = statistics.median(values)
+        figures["methods"][label] = {"median_ms": m * 1000, "mean_ms": statistics.fmean(values) * 1000,
+                                     "ratio_to_bare": ratio(m, floor)}
+        print(f"  {label:<34} {m * 1000:>9.3f} {statistics.fmean(values) * 1000:>8.3f} {ratio(m, floor):>7.2f}")
+    pinned = statistics.median(times["sflow pinned"])
+    figures["sflow_pinned_ratio_to_bare_pinned"] = ratio(pinned, pinned_floor)
+    print(f"  sflow pinned / bare pinned: {ratio(pinned, pinned_floor):.2f}")
+    print("  target: sflow and sflow pinned <= 1.5 x bare (a pinned process waits for its own CPU when the"
+          " machine is busy: compare pinned with bare pinned)")
+    emit(args, "spawn", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,11 +9,16 @@ Indices: tasks are numbered 0..n-1 in ascending task id, processors 0..m-1 in de
 Costs:
 
 * ``exec_time[i, p]`` — seconds task ``i`` runs on processor ``p`` (workload MI / MIPS).
-* Communication of edge ``e`` from processor ``p`` to ``q`` costs ``edge_data[e] * inv_bw[p, q]``:
-  for an environment ``edge_data`` is the size in MB and ``inv_bw`` is seconds per MB as
-  :meth:`Environment.transfer_time` charges it (0 on one host, the smaller host NIC within a DC,
-  the smallest DC or host bandwidth across DCs); for a matrix problem ``edge_data`` is the cost
-  itself and ``inv_bw`` is 1 between distinct processors, 0 on the same one.
+* Communication of edge ``e`` from processor ``p`` to ``q`` costs
+  ``edge_data[e] * inv_bw[p, q] + latency[p, q]``: for an environment ``edge_data`` is the size in
+  MB and ``inv_bw`` is seconds per MB as :meth:`Environment.transfer_time` charges it (0 on one
+  host, the smaller host NIC within a DC, the smallest DC or host bandwidth across DCs), with no
+  latency; for a matrix problem ``edge_data`` is the cost itself and ``inv_bw`` is 1 between
+  distinct processors, 0 on the same one.
+* With measured costs (:class:`~sflow.model.costs.MeasuredCosts`, from ``sflow calibrate``) the
+  same arrays hold what :class:`~sflow.model.costs.CostModel` resolves: measured execution times,
+  measured edge sizes, and per node pair the measured seconds per MB and latency. Every scheduler
+  and the simulator read only these arrays, so they use measured costs unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sflow.errors import ScheduleError
+from sflow.model.costs import CostModel, MeasuredCosts
 from sflow.model.infra import Environment, HostId, VcpuId
 from sflow.model.workflow import Job, TaskId
 
@@ -58,6 +64,8 @@ class Problem:
     succs: tuple[tuple[Link, ...], ...]
     #: a topological order of task indices (smallest ready index first)
     order: tuple[int, ...]
+    #: seconds every edge's data takes from processor p to q on top of its size (measured costs)
+    latency: FloatArray
 
     @property
     def n_tasks(self) -> int:
@@ -69,7 +77,18 @@ class Problem:
 
     def comm(self, edge: int, p: int, q: int) -> float:
         """Seconds edge ``edge`` takes from processor ``p`` to processor ``q``."""
-        return float(self.edge_data[edge] * self.inv_bw[p, q])
+        return float(self.edge_data[edge] * self.inv_bw[p, q] + self.latency[p, q])
+
+    def comm_from(self, edge: int, p: int) -> FloatArray:
+        """Seconds edge ``edge`` takes from processor ``p`` to each processor (a vector)."""
+        result: FloatArray = self.edge_data[edge] * self.inv_bw[p] + self.latency[p]
+        return result
+
+    def edge_costs(self, procs: IntArray) -> FloatArray:
+        """Every edge's communication time when task ``i`` runs on processor ``procs[i]``."""
+        src, dst = procs[self.edge_src], procs[self.edge_dst]
+        result: FloatArray = self.edge_data * self.inv_bw[src, dst] + self.latency[src, dst]
+        return result
 
     def task_index(self) -> dict[TaskId, int]:
         return {t: i for i, t in enumerate(self.task_ids)}
@@ -80,8 +99,10 @@ class Problem:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_env_job(cls, env: Environment, job: Job, name: str = "<env>") -> Problem:
-        """The problem of scheduling ``job`` on ``env``'s schedulable vCPUs.
+    def from_env_job(cls, env: Environment, job: Job, name: str = "<env>",
+                     costs: MeasuredCosts | None = None) -> Problem:
+        """The problem of scheduling ``job`` on ``env``'s schedulable vCPUs, with ``costs``
+        measured on earlier runs when given (see :mod:`sflow.model.costs`).
 
         ``name`` names the environment in errors. An environment whose vCPUs all lack a VM is a
         :class:`ScheduleError`.
@@ -89,6 +110,8 @@ class Problem:
         vcpus = env.schedulable
         if not vcpus:
             raise ScheduleError(f"{name}: no vCPU of the environment belongs to a VM, so nothing can be scheduled")
+        if costs is not None:
+            return cls._from_costs(env, job, name, CostModel(env, job, costs))
         task_ids = tuple(sorted(job.by_id))
         index = {t: i for i, t in enumerate(task_ids)}
         workload = np.array([job.by_id[t].workload for t in task_ids], dtype=np.float64)
@@ -123,6 +146,33 @@ class Problem:
             speed=mips,
             # Indices ascend with task ids, so the job's own topological order (smallest ready id
             # first) is this problem's order; a cyclic job's is short, which _build reports.
+            order=[index[t] for t in job.order],
+        )
+
+    @classmethod
+    def _from_costs(cls, env: Environment, job: Job, name: str, model: CostModel) -> Problem:
+        vcpus = env.schedulable
+        task_ids = tuple(sorted(job.by_id))
+        index = {t: i for i, t in enumerate(task_ids)}
+        exec_time = np.array([[model.exec_time(t, v.id) for v in vcpus] for t in task_ids], dtype=np.float64)
+        m = len(vcpus)
+        inv_bw = np.zeros((m, m))
+        latency = np.zeros((m, m))
+        for p, a in enumerate(vcpus):
+            for q, b in enumerate(vcpus):
+                latency[p, q], inv_bw[p, q] = model.link(a.id, b.id)
+        edges = sorted((index[s], index[d], model.edge_mb(s, d)) for (s, d) in job.edges)
+        return cls._build(
+            name=name,
+            task_ids=task_ids,
+            proc_ids=tuple(v.id for v in vcpus),
+            exec_time=exec_time,
+            edges=edges,
+            inv_bw=inv_bw,
+            latency=latency,
+            hosts=tuple(v.host_id for v in vcpus),
+            vms=tuple(env.vm_of_vcpu[v.id] for v in vcpus),
+            speed=np.array([v.mips for v in vcpus], dtype=np.float64),
             order=[index[t] for t in job.order],
         )
 
@@ -193,6 +243,7 @@ class Problem:
         vms: tuple[str, ...],
         speed: FloatArray,
         order: list[int] | None = None,
+        latency: FloatArray | None = None,
     ) -> Problem:
         n = len(task_ids)
         preds: list[list[Link]] = [[] for _ in range(n)]
@@ -219,6 +270,8 @@ class Problem:
             preds=tuple(tuple(p) for p in preds),
             succs=tuple(tuple(s) for s in succs),
             order=tuple(order),
+            latency=np.zeros_like(inv_bw, dtype=np.float64) if latency is None
+            else np.ascontiguousarray(latency, dtype=np.float64),
         )
 
 

@@ -1,37 +1,41 @@
-"""best: a portfolio of every scheduler, then local search on the best schedule's critical path.
+"""best: a portfolio of schedulers, then local search on the best schedule's critical path.
 
-1. **Portfolio.** Every other registered algorithm schedules the problem, HEFT first (so ``best`` is
-   never worse than HEFT); the shortest schedule wins (ties: portfolio order). An algorithm is
-   skipped when the time the slowest one so far took would overrun the budget.
+1. **Portfolio.** HEFT first (so ``best`` is never worse than HEFT), PEFT, six variants of HEFT's
+   upward rank (:class:`~sflow.sched.heft.HeftVariant`: which rank suits an instance varies by
+   several percent, Zhao & Sakellariou 2003), then every other registered algorithm. The shortest
+   schedule wins (ties: portfolio order). A member is skipped when 1.5 times the slowest member so
+   far would overrun the budget.
 2. **Local search** (iterated, first improvement). A solution is a vCPU per task and a priority per
-   task; it is evaluated by insertion-based list scheduling (the ready task of smallest priority
-   first, each at its earliest start on its vCPU, gaps included), which never makes a portfolio
-   schedule longer when the priorities are its start times. The critical path is followed back from
-   the last task to finish, through the input that arrived last or, when the task waited for its
-   vCPU, the task before it there. For each task on it, in order, the search tries
+   task, decoded by insertion-based list scheduling (the ready task of smallest priority first, at
+   its earliest start on its vCPU, gaps included); with a schedule's start times as priorities the
+   decoding is never longer than that schedule. The critical path is followed back from the last
+   task to finish, through the input that arrived last or, when the task waited for its vCPU, the
+   task before it there. For each task on it the search tries
 
-   * moving it to another vCPU (the few with the earliest estimated finish for it);
+   * moving it to another vCPU — the few where it would finish soonest, and sooner than now;
    * moving it together with its successor on the path (re-insertion with one step of lookahead:
-     the pair stays together, so their transfer becomes free);
-   * swapping vCPUs with the task that overlaps it most on such a vCPU;
-   * running it before the task it waited for on its vCPU;
+     the pair stays together, so their transfer becomes free), or onto that successor's vCPU;
+   * swapping vCPUs with the task that overlaps it most on the best such vCPU;
+   * running its path successor before it when that successor only waited for the vCPU;
 
    and keeps the first change that shortens the makespan, or keeps it and lowers the sum of finish
-   times (a strict order, so the search ends). At a local optimum, a few tasks of the best solution
-   are moved to random vCPUs (a :class:`random.Random` seeded by ``seed``) and the search goes on
-   from there, until the budget is spent; the best solution found is returned.
+   times (a strict order, so each descent ends). At a local optimum the priorities are reset to
+   the start times (never worse; the descent goes on if it helped); then the search restarts,
+   alternately from HEFT's placement with ±10 % noise on the winner's rank and from the best
+   solution with a few tasks moved to random vCPUs (:class:`random.Random` seeded by ``seed``),
+   until the budget is spent or 200 restarts in a row found nothing better. The best solution found
+   is returned; a candidate only re-decodes the part of the order after the first task it changes.
 
-The same as Jupiter's scheduler in spirit (profiled costs feeding HEFT) and as iterated local
-search (H. R. Lourenço, O. C. Martin, T. Stützle, "Iterated local search", Handbook of
-Metaheuristics, 2003) over list-scheduling encodings (e.g. Y.-K. Kwok, I. Ahmad, "Static scheduling
+Iterated local search (H. R. Lourenço, O. C. Martin, T. Stützle, "Iterated local search", Handbook
+of Metaheuristics, 2003) over a list-scheduling encoding (Y.-K. Kwok, I. Ahmad, "Static scheduling
 algorithms for allocating directed task graphs to multiprocessors", ACM CSUR 31(4), 1999).
 
 Time: ``clock`` (seconds, e.g. :func:`time.perf_counter` passed in by the caller — this module reads
-no clock of its own) bounds the whole run to ``budget_s``: each step is started only when the
-slowest such step so far still fits. Without a clock the local search is bounded by
-``max_evaluations`` instead. The search is deterministic: for a given seed the same evaluations
-happen in the same order, so the result depends only on how many fitted in the budget (on small
-instances the search usually reaches its evaluation cap or runs out of moves first).
+no clock of its own) bounds the whole run to ``budget_s``: each step starts only if the slowest
+step of its kind so far still fits; HEFT always runs, so a budget shorter than HEFT is overrun by
+HEFT's time. Without a clock the search is bounded by ``max_evaluations`` instead. For a given seed
+the same evaluations happen in the same order, so the result depends only on how many fit in the
+budget; a small job's search ends by itself within it, whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -118,17 +122,20 @@ class _Budget:
             else (None if clock is not None else DEFAULT_MAX_EVALUATIONS)
         )
         self.evaluations = 0
+        #: once a step did not fit, nothing more runs (and the clock is not read again)
+        self.expired = False
         self._slowest: dict[str, float] = {}
 
     def step(self, kind: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` if the slowest step of its kind so far still fits; count it."""
-        if self.max_evaluations is not None and self.evaluations >= self.max_evaluations:
+        if self.expired or (self.max_evaluations is not None and self.evaluations >= self.max_evaluations):
             raise _OutOfBudget
         if self.clock is None:
             self.evaluations += 1
             return fn()
         now = self.clock()
         if now + self._slowest.get(kind, 0.0) > self.deadline:
+            self.expired = True
             raise _OutOfBudget
         result = fn()
         self._slowest[kind] = max(self._slowest.get(kind, 0.0), self.clock() - now)
@@ -137,7 +144,11 @@ class _Budget:
 
     def fits(self, kind: str, margin: float = 1.0) -> bool:
         """Whether a step ``margin`` times as slow as the slowest of ``kind`` so far still fits."""
-        return self.clock is None or self.clock() + margin * self._slowest.get(kind, 0.0) <= self.deadline
+        if self.clock is None:
+            return True
+        if not self.expired and self.clock() + margin * self._slowest.get(kind, 0.0) > self.deadline:
+            self.expired = True
+        return not self.expired
 
     def timed(self, kind: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` whatever the budget, recording its time under ``kind``."""

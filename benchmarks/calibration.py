@@ -1,0 +1,94 @@
+"""Predicted vs real makespan of the sample jobs, before and after one calibrating run.
+
+For each job, with the real CLI on a local cluster (``sflow run``, three nodes on loopback):
+
+1. ``sflow run JOB -a ALG``: the prediction comes from workload / MIPS and the declared sizes;
+2. ``sflow calibrate OUT/trace.json --job JOB -o costs.json``: the costs that run measured;
+3. ``sflow run JOB -a ALG --costs costs.json`` (repeated ``--after`` times): the prediction comes
+   from the measured costs; each run has new node ports, so the costs are matched to the new
+   nodes by their vCPU ids.
+
+Printed per run: the predicted makespan (``predicted_makespan`` of the trace, the schedule's), the
+real one (from the delegator's "start" to the last function's end, as the trace records it) and
+the error ``(predicted − real) / real``. The machine may be shared: real makespans of short jobs
+move with its load, so the table also gives the load average at the start and end.
+
+    .venv/bin/python benchmarks/calibration.py
+    .venv/bin/python benchmarks/calibration.py --jobs text-chain fork-join --after 5 -a best
+    .venv/bin/python benchmarks/calibration.py --skip-docker      # not ffmpeg-docker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sflow.delegator.trace import load_trace
+
+REPO = Path(__file__).resolve().parents[1]
+JOBS = ("text-chain", "fork-join", "ffmpeg", "ffmpeg-docker")
+
+
+def sflow(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "sflow", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"sflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+
+
+def run(job: Path, out: Path, algorithm: str, costs: Path | None) -> tuple[float, float]:
+    extra = ["--costs", str(costs)] if costs is not None else []
+    sflow("run", str(job), "-o", str(out), "-a", algorithm, *extra)
+    trace = load_trace(out / "trace.json")
+    if trace.predicted_makespan is None:
+        raise SystemExit(f"{out / 'trace.json'}: no prediction")
+    return trace.predicted_makespan, trace.makespan
+
+
+def row(job: str, label: str, predicted: float, real: float) -> float:
+    error = (predicted - real) / real if real > 0 else float("inf")
+    print(f"{job:<14} {label:<16} {predicted:>12.3f} {real:>10.3f} {error:>+9.1%}", flush=True)
+    return error
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=JOBS)
+    ap.add_argument("--skip-docker", action="store_true", help="leave out ffmpeg-docker")
+    ap.add_argument("-a", "--algorithm", default="heft")
+    ap.add_argument("--after", type=int, default=3, help="runs with the costs after the calibrating one")
+    ap.add_argument("--workdir", help="keep outputs here (default: a temporary directory)")
+    args = ap.parse_args(argv)
+    jobs = [j for j in args.jobs if not (args.skip_docker and j == "ffmpeg-docker")]
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(f"{'job':<14} {'run':<16} {'predicted s':>12} {'real s':>10} {'error':>9}")
+    summary: list[tuple[str, float, list[float]]] = []
+    with tempfile.TemporaryDirectory(prefix="sflow-calibration-") as tmp:
+        base = Path(args.workdir) if args.workdir else Path(tmp)
+        for name in jobs:
+            job = REPO / "jobs" / f"{name}.json"
+            first = base / name / "run0"
+            predicted, real = run(job, first, args.algorithm, None)
+            before = row(name, "uncalibrated", predicted, real)
+            costs = base / name / "costs.json"
+            sflow("calibrate", str(first / "trace.json"), "--job", str(job), "-o", str(costs))
+            after = []
+            for k in range(1, args.after + 1):
+                predicted, real = run(job, base / name / f"run{k}", args.algorithm, costs)
+                after.append(row(name, f"calibrated #{k}", predicted, real))
+            summary.append((name, before, after))
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print()
+    print(f"{'job':<14} {'error before':>13} {'median |error| after':>21} {'worst |error| after':>20}")
+    for name, before, after in summary:
+        print(f"{name:<14} {before:>+13.1%} {statistics.median(abs(e) for e in after):>21.1%} "
+              f"{max(abs(e) for e in after):>20.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

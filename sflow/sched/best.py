@@ -31,8 +31,8 @@ of Metaheuristics, 2003) over a list-scheduling encoding (Y.-K. Kwok, I. Ahmad, 
 algorithms for allocating directed task graphs to multiprocessors", ACM CSUR 31(4), 1999).
 
 Time: ``clock`` (seconds, e.g. :func:`time.perf_counter` passed in by the caller — this module reads
-no clock of its own) bounds the whole run to ``budget_s``: each step starts only if the slowest
-step of its kind so far still fits; HEFT always runs, so a budget shorter than HEFT is overrun by
+no clock of its own) bounds the whole run to ``budget_s``: each step starts only if 1.25 times
+the slowest step of its kind so far still fits (1.5 times for portfolio members); HEFT always runs, so a budget shorter than HEFT is overrun by
 HEFT's time. Without a clock the search is bounded by ``max_evaluations`` instead. For a given seed
 the same evaluations happen in the same order, so the result depends only on how many fit in the
 budget; a small job's search ends by itself within it, whatever the machine's load.
@@ -67,6 +67,8 @@ MAX_STALE_RESTARTS = 200
 
 #: portfolio members differ in speed: the next one must fit this many times the slowest so far
 MEMBER_MARGIN = 1.5
+#: a search step must fit this many times the slowest of its kind (the machine's load varies)
+STEP_MARGIN = 1.25
 #: relative noise on priorities when the search restarts from a perturbed HEFT
 RANK_NOISE = 0.1
 
@@ -125,6 +127,21 @@ class _Budget:
         #: once a step did not fit, nothing more runs (and the clock is not read again)
         self.expired = False
         self._slowest: dict[str, float] = {}
+        #: kinds whose estimate is a guess, replaced by the first measurement
+        self._guessed: set[str] = set()
+
+    def guess(self, kind: str, seconds: float) -> None:
+        """Estimate a kind of step not run yet (so that its first run, too, must fit)."""
+        if kind not in self._slowest:
+            self._slowest[kind] = seconds
+            self._guessed.add(kind)
+
+    def _record(self, kind: str, seconds: float) -> None:
+        if kind in self._guessed:
+            self._guessed.discard(kind)
+            self._slowest[kind] = seconds
+        else:
+            self._slowest[kind] = max(self._slowest.get(kind, 0.0), seconds)
 
     def step(self, kind: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` if the slowest step of its kind so far still fits; count it."""
@@ -134,13 +151,16 @@ class _Budget:
             self.evaluations += 1
             return fn()
         now = self.clock()
-        if now + self._slowest.get(kind, 0.0) > self.deadline:
+        if now + STEP_MARGIN * self._slowest.get(kind, 0.0) > self.deadline:
             self.expired = True
             raise _OutOfBudget
         result = fn()
-        self._slowest[kind] = max(self._slowest.get(kind, 0.0), self.clock() - now)
+        self._record(kind, self.clock() - now)
         self.evaluations += 1
         return result
+
+    def slowest(self, kind: str) -> float:
+        return self._slowest.get(kind, 0.0)
 
     def fits(self, kind: str, margin: float = 1.0) -> bool:
         """Whether a step ``margin`` times as slow as the slowest of ``kind`` so far still fits."""
@@ -156,7 +176,7 @@ class _Budget:
             return fn()
         now = self.clock()
         result = fn()
-        self._slowest[kind] = max(self._slowest.get(kind, 0.0), self.clock() - now)
+        self._record(kind, self.clock() - now)
         return result
 
 
@@ -187,6 +207,11 @@ class Best(Scheduler):
                 skipped.append(member.name)
                 continue
             ran.append((member, budget.timed("member", lambda: member.schedule(problem))))
+            if len(ran) == 1:
+                # A HEFT run is what a restart from a perturbed HEFT costs, and more than a decoding.
+                heft_time = budget.slowest("member")
+                budget.guess("eft", heft_time)
+                budget.guess("decode", heft_time)
         winner, first = min(ran, key=lambda r: r[1].makespan)  # min keeps the first of equals
         rank = winner.rank(problem) if isinstance(winner, HeftVariant) else mean_upward_rank(problem)
         search = _Search(problem, budget, random.Random(self.seed), rank)

@@ -110,8 +110,6 @@ class Problem:
         vcpus = env.schedulable
         if not vcpus:
             raise ScheduleError(f"{name}: no vCPU of the environment belongs to a VM, so nothing can be scheduled")
-        if costs is not None:
-            return cls._from_costs(env, job, name, CostModel(env, job, costs))
         task_ids = tuple(sorted(job.by_id))
         index = {t: i for i, t in enumerate(task_ids)}
         workload = np.array([job.by_id[t].workload for t in task_ids], dtype=np.float64)
@@ -134,34 +132,9 @@ class Problem:
         proc_host = np.array([host_pos[v.host_id] for v in vcpus], dtype=np.int64)
         inv_bw = host_inv[np.ix_(proc_host, proc_host)]
         edges = sorted((index[s], index[d], e.size) for (s, d), e in job.edges.items())
-        return cls._build(
-            name=name,
-            task_ids=task_ids,
-            proc_ids=tuple(v.id for v in vcpus),
-            exec_time=exec_time,
-            edges=edges,
-            inv_bw=inv_bw,
-            hosts=tuple(v.host_id for v in vcpus),
-            vms=tuple(env.vm_of_vcpu[v.id] for v in vcpus),
-            speed=mips,
-            # Indices ascend with task ids, so the job's own topological order (smallest ready id
-            # first) is this problem's order; a cyclic job's is short, which _build reports.
-            order=[index[t] for t in job.order],
-        )
-
-    @classmethod
-    def _from_costs(cls, env: Environment, job: Job, name: str, model: CostModel) -> Problem:
-        vcpus = env.schedulable
-        task_ids = tuple(sorted(job.by_id))
-        index = {t: i for i, t in enumerate(task_ids)}
-        exec_time = np.array([[model.exec_time(t, v.id) for v in vcpus] for t in task_ids], dtype=np.float64)
-        m = len(vcpus)
-        inv_bw = np.zeros((m, m))
-        latency = np.zeros((m, m))
-        for p, a in enumerate(vcpus):
-            for q, b in enumerate(vcpus):
-                latency[p, q], inv_bw[p, q] = model.link(a.id, b.id)
-        edges = sorted((index[s], index[d], model.edge_mb(s, d)) for (s, d) in job.edges)
+        latency = None
+        if costs is not None:
+            exec_time, inv_bw, latency, edges = _measured(CostModel(env, job, costs), task_ids, index)
         return cls._build(
             name=name,
             task_ids=task_ids,
@@ -172,7 +145,9 @@ class Problem:
             latency=latency,
             hosts=tuple(v.host_id for v in vcpus),
             vms=tuple(env.vm_of_vcpu[v.id] for v in vcpus),
-            speed=np.array([v.mips for v in vcpus], dtype=np.float64),
+            speed=mips,
+            # Indices ascend with task ids, so the job's own topological order (smallest ready id
+            # first) is this problem's order; a cyclic job's is short, which _build reports.
             order=[index[t] for t in job.order],
         )
 
@@ -273,6 +248,21 @@ class Problem:
             latency=np.zeros_like(inv_bw, dtype=np.float64) if latency is None
             else np.ascontiguousarray(latency, dtype=np.float64),
         )
+
+
+def _measured(model: CostModel, task_ids: tuple[TaskId, ...], index: Mapping[TaskId, int]
+              ) -> tuple[FloatArray, FloatArray, FloatArray, list[tuple[int, int, float]]]:
+    """Execution times, seconds per MB, latencies and edges as measured costs resolve them."""
+    vcpus = [v.id for v in model.env.schedulable]
+    exec_time = np.array([[model.exec_time(t, v) for v in vcpus] for t in task_ids], dtype=np.float64)
+    m = len(vcpus)
+    inv_bw = np.zeros((m, m))
+    latency = np.zeros((m, m))
+    for p, a in enumerate(vcpus):
+        for q, b in enumerate(vcpus):
+            latency[p, q], inv_bw[p, q] = model.link(a, b)
+    edges = sorted((index[s], index[d], model.edge_mb(s, d)) for (s, d) in model.job.edges)
+    return exec_time, inv_bw, latency, edges
 
 
 def _topological(n: int, preds: list[list[Link]], succs: list[list[Link]]) -> list[int]:

@@ -3,7 +3,6 @@ the measured costs (schedule, simulate, and run itself), compare."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -20,15 +19,6 @@ from sflow.sched.validate import find_violations
 
 REPO = Path(__file__).resolve().parents[3]
 JOB = REPO / "jobs" / "fork-join.json"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No sflow.toml or SFLOW_* from the developer's shell.
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("SFLOW_"):
-            monkeypatch.delenv(key)
 
 
 def sflow_run(*args: str) -> None:

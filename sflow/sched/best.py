@@ -32,7 +32,8 @@ algorithms for allocating directed task graphs to multiprocessors", ACM CSUR 31(
 
 Time: ``clock`` (seconds, e.g. :func:`time.perf_counter` passed in by the caller — this module reads
 no clock of its own) bounds the whole run to ``budget_s``: each step starts only if 1.25 times
-the slowest step of its kind so far still fits (1.5 times for portfolio members); HEFT always runs, so a budget shorter than HEFT is overrun by
+the slowest step of its kind so far still fits (1.5 times for portfolio members) within 98 % of the
+budget (the rest is left to build the result); HEFT always runs, so a budget shorter than HEFT is overrun by
 HEFT's time. Without a clock the search is bounded by ``max_evaluations`` instead. For a given seed
 the same evaluations happen in the same order, so the result depends only on how many fit in the
 budget; a small job's search ends by itself within it, whatever the machine's load.
@@ -67,6 +68,8 @@ MAX_STALE_RESTARTS = 200
 
 #: portfolio members differ in speed: the next one must fit this many times the slowest so far
 MEMBER_MARGIN = 1.5
+#: the share of the budget kept for building the result
+FINISH_RESERVE = 0.02
 #: a search step must fit this many times the slowest of its kind (the machine's load varies)
 STEP_MARGIN = 1.25
 #: relative noise on priorities when the search restarts from a perturbed HEFT
@@ -118,7 +121,8 @@ class _Budget:
     def __init__(self, clock: Clock | None, budget_s: float, max_evaluations: int | None) -> None:
         self.clock = clock
         self.began = clock() if clock is not None else 0.0
-        self.deadline = self.began + budget_s
+        # The last bit of the budget is left for turning the best solution into a schedule.
+        self.deadline = self.began + budget_s * (1.0 - FINISH_RESERVE)
         self.max_evaluations = (
             max_evaluations if max_evaluations is not None
             else (None if clock is not None else DEFAULT_MAX_EVALUATIONS)

@@ -81,7 +81,10 @@ def calibrate(traces: Sequence[tuple[str, Trace]], jobs: Mapping[int, tuple[str,
             samples.setdefault(key, {}).setdefault(run.node, []).append(run.finish - run.start)
             if job is not None:
                 labels[key] = program_of(job.by_id[tid].cmd)
-            host_vcpus.setdefault(run.node, set()).add(run.vcpu)
+            if run.vcpu not in ("", "-"):
+                host_vcpus.setdefault(run.node, set()).add(run.vcpu)
+            else:
+                host_vcpus.setdefault(run.node, set())
         for x in trace.transfers:
             src = measured.get(TaskId(x.task))
             if src is None or x.src_node == x.dst_node:

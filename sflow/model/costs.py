@@ -155,15 +155,23 @@ class CostModel:
             if f.key is not None:
                 by_key.setdefault(f.key, []).append(f)
         self._measured: dict[TaskId, list[FunctionCosts]] = {}
+        #: what a task's samples are pooled under: its own ids, or its content key (shared)
+        self._pool: dict[TaskId, str] = {}
         for task in job.tasks:
             key = function_key(task)
             same = [f for f in by_id.get((job.id, int(task.id)), []) if f.key is None or f.key == key]
             chosen = same or by_key.get(key, [])
             if chosen:
                 self._measured[task.id] = chosen
+                self._pool[task.id] = f"task {task.id}" if same else f"key {key}"
         self._links: dict[tuple[str, str], LinkCosts] = {(lk.src, lk.dst): lk for lk in costs.links}
-        self._exec_cache: dict[tuple[TaskId, VmId], float | None] = {}
-        self._pair_cache: dict[tuple[VcpuId, VcpuId], tuple[float, float]] = {}
+        self._on_vm_cache: dict[tuple[TaskId, VmId], float | None] = {}
+        self._elsewhere_cache: dict[tuple[TaskId, float], float] = {}
+        self._outputs_cache: dict[TaskId, tuple[dict[str, float], dict[str, float]]] = {}
+        self._samples_cache: dict[str, dict[str, list[float]]] = {}
+        self._sizes_cache: dict[str, dict[str, float]] = {}
+        self._mips_cache: dict[str, float | None] = {}
+        self._pair_cache: dict[tuple[VmId, VmId], tuple[float, float]] = {}
 
     # -- hosts -----------------------------------------------------------------------------------
 
@@ -185,11 +193,11 @@ class CostModel:
         return self._hosts_of_vm.get(self.env.vm_of_vcpu[vcpu], frozenset())
 
     def _host_mips(self, name: str) -> float | None:
-        vm = self._vm_of_host.get(name)
-        if vm is None:
-            return None
-        speeds = [self.env.vcpus[v].mips for v in self.env.vms[vm].vcpus]
-        return sum(speeds) / len(speeds) if speeds else None
+        if name not in self._mips_cache:
+            vm = self._vm_of_host.get(name)
+            speeds = [self.env.vcpus[v].mips for v in self.env.vms[vm].vcpus] if vm is not None else []
+            self._mips_cache[name] = sum(speeds) / len(speeds) if speeds else None
+        return self._mips_cache[name]
 
     # -- execution -------------------------------------------------------------------------------
 
@@ -198,24 +206,30 @@ class CostModel:
 
     def exec_time(self, task: TaskId, vcpu: VcpuId) -> float:
         """Seconds ``task`` runs on ``vcpu``."""
-        vm = self.env.vm_of_vcpu[vcpu]
         mips = self.env.vcpus[vcpu].mips
-        key = (task, vm)
-        if key not in self._exec_cache:
-            self._exec_cache[key] = self._measured_on(task, vm)
-        measured = self._exec_cache[key]
-        if measured is not None:
-            return measured
-        elsewhere = self._measured_elsewhere(task, mips)
-        if elsewhere is not None:
-            return elsewhere
-        return self.job.by_id[task].workload / mips
+        if task not in self._measured:
+            return self.job.by_id[task].workload / mips
+        vm = self.env.vm_of_vcpu[vcpu]
+        if (task, vm) not in self._on_vm_cache:
+            self._on_vm_cache[(task, vm)] = self._measured_on(task, vm)
+        on_vm = self._on_vm_cache[(task, vm)]
+        if on_vm is not None:
+            return on_vm
+        elsewhere = self._elsewhere_cache.get((task, mips))
+        if elsewhere is None:
+            # Measured somewhere (the task is in _measured), so there is an estimate.
+            elsewhere = self._elsewhere_cache[(task, mips)] = self._measured_elsewhere(task, mips) or 0.0
+        return elsewhere
 
     def _samples(self, task: TaskId) -> dict[str, list[float]]:
-        out: dict[str, list[float]] = {}
-        for f in self._measured.get(task, ()):
-            for host, values in f.seconds.items():
-                out.setdefault(host, []).extend(values)
+        # Tasks with the same content key share one list of measured functions: merge it once.
+        pool = self._pool.get(task, "")
+        out = self._samples_cache.get(pool)
+        if out is None:
+            out = self._samples_cache[pool] = {}
+            for f in self._measured.get(task, ()):
+                for host, values in f.seconds.items():
+                    out.setdefault(host, []).extend(values)
         return out
 
     def _measured_on(self, task: TaskId, vm: VmId) -> float | None:
@@ -238,23 +252,36 @@ class CostModel:
     def edge_mb(self, src: TaskId, dst: TaskId) -> float:
         """The MB that flow on edge ``src → dst``: measured file sizes, declared ones otherwise."""
         edge = self.job.edges[(src, dst)]
-        measured: dict[str, list[int]] = {}
-        for f in self._measured.get(src, ()):
-            for path, size in f.outputs.items():
-                measured.setdefault(normal_path(path), []).append(size)
-        declared = {normal_path(o.path): o.size for o in self.job.by_id[src].out_files}
+        measured, declared = self._outputs(src)
         total = 0.0
         for path in edge.files:
             p = normal_path(path)
-            total += _median(measured[p]) / 1e6 if p in measured else declared.get(p, 0.0)
+            total += measured[p] if p in measured else declared.get(p, 0.0)
         value = self.job.by_id[src].out_value
         if edge.value and value is not None:
             total += value.size
         return total
 
+    def _outputs(self, src: TaskId) -> tuple[dict[str, float], dict[str, float]]:
+        """(measured MB, declared MB) of ``src``'s output files by normalised path."""
+        cached = self._outputs_cache.get(src)
+        if cached is None:
+            pool = self._pool.get(src, "")
+            measured = self._sizes_cache.get(pool)
+            if measured is None:
+                sizes: dict[str, list[int]] = {}
+                for f in self._measured.get(src, ()):
+                    for path, size in f.outputs.items():
+                        sizes.setdefault(normal_path(path), []).append(size)
+                measured = self._sizes_cache[pool] = {p: _median(v) / 1e6 for p, v in sizes.items()}
+            declared = {normal_path(o.path): o.size for o in self.job.by_id[src].out_files}
+            cached = self._outputs_cache[src] = (measured, declared)
+        return cached
+
     def link(self, a: VcpuId, b: VcpuId) -> tuple[float, float]:
         """``(latency seconds, seconds per MB)`` from vCPU ``a`` to vCPU ``b``."""
-        key = (a, b)
+        # Every vCPU of a VM is on the VM's host: the answer is the same for the whole VM pair.
+        key = (self.env.vm_of_vcpu[a], self.env.vm_of_vcpu[b])
         cached = self._pair_cache.get(key)
         if cached is None:
             cached = self._pair_cache[key] = self._resolve_link(a, b)

@@ -51,9 +51,8 @@ import numpy as np
 
 from sflow.model.schedule import Schedule, Slot
 from sflow.sched.base import Scheduler
-from sflow.sched.costs import mean_upward_rank
-from sflow.sched.heft import RANK_VARIANTS, HeftVariant, eft_schedule
-from sflow.sched.costs import ready_list_order
+from sflow.sched.costs import mean_upward_rank, ready_list_order
+from sflow.sched.heft import HeftVariant, eft_schedule
 from sflow.sched.problem import FloatArray, Problem
 
 DEFAULT_BUDGET_S = 1.0
@@ -190,9 +189,8 @@ class Best(Scheduler):
 
     def __init__(self, members: Sequence[Scheduler], seed: int = 1, budget_s: float = DEFAULT_BUDGET_S,
                  clock: Clock | None = None, max_evaluations: int | None = None) -> None:
-        # HEFT, PEFT, then HEFT's rank variants (cheap and often the best), then the others.
-        head, tail = tuple(members[:2]), tuple(members[2:])
-        self.members = (*head, *(HeftVariant(node, comm) for node, comm in RANK_VARIANTS), *tail)
+        """``members`` in the order they run, HEFT first (see the module docstring)."""
+        self.members = tuple(members)
         self.seed = seed
         self.budget_s = budget_s
         self.clock = clock

@@ -14,7 +14,7 @@ from sflow.sched.cpop import Cpop
 from sflow.sched.fastest import Fastest
 from sflow.sched.fws import Fws
 from sflow.sched.hclustering import HClustering
-from sflow.sched.heft import Heft, HeftReady
+from sflow.sched.heft import RANK_VARIANTS, Heft, HeftReady, HeftVariant
 from sflow.sched.peft import Peft
 from sflow.sched.round_robin import RoundRobin
 from sflow.sched.sfcuv import SfCuv
@@ -36,7 +36,8 @@ _FACTORIES: dict[str, Callable[[int], Scheduler]] = {
 #: the original's six, by their numbers in nclw2.properties (``sched_algorithm``)
 ORIGINAL_SIX: tuple[str, ...] = ("sf-cuv", "heft", "fws", "coordvnf", "hclustering", "peft")
 
-#: the order ``best`` runs the others in: HEFT first, then by how often they win
+#: the order ``best`` runs the others in: HEFT first, then by how often they win (HEFT's rank
+#: variants come after PEFT)
 PORTFOLIO: tuple[str, ...] = ("heft", "peft", "cpop", "heft-ready", "sf-cuv", "hclustering", "fws", "coordvnf",
                               "fastest", "round-robin")
 
@@ -56,7 +57,9 @@ def get_scheduler(name: str, seed: int = DEFAULT_SEED, *, budget_s: float = DEFA
     if key == Best.name:
         if budget_s <= 0:
             raise InputError("<flag>", "--budget-s", f"the time budget must be positive, found {budget_s:g}")
-        return Best([_FACTORIES[n](seed) for n in PORTFOLIO], seed, budget_s, clock)
+        members = [_FACTORIES[n](seed) for n in PORTFOLIO]
+        variants = [HeftVariant(node, comm) for node, comm in RANK_VARIANTS]
+        return Best([*members[:2], *variants, *members[2:]], seed, budget_s, clock)
     factory = _FACTORIES.get(key)
     if factory is None:
         raise InputError("<flag>", "--algorithm", f"unknown algorithm {name!r}; known: {', '.join(names())}")

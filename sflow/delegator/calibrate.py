@@ -9,7 +9,9 @@ given, the job files they ran, and returns :class:`~sflow.model.costs.MeasuredCo
 * per output file that crossed between nodes, its size in bytes;
 * per pair of distinct hosts, a line ``seconds = latency + MB / bandwidth`` fitted by least squares
   over the transfers seen, where a transfer's seconds run from the end of the function that wrote
-  the file to the file's arrival — the delay the scheduler adds between the two functions. When
+  the file to the file's arrival — the delay the scheduler adds between the two functions; a file
+  had arrived at the latest when a function that reads it started there (the trace's end of a
+  transfer may be when its sender saw it finish, later). When
   the sizes did not vary (at least by half of the largest), the pair keeps only its mean size and
   time (:class:`~sflow.model.costs.LinkCosts` says how that is used); a slope that is not positive
   means the size did not matter, and the mean time is kept as latency; a negative intercept is
@@ -27,7 +29,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sflow.delegator.trace import TaskRun, Trace
+from sflow.delegator.trace import TaskRun, Trace, TransferRun
 from sflow.errors import InputError
 from sflow.model.costs import FunctionCosts, HostCosts, LinkCosts, MeasuredCosts, function_key, normal_path, program_of
 from sflow.model.workflow import Job, TaskId
@@ -85,15 +87,19 @@ def calibrate(traces: Sequence[tuple[str, Trace]], jobs: Mapping[int, tuple[str,
                 host_vcpus.setdefault(run.node, set()).add(run.vcpu)
             else:
                 host_vcpus.setdefault(run.node, set())
+        arrivals: dict[tuple[int, str], float] = {}
         for x in trace.transfers:
             src = measured.get(TaskId(x.task))
             if src is None or x.src_node == x.dst_node:
                 continue
             outputs.setdefault(keys[TaskId(x.task)], {}).setdefault(normal_path(x.path), []).append(x.bytes)
-            began = src.finish if src.finish <= x.finish else x.start
-            points.setdefault((x.src_node, x.dst_node), []).append((x.bytes / 1e6, max(0.0, x.finish - began)))
+            arrived = _arrival(x, job, measured)
+            began = src.finish if src.finish <= arrived else x.start
+            points.setdefault((x.src_node, x.dst_node), []).append((x.bytes / 1e6, max(0.0, arrived - began)))
+            k = (x.task, x.dst_node)
+            arrivals[k] = max(arrivals.get(k, 0.0), arrived)
         if job is not None:
-            for node, gap in _handoffs(job, measured, trace):
+            for node, gap in _handoffs(job, measured, arrivals):
                 points.setdefault((node, node), []).append((0.0, gap))
     functions = tuple(
         FunctionCosts(
@@ -121,12 +127,24 @@ def _function_id(source: str, trace: Trace, job: Job | None, job_source: str,
     return trace.job_id, int(tid), function_key(task)
 
 
-def _handoffs(job: Job, measured: Mapping[TaskId, TaskRun], trace: Trace) -> Iterable[tuple[str, float]]:
+def _arrival(x: TransferRun, job: Job | None, measured: Mapping[TaskId, TaskRun]) -> float:
+    """When file ``x`` was at its destination: the trace's end of the transfer, or earlier if a
+    function there that reads it (the job says which) had already started."""
+    arrived = x.finish
+    if job is None:
+        return arrived
+    path = normal_path(x.path)
+    for succ in job.succs.get(TaskId(x.task), ()):
+        reader = measured.get(succ)
+        edge = job.edges[(TaskId(x.task), succ)]
+        if reader is not None and reader.node == x.dst_node and path in {normal_path(f) for f in edge.files}:
+            arrived = min(arrived, reader.start)
+    return arrived
+
+
+def _handoffs(job: Job, measured: Mapping[TaskId, TaskRun],
+              arrivals: Mapping[tuple[int, str], float]) -> Iterable[tuple[str, float]]:
     """(node, gap) for each function whose last wait was a predecessor on its own node."""
-    arrivals: dict[tuple[int, str], float] = {}
-    for x in trace.transfers:
-        k = (x.task, x.dst_node)
-        arrivals[k] = max(arrivals.get(k, 0.0), x.finish)
     by_vcpu: dict[tuple[str, str], list[TaskRun]] = {}
     for run in measured.values():
         by_vcpu.setdefault((run.node, run.vcpu), []).append(run)

@@ -117,3 +117,14 @@ def test_traces_with_fields_added_later_still_load(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     result = calibrate([(str(path), load_trace(path))], {5: ("job.json", fork_job())})
     assert len(result.costs.functions) == 4
+
+
+def test_a_file_had_arrived_when_its_reader_started() -> None:
+    base = trace()
+    late = TransferRun(1, "./big", A, B, "v0", "v1", 2_000_000, 1.05, 1.9)  # reported after task 3 began (1.5)
+    result = calibrate([("t.json", Trace(5, "r", "ip", "heft", 1.0, 3.0, base.tasks, (late,), ()))],
+                       {5: ("job.json", fork_job())})
+    link = {(lk.src, lk.dst): lk for lk in result.costs.links}[(A, B)]
+    assert link.mean_seconds == pytest.approx(0.5)  # 1.0 (task 1's end) → 1.5, not → 1.9
+    unknown_job = calibrate([("t.json", Trace(5, "r", "ip", "heft", 1.0, 3.0, base.tasks, (late,), ()))], {})
+    assert {(lk.src, lk.dst): lk for lk in unknown_job.costs.links}[(A, B)].mean_seconds == pytest.approx(0.9)

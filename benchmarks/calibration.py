@@ -1,6 +1,7 @@
 """Predicted vs real makespan of the sample jobs, before and after one calibrating run.
 
-For each job, with the real CLI on a local cluster (``sflow run``, three nodes on loopback):
+For each job, with the real CLI on a local cluster (``sflow run``, ``--nodes`` nodes on loopback,
+three by default):
 
 0. with ``--warmup N``, N runs first that only warm the machine's caches up (ffmpeg's libraries,
    Docker's image layers): the first run on a cold machine is slower than the ones after it;
@@ -43,9 +44,9 @@ def sflow(*args: str) -> None:
         raise SystemExit(f"sflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
 
 
-def run(job: Path, out: Path, algorithm: str, costs: Path | None) -> tuple[float, float]:
+def run(job: Path, out: Path, algorithm: str, costs: Path | None, nodes: int) -> tuple[float, float]:
     extra = ["--costs", str(costs)] if costs is not None else []
-    sflow("run", str(job), "-o", str(out), "-a", algorithm, *extra)
+    sflow("run", str(job), "-o", str(out), "-a", algorithm, "--nodes", str(nodes), *extra)
     trace = load_trace(out / "trace.json")
     if trace.predicted_makespan is None:
         raise SystemExit(f"{out / 'trace.json'}: no prediction")
@@ -75,10 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-a", "--algorithm", default="heft")
     ap.add_argument("--after", type=int, default=3, help="runs with the costs after the calibrating one")
     ap.add_argument("--warmup", type=int, default=0, help="uncounted runs before the calibrating one")
+    ap.add_argument("--nodes", type=int, default=3, help="local nodes (sflow run --nodes; each gets "
+                    "cpu_count / nodes vCPUs, at least one: more nodes than cores run functions side by side "
+                    "on a shared core, which the costs measured alone do not know)")
     ap.add_argument("--workdir", help="keep outputs here (default: a temporary directory)")
     args = ap.parse_args(argv)
     jobs = [j for j in args.jobs if not (args.skip_docker and j == "ffmpeg-docker")]
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
+          f"{args.nodes} local nodes, -a {args.algorithm}")
     print(f"{'job':<14} {'run':<16} {'predicted s':>12} {'real s':>10} {'error':>9}")
     summary: list[Summary] = []
     with tempfile.TemporaryDirectory(prefix="sflow-calibration-") as tmp:
@@ -86,17 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         for name in jobs:
             job = REPO / "jobs" / f"{name}.json"
             for k in range(args.warmup):
-                predicted, real = run(job, base / name / f"warmup{k}", args.algorithm, None)
+                predicted, real = run(job, base / name / f"warmup{k}", args.algorithm, None, args.nodes)
                 row(name, f"warm-up #{k + 1}", predicted, real)
             first = base / name / "run0"
-            predicted, real = run(job, first, args.algorithm, None)
+            predicted, real = run(job, first, args.algorithm, None, args.nodes)
             before = row(name, "uncalibrated", predicted, real)
             reals = [real]
             costs = base / name / "costs.json"
             sflow("calibrate", str(first / "trace.json"), "--job", str(job), "-o", str(costs))
             after = []
             for k in range(1, args.after + 1):
-                predicted, real = run(job, base / name / f"run{k}", args.algorithm, costs)
+                predicted, real = run(job, base / name / f"run{k}", args.algorithm, costs, args.nodes)
                 after.append(row(name, f"calibrated #{k}", predicted, real))
                 reals.append(real)
             summary.append(Summary(name, before, after, predicted, reals))

@@ -29,13 +29,11 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sflow.delegator.trace import TaskRun, Trace, TransferRun
+from sflow.delegator.trace import RAN, TaskRun, Trace, TransferRun, run_kind
 from sflow.errors import InputError
 from sflow.model.costs import FunctionCosts, HostCosts, LinkCosts, MeasuredCosts, function_key, normal_path, program_of
 from sflow.model.workflow import Job, TaskId
 
-#: ``where`` of a trace row that measured nothing
-UNMEASURED = ("cache hit", "not needed")
 #: sizes "vary" when the smallest is at most this fraction of the largest below it
 SPREAD = 0.5
 
@@ -49,11 +47,7 @@ class Calibration:
 
 def is_measured(run: TaskRun) -> bool:
     """Whether a trace row is a real execution (not a cache hit, not skipped, not unplaced)."""
-    if run.where.lower().startswith(UNMEASURED):
-        return False
-    if getattr(run, "cached", False):  # a marker later traces may carry
-        return False
-    return run.node not in ("", "-") and run.finish >= run.start
+    return run_kind(run.where) == RAN and run.node not in ("", "-") and run.finish >= run.start
 
 
 def calibrate(traces: Sequence[tuple[str, Trace]], jobs: Mapping[int, tuple[str, Job]]) -> Calibration:

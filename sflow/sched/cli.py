@@ -10,7 +10,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,14 +18,16 @@ from rich.table import Table
 from sflow.config import Config, add_config_argument, config_from_args
 from sflow.errors import InputError
 from sflow.jsonio import load_environment, load_job, load_mapping, mapping_to_dict, write_json
-from sflow.model.costs import MeasuredCosts
 from sflow.model.infra import Environment
 from sflow.model.schedule import Schedule
-from sflow.sched.base import Scheduler
 from sflow.sched.problem import Problem
 from sflow.sched.registry import get_scheduler, names
 from sflow.sched.simulate import Measures, measure, replay, replay_schedule
 from sflow.sched.validate import validate_schedule
+
+if TYPE_CHECKING:
+    from sflow.model.costs import MeasuredCosts
+    from sflow.sched.base import Scheduler
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,9 @@ Instances:
   (125 MB/s) and a slow (5 MB/s) network. Without the package they are left out, with a note.
 
 For each instance: every registered algorithm's makespan, then ``best``'s (with ``--budget-s``,
-timed with the wall clock), its gain over HEFT ``(HEFT − best) / HEFT`` and its time. The summary
+timed with the wall clock), its gain over HEFT ``(HEFT − best) / HEFT``, the gain over the best
+single algorithm, HEFT over a lower bound (the larger of the critical path at the fastest speeds and
+all the work spread evenly over the vCPUs: how much room there was at most) and ``best``'s time. The summary
 gives the mean and worst gain, how far the best single algorithm is from the per-instance best,
 and the time ``best`` took against its budget. HEFT runs in the same process just before: the
 machine's load affects both alike (the figures are makespans, which do not depend on the load;
@@ -47,6 +49,7 @@ from sflow.jsonio import environment_from_dict, environment_to_dict, load_job  #
 from sflow.model.infra import Environment  # noqa: E402
 from sflow.model.workflow import Job  # noqa: E402
 from sflow.sched.best import Best  # noqa: E402
+from sflow.sched.costs import critical_path_lower_bound  # noqa: E402
 from sflow.sched.problem import Problem  # noqa: E402
 from sflow.sched.registry import get_scheduler, names  # noqa: E402
 from sflow.sched.validate import validate_schedule  # noqa: E402
@@ -132,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
           f"best --budget-s {args.budget_s:g} --seed {args.seed}")
     header = f"{'instance':<34}" + "".join(f"{SHORT.get(n, n):>10}" for n in others)
-    print(header + f"{'best':>10} {'vs HEFT':>8} {'vs top':>7} {'best s':>7} {'from':<18}")
+    print(header + f"{'best':>10} {'vs HEFT':>8} {'vs top':>7} {'HEFT/LB':>8} {'best s':>7} {'from':<18}")
     gains: list[float] = []
+    families: dict[str, list[float]] = {}
     tops: list[float] = []
     single: dict[str, list[float]] = {n: [] for n in others}
     times: list[float] = []
@@ -162,20 +166,27 @@ def main(argv: list[str] | None = None) -> int:
             validate_schedule(problem, report.schedule)
             best = report.schedule.makespan
             top = min(makespans.values())
+            # No schedule beats the critical path at the fastest speeds, nor all the work spread evenly.
+            bound = max(critical_path_lower_bound(problem), float(problem.exec_time.min(axis=1).sum()) / problem.n_procs)
+            headroom = makespans["heft"] / bound if bound > 0 else 1.0
             gain = (makespans["heft"] - best) / makespans["heft"]
             gains.append(gain)
+            families.setdefault("random" if inst.name.startswith("random") else "WfCommons", []).append(gain)
             tops.append((top - best) / top)
             times.append(elapsed)
             for name, m in makespans.items():
                 single[name].append(m / min(top, best) - 1)
             print(f"{inst.name:<34}" + "".join(f"{makespans[n]:>10.4g}" for n in others)
-                  + f"{best:>10.4g} {gain:>+8.1%} {(top - best) / top:>+7.1%} {elapsed:>7.2f} {report.start_from:<18}",
+                  + f"{best:>10.4g} {gain:>+8.1%} {(top - best) / top:>+7.1%} {headroom:>8.2f} {elapsed:>7.2f} "
+                  f"{report.start_from:<18}",
                   flush=True)
     print()
     print(f"instances: {len(gains)}; best vs HEFT: mean {statistics.mean(gains):+.2%}, median "
           f"{statistics.median(gains):+.2%}, worst {min(gains):+.2%}, best {max(gains):+.2%}; "
           f"better on {sum(g > 1e-9 for g in gains)}, equal on {sum(abs(g) <= 1e-9 for g in gains)}, "
           f"worse on {sum(g < -1e-9 for g in gains)}")
+    for family, values in families.items():
+        print(f"  {family}: {len(values)} instances, mean {statistics.mean(values):+.2%}, worst {min(values):+.2%}")
     print(f"best vs the per-instance best single algorithm: mean {statistics.mean(tops):+.2%}, worst {min(tops):+.2%}")
     print("each algorithm above the per-instance best (mean / worst): " + ", ".join(
         f"{n} {statistics.mean(v):.1%}/{max(v):.0%}" for n, v in single.items()))

@@ -5,8 +5,10 @@ three by default):
 
 0. with ``--warmup N``, N runs first that only warm the machine's caches up (ffmpeg's libraries,
    Docker's image layers): the first run on a cold machine is slower than the ones after it;
-1. ``sflow run JOB -a ALG``: the prediction comes from workload / MIPS and the declared sizes;
-2. ``sflow calibrate OUT/trace.json --job JOB -o costs.json``: the costs that run measured;
+1. ``sflow run JOB -a ALG`` (``--calibrating-runs`` times, default once): the prediction comes
+   from workload / MIPS and the declared sizes;
+2. ``sflow calibrate OUT/trace.json... --job JOB -o costs.json``: the costs those runs measured
+   (several runs: the median of each function's times);
 3. ``sflow run JOB -a ALG --costs costs.json`` (repeated ``--after`` times): the prediction comes
    from the measured costs; each run has new node ports, so the costs are matched to the new
    nodes by their vCPU ids.
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-a", "--algorithm", default="heft")
     ap.add_argument("--after", type=int, default=3, help="runs with the costs after the calibrating one")
     ap.add_argument("--warmup", type=int, default=0, help="uncounted runs before the calibrating one")
+    ap.add_argument("--calibrating-runs", type=int, default=1,
+                    help="uncalibrated runs whose traces are calibrated together (the median of each function)")
     ap.add_argument("--nodes", type=int, default=3, help="local nodes (sflow run --nodes; each gets "
                     "cpu_count / nodes vCPUs, at least one: more nodes than cores run functions side by side "
                     "on a shared core, which the costs measured alone do not know)")
@@ -93,12 +97,16 @@ def main(argv: list[str] | None = None) -> int:
             for k in range(args.warmup):
                 predicted, real = run(job, base / name / f"warmup{k}", args.algorithm, None, args.nodes)
                 row(name, f"warm-up #{k + 1}", predicted, real)
-            first = base / name / "run0"
-            predicted, real = run(job, first, args.algorithm, None, args.nodes)
-            before = row(name, "uncalibrated", predicted, real)
-            reals = [real]
+            traces, errors, reals = [], [], []
+            for k in range(args.calibrating_runs):
+                out = base / name / f"calibrating{k}"
+                predicted, real = run(job, out, args.algorithm, None, args.nodes)
+                errors.append(row(name, f"uncalibrated #{k + 1}", predicted, real))
+                reals.append(real)
+                traces.append(str(out / "trace.json"))
+            before = statistics.median(errors)
             costs = base / name / "costs.json"
-            sflow("calibrate", str(first / "trace.json"), "--job", str(job), "-o", str(costs))
+            sflow("calibrate", *traces, "--job", str(job), "-o", str(costs))
             after = []
             for k in range(1, args.after + 1):
                 predicted, real = run(job, base / name / f"run{k}", args.algorithm, costs, args.nodes)

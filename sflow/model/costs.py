@@ -32,9 +32,10 @@ v's, for hosts of the environment); never measured, workload / MIPS.
 varied has its own least-squares line (latency and bandwidth). A pair measured at one size only
 cannot tell latency from bandwidth: the environment's bandwidth is kept and the latency is what
 remains of the measured mean (``mean seconds − mean MB / bandwidth``, at least 0), which predicts
-the measured size exactly. A pair never measured takes the median latency of the measured pairs and
-the slower of the environment's bandwidth and their median bandwidth. Within one host, the
-measured hand-off latency (an input ready on the node → the function started) and no bandwidth.
+the measured size exactly. A pair never measured takes the median latency of the measured pairs
+(but no less than the hand-off measured at either end) and the slower of the environment's
+bandwidth and their median bandwidth. Within one host, the measured hand-off latency (an input
+ready on the node → the function started) and no bandwidth.
 **Edge sizes** are the bytes measured for the edge's files (``MB = bytes / 10^6``), the job's
 declared sizes for files never measured.
 """
@@ -287,24 +288,31 @@ class CostModel:
             cached = self._pair_cache[key] = self._resolve_link(a, b)
         return cached
 
+    def _hand_off(self, hosts: frozenset[str]) -> float | None:
+        gaps = [(lk.latency, lk.samples) for (s, d), lk in self._links.items()
+                if s == d and s in hosts and lk.latency is not None]
+        return _weighted([(g, w) for g, w in gaps if g is not None]) if gaps else None
+
     def _resolve_link(self, a: VcpuId, b: VcpuId) -> tuple[float, float]:
         env_spm = self.env.transfer_time(1.0, a, b)
         vm_a, vm_b = self.env.vm_of_vcpu[a], self.env.vm_of_vcpu[b]
         src, dst = self._hosts_of_vm.get(vm_a, frozenset()), self._hosts_of_vm.get(vm_b, frozenset())
         if vm_a == vm_b:
-            gaps = [(lk.latency or 0.0, lk.samples) for (s, d), lk in self._links.items()
-                    if s == d and s in src and lk.latency is not None]
-            return (_weighted(gaps), 0.0) if gaps else (0.0, env_spm)
+            gap = self._hand_off(src)
+            return (gap, 0.0) if gap is not None else (0.0, env_spm)
         measured = [lk for (s, d), lk in self._links.items() if s != d and s in src and d in dst]
         if measured:
             terms = [_link_terms(lk, env_spm) for lk in measured]
             weights = [lk.samples for lk in measured]
             return (_weighted([(t[0], w) for t, w in zip(terms, weights)]),
                     _weighted([(t[1], w) for t, w in zip(terms, weights)]))
+        # Never measured: what the measured pairs took, and never less than a hand-off at either
+        # end (crossing to another node includes what handing over within one node costs).
         others = [_link_terms(lk, env_spm) for (s, d), lk in sorted(self._links.items()) if s != d]
-        if not others:
-            return 0.0, env_spm
-        latency = _median(t[0] for t in others)
+        latency = _median(t[0] for t in others) if others else 0.0
+        for gap in (self._hand_off(src), self._hand_off(dst)):
+            if gap is not None and gap > latency:
+                latency = gap
         fitted = [1.0 / lk.bandwidth for lk in self._links.values() if lk.src != lk.dst and lk.bandwidth]
         spm = max(env_spm, _median(fitted)) if fitted else env_spm
         return latency, spm

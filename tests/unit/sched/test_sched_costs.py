@@ -134,7 +134,8 @@ def test_links_fitted_one_size_unmeasured_and_hand_off() -> None:
     assert model.transfer_time(TaskId(1), TaskId(2), V2, V0) == pytest.approx(0.1)  # the measured size exactly
     assert model.link(V0, V1) == (0.002, 0.0)  # same VM: the hand-off
     assert model.link(V2, V2) == (0.0, 0.0)  # no hand-off measured there
-    # Never measured: the median latency of the measured pairs, the slower bandwidth.
+    # Never measured, and no hand-off at its ends: the median latency of the measured pairs, the
+    # slower bandwidth.
     lat, spm = model.link(V2, V3)
     assert spm == max(ENV.transfer_time(1.0, V2, V3), 1 / 50)
     assert lat == pytest.approx(sorted([0.01, 0.1 - 2.0 * ENV.transfer_time(1.0, V2, V3)])[0] / 2
@@ -242,3 +243,19 @@ def test_costs_file_round_trip_and_errors(tmp_path: Path) -> None:
     broken({"functions.0.job_id": "x"}, "$.functions[0].job_id", "integer")
     with pytest.raises(InputError, match="no such file"):
         load_costs(tmp_path / "missing.json")
+
+
+def test_an_unmeasured_pair_costs_at_least_a_hand_off() -> None:
+    job = job_with(["gen", "sort $F^1"])
+    a, b = "10.0.0.1:7070", "10.0.0.2:7070"
+    # One run on node a only: no transfer between nodes was seen, a hand-off of 5 ms was.
+    measured = costs([fn(job, 1, {a: [1.0]})], hosts=[HostCosts(a, ())], links=[LinkCosts(a, a, 1, 0.005, None, 0.0, 0.005)])
+    model = CostModel(ENV, job, measured)
+    assert model.link(V0, V1) == (0.005, 0.0)
+    lat, spm = model.link(V0, V2)
+    assert lat == 0.005 and spm == ENV.transfer_time(1.0, V0, V2)
+    # So HEFT keeps a chain on the node that ran it rather than crossing for free.
+    schedule = get_scheduler("heft").schedule(Problem.from_env_job(make_env([[1000], [1000]]), job, costs=costs(
+        [fn(job, 1, {"10.0.0.1:7070": [1.0]}), fn(job, 2, {"10.0.0.1:7070": [1.0]})],
+        hosts=[HostCosts("10.0.0.1:7070", ())], links=[LinkCosts("10.0.0.1:7070", "10.0.0.1:7070", 1, 0.005, None, 0.0, 0.005)])))
+    assert schedule.slots[TaskId(1)].vcpu == schedule.slots[TaskId(2)].vcpu

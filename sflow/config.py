@@ -47,7 +47,9 @@ class DelegatorSettings:
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     algorithm: str = _key("sf-cuv", "scheduling algorithm (sflow schedule --compare lists them)")
-    seed: int = _key(1, "random seed for randomised algorithms (coordvnf)")
+    seed: int = _key(1, "random seed for randomised algorithms (coordvnf, best)")
+    budget_s: float = _key(1.0, "seconds the best algorithm may take (portfolio and local search)")
+    costs: str = _key("", "costs file from `sflow calibrate` the schedulers and the simulator use (empty: workload / MIPS and the environment's bandwidths)")
 
 
 #: where SSH host keys are checked by default (SFTP, image repositories, cluster hosts)

@@ -1,4 +1,4 @@
-"""Environment, job and mapping JSON ⇄ models. The only module where raw JSON dicts live.
+"""Environment, job, mapping and costs JSON ⇄ models. The only module where raw JSON dicts live.
 
 Reads the original SFlow's files unchanged (reference §1) and reports every defect as an
 :class:`~sflow.errors.InputError` naming the file, the JSON path (``$.task_list[3].workload``) and
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sflow.errors import InputError
+from sflow.model.costs import FunctionCosts, HostCosts, LinkCosts, MeasuredCosts
 from sflow.model.infra import Address, Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
 from sflow.model.paths import UnsafePath, job_relative
 from sflow.model.schedule import Placement, Schedule, Slot
@@ -675,3 +676,112 @@ def mapping_from_dict(data: Any, source: str = "<mapping>") -> MappingFile:
 
 def load_mapping(path: str | Path) -> MappingFile:
     return mapping_from_dict(read_json(path), str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Costs (what ``sflow calibrate`` writes)
+
+COSTS_FORMAT = "sflow-costs/1"
+
+
+def costs_to_dict(costs: MeasuredCosts) -> dict[str, Any]:
+    """The costs file: measured functions, hosts and links (units: seconds, bytes, MB, MB/s)."""
+    return {
+        "format": COSTS_FORMAT,
+        "runs": list(costs.runs),
+        "functions": [
+            {
+                "job_id": f.job_id,
+                "task_id": f.task_id,
+                "key": f.key,
+                "label": f.label,
+                "seconds": {host: list(values) for host, values in sorted(f.seconds.items())},
+                "outputs": dict(sorted(f.outputs.items())),
+            }
+            for f in costs.functions
+        ],
+        "hosts": [{"name": h.name, "vcpus": list(h.vcpus)} for h in costs.hosts],
+        "links": [
+            {
+                "src": lk.src,
+                "dst": lk.dst,
+                "samples": lk.samples,
+                "latency": lk.latency,
+                "bandwidth": lk.bandwidth,
+                "mean_mb": lk.mean_mb,
+                "mean_seconds": lk.mean_seconds,
+            }
+            for lk in costs.links
+        ],
+    }
+
+
+def _measure(doc: JsonReader, value: Any, where: str, kind: type) -> float:
+    """A bare non-negative number (``kind`` int: an integer) at ``where``."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    if not ok or (kind is int and not float(value).is_integer()):
+        what = "a non-negative integer" if kind is int else "a non-negative number"
+        doc.fail(where, f"expected {what}, found {_show(value)}")
+    return float(value)
+
+
+def _optional_number(doc: JsonReader, d: dict[str, Any], key: str, where: str) -> float | None:
+    return None if d.get(key) is None else doc.number(d, key, where)
+
+
+def costs_from_dict(data: Any, source: str = "<costs>") -> MeasuredCosts:
+    doc = JsonReader(source)
+    root = doc.obj(data, "$")
+    fmt = doc.string(root, "format", "$")
+    if fmt != COSTS_FORMAT:
+        doc.fail("$.format", f"expected {COSTS_FORMAT!r} (a file written by sflow calibrate), found {fmt!r}")
+    functions = []
+    for i, raw in enumerate(doc.array(root, "functions", "$")):
+        w = f"$.functions[{i}]"
+        f = doc.obj(raw, w)
+        seconds: dict[str, tuple[float, ...]] = {}
+        raw_seconds = doc.obj(f.get("seconds", {}), f"{w}.seconds")
+        for host, values in raw_seconds.items():
+            hw = f"{w}.seconds[{json.dumps(host)}]"
+            if not isinstance(values, list) or not values:
+                doc.fail(hw, f"expected a non-empty array of seconds, found {_show(values)}")
+            seconds[host] = tuple(_measure(doc, v, f"{hw}[{k}]", float) for k, v in enumerate(values))
+        outputs: dict[str, int] = {}
+        for path, size in doc.obj(f.get("outputs", {}), f"{w}.outputs").items():
+            outputs[path] = int(_measure(doc, size, f"{w}.outputs[{json.dumps(path)}]", int))
+        functions.append(FunctionCosts(
+            job_id=doc.integer(f, "job_id", w),
+            task_id=doc.integer(f, "task_id", w),
+            key=doc.optional_string(f, "key", w),
+            label=doc.string(f, "label", w, required=False),
+            seconds=seconds,
+            outputs=outputs,
+        ))
+    hosts = []
+    for i, raw in enumerate(doc.array(root, "hosts", "$")):
+        w = f"$.hosts[{i}]"
+        h = doc.obj(raw, w)
+        hosts.append(HostCosts(doc.string(h, "name", w), tuple(doc.identifiers(h, "vcpus", w))))
+    links = []
+    for i, raw in enumerate(doc.array(root, "links", "$")):
+        w = f"$.links[{i}]"
+        lk = doc.obj(raw, w)
+        bandwidth = _optional_number(doc, lk, "bandwidth", w)
+        if bandwidth == 0:
+            doc.fail(f"{w}.bandwidth", "bandwidth must be a positive number or null, found 0")
+        links.append(LinkCosts(
+            src=doc.string(lk, "src", w),
+            dst=doc.string(lk, "dst", w),
+            samples=doc.integer(lk, "samples", w),
+            latency=_optional_number(doc, lk, "latency", w),
+            bandwidth=bandwidth,
+            mean_mb=doc.number(lk, "mean_mb", w),
+            mean_seconds=doc.number(lk, "mean_seconds", w),
+        ))
+    runs = tuple(str(r) for r in doc.array(root, "runs", "$", required=False))
+    return MeasuredCosts(tuple(functions), tuple(hosts), tuple(links), runs)
+
+
+def load_costs(path: str | Path) -> MeasuredCosts:
+    """A costs file written by ``sflow calibrate``; what ``--costs`` and experiment specs name."""
+    return costs_from_dict(read_json(path), str(path))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
 from sflow.errors import InputError
+from sflow.sched.cli import add_cost_arguments, costs_from, scheduler_from
 from sflow.secret import generate_secret, read_secret
 
 # The readers, plans, Twisted, rich and the dispatchers are imported by the commands that run
@@ -53,6 +54,21 @@ def register(sub: Any) -> None:
     _common(r)
     r.set_defaults(func=_run)
 
+    c = sub.add_parser(
+        "calibrate",
+        help="measure costs from run traces for the schedulers and the simulator (--costs)",
+        description="Read traces of real runs (trace.json of sflow run / sflow delegate) and write the "
+        "costs they measured: per function and host the execution times, per output file its size, "
+        "per host pair the latency and bandwidth of transfers (a least-squares line), per host the "
+        "hand-off latency. Give each trace's job file with --job so that a renumbered or regenerated "
+        "job still matches its functions (by command and image); without it they match by job and task id.",
+    )
+    c.add_argument("traces", metavar="TRACE", nargs="+", help="trace.json of a run")
+    c.add_argument("--job", metavar="JOB", action="append", default=[],
+                   help="the job file a trace ran (matched by job_id; repeat for several jobs)")
+    c.add_argument("-o", "--output", metavar="COSTS", required=True, help="costs file to write")
+    c.set_defaults(func=_calibrate)
+
     g = sub.add_parser("gantt", help="draw a Gantt chart of a real run from its trace.json")
     g.add_argument("trace", metavar="TRACE", help="trace.json written by sflow delegate / sflow run")
     g.add_argument("-o", "--output", metavar="CHART", required=True, help="chart file (.png, .svg or .pdf)")
@@ -64,6 +80,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--algorithm", metavar="NAME", help="scheduling algorithm (default: scheduler.algorithm)")
     p.add_argument("-o", "--output", metavar="OUTDIR", help="directory for results and trace.json (default: delegator.outdir)")
     p.add_argument("--keep-workdirs", action="store_true", help="leave the job's working directories on the nodes")
+    add_cost_arguments(p)
     add_config_argument(p)
     add_secret_argument(p)
 
@@ -97,14 +114,13 @@ def node_address(address: Address, config: Config) -> str:
     return str(Address(address.host, port))
 
 
-def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, env_name: str) -> Prepared:
+def prepare(env: Environment, job: Job, config: Config, args: argparse.Namespace, env_name: str) -> Prepared:
+    """Schedule ``job`` with the algorithm, seed, budget and costs of ``args`` and ``config``."""
     from sflow.delegator.plan import TaskPlacement
-
     from sflow.sched.problem import Problem
-    from sflow.sched.registry import get_scheduler
 
-    name = algorithm or config.scheduler.algorithm
-    schedule = get_scheduler(name, config.scheduler.seed).schedule(Problem.from_env_job(env, job, name=env_name))
+    problem = Problem.from_env_job(env, job, name=env_name, costs=costs_from(args, config))
+    schedule = scheduler_from(args, config).schedule(problem)
     index = cpu_indexes(env)
     placements = {}
     for tid, slot in schedule.slots.items():
@@ -233,7 +249,7 @@ def _delegate(args: argparse.Namespace) -> int:
     if args.mapping:
         prepared = prepare_mapping(env, job, config, args.mapping)
     else:
-        prepared = prepare(env, job, config, args.algorithm, args.env)
+        prepared = prepare(env, job, config, args, args.env)
     outdir = _outdir(args, config)
     trace = _with_progress(
         len(job.tasks),
@@ -314,7 +330,7 @@ def _run(args: argparse.Namespace) -> int:
                     if run_env is None:
                         run_env = local_environment(addresses, per_node)
                         write_json(outdir / "env.json", environment_to_dict(run_env))
-                    prepared = prepare(run_env, job, config, args.algorithm, env_name)
+                    prepared = prepare(run_env, job, config, args, env_name)
                     return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
                                      run_env, args.mode, addresses)
 
@@ -333,6 +349,42 @@ def _run(args: argparse.Namespace) -> int:
 
         trace = _with_progress(len(job.tasks), body)
     _report(trace, outdir)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# sflow calibrate
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from sflow.delegator.calibrate import calibrate
+    from sflow.delegator.trace import load_trace
+    from sflow.jsonio import costs_to_dict, load_job, write_json
+
+    jobs: dict[int, tuple[str, Job]] = {}
+    for path in args.job:
+        job = load_job(path)
+        if job.id in jobs:
+            raise InputError(path, "$.job_id", f"job {job.id} is also given by {jobs[job.id][0]}")
+        jobs[job.id] = (path, job)
+    traces = [(path, load_trace(path)) for path in args.traces]
+    result = calibrate(traces, jobs)
+    write_json(args.output, costs_to_dict(result.costs))
+    for note in result.notes:
+        print(f"note: {note}")
+    costs = result.costs
+    samples = sum(len(v) for f in costs.functions for v in f.seconds.values())
+    print(f"{len(traces)} trace(s): {len(costs.functions)} functions ({samples} runs) on {len(costs.hosts)} hosts, "
+          f"{len(costs.links)} host pairs -> {args.output}")
+    for link in costs.links:
+        if link.src == link.dst:
+            print(f"  {link.src}: hand-off {link.latency or 0.0:.4f} s ({link.samples} samples)")
+        elif link.bandwidth is not None:
+            print(f"  {link.src} -> {link.dst}: latency {link.latency or 0.0:.4f} s, "
+                  f"bandwidth {link.bandwidth:.4g} MB/s ({link.samples} transfers)")
+        else:
+            print(f"  {link.src} -> {link.dst}: {link.mean_seconds:.4f} s for {link.mean_mb:.4g} MB "
+                  f"({link.samples} transfers of one size: bandwidth from the environment)")
     return 0
 
 

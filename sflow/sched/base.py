@@ -53,22 +53,29 @@ class Timelines:
         self._exec = problem.exec_time
         self._data = problem.edge_data.tolist()
         self._inv = problem.inv_bw
+        # Latency is zero unless the costs were measured: skip it then.
+        self._lat = problem.latency if problem.latency.any() else None
 
     # -- data-ready times -----------------------------------------------------------------------
 
     def ready(self, i: int) -> FloatArray:
         """The time all of task i's inputs can be on each processor (a vector over processors)."""
         r = np.zeros(self.problem.n_procs)
+        lat = self._lat
         for p, e in self.problem.preds[i]:
             q = self.proc[p]
-            np.maximum(r, self.finish[p] + self._data[e] * self._inv[q], out=r)
+            arrival = self.finish[p] + self._data[e] * self._inv[q]
+            np.maximum(r, arrival if lat is None else arrival + lat[q], out=r)
         return r
 
     def ready_on(self, i: int, k: int) -> float:
         """The time all of task i's inputs can be on processor k."""
         r = 0.0
+        lat = self._lat
         for p, e in self.problem.preds[i]:
             t = self.finish[p] + self._data[e] * float(self._inv[self.proc[p], k])
+            if lat is not None:
+                t += float(lat[self.proc[p], k])
             if t > r:
                 r = t
         return r

@@ -10,9 +10,10 @@ import argparse
 import gc
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.config import add_config_argument, config_from_args
+from sflow.config import Config, add_config_argument, config_from_args
 from sflow.errors import InputError
 from sflow.sched.registry import get_scheduler, names
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from sflow.model.infra import Environment
     from sflow.model.schedule import Schedule
     from sflow.sched.problem import Problem
+    from sflow.model.costs import MeasuredCosts
+    from sflow.sched.base import Scheduler
     from sflow.sched.simulate import Measures
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument("--gantt", metavar="CHART", help="draw a Gantt chart (.png, .svg or .pdf)")
     p.add_argument("--seed", type=int, default=None, help="seed for randomised algorithms (default: scheduler.seed)")
     p.add_argument("--compare", action="store_true", help="run every algorithm and print a comparison table")
+    add_cost_arguments(p)
     add_config_argument(p)
     p.set_defaults(func=_schedule)
 
@@ -56,6 +60,8 @@ def register(sub: Any) -> None:
     s.add_argument("env", metavar="ENV", help="environment JSON")
     s.add_argument("mapping", metavar="MAPPING", help="mapping JSON (from sflow schedule or the original's schedgen)")
     s.add_argument("--gantt", metavar="CHART", help="draw a Gantt chart of the replay")
+    add_cost_arguments(s, budget=False)
+    add_config_argument(s)
     s.set_defaults(func=_simulate)
 
     i = sub.add_parser("import", help="convert a workflow from another system into a job JSON")
@@ -80,13 +86,46 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.6g}"
 
 
-def _load(args: argparse.Namespace) -> tuple[Environment, Problem, Any]:
+def add_cost_arguments(p: argparse.ArgumentParser, *, budget: bool = True) -> None:
+    """``--costs`` (and ``--budget-s``) for every command that schedules or simulates."""
+    p.add_argument(
+        "--costs", metavar="COSTS",
+        help="costs measured on earlier runs (from `sflow calibrate`); default: scheduler.costs, "
+        "else workload / MIPS and the environment's bandwidths",
+    )
+    if budget:
+        p.add_argument(
+            "--budget-s", type=float, default=None, metavar="S",
+            help="seconds -a best may take (default: scheduler.budget_s, 1)",
+        )
+
+
+def costs_from(args: argparse.Namespace, config: Config) -> MeasuredCosts | None:
+    """The costs file named by ``--costs`` or ``scheduler.costs``, loaded (None: no costs)."""
+    path = getattr(args, "costs", None) or config.scheduler.costs
+    if not path:
+        return None
+    from sflow.jsonio import load_costs
+
+    return load_costs(Path(path).expanduser())
+
+
+def scheduler_from(args: argparse.Namespace, config: Config, name: str | None = None) -> Scheduler:
+    """The scheduler ``-a`` (or ``name``, or scheduler.algorithm) names, with the seed and, for
+    ``best``, the budget and the clock."""
+    seed = args.seed if getattr(args, "seed", None) is not None else config.scheduler.seed
+    budget = args.budget_s if getattr(args, "budget_s", None) is not None else config.scheduler.budget_s
+    algorithm = name or getattr(args, "algorithm", None) or config.scheduler.algorithm
+    return get_scheduler(algorithm, seed, budget_s=budget, clock=time.perf_counter)
+
+
+def _load(args: argparse.Namespace, costs: MeasuredCosts | None) -> tuple[Environment, Problem, Any]:
     from sflow.jsonio import load_environment, load_job
     from sflow.sched.problem import Problem
 
     env = load_environment(args.env)
     job = load_job(args.job)
-    return env, Problem.from_env_job(env, job, name=args.env), job
+    return env, Problem.from_env_job(env, job, name=args.env, costs=costs), job
 
 
 def _batch() -> None:
@@ -99,23 +138,22 @@ def _batch() -> None:
 def _schedule(args: argparse.Namespace) -> int:
     _batch()
     config = config_from_args(args)
-    seed = args.seed if args.seed is not None else config.scheduler.seed
+    costs = costs_from(args, config)
     if args.compare:
         if args.output or args.gantt or args.algorithm:
             raise InputError("<flag>", "--compare", "runs every algorithm; it takes no -a, -o or --gantt")
-        _, problem, _ = _load(args)
-        return _compare(problem, seed)
+        _, problem, _ = _load(args, costs)
+        return _compare(problem, args, config)
     from sflow.jsonio import mapping_to_dict, write_json
     from sflow.sched.simulate import measure
     from sflow.sched.validate import validate_schedule
 
-    algorithm = args.algorithm or config.scheduler.algorithm
-    scheduler = get_scheduler(algorithm, seed)
-    env, problem, job = _load(args)
+    scheduler = scheduler_from(args, config)
+    env, problem, job = _load(args, costs)
     began = time.perf_counter()
     schedule = scheduler.schedule(problem)
     elapsed = time.perf_counter() - began
-    validate_schedule((env, job), schedule)
+    validate_schedule((env, job), schedule, costs)
     log.info("scheduled algorithm=%s tasks=%d seconds=%.3f", schedule.algorithm, problem.n_tasks, elapsed)
     if args.output:
         write_json(args.output, mapping_to_dict(job, env, schedule))
@@ -128,12 +166,23 @@ def _schedule(args: argparse.Namespace) -> int:
     print(f"speedup:   {_fmt(m.speedup)}")
     print(f"vCPUs:     {len(m.utilisation)} of {problem.n_procs} used")
     print(f"hosts:     {len(m.hosts)} ({', '.join(m.hosts)})")
+    print(f"time:      {elapsed:.3f} s to schedule")
+    if costs is not None:
+        print(f"costs:     measured ({_measured_share(env, job, costs)}); the rest from workload / MIPS")
     if args.output:
         print(f"mapping:   {args.output}")
     return 0
 
 
-def _compare(problem: Problem, seed: int) -> int:
+def _measured_share(env: Environment, job: Any, costs: MeasuredCosts) -> str:
+    from sflow.model.costs import CostModel
+
+    model = CostModel(env, job, costs)
+    measured = sum(1 for t in job.tasks if model.is_measured(t.id))
+    return f"{measured} of {len(job.tasks)} functions"
+
+
+def _compare(problem: Problem, args: argparse.Namespace, config: Config) -> int:
     from rich.console import Console
     from rich.table import Table
 
@@ -144,7 +193,7 @@ def _compare(problem: Problem, seed: int) -> int:
     for col in ("algorithm", "makespan (s)", "SLR", "speedup", "vCPUs", "time (ms)"):
         table.add_column(col, justify="left" if col == "algorithm" else "right")
     for name in names():
-        scheduler = get_scheduler(name, seed)
+        scheduler = scheduler_from(args, config, name)
         began = time.perf_counter()
         schedule = scheduler.schedule(problem)
         elapsed = time.perf_counter() - began
@@ -189,9 +238,11 @@ def _simulate(args: argparse.Namespace) -> int:
     from sflow.sched.simulate import measure, replay, replay_schedule
     from sflow.sched.validate import validate_schedule
 
+    config = config_from_args(args)
+    costs = costs_from(args, config)
     env = load_environment(args.env)
     mapping = load_mapping(args.mapping)
-    problem = Problem.from_env_job(env, mapping.job, name=args.env)
+    problem = Problem.from_env_job(env, mapping.job, name=args.env, costs=costs)
     placement = {t: p.vcpu_id for t, p in mapping.placements.items()}
     for t, p in sorted(mapping.placements.items()):
         if p.vcpu_id in env.vm_of_vcpu and env.vm_of_vcpu[p.vcpu_id] != p.vm_id:
@@ -199,7 +250,7 @@ def _simulate(args: argparse.Namespace) -> int:
                   f"the environment in VM {env.vm_of_vcpu[p.vcpu_id]}; the environment is used")
     recorded = mapping.schedule
     schedule = replay_schedule(problem, recorded) if recorded is not None else replay(problem, placement)
-    validate_schedule((env, mapping.job), schedule)
+    validate_schedule((env, mapping.job), schedule, costs)
     if recorded is not None and abs(recorded.makespan - schedule.makespan) > 1e-6 * max(1.0, schedule.makespan):
         print(f"note: the mapping records makespan {_fmt(recorded.makespan)} s; the replay gives {_fmt(schedule.makespan)} s")
     _report(measure(problem, schedule), problem)

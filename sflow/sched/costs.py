@@ -33,18 +33,22 @@ def mean_exec(problem: Problem) -> FloatArray:
     return result
 
 
-def mean_inv_bw(problem: Problem) -> float:
-    """The mean per-unit communication cost over ordered pairs of distinct processors (0 if m = 1)."""
-    m = problem.n_procs
+def _mean_off_diagonal(matrix: FloatArray) -> float:
+    m = matrix.shape[0]
     if m < 2:
         return 0.0
-    inv = problem.inv_bw
-    return float((inv.sum() - np.trace(inv)) / (m * (m - 1)))
+    return float((matrix.sum() - np.trace(matrix)) / (m * (m - 1)))
+
+
+def mean_inv_bw(problem: Problem) -> float:
+    """The mean per-unit communication cost over ordered pairs of distinct processors (0 if m = 1)."""
+    return _mean_off_diagonal(problem.inv_bw)
 
 
 def mean_comm(problem: Problem) -> FloatArray:
-    """c̄_e: each edge's mean communication cost."""
-    result: FloatArray = problem.edge_data * mean_inv_bw(problem)
+    """c̄_e: each edge's mean communication cost (size × mean per-unit cost + mean latency, over
+    ordered pairs of distinct processors)."""
+    result: FloatArray = problem.edge_data * mean_inv_bw(problem) + _mean_off_diagonal(problem.latency)
     return result
 
 

@@ -9,11 +9,16 @@ Indices: tasks are numbered 0..n-1 in ascending task id, processors 0..m-1 in de
 Costs:
 
 * ``exec_time[i, p]`` — seconds task ``i`` runs on processor ``p`` (workload MI / MIPS).
-* Communication of edge ``e`` from processor ``p`` to ``q`` costs ``edge_data[e] * inv_bw[p, q]``:
-  for an environment ``edge_data`` is the size in MB and ``inv_bw`` is seconds per MB as
-  :meth:`Environment.transfer_time` charges it (0 on one host, the smaller host NIC within a DC,
-  the smallest DC or host bandwidth across DCs); for a matrix problem ``edge_data`` is the cost
-  itself and ``inv_bw`` is 1 between distinct processors, 0 on the same one.
+* Communication of edge ``e`` from processor ``p`` to ``q`` costs
+  ``edge_data[e] * inv_bw[p, q] + latency[p, q]``: for an environment ``edge_data`` is the size in
+  MB and ``inv_bw`` is seconds per MB as :meth:`Environment.transfer_time` charges it (0 on one
+  host, the smaller host NIC within a DC, the smallest DC or host bandwidth across DCs), with no
+  latency; for a matrix problem ``edge_data`` is the cost itself and ``inv_bw`` is 1 between
+  distinct processors, 0 on the same one.
+* With measured costs (:class:`~sflow.model.costs.MeasuredCosts`, from ``sflow calibrate``) the
+  same arrays hold what :class:`~sflow.model.costs.CostModel` resolves: measured execution times,
+  measured edge sizes, and per node pair the measured seconds per MB and latency. Every scheduler
+  and the simulator read only these arrays, so they use measured costs unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sflow.errors import ScheduleError
+from sflow.model.costs import CostModel, MeasuredCosts
 from sflow.model.infra import Environment, HostId, VcpuId
 from sflow.model.workflow import Job, TaskId
 
@@ -58,6 +64,8 @@ class Problem:
     succs: tuple[tuple[Link, ...], ...]
     #: a topological order of task indices (smallest ready index first)
     order: tuple[int, ...]
+    #: seconds every edge's data takes from processor p to q on top of its size (measured costs)
+    latency: FloatArray
 
     @property
     def n_tasks(self) -> int:
@@ -69,7 +77,18 @@ class Problem:
 
     def comm(self, edge: int, p: int, q: int) -> float:
         """Seconds edge ``edge`` takes from processor ``p`` to processor ``q``."""
-        return float(self.edge_data[edge] * self.inv_bw[p, q])
+        return float(self.edge_data[edge] * self.inv_bw[p, q] + self.latency[p, q])
+
+    def comm_from(self, edge: int, p: int) -> FloatArray:
+        """Seconds edge ``edge`` takes from processor ``p`` to each processor (a vector)."""
+        result: FloatArray = self.edge_data[edge] * self.inv_bw[p] + self.latency[p]
+        return result
+
+    def edge_costs(self, procs: IntArray) -> FloatArray:
+        """Every edge's communication time when task ``i`` runs on processor ``procs[i]``."""
+        src, dst = procs[self.edge_src], procs[self.edge_dst]
+        result: FloatArray = self.edge_data * self.inv_bw[src, dst] + self.latency[src, dst]
+        return result
 
     def task_index(self) -> dict[TaskId, int]:
         return {t: i for i, t in enumerate(self.task_ids)}
@@ -80,8 +99,10 @@ class Problem:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_env_job(cls, env: Environment, job: Job, name: str = "<env>") -> Problem:
-        """The problem of scheduling ``job`` on ``env``'s schedulable vCPUs.
+    def from_env_job(cls, env: Environment, job: Job, name: str = "<env>",
+                     costs: MeasuredCosts | None = None) -> Problem:
+        """The problem of scheduling ``job`` on ``env``'s schedulable vCPUs, with ``costs``
+        measured on earlier runs when given (see :mod:`sflow.model.costs`).
 
         ``name`` names the environment in errors. An environment whose vCPUs all lack a VM is a
         :class:`ScheduleError`.
@@ -111,6 +132,9 @@ class Problem:
         proc_host = np.array([host_pos[v.host_id] for v in vcpus], dtype=np.int64)
         inv_bw = host_inv[np.ix_(proc_host, proc_host)]
         edges = sorted((index[s], index[d], e.size) for (s, d), e in job.edges.items())
+        latency = None
+        if costs is not None:
+            exec_time, inv_bw, latency, edges = _measured(CostModel(env, job, costs), task_ids, index)
         return cls._build(
             name=name,
             task_ids=task_ids,
@@ -118,6 +142,7 @@ class Problem:
             exec_time=exec_time,
             edges=edges,
             inv_bw=inv_bw,
+            latency=latency,
             hosts=tuple(v.host_id for v in vcpus),
             vms=tuple(env.vm_of_vcpu[v.id] for v in vcpus),
             speed=mips,
@@ -193,6 +218,7 @@ class Problem:
         vms: tuple[str, ...],
         speed: FloatArray,
         order: list[int] | None = None,
+        latency: FloatArray | None = None,
     ) -> Problem:
         n = len(task_ids)
         preds: list[list[Link]] = [[] for _ in range(n)]
@@ -219,7 +245,24 @@ class Problem:
             preds=tuple(tuple(p) for p in preds),
             succs=tuple(tuple(s) for s in succs),
             order=tuple(order),
+            latency=np.zeros_like(inv_bw, dtype=np.float64) if latency is None
+            else np.ascontiguousarray(latency, dtype=np.float64),
         )
+
+
+def _measured(model: CostModel, task_ids: tuple[TaskId, ...], index: Mapping[TaskId, int]
+              ) -> tuple[FloatArray, FloatArray, FloatArray, list[tuple[int, int, float]]]:
+    """Execution times, seconds per MB, latencies and edges as measured costs resolve them."""
+    vcpus = [v.id for v in model.env.schedulable]
+    exec_time = np.array([[model.exec_time(t, v) for v in vcpus] for t in task_ids], dtype=np.float64)
+    m = len(vcpus)
+    inv_bw = np.zeros((m, m))
+    latency = np.zeros((m, m))
+    for p, a in enumerate(vcpus):
+        for q, b in enumerate(vcpus):
+            latency[p, q], inv_bw[p, q] = model.link(a, b)
+    edges = sorted((index[s], index[d], model.edge_mb(s, d)) for (s, d) in model.job.edges)
+    return exec_time, inv_bw, latency, edges
 
 
 def _topological(n: int, preds: list[list[Link]], succs: list[list[Link]]) -> list[int]:

@@ -99,7 +99,7 @@ class SfCuv(Scheduler):
             if link is not None:
                 d, e = link
                 src = procs[d]
-                comm_in[:] = problem.edge_data[e] * problem.inv_bw[src] if src >= 0 else cbar[e]
+                comm_in[:] = problem.comm_from(e, src) if src >= 0 else cbar[e]
             score = ftc + comm_in + work
             allowed = ~taken if (link is None and not taken.all()) else np.ones(m, dtype=bool)
             k = int(np.argmin(np.where(allowed, score, np.inf)))
@@ -113,7 +113,7 @@ class SfCuv(Scheduler):
         idx = np.arange(problem.n_tasks)
         proc_arr = np.array(procs, dtype=np.int64)
         node_w = problem.exec_time[idx, proc_arr]
-        edge_w = problem.edge_data * problem.inv_bw[proc_arr[problem.edge_src], proc_arr[problem.edge_dst]]
+        edge_w = problem.edge_costs(proc_arr)
         level = upward_rank(problem, node_w, edge_w) + downward_rank(problem, node_w, edge_w)
         tl = Timelines(problem)
         for i in ready_list_order(problem, [-k for k in rank_key(level)]):

@@ -1,7 +1,8 @@
 """An independent check of any schedule, whoever produced it.
 
 It recomputes every cost from the inputs — workload / MIPS and :meth:`Environment.transfer_time`
-for an (Environment, Job) pair, the cost matrix and edge costs for a :class:`Problem` — and shares
+for an (Environment, Job) pair, or, with measured costs, :class:`~sflow.model.costs.CostModel`'s
+per-task and per-edge answers; the cost matrix and edge costs for a :class:`Problem` — and shares
 no code with the schedulers. It checks that
 
 * every task is placed exactly once, and on a schedulable vCPU (one that belongs to a VM);
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sflow.errors import ScheduleError
+from sflow.model.costs import CostModel, MeasuredCosts
 from sflow.model.infra import Environment, VcpuId
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
@@ -61,7 +63,16 @@ def _from_problem(problem: Problem) -> _Instance:
     )
 
 
-def _from_env_job(env: Environment, job: Job) -> _Instance:
+def _from_env_job(env: Environment, job: Job, costs: MeasuredCosts | None) -> _Instance:
+    if costs is not None:
+        model = CostModel(env, job, costs)
+        return _Instance(
+            tasks=tuple(t.id for t in job.tasks),
+            procs=frozenset(v.id for v in env.schedulable),
+            exec_time=model.exec_time,
+            edges=tuple(job.edges),
+            transfer=model.transfer_time,
+        )
     return _Instance(
         tasks=tuple(t.id for t in job.tasks),
         procs=frozenset(v.id for v in env.schedulable),
@@ -71,9 +82,11 @@ def _from_env_job(env: Environment, job: Job) -> _Instance:
     )
 
 
-def find_violations(target: Problem | tuple[Environment, Job], schedule: Schedule) -> list[Violation]:
-    """Every rule ``schedule`` breaks for ``target`` (empty when it is valid)."""
-    inst = _from_problem(target) if isinstance(target, Problem) else _from_env_job(*target)
+def find_violations(target: Problem | tuple[Environment, Job], schedule: Schedule,
+                    costs: MeasuredCosts | None = None) -> list[Violation]:
+    """Every rule ``schedule`` breaks for ``target`` (empty when it is valid); ``costs`` are the
+    measured costs the schedule was made with, for an (Environment, Job) target."""
+    inst = _from_problem(target) if isinstance(target, Problem) else _from_env_job(*target, costs)
     tol = 1e-9 * max(1.0, schedule.makespan)
     out: list[Violation] = []
     slots = schedule.slots
@@ -122,9 +135,10 @@ def find_violations(target: Problem | tuple[Environment, Job], schedule: Schedul
     return out
 
 
-def validate_schedule(target: Problem | tuple[Environment, Job], schedule: Schedule) -> None:
+def validate_schedule(target: Problem | tuple[Environment, Job], schedule: Schedule,
+                      costs: MeasuredCosts | None = None) -> None:
     """Raise :class:`ScheduleError` listing every violation, if there is any."""
-    violations = find_violations(target, schedule)
+    violations = find_violations(target, schedule, costs)
     if violations:
         shown = "; ".join(str(v) for v in violations[:10])
         more = f" (and {len(violations) - 10} more)" if len(violations) > 10 else ""

@@ -30,15 +30,6 @@ TINY_WF = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No sflow.toml or SFLOW_* from the developer's shell.
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("SFLOW_"):
-            monkeypatch.delenv(key)
-
-
 @pytest.mark.parametrize("algorithm", names())
 def test_schedule_writes_a_valid_mapping(
     samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], algorithm: str

@@ -144,7 +144,9 @@ class Executor:
                 reactor, self._pool, config.image_repository, self._ssh, client_factory=docker_client_factory,
                 tail_bytes=tail_bytes,
             )
-            runner.warm()
+            # Once the reactor runs: a node that fails to start (a taken port) has started no thread
+            # that would keep its process from exiting.
+            reactor.callWhenRunning(runner.warm)
             container_runner = runner
         self._docker: ContainerStarter = container_runner
         self._runs: dict[str, set[_Run]] = {}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sflow
+from sflow.durable import write_durably
 from sflow.node.readiness import Readiness, parse_readiness
 
 POLL_INTERVAL = 0.05
@@ -106,9 +107,7 @@ def read_pid(files: NodeFiles) -> int | None:
 
 
 def _write_pid(files: NodeFiles, pid: int) -> None:
-    tmp = files.pid.with_name(files.pid.name + ".tmp")
-    tmp.write_text(f"{pid}\n", encoding="ascii")
-    os.replace(tmp, files.pid)
+    write_durably(files.pid, f"{pid}\n")
 
 
 def _log_tail(files: NodeFiles) -> str:

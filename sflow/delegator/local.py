@@ -2,7 +2,9 @@
 describing them, so that ``sflow run JOB`` works on one machine with nothing set up.
 
 Each node is a separate process (``python -m sflow node --listen 127.0.0.1:0``) with its own
-working directory and log file; its readiness line gives its port. The environment has one host
+working directory and log file; its readiness line gives its port. Each asks the kernel to stop it
+when this process dies (``--exit-with-parent``), so that no node outlives the run, even one
+killed with SIGKILL. The environment has one host
 per node (so that files between nodes really cross a connection) and splits this machine's CPUs
 among them.
 """
@@ -147,7 +149,7 @@ class LocalCluster:
                 for j, port in enumerate(hello_ports):
                     if j != i:
                         argv += ["--neighbour", f"127.0.0.1:{port}"]
-            argv += ["--secret-file", str(self.secret_file)]
+            argv += ["--secret-file", str(self.secret_file), "--exit-with-parent", str(os.getpid())]
             if self.config_file:
                 argv += ["--config", self.config_file]
             env = dict(os.environ, SFLOW_NODE_VCPUS=str(self.vcpus_per_node))

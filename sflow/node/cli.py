@@ -12,6 +12,7 @@ from typing import Any
 
 from sflow import __version__
 from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.durable import write_durably
 from sflow.errors import ListenError, SflowError
 from sflow.model.infra import Address
 from sflow.node.readiness import Readiness, format_readiness
@@ -45,6 +46,8 @@ def register(sub: Any) -> None:
     p.add_argument("--hello-port", type=int, metavar="PORT", help="UDP port for hellos in auto mode (default: icn.hello_port)")
     p.add_argument("--neighbour", action="append", metavar="HOST:PORT",
                    help="a neighbour's hello address in auto mode (repeatable; default: icn.neighbours)")
+    # sflow run's local nodes: stop when the process that started them dies, however it dies
+    p.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     add_secret_argument(p)
     p.set_defaults(func=_node)
 
@@ -106,10 +109,17 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
+    from sflow.node.signals import exit_with_parent, stop_on_hangup
+
+    if args.exit_with_parent is not None and not exit_with_parent(args.exit_with_parent):
+        raise SflowError(f"the process that started this node ({args.exit_with_parent}) is gone")
     secret = read_secret(config.security.secret_file)
     host, port = parse_host_port(config.node.listen, "node.listen")
     workdir = Path(config.node.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
+    from sflow.node.owner import clean_orphans
+
+    clean_orphans(workdir)  # what a node killed here before left behind
     pid_file = Path(config.node.pid_file).expanduser() if config.node.pid_file else None
 
     from twisted.internet import reactor as _reactor
@@ -148,9 +158,9 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         reactor.addSystemEventTrigger("before", "shutdown", service.icn.stop)
         icn_address = service.icn.address
     if pid_file is not None:
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+        write_durably(pid_file, f"{os.getpid()}\n")
     reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
+    stop_on_hangup(reactor)
     reap_through_pidfds_only(reactor)  # the node starts no process through Twisted
     log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
     print(format_readiness(Readiness(service.name, os.getpid(), __version__, icn_address)), flush=True)

@@ -32,6 +32,7 @@ from sflow.model.paths import UnsafePath, job_relative
 from sflow.model.workflow import TaskId
 from sflow.node.command import DUMMY, SHELL_WORDS, Expanded, expand
 from sflow.node.fetch import FetchError, fetch_input
+from sflow.node.owner import OWNER_LABEL, current_owner
 from sflow.ssh import SshOptions
 from sflow.node.runners import (
     TAIL_BYTES,
@@ -284,7 +285,7 @@ class Executor:
                 workdir=workdir,
                 user=f"{owner.st_uid}:{owner.st_gid}",
                 cpus=req.cpus,
-                labels={"sflow.job": str(req.job_id), "sflow.task": str(req.task_id)},
+                labels={"sflow.job": str(req.job_id), "sflow.task": str(req.task_id), OWNER_LABEL: current_owner().token},
             )
         )
 

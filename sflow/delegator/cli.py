@@ -244,7 +244,7 @@ def _with_progress(total: int, body: Callable[[Display], Trace]) -> Trace:
             bar.update(done_bar, completed=len(done))
 
         def notice(line: str) -> None:
-            err.print(f"sflow: {line}", markup=False, highlight=False)
+            err.print(f"sflow: {line}", markup=False, highlight=False, soft_wrap=True)
 
         return body(Display(update, notice))
 

@@ -128,6 +128,10 @@ def clean_orphans(workdir: Path) -> list[Path]:
                 continue
             removed.append(workdir / marker.name)
             marker.unlink(missing_ok=True)
+        try:
+            markers.rmdir()
+        except OSError:
+            pass  # jobs of live nodes sharing this directory
     sfc = workdir / "icn" / "sfc"
     if sfc.is_dir():
         removed += [d for d in sorted(sfc.iterdir()) if d.is_dir() and not _local_alive(d.name)]

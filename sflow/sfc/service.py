@@ -437,13 +437,14 @@ class SfcService:
             self._obtaining.pop(ref.digest, None)
 
     async def _attempt(self, prefix: Name, target: str, deadline: float) -> Obtained:
-        """One obtain of ``prefix`` from ``target`` ("" = this node). In autonomous mode it gives
-        up after :meth:`_give_up`, or at once when ``target`` goes away (:meth:`neighbour_lost`)."""
-        client = self.client if not target else (await self._peer(target)).client
-        watched = self.placer is not None and bool(target)
-        attempt = Deferred.fromCoroutine(client.obtain(prefix, min(deadline, self._give_up()) if watched else deadline))
-        if not watched:
-            return await attempt
+        """One obtain of ``prefix`` from ``target`` ("" = this node). It ends at once when
+        ``target`` goes away (:meth:`neighbour_lost`: its face closed, or in autonomous mode its
+        hellos stopped), and in autonomous mode after :meth:`_give_up`."""
+        if not target:
+            return await self.client.obtain(prefix, deadline)
+        client = (await self._peer(target)).client
+        bound = min(deadline, self._give_up()) if self.placer is not None else deadline
+        attempt = Deferred.fromCoroutine(client.obtain(prefix, bound))
         watchers = self._watching.setdefault(target, set())
         cancel = attempt.cancel
         watchers.add(cancel)

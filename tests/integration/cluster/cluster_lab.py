@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from netns import USER, Lab, LabHost
 
@@ -50,3 +51,18 @@ class LabCluster:
             encoding="utf-8",
         )
         return path
+
+
+def lab_environment(hosts: list[LabHost], vcpus: int = 2, mips: int = 2000) -> dict[str, Any]:
+    """An environment of ``hosts``: one VM per host with ``vcpus`` vCPUs of ``mips``, the node port in
+    its address; vCPU k of host i is ``0^i^0^0^k``."""
+    host_list = []
+    for i, h in enumerate(hosts):
+        vcpu_list = [{"vcpu_id": f"0^{i}^0^0^{k}"} for k in range(vcpus)]
+        host_list.append({
+            "host_id": f"h{i}", "name": f"h{i}", "ip": h.address, "ram": 4096, "bw": 100,
+            "cpu_list": [{"cpu_id": f"h{i}/cpu0", "mips": mips,
+                          "core_list": [{"core_id": f"h{i}/core0", "maxusage": 100, "vcpu_list": vcpu_list}]}],
+            "vm_list": [{"vm_id": f"h{i}", "ram": 4096, "ip": f"{h.address}:{NODE_PORT}", "vcpu_list": vcpu_list}],
+        })
+    return {"dc_list": [{"dc_id": 0, "bw": 125, "host_list": host_list}]}

@@ -13,7 +13,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from cluster_lab import HOST_DIR, NODE_PORT, Cli, LabCluster
+from cluster_lab import HOST_DIR, NODE_PORT, Cli, LabCluster, lab_environment
 from netns import (
     HOST_PYTHON,
     USER,
@@ -119,17 +119,7 @@ def _env_and_job(lab_cluster: LabCluster) -> tuple[Path, Path, Path]:
     """A 3-host environment (one VM per namespace, the node port in its address), a fork-join of
     shell tools, and a mapping that puts the branches on different hosts."""
     hosts = lab_cluster.hosts
-    host_list = []
-    for i, h in enumerate(hosts):
-        vcpus = [{"vcpu_id": f"0^{i}^0^0^{k}"} for k in range(2)]
-        host_list.append(
-            {
-                "host_id": f"h{i}", "name": f"h{i}", "ip": h.address, "ram": 4096, "bw": 100,
-                "cpu_list": [{"cpu_id": f"h{i}/cpu0", "mips": 2000, "core_list": [{"core_id": f"h{i}/core0", "maxusage": 100, "vcpu_list": vcpus}]}],
-                "vm_list": [{"vm_id": f"h{i}", "ram": 4096, "ip": f"{h.address}:{NODE_PORT}", "vcpu_list": vcpus}],
-            }
-        )
-    env = {"dc_list": [{"dc_id": 0, "bw": 125, "host_list": host_list}]}
+    env = lab_environment(hosts)
     common = {"usage": 50, "docker-imagename": "sflow-busybox", "docker-tarname": "sflow-busybox.tar"}
     tasks = [
         {"task_id": 1, "workload": 1000, "type": 1, "cmd": "seq 1 3000 > ./out/numbers.txt",

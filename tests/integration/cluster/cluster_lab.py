@@ -3,13 +3,14 @@ hosts) and the CLI runner's type."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netns import USER, Lab, LabHost
+from netns import USER, Lab, LabHost, sflow_processes, wait_for
 
 LAB_HOSTS = 5
 NO_SSHD = (3,)  # h3 has an address but no sshd, so SSH to it is refused
@@ -66,3 +67,15 @@ def lab_environment(hosts: list[LabHost], vcpus: int = 2, mips: int = 2000) -> d
             "vm_list": [{"vm_id": f"h{i}", "ram": 4096, "ip": f"{h.address}:{NODE_PORT}", "vcpu_list": vcpu_list}],
         })
     return {"dc_list": [{"dc_id": 0, "bw": 125, "host_list": host_list}]}
+
+
+def host_rows(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
+    """A ``sflow cluster … --json`` answer by host."""
+    return {row["host"]: row for row in json.loads(done.stdout)}
+
+
+def stop_all(cli: Cli, cluster: LabCluster) -> None:
+    """``sflow cluster stop``, and wait until no sflow process is left on the hosts."""
+    done = cli("cluster", "stop", str(cluster.inventory), "--grace", "5", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: not sflow_processes(cluster.hosts), 10, "every sflow node gone")

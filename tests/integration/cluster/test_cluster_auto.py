@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cluster_lab import NODE_PORT, Cli, LabCluster, lab_environment
+from cluster_lab import NODE_PORT, Cli, LabCluster, host_rows, lab_environment, stop_all
 from netns import LabHost, runs_sflow, sflow_processes, signal_processes, wait_for
 
 from sflow.cluster.timeline import line_time
@@ -29,16 +29,6 @@ JOB = REPO / "jobs" / "fork-join-sleep.json"
 SINK = 8
 MIDDLE = range(2, 8)
 SUM = 21  # 1 + 2 + … + 6
-
-
-def _rows(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
-    return {row["host"]: row for row in json.loads(done.stdout)}
-
-
-def _stop_all(cli: Cli, lab_cluster: LabCluster) -> None:
-    done = cli("cluster", "stop", str(lab_cluster.inventory), "--grace", "5", "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    wait_for(lambda: not sflow_processes(lab_cluster.hosts), 10, "every sflow node gone")
 
 
 def _env(lab_cluster: LabCluster) -> Path:
@@ -124,13 +114,13 @@ def test_auto_mode_on_three_hosts_spreads_the_work_and_routes_around_a_killed_ho
         static = _delegate(lab_cluster, cli, _variant(lab_cluster, "job-static.json", ("seq 1 6", "seq 1 1 6")), "icn",
                            "out-static", "-a", "heft")
     finally:
-        _stop_all(cli, lab_cluster)
+        stop_all(cli, lab_cluster)
 
     before = {h.address: len(_log(h)) for h in hosts}
     started = cli("cluster", "start", inventory, "--mode", "auto", "--json")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        rows = _rows(started)
+        rows = host_rows(started)
         for host in hosts:  # each node advertises its inventory address and knows two neighbours
             assert rows[host.address]["icn"] == f"{host.address}:6363", rows
             assert rows[host.address]["neighbours"] == "2", rows
@@ -196,5 +186,5 @@ def test_auto_mode_on_three_hosts_spreads_the_work_and_routes_around_a_killed_ho
         print(f"with {killed.address} killed mid-run: makespan {trace['makespan']:.2f} s")
         _check_inputs_existed({h.address: new(h) for h in hosts if h is not killed})
     finally:
-        _stop_all(cli, lab_cluster)
+        stop_all(cli, lab_cluster)
     assert sflow_processes(lab_cluster.hosts) == []

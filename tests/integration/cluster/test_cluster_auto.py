@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster_lab import NODE_PORT, Cli, LabCluster, host_rows, lab_environment, stop_all
-from netns import LabHost, runs_sflow, sflow_processes, signal_processes, wait_for
+from netns import LabHost, host_processes, runs_sflow, sflow_processes, signal_processes, wait_for
 
 from sflow.cluster.timeline import line_time
 
@@ -165,12 +165,12 @@ def test_auto_mode_on_three_hosts_spreads_the_work_and_routes_around_a_killed_ho
             return next((h for h in hosts if f"for_task={SINK}" in new(h)), None)
 
         def victim() -> LabHost | None:
+            """A host other than the sink's that runs one of the six (its `sleep 4` is there)."""
             end = placer()
-            busy = [h for h in hosts if h is not end and any(f"event=function_start node={h.address}:6363 task={t} "
-                                                                in new(h) for t in MIDDLE)]
+            busy = [h for h in hosts if h is not end and host_processes(h, lambda argv: argv[:2] == ["sleep", "4"])]
             return busy[0] if end is not None and busy else None
 
-        wait_for(lambda: victim() is not None, 60, "a host other than the sink's to start one of the six")
+        wait_for(lambda: victim() is not None, 60, "a host other than the sink's to run one of the six")
         end, killed = placer(), victim()
         assert end is not None and killed is not None
         assert signal_processes(killed, signal.SIGKILL, runs_sflow)

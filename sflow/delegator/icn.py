@@ -162,7 +162,8 @@ class IcnDispatch:
     def _installs(self) -> dict[str, list[Installed]]:
         out: dict[str, list[Installed]] = {n: [] for n in self.nodes}
         static = self.options.mode == "icn"
-        for tid in self.job.order:
+        schedule = self.options.schedule
+        for position, tid in enumerate(self.job.order):
             spec = self.specs[tid]
             task = self.job.task(tid)
             # "" = this node (or, in auto mode, the node decides)
@@ -170,7 +171,10 @@ class IcnDispatch:
                 self.placements[r.pred] if static and self.placements[r.pred] != self.placements[tid] else ""
                 for r in spec.inputs
             )
-            item = Installed(spec, task.docker_tar, self.job.id, task.workload, input_nodes, self.run_id)
+            # A node's queue gives its vCPUs in schedule order, else in the job's order.
+            slot = schedule.slots.get(tid) if schedule is not None else None
+            priority = slot.start if slot is not None else float(position)
+            item = Installed(spec, task.docker_tar, self.job.id, task.workload, input_nodes, self.run_id, priority)
             targets = [self.placements[tid]] if static else list(self.nodes)
             for node in targets:
                 out[node].append(item)
@@ -375,7 +379,7 @@ def choose_end_node(statuses: Mapping[str, Mapping[str, Any]], preferred: str) -
     def load(node: str) -> tuple[float, int]:
         icn = statuses[node].get("icn_status") or {}
         vcpus = max(1, int(icn.get("vcpus", 1)))
-        busy = int(icn.get("running", 0)) + int(icn.get("queued", 0))
+        busy = int(icn.get("running", 0)) + int(icn.get("queued", 0)) + int(icn.get("pending", 0))
         return busy / vcpus, 0 if node == preferred else 1
 
     return min(sorted(statuses), key=load)

@@ -45,6 +45,8 @@ def register(sub: Any) -> None:
     p.add_argument("--hello-port", type=int, metavar="PORT", help="UDP port for hellos in auto mode (default: icn.hello_port)")
     p.add_argument("--neighbour", action="append", metavar="HOST:PORT",
                    help="a neighbour's hello address in auto mode (repeatable; default: icn.neighbours)")
+    p.add_argument("--advertise", metavar="HOST[:PORT]",
+                   help="the address other nodes reach this node's forwarder at (default: icn.advertise)")
     add_secret_argument(p)
     p.set_defaults(func=_node)
 
@@ -90,6 +92,7 @@ def _node(args: argparse.Namespace) -> int:
             ("result_store", args.result_store),
             ("hello_port", args.hello_port),
             ("neighbours", list(args.neighbour) if args.neighbour else None),
+            ("advertise", args.advertise),
         )
         if value is not None
     }

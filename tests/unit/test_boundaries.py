@@ -28,6 +28,8 @@ CORE = [
     "sfc/producer.py",
     "sfc/auto.py",
     "sfc/slots.py",
+    "sfc/identity.py",
+    "sfc/placer.py",
 ]
 SHELL = {"sched/cli.py", "sched/gantt.py", "icn/cli.py", "icn/app.py", "icn/server.py", "icn/management_client.py"}
 

@@ -92,6 +92,8 @@ class Reactor(Protocol):
         self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any
     ) -> Any: ...
 
+    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any: ...
+
 
 class Tail:
     """The last ``limit`` bytes of a stream, whatever its length (memory stays bounded)."""

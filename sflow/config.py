@@ -36,6 +36,7 @@ class NodeSettings:
     vcpus: int = _key(0, "vCPUs this node offers when no environment says (0: the CPU count)")
     function_timeout: float = _key(3600.0, "seconds a function may run before it is killed and failed")
     chunk_size: int = _key(262144, "bytes per file chunk when streaming files between nodes")
+    links: str = _key("", "links file of an emulated topology (written by `sflow experiment`; reloaded on SIGHUP; empty: no emulation)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,12 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from sflow.node.server import NodeService
 
     reactor: Any = _reactor
+    links: Any = None
+    if config.node.links:
+        # A node of an emulated topology: its connections and datagrams cross emulated links.
+        from sflow.experiment.emulation import emulate_links
+
+        reactor, links = emulate_links(reactor, Path(config.node.links).expanduser())
     cpu_count = os.cpu_count() or 1
     service = NodeService(
         reactor,
@@ -133,6 +139,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         vcpus=config.node.vcpus or cpu_count,
         cpu_count=cpu_count,
     )
+    if links is not None:
+        service.reports["links"] = links.status
     try:
         listening = reactor.listenTCP(port, service.factory(), interface=host)
     except CannotListenError as exc:

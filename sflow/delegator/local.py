@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -275,7 +276,9 @@ def free_ports(count: int, kind: int = socket.SOCK_STREAM, host: str = "127.0.0.
 
 
 def _signal(transport: Any, sig: str) -> None:
+    """Send signal ``sig`` by name (``TERM``, ``KILL``, ``STOP``, ``CONT``, ``HUP``…)."""
     try:
-        transport.signalProcess(sig)
+        # Twisted takes KILL, TERM and INT by name, any other signal by number.
+        transport.signalProcess(sig if sig in ("KILL", "TERM", "INT") else int(signal.Signals[f"SIG{sig}"]))
     except ProcessExitedAlready:
         log.debug("event=signal_skipped signal=%s reason=already_exited", sig)

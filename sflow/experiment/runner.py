@@ -484,6 +484,11 @@ def _flat_counters(status: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def _links(status: Mapping[str, Any]) -> dict[str, int]:
+    """Bytes a node sent over each emulated link (its status's ``reports.links.bytes``)."""
+    return dict(((status.get("reports") or {}).get("links") or {}).get("bytes") or {})
+
+
 def _deltas(run_id: str, before: Mapping[str, Mapping[str, Any]],
             after: Mapping[str, Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Counters and link bytes of the recorded run: after minus before (a node that was restarted
@@ -496,8 +501,8 @@ def _deltas(run_id: str, before: Mapping[str, Mapping[str, Any]],
             base = old.get(key, 0.0)
             counters.append({"run_id": run_id, "node": node, "counter": key,
                              "value": value - base if value >= base else value})
-        old_links = (before.get(node, {}).get("links") or {}).get("bytes", {})
-        for link, value in ((status.get("links") or {}).get("bytes") or {}).items():
+        old_links = _links(before.get(node, {}))
+        for link, value in _links(status).items():
             base = old_links.get(link, 0)
             delta = value - base if value >= base else value
             src, _, dst = link.partition(">")

@@ -192,7 +192,7 @@ class NodeService:
                 if self.icn is not None
                 else {}
             ),
-            **{name: report() for name, report in self.reports.items()},
+            **({"reports": {name: report() for name, report in self.reports.items()}} if self.reports else {}),
         }
 
     # -- jobs ------------------------------------------------------------------------------------

@@ -216,29 +216,29 @@ class RunExecution:
                 warm = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env))
                 await dispatch(self.reactor, self.ctx.secret, warm, self.job, env, config,
                                RunOptions(mode, self.rundir / "warm-up"), None, nodes.addresses)
-            except SflowError as exc:
-                outcome["error"] = f"the warm-up run failed: {exc}"
+            except Exception as exc:  # noqa: BLE001 - recorded as the run's error (see _error)
+                outcome["error"] = f"the warm-up run failed: {_error(exc)}"
                 return
         outcome["before"] = await self._statuses(nodes)
         prepared = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env))
         outcome["predicted"] = prepared.schedule.makespan if prepared.schedule is not None and mode != "auto" else None
         self._t0 = self.reactor.seconds()
-        self._watch_start(nodes)
         sampler = task.LoopingCall(self._sample, nodes)
         sampler.clock = self.reactor
         sampler.start(SAMPLE_INTERVAL, now=True)
         self._arm_faults(nodes)
+        self._watch_start(nodes)
         try:
             trace = await dispatch(self.reactor, self.ctx.secret, prepared, self.job, env, config,
                                    RunOptions(mode, self.rundir / "out"), None, nodes.addresses)
             outcome["trace"] = trace
             write_trace(self.rundir / "trace.json", trace)
-        except SflowError as exc:
-            outcome["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - recorded as the run's error (see _error)
+            outcome["error"] = _error(exc)
             outcome["exception"] = exc
         finally:
             sampler.stop()
-            self._watch_once(nodes)
+            self._pending_when.clear()  # a trigger that had not come by the end never will
             self._cancel_timers()
         outcome["after"] = await self._statuses(nodes)
 
@@ -456,6 +456,16 @@ class RunExecution:
                     shutil.rmtree(entry, ignore_errors=True)
         for sub in ("warm-up",):
             shutil.rmtree(self.rundir / sub, ignore_errors=True)
+
+
+def _error(exc: BaseException) -> str:
+    """A failed run's error as recorded. Whatever ended the run is its error, an SflowError or
+    not (a connection refused by a killed node that the dispatch did not expect): recorded, the
+    matrix goes on."""
+    if isinstance(exc, SflowError):
+        return str(exc)
+    log.info("event=run_failed_unexpectedly error=%r", exc, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _Stopper:

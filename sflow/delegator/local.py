@@ -149,8 +149,12 @@ class LocalCluster:
     def running(self, index: int) -> bool:
         return not self._procs[index][0].ended.called
 
-    def start(self, timeout: float = 30.0) -> defer.Deferred[list[str]]:
-        """Spawn the nodes; fires with their addresses once every readiness line has arrived."""
+    def start(self, timeout: float | None = None) -> defer.Deferred[list[str]]:
+        """Spawn the nodes; fires with their addresses once every readiness line has arrived
+        (within ``timeout`` seconds; default 30 s and 2 s more per node, since the nodes start
+        side by side on this machine's cores)."""
+        if timeout is None:
+            timeout = 30.0 + 2.0 * len(self.listens)
         self.base.mkdir(parents=True, exist_ok=True)
         hello_ports = [free_ports(1, socket.SOCK_DGRAM, _host(listen))[0] for listen in self.listens] if self.mode == "auto" else []
         for i, listen in enumerate(self.listens):
@@ -187,8 +191,8 @@ class LocalCluster:
 
         def failed(failure: Failure) -> Failure:
             if failure.check(defer.FirstError):
-                return failure.value.subFailure  # type: ignore[no-any-return]
-            if failure.check(defer.TimeoutError):
+                failure = failure.value.subFailure
+            if failure.check(defer.TimeoutError, defer.CancelledError):
                 return Failure(ExecutionError(f"local nodes were not ready within {timeout:g} s; see {self.base}/node-*.log"))
             return failure
 

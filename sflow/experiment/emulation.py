@@ -110,6 +110,7 @@ class LinkProtocol(ProtocolWrapper):
         super().__init__(factory, wrapped)
         self.table: LinkTable = factory.table
         self.peer: PeerRoute | None = None
+        self._host = ""
         self._queue: deque[tuple[float, bytes]] = deque()
         self._held: list[bytes] = []
         self._queued = 0
@@ -120,7 +121,8 @@ class LinkProtocol(ProtocolWrapper):
         self._closing = False
 
     def makeConnection(self, transport: Any) -> None:
-        self.peer = self.table.route(transport.getPeer().host)
+        self._host = transport.getPeer().host
+        self.peer = self.table.route(self._host)
         super().makeConnection(transport)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -128,6 +130,7 @@ class LinkProtocol(ProtocolWrapper):
     def write(self, data: bytes) -> None:
         if not data:
             return
+        self.peer = self.table.route(self._host)  # links may have gone down or up since
         if self.peer is None:
             self._t.write(data)
             return
@@ -185,7 +188,7 @@ class LinkProtocol(ProtocolWrapper):
         """The links file was reloaded: bytes held for an unreachable peer go now if they can."""
         if self.peer is None or self.transport is None:
             return
-        self.peer = self.table.route(self._t.getPeer().host)
+        self.peer = self.table.route(self._host)
         if self.peer is None or self.peer.path is None:
             return
         held, self._held = self._held, []

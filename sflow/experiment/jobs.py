@@ -1,5 +1,5 @@
 """The jobs of an experiment's matrix, as job documents: a job file as it is, a WfCommons instance
-through the importer, or a random DAG from a seed.
+through the importer (made runnable: see :func:`runnable`), or a random DAG from a seed.
 
 Random DAGs are layered: ``tasks`` functions in layers of about √tasks, each function after the
 first layer reading the file of one to three functions of the layer before (seeded, so the same
@@ -27,9 +27,23 @@ def job_document(source: JobSource) -> dict[str, Any]:
     if source.wfcommons:
         from sflow.wfcommons import load_instance
 
-        return load_instance(source.path)
+        return runnable(load_instance(source.path))
     data: dict[str, Any] = read_json(source.path)
     return data
+
+
+def runnable(job: dict[str, Any]) -> dict[str, Any]:
+    """An imported WfCommons job whose functions do what the instance recorded: each sleeps for its
+    recorded runtime (workload / reference MIPS) and writes its output files at their recorded
+    sizes (zeros), instead of the importer's placeholder that writes nothing."""
+    mips = float(job.get("wfcommons", {}).get("reference_mips", 1000.0))
+    out = dict(job)
+    tasks = []
+    for task in job["task_list"]:
+        writes = "".join(f"; head -c {round(f['size'] * 1e6)} /dev/zero > {f['path']}" for f in task.get("out_file_list", []))
+        tasks.append({**task, "cmd": f"sleep {task['workload'] / mips:.3f}{writes}"})
+    out["task_list"] = tasks
+    return out
 
 
 def job_text(doc: dict[str, Any]) -> str:

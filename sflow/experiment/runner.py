@@ -132,8 +132,8 @@ class RunExecution:
         except defer.TimeoutError:
             error = f"the run did not end within {self.spec.timeout_s + RUN_MARGIN_S:g} s (timeout_s + {RUN_MARGIN_S:g})"
             await nodes.cluster.stop()
-        except SflowError as exc:
-            error = str(exc)  # the nodes did not start
+        except Exception as exc:  # noqa: BLE001 - the nodes did not start: recorded (see _error)
+            error = _error(exc)
         finally:
             self._cancel_timers()
         finished = time.monotonic()
@@ -238,6 +238,7 @@ class RunExecution:
             outcome["exception"] = exc
         finally:
             sampler.stop()
+            self._sample(nodes)  # the end of the run, so that even a short run has its samples
             self._pending_when.clear()  # a trigger that had not come by the end never will
             self._cancel_timers()
         outcome["after"] = await self._statuses(nodes)

@@ -109,10 +109,16 @@ def run_experiment(spec: Spec, outdir: Path, *, repeat: int = 0, config_file: st
         counts = {"ok": 0, "failed": 0}
 
         async def all_runs(reactor: Any) -> None:
+            # Interrupted (Ctrl-C, SIGTERM): the run in progress fails as its nodes are stopped;
+            # it is not recorded, so that running again does it afresh.
+            interrupted: list[bool] = []
+            reactor.addSystemEventTrigger("before", "shutdown", interrupted.append, True)
             began = time.monotonic()
             for k, run in enumerate(planned, 1):
                 say(_line(k, len(planned), run, began))
                 record = await RunExecution(reactor, ctx, run).run()
+                if interrupted:
+                    return
                 store.write_run(record)
                 status = record.run["status"]
                 counts[status] += 1

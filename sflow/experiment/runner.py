@@ -96,6 +96,7 @@ class RunExecution:
         self.fault_rows: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
         self._t0 = 0.0
+        self._t0_wall = 0.0
         self._timers: list[Any] = []
         self._pending_when: dict[int, list[tuple[int, Fault]]] = {}
         self._log_offsets: dict[int, int] = {}
@@ -223,6 +224,7 @@ class RunExecution:
         prepared = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env))
         outcome["predicted"] = prepared.schedule.makespan if prepared.schedule is not None and mode != "auto" else None
         self._t0 = self.reactor.seconds()
+        self._t0_wall = time.time()
         sampler = task.LoopingCall(self._sample, nodes)
         sampler.clock = self.reactor
         sampler.start(SAMPLE_INTERVAL, now=True)
@@ -415,6 +417,7 @@ class RunExecution:
         }
         label = self._labels(nodes)
         functions = self._functions(trace, outcome.get("exception"), label)
+        self._add_usage(functions, outcome.get("after", {}))
         transfers = [{"run_id": run_id, "task": x.task, "path": x.path, "src_node": label(x.src_node),
                       "dst_node": label(x.dst_node), "bytes": x.bytes, "start_s": x.start, "finish_s": x.finish}
                      for x in (trace.transfers if trace is not None else ())]
@@ -447,6 +450,18 @@ class RunExecution:
                 "max_rss_kb": None,
             })
         return rows
+
+    def _add_usage(self, functions: list[dict[str, Any]], after: Mapping[str, Mapping[str, Any]]) -> None:
+        """Each executed function's CPU time and peak memory, as its node measured them (the last
+        time it ran the function during this run)."""
+        for row in functions:
+            if row["outcome"] != "executed":
+                continue
+            usage = ((after.get(row["node"]) or {}).get("reports") or {}).get("usage") or []
+            mine = [u for u in usage if u.get("task") == row["task"] and float(u.get("started", 0)) >= self._t0_wall]
+            if mine:
+                row["cpu_s"] = mine[-1].get("cpu_s")
+                row["max_rss_kb"] = mine[-1].get("max_rss_kb")
 
     def _tidy(self) -> None:
         """Keep the nodes' logs, the links files and the trace; drop work directories and stores."""

@@ -130,15 +130,17 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
         reactor, links = emulate_links(reactor, Path(config.node.links).expanduser())
     cpu_count = os.cpu_count() or 1
+    executor = Executor(reactor, config)
     service = NodeService(
         reactor,
         config,
         secret,
-        Executor(reactor, config),
+        executor,
         workdir,
         vcpus=config.node.vcpus or cpu_count,
         cpu_count=cpu_count,
     )
+    service.reports["usage"] = executor.recent_usage
     if links is not None:
         service.reports["links"] = links.status
     try:

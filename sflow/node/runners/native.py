@@ -2,7 +2,10 @@
 
 A tiny launcher (``python -I -S -c``) calls ``setsid()`` — so that a kill reaches every process of
 a pipeline or a background job — and ``sched_setaffinity()`` when the function is pinned, then
-``exec``s the shell, so the launcher's pid is the shell's pid and the process group's id.
+forks the shell and waits for it with ``wait4``: it reports the function's CPU time and peak
+resident memory (the shell's and its waited-for descendants') on a pipe (fd 3), then exits as the
+shell did (the same exit status, or the same signal). The launcher's pid is the process group's
+id; it ignores SIGTERM so that a kill's SIGTERM ends the function and the launcher still reports.
 stdout and stderr are read while the function runs and only a bounded tail is kept: a function
 printing gigabytes neither blocks on a full pipe (the original read only after exit) nor fills
 the node's memory.
@@ -32,12 +35,25 @@ log = logging.getLogger(__name__)
 KILL_GRACE = 2.0
 
 _LAUNCHER = (
-    "import os,sys\n"
+    "import os,sys,signal\n"
     "os.setsid()\n"
     "if sys.argv[1]:\n"
     "    os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(',')])\n"
-    "os.execv('/bin/sh', ['/bin/sh', '-c', sys.argv[2]])\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.close(3)\n"
+    "    os.execv('/bin/sh', ['/bin/sh', '-c', sys.argv[2]])\n"
+    "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+    "    signal.signal(s, signal.SIG_IGN)\n"
+    "_, status, ru = os.wait4(pid, 0)\n"
+    "os.write(3, b'%.6f %d\\n' % (ru.ru_utime + ru.ru_stime, ru.ru_maxrss))\n"
+    "if os.WIFSIGNALED(status):\n"
+    "    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)\n"
+    "    os.kill(os.getpid(), os.WTERMSIG(status))\n"
+    "os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)\n"
 )
+#: the descriptor on which the launcher reports the shell's resource usage
+USAGE_FD = 3
 
 
 class _Function(ProcessProtocol):
@@ -47,6 +63,7 @@ class _Function(ProcessProtocol):
         self.stdout = Tail(tail_bytes)
         self.stderr = Tail(tail_bytes)
         self.pgid: int | None = None
+        self._usage = b""
         self.exited = False
         self.ended = False
         self.killed = False
@@ -62,6 +79,20 @@ class _Function(ProcessProtocol):
 
     def errReceived(self, data: bytes) -> None:
         self.stderr.feed(data)
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == USAGE_FD:
+            self._usage = (self._usage + data)[-256:]
+        else:
+            super().childDataReceived(childFD, data)
+
+    def _resources(self) -> tuple[float | None, int | None]:
+        """(CPU seconds, peak RSS in KiB) the launcher reported, or (None, None)."""
+        fields = self._usage.split()
+        try:
+            return float(fields[0]), int(fields[1])
+        except (IndexError, ValueError):
+            return None, None
 
     def processExited(self, reason: Failure) -> None:
         self.exited = True
@@ -82,7 +113,9 @@ class _Function(ProcessProtocol):
             sig = reason.value.signal
         elif not isinstance(reason.value, ProcessDone):
             status = None
-        self.done.callback(Outcome(status, sig, self.stdout.text(), self.stderr.text()))
+        cpu_s, max_rss_kb = self._resources()
+        self.done.callback(Outcome(status, sig, self.stdout.text(), self.stderr.text(), cpu_s=cpu_s,
+                                   max_rss_kb=max_rss_kb))
 
     # Control -----------------------------------------------------------------------------------
 
@@ -137,6 +170,7 @@ class NativeRunner:
             args,
             env=function_environment(),
             path=str(workdir),
+            childFDs={0: "w", 1: "r", 2: "r", USAGE_FD: "r"},
         )
         function.pgid = process.pid
         log.debug("spawned pid=%s cwd=%s cpus=%s", process.pid, workdir, pin or "-")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from twisted.internet import defer
 
 from sflow.config import Config, parse_host_port
+from sflow.delegator.icn import NextHop
 from sflow.delegator.ip import DispatchOptions, IpDispatch, ProgressCallback
 from sflow.delegator.local import LocalCluster
 from sflow.delegator.plan import JobPlan, TaskPlacement, build_plan, schedule_order
@@ -120,6 +121,8 @@ class RunOptions:
     mode: str
     outdir: Path
     keep_workdirs: bool = False
+    #: icn mode on a multi-hop topology: the next host from one node's host toward another's
+    next_host: NextHop | None = None
 
 
 def dispatch(reactor: Any, secret: bytes, prepared: Prepared, job: Job, env: Environment, config: Config,
@@ -133,7 +136,7 @@ def dispatch(reactor: Any, secret: bytes, prepared: Prepared, job: Job, env: Env
 
         return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config,
                             options.outdir, options.mode, nodes or sorted(prepared.plan.nodes), report,
-                            node_vcpus(env, config))
+                            node_vcpus(env, config), options.next_host)
     ip_options = DispatchOptions(
         outdir=options.outdir,
         algorithm=prepared.algorithm,

@@ -232,7 +232,8 @@ class RunExecution:
         self._watch_start(nodes)
         try:
             trace = await dispatch(self.reactor, self.ctx.secret, prepared, self.job, env, config,
-                                   RunOptions(mode, self.rundir / "out"), None, nodes.addresses)
+                                   RunOptions(mode, self.rundir / "out", next_host=self._next_host(nodes)), None,
+                                   nodes.addresses)
             outcome["trace"] = trace
             write_trace(self.rundir / "trace.json", trace)
         except Exception as exc:  # noqa: BLE001 - recorded as the run's error (see _error)
@@ -244,6 +245,21 @@ class RunExecution:
             self._pending_when.clear()  # a trigger that had not come by the end never will
             self._cancel_timers()
         outcome["after"] = await self._statuses(nodes)
+
+    def _next_host(self, nodes: _Nodes) -> Callable[[str, str], str] | None:
+        """Static ICN on a topology: the next node's address on the path from one node to another,
+        so that the delegator routes results hop by hop through the forwarders between."""
+        topology = self.spec.topology
+        if topology is None or self.planned.mode != "icn":
+            return None
+        paths = topology.paths(nodes.down)
+        name_of = {topology.address(n): n for n in topology.names}
+
+        def next_host(here: str, there: str) -> str:
+            path = paths.get((name_of[here], name_of[there]))
+            return topology.address(path[1]) if path else there
+
+        return next_host
 
     # -- node status, samples ----------------------------------------------------------------------
 

@@ -126,6 +126,8 @@ class SfcService:
             lambda face: not face.closed and self.forwarder.faces.get(face.face_id) is face,
         )
         self._routes: dict[bytes, int] = {}
+        #: routes the delegator installed for results that cross this node (static mode, multi-hop)
+        self._transit: set[bytes] = set()
         #: inputs being obtained through each route; a route is removed when none is left
         self._route_users: dict[bytes, int] = {}
         self._exec_count = 0
@@ -362,6 +364,8 @@ class SfcService:
         self._routes[key] = face.face_id
 
     def _unroute(self, prefix: Name) -> None:
+        if prefix.wire in self._transit:
+            return  # results of other nodes still cross this one
         face_id = self._routes.pop(prefix.wire, None)
         face = self.forwarder.faces.get(face_id) if face_id is not None else None
         if face is not None:
@@ -482,6 +486,8 @@ class SfcService:
             return None
         if verb == "install":
             return self._install(interest)
+        if verb == "route":
+            return self._transit_routes(interest)
         if verb == "events" and len(name) >= 5:
             run = name[3].value.decode("ascii", "replace")
             page = name[4].value.decode("ascii", "replace")
@@ -505,6 +511,27 @@ class SfcService:
                 self.store.save_function(item)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         return self._control_answer(interest.name, {"ok": True, "count": len(items)})
+
+    def _transit_routes(self, interest: Interest) -> Data:
+        """Static mode over a multi-hop topology: the delegator routes results that cross this node
+        toward the next node on their path (``[[prefix URI, next node's ICN address], …]``), so
+        that Interests and Data go hop by hop and this node's content store sees them."""
+        try:
+            raw = msgpack.unpackb(interest.app_parameters or b"", raw=False)
+            if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) == 2 for r in raw):
+                raise ProtocolError("route: expected a list of [prefix, next hop] pairs")
+            routes = [(Name.from_uri(str(prefix)), str(target)) for prefix, target in raw]
+        except (ValueError, msgpack.UnpackException, ProtocolError) as exc:
+            log.warning("event=route_rejected error=%s", exc)
+            return self._control_answer(interest.name, {"ok": False, "error": str(exc)})
+        for prefix, target in routes:
+            self._transit.add(prefix.wire)
+            Deferred.fromCoroutine(self._route(prefix, target)).addErrback(self._transit_failed, prefix, target)
+        log.info("event=transit_routes node=%s routes=%d", self.name, len(routes))
+        return self._control_answer(interest.name, {"ok": True, "count": len(routes)})
+
+    def _transit_failed(self, failure: Failure, prefix: Name, target: str) -> None:
+        log.warning("event=transit_route_failed prefix=%s next=%s error=%s", prefix, target, failure.getErrorMessage())
 
     def _register(self, item: Installed) -> bool:
         """Know ``item`` (and keep events for its run); True when it is new to this node."""

@@ -50,6 +50,17 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now (children first)."""
+    out: list[int] = []
+    todo = _children(pid)
+    while todo:
+        child = todo.pop(0)
+        out.append(child)
+        todo.extend(_children(child))
+    return out
+
+
 def usage(pid: int) -> Usage | None:
     """The process ``pid`` and all its descendants now (those that ended and were waited for
     count in their parents' CPU time); None when it is gone."""

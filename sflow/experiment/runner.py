@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import signal
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -159,8 +161,6 @@ class RunExecution:
         if spec.topology is not None:
             vcpus = [n.vcpus for n in spec.topology.nodes]
         else:
-            import os
-
             per_node = spec.vcpus or max(1, (os.cpu_count() or 1) // max(1, len(names)))
             vcpus = [per_node] * len(names)
         nodes = _Nodes(names, None, base, topology)  # type: ignore[arg-type]
@@ -344,6 +344,8 @@ class RunExecution:
         node = fault.target[0]
         i = nodes.index(node)
         pid = cluster.pids[i]
+        if fault.kind in ("kill", "restart"):
+            _kill_functions(pid)
         if fault.kind == "kill":
             sent = cluster.signal(i, "KILL")
             self._effect(idx, f"SIGKILL to {node} (pid {pid})" if sent else f"{node} had exited already")
@@ -488,6 +490,16 @@ class RunExecution:
                     shutil.rmtree(entry, ignore_errors=True)
         for sub in ("warm-up",):
             shutil.rmtree(self.rundir / sub, ignore_errors=True)
+
+
+def _kill_functions(pid: int) -> None:
+    """A node that crashes takes its functions with it, as a machine that fails would (they run in
+    sessions of their own, so killing the node alone would leave them running)."""
+    for child in procstat.descendants(pid):
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
 
 
 def _error(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 
 from sflow.config import SECTIONS
 from sflow.errors import InputError
-from sflow.experiment.topology import Topology, full_mesh, load_topology
+from sflow.experiment.topology import Topology, check_keys, full_mesh, load_topology
 from sflow.jsonio import JsonReader
 
 MODES = ("ip", "icn", "auto")
@@ -131,12 +131,6 @@ def load_spec(path: str | Path) -> Spec:
     return spec_from_dict(data, Path(path), text, hashlib.sha256(raw).hexdigest())
 
 
-def _keys(r: JsonReader, d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in d:
-        if key not in allowed:
-            r.fail(f"{where}.{key}", f"unknown key; known keys here: {', '.join(allowed)}")
-
-
 def _strings(r: JsonReader, d: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...] | None,
              default: tuple[str, ...]) -> tuple[str, ...]:
     if key not in d:
@@ -161,12 +155,12 @@ def spec_from_dict(data: dict[str, Any], path: Path, text: str = "", sha256: str
     source = str(path)
     base = path.parent
     r = JsonReader(source)
-    _keys(r, data, ("name", "seed", "cluster", "matrix", "settings", "fault"), "$")
+    check_keys(r, data, ("name", "seed", "cluster", "matrix", "settings", "fault"), "$")
     name = r.string(data, "name", "$", required=False, default=path.stem)
     seed = r.integer(data, "seed", "$", required=False, default=1)
 
     cluster = r.obj(data.get("cluster", {}), "$.cluster")
-    _keys(r, cluster, ("nodes", "vcpus", "topology", "hosts"), "$.cluster")
+    check_keys(r, cluster, ("nodes", "vcpus", "topology", "hosts"), "$.cluster")
     if "hosts" in cluster:
         r.fail("$.cluster.hosts", "experiments on real hosts are not supported yet: use nodes = N (local nodes) or "
                                   "topology = FILE (an emulated topology)")
@@ -188,7 +182,7 @@ def spec_from_dict(data: dict[str, Any], path: Path, text: str = "", sha256: str
     if "matrix" not in data:
         r.fail("$", "missing required table 'matrix' (jobs, modes, algorithms, cache, repetitions)")
     matrix = r.obj(data["matrix"], "$.matrix")
-    _keys(r, matrix, ("jobs", "modes", "algorithms", "cache", "repetitions", "timeout_s"), "$.matrix")
+    check_keys(r, matrix, ("jobs", "modes", "algorithms", "cache", "repetitions", "timeout_s"), "$.matrix")
     jobs = _jobs(r, matrix, base)
     modes = _strings(r, matrix, "modes", "$.matrix", MODES, ("ip",))
     algorithms = _strings(r, matrix, "algorithms", "$.matrix", scheduler_names(), ("sf-cuv",))
@@ -224,11 +218,11 @@ def _jobs(r: JsonReader, matrix: dict[str, Any], base: Path) -> tuple[JobSource,
             out.append(JobSource(path.stem, path, wfcommons=_is_wfcommons(path)))
             continue
         table = r.obj(item, where)
-        _keys(r, table, ("random", "name"), where)
+        check_keys(r, table, ("random", "name"), where)
         if "random" not in table:
             r.fail(where, "expected a job file name or a table {random = {tasks = N, seed = S}}")
         rnd = r.obj(table["random"], f"{where}.random")
-        _keys(r, rnd, ("tasks", "seed", "file_kb"), f"{where}.random")
+        check_keys(r, rnd, ("tasks", "seed", "file_kb"), f"{where}.random")
         tasks = r.integer(rnd, "tasks", f"{where}.random")
         if not 1 <= tasks <= 10000:
             r.fail(f"{where}.random.tasks", f"expected 1 to 10000 tasks, found {tasks}")
@@ -254,7 +248,7 @@ def _is_wfcommons(path: Path) -> bool:
 def _fault(r: JsonReader, raw: Any, i: int, names: tuple[str, ...], topology: Topology | None) -> Fault:
     where = f"$.fault[{i}]"
     f = r.obj(raw, where)
-    _keys(r, f, ("at_s", "when", "duration_s") + FAULT_KINDS, where)
+    check_keys(r, f, ("at_s", "when", "duration_s") + FAULT_KINDS, where)
     kinds = [k for k in FAULT_KINDS if k in f]
     if len(kinds) != 1:
         r.fail(where, f"give exactly one of {', '.join(FAULT_KINDS)}, found {kinds or 'none'}")

@@ -191,7 +191,8 @@ def load_topology(path: str | Path) -> Topology:
     return topology_from_dict(data, source)
 
 
-def _check_keys(r: JsonReader, d: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+def check_keys(r: JsonReader, d: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    """An unknown key in a TOML table (a spec's or a topology's) is an error that names it."""
     known = tuple(allowed)
     for key in d:
         if key not in known:
@@ -200,9 +201,9 @@ def _check_keys(r: JsonReader, d: Mapping[str, Any], allowed: Iterable[str], whe
 
 def topology_from_dict(data: dict[str, Any], source: str) -> Topology:
     r = JsonReader(source)
-    _check_keys(r, data, ("name", "defaults", "nodes", "links"), "$")
+    check_keys(r, data, ("name", "defaults", "nodes", "links"), "$")
     defaults = r.obj(data.get("defaults", {}), "$.defaults")
-    _check_keys(r, defaults, NODE_KEYS + LINK_KEYS, "$.defaults")
+    check_keys(r, defaults, NODE_KEYS + LINK_KEYS, "$.defaults")
     d_vcpus = r.integer(defaults, "vcpus", "$.defaults", required=False, default=1)
     d_mips = r.number(defaults, "mips", "$.defaults", required=False, default=1000.0, positive=True)
     d_delay = r.number(defaults, "delay_ms", "$.defaults", required=False, default=0.0)
@@ -217,7 +218,7 @@ def topology_from_dict(data: dict[str, Any], source: str) -> Topology:
     for name, raw in raw_nodes.items():
         where = f"$.nodes.{name}"
         n = r.obj(raw, where)
-        _check_keys(r, n, NODE_KEYS, where)
+        check_keys(r, n, NODE_KEYS, where)
         vcpus = r.integer(n, "vcpus", where, required=False, default=d_vcpus)
         if vcpus < 1:
             r.fail(f"{where}.vcpus", f"a node needs at least one vCPU, found {vcpus}")
@@ -228,7 +229,7 @@ def topology_from_dict(data: dict[str, Any], source: str) -> Topology:
     for i, raw in enumerate(r.array(data, "links", "$", required=False)):
         where = f"$.links[{i}]"
         link = r.obj(raw, where)
-        _check_keys(r, link, ("between",) + LINK_KEYS, where)
+        check_keys(r, link, ("between",) + LINK_KEYS, where)
         between = link.get("between")
         if not (isinstance(between, list) and len(between) == 2 and all(isinstance(x, str) for x in between)):
             r.fail(f"{where}.between", f"expected two node names, found {between!r}")

@@ -319,6 +319,18 @@ class EmulatedReactor:
             bindAddress = (self._table.address, 0)  # so that the peer knows which node this is
         return self._reactor.connectTCP(host, port, LinkFactory(factory, self._table), timeout, bindAddress)
 
+    # TLS goes above the emulated link: the link carries the encrypted bytes, as a wire would.
+    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> Any:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        return self.listenTCP(port, TLSMemoryBIOFactory(contextFactory, False, factory), backlog, interface)
+
+    def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any, timeout: float = 30,
+                   bindAddress: Any = None) -> Any:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        return self.connectTCP(host, port, TLSMemoryBIOFactory(contextFactory, True, factory), timeout, bindAddress)
+
     def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
         return self._reactor.listenUDP(port, LinkDatagram(protocol, self._table), interface, maxPacketSize)
 

@@ -181,3 +181,34 @@ def test_a_malformed_links_file_is_an_error_naming_the_setting(tmp_path: Path) -
     with pytest.raises(ConfigError, match="node.links"):
         LinkTable(Clock(), path)
     assert math.isinf(LinkProps.from_topology(1, 0, 0).rate)
+
+
+def test_the_emulating_reactor_wraps_connections_below_tls_and_binds_the_nodes_address(tmp_path: Path) -> None:
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from sflow.experiment.emulation import EmulatedReactor
+
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(links_file_to_dict(line().links_file("a", 1))))
+    calls: list[tuple[str, tuple[object, ...]]] = []
+
+    class Reactor:
+        def listenTCP(self, *args: object) -> None:
+            calls.append(("listenTCP", args))
+
+        def connectTCP(self, *args: object) -> None:
+            calls.append(("connectTCP", args))
+
+        def seconds(self) -> float:
+            return 0.0
+
+    table = LinkTable(Clock(), path)
+    reactor = EmulatedReactor(Reactor(), table)
+    app = Factory.forProtocol(Recorder)
+    reactor.connectTCP("127.0.1.2", 7, app)
+    reactor.listenSSL(8, app, object())
+    (_, connect), (_, listen) = calls
+    assert isinstance(connect[2], LinkFactory) and connect[2].wrappedFactory is app
+    assert connect[4] == ("127.0.1.1", 0)  # connections start from the node's own address
+    assert isinstance(listen[1], LinkFactory) and isinstance(listen[1].wrappedFactory, TLSMemoryBIOFactory)
+    assert reactor.seconds() == 0.0  # everything else is the real reactor's

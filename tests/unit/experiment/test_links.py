@@ -183,10 +183,20 @@ def test_a_malformed_links_file_is_an_error_naming_the_setting(tmp_path: Path) -
     assert math.isinf(LinkProps.from_topology(1, 0, 0).rate)
 
 
-def test_the_emulating_reactor_wraps_connections_below_tls_and_binds_the_nodes_address(tmp_path: Path) -> None:
-    from twisted.protocols.tls import TLSMemoryBIOFactory
+def test_the_emulating_reactor_wraps_connections_below_tls_and_binds_the_nodes_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
 
     from sflow.experiment.emulation import EmulatedReactor
+
+    class TLSMemoryBIOFactory:  # stands for Twisted's (pyOpenSSL comes with the TLS work)
+        def __init__(self, context: object, client: bool, wrapped: object) -> None:
+            self.wrappedFactory = wrapped
+
+    monkeypatch.setitem(sys.modules, "twisted.protocols.tls",
+                        types.SimpleNamespace(TLSMemoryBIOFactory=TLSMemoryBIOFactory))  # type: ignore[arg-type]
 
     path = tmp_path / "a.json"
     path.write_text(json.dumps(links_file_to_dict(line().links_file("a", 1))))
@@ -211,4 +221,5 @@ def test_the_emulating_reactor_wraps_connections_below_tls_and_binds_the_nodes_a
     assert isinstance(connect[2], LinkFactory) and connect[2].wrappedFactory is app
     assert connect[4] == ("127.0.1.1", 0)  # connections start from the node's own address
     assert isinstance(listen[1], LinkFactory) and isinstance(listen[1].wrappedFactory, TLSMemoryBIOFactory)
+    assert listen[1].wrappedFactory.wrappedFactory is app
     assert reactor.seconds() == 0.0  # everything else is the real reactor's

@@ -6,6 +6,7 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -168,8 +169,9 @@ def test_datagrams_are_delayed_or_dropped(tmp_path: Path) -> None:
 
     inner = DatagramProtocol()
     LinkDatagram(inner, table).makeConnection(Port())
-    inner.transport.write(b"hi", ("127.0.1.2", 1))  # type: ignore[union-attr]
-    inner.transport.write(b"lost", ("127.0.1.3", 1))  # type: ignore[union-attr]  (b–c is down)
+    port: Any = inner.transport
+    port.write(b"hi", ("127.0.1.2", 1))
+    port.write(b"lost", ("127.0.1.3", 1))  # b–c is down
     assert sent == []
     clock.advance(0.05)
     assert sent == [(b"hi", ("127.0.1.2", 1))] and table.dropped == 1

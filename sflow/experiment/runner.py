@@ -163,24 +163,24 @@ class RunExecution:
         else:
             per_node = spec.vcpus or max(1, (os.cpu_count() or 1) // max(1, len(names)))
             vcpus = [per_node] * len(names)
-        nodes = _Nodes(names, None, base, topology)  # type: ignore[arg-type]
         env: list[dict[str, str]] = [{} for _ in names]
         neighbours = None
+        links_files: list[Path] = []
         if topology is not None:
             base.mkdir(parents=True, exist_ok=True)
-            nodes.links_files = [base / f"{n}.links.json" for n in names]
-            self._write_links(nodes)
-            env = [{"SFLOW_NODE_LINKS": str(p)} for p in nodes.links_files]
+            links_files = [base / f"{n}.links.json" for n in names]
+            self._write_links(topology, names, links_files, set())
+            env = [{"SFLOW_NODE_LINKS": str(p)} for p in links_files]
             neighbours = [[names.index(x) for x in topology.neighbours(n)] for n in names]
-        nodes.cluster = LocalCluster(self.reactor, listens, base, self.ctx.secret_file,
-                                     str(self.ctx.settings_file) if self.ctx.settings_file else None,
-                                     mode=self.planned.mode, vcpus=vcpus, node_env=env, neighbours=neighbours)
-        return nodes
+        cluster = LocalCluster(self.reactor, listens, base, self.ctx.secret_file,
+                               str(self.ctx.settings_file) if self.ctx.settings_file else None,
+                               mode=self.planned.mode, vcpus=vcpus, node_env=env, neighbours=neighbours)
+        return _Nodes(names, cluster, base, topology, links_files)
 
-    def _write_links(self, nodes: _Nodes) -> None:
-        assert nodes.topology is not None
-        for name, path in zip(nodes.names, nodes.links_files):
-            doc = nodes.topology.links_file(name, self.spec.seed + self.planned.repetition, nodes.down)
+    def _write_links(self, topology: Topology, names: tuple[str, ...], files: list[Path],
+                     down: set[frozenset[str]]) -> None:
+        for name, path in zip(names, files):
+            doc = topology.links_file(name, self.spec.seed + self.planned.repetition, down)
             tmp = path.with_suffix(".tmp")
             write_json(tmp, links_file_to_dict(doc))
             tmp.replace(path)  # a node reloading it never reads half a file
@@ -375,7 +375,8 @@ class RunExecution:
             nodes.down.add(key)
         else:
             nodes.down.discard(key)
-        self._write_links(nodes)
+        assert nodes.topology is not None
+        self._write_links(nodes.topology, nodes.names, nodes.links_files, nodes.down)
         for i in range(len(nodes.names)):
             nodes.cluster.signal(i, "HUP")
 

@@ -132,3 +132,20 @@ def test_a_run_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     store.write_run(RunRecord(run))
     assert store.completed() == {"x/ip/heft/cold/1"}
     store.close()
+
+
+def test_generated_and_imported_jobs_load(tmp_path: Path) -> None:
+    from sflow.experiment.jobs import job_document
+    from sflow.jsonio import job_from_dict
+
+    wf = REPO / "experiments" / "scale" / "montage-100.wfformat.json"
+    spec = load_spec(spec_file(tmp_path, f'[matrix]\njobs = ["{wf}", {{random = {{tasks = 30, seed = 4, file_kb = 2}}}}]\n'))
+    imported, generated = spec.jobs
+    assert imported.wfcommons and generated.name == "random-30-s4"
+    job = job_from_dict(job_document(imported))
+    assert len(job.tasks) == 99 and all(t.cmd.startswith("sleep ") for t in job.tasks)
+    assert "head -c" in job.by_id[job.order[0]].cmd  # it writes the files its successors read
+    first, again = job_document(generated), job_document(generated)
+    assert first == again  # seeded
+    random_job = job_from_dict(first)
+    assert len(random_job.tasks) == 30 and len(random_job.end_tasks) >= 1 and len(random_job.edges) >= 29 - len(random_job.start_tasks)

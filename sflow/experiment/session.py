@@ -86,6 +86,10 @@ def run_experiment(spec: Spec, outdir: Path, *, repeat: int = 0, config_file: st
     outdir.mkdir(parents=True, exist_ok=True)
     store = ResultStore(outdir / "results.sqlite")
     try:
+        last = store.rows("SELECT spec_sha256 FROM sessions ORDER BY session_id DESC LIMIT 1")
+        if last and last[0][0] != spec.sha256:
+            say(f"sflow: warning: {spec.path} changed since the last session recorded in {outdir} "
+                f"(sha256 {last[0][0][:12]} → {spec.sha256[:12]}); its recorded runs are kept and not run again")
         planned = plan_runs(spec, store.completed(), store.repetitions(), repeat)
         total = len(store.completed()) + len(planned)
         skipped = total - len(planned)

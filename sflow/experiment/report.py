@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sflow.errors import SflowError
 from sflow.experiment.store import TABLES, ResultStore
 
 IMAGES = "report"
@@ -101,6 +102,11 @@ def _fmt(value: Any) -> str:
 
 
 def write_report(store: ResultStore, outdir: Path) -> Path:
+    try:
+        import matplotlib  # noqa: F401 - only to say clearly when it is missing
+    except ImportError:
+        raise SflowError("the report's plots need matplotlib, which is not installed: "
+                         "pip install 'sflow-engine[plot]'") from None
     runs = store.rows("SELECT * FROM runs ORDER BY job, mode, algorithm, cache, repetition")
     sessions = store.rows("SELECT * FROM sessions ORDER BY session_id")
     name = _spec_name(sessions)

@@ -30,6 +30,7 @@ from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 
 if TYPE_CHECKING:
+    from sflow.sched.base import Scheduler
     from sflow.sched.problem import Problem
 
 T = TypeVar("T")
@@ -61,16 +62,18 @@ def node_address(address: Address, config: Config) -> str:
 
 
 def prepare(env: Environment, job: Job, config: Config, algorithm: str | None, env_name: str,
-            problem: Problem | None = None) -> Prepared:
+            problem: Problem | None = None, scheduler: Scheduler | None = None) -> Prepared:
     """Schedule ``job`` on ``env`` with ``algorithm`` (default ``scheduler.algorithm``): the plan of a
-    fresh run. ``problem`` replaces the one the environment gives (an emulated topology's costs)."""
+    fresh run. ``problem`` replaces the one the environment gives (an emulated topology's costs),
+    ``scheduler`` the one ``algorithm`` names (a scheduler configured otherwise)."""
     from sflow.sched.problem import Problem
     from sflow.sched.registry import get_scheduler
 
-    name = algorithm or config.scheduler.algorithm
     if problem is None:
         problem = Problem.from_env_job(env, job, name=env_name)
-    schedule = get_scheduler(name, config.scheduler.seed).schedule(problem)
+    if scheduler is None:
+        scheduler = get_scheduler(algorithm or config.scheduler.algorithm, config.scheduler.seed)
+    schedule = scheduler.schedule(problem)
     index = cpu_indexes(env)
     placements = {}
     for tid, slot in schedule.slots.items():

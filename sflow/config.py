@@ -20,6 +20,8 @@ from typing import Any
 from sflow.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "sflow.toml"
+#: the chaining modes: IP push, static ICN-SFC, autonomous ICN-SFC
+MODES = ("ip", "icn", "auto")
 
 
 def _key(default: Any, doc: str) -> Any:
@@ -36,6 +38,7 @@ class NodeSettings:
     vcpus: int = _key(0, "vCPUs this node offers when no environment says (0: the CPU count)")
     function_timeout: float = _key(3600.0, "seconds a function may run before it is killed and failed")
     chunk_size: int = _key(262144, "bytes per file chunk when streaming files between nodes")
+    links: str = _key("", "links file of an emulated topology (written by `sflow experiment`; reloaded on SIGHUP; empty: no emulation)")
 
 
 @dataclass(frozen=True, slots=True)

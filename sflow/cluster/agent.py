@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sflow
+from sflow.config import MODES
 from sflow.node.readiness import Readiness, parse_readiness
 
 POLL_INTERVAL = 0.05
@@ -308,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", default=".", help="the host directory (default: the current one)")
     sub = parser.add_subparsers(dest="action", required=True)
     p_start = sub.add_parser("start")
-    p_start.add_argument("--mode", choices=("ip", "icn", "auto"), default="ip")
+    p_start.add_argument("--mode", choices=MODES, default="ip")
     p_start.add_argument("--timeout", type=float, default=30.0)
     p_start.add_argument("--listen", default=None)
     p_start.add_argument("--advertise", default=None)

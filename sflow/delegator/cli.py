@@ -7,16 +7,13 @@ import argparse
 import ipaddress
 import logging
 import os
-import secrets
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.config import MODES, Config, add_config_argument, add_secret_argument, config_from_args, secret_overrides
 from sflow.errors import InputError
 from sflow.sched.cli import add_cost_arguments, costs_from, scheduler_from
 from sflow.secret import generate_secret, read_secret
@@ -26,15 +23,13 @@ from sflow.secret import generate_secret, read_secret
 if TYPE_CHECKING:
     from twisted.internet import defer
 
-    from sflow.delegator.plan import JobPlan, TaskPlacement
+    from sflow.delegator.run import Prepared
     from sflow.delegator.trace import Trace
-    from sflow.model.infra import Address, Environment, VcpuId
-    from sflow.model.schedule import Schedule
-    from sflow.model.workflow import Job, TaskId
+    from sflow.model.infra import Environment
+    from sflow.model.workflow import Job
 
 log = logging.getLogger(__name__)
 
-MODES = ("ip", "icn", "auto")
 DEFAULT_LOCAL_NODES = 3
 
 
@@ -86,110 +81,24 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Preparing a run: schedule (or mapping) → plan
+# Preparing and running with progress, and the summary
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    plan: JobPlan
-    schedule: Schedule | None
-    algorithm: str
-
-
-def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
-    """Each vCPU's position among its host's vCPUs, in declaration order."""
-    out: dict[VcpuId, int] = {}
-    seen: Counter[str] = Counter()
-    for v in env.vcpus.values():  # in declaration order
-        out[v.id] = seen[v.host_id]
-        seen[v.host_id] += 1
-    return out
-
-
-def node_address(address: Address, config: Config) -> str:
-    from sflow.model.infra import Address
-
-    """``host:port`` of a node; an address without a port uses the port of ``node.listen``."""
-    port = address.port if address.port is not None else parse_host_port(config.node.listen, "node.listen")[1]
-    return str(Address(address.host, port))
-
-
-def prepare(env: Environment, job: Job, config: Config, args: argparse.Namespace, env_name: str) -> Prepared:
+def _prepare(env: Environment, job: Job, config: Config, args: argparse.Namespace, env_name: str) -> Prepared:
     """Schedule ``job`` with the algorithm, seed, budget and costs of ``args`` and ``config``."""
-    from sflow.delegator.plan import TaskPlacement
+    from sflow.delegator.run import prepare
     from sflow.sched.problem import Problem
 
     problem = Problem.from_env_job(env, job, name=env_name, costs=costs_from(args, config))
-    schedule = scheduler_from(args, config).schedule(problem)
-    index = cpu_indexes(env)
-    placements = {}
-    for tid, slot in schedule.slots.items():
-        node = node_address(env.vm_for(slot.vcpu).address, config)
-        placements[tid] = TaskPlacement(node, slot.vcpu, index.get(slot.vcpu, 0))
-    return _prepared(job, placements, schedule, "<job>")
-
-
-def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
-    from sflow.delegator.plan import TaskPlacement
-    from sflow.jsonio import load_mapping
-
-    mapping = load_mapping(mapping_path)
-    if mapping.job.id != job.id:
-        raise InputError(mapping_path, "$.job_id", f"the mapping is for job {mapping.job.id}, but the job to run is "
-                                                   f"job {job.id}: the job ids differ (schedule this job with "
-                                                   f"`sflow schedule ENV JOB -o MAPPING`, or leave out --mapping)")
-    missing = sorted(set(job.by_id) - set(mapping.placements))
-    if missing:
-        raise InputError(mapping_path, "$.task_list", f"no placement for tasks {missing} of the job")
-    index = cpu_indexes(env)
-    placements = {}
-    for tid in job.by_id:
-        p = mapping.placements[tid]
-        placements[tid] = TaskPlacement(node_address(p.address, config), p.vcpu_id, index.get(p.vcpu_id, 0))
-    return _prepared(job, placements, mapping.schedule, mapping_path)
-
-
-def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Schedule | None, source: str) -> Prepared:
-    from sflow.delegator.plan import build_plan, schedule_order
-
-    """The plan of a fresh run (a new run id), its functions in the schedule's order when there is one."""
-    starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
-    plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), source)
-    return Prepared(plan, schedule, schedule.algorithm if schedule is not None else "mapping")
-
-
-# ---------------------------------------------------------------------------------------------
-# Running with progress, and the summary
-
-
-def node_vcpus(env: Environment, config: Config) -> dict[str, tuple[str, ...]]:
-    """Each node's vCPU ids, in declaration order (the VMs at one node address together)."""
-    out: dict[str, tuple[str, ...]] = {}
-    for vm in env.vms.values():
-        address = node_address(vm.address, config)
-        out[address] = out.get(address, ()) + tuple(vm.vcpus)
-    return out
+    return prepare(env, job, config, None, env_name, problem, scheduler_from(args, config))
 
 
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
               progress: Callable[[str, int], None], job: Job, env: Environment, mode: str = "ip",
               nodes: list[str] | None = None) -> defer.Deferred[Trace]:
-    from sflow.delegator.ip import DispatchOptions, IpDispatch
+    from sflow.delegator.run import RunOptions, dispatch
 
-    if mode != "ip":
-        from sflow.delegator.icn import icn_dispatch
-
-        return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config, outdir,
-                            mode, nodes or sorted(prepared.plan.nodes), progress, node_vcpus(env, config))
-    options = DispatchOptions(
-        outdir=outdir,
-        algorithm=prepared.algorithm,
-        schedule=prepared.schedule,
-        job_timeout=config.delegator.job_timeout,
-        keep_workdirs=keep,
-        chunk_size=config.node.chunk_size,
-    )
-    return IpDispatch(reactor, secret, prepared.plan, options, progress).run()
+    return dispatch(reactor, secret, prepared, job, env, config, RunOptions(mode, outdir, keep), progress, nodes)
 
 
 def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trace]) -> Trace:
@@ -236,6 +145,7 @@ def _outdir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _delegate(args: argparse.Namespace) -> int:
+    from sflow.delegator.run import node_vcpus, prepare_mapping
     from sflow.jsonio import load_environment, load_job
     from sflow.node.blocking import run_until
 
@@ -249,7 +159,7 @@ def _delegate(args: argparse.Namespace) -> int:
     if args.mapping:
         prepared = prepare_mapping(env, job, config, args.mapping)
     else:
-        prepared = prepare(env, job, config, args, args.env)
+        prepared = _prepare(env, job, config, args, args.env)
     outdir = _outdir(args, config)
     trace = _with_progress(
         len(job.tasks),
@@ -278,6 +188,8 @@ def _is_loopback(host: str) -> bool:
 def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, str]:
     """The node addresses of ``env`` on this machine (loopback), each with the VMs it serves
     (``VM node-a in envs/local.json``)."""
+    from sflow.delegator.run import node_address
+
     vms: dict[str, list[str]] = {}
     for vm in env.vms.values():
         if _is_loopback(vm.address.host):
@@ -287,6 +199,7 @@ def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, s
 
 def _run(args: argparse.Namespace) -> int:
     from sflow.delegator.local import LocalCluster, local_environment
+    from sflow.delegator.run import with_local_cluster
     from sflow.jsonio import environment_to_dict, load_environment, load_job, write_json
     from sflow.node.blocking import run_until
 
@@ -330,20 +243,11 @@ def _run(args: argparse.Namespace) -> int:
                     if run_env is None:
                         run_env = local_environment(addresses, per_node)
                         write_json(outdir / "env.json", environment_to_dict(run_env))
-                    prepared = prepare(run_env, job, config, args, env_name)
+                    prepared = _prepare(run_env, job, config, args, env_name)
                     return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
                                      run_env, args.mode, addresses)
 
-                # Interrupted (Ctrl-C, SIGTERM): the nodes are stopped too, never left behind.
-                reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)
-                d: defer.Deferred[Any] = cluster.start()
-                d.addCallback(started)
-
-                def stop(result: Any) -> defer.Deferred[Any]:
-                    return cluster.stop().addCallback(lambda _: result)
-
-                d.addBoth(stop)
-                return d
+                return with_local_cluster(reactor, cluster, started)
 
             return run_until(main)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow import __version__
-from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.config import MODES, Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
 from sflow.errors import ListenError, SflowError
 from sflow.model.infra import Address
 from sflow.node.readiness import Readiness, format_readiness
@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", metavar="DIR", help="directory for the per-job working directories")
     p.add_argument("--log-file", metavar="FILE", help="log here instead of standard error")
     p.add_argument(
-        "--mode", choices=("ip", "icn", "auto"), default="ip",
+        "--mode", choices=MODES, default="ip",
         help="chaining mode: ip only, or also ICN with an embedded forwarder (icn: static, auto: autonomous)",
     )
     p.add_argument("--icn-listen", metavar="HOST:PORT",
@@ -123,16 +123,26 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from sflow.node.server import NodeService
 
     reactor: Any = _reactor
+    links: Any = None
+    if config.node.links:
+        # A node of an emulated topology: its connections and datagrams cross emulated links.
+        from sflow.experiment.emulation import emulate_links
+
+        reactor, links = emulate_links(reactor, Path(config.node.links).expanduser())
     cpu_count = os.cpu_count() or 1
+    executor = Executor(reactor, config)
     service = NodeService(
         reactor,
         config,
         secret,
-        Executor(reactor, config),
+        executor,
         workdir,
         vcpus=config.node.vcpus or cpu_count,
         cpu_count=cpu_count,
     )
+    service.reports["usage"] = executor.recent_usage
+    if links is not None:
+        service.reports["links"] = links.status
     try:
         listening = reactor.listenTCP(port, service.factory(), interface=host)
     except CannotListenError as exc:

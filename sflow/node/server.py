@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,6 +91,8 @@ class NodeService:
         self._peers: PeerPool[Channel] = PeerPool(self._connect_peer, lambda ch: not ch.closed)
         #: the ICN side (sflow.sfc.node.IcnNode) when the node runs with --mode icn|auto
         self.icn: Any = None
+        #: further sections of the status reply, each made when asked (emulated links' counters…)
+        self.reports: dict[str, Callable[[], Any]] = {}
         #: one function per vCPU at a time across jobs: who holds each vCPU, and who waits for it
         self._vcpu_holder: dict[str, tuple[str, TaskId]] = {}
         self._vcpu_waiting: dict[str, deque[tuple[NodeJob, Run]]] = {}
@@ -190,6 +192,7 @@ class NodeService:
                 if self.icn is not None
                 else {}
             ),
+            **({"reports": {name: report() for name, report in self.reports.items()}} if self.reports else {}),
         }
 
     # -- jobs ------------------------------------------------------------------------------------

@@ -310,7 +310,7 @@ class NodeService:
         now = self.reactor.seconds()
         # One INFO record per function, when it ends (what ran where, for `sflow cluster logs`);
         # its start is detail (two records per function were a measurable share of its cost).
-        log.debug("event=function_start job=%s task=%d vcpu=%s", job.key, task.id, task.vcpu)
+        log.info("event=function_start job=%s task=%d vcpu=%s", job.key, task.id, task.vcpu)
         job.delegator.send("started", job=job.key, task=int(task.id), vcpu=task.vcpu, time=now)
         d = self.executor.run(request)
         d.addCallback(self._finished, job, task.id)

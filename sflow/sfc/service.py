@@ -579,8 +579,7 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
-            # One INFO record per function, when it ends; its start is detail.
-            log.debug("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
+            log.info("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
                 reason = _check_remote(root, spec.remote)
@@ -609,7 +608,7 @@ class SfcService:
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
-        # One INFO record per function, when it ends, with how long it ran (its start is at DEBUG).
+        # The end, with how long it ran (a user reading the log needs no arithmetic over two lines).
         seconds = result.finished - result.started if result is not None else 0.0
         if ok:
             log.info("event=function_end node=%s task=%d ok=True seconds=%.3f", self.name, spec.task, seconds)

@@ -27,6 +27,7 @@ _ROLE_MODULES: tuple[str, ...] = (
     "sflow.delegator.cli",
     "sflow.icn.cli",
     "sflow.cluster.cli",
+    "sflow.experiment.cli",
 )
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,8 @@ from typing import Any
 from sflow.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "sflow.toml"
+#: the chaining modes: IP push, static ICN-SFC, autonomous ICN-SFC
+MODES = ("ip", "icn", "auto")
 
 
 def _key(default: Any, doc: str) -> Any:
@@ -38,6 +40,7 @@ class NodeSettings:
     chunk_size: int = _key(262144, "bytes per file chunk when streaming files between nodes")
     heartbeat_interval: float = _key(2.0, "seconds between heartbeats on node channels (delegator-node, node-node; 0: none, TCP keepalive only)")
     heartbeat_misses: int = _key(3, "silent heartbeat intervals after which a peer is declared lost (at least 2); lost within interval x (misses + 1) s")
+    links: str = _key("", "links file of an emulated topology (written by `sflow experiment`; reloaded on SIGHUP; empty: no emulation)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +101,18 @@ class IcnSettings:
     cs_capacity_bytes: int = _key(268435456, "content store capacity in bytes")
     freshness_ms: int = _key(3600000, "FreshnessPeriod given to function results")
     interest_lifetime_ms: int = _key(4000, "InterestLifetime of the Interests sflow expresses")
-    result_store: str = _key("~/.cache/sflow/results", "on-disk store that keeps results across restarts")
+    result_store: str = _key(
+        "~/.cache/sflow/results/{host}-{port}",
+        "on-disk store that keeps results across restarts; {host} is the host name and {port} the forwarder's "
+        "port, so that nodes sharing a home directory (NFS) each keep their own",
+    )
     result_store_bytes: int = _key(2147483648, "size bound of the on-disk result store")
-    neighbours: tuple[str, ...] = _key((), "neighbour nodes for autonomous mode (HOST:PORT)")
+    advertise: str = _key(
+        "",
+        "address (HOST or HOST:PORT) other nodes and the delegator reach this forwarder at; empty: the listen "
+        "host, or when that is a wildcard the address this host reaches its first neighbour from",
+    )
+    neighbours: tuple[str, ...] = _key((), "neighbour nodes' hello sockets for autonomous mode (HOST:PORT)")
     broadcast_address: str = _key("", "LAN broadcast address for neighbour discovery (empty: off)")
     hello_port: int = _key(15454, "UDP port of the hello protocol")
     hello_interval: float = _key(1.0, "seconds between hellos / resource advertisements")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sflow
+from sflow.config import MODES
 from sflow.durable import write_durably
 from sflow.node.readiness import Readiness, parse_readiness
 
@@ -63,7 +64,15 @@ class NodeFiles:
         return self.directory / "work"
 
 
-def node_command(files: NodeFiles, python: str, *, listen: str | None, mode: str | None) -> list[str]:
+def node_command(
+    files: NodeFiles,
+    python: str,
+    *,
+    listen: str | None,
+    mode: str | None,
+    advertise: str | None = None,
+    neighbours: Sequence[str] = (),
+) -> list[str]:
     """The node's argv. It names the pid file, which is how :func:`is_node_of` recognises it."""
     argv = [python, "-m", "sflow", "node", "--config", str(files.config), "--pid-file", str(files.pid)]
     argv += ["--workdir", str(files.workdir)]
@@ -71,6 +80,10 @@ def node_command(files: NodeFiles, python: str, *, listen: str | None, mode: str
         argv += ["--listen", listen]
     if mode:
         argv += ["--mode", mode]
+    if advertise:
+        argv += ["--advertise", advertise]
+    for neighbour in neighbours:
+        argv += ["--neighbour", neighbour]
     return argv
 
 
@@ -127,6 +140,8 @@ def start(
     mode: str,
     timeout: float,
     listen: str | None = None,
+    advertise: str | None = None,
+    neighbours: Sequence[str] = (),
     python: str = sys.executable,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
@@ -138,7 +153,7 @@ def start(
         return {"ok": True, "already": True, "pid": running, **_readiness_fields(ready)}
     if not files.config.exists():
         return {"ok": False, "error": f"{files.config} is missing; run `sflow cluster deploy` first"}
-    argv = node_command(files, python, listen=listen, mode=mode)
+    argv = node_command(files, python, listen=listen, mode=mode, advertise=advertise, neighbours=neighbours)
     files.workdir.mkdir(mode=0o700, exist_ok=True)
     with files.ready.open("wb") as ready_out, files.log.open("ab") as log_out:
         proc = subprocess.Popen(
@@ -293,9 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", default=".", help="the host directory (default: the current one)")
     sub = parser.add_subparsers(dest="action", required=True)
     p_start = sub.add_parser("start")
-    p_start.add_argument("--mode", choices=("ip", "icn", "auto"), default="ip")
+    p_start.add_argument("--mode", choices=MODES, default="ip")
     p_start.add_argument("--timeout", type=float, default=30.0)
     p_start.add_argument("--listen", default=None)
+    p_start.add_argument("--advertise", default=None)
+    p_start.add_argument("--neighbour", action="append", default=[])
     p_stop = sub.add_parser("stop")
     p_stop.add_argument("--grace", type=float, default=10.0)
     p_status = sub.add_parser("status")
@@ -303,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = NodeFiles(Path(args.dir).resolve())
     if args.action == "start":
-        result = start(files, mode=args.mode, timeout=args.timeout, listen=args.listen)
+        result = start(files, mode=args.mode, timeout=args.timeout, listen=args.listen, advertise=args.advertise,
+                       neighbours=args.neighbour)
     elif args.action == "stop":
         result = stop(files, grace=args.grace)
     else:

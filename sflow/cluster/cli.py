@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.config import DEFAULT_KNOWN_HOSTS, DEFAULT_WHEEL_CACHE, Config, add_config_argument, config_from_args
+from sflow.config import DEFAULT_KNOWN_HOSTS, DEFAULT_WHEEL_CACHE, MODES, Config, add_config_argument, config_from_args
 from sflow.errors import InputError
 
 # SSH (paramiko), the operations and rich's tables are imported by the commands that use them.
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from sflow.cluster import ops
 
-MODES = ("ip", "icn", "auto")
 
 
 def register(sub: Any) -> None:
@@ -46,7 +45,13 @@ def register(sub: Any) -> None:
     )
     deploy.set_defaults(func=_deploy)
 
-    start = _action(csub, "start", "start `sflow node` on every host and wait until each is ready")
+    start = _action(
+        csub,
+        "start",
+        "start `sflow node` on every host and wait until each is ready; with --mode icn or auto each node "
+        "advertises its host's address from HOSTS, and with --mode auto its neighbours are the other hosts "
+        "(or the links HOSTS names)",
+    )
     start.add_argument("--mode", choices=MODES, default="ip", help="chaining mode the nodes serve (default: ip)")
     start.add_argument("--listen", metavar="HOST:PORT", help="node listen address (default: node.listen of the deployed settings)")
     start.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each node (default: 30)")
@@ -126,8 +131,11 @@ def _deploy(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     from sflow.cluster import ops
 
-    cluster = _cluster(args, config_from_args(args))
-    return _report(args, "start", ops.start(cluster, mode=args.mode, timeout=args.timeout, listen=args.listen))
+    config = config_from_args(args)
+    cluster = _cluster(args, config)
+    results = ops.start(cluster, mode=args.mode, timeout=args.timeout, listen=args.listen,
+                        hello_port=config.icn.hello_port)
+    return _report(args, "start", results)
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -11,9 +11,15 @@ An empty password means key authentication. The TOML form is a list of tables::
     password = ""             # accepted for compatibility; keys are preferred
     dir = "/home/sflow/sflow" # required: where deploy installs and the node runs
     python = "python3"        # the host's interpreter that makes the venv
+    neighbours = ["10.0.0.3"] # autonomous mode: links to other hosts of the inventory
 
 Passwords are accepted with a warning and never logged: :class:`HostSpec` leaves them out of its
 ``repr``.
+
+In autonomous mode every node exchanges hellos with its neighbours (:func:`neighbours`): every
+other host of the inventory when no host has a ``neighbours`` key; otherwise the links the keys
+name, each one both ways (a host lists others by their ``address``, or by ``address:port`` when
+several share an address).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SSH_PORT = 22
 DEFAULT_PYTHON = "python3"
-_TOML_KEYS = ("address", "port", "user", "key_file", "password", "dir", "python")
+_TOML_KEYS = ("address", "port", "user", "key_file", "password", "dir", "python", "neighbours")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,8 @@ class HostSpec:
     password: str | None = field(default=None, repr=False)
     python: str = DEFAULT_PYTHON
     source: str = field(default="", compare=False)
+    #: the hosts this one is linked to, as written (None: the key is absent)
+    neighbours: tuple[str, ...] | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -84,6 +92,7 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     if not inventory.hosts:
         raise InputError(str(file), "", "no hosts listed")
     _check_unique(inventory)
+    neighbours(inventory)  # every link names a host of the inventory
     if inventory.secrets:
         log.warning(
             "event=plaintext_passwords source=%s hosts=%d advice=%s",
@@ -168,6 +177,9 @@ def _toml_host(entry: Any, source: str, where: str) -> HostSpec:
     key_file = text("key_file", None)
     password = text("password", None)
     python = text("python", DEFAULT_PYTHON) or DEFAULT_PYTHON
+    links = entry.get("neighbours")
+    if links is not None and not (isinstance(links, list) and all(isinstance(n, str) and n for n in links)):
+        raise InputError(source, f"{where}.neighbours", f"expected a list of host addresses, found {links!r}")
     location = f"{source}: {where}"
     for key, value in (("address", address), ("user", user), ("dir", directory), ("python", python)):
         _check_text(location, key, value)
@@ -180,6 +192,7 @@ def _toml_host(entry: Any, source: str, where: str) -> HostSpec:
         password=password or None,
         python=python,
         source=location,
+        neighbours=tuple(links) if links is not None else None,
     )
 
 
@@ -208,3 +221,26 @@ def _check_unique(inventory: Inventory) -> None:
         if key in seen:
             raise InputError(host.source, "", f"{host.name} {host.dir} is listed twice (first at {seen[key]})")
         seen[key] = host.source
+
+
+def neighbours(inventory: Inventory) -> dict[HostSpec, tuple[HostSpec, ...]]:
+    """Each host's neighbours for autonomous mode, in inventory order (see the module docstring).
+    A link that names no other host of the inventory is an error naming the host and the entry."""
+    hosts = inventory.hosts
+    if all(h.neighbours is None for h in hosts):
+        return {h: tuple(o for o in hosts if o is not h) for h in hosts}
+    by_name: dict[str, HostSpec] = {}
+    for host in hosts:
+        for key in (host.name, host.address):
+            by_name.setdefault(key, host)
+    linked: dict[HostSpec, set[HostSpec]] = {h: set() for h in hosts}
+    for host in hosts:
+        for k, name in enumerate(host.neighbours or ()):
+            other = by_name.get(name)
+            if other is None or other is host:
+                known = ", ".join(h.name for h in hosts if h is not host)
+                why = "is the host itself" if other is host else f"names no other host of the inventory (hosts: {known})"
+                raise InputError(host.source, f"neighbours[{k}]", f"{name!r} {why}")
+            linked[host].add(other)
+            linked[other].add(host)
+    return {h: tuple(o for o in hosts if o in linked[h]) for h in hosts}

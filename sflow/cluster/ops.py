@@ -26,7 +26,7 @@ import tomli_w
 from sflow import __version__
 from sflow.cluster import bootstrap
 from sflow.cluster.agent import NodeFiles
-from sflow.cluster.inventory import HostSpec, Inventory
+from sflow.cluster.inventory import HostSpec, Inventory, neighbours
 from sflow.cluster.package import Wheel, wheel_metadata
 from sflow.cluster.ssh import Connector, RemoteHost, redact
 from sflow.cluster.target import HostPython, no_python, too_old, unsuitable
@@ -34,6 +34,7 @@ from sflow.cluster.timeline import merge_logs
 from sflow.cluster.wheelhouse import DependencyWheels, WheelCache, WheelFile, Wheelhouse, file_sha256, requirements_for, sync_plan
 from sflow.config import Config, config_to_dict
 from sflow.errors import ClusterError
+from sflow.model.infra import Address
 
 log = logging.getLogger(__name__)
 
@@ -252,15 +253,32 @@ def _probe(remote: RemoteHost, host: HostSpec, script: bytes, requires_python: s
 # --- start / stop / status ----------------------------------------------------------------------
 
 
-def start(cluster: Cluster, *, mode: str, timeout: float = 30.0, listen: str | None = None) -> list[HostResult]:
-    """Start ``sflow node`` on every host and wait for each readiness line (``timeout`` each)."""
+def start(
+    cluster: Cluster, *, mode: str, timeout: float = 30.0, listen: str | None = None, hello_port: int = 15454
+) -> list[HostResult]:
+    """Start ``sflow node`` on every host and wait for each readiness line (``timeout`` each). In
+    icn and auto modes each node advertises its host's inventory address; in auto mode it is given
+    its neighbours' hello sockets (their addresses, ``hello_port``) from the inventory."""
     args = ["start", "--mode", mode, "--timeout", f"{timeout:g}"] + (["--listen", listen] if listen else [])
+    links = neighbours(cluster.inventory) if mode == "auto" else {}
+
+    def node_args(host: HostSpec) -> list[str]:
+        out = list(args)
+        if mode != "ip":
+            out += ["--advertise", host.address]
+        for other in links.get(host, ()):
+            out += ["--neighbour", str(Address(other.address, hello_port))]
+        return out
 
     def action(host: HostSpec, remote: RemoteHost) -> HostResult:
-        answer = _agent(remote, host, args, timeout + 30)
+        answer = _agent(remote, host, node_args(host), timeout + 30)
         if not answer.get("ok"):
             return HostResult(host.name, False, "failed", _failure(answer))
-        facts = tuple((k, str(answer[k])) for k in ("pid", "listen", "icn", "version") if k in answer)
+        facts: tuple[tuple[str, str], ...] = tuple(
+            (k, str(answer[k])) for k in ("pid", "listen", "icn", "version") if k in answer
+        )
+        if host in links:
+            facts += (("neighbours", str(len(links[host]))),)
         detail = " ".join(f"{k}={v}" for k, v in facts)
         return HostResult(
             host.name,

@@ -7,15 +7,13 @@ import argparse
 import ipaddress
 import logging
 import os
-import secrets
 import sys
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.config import MODES, Config, add_config_argument, add_secret_argument, config_from_args, secret_overrides
 from sflow.errors import InputError, SflowError
 from sflow.sched.cli import add_cost_arguments, costs_from, scheduler_from
 from sflow.secret import generate_secret, read_secret
@@ -25,17 +23,13 @@ from sflow.secret import generate_secret, read_secret
 if TYPE_CHECKING:
     from twisted.internet import defer
 
-    from sflow.delegator.plan import JobPlan, TaskPlacement
-    from sflow.delegator.recovery import Placer
+    from sflow.delegator.run import Prepared
     from sflow.delegator.trace import Trace
     from sflow.model.infra import Environment
-    from sflow.model.schedule import Schedule
-    from sflow.model.workflow import Job, TaskId
-    from sflow.sched.base import Scheduler
+    from sflow.model.workflow import Job
 
 log = logging.getLogger(__name__)
 
-MODES = ("ip", "icn", "auto")
 DEFAULT_LOCAL_NODES = 3
 
 
@@ -90,88 +84,17 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Preparing a run: schedule (or mapping) → plan
+# Preparing and running with progress, and the summary
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    plan: JobPlan
-    schedule: Schedule | None
-    algorithm: str
-    #: the schedule order of every function (re-planned plans keep it)
-    order: tuple[TaskId, ...]
-    #: re-plans functions on the live nodes with the job's algorithm (IP-mode recovery)
-    placer: Placer
-
-
-def _placer(env: Environment, config: Config, args: argparse.Namespace, env_name: str,
-            scheduler: Scheduler | None = None) -> Placer:
-    from sflow.delegator.placing import replacer
-
-    return replacer(env, scheduler or scheduler_from(args, config), config, env_name, costs_from(args, config))
-
-
-def prepare(env: Environment, job: Job, config: Config, args: argparse.Namespace, env_name: str) -> Prepared:
+def _prepare(env: Environment, job: Job, config: Config, args: argparse.Namespace, env_name: str) -> Prepared:
     """Schedule ``job`` with the algorithm, seed, budget and costs of ``args`` and ``config``."""
-    from sflow.delegator.placing import placements_of
+    from sflow.delegator.run import prepare
     from sflow.sched.problem import Problem
 
-    problem = Problem.from_env_job(env, job, name=env_name, costs=costs_from(args, config))
-    scheduler = scheduler_from(args, config)
-    schedule = scheduler.schedule(problem)
-    return _prepared(job, placements_of(env, schedule, config), schedule, "<job>",
-                     _placer(env, config, args, env_name, scheduler))
-
-
-def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str,
-                    args: argparse.Namespace | None = None, env_name: str = "<env>") -> Prepared:
-    """The plan of a mapping from ``sflow schedule``; a re-plan (IP mode, a node lost) uses the
-    algorithm of ``args`` or ``scheduler.algorithm``."""
-    from sflow.delegator.placing import cpu_indexes, node_address
-    from sflow.delegator.plan import TaskPlacement
-    from sflow.jsonio import load_mapping
-
-    mapping = load_mapping(mapping_path)
-    if mapping.job.id != job.id:
-        raise InputError(mapping_path, "$.job_id", f"the mapping is for job {mapping.job.id}, but the job to run is "
-                                                   f"job {job.id}: the job ids differ (schedule this job with "
-                                                   f"`sflow schedule ENV JOB -o MAPPING`, or leave out --mapping)")
-    missing = sorted(set(job.by_id) - set(mapping.placements))
-    if missing:
-        raise InputError(mapping_path, "$.task_list", f"no placement for tasks {missing} of the job")
-    index = cpu_indexes(env)
-    placements = {}
-    for tid in job.by_id:
-        p = mapping.placements[tid]
-        placements[tid] = TaskPlacement(node_address(p.address, config), p.vcpu_id, index.get(p.vcpu_id, 0))
-    return _prepared(job, placements, mapping.schedule, mapping_path,
-                     _placer(env, config, args or argparse.Namespace(), env_name))
-
-
-def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Schedule | None, source: str,
-              placer: Placer) -> Prepared:
-    """The plan of a fresh run (a new run id), its functions in the schedule's order when there is one."""
-    from sflow.delegator.plan import build_plan, schedule_order
-
-    starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
-    order = schedule_order(job, starts)
-    plan = build_plan(job, placements, order, secrets.token_hex(4), source)
-    return Prepared(plan, schedule, schedule.algorithm if schedule is not None else "mapping", order, placer)
-
-
-# ---------------------------------------------------------------------------------------------
-# Running with progress, and the summary
-
-
-def node_vcpus(env: Environment, config: Config) -> dict[str, tuple[str, ...]]:
-    """Each node's vCPU ids, in declaration order (the VMs at one node address together)."""
-    from sflow.delegator.placing import node_address
-
-    out: dict[str, tuple[str, ...]] = {}
-    for vm in env.vms.values():
-        address = node_address(vm.address, config)
-        out[address] = out.get(address, ()) + tuple(vm.vcpus)
-    return out
+    costs = costs_from(args, config)
+    problem = Problem.from_env_job(env, job, name=env_name, costs=costs)
+    return prepare(env, job, config, None, env_name, problem, scheduler_from(args, config), costs)
 
 
 def _settings(args: argparse.Namespace) -> Config:
@@ -187,28 +110,10 @@ def _settings(args: argparse.Namespace) -> Config:
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
               display: Display, job: Job, env: Environment, mode: str = "ip",
               nodes: list[str] | None = None) -> defer.Deferred[Trace]:
-    from sflow.delegator.ip import DispatchOptions, IpDispatch
-    from sflow.node.liveness import Heartbeat
+    from sflow.delegator.run import RunOptions, dispatch
 
-    progress = display.progress
-
-    if mode != "ip":
-        from sflow.delegator.icn import icn_dispatch
-
-        return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config, outdir,
-                            mode, nodes or sorted(prepared.plan.nodes), progress, node_vcpus(env, config))
-    options = DispatchOptions(
-        outdir=outdir,
-        algorithm=prepared.algorithm,
-        schedule=prepared.schedule,
-        job_timeout=config.delegator.job_timeout,
-        keep_workdirs=keep,
-        chunk_size=config.node.chunk_size,
-        retries=max(0, config.delegator.retries),
-        heartbeat=Heartbeat.from_settings(config.node),
-    )
-    return IpDispatch(reactor, secret, prepared.plan, options, progress, job=job, order=prepared.order,
-                      placer=prepared.placer, spare=sorted(node_vcpus(env, config)), notice=display.notice).run()
+    return dispatch(reactor, secret, prepared, job, env, config, RunOptions(mode, outdir, keep), display.progress,
+                    nodes, display.notice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +206,7 @@ def _outdir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _delegate(args: argparse.Namespace) -> int:
+    from sflow.delegator.run import node_vcpus, prepare_mapping
     from sflow.jsonio import load_environment, load_job
     from sflow.node.blocking import run_until
 
@@ -312,9 +218,10 @@ def _delegate(args: argparse.Namespace) -> int:
     _warn_about(env, args.env)
     job = load_job(args.job)
     if args.mapping:
-        prepared = prepare_mapping(env, job, config, args.mapping, args, args.env)
+        prepared = prepare_mapping(env, job, config, args.mapping, scheduler_from(args, config), args.env,
+                                   costs_from(args, config))
     else:
-        prepared = prepare(env, job, config, args, args.env)
+        prepared = _prepare(env, job, config, args, args.env)
     outdir = _outdir(args, config)
     trace = _running(outdir, lambda: _with_progress(
         len(job.tasks),
@@ -343,7 +250,7 @@ def _is_loopback(host: str) -> bool:
 def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, str]:
     """The node addresses of ``env`` on this machine (loopback), each with the VMs it serves
     (``VM node-a in envs/local.json``)."""
-    from sflow.delegator.placing import node_address
+    from sflow.delegator.run import node_address
 
     vms: dict[str, list[str]] = {}
     for vm in env.vms.values():
@@ -354,6 +261,7 @@ def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, s
 
 def _run(args: argparse.Namespace) -> int:
     from sflow.delegator.local import LocalCluster, local_environment
+    from sflow.delegator.run import with_local_cluster
     from sflow.jsonio import environment_to_dict, load_environment, load_job, write_json
     from sflow.node.blocking import run_until
 
@@ -400,21 +308,13 @@ def _run(args: argparse.Namespace) -> int:
                     if run_env is None:
                         run_env = local_environment(addresses, per_node)
                         write_json(outdir / "env.json", environment_to_dict(run_env))
-                    prepared = prepare(run_env, job, config, args, env_name)
+                    prepared = _prepare(run_env, job, config, args, env_name)
                     return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, display, job,
                                      run_env, args.mode, addresses)
 
                 # Interrupted (Ctrl-C, SIGTERM, SIGHUP): the nodes are stopped too, never left behind
                 # (and they watch this process: killed outright, it takes them with it).
-                reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)
-                d: defer.Deferred[Any] = cluster.start()
-                d.addCallback(started)
-
-                def stop(result: Any) -> defer.Deferred[Any]:
-                    return cluster.stop().addCallback(lambda _: result)
-
-                d.addBoth(stop)
-                return d
+                return with_local_cluster(reactor, cluster, started)
 
             return run_until(main)
 

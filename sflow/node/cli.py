@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow import __version__
-from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.config import MODES, Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
 from sflow.durable import write_durably
 from sflow.errors import ListenError, SflowError
 from sflow.model.infra import Address
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", metavar="DIR", help="directory for the per-job working directories")
     p.add_argument("--log-file", metavar="FILE", help="log here instead of standard error")
     p.add_argument(
-        "--mode", choices=("ip", "icn", "auto"), default="ip",
+        "--mode", choices=MODES, default="ip",
         help="chaining mode: ip only, or also ICN with an embedded forwarder (icn: static, auto: autonomous)",
     )
     p.add_argument("--icn-listen", metavar="HOST:PORT",
@@ -46,6 +46,8 @@ def register(sub: Any) -> None:
     p.add_argument("--hello-port", type=int, metavar="PORT", help="UDP port for hellos in auto mode (default: icn.hello_port)")
     p.add_argument("--neighbour", action="append", metavar="HOST:PORT",
                    help="a neighbour's hello address in auto mode (repeatable; default: icn.neighbours)")
+    p.add_argument("--advertise", metavar="HOST[:PORT]",
+                   help="the address other nodes reach this node's forwarder at (default: icn.advertise)")
     # sflow run's local nodes: stop when the process that started them dies, however it dies
     p.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     add_secret_argument(p)
@@ -93,6 +95,7 @@ def _node(args: argparse.Namespace) -> int:
             ("result_store", args.result_store),
             ("hello_port", args.hello_port),
             ("neighbours", list(args.neighbour) if args.neighbour else None),
+            ("advertise", args.advertise),
         )
         if value is not None
     }
@@ -130,16 +133,26 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from sflow.node.server import NodeService
 
     reactor: Any = _reactor
+    links: Any = None
+    if config.node.links:
+        # A node of an emulated topology: its connections and datagrams cross emulated links.
+        from sflow.experiment.emulation import emulate_links
+
+        reactor, links = emulate_links(reactor, Path(config.node.links).expanduser())
     cpu_count = os.cpu_count() or 1
+    executor = Executor(reactor, config)
     service = NodeService(
         reactor,
         config,
         secret,
-        Executor(reactor, config),
+        executor,
         workdir,
         vcpus=config.node.vcpus or cpu_count,
         cpu_count=cpu_count,
     )
+    service.reports["usage"] = executor.recent_usage
+    if links is not None:
+        service.reports["links"] = links.status
     try:
         listening = reactor.listenTCP(port, service.factory(), interface=host)
     except CannotListenError as exc:
@@ -160,7 +173,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     if pid_file is not None:
         write_durably(pid_file, f"{os.getpid()}\n")
     reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
-    stop_on_hangup(reactor)
+    if links is None:  # a node of an emulated topology reloads its links on SIGHUP instead
+        stop_on_hangup(reactor)
     reap_through_pidfds_only(reactor)  # the node starts no process through Twisted
     log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
     print(format_readiness(Readiness(service.name, os.getpid(), __version__, icn_address)), flush=True)

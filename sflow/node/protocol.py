@@ -86,6 +86,8 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
         "mode": _f(_STR, required=False),
         "icn": _f(_STR, required=False),
         "icn_status": _f(_MAP, required=False),
+        # further sections a node adds (NodeService.reports): emulated links' counters, …
+        "reports": _f(_MAP, required=False),
     },
     "accepted": {"job": _f(_STR)},
     "rejected": {"job": _f(_STR), "reason": _f(_STR)},

@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,6 +103,8 @@ class NodeService:
         self._peers: PeerPool[Channel] = PeerPool(self._connect_peer, lambda ch: not ch.closed)
         #: the ICN side (sflow.sfc.node.IcnNode) when the node runs with --mode icn|auto
         self.icn: Any = None
+        #: further sections of the status reply, each made when asked (emulated links' counters…)
+        self.reports: dict[str, Callable[[], Any]] = {}
         #: one function per vCPU at a time across jobs: who holds each vCPU, and who waits for it
         self._vcpu_holder: dict[str, tuple[str, TaskId]] = {}
         self._vcpu_waiting: dict[str, deque[tuple[NodeJob, Run]]] = {}
@@ -217,6 +219,7 @@ class NodeService:
                 if self.icn is not None
                 else {}
             ),
+            **({"reports": {name: report() for name, report in self.reports.items()}} if self.reports else {}),
         }
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -362,7 +365,7 @@ class NodeService:
         now = self.reactor.seconds()
         # One INFO record per function, when it ends (what ran where, for `sflow cluster logs`);
         # its start is detail (two records per function were a measurable share of its cost).
-        log.debug("event=function_start job=%s task=%d vcpu=%s", job.key, task.id, task.vcpu)
+        log.info("event=function_start job=%s task=%d vcpu=%s", job.key, task.id, task.vcpu)
         job.delegator.send("started", job=job.key, task=int(task.id), vcpu=task.vcpu, time=now)
         d = self.executor.run(request)
         d.addCallback(self._finished, job, task.id, workdir)

@@ -1,10 +1,12 @@
 """ICN service-function chaining: functions named by what they compute, asked for with Interests.
 
 Pure core: :mod:`names` (function specs and their deterministic result names), :mod:`bundle`
-(result and status encodings), :mod:`producer` (the per-function state machine) and :mod:`auto`
-(autonomous placement decisions). I/O shell: :mod:`store` (results on disk), :mod:`consumer`
-(fetch / compute with retransmission and backoff), :mod:`service` (the node side, embedding a
-forwarder), :mod:`hello` (neighbour discovery over UDP).
+(result and status encodings), :mod:`producer` (the per-function state machine), :mod:`slots`
+(a node's vCPUs and its queue), :mod:`identity` (every form of a node's address), :mod:`auto`
+(autonomous placement decisions) and :mod:`placer` (the placer that makes them from a node's
+state and its neighbours'). I/O shell: :mod:`store` (results on disk), :mod:`consumer` (fetch /
+compute with retransmission and backoff), :mod:`service` (the node side, embedding a forwarder),
+:mod:`hello` (neighbour discovery over UDP), :mod:`node` (the ICN side of a node daemon).
 
 Protocol, for a function whose result prefix is ``/sflow/fn/<program>/<digest>``:
 
@@ -14,10 +16,11 @@ Protocol, for a function whose result prefix is ``/sflow/fn/<program>/<digest>``
   when the result does not exist yet. Anyone may fetch.
 * **compute** — an Interest for the prefix signed with the cluster secret (HMAC-SHA256, no
   signature nonce or time, so every consumer of the same function sends the same name and the
-  forwarders aggregate them in the PIT) asks the node the prefix is routed to for the result. The
-  node answers with a status Data (FreshnessPeriod 0, never served from a cache to MustBeFresh
-  Interests): ``ready``, ``running`` (the function outlives the Interest: ask again) or
-  ``failed``. Only such an authenticated Interest can cause an execution.
+  forwarders aggregate them in the PIT; in autonomous mode its ApplicationParameters name the node
+  that asks, so requests aggregate per node) asks the node it is sent to for the result. The node
+  answers with a status Data (FreshnessPeriod 0, never served from a cache to MustBeFresh
+  Interests): ``ready``, ``running`` (the function outlives the Interest: ask again), ``failed``
+  or, in a mutual wait, ``yielded``. Only such an authenticated Interest can cause an execution.
 
 Results are HMAC-signed Data; the signature does not enter the name, so caching by name works.
 """

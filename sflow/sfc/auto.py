@@ -1,17 +1,29 @@
 """Autonomous placement (``--mode auto``; pure: no I/O, the time is passed in).
 
-Nodes advertise their state (:class:`Advert`: vCPUs, free vCPUs, queued functions, speed, link
-bandwidth) in hellos; each keeps a :class:`NeighbourTable` of fresh adverts. When a node needs an
-input of a function it was asked for, :func:`choose` decides where that predecessor runs — here
-or at a neighbour — with a blevel-style estimate in the spirit of sflow-original.md §6.3, without
-its defects: the estimate of a candidate is the predecessor's *upstream* work (its workload plus the
-heaviest chain of functions before it, since the chosen node pulls those too) at the candidate's
-speed, stretched by the candidate's load (queued, running and recently placed functions per
-vCPU), plus the transfer of the result back when the candidate is a neighbour. Ties keep the work
-here. Neighbours that did not answer are avoided.
+Nodes advertise their state in hellos (:class:`Advert`): vCPUs, free vCPUs, the functions queued
+for a vCPU, the functions accepted that still wait for inputs, speed, link bandwidth, and — by
+short digest — the functions under way there and the results it holds. Each node keeps a
+:class:`NeighbourTable` of fresh adverts.
+
+When a node needs an input of a function it was asked for, :func:`choose` decides where the
+function that computes that input (the *predecessor*) runs: here or at a neighbour. In the spirit
+of the blevel estimate of sflow-original.md §6.3, without its defects, a candidate's estimate is
+when it would deliver the result:
+
+* it holds the result (result store, content store): only the transfer back (nothing, here);
+* it is computing it: half its work (it is under way) and the transfer;
+* otherwise: when the predecessor's own inputs would be there — nothing for those it holds, one
+  fetch after another for those other nodes hold, the heaviest chain of work before the rest —
+  plus the predecessor's work at its speed, stretched when all its vCPUs are committed (running,
+  queued, waiting for inputs, and placed there by this node since its last hello), plus the
+  transfer of the result back when it is a neighbour.
+
+The cheapest wins; ties keep the work here (its inputs and its result need no network), then go
+to the neighbour whose address sorts first. Neighbours that did not answer are avoided.
 
 There is no forwarding loop to guard against: a node asked for a function runs it; only its
-predecessors are placed, each strictly upstream of the node that places it.
+predecessors are placed, each strictly upstream of the node that places it. Two nodes that place
+the same predecessor on each other are resolved by the producer (see :mod:`sflow.sfc.producer`).
 """
 
 from __future__ import annotations
@@ -21,13 +33,25 @@ from dataclasses import dataclass, field
 
 #: MB assumed to cross for a predecessor's result when nothing better is known
 DEFAULT_RESULT_MB = 0.1
-#: seconds added for a remote placement (request and reply over the network)
+#: seconds added for a remote placement or fetch (request and reply over the network)
 REMOTE_LATENCY = 0.005
+#: hex digits of a digest that adverts carry (64 bits: collisions do not matter at this size)
+SHORT_DIGEST = 16
+#: the share of its work a function under way is assumed to have left
+UNDER_WAY = 0.5
+
+
+def short(digest: str) -> str:
+    """The short digest adverts carry."""
+    return digest[:SHORT_DIGEST]
 
 
 @dataclass(frozen=True, slots=True)
 class Advert:
-    """A node's advertised state; ``node`` is its ICN address."""
+    """A node's advertised state; ``node`` is its ICN address. ``queue`` counts the functions that
+    have their inputs and wait for a vCPU, ``pending`` those accepted that still wait for inputs;
+    ``working`` and ``held`` are short digests (:func:`short`) of the functions under way there and
+    of results it holds."""
 
     node: str
     vcpus: int
@@ -35,11 +59,18 @@ class Advert:
     queue: int
     speed: float  # MIPS per vCPU
     bandwidth: float  # MB/s
+    pending: int = 0
+    working: frozenset[str] = frozenset()
+    held: frozenset[str] = frozenset()
+
+    @property
+    def committed(self) -> int:
+        """Functions that hold or will need one of its vCPUs."""
+        return max(0, self.vcpus - self.free) + self.queue + self.pending
 
     @property
     def load(self) -> float:
-        busy = self.vcpus - self.free + self.queue
-        return max(0, busy) / max(1, self.vcpus)
+        return self.committed / max(1, self.vcpus)
 
 
 @dataclass(slots=True)
@@ -59,9 +90,15 @@ class NeighbourTable:
             del self.adverts[next(iter(self.adverts))]
         return new
 
-    def fresh(self, now: float) -> list[Advert]:
-        for node in [n for n, (_, seen) in self.adverts.items() if now - seen > self.ttl]:
+    def expire(self, now: float) -> list[str]:
+        """Forget the nodes not heard from for ``ttl`` seconds; their addresses."""
+        gone = [n for n, (_, seen) in self.adverts.items() if now - seen > self.ttl]
+        for node in gone:
             del self.adverts[node]
+        return gone
+
+    def fresh(self, now: float) -> list[Advert]:
+        self.expire(now)
         return [a for a, _ in self.adverts.values()]
 
 
@@ -86,32 +123,91 @@ def upstream_work(
     return memo[task]
 
 
-def estimate(advert: Advert, work: float, result_mb: float, local: bool, placed: int = 0) -> float:
-    """Seconds for ``advert``'s node to deliver a result needing ``work`` (MI) upstream."""
-    load = advert.load + placed / max(1, advert.vcpus)
-    compute = work / max(advert.speed, 1e-9) * (1.0 + load)
-    if local:
-        return compute
-    return compute + result_mb / max(advert.bandwidth, 1e-9) + REMOTE_LATENCY
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A predecessor to place: its result ``digest``, its ``own`` work (MI) and, for each of its
+    inputs, the input's digest and the work of the chain that computes it (MI)."""
+
+    digest: str
+    own: float
+    inputs: tuple[tuple[str, float], ...] = ()
+    result_mb: float = DEFAULT_RESULT_MB
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """One candidate's estimate (seconds) and what it was made of, for the placement log."""
+
+    node: str
+    seconds: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Where the predecessor runs (``target``: an address, ``me.node`` for here) and every
+    candidate's estimate, cheapest first."""
+
+    target: str
+    estimates: tuple[Estimate, ...]
+
+    def explain(self) -> str:
+        """One line: each candidate's state and estimate, the chosen one first."""
+        return "; ".join(f"{e.node} {e.why} est={e.seconds:.3f}s" for e in self.estimates)
+
+
+def _stretch(advert: Advert, placed: int) -> float:
+    """How much longer a function takes there because its vCPUs are all committed."""
+    committed = advert.committed + placed
+    vcpus = max(1, advert.vcpus)
+    return 1.0 if committed < vcpus else 1.0 + (committed + 1 - vcpus) / vcpus
+
+
+def estimate(advert: Advert, work: Work, *, local: bool, placed: int = 0, elsewhere: frozenset[str] = frozenset()) -> Estimate:
+    """When ``advert``'s node would deliver ``work``'s result (see the module docstring).
+    ``elsewhere`` are the short digests some node holds (an input there is a fetch away)."""
+    bandwidth = max(advert.bandwidth, 1e-9)
+    speed = max(advert.speed, 1e-9)
+    transfer = 0.0 if local else REMOTE_LATENCY + work.result_mb / bandwidth
+    state = f"(free {advert.free}/{advert.vcpus} queue {advert.queue} pending {advert.pending}"
+    state += f" placed {placed}" if placed else ""
+    me = short(work.digest)
+    if me in advert.held:
+        return Estimate(advert.node, transfer, state + ", holds the result)")
+    if me in advert.working:
+        return Estimate(advert.node, work.own / speed * UNDER_WAY + transfer, state + ", computing it)")
+    computed = fetched = 0.0
+    held = 0
+    for digest, chain in work.inputs:
+        key = short(digest)
+        if key in advert.held:
+            held += 1
+        elif key in elsewhere:
+            fetched += REMOTE_LATENCY + work.result_mb / bandwidth
+        else:
+            computed = max(computed, chain / speed)
+    seconds = max(computed, fetched) + work.own / speed * _stretch(advert, placed) + transfer
+    inputs = f", holds {held}/{len(work.inputs)} inputs" if work.inputs else ""
+    return Estimate(advert.node, seconds, state + inputs + ")")
 
 
 def choose(
     me: Advert,
     neighbours: Iterable[Advert],
-    work: float,
+    work: Work,
     *,
-    result_mb: float = DEFAULT_RESULT_MB,
     avoid: frozenset[str] = frozenset(),
     placed: Mapping[str, int] | None = None,
-) -> str:
-    """Where to run a predecessor needing ``work``: ``me.node`` or a neighbour's address."""
+) -> Choice:
+    """Where to run the predecessor ``work``: ``me.node`` or a neighbour's address."""
     placed = placed or {}
-    best = me.node
-    best_cost = estimate(me, work, result_mb, True, placed.get(me.node, 0))
-    for advert in sorted(neighbours, key=lambda a: a.node):
-        if advert.node == me.node or advert.node in avoid:
-            continue
-        cost = estimate(advert, work, result_mb, False, placed.get(advert.node, 0))
-        if cost < best_cost:
-            best, best_cost = advert.node, cost
-    return best
+    others = sorted((a for a in neighbours if a.node != me.node and a.node not in avoid), key=lambda a: a.node)
+    elsewhere = frozenset(me.held).union(*(a.held for a in others))
+    here = estimate(me, work, local=True, placed=placed.get(me.node, 0), elsewhere=elsewhere)
+    estimates = [here] + [estimate(a, work, local=False, placed=placed.get(a.node, 0), elsewhere=elsewhere) for a in others]
+    best = here
+    for candidate in estimates[1:]:
+        if candidate.seconds < best.seconds - 1e-9:
+            best = candidate
+    ranked = [best] + sorted((e for e in estimates if e is not best), key=lambda e: e.seconds)
+    return Choice(best.node, tuple(ranked))

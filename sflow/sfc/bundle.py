@@ -10,8 +10,13 @@ A **status** is a msgpack map answering a compute Interest: ``ready`` (with the 
 and segment count, and the result itself when it is small: :data:`INLINE_LIMIT`), ``running``
 (with the seconds it has run and when to ask again), ``failed`` (with the reason and, as
 ``failure``, the function where the failure began: its task id, node, exit status and the end of
-its stderr, carried unchanged from node to node down to the delegator), or ``unknown`` (the node
-was never told about this function).
+its stderr, carried unchanged from node to node down to the delegator), ``unknown`` (the node was
+never told about this function), or ``yielded`` (autonomous mode: the node asked is itself waiting
+on the requester for this very function, and the requester runs it: see
+:meth:`~sflow.sfc.producer.Producer.on_request`).
+
+A **compute request**'s ApplicationParameters name the node that asks (``{"from": HOST:PORT}``;
+empty when the delegator asks), inside the Interest's cluster signature.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ READY = "ready"
 RUNNING = "running"
 FAILED = "failed"
 UNKNOWN = "unknown"
-STATES = (READY, RUNNING, FAILED, UNKNOWN)
+YIELDED = "yielded"
+STATES = (READY, RUNNING, FAILED, UNKNOWN, YIELDED)
 
 #: the end of a failed function's stderr that travels in a status (which must fit in one packet)
 STATUS_STDERR_BYTES = 2048
@@ -166,3 +172,20 @@ def _decode_failure(raw: Any) -> FunctionFailure | None:
         exit_status=None if exit_status is None else int(exit_status),
         stderr_tail=str(raw.get("stderr", "")),
     )
+
+
+def encode_request(requester: str) -> bytes:
+    """A compute Interest's ApplicationParameters: who asks ("" = the delegator: nothing)."""
+    return msgpack.packb({"from": requester}, use_bin_type=True) if requester else b""
+
+
+def decode_request(params: bytes | None) -> str:
+    """The node a compute request comes from; "" when it does not say (or says it malformed)."""
+    if not params:
+        return ""
+    try:
+        raw: Any = msgpack.unpackb(params, raw=False)
+    except (ValueError, msgpack.UnpackException):
+        return ""
+    requester = raw.get("from") if isinstance(raw, dict) else None
+    return requester if isinstance(requester, str) else ""

@@ -28,7 +28,17 @@ from sflow.icn.packet import ContentType, Data, Interest, make_data, make_intere
 from sflow.icn.scheduler import Clock
 from sflow.icn.security import verify_data, verify_interest
 from sflow.icn.signature import HmacSha256Signer, SignatureType
-from sflow.sfc.bundle import FAILED, READY, UNKNOWN, FunctionFailure, Status, bundle_version, decode_status
+from sflow.sfc.bundle import (
+    FAILED,
+    READY,
+    UNKNOWN,
+    YIELDED,
+    FunctionFailure,
+    Status,
+    bundle_version,
+    decode_status,
+    encode_request,
+)
 from sflow.sfc.names import KEY_NAME
 
 log = logging.getLogger(__name__)
@@ -47,6 +57,15 @@ class FunctionFailed(ExecutionError):
 
 class StillRunning(ExecutionError):
     """The deadline came while the producer was still reporting that the function runs."""
+
+
+class Yielded(ExecutionError):
+    """The node asked is itself waiting on this one for the function: this node runs it (see
+    :mod:`sflow.sfc.producer`)."""
+
+    def __init__(self, message: str, node: str) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +104,8 @@ def absent_data(name: Name, signer: HmacSha256Signer) -> Data:
 
 
 class ResultClient:
-    """Fetch / compute / obtain results through ``endpoint``."""
+    """Fetch / compute / obtain results through ``endpoint``. ``requester`` is the address of the
+    node that asks (it goes in every compute request; "" for the delegator and static mode)."""
 
     def __init__(
         self,
@@ -97,8 +117,11 @@ class ResultClient:
         min_backoff: float = 0.05,
         max_backoff: float = 2.0,
         reconnect: Callable[[], Deferred[Endpoint]] | None = None,
+        requester: str = "",
     ) -> None:
         self.endpoint = endpoint
+        self.requester = requester
+        self._request = encode_request(requester)
         self.clock = clock
         self.secret = secret
         self.signer = cluster_signer(secret)
@@ -136,7 +159,7 @@ class ResultClient:
             must_be_fresh=True,
             lifetime=self.lifetime_ms,
             nonce=self._random.getrandbits(32),
-            app_parameters=b"",
+            app_parameters=self._request,
             signer=self.signer,
         )
         data = await self.endpoint.express(interest)
@@ -155,6 +178,8 @@ class ResultClient:
                 return status
             if status.state == FAILED:
                 raise FunctionFailed(status.reason or f"{prefix} failed", status.failure)
+            if status.state == YIELDED:
+                raise Yielded(status.reason or f"{status.node} yielded {prefix}", status.node)
             if status.state == UNKNOWN:
                 raise IcnError(f"{status.node or 'the producer'}: {status.reason or 'unknown function'}")
             if self.clock.seconds() >= deadline:
@@ -164,7 +189,7 @@ class ResultClient:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
     async def obtain(self, prefix: Name, deadline: float) -> Obtained:
-        """The result under ``prefix``, computing it if needed; raises FunctionFailed or
+        """The result under ``prefix``, computing it if needed; raises FunctionFailed, Yielded or
         ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``)."""
         backoff = self.min_backoff
         asked = False

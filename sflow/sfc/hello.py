@@ -1,13 +1,16 @@
-"""Neighbour discovery and resource advertisement for autonomous mode (UDP), and the placer that
-uses them.
+"""Neighbour discovery and resource advertisement for autonomous mode (UDP).
 
-Every ``icn.hello_interval`` seconds a node sends a hello — its :class:`~sflow.sfc.auto.Advert`
-(ICN address, vCPUs, free vCPUs, queued functions, speed, bandwidth) as msgpack, prefixed with an
-HMAC-SHA256 of it under the cluster secret — to each configured neighbour (``icn.neighbours``,
-``HOST:PORT`` of their hello sockets) and to the LAN broadcast address when one is configured.
-Hellos that fail the HMAC are dropped. Adverts expire after three intervals, so a node that stops
-is forgotten and traffic is routed around it. (The original's broadcast discovery was a stub,
-sflow-original.md §6.1.)
+Every ``icn.hello_interval`` seconds — and soon after its work changes (a function accepted,
+started or ended), at most every :data:`MIN_GAP` seconds — a node sends a hello: its
+:class:`~sflow.sfc.auto.Advert` (its advertised ICN address, vCPUs, free vCPUs, queued and pending
+functions, speed, bandwidth, and the short digests of the functions under way there and of the
+results it holds, at most :data:`MAX_LISTED` of each) as msgpack, prefixed with an HMAC-SHA256 of
+it under the cluster secret, to each neighbour (``icn.neighbours``, ``HOST:PORT`` of their hello
+sockets; ``sflow cluster start --mode auto`` gives them from the inventory) and to the LAN
+broadcast address when one is configured. Hellos that fail the HMAC are dropped, and so are this
+node's own (it may be in its neighbour list, or hear its broadcast). Adverts expire after three
+intervals: a node that stops is forgotten, reported lost, and traffic is routed around it. (The
+original's broadcast discovery was a stub, sflow-original.md §6.1.)
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from twisted.internet.task import LoopingCall
 
 from sflow.errors import DecodeError
 from sflow.model.infra import Address
-from sflow.sfc.auto import Advert, NeighbourTable, choose, upstream_work
-from sflow.sfc.names import Installed
+from sflow.sfc.auto import SHORT_DIGEST, Advert, NeighbourTable
 
 log = logging.getLogger(__name__)
 
 MAC_SIZE = 32
-HELLO_VERSION = 1
+HELLO_VERSION = 2
+#: short digests listed per kind (under way, held) in one hello
+MAX_LISTED = 48
+#: seconds between two hellos sent because the node's work changed
+MIN_GAP = 0.05
 
 
 def reachable_address(address: str, host: str) -> str:
@@ -43,12 +49,25 @@ def reachable_address(address: str, host: str) -> str:
     return address
 
 
+def _digests(values: frozenset[str]) -> list[bytes]:
+    return [bytes.fromhex(v) for v in sorted(values)[:MAX_LISTED]]
+
+
 def encode_hello(advert: Advert, secret: bytes) -> bytes:
     payload = msgpack.packb(
-        [HELLO_VERSION, advert.node, advert.vcpus, advert.free, advert.queue, advert.speed, advert.bandwidth],
+        [HELLO_VERSION, advert.node, advert.vcpus, advert.free, advert.queue, advert.pending, advert.speed,
+         advert.bandwidth, _digests(advert.working), _digests(advert.held)],
         use_bin_type=True,
     )
     return hmac.new(secret, payload, hashlib.sha256).digest() + payload
+
+
+def _read_digests(raw: Any) -> frozenset[str]:
+    if not isinstance(raw, list) or len(raw) > MAX_LISTED:
+        raise ValueError("expected a short list of digests")
+    if not all(isinstance(d, bytes) and len(d) * 2 == SHORT_DIGEST for d in raw):
+        raise ValueError("expected digests of 8 bytes")
+    return frozenset(d.hex() for d in raw)
 
 
 def decode_hello(datagram: bytes, secret: bytes) -> Advert:
@@ -57,16 +76,21 @@ def decode_hello(datagram: bytes, secret: bytes) -> Advert:
         raise DecodeError("hello: bad HMAC")
     try:
         raw = msgpack.unpackb(payload, raw=False)
-        version, node, vcpus, free, queue, speed, bandwidth = raw
-        if version != HELLO_VERSION or not isinstance(node, str):
+        if not isinstance(raw, list) or not raw or raw[0] != HELLO_VERSION:
             raise ValueError("unknown version")
-        return Advert(node, int(vcpus), int(free), int(queue), float(speed), float(bandwidth))
+        _, node, vcpus, free, queue, pending, speed, bandwidth, working, held = raw
+        if not isinstance(node, str):
+            raise ValueError("the node must be an address")
+        return Advert(node, int(vcpus), int(free), int(queue), float(speed), float(bandwidth), int(pending),
+                      _read_digests(working), _read_digests(held))
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise DecodeError(f"hello: malformed: {exc}") from None
 
 
 class HelloProtocol(DatagramProtocol):
-    """Sends this node's advert periodically and records the neighbours' (see the module docstring)."""
+    """Sends this node's advert periodically and when :meth:`soon` is called, records the
+    neighbours' (see the module docstring). ``is_me`` recognises this node's own address in every
+    form; ``on_neighbour`` hears each advert recorded, ``on_lost`` each neighbour that expired."""
 
     def __init__(
         self,
@@ -77,6 +101,9 @@ class HelloProtocol(DatagramProtocol):
         targets: list[tuple[str, int]],
         interval: float,
         on_neighbour: Callable[[Advert], None] | None = None,
+        *,
+        is_me: Callable[[str], bool] | None = None,
+        on_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.clock = clock
         self.secret = secret
@@ -85,13 +112,17 @@ class HelloProtocol(DatagramProtocol):
         self.targets = targets
         self.interval = interval
         self.on_neighbour = on_neighbour
+        self.is_me = is_me
+        self.on_lost = on_lost
         self._loop: LoopingCall | None = None
+        self._soon: Any = None
+        self._last_sent = float("-inf")
 
     def startProtocol(self) -> None:
         transport: Any = self.transport
         if transport is not None and hasattr(transport, "setBroadcastAllowed"):
             transport.setBroadcastAllowed(True)
-        loop = LoopingCall(self.send)
+        loop = LoopingCall(self._tick)
         loop.clock = self.clock
         loop.start(self.interval, now=True)
         self._loop = loop
@@ -99,11 +130,33 @@ class HelloProtocol(DatagramProtocol):
     def stopProtocol(self) -> None:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._soon is not None and self._soon.active():
+            self._soon.cancel()
+        self._soon = None
+
+    def _tick(self) -> None:
+        self.send()
+        for node in self.table.expire(self.clock.seconds()):
+            log.warning("event=neighbour_lost node=%s reason=no_hello_for_%gs", node, self.table.ttl)
+            if self.on_lost is not None:
+                self.on_lost(node)
+
+    def soon(self) -> None:
+        """Send a hello soon (this node's work changed), at most one per :data:`MIN_GAP`."""
+        if self._soon is not None or self._loop is None:
+            return
+        delay = max(0.0, self._last_sent + MIN_GAP - self.clock.seconds())
+        self._soon = self.clock.callLater(delay, self._send_soon)
+
+    def _send_soon(self) -> None:
+        self._soon = None
+        self.send()
 
     def send(self) -> None:
         transport: Any = self.transport
         if transport is None:
             return
+        self._last_sent = self.clock.seconds()
         datagram = encode_hello(self.advert(), self.secret)
         for target in self.targets:
             try:
@@ -118,58 +171,12 @@ class HelloProtocol(DatagramProtocol):
             log.debug("event=hello_dropped from=%s reason=%s", addr, exc)
             return
         if isinstance(addr, tuple):
-            # A node listening on every address is reached at the address its hello came from.
+            # A node that advertises a wildcard is reached at the address its hello came from.
             advert = replace(advert, node=reachable_address(advert.node, addr[0]))
-        if advert.node == self.advert().node:
+        if self.is_me(advert.node) if self.is_me is not None else advert.node == self.advert().node:
             return
         if self.table.update(advert, self.clock.seconds()):
-            log.info("event=neighbour_found node=%s vcpus=%d", advert.node, advert.vcpus)
+            log.info("event=neighbour_found node=%s vcpus=%d free=%d queue=%d", advert.node, advert.vcpus,
+                     advert.free, advert.queue)
         if self.on_neighbour is not None:
             self.on_neighbour(advert)
-
-
-class AutoPlacer:
-    """The :data:`~sflow.sfc.service.Placer` of autonomous mode: :func:`~sflow.sfc.auto.choose`
-    over this node's advert and its fresh neighbours; the functions it places on a node count as
-    load there until that node's next hello."""
-
-    def __init__(
-        self,
-        clock: Any,
-        table: NeighbourTable,
-        me: Callable[[], Advert],
-        functions: Callable[[], dict[str, Installed]],
-        generation: Callable[[], int] | None = None,
-    ) -> None:
-        """``generation()`` changes whenever a function is installed; while it does not, the
-        functions' graph and the upstream work already computed are reused (without it, they are
-        rebuilt for every placement: linear in the installed functions, each time)."""
-        self.clock = clock
-        self.table = table
-        self.me = me
-        self.functions = functions
-        self.generation = generation
-        self.placed: dict[str, int] = {}
-        self._graph: tuple[int, dict[str, float], dict[str, list[str]], dict[str, float]] | None = None
-
-    def _upstream_work(self, digest: str) -> float:
-        version = self.generation() if self.generation is not None else None
-        if self._graph is None or version is None or self._graph[0] != version:
-            functions = self.functions()
-            workloads = {d: f.workload for d, f in functions.items()}
-            inputs = {d: [r.digest for r in f.spec.inputs] for d, f in functions.items()}
-            self._graph = (version if version is not None else -1, workloads, inputs, {})
-        _, workloads, inputs, memo = self._graph
-        return upstream_work(digest, workloads, inputs, memo)
-
-    def heard(self, advert: Advert) -> None:
-        self.placed.pop(advert.node, None)
-
-    def __call__(self, item: Installed, index: int, avoid: frozenset[str]) -> str:
-        ref = item.spec.inputs[index]
-        work = self._upstream_work(ref.digest)
-        me = self.me()
-        target = choose(me, self.table.fresh(self.clock.seconds()), work, avoid=avoid, placed=self.placed)
-        self.placed[target] = self.placed.get(target, 0) + 1
-        log.debug("event=placed input=%s work=%.0f target=%s", ref.prefix, work, target)
-        return "" if target == me.node else target

@@ -185,7 +185,9 @@ def _rel(path: str, task: TaskId, source: str) -> str:
 class Installed:
     """A function a node may be asked to compute. ``input_nodes`` gives, in static mode, the ICN
     address of the node each input is routed to ("" when the node decides, in auto mode);
-    ``job_id`` says where ``$R^`` files come from; ``workload`` feeds autonomous placement."""
+    ``job_id`` says where ``$R^`` files come from; ``workload`` feeds autonomous placement;
+    ``priority`` orders the functions waiting for a vCPU on a node (lowest first: the schedule's
+    start time when there is a schedule, else the function's place in the job's order)."""
 
     spec: FunctionSpec
     docker_tar: str | None
@@ -194,6 +196,7 @@ class Installed:
     input_nodes: tuple[str, ...]
     #: readable run label and task id, for logs and the per-run report
     run: str
+    priority: float = 0.0
 
 
 def spec_to_wire(spec: FunctionSpec) -> dict[str, Any]:
@@ -216,6 +219,7 @@ def installed_to_wire(item: Installed) -> dict[str, Any]:
         "workload": item.workload,
         "input_nodes": list(item.input_nodes),
         "run": item.run,
+        "priority": item.priority,
     }
 
 
@@ -277,6 +281,8 @@ def installed_from_wire(d: Any) -> Installed:
     if len(nodes) != len(spec.inputs) or not all(isinstance(n, str) for n in nodes):
         raise _fail("install.input_nodes", "expected one address per input")
     workload = _get(d, "workload", (int, float), "install")
+    # records saved by nodes before there was a priority have none
+    priority = _get(d, "priority", (int, float), "install") if "priority" in d else 0.0
     return Installed(
         spec=spec,
         docker_tar=_get(d, "tar", (str, type(None)), "install"),
@@ -284,4 +290,5 @@ def installed_from_wire(d: Any) -> Installed:
         workload=float(workload),
         input_nodes=tuple(nodes),
         run=_get(d, "run", (str,), "install"),
+        priority=float(priority),
     )

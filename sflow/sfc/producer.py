@@ -6,15 +6,23 @@ where a success leaves the result in the store and the run is forgotten, and a f
 for ``failure_memory`` seconds so that every consumer waiting for it hears the same reason
 (afterwards a new request tries again). A failure carries the :class:`FunctionFailure` where it
 began — this function, or, when an input failed, the function upstream that failed — so that the
-delegator can name the function, node, exit status and stderr at fault however far down it hears. However many consumers ask, each function starts once:
-requests for a function already under way are held until it ends.
+delegator can name the function, node, exit status and stderr at fault however far down it hears.
+However many consumers ask, each function starts once: requests for a function already under way
+are held until it ends.
+
+In autonomous mode two nodes may each place the same function on the other and ask for it at the
+same time (a *mutual wait*). The node asked knows it at once — it is itself obtaining that function
+from the node that asks — and the tie is broken the same way on both sides (:func:`runs_mutual`):
+the node whose address sorts first runs it and holds the request; the other answers ``yielded`` at
+once and goes on waiting for the first, which, hearing ``yielded``, runs it itself. Exactly one of
+them runs the function and neither waits for a deadline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sflow.sfc.bundle import FAILED, READY, RUNNING, UNKNOWN, FunctionFailure
+from sflow.sfc.bundle import FAILED, READY, RUNNING, UNKNOWN, YIELDED, FunctionFailure
 
 INPUTS = "inputs"
 
@@ -72,11 +80,18 @@ class FunctionRun:
     failure: FunctionFailure | None = None
 
 
-class Producer:
-    """The runs under way on one node, by result digest."""
+def runs_mutual(me: str, other: str) -> bool:
+    """Of two nodes waiting on each other for the same function, whether ``me`` runs it: the one
+    whose address sorts first (both sides compute the same answer)."""
+    return me < other
 
-    def __init__(self, failure_memory: float = FAILURE_MEMORY) -> None:
+
+class Producer:
+    """The runs under way on one node (``name``: its advertised address), by result digest."""
+
+    def __init__(self, failure_memory: float = FAILURE_MEMORY, name: str = "") -> None:
         self.failure_memory = failure_memory
+        self.name = name
         self.runs: dict[str, FunctionRun] = {}
 
     def running(self) -> int:
@@ -85,7 +100,15 @@ class Producer:
     def queued(self) -> int:
         return sum(1 for r in self.runs.values() if r.phase == INPUTS)
 
-    def on_request(self, digest: str, now: float, *, known: bool, stored: bool, n_inputs: int) -> list[Action]:
+    def working(self) -> list[str]:
+        """Digests of the functions under way here (obtaining inputs or running)."""
+        return [d for d, r in self.runs.items() if r.phase != FAILED]
+
+    def on_request(
+        self, digest: str, now: float, *, known: bool, stored: bool, n_inputs: int, mutual: str = ""
+    ) -> list[Action]:
+        """A compute request. ``mutual`` is the node that asks when this node is itself obtaining
+        this function from it (see the module docstring)."""
         if stored:
             return [Reply(READY)]
         run = self.runs.get(digest)
@@ -98,6 +121,8 @@ class Producer:
             return [Hold()]
         if not known:
             return [Reply(UNKNOWN, "this node was not told about the function")]
+        if mutual and not runs_mutual(self.name, mutual):
+            return [Reply(YIELDED, f"{self.name} is waiting on {mutual} for this function; {mutual} runs it")]
         run = FunctionRun(digest, n_inputs, now)
         self.runs[digest] = run
         if n_inputs == 0:

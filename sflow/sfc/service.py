@@ -4,18 +4,30 @@ consumer of their inputs.
 :class:`SfcService` owns a :class:`~sflow.icn.forwarder.Forwarder` (given, so that tests can use
 in-process forwarders on ``task.Clock``) and two in-process faces to it: the *producer* face
 serves ``/sflow/fn`` (results, compute requests) and ``/sflow/ctl`` (install, events, status); the
-*consumer* face expresses the Interests for inputs (a separate face, so that an input produced on
-this very node is forwarded to the producer face rather than back where it came from).
+*consumer* face expresses the Interests for inputs produced on this very node (a separate face, so
+that they are forwarded to the producer face rather than back where they came from).
 
 A compute request for a function is checked (HMAC with the cluster secret), then handled by the
-pure :class:`~sflow.sfc.producer.Producer`: inputs are obtained through the consumer (each routed
-toward the node the placement says — the delegator's schedule in ``icn`` mode, the node's own
-decision in ``auto`` mode), written into a fresh working directory, the function runs on one of
-the node's vCPU slots (:mod:`sflow.sfc.slots`; it waits while all are taken) through the node's
-:class:`~sflow.node.execution.Executor` (natively or in Docker), and its declared
-outputs become a result bundle in the :class:`~sflow.sfc.store.ResultStore`, served as signed
-segments. Requests held while the function runs are answered when it ends, or with ``running``
-shortly before their Interest would expire, so that the consumer asks again.
+pure :class:`~sflow.sfc.producer.Producer`: inputs are obtained through the consumer — one obtain
+per input result, shared by every function here that needs it — from the node the placement says
+(the delegator's schedule in ``icn`` mode, the node's :class:`~sflow.sfc.placer.AutoPlacer` in
+``auto`` mode). An input placed here — this node in any form of its address,
+:class:`~sflow.sfc.identity.Identity` — is asked of this node's own producer through its forwarder;
+an input placed on another node is asked of that node's forwarder directly, on a face of the
+consumer's own toward it (so that a request never waits in this node's PIT behind one of the other
+node's for the same name), and the result is kept in this node's result store: it holds it from
+then on. An input already in the store is not asked for. Inputs are written into a fresh working
+directory, the function runs
+on one of the node's vCPU slots (:mod:`sflow.sfc.slots`; it waits in the node's queue, in
+schedule order, while all are taken) through the node's :class:`~sflow.node.execution.Executor`
+(natively or in Docker), and its declared outputs become a result bundle in the
+:class:`~sflow.sfc.store.ResultStore`, served as signed segments. Requests held while the function
+runs are answered when it ends, or with ``running`` shortly before their Interest would expire, so
+that the consumer asks again.
+
+In autonomous mode an input whose node goes away (its face closes, or its hellos stop) is placed
+again at once, avoiding that node; two nodes that placed the same function on each other are told
+apart by the producer (``yielded``), so that exactly one runs it without waiting.
 
 Events (executed here on vCPU slot k, found in the store, input found in a cache) are kept per run
 for the delegator's report (``/sflow/ctl/events/<run>/<page>``).
@@ -26,15 +38,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import shutil
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgpack
 from twisted.internet import task
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.python.failure import Failure
 
 from sflow.config import Config
@@ -44,14 +58,37 @@ from sflow.icn.face.base import Face, FaceScope
 from sflow.icn.face.inprocess import linked_faces
 from sflow.icn.forwarder import Forwarder
 from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Name
-from sflow.icn.packet import Data, Interest, make_data
+from sflow.icn.packet import Data, Interest, make_data, make_interest
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
-from sflow.sfc.bundle import INLINE_LIMIT, READY, RUNNING, FunctionFailure, Status, decode_bundle, encode_bundle, encode_status
-from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient, StillRunning, absent_data, authenticated_interest, cluster_signer
+from sflow.sfc.auto import Advert, short
+from sflow.sfc.bundle import (
+    FAILED,
+    INLINE_LIMIT,
+    READY,
+    RUNNING,
+    YIELDED,
+    FunctionFailure,
+    Status,
+    decode_bundle,
+    decode_request,
+    encode_bundle,
+    encode_status,
+)
+from sflow.sfc.consumer import (
+    FunctionFailed,
+    Obtained,
+    ResultClient,
+    StillRunning,
+    Yielded,
+    absent_data,
+    authenticated_interest,
+    cluster_signer,
+)
+from sflow.sfc.identity import Identity
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
-from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
+from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.slots import VcpuSlots
 from sflow.sfc.store import ResultStore
 
@@ -64,6 +101,10 @@ EVENTS_PER_PAGE = 40
 #: runs whose events are kept
 MAX_RUNS = 64
 MAX_INSTALL_PARAMS = 7000
+#: results this node produced or obtained lately, advertised as held (short digests)
+HELD_MEMORY = 48
+#: how an input was had when this node's result store held it already
+STORED = "stored"
 
 
 class FunctionExecutor(Protocol):
@@ -78,11 +119,31 @@ PeerConnector = Callable[[str], Deferred[Face]]
 Placer = Callable[[Installed, int, frozenset[str]], str]
 
 
+class NeighbourLost(IcnError):
+    """The node an input was placed on went away (its face closed, or its hellos stopped)."""
+
+
 @dataclass(slots=True)
 class _Held:
     interest: Interest
     deferred: Deferred[HandlerResult]
     timer: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Peer:
+    """The consumer's own face toward another node's forwarder."""
+
+    address: str
+    face: Face
+    client: ResultClient
+
+
+@dataclass(slots=True)
+class _SharedObtain:
+    """One obtain of an input result, and the functions here waiting for it."""
+
+    waiters: list[Deferred[Obtained]] = field(default_factory=list)
 
 
 class SfcService:
@@ -102,6 +163,7 @@ class SfcService:
         connect_peer: PeerConnector,
         vcpus: int = 1,
         placer: Placer | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.clock = clock
         self.forwarder = forwarder
@@ -111,31 +173,41 @@ class SfcService:
         self.workdir = workdir
         self.store = store
         self.name = name
+        self.identity = identity or Identity.of(name)
         self.vcpus = vcpus
         self.slots: VcpuSlots[Installed] = VcpuSlots(vcpus)
         self.placer = placer
         self._connect_peer = connect_peer
         self.signer = cluster_signer(secret)
-        self.producer = Producer()
+        self.producer = Producer(name=name)
         self.installed: dict[str, dict[str, Installed]] = {}
-        #: changes whenever a function new to this node is installed (placers cache on it)
+        #: changes whenever a function new to this node is installed (the placer caches on it)
         self.generation = 0
+        #: called when this node's work changes (autonomous mode: a hello goes out soon)
+        self.on_change: Callable[[], None] | None = None
         self._held: dict[str, list[_Held]] = {}
         #: events by run, for the runs installed most recently (at most MAX_RUNS)
         self._runs: dict[str, list[dict[str, Any]]] = {}
-        self._peers: PeerPool[Face] = PeerPool(
-            self._open_peer,
-            lambda face: not face.closed and self.forwarder.faces.get(face.face_id) is face,
+        self._peers: PeerPool[_Peer] = PeerPool(self._open_peer, lambda peer: not peer.face.closed)
+        #: the input results being obtained, by digest, and where each was placed ("" = here)
+        self._obtains: dict[str, _SharedObtain] = {}
+        self._obtaining: dict[str, str] = {}
+        #: cancellers of the attempts waiting on each node, fired when it goes away
+        self._watching: dict[str, set[Callable[[], None]]] = {}
+        #: results produced or obtained here lately (short digests), most recent last
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        #: static mode over a multi-hop topology: forwarder faces toward next hops, and the routes of
+        #: results that cross this node (prefix wire → face id)
+        self._hops: PeerPool[Face] = PeerPool(
+            self._open_hop, lambda face: not face.closed and self.forwarder.faces.get(face.face_id) is face
         )
-        self._routes: dict[bytes, int] = {}
-        #: inputs being obtained through each route; a route is removed when none is left
-        self._route_users: dict[bytes, int] = {}
+        self._transit: dict[bytes, int] = {}
         self._exec_count = 0
         self._inputs: dict[tuple[str, int], bytes] = {}
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
         self._waiting: dict[str, str] = {}
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
-                         "compute_requests": 0}
+                         "compute_requests": 0, "yielded": 0, "replaced": 0}
 
         fwd_side, app_side = linked_faces(clock, scope=FaceScope.LOCAL, names=("inproc://sfc-fwd", "inproc://sfc"))
         forwarder.add_face(fwd_side)
@@ -146,8 +218,11 @@ class SfcService:
         self.endpoint.route(FN_PREFIX, self._on_fn, register=False)
         self.endpoint.route(CTL_PREFIX, self._on_ctl, register=False)
         self.consumer_endpoint = Endpoint.attach(forwarder)
+        # In autonomous mode a compute request names the node that asks, so that a mutual wait is
+        # seen; in static mode requests from every node have the same name and aggregate in PITs.
         self.client = ResultClient(
-            self.consumer_endpoint, clock, secret, lifetime_ms=config.icn.interest_lifetime_ms
+            self.consumer_endpoint, clock, secret, lifetime_ms=config.icn.interest_lifetime_ms,
+            requester=name if placer is not None else "",
         )
         for item in store.load_functions():
             self._register(item)
@@ -194,10 +269,22 @@ class SfcService:
             return absent_data(interest.name, self.signer)
         runs = self.installed.get(digest, {})
         item = self.function(digest)
+        requester = decode_request(interest.app_parameters)
+        # This node is itself obtaining the function from the node that asks: a mutual wait.
+        placed = self._obtaining.get(digest, "")
+        mutual = requester if requester and placed and placed == requester else ""
+        new = digest not in self.producer.runs
         actions = self.producer.on_request(
             digest, now, known=item is not None, stored=digest in self.store,
-            n_inputs=len(item.spec.inputs) if item is not None else 0,
+            n_inputs=len(item.spec.inputs) if item is not None else 0, mutual=mutual,
         )
+        if mutual:
+            yielded = any(isinstance(a, Reply) and a.state == YIELDED for a in actions)
+            self.counters["yielded"] += int(yielded)
+            log.info("event=mutual_wait node=%s function=%s other=%s runs_on=%s", self.name, interest.name[2:4],
+                     requester, requester if yielded else "here")
+        if new and digest in self.producer.runs:
+            self._changed()
         answer: HandlerResult | Deferred[HandlerResult] = None
         for action in actions:
             if isinstance(action, Reply):
@@ -264,10 +351,12 @@ class SfcService:
             d = Deferred.fromCoroutine(self._obtain_input(item, action.index))
             d.addErrback(self._input_failed, digest, action.index)
         elif isinstance(action, Execute):
-            slot = self.slots.acquire(item)
+            slot = self.slots.acquire(item, item.priority)
             if slot is None:
-                log.info("event=function_waits_for_vcpu node=%s task=%d", self.name, item.spec.task)
+                log.info("event=function_queued node=%s task=%d queue=%d vcpus=%d", self.name, item.spec.task,
+                         self.slots.waiting, self.slots.count)
                 self._waiting[digest] = f"waiting for one of the node's {self.slots.count} vCPUs"
+                self._changed()
                 return
             self._start(item, slot)
         elif isinstance(action, ReplyAll):
@@ -281,54 +370,118 @@ class SfcService:
 
     async def _obtain_input(self, item: Installed, index: int) -> None:
         ref = item.spec.inputs[index]
-        key = ref.prefix.wire
-        self._route_users[key] = self._route_users.get(key, 0) + 1
-        try:
-            got = await self._obtain_routed(item, index, ref)
-        finally:
-            self._route_users[key] -= 1
-            if not self._route_users[key]:
-                del self._route_users[key]
-                self._unroute(ref.prefix)
+        got = await self._obtain_shared(item, index)
         self._waiting.pop(item.spec.digest, None)
-        if got.how == "cache":
+        if got.how in ("cache", STORED):
+            # found, not computed for us: in a content store, or in this node's result store
             self.counters["input_cache_hits"] += 1
             for run, inst in self.installed.get(item.spec.digest, {}).items():
-                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache", "node": self.name,
-                                  "time": self.clock.seconds()})
+                self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache" if got.how == "cache"
+                                  else "stored", "node": self.name, "time": self.clock.seconds()})
+        self._remember(ref.digest)
         self._inputs[(item.spec.digest, index)] = got.content
         self._apply(item, self.producer.on_input(item.spec.digest, index))
 
+    def _obtain_shared(self, item: Installed, index: int) -> Deferred[Obtained]:
+        """The input's result, from the one obtain of it under way here (started if there is none),
+        so that every function here that needs a result shares one placement and one request."""
+        ref = item.spec.inputs[index]
+        served = self.store.get(ref.digest, ref.program)
+        if served is not None:
+            return succeed(Obtained(served.content, STORED))
+        shared = self._obtains.get(ref.digest)
+        if shared is None:
+            shared = _SharedObtain()
+            self._obtains[ref.digest] = shared
+
+            def done(result: Obtained | Failure) -> None:
+                del self._obtains[ref.digest]
+                for waiter in shared.waiters:
+                    if isinstance(result, Failure):
+                        waiter.errback(result)
+                    else:
+                        waiter.callback(result)
+
+            Deferred.fromCoroutine(self._obtain_routed(item, index, ref)).addBoth(done)
+        waiter: Deferred[Obtained] = Deferred()
+        shared.waiters.append(waiter)
+        return waiter
+
     async def _obtain_routed(self, item: Installed, index: int, ref: InputRef) -> Obtained:
-        """Route the input's name to where it should come from and obtain it, again and again
-        until the function's timeout: each attempt is bounded, so that a node that went away and
-        came back is routed to afresh, and in autonomous mode a neighbour that stopped answering
-        is routed around."""
+        """Obtain the input from where the placement says, again and again until the function's
+        timeout: each attempt is bounded, so that a node that went away and came back is asked
+        afresh. In autonomous mode an input whose node goes away, stops answering or fails to
+        deliver is placed again without that node, and a node that yields it (a mutual wait)
+        makes this node run it."""
         deadline = self.clock.seconds() + (self.config.node.function_timeout or math.inf)
         avoid: set[str] = set()
+        here = False
+        target: str | None = None  # None: to be placed (again)
         backoff = self.client.min_backoff
-        while True:
-            target = self._placement(item, index, frozenset(avoid))
-            try:
-                await self._route(ref.prefix, target)
-                return await self.client.obtain(ref.prefix, min(deadline, self._give_up()))
-            except FunctionFailed:
-                raise
-            except StillRunning:
-                if self.clock.seconds() >= deadline:
+        try:
+            while True:
+                if target is None:
+                    target = "" if here else self._placement(item, index, frozenset(avoid))
+                    self._obtaining[ref.digest] = target
+                try:
+                    got = await self._attempt(ref.prefix, target, deadline)
+                    if target:
+                        self.store.put(ref.digest, ref.program, got.content)  # this node holds it now
+                    return got
+                except (FunctionFailed, CancelledError):
                     raise
-            except SflowError as exc:
-                if self.clock.seconds() >= deadline:
-                    raise
-                if self.placer is not None and target:
-                    log.warning("event=neighbour_unresponsive node=%s neighbour=%s input=%s error=%s",
-                                self.name, target, ref.prefix, exc)
-                    avoid.add(target)
+                except Yielded as exc:
+                    log.info("event=input_yielded node=%s task=%d by=%s runs_on=here", self.name, ref.pred, exc.node)
+                    here, target = True, None
                     continue
-                log.info("event=input_retry node=%s input=%s error=%s", self.name, ref.prefix, exc)
-                self._waiting[item.spec.digest] = f"waiting for input from task {ref.pred}: {exc}"
-                await task.deferLater(self.clock, backoff)
-                backoff = min(self.client.max_backoff, backoff * 2)
+                except StillRunning:
+                    if self.clock.seconds() >= deadline:
+                        raise
+                except SflowError as exc:
+                    if self.clock.seconds() >= deadline:
+                        raise
+                    if self.placer is not None and target:
+                        log.warning("event=neighbour_unresponsive node=%s neighbour=%s task=%d input=%s error=%s",
+                                    self.name, target, ref.pred, ref.prefix, exc)
+                        self.counters["replaced"] += 1
+                        avoid.add(target)
+                        target = None
+                        continue
+                    log.info("event=input_retry node=%s input=%s error=%s", self.name, ref.prefix, exc)
+                    self._waiting[item.spec.digest] = f"waiting for input from task {ref.pred}: {exc}"
+                    await task.deferLater(self.clock, backoff)
+                    backoff = min(self.client.max_backoff, backoff * 2)
+        finally:
+            self._obtaining.pop(ref.digest, None)
+
+    async def _attempt(self, prefix: Name, target: str, deadline: float) -> Obtained:
+        """One obtain of ``prefix`` from ``target`` ("" = this node). It ends at once when
+        ``target`` goes away (:meth:`neighbour_lost`: its face closed, or in autonomous mode its
+        hellos stopped), and in autonomous mode after :meth:`_give_up`."""
+        if not target:
+            return await self.client.obtain(prefix, deadline)
+        client = (await self._peer(target)).client
+        bound = min(deadline, self._give_up()) if self.placer is not None else deadline
+        attempt = Deferred.fromCoroutine(client.obtain(prefix, bound))
+        watchers = self._watching.setdefault(target, set())
+        cancel = attempt.cancel
+        watchers.add(cancel)
+        try:
+            return await attempt
+        except CancelledError:
+            raise NeighbourLost(f"node {target} went away") from None
+        finally:
+            watchers.discard(cancel)
+
+    def neighbour_lost(self, address: str) -> None:
+        """``address`` went away: the inputs being obtained from it are placed again at once."""
+        for cancel in list(self._watching.pop(address, ())):
+            cancel()
+
+    def _peer_closed(self, peer: _Peer) -> None:
+        log.info("event=peer_face_closed node=%s peer=%s", self.name, peer.address)
+        self._peers.forget(peer)
+        self.neighbour_lost(peer.address)
 
     def _give_up(self) -> float:
         """In auto mode, how long to wait for a neighbour before routing around it."""
@@ -336,9 +489,10 @@ class SfcService:
 
     def _placement(self, item: Installed, index: int, avoid: frozenset[str]) -> str:
         if self.placer is not None:
-            return self.placer(item, index, avoid)
-        target = item.input_nodes[index]
-        return "" if target == self.name else target
+            target = self.placer(item, index, avoid)
+        else:
+            target = item.input_nodes[index]
+        return "" if not target or self.identity.is_me(target) else target
 
     def _input_failed(self, failure: Failure, digest: str, index: int) -> None:
         reason = failure.getErrorMessage()
@@ -357,39 +511,19 @@ class SfcService:
         if item is not None:
             self._apply(item, actions)
 
-    async def _route(self, prefix: Name, target: str) -> None:
-        """Make the FIB send ``prefix`` toward ``target`` ("" = this node's producer)."""
-        if target:
-            face = await self._peer(target)
-        else:
-            face = self.producer_face
-        key = prefix.wire
-        old = self._routes.get(key)
-        if old == face.face_id:
-            return
-        if old is not None:
-            old_face = self.forwarder.faces.get(old)
-            if old_face is not None:
-                self.forwarder.remove_route(prefix, old_face)
-        self.forwarder.add_route(prefix, face)
-        self._routes[key] = face.face_id
-
-    def _unroute(self, prefix: Name) -> None:
-        face_id = self._routes.pop(prefix.wire, None)
-        face = self.forwarder.faces.get(face_id) if face_id is not None else None
-        if face is not None:
-            self.forwarder.remove_route(prefix, face)
-
-    def _peer(self, address: str) -> Deferred[Face]:
+    def _peer(self, address: str) -> Deferred[_Peer]:
         """The face toward ``address``, connecting (again) when there is none or it closed."""
         return self._peers.get(address)
 
-    def _open_peer(self, address: str) -> Deferred[Face]:
-        def added(face: Face) -> Face:
-            if self.forwarder.faces.get(face.face_id) is not face:
-                self.forwarder.add_face(face)
-            log.info("event=peer_face node=%s peer=%s face=%d", self.name, address, face.face_id)
-            return face
+    def _open_peer(self, address: str) -> Deferred[_Peer]:
+        def added(face: Face) -> _Peer:
+            endpoint = Endpoint(face, self.clock)
+            client = ResultClient(endpoint, self.clock, self.secret, lifetime_ms=self.client.lifetime_ms,
+                                  requester=self.client.requester)
+            peer = _Peer(address, face, client)
+            endpoint.closed.addCallback(lambda _: self._peer_closed(peer))
+            log.info("event=peer_face node=%s peer=%s", self.name, address)
+            return peer
 
         def failed(failure: Failure) -> Failure:
             return Failure(IcnError(f"cannot reach node {address}: {failure.getErrorMessage()}"))
@@ -409,12 +543,14 @@ class SfcService:
         nxt = self.slots.release(slot)
         if nxt is not None:
             self._start(*nxt)
+        self._changed()
 
     async def _execute(self, item: Installed, slot: int) -> None:
         spec = item.spec
         digest = spec.digest
         self._exec_count += 1
-        root = self.workdir / "sfc" / f"{digest[:16]}-{self._exec_count}"
+        # The pid keeps nodes that share a work directory (NFS homes) out of each other's way.
+        root = self.workdir / "sfc" / f"{digest[:16]}-{os.getpid()}-{self._exec_count}"
         result: ExecResult | None = None
         reason = ""
         try:
@@ -443,8 +579,7 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
-            # One INFO record per function, when it ends; its start is detail.
-            log.debug("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
+            log.info("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
                 reason = _check_remote(root, spec.remote)
@@ -453,6 +588,7 @@ class SfcService:
             if not reason:
                 outputs = {path: job_file(root, path).read_bytes() for path in spec.outputs}
                 self.store.put(digest, spec.program, encode_bundle(outputs))
+                self._remember(digest)
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
         finally:
@@ -472,10 +608,13 @@ class SfcService:
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
+        # The end, with how long it ran (a user reading the log needs no arithmetic over two lines).
+        seconds = result.finished - result.started if result is not None else 0.0
         if ok:
-            log.info("event=function_end node=%s task=%d ok=True", self.name, spec.task)
+            log.info("event=function_end node=%s task=%d ok=True seconds=%.3f", self.name, spec.task, seconds)
         else:
-            log.warning("event=function_end node=%s task=%d ok=False reason=%s", self.name, spec.task, reason)
+            log.warning("event=function_end node=%s task=%d ok=False seconds=%.3f reason=%s", self.name, spec.task,
+                        seconds, reason)
         self._apply(item, self.producer.on_executed(digest, ok, reason, now, failure))
 
     def _execute_crashed(self, failure: Failure, item: Installed) -> None:
@@ -499,6 +638,8 @@ class SfcService:
             return None
         if verb == "install":
             return self._install(interest)
+        if verb == "route":
+            return self._transit_routes(interest)
         if verb == "events" and len(name) >= 5:
             run = name[3].value.decode("ascii", "replace")
             page = name[4].value.decode("ascii", "replace")
@@ -522,6 +663,51 @@ class SfcService:
                 self.store.save_function(item)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         return self._control_answer(interest.name, {"ok": True, "count": len(items)})
+
+    def _transit_routes(self, interest: Interest) -> Data:
+        """Static mode over a multi-hop topology: the delegator routes results that cross this node
+        toward the next node on their path (``[[prefix URI, next node's ICN address], …]``), so
+        that Interests and Data go hop by hop and this node's content store sees them."""
+        try:
+            raw = msgpack.unpackb(interest.app_parameters or b"", raw=False)
+            if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) == 2 for r in raw):
+                raise ProtocolError("route: expected a list of [prefix, next hop] pairs")
+            routes = [(Name.from_uri(str(prefix)), str(target)) for prefix, target in raw]
+        except (ValueError, msgpack.UnpackException, ProtocolError) as exc:
+            log.warning("event=route_rejected error=%s", exc)
+            return self._control_answer(interest.name, {"ok": False, "error": str(exc)})
+        for prefix, target in routes:
+            Deferred.fromCoroutine(self._route(prefix, target)).addErrback(self._transit_failed, prefix, target)
+        log.info("event=transit_routes node=%s routes=%d", self.name, len(routes))
+        return self._control_answer(interest.name, {"ok": True, "count": len(routes)})
+
+    async def _route(self, prefix: Name, target: str) -> None:
+        """Make this node's FIB send ``prefix`` toward the next hop ``target``, on a forwarder face
+        (so that Interests and Data cross this node's forwarder and content store)."""
+        face = await self._hops.get(target)
+        key = prefix.wire
+        old = self._transit.get(key)
+        if old == face.face_id:
+            return
+        if old is not None and (old_face := self.forwarder.faces.get(old)) is not None:
+            self.forwarder.remove_route(prefix, old_face)
+        self.forwarder.add_route(prefix, face)
+        self._transit[key] = face.face_id
+
+    def _open_hop(self, address: str) -> Deferred[Face]:
+        def added(face: Face) -> Face:
+            if self.forwarder.faces.get(face.face_id) is not face:
+                self.forwarder.add_face(face)
+            log.info("event=hop_face node=%s next=%s face=%d", self.name, address, face.face_id)
+            return face
+
+        def failed(failure: Failure) -> Failure:
+            return Failure(IcnError(f"cannot reach node {address}: {failure.getErrorMessage()}"))
+
+        return self._connect_peer(address).addCallbacks(added, failed)
+
+    def _transit_failed(self, failure: Failure, prefix: Name, target: str) -> None:
+        log.warning("event=transit_route_failed prefix=%s next=%s error=%s", prefix, target, failure.getErrorMessage())
 
     def _register(self, item: Installed) -> bool:
         """Know ``item`` (and keep events for its run); True when it is new to this node."""
@@ -551,12 +737,64 @@ class SfcService:
         if events is not None:
             events.append(event)
 
+    # This node's state, for its hellos and its placer ------------------------------------------
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def _remember(self, digest: str) -> None:
+        """A result this node now holds (it made it, or obtained it as an input)."""
+        key = short(digest)
+        self._recent.pop(key, None)
+        self._recent[key] = None
+        while len(self._recent) > HELD_MEMORY:
+            self._recent.popitem(last=False)
+
+    def holds(self, digest: str) -> bool:
+        """Whether the result is here: in the result store or the content store."""
+        if digest in self.store:
+            return True
+        item = self.function(digest)
+        if item is None:
+            return False
+        return self.forwarder.cs.find(make_interest(item.spec.prefix, can_be_prefix=True), self.clock.seconds()) is not None
+
+    def working_on(self, digest: str) -> bool:
+        """Whether the function is under way here (obtaining its inputs, queued or running)."""
+        run = self.producer.runs.get(digest)
+        return run is not None and run.phase != FAILED
+
+    def local_advert(self, waiting_on: str = "") -> Advert:
+        """This node's state; the functions waiting for the result ``waiting_on`` are left out of
+        ``pending`` (they cannot run before it)."""
+        pending = 0
+        for digest, run in self.producer.runs.items():
+            if run.phase != INPUTS:
+                continue
+            item = self.function(digest)
+            if waiting_on and item is not None and any(r.digest == waiting_on for r in item.spec.inputs):
+                continue
+            pending += 1
+        icn = self.config.icn
+        return Advert(self.name, self.slots.count, self.slots.free, self.slots.waiting, icn.speed, icn.bandwidth,
+                      pending)
+
+    def advert(self) -> Advert:
+        """What this node's hellos say: its state, the functions under way and the results it
+        made or obtained lately."""
+        base = self.local_advert()
+        working = frozenset(short(d) for d in self.producer.working())
+        return Advert(base.node, base.vcpus, base.free, base.queue, base.speed, base.bandwidth, base.pending,
+                      working, frozenset(self._recent))
+
     def status(self) -> dict[str, Any]:
         return {
             "node": self.name,
             "vcpus": self.vcpus,
-            "running": self.producer.running() - self.slots.waiting,
-            "queued": self.producer.queued() + self.slots.waiting,
+            "running": self.slots.busy,
+            "queued": self.slots.waiting,
+            "pending": sum(1 for r in self.producer.runs.values() if r.phase == INPUTS),
             "functions": len(self.installed),
             "results": len(self.store),
             "result_bytes": self.store.total,

@@ -5,12 +5,18 @@ Results live in ``<root>/results/<digest>.bundle`` (written to a temporary file 
 crash never leaves half a result); the least recently used are removed when the total exceeds
 ``max_bytes``. Installed functions live in ``<root>/functions/<digest>.msgpack`` so that a restarted
 node can still compute what it was asked for before the restart.
+
+Each node has a store of its own (the default path names the host and the forwarder's port), but a
+directory shared by several nodes (NFS homes, or a path set the same on every host) stays sound:
+temporary files have names no other process uses (pid and a random part), and a record another
+node wrote is as good as this node's (same digest, same content).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 
 import msgpack
@@ -62,10 +68,7 @@ class ResultStore:
         return digest in self._sizes
 
     def put(self, digest: str, program: str, content: bytes) -> SegmentedContent:
-        path = self._results / f"{digest}.bundle"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        _write_atomically(self._results / f"{digest}.bundle", content)
         self.total += len(content) - self._sizes.pop(digest, 0)
         self._sizes[digest] = len(content)
         self._evict(keep=digest)
@@ -125,10 +128,8 @@ class ResultStore:
     # Installed functions -----------------------------------------------------------------------
 
     def save_function(self, item: Installed) -> None:
-        path = self._functions / f"{item.spec.digest}.msgpack"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgpack.packb(installed_to_wire(item), use_bin_type=True))
-        os.replace(tmp, path)
+        _write_atomically(self._functions / f"{item.spec.digest}.msgpack",
+                          msgpack.packb(installed_to_wire(item), use_bin_type=True))
 
     def load_functions(self) -> list[Installed]:
         out = []
@@ -141,3 +142,15 @@ class ResultStore:
             if item.spec.digest == path.stem:
                 out.append(item)
         return out
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    """Write ``path`` through a temporary file of its own (no other writer, on this host or another
+    sharing the directory, uses the name) renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -28,6 +28,9 @@ class Outcome:
     stdout_tail: str
     stderr_tail: str
     error: str = ""
+    #: CPU seconds and peak resident memory (KiB) of the function, when the runner measures them
+    cpu_s: float | None = None
+    max_rss_kb: int | None = None
 
 
 class RunningFunction(Protocol):
@@ -84,8 +87,6 @@ class Reactor(Protocol):
 
     def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
 
-    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any: ...
-
     def addReader(self, reader: ReadDescriptor) -> None: ...
 
     def removeReader(self, reader: ReadDescriptor) -> None: ...
@@ -93,6 +94,8 @@ class Reactor(Protocol):
     def addSystemEventTrigger(
         self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any
     ) -> Any: ...
+
+    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any: ...
 
 
 class Tail:

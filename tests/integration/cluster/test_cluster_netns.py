@@ -13,7 +13,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from cluster_lab import HOST_DIR, NODE_PORT, Cli, LabCluster
+from cluster_lab import HOST_DIR, NODE_PORT, Cli, LabCluster, host_rows, lab_environment, stop_all
 from netns import (
     HOST_PYTHON,
     USER,
@@ -24,20 +24,9 @@ from netns import (
     runs_sflow,
     sflow_processes,
     signal_processes,
-    wait_for,
 )
 
 from sflow.cluster.timeline import line_time
-
-
-def _rows(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
-    return {row["host"]: row for row in json.loads(done.stdout)}
-
-
-def _stop_all(cli: Cli, lab_cluster: LabCluster) -> None:
-    done = cli("cluster", "stop", str(lab_cluster.inventory), "--grace", "5", "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    wait_for(lambda: not sflow_processes(lab_cluster.hosts), 10, "every sflow node gone")
 
 
 def test_hosts_are_like_a_users(lab_cluster: LabCluster) -> None:
@@ -69,7 +58,7 @@ def test_hosts_are_like_a_users(lab_cluster: LabCluster) -> None:
 
 
 def test_deploy_ships_wheels_once_into_an_isolated_venv(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str], cli: Cli) -> None:
-    first = _rows(deployed)
+    first = host_rows(deployed)
     for row in first.values():
         assert row["result"] == "deployed" and int(row["wheels_sent"]) > 10, row
         assert row["python"].startswith("3.11.") and row["tags"].startswith("cp311-cp311-manylinux_2_"), row
@@ -96,7 +85,7 @@ def test_deploy_ships_wheels_once_into_an_isolated_venv(lab_cluster: LabCluster,
         assert version.startswith("sflow ") and plot == "no-matplotlib", check.stdout
     again = cli("cluster", "deploy", str(lab_cluster.inventory), "--secret", str(lab_cluster.secret), "--json")
     assert again.returncode == 0, again.stdout + again.stderr
-    rows = _rows(again)
+    rows = host_rows(again)
     assert len(rows) == 3
     for row in rows.values():
         assert row["result"] == "up to date" and row["wheels_sent"] == "0" and row["bytes_sent"] == "0", row
@@ -119,17 +108,7 @@ def _env_and_job(lab_cluster: LabCluster) -> tuple[Path, Path, Path]:
     """A 3-host environment (one VM per namespace, the node port in its address), a fork-join of
     shell tools, and a mapping that puts the branches on different hosts."""
     hosts = lab_cluster.hosts
-    host_list = []
-    for i, h in enumerate(hosts):
-        vcpus = [{"vcpu_id": f"0^{i}^0^0^{k}"} for k in range(2)]
-        host_list.append(
-            {
-                "host_id": f"h{i}", "name": f"h{i}", "ip": h.address, "ram": 4096, "bw": 100,
-                "cpu_list": [{"cpu_id": f"h{i}/cpu0", "mips": 2000, "core_list": [{"core_id": f"h{i}/core0", "maxusage": 100, "vcpu_list": vcpus}]}],
-                "vm_list": [{"vm_id": f"h{i}", "ram": 4096, "ip": f"{h.address}:{NODE_PORT}", "vcpu_list": vcpus}],
-            }
-        )
-    env = {"dc_list": [{"dc_id": 0, "bw": 125, "host_list": host_list}]}
+    env = lab_environment(hosts)
     common = {"usage": 50, "docker-imagename": "sflow-busybox", "docker-tarname": "sflow-busybox.tar"}
     tasks = [
         {"task_id": 1, "workload": 1000, "type": 1, "cmd": "seq 1 3000 > ./out/numbers.txt",
@@ -170,7 +149,7 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
     started = cli("cluster", "start", inventory, "--mode", "ip", "--json")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        rows = _rows(started)
+        rows = host_rows(started)
         assert {r["result"] for r in rows.values()} == {"started"}, rows
         for host in lab_cluster.hosts:
             pid = int(rows[host.address]["pid"])
@@ -182,7 +161,7 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
 
         status = cli("cluster", "status", inventory, "--json")
         assert status.returncode == 0, status.stdout + status.stderr
-        for row in _rows(status).values():
+        for row in host_rows(status).values():
             assert row["result"] == "up" and row["version"] and int(row["vcpus"]) >= 1 and row["running"] == "0", row
 
         _run_fork_join(lab_cluster, cli, "ip")
@@ -202,7 +181,7 @@ def test_start_run_ip_job_on_three_hosts_collect_logs_stop(lab_cluster: LabClust
             # each host ran its part of job 7 (the mapping puts a function on every host)
             assert any("job=7-" in line and "task=" in line for line in lines), lines[-20:]
     finally:
-        _stop_all(cli, lab_cluster)
+        stop_all(cli, lab_cluster)
     for host in lab_cluster.hosts:
         assert not (host.sflow_dir / "sflow-node.pid").exists()
     assert sflow_processes(lab_cluster.hosts) == []
@@ -215,7 +194,7 @@ def test_static_icn_job_across_three_hosts(lab_cluster: LabCluster, deployed: su
     started = cli("cluster", "start", inventory, "--mode", "icn", "--json")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        rows = _rows(started)
+        rows = host_rows(started)
         for host in lab_cluster.hosts:
             assert rows[host.address]["result"] == "started" and rows[host.address]["icn"], rows
         _run_fork_join(lab_cluster, cli, "icn")
@@ -229,7 +208,7 @@ def test_static_icn_job_across_three_hosts(lab_cluster: LabCluster, deployed: su
         peers = [line for line in logs[h0.address].splitlines() if "event=peer_face" in line]
         assert any(h1.address in line for line in peers) and any(h2.address in line for line in peers), peers
     finally:
-        _stop_all(cli, lab_cluster)
+        stop_all(cli, lab_cluster)
     assert sflow_processes(lab_cluster.hosts) == []
 
 
@@ -238,7 +217,7 @@ def test_unreachable_hosts_get_one_line_each(lab_cluster: LabCluster, deployed: 
     try:
         started = cli("cluster", "start", str(inventory), "--json")
         assert started.returncode == 1, started.stdout + started.stderr
-        rows = _rows(started)
+        rows = host_rows(started)
         refused = rows[lab_cluster.refusing.address]
         assert refused["result"] == "unreachable" and refused["detail"] == "connection refused", refused
         for host in lab_cluster.hosts:
@@ -267,9 +246,9 @@ def test_unreachable_hosts_get_one_line_each(lab_cluster: LabCluster, deployed: 
         assert "1 of 4 hosts ok, 3 failed" in table.stdout, table.stdout
         # back on the network, h1 answers again
         again = cli("cluster", "status", str(lab_cluster.inventory), "--json")
-        assert _rows(again)[off.address]["result"] == "up", again.stdout
+        assert host_rows(again)[off.address]["result"] == "up", again.stdout
     finally:
-        _stop_all(cli, lab_cluster)
+        stop_all(cli, lab_cluster)
 
 
 # The host-key and password tests need SSH only, not a deployed sflow: "connected" is any result
@@ -280,11 +259,11 @@ def test_unknown_host_keys_are_refused_unless_accepted(lab_cluster: LabCluster, 
     known = tmp_path / "known_hosts"
     refused = cli("cluster", "stop", str(lab_cluster.inventory), "--json", known_hosts=known)
     assert refused.returncode == 1
-    for row in _rows(refused).values():
+    for row in host_rows(refused).values():
         assert row["result"] == "unreachable" and "not in" in row["detail"] and "--accept-new-host-keys" in row["detail"], row
     assert not known.exists()
     accepted = cli("cluster", "stop", str(lab_cluster.inventory), "--json", "--accept-new-host-keys", known_hosts=known)
-    assert all(row["result"] != "unreachable" for row in _rows(accepted).values()), accepted.stdout
+    assert all(row["result"] != "unreachable" for row in host_rows(accepted).values()), accepted.stdout
     recorded = known.read_text().splitlines()
     assert sorted(line.split()[0] for line in recorded) == sorted(h.address for h in lab_cluster.hosts)
     assert stat.S_IMODE(known.stat().st_mode) == 0o600
@@ -299,7 +278,7 @@ def test_a_changed_host_key_is_refused(lab_cluster: LabCluster, cli: Cli, tmp_pa
     before = known.read_text()
     done = cli("cluster", "stop", str(lab_cluster.inventory), "--json", "--accept-new-host-keys", known_hosts=known)
     assert done.returncode == 1
-    rows = _rows(done)
+    rows = host_rows(done)
     assert rows[h0.address]["result"] == "unreachable" and "CHANGED" in rows[h0.address]["detail"], rows
     assert all(rows[h.address]["result"] != "unreachable" for h in lab_cluster.hosts[1:]), rows
     assert known.read_text() == before
@@ -312,14 +291,14 @@ def test_the_originals_nclw_hosts_format_with_a_key_or_a_password(
     with_key.write_text("".join(f"{h.address},{USER},,~/{HOST_DIR}/\n" for h in lab_cluster.hosts))
     done = cli("cluster", "stop", str(with_key), "-i", str(lab_cluster.lab.client_key), "--json")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert set(_rows(done)) == {h.address for h in lab_cluster.hosts}
+    assert set(host_rows(done)) == {h.address for h in lab_cluster.hosts}
     # Password login against the real sshds (the original's hosts file has passwords): status
     # reaches every deployed host, and the password shows nowhere, not even at -vv.
     password = lab_cluster.lab.password
     with_password = lab_cluster.work / "nclw_hosts_with_password"
     with_password.write_text("".join(f"{h.address},{USER},{password},{HOST_DIR}/\n" for h in lab_cluster.hosts))
     status = cli("-vv", "cluster", "status", str(with_password), "--json")
-    rows = _rows(status)
+    rows = host_rows(status)
     assert {r["result"] for r in rows.values()} == {"down"}, status.stdout
     assert "plaintext_passwords" in status.stderr and "Accepted password" not in status.stderr
     assert password not in status.stdout + status.stderr

@@ -66,3 +66,11 @@ def test_other_processes_are_not_ours(argv: list[str]) -> None:
 )
 def test_local_address(listen: str, expected: str) -> None:
     assert local_address(listen) == expected
+
+
+def test_the_node_command_passes_the_advertised_address_and_neighbours() -> None:
+    files = NodeFiles(Path("/h/sflow"))
+    argv = node_command(files, "/h/sflow/venv/bin/python", listen=None, mode="auto", advertise="10.0.0.2",
+                        neighbours=["10.0.0.3:15454", "10.0.0.4:15454"])
+    assert argv[-6:] == ["--advertise", "10.0.0.2", "--neighbour", "10.0.0.3:15454", "--neighbour", "10.0.0.4:15454"]
+    assert is_node_of(argv, files)

@@ -112,3 +112,40 @@ def test_toml_errors_name_the_key(text: str, where: str, message: str) -> None:
     assert caught.value.where == where
     assert message in caught.value.message
     assert "1234" not in str(caught.value)
+
+
+def _hosts(hosts: list[tuple[str, str]]) -> str:
+    """An inventory of (address, extra TOML lines) hosts."""
+    return "".join(f'[[host]]\naddress = "{a}"\ndir = "d"\n{extra}\n' for a, extra in hosts)
+
+
+def test_auto_mode_neighbours_are_every_other_host_or_the_links_named(tmp_path: Path) -> None:
+    from sflow.cluster.inventory import neighbours
+
+    def names(text: str) -> dict[str, list[str]]:
+        path = tmp_path / "hosts.toml"
+        path.write_text(text)
+        return {h.name: [o.name for o in others] for h, others in neighbours(load_inventory(path)).items()}
+
+    every = [("10.0.0.2", ""), ("10.0.0.3", ""), ("10.0.0.4", "")]
+    assert names(_hosts(every)) == {"10.0.0.2": ["10.0.0.3", "10.0.0.4"], "10.0.0.3": ["10.0.0.2", "10.0.0.4"],
+                                    "10.0.0.4": ["10.0.0.2", "10.0.0.3"]}
+    # a chain named on one side only: links go both ways; a host by address:port when addresses repeat
+    chain = [("10.0.0.2", 'neighbours = ["10.0.0.3"]'), ("10.0.0.3", 'neighbours = ["10.0.0.4:2222"]'),
+             ("10.0.0.4", "port = 2222"), ("10.0.0.5", "neighbours = []")]
+    assert names(_hosts(chain)) == {"10.0.0.2": ["10.0.0.3"], "10.0.0.3": ["10.0.0.2", "10.0.0.4:2222"],
+                                    "10.0.0.4:2222": ["10.0.0.3"], "10.0.0.5": []}
+
+
+@pytest.mark.parametrize(
+    ("links", "message"),
+    [('neighbours = ["10.0.0.9"]', "names no other host of the inventory (hosts: 10.0.0.3)"),
+     ('neighbours = ["10.0.0.2"]', "is the host itself"),
+     ('neighbours = "10.0.0.3"', "expected a list of host addresses")],
+)
+def test_a_bad_link_names_the_host_and_entry(tmp_path: Path, links: str, message: str) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text(_hosts([("10.0.0.2", links), ("10.0.0.3", "")]))
+    with pytest.raises(InputError) as caught:
+        load_inventory(path)
+    assert message in caught.value.message and "host[0]" in str(caught.value), str(caught.value)

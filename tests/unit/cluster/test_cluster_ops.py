@@ -326,3 +326,24 @@ def test_repeated_addresses_get_distinct_labels_and_log_files() -> None:
 )
 def test_redact(text: str, secrets: list[str | bytes], expected: str) -> None:
     assert redact(text, secrets) == expected
+
+
+def test_start_in_auto_mode_gives_each_node_its_address_and_its_neighbours() -> None:
+    def handler(command: str, _: bytes) -> CommandResult:
+        return answer({"ok": True, "pid": 7, "listen": "0.0.0.0:7070", "icn": "x:6363", "version": "1"})
+
+    hosts = (HostSpec("10.0.0.2", "u", "d"), HostSpec("10.0.0.3", "u", "d", neighbours=("fd00::4",)),
+             HostSpec("fd00::4", "u", "d"))
+    connector = FakeConnector(handler)
+    results = ops.start(ops.Cluster(Inventory("hosts", hosts), connector), mode="auto", timeout=5, hello_port=9999)
+    assert [r.ok for r in results] == [True] * 3
+    argv = {a: r.commands[0].split("sflow.cluster.agent ", 1)[1] for a, r in connector.remotes.items()}
+    assert argv["10.0.0.2"] == "start --mode auto --timeout 5 --advertise 10.0.0.2"  # linked to nobody
+    assert argv["10.0.0.3"].endswith("--advertise 10.0.0.3 --neighbour '[fd00::4]:9999'")
+    assert argv["fd00::4"].endswith("--advertise fd00::4 --neighbour 10.0.0.3:9999")
+    assert dict(results[1].facts)["neighbours"] == "1"
+    # icn mode: the address, no neighbours; ip mode: neither
+    ops.start(ops.Cluster(Inventory("hosts", hosts[:1]), connector), mode="icn", timeout=5)
+    assert connector.remotes["10.0.0.2"].commands[0].endswith("--advertise 10.0.0.2")
+    ops.start(ops.Cluster(Inventory("hosts", hosts[:1]), connector), mode="ip", timeout=5)
+    assert "--advertise" not in connector.remotes["10.0.0.2"].commands[0]

@@ -24,7 +24,9 @@ from sflow.jsonio import job_from_dict
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 from sflow.node.execution import ExecRequest, ExecResult
+from sflow.sfc.auto import NeighbourTable
 from sflow.sfc.names import build_specs
+from sflow.sfc.placer import AutoPlacer
 from sflow.sfc.service import Placer, SfcService
 from sflow.sfc.store import ResultStore
 
@@ -75,6 +77,9 @@ class Node:
     forwarder: Forwarder
     service: SfcService
     executor: FakeExecutor
+    #: autonomous mode (``make_cluster(auto=True)``): the node's placer and neighbour table
+    placer: AutoPlacer | None = None
+    table: NeighbourTable | None = None
 
 
 @dataclass
@@ -83,7 +88,8 @@ class Cluster:
     nodes: dict[str, Node]
     tmp: Path
     config: Config
-    links: list[tuple[Face, Face]] = field(default_factory=list)
+    #: (from node, to node, face on the first, face on the second) of every connection made
+    links: list[tuple[str, str, Face, Face]] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
     #: packets on links between nodes are lost until this clock time
     lose_until: float = -1.0
@@ -91,6 +97,30 @@ class Cluster:
 
     def executed(self) -> list[int]:
         return sorted(t for n in self.nodes.values() for t in n.executor.tasks())
+
+    def kill(self, name: str) -> None:
+        """``name`` goes away: every face of its forwarder closes (those of other nodes' and the
+        delegator's connections to it too) and no new connection can be made."""
+        self.down.add(name)
+        for a, b, ours, theirs in self.links:
+            if name in (a, b):
+                ours.close()
+                theirs.close()
+        for face in list(self.nodes[name].forwarder.faces):
+            face.close()
+
+    def hellos(self) -> None:
+        """Every node hears every other node's advert now (autonomous mode), as its hellos would
+        tell it; nodes that are down say nothing."""
+        now = self.clock.seconds()
+        for node in self.nodes.values():
+            if node.table is None or node.placer is None:
+                continue
+            for other in self.nodes.values():
+                if other is not node and other.name not in self.down:
+                    advert = other.service.advert()
+                    node.table.update(advert, now)
+                    node.placer.heard(advert)
 
     def connect_endpoint(self, node: str) -> Deferred[Endpoint]:
         return succeed(Endpoint.attach(self.nodes[node].forwarder))
@@ -126,7 +156,9 @@ class Cluster:
 
 def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict[int, float] | None = None,
                  fail: set[int] | None = None, placer: Callable[[str], Placer] | None = None,
-                 cs_capacity: int = 65536, vcpus: int = 1) -> Cluster:
+                 cs_capacity: int = 65536, vcpus: int = 1, auto: bool = False, hello_ttl: float = 3.0) -> Cluster:
+    """``auto``: each node places predecessors with an :class:`AutoPlacer` over a neighbour table
+    that :meth:`Cluster.hellos` fills."""
     clock = Clock()
     config = Config(node=NodeSettings(function_timeout=3600.0),
                     icn=IcnSettings(interest_lifetime_ms=lifetime_ms, cs_capacity_packets=cs_capacity))
@@ -143,7 +175,7 @@ def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict
                 return Deferred.fromCoroutine(_unreachable(address))
             ours, theirs = linked_faces(clock, scope=FaceScope.NON_LOCAL, names=(f"inproc://{_me}", f"inproc://{address}"))
             cluster.nodes[address].forwarder.add_face(theirs)
-            cluster.links.append((ours, theirs))
+            cluster.links.append((_me, address, ours, theirs))
             for face in (ours, theirs):
                 deliver = face._deliver
 
@@ -157,9 +189,14 @@ def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict
             return succeed(ours)
 
         store = ResultStore(tmp / name / "store", 1 << 30, _signer(), 3_600_000)
+        table = NeighbourTable(ttl=hello_ttl, max_neighbours=10) if auto else None
+        auto_placer = AutoPlacer(clock, table) if table is not None else None
+        chosen = auto_placer if auto_placer is not None else placer(name) if placer else None
         service = SfcService(clock, forwarder, config, SECRET, executor, tmp / name / "work", store, name=name,
-                             connect_peer=connector, placer=placer(name) if placer else None, vcpus=vcpus)
-        cluster.nodes[name] = Node(name, forwarder, service, executor)
+                             connect_peer=connector, placer=chosen, vcpus=vcpus)
+        if auto_placer is not None:
+            auto_placer.view = service
+        cluster.nodes[name] = Node(name, forwarder, service, executor, auto_placer, table)
     return cluster
 
 
@@ -200,3 +237,21 @@ def fork_join_tasks(head: str = "seq 10") -> list[dict[str, Any]]:
         {"task_id": 4, "workload": 1000, "cmd": "join $F^2 $F^3 > ./out/d.txt",
          "out_file_list": [{"path": "./out/d.txt", "size": 0.1, "dest_task_id": []}]},
     ]
+
+
+def fan_tasks(width: int = 6, workload: float = 1000.0) -> list[dict[str, Any]]:
+    """A source (task 1), ``width`` functions that each take its output (2 … width+1), and a sink
+    that takes all of theirs (width+2): the fork–join of issue 16."""
+    sink = width + 2
+    middle = list(range(2, sink))
+    tasks: list[dict[str, Any]] = [
+        {"task_id": 1, "workload": 10, "cmd": "seq 6 > ./out/src.txt",
+         "out_file_list": [{"path": "./out/src.txt", "size": 0.001, "dest_task_id": middle}]},
+    ]
+    for t in middle:
+        tasks.append({"task_id": t, "workload": workload, "cmd": f"sleep{t} $F^1 > ./out/m{t}.txt",
+                      "out_file_list": [{"path": f"./out/m{t}.txt", "size": 0.001, "dest_task_id": [sink]}]})
+    files = " ".join(f"$F^{t}" for t in middle)
+    tasks.append({"task_id": sink, "workload": 10, "cmd": f"cat {files} > ./out/sink.txt",
+                  "out_file_list": [{"path": "./out/sink.txt", "size": 0.001, "dest_task_id": []}]})
+    return tasks

@@ -1,16 +1,23 @@
-"""Autonomous mode on in-process clusters and the hello protocol (fake UDP transport)."""
+"""Autonomous mode on in-process clusters (task.Clock), and the hello protocol (fake UDP transport):
+hellos carry the advertised address and are never taken from the node itself; the fork–join
+spreads over the nodes' vCPUs; a mutual wait is resolved at once with exactly one execution; a
+neighbour that goes away mid-run is routed around at once."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-from sfc_harness import SECRET, fork_join_tasks, job, make_cluster
-from twisted.internet.task import Clock
+import pytest
+from sfc_harness import SECRET, Cluster, fan_tasks, fork_join_tasks, job, make_cluster
+from twisted.internet.task import Clock, LoopingCall
 
+from sflow.delegator.trace import Trace
 from sflow.model.workflow import TaskId
-from sflow.sfc.auto import Advert, NeighbourTable
-from sflow.sfc.hello import AutoPlacer, HelloProtocol, decode_hello, encode_hello
+from sflow.sfc.auto import Advert, NeighbourTable, short
+from sflow.sfc.hello import MIN_GAP, HelloProtocol, decode_hello, encode_hello, reachable_address
+from sflow.sfc.identity import Identity
 from sflow.sfc.names import Installed
 
 
@@ -26,74 +33,159 @@ class FakeUdp:
         self.broadcast = allowed
 
 
-def advert(node: str, free: int = 2, queue: int = 0) -> Advert:
-    return Advert(node, 2, free, queue, 1000.0, 100.0)
+def advert(node: str, free: int = 2, queue: int = 0, working: frozenset[str] = frozenset(),
+           held: frozenset[str] = frozenset()) -> Advert:
+    return Advert(node, 2, free, queue, 1000.0, 100.0, 1, working, held)
 
 
-def test_hellos_are_sent_periodically_authenticated_and_recorded() -> None:
+def test_hellos_carry_the_advertised_address_and_are_never_taken_from_the_node_itself() -> None:
     clock = Clock()
     table = NeighbourTable(ttl=3.0, max_neighbours=5)
-    hello = HelloProtocol(clock, SECRET, table, lambda: advert("10.0.0.1:6363"), [("10.0.0.2", 15454)], 1.0)
+    me = Identity.of("10.0.0.1:6363", ["0.0.0.0", "10.0.0.1"])
+    mine = advert("10.0.0.1:6363", working=frozenset({short("a" * 64)}), held=frozenset({short("b" * 64)}))
+    lost: list[str] = []
+    hello = HelloProtocol(clock, SECRET, table, lambda: mine, [("10.0.0.2", 15454)], 1.0, is_me=me.is_me,
+                          on_lost=lost.append)
     transport = FakeUdp()
     hello.makeConnection(transport)  # type: ignore[arg-type]
     clock.advance(1.0)
     clock.advance(1.0)
     assert len(transport.sent) == 3 and transport.broadcast
-    assert decode_hello(transport.sent[0][0], SECRET) == advert("10.0.0.1:6363")
+    # what a neighbour hears: the advertised address (not the bind address) and the state
+    assert decode_hello(transport.sent[0][0], SECRET) == mine
 
     hello.datagramReceived(encode_hello(advert("10.0.0.2:6363", free=1), SECRET), ("10.0.0.2", 15454))
     hello.datagramReceived(encode_hello(advert("10.0.0.3:6363"), b"wrong" * 8), ("10.0.0.3", 15454))
     hello.datagramReceived(b"junk", ("10.0.0.4", 15454))
     hello.datagramReceived(encode_hello(advert("0.0.0.0:7000"), SECRET), ("10.0.0.5", 15454))
+    # this node's own hellos, in any form (it is in its own neighbour list, or hears a broadcast)
+    for own in ("10.0.0.1:6363", "0.0.0.0:6363", "127.0.0.1:6363"):
+        hello.datagramReceived(encode_hello(advert(own), SECRET), ("10.0.0.1", 15454))
     assert sorted(a.node for a in table.fresh(clock.seconds())) == ["10.0.0.2:6363", "10.0.0.5:7000"]
+    assert table.adverts["10.0.0.2:6363"][0].free == 1
     for _ in range(4):
-        clock.advance(1.0)  # our own hellos go on, but nobody answered: neighbours expire
-    assert table.fresh(clock.seconds()) == []
+        clock.advance(1.0)  # our own hellos go on, but nobody answered: neighbours expire, reported lost
+    assert table.fresh(clock.seconds()) == [] and sorted(lost) == ["10.0.0.2:6363", "10.0.0.5:7000"]
+
+    # A change of work sends a hello soon, at most one per MIN_GAP.
+    clock.advance(0.5)
+    before = len(transport.sent)
+    hello.soon()
+    hello.soon()
+    clock.advance(0)
+    assert len(transport.sent) == before + 1
+    hello.soon()
+    clock.advance(MIN_GAP / 2)
+    assert len(transport.sent) == before + 1
+    clock.advance(MIN_GAP)
+    assert len(transport.sent) == before + 2
     hello.stopProtocol()
 
 
-def table_placer(cluster_names: list[str], me: str, clock: Clock, loads: dict[str, int]) -> Any:
-    table = NeighbourTable(ttl=1e9, max_neighbours=10)
-    for name in cluster_names:
-        if name != me:
-            table.update(advert(name, free=0, queue=loads.get(name, 0)), 0.0)
-    return table
+def test_a_wildcard_neighbour_is_known_by_the_address_it_was_heard_from() -> None:
+    assert reachable_address("0.0.0.0:7070", "10.0.0.2") == "10.0.0.2:7070"
+    assert reachable_address("[::]:7070", "::1") == "[::1]:7070"  # IPv6 hosts keep their brackets
+    assert reachable_address("10.0.0.3:7070", "10.0.0.2") == "10.0.0.3:7070"
 
 
-def test_auto_mode_places_predecessors_and_routes_around_a_dead_neighbour(tmp_path: Path) -> None:
-    names = ["n0", "n1", "n2"]
-    holder: dict[str, Any] = {}
+def _hello_loop(cluster: Cluster, interval: float = 0.5) -> LoopingCall:
+    loop = LoopingCall(cluster.hellos)
+    loop.clock = cluster.clock
+    loop.start(interval, now=True)
+    return loop
 
-    def placer(me: str) -> Any:
+
+def _check_precedence(trace: Trace, width: int) -> None:
+    """No function started before every input existed."""
+    runs = {r.task: r for r in trace.tasks}
+    sink = width + 2
+    for t in range(2, sink):
+        assert runs[t].start >= runs[1].finish - 1e-9
+        assert runs[sink].start >= runs[t].finish - 1e-9
+
+
+def test_auto_fork_join_spreads_over_the_nodes_vcpus(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sflow.sfc.placer")
+    width = 6
+    cluster = make_cluster(tmp_path, auto=True, vcpus=2, delays={t: 1.0 for t in range(2, width + 2)})
+    loop = _hello_loop(cluster)
+    start = cluster.clock.seconds()
+    trace = cluster.run(cluster.dispatch(job(fan_tasks(width)), {TaskId(width + 2): "n0"}, mode="auto",
+                                         nodes=list(cluster.nodes)))
+    loop.stop()
+    elapsed = cluster.clock.seconds() - start
+    runs = {r.task: r for r in trace.tasks}
+    middle = range(2, width + 2)
+    # two of the six on each node, at most one per vCPU at a time, and all in one round
+    per_node = {n: [t for t in middle if runs[t].node == n] for n in cluster.nodes}
+    assert sorted(len(v) for v in per_node.values()) == [2, 2, 2], per_node
+    assert elapsed < 1.5, elapsed
+    assert sorted(cluster.executed()).count(width + 2) == 1
+    assert [t for t in cluster.executed() if t in middle] == list(middle)  # each once
+    _check_precedence(trace, width)
+    # each placement is one INFO line: which node placed which function where, and why
+    placed = [r.getMessage() for r in caplog.records if "event=placed" in r.getMessage()]
+    for t in middle:
+        [line] = [m for m in placed if f" task={t} " in m]
+        assert line.startswith("event=placed node=n0 ") and f"for_task={width + 2} " in line
+        assert f"on={'here' if runs[t].node == 'n0' else runs[t].node} " in line
+        assert all(f"{n} (free " in line for n in cluster.nodes) and "queue " in line and "est=" in line
+
+
+def test_a_mutual_wait_is_resolved_at_once_and_the_function_runs_once(tmp_path: Path) -> None:
+    """n0 is asked for 4 and places 2 on n1 and 3 on n2; n1 places their common input 1 on n2 and
+    n2 places it on n1: each asks the other for it. n1 (first by address) runs it; n2 yields."""
+    forced = {("n0", 2): "n1", ("n0", 3): "n2", ("n1", 1): "n2", ("n2", 1): "n1"}
+
+    def placer(name: str) -> Any:
         def place(item: Installed, index: int, avoid: frozenset[str]) -> str:
-            p: AutoPlacer = holder[me]
-            return p(item, index, avoid)
+            return forced.get((name, int(item.spec.inputs[index].pred)), "")
 
         return place
 
     cluster = make_cluster(tmp_path, placer=placer)
-    for name in names:
-        # Everybody looks idle except the node itself: work is pushed to neighbours, n2 first.
-        table = table_placer(names, name, cluster.clock, {"n1": 1})
-        service = cluster.nodes[name].service
+    start = cluster.clock.seconds()
+    trace = cluster.run(cluster.dispatch(job(fork_join_tasks()), {TaskId(4): "n0"}, mode="auto",
+                                         nodes=list(cluster.nodes)))
+    assert sorted(cluster.nodes["n1"].executor.tasks()) == [1, 2]
+    assert cluster.executed() == [1, 2, 3, 4]  # function 1 ran once
+    assert {r.task: r.node for r in trace.tasks}[1] == "n1"
+    assert cluster.nodes["n2"].service.counters["yielded"] == 1
+    # without waiting for any Interest's lifetime (4 s) or a neighbour's give-up time
+    assert cluster.clock.seconds() - start < 0.5
 
-        def me(name: str = name) -> Advert:
-            return advert(name, free=0, queue=9)
 
-        holder[name] = AutoPlacer(cluster.clock, table, me, service.functions)
+def test_a_neighbour_that_goes_away_mid_run_is_routed_around_at_once(tmp_path: Path) -> None:
+    """n2 dies while it runs one of the six: n0 places that function again at once (its face to n2
+    closed), without waiting for an Interest lifetime or a give-up time."""
+    width = 6
+    cluster = make_cluster(tmp_path, auto=True, vcpus=2, delays={t: 5.0 for t in range(2, width + 2)})
+    loop = _hello_loop(cluster)
+    d = cluster.dispatch(job(fan_tasks(width)), {TaskId(width + 2): "n0"}, mode="auto",
+                         nodes=list(cluster.nodes)).run()
+    for _ in range(100):
+        cluster.clock.advance(0.01)
+    on_n2 = [r.task_id for r in cluster.nodes["n2"].executor.requests]
+    assert on_n2, "n2 was given nothing to run"
+    cluster.kill("n2")
+    trace = cluster.wait(d)
+    loop.stop()
+    runs = {r.task: r for r in trace.tasks}
+    assert all(runs[t].node != "n2" for t in on_n2)
+    assert (tmp_path / "out" / "out/sink.txt").exists()
+    # re-placed when n2 went (t = 1 s), then 5 s of work: no 12 s give-up, no 4 s lifetime wait
+    assert runs[width + 2].finish < 1.0 + 5.0 + 5.0 + 0.5, runs[width + 2]
+    assert cluster.nodes["n0"].service.counters["replaced"] >= 1
+    _check_precedence(trace, width)
+
+
+def test_auto_mode_routes_around_a_neighbour_that_cannot_be_reached(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, auto=True)
+    cluster.hellos()  # n2 was heard once, then went down before the job
     cluster.down.add("n2")
-    j = job(fork_join_tasks())
-    trace = cluster.run(cluster.dispatch(j, {TaskId(4): "n0"}, mode="auto", nodes=names))
-    assert cluster.executed() == [1, 2, 3, 4]
+    trace = cluster.run(cluster.dispatch(job(fork_join_tasks()), {TaskId(4): "n0"}, mode="auto",
+                                         nodes=["n0", "n1", "n2"]))
+    # (with no hellos since, n0 and n1 do not know that the other computes 1: each may)
+    assert set(cluster.executed()) == {1, 2, 3, 4} and [t for t in cluster.executed() if t != 1] == [2, 3, 4]
     ran_on = {r.task: r.node for r in trace.tasks}
-    assert ran_on[4] == "n0"
-    assert "n2" not in ran_on.values()
-    assert set(ran_on.values()) - {"n0"}  # some work went to a neighbour
-
-
-def test_a_wildcard_neighbour_is_known_by_the_address_it_was_heard_from() -> None:
-    from sflow.sfc.hello import reachable_address
-
-    assert reachable_address("0.0.0.0:7070", "10.0.0.2") == "10.0.0.2:7070"
-    assert reachable_address("[::]:7070", "::1") == "[::1]:7070"  # IPv6 hosts keep their brackets
-    assert reachable_address("10.0.0.3:7070", "10.0.0.2") == "10.0.0.3:7070"
+    assert ran_on[4] == "n0" and "n2" not in ran_on.values()

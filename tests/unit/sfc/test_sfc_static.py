@@ -34,10 +34,16 @@ def test_fork_join_runs_each_function_once_and_writes_the_result(tmp_path: Path)
     assert b"left $V^1 $F^1 > ./out/b.txt[1=4]" in out
     assert {r.task: r.where for r in trace.tasks} == {t: "executed (native)" for t in (1, 2, 3, 4)}
     assert {r.task: r.node for r in trace.tasks} == {1: "n0", 2: "n1", 3: "n2", 4: "n0"}
-    # Routes toward inputs are removed once the inputs are here: the FIB does not grow with jobs.
-    for node in cluster.nodes.values():
-        assert sorted(str(e.prefix) for e in node.forwarder.fib if str(e.prefix).startswith("/sflow")) == [
-            "/sflow/ctl", "/sflow/fn"]
+    # Inputs from other nodes are asked of them directly: no route per function, so the FIB does
+    # not grow with jobs.
+    def routes() -> dict[str, list[str]]:
+        return {n: sorted(str(e.prefix) for e in node.forwarder.fib if str(e.prefix).startswith("/sflow"))
+                for n, node in cluster.nodes.items()}
+
+    assert routes() == {n: ["/sflow/ctl", "/sflow/fn"] for n in cluster.nodes}
+    cluster.run(cluster.dispatch(job(fork_join_tasks("seq 20")), placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})))
+    assert routes() == {n: ["/sflow/ctl", "/sflow/fn"] for n in cluster.nodes}
+    assert cluster.executed() == [1, 1, 2, 2, 3, 3, 4, 4]
 
 
 def test_second_run_is_answered_from_caches_without_executing(tmp_path: Path) -> None:

@@ -206,11 +206,21 @@ class RunExecution:
             return self.spec.topology.environment(ports)
         return local_environment(nodes.addresses, nodes.cluster.vcpus)
 
+    def _costs(self) -> Any:
+        """The spec's measured costs, or the settings' (``scheduler.costs``), or None."""
+        if self.spec.costs is not None:
+            return self.spec.costs
+        if self.ctx.config.scheduler.costs:
+            from sflow.jsonio import load_costs
+
+            return load_costs(Path(self.ctx.config.scheduler.costs).expanduser())
+        return None
+
     def _problem(self, env: Environment) -> Any:
         """The scheduling problem; on a topology, transfers cost what its paths say."""
         from sflow.sched.problem import Problem
 
-        problem = Problem.from_env_job(env, self.job, name=self.planned.job)
+        problem = Problem.from_env_job(env, self.job, name=self.planned.job, costs=self._costs())
         topology = self.spec.topology
         if topology is None:
             return problem
@@ -229,14 +239,16 @@ class RunExecution:
         mode = self.planned.mode
         if self.planned.cache == "warm":
             try:
-                warm = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env))
+                warm = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env),
+                               costs=self._costs())
                 await dispatch(self.reactor, self.ctx.secret, warm, self.job, env, config,
                                RunOptions(mode, self.rundir / "warm-up"), None, nodes.addresses)
             except Exception as exc:  # noqa: BLE001 - recorded as the run's error (see _error)
                 outcome["error"] = f"the warm-up run failed: {_error(exc)}"
                 return
         outcome["before"] = await self._statuses(nodes)
-        prepared = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env))
+        prepared = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env),
+                           costs=self._costs())
         outcome["predicted"] = prepared.schedule.makespan if prepared.schedule is not None and mode != "auto" else None
         self._t0 = self.reactor.seconds()
         self._t0_wall = time.time()
@@ -433,6 +445,8 @@ class RunExecution:
         files = [("job", self.planned.job, job_content), ("env", f"{self.planned.job}-{run_id}", env_content)]
         if self.spec.topology_path is not None:
             files.append(("topology", str(self.spec.topology_path), self.spec.topology_path.read_text(encoding="utf-8")))
+        if self.spec.costs_path is not None:
+            files.append(("costs", str(self.spec.costs_path), self.spec.costs_path.read_text(encoding="utf-8")))
         status = "ok" if trace is not None and not error else "failed"
         run = {
             "run_id": run_id, "session_id": self.ctx.session_id, "job": self.planned.job, "mode": self.planned.mode,

@@ -4,6 +4,7 @@
 
     name = "modes"
     seed = 1                        # seeds link losses and generated jobs (default 1)
+    costs = "costs.json"            # optional: measured costs (`sflow calibrate`) for the schedulers
     [cluster]
     nodes = 3                       # local nodes on loopback, as `sflow run` starts them
     vcpus = 1                       # per local node (default: this machine's cores / nodes)
@@ -43,7 +44,8 @@ from sflow.cluster.inventory import Inventory, load_inventory
 from sflow.config import MODES, SECTIONS
 from sflow.errors import InputError
 from sflow.experiment.topology import Topology, check_keys, full_mesh, load_topology
-from sflow.jsonio import JsonReader
+from sflow.jsonio import JsonReader, load_costs
+from sflow.model.costs import MeasuredCosts
 
 CACHES = ("cold", "warm")
 FAULT_KINDS = ("kill", "restart", "stop", "link_down")
@@ -105,6 +107,9 @@ class Spec:
     hosts: Inventory | None = None
     hosts_path: Path | None = None
     secret_file: Path | None = None
+    #: measured costs (``sflow calibrate``) the schedulers use, instead of workload / MIPS
+    costs_path: Path | None = None
+    costs: MeasuredCosts | None = None
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -164,9 +169,16 @@ def spec_from_dict(data: dict[str, Any], path: Path, text: str = "", sha256: str
     source = str(path)
     base = path.parent
     r = JsonReader(source)
-    check_keys(r, data, ("name", "seed", "cluster", "matrix", "settings", "fault"), "$")
+    check_keys(r, data, ("name", "seed", "costs", "cluster", "matrix", "settings", "fault"), "$")
     name = r.string(data, "name", "$", required=False, default=path.stem)
     seed = r.integer(data, "seed", "$", required=False, default=1)
+    costs_path = costs = None
+    if "costs" in data:
+        costs_path = base / r.string(data, "costs", "$")
+        try:
+            costs = load_costs(costs_path)
+        except InputError as exc:
+            r.fail("$.costs", str(exc))
 
     cluster = r.obj(data.get("cluster", {}), "$.cluster")
     check_keys(r, cluster, ("nodes", "vcpus", "topology", "hosts", "secret"), "$.cluster")
@@ -232,7 +244,7 @@ def spec_from_dict(data: dict[str, Any], path: Path, text: str = "", sha256: str
                 r.fail(f"$.fault[{i}].link_down", "links of real hosts are not cut by sflow (cut them on the hosts, or "
                                                   "use an emulated topology)")
     return Spec(name, path, sha256, text, seed, topology, topology_path, nodes, vcpus, jobs, modes, algorithms, cache,
-                repetitions, timeout_s, settings, faults, hosts, hosts_path, secret_file)
+                repetitions, timeout_s, settings, faults, hosts, hosts_path, secret_file, costs_path, costs)
 
 
 def _jobs(r: JsonReader, matrix: dict[str, Any], base: Path) -> tuple[JobSource, ...]:

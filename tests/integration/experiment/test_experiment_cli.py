@@ -115,6 +115,19 @@ def test_a_matrix_is_recorded_resumed_repeated_reported_and_exported(tmp_path: P
     assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}
     assert (out / "csv" / "functions.csv").read_text().count("\n") == 1 + 48
 
+    # The loop of issue 15: calibrate from the experiment's ip traces, then run with those costs:
+    # the prediction comes closer to what the run measures.
+    traces = [str(p) for p in sorted((out / "runs").glob("fork-join_ip_*/trace.json"))]
+    sflow(tmp_path, "calibrate", *traces, "--job", str(JOB), "-o", str(tmp_path / "costs.json"))
+    calibrated = tmp_path / "calibrated.toml"
+    calibrated.write_text(f'costs = "costs.json"\n[cluster]\nnodes = 2\nvcpus = 1\n[matrix]\njobs = ["{JOB}"]\n'
+                          'algorithms = ["heft"]\ntimeout_s = 120\n')
+    sflow(tmp_path, "experiment", "run", str(calibrated), "-o", str(tmp_path / "calibrated"))
+    ((real, predicted),) = query(tmp_path / "calibrated" / "results.sqlite", "SELECT makespan_s, predicted_s FROM runs")
+    ((real0, predicted0),) = query(db, "SELECT makespan_s, predicted_s FROM runs WHERE run_id = 'fork-join/ip/heft/cold/1'")
+    assert abs(predicted - real) / real < abs(predicted0 - real0) / real0, (predicted, real, predicted0, real0)
+    assert ("costs",) in query(tmp_path / "calibrated" / "results.sqlite", "SELECT kind FROM files")
+
 
 def test_emulated_links_delay_every_transfer_and_faults_are_recorded(tmp_path: Path) -> None:
     (tmp_path / "line.toml").write_text(LINE)

@@ -64,6 +64,7 @@ def test_a_full_spec_reads() -> None:
     (f'[matrix]\njobs = ["{JOB}"]\nrepetitions = 0\n', "$.matrix.repetitions"),
     (f'[matrix]\njobs = ["{JOB}"]\nrepeats = 2\n', "$.matrix.repeats"),
     (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nhosts = "h.toml"\n', "$.cluster.hosts"),
+    (f'costs = "nope.json"\n[matrix]\njobs = ["{JOB}"]\n', "$.costs"),
     (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nhosts = "hosts.toml"\nnodes = 3\n', "$.cluster"),
     (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nsecret = "cluster.secret"\n', "$.cluster.secret"),
     (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nhosts = "hosts.toml"\n[[fault]]\nat_s = 1\nkill = "node-1"\n',

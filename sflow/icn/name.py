@@ -213,7 +213,9 @@ class Component:
             return f"{alias}={self.value.hex()}"
         alias = _NUMBER_ALIASES.get(typ)
         if alias is not None and _is_nonneg_int(self.value):
-            return f"{alias}={int.from_bytes(self.value, 'big')}"
+            number = int.from_bytes(self.value, "big")
+            if tlv.encode_nonneg_int(number) == self.value:  # a non-minimal encoding keeps its octets
+                return f"{alias}={number}"
         return f"{typ}={_escape(self.value)}"
 
     def __str__(self) -> str:

@@ -112,6 +112,8 @@ def test_name_uri_escapes_and_periods() -> None:
     assert Name.from_components([Component.generic(b"")]).to_uri() == "/..."
     assert Name.from_components([Component.generic(b"a b/")]).to_uri() == "/a%20b%2F"
     assert Component(0x32, b"\x00\x00\x01").to_uri() == "50=%00%00%01"  # not a valid NonNegativeInteger
+    non_minimal = Component(0x32, b"\x00\x00")  # a NonNegativeInteger, but not in its shortest form
+    assert non_minimal.to_uri() == "50=%00%00" and Name.from_uri("/" + non_minimal.to_uri())[0] == non_minimal
     for bad in ("/img=42", "/a/./b", "/a//b", "/%zz", "/seg=x", "/70000=a", "/sha256digest=00"):
         with pytest.raises(InvalidNameError):
             Name.from_uri(bad)

@@ -194,6 +194,8 @@ class SfcService:
         self._obtaining: dict[str, str] = {}
         #: cancellers of the attempts waiting on each node, fired when it goes away
         self._watching: dict[str, set[Callable[[], None]]] = {}
+        #: the canceller of the attempt under way for each input result, by digest
+        self._attempts: dict[str, Callable[[], None]] = {}
         #: results produced or obtained here lately (short digests), most recent last
         self._recent: OrderedDict[str, None] = OrderedDict()
         #: static mode over a multi-hop topology: forwarder faces toward next hops, and the routes of
@@ -424,7 +426,7 @@ class SfcService:
                     target = "" if here else self._placement(item, index, frozenset(avoid))
                     self._obtaining[ref.digest] = target
                 try:
-                    got = await self._attempt(ref.prefix, target, deadline)
+                    got = await self._attempt(ref.prefix, ref.digest, target, deadline)
                     if target:
                         self.store.put(ref.digest, ref.program, got.content)  # this node holds it now
                     return got
@@ -449,29 +451,48 @@ class SfcService:
                         continue
                     log.info("event=input_retry node=%s input=%s error=%s", self.name, ref.prefix, exc)
                     self._waiting[item.spec.digest] = f"waiting for input from task {ref.pred}: {exc}"
+                    if self.placer is None and self._placement(item, index, frozenset()) != target:
+                        # static mode: installed again with the input on another node; ask there now
+                        target = None
+                        backoff = self.client.min_backoff
+                        continue
                     await task.deferLater(self.clock, backoff)
                     backoff = min(self.client.max_backoff, backoff * 2)
+                    if self.placer is None:
+                        target = None
         finally:
             self._obtaining.pop(ref.digest, None)
 
-    async def _attempt(self, prefix: Name, target: str, deadline: float) -> Obtained:
+    async def _attempt(self, prefix: Name, digest: str, target: str, deadline: float) -> Obtained:
         """One obtain of ``prefix`` from ``target`` ("" = this node). It ends at once when
         ``target`` goes away (:meth:`neighbour_lost`: its face closed, or in autonomous mode its
-        hellos stopped), and in autonomous mode after :meth:`_give_up`."""
+        hellos stopped), when the input is placed elsewhere (:meth:`_move_input`), and in
+        autonomous mode after :meth:`_give_up`."""
         if not target:
-            return await self.client.obtain(prefix, deadline)
-        client = (await self._peer(target)).client
-        bound = min(deadline, self._give_up()) if self.placer is not None else deadline
-        attempt = Deferred.fromCoroutine(client.obtain(prefix, bound))
+            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline))
+        else:
+            client = (await self._peer(target)).client
+            bound = min(deadline, self._give_up()) if self.placer is not None else deadline
+            attempt = Deferred.fromCoroutine(client.obtain(prefix, bound))
         watchers = self._watching.setdefault(target, set())
         cancel = attempt.cancel
         watchers.add(cancel)
+        self._attempts[digest] = cancel
         try:
             return await attempt
         except CancelledError:
-            raise NeighbourLost(f"node {target} went away") from None
+            raise NeighbourLost(f"node {target or self.name} went away, or the input was placed elsewhere") from None
         finally:
             watchers.discard(cancel)
+            if self._attempts.get(digest) is cancel:
+                del self._attempts[digest]
+
+    def _move_input(self, digest: str) -> None:
+        """The input result ``digest`` is placed elsewhere now: the attempt under way is ended, so
+        that the next one asks its new node."""
+        cancel = self._attempts.get(digest)
+        if cancel is not None:
+            cancel()
 
     def neighbour_lost(self, address: str) -> None:
         """``address`` went away: the inputs being obtained from it are placed again at once."""
@@ -490,8 +511,8 @@ class SfcService:
     def _placement(self, item: Installed, index: int, avoid: frozenset[str]) -> str:
         if self.placer is not None:
             target = self.placer(item, index, avoid)
-        else:
-            target = item.input_nodes[index]
+        else:  # static mode: where the delegator placed it last (it may have placed it again)
+            target = (self.function(item.spec.digest) or item).input_nodes[index]
         return "" if not target or self.identity.is_me(target) else target
 
     def _input_failed(self, failure: Failure, digest: str, index: int) -> None:
@@ -710,13 +731,23 @@ class SfcService:
         log.warning("event=transit_route_failed prefix=%s next=%s error=%s", prefix, target, failure.getErrorMessage())
 
     def _register(self, item: Installed) -> bool:
-        """Know ``item`` (and keep events for its run); True when it is new to this node."""
+        """Know ``item`` (and keep events for its run); True when it is new to this node, or
+        installed again with other input nodes (the delegator placed an input's function again,
+        its node being lost): inputs being obtained from a node no longer named are asked of the
+        new one at once."""
         runs = self.installed.setdefault(item.spec.digest, {})
         if not runs:
             self.generation += 1
-        new = item.run not in runs
+        old = runs.get(item.run)
+        new = old != item
         if new:
             runs[item.run] = item
+        if old is not None and new:
+            for ref, before, after in zip(item.spec.inputs, old.input_nodes, item.input_nodes):
+                if before != after:
+                    log.info("event=input_moved node=%s task=%d input=%d from=%s to=%s", self.name, item.spec.task,
+                             ref.pred, before, after)
+                    self._move_input(ref.digest)
         self._runs.setdefault(item.run, [])
         while len(self._runs) > MAX_RUNS:
             del self._runs[next(iter(self._runs))]

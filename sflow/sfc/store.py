@@ -1,10 +1,17 @@
 """The on-disk result store: function results (bundles) and installed functions, kept across node
 restarts and bounded in size.
 
-Results live in ``<root>/results/<digest>.bundle`` (written to a temporary file and renamed, so a
-crash never leaves half a result); the least recently used are removed when the total exceeds
-``max_bytes``. Installed functions live in ``<root>/functions/<digest>.msgpack`` so that a restarted
-node can still compute what it was asked for before the restart.
+Results live in ``<root>/results/<digest>.bundle``; the least recently used are removed when the
+total exceeds ``max_bytes``. Installed functions live in ``<root>/functions/<digest>.msgpack`` so
+that a restarted node can still compute what it was asked for before the restart. Every file is
+written durably (:mod:`sflow.durable`: a temporary file, fsync'd, renamed, its directory fsync'd),
+so a crash never leaves half a result under its name.
+
+A result file starts with a header — ``SFR1``, the bundle's length (8 octets, big-endian) and its
+SHA-256 — and the bundle follows. The store trusts nothing it did not check: at open, a file
+whose size does not match its header (truncated, or extended) is removed; when a result is
+loaded, its length and digest are checked, and a damaged one (a flipped bit, a torn sector) is
+removed and treated as absent — the function is computed again, never served damaged.
 
 Each node has a store of its own (the default path names the host and the forwarder's port), but a
 directory shared by several nodes (NFS homes, or a path set the same on every host) stays sound:
@@ -14,14 +21,16 @@ node wrote is as good as this node's (same digest, same content).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import secrets
+import struct
 from pathlib import Path
 
 import msgpack
 from cachetools import LRUCache
 
+from sflow.durable import DurableFile, write_durably
 from sflow.errors import ProtocolError
 from sflow.icn.app import SegmentedContent
 from sflow.icn.signature import Signer
@@ -31,6 +40,25 @@ from sflow.sfc.names import Installed, installed_from_wire, installed_to_wire, r
 log = logging.getLogger(__name__)
 
 SERVED_CACHE = 64
+#: a result file's header: magic, bundle length, bundle SHA-256
+HEADER = struct.Struct("!4sQ32s")
+MAGIC = b"SFR1"
+
+
+def read_header(path: Path) -> tuple[int, bytes] | None:
+    """The bundle length and digest of a result file whose size matches its header, else None."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(HEADER.size)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    if len(raw) != HEADER.size:
+        return None
+    magic, length, digest = HEADER.unpack(raw)
+    if magic != MAGIC or size != HEADER.size + length:
+        return None
+    return length, digest
 
 
 class ResultStore:
@@ -50,11 +78,15 @@ class ResultStore:
         self._sizes: dict[str, int] = {}
         entries = []
         for path in self._results.glob("*.bundle"):
+            header = read_header(path)
             try:
-                st = path.stat()
+                mtime = path.stat().st_mtime
             except OSError:
                 continue
-            entries.append((st.st_mtime, path.stem, st.st_size))
+            if header is None:
+                self._discard(path, "its size does not match its header")
+                continue
+            entries.append((mtime, path.stem, header[0]))
         for _, digest, size in sorted(entries):
             self._sizes[digest] = size
         self.total = sum(self._sizes.values())
@@ -68,7 +100,9 @@ class ResultStore:
         return digest in self._sizes
 
     def put(self, digest: str, program: str, content: bytes) -> SegmentedContent:
-        _write_atomically(self._results / f"{digest}.bundle", content)
+        with DurableFile(self._results / f"{digest}.bundle") as out:
+            out.write(HEADER.pack(MAGIC, len(content), hashlib.sha256(content).digest()))
+            out.write(content)
         self.total += len(content) - self._sizes.pop(digest, 0)
         self._sizes[digest] = len(content)
         self._evict(keep=digest)
@@ -86,15 +120,24 @@ class ResultStore:
             return None
         path = self._results / f"{digest}.bundle"
         try:
-            content = path.read_bytes()
+            raw = path.read_bytes()
         except OSError as exc:
             log.warning("event=result_unreadable digest=%s error=%s", digest, exc)
             self.total -= self._sizes.pop(digest, 0)
+            return None
+        content = _checked(raw)
+        if content is None:
+            self.total -= self._sizes.pop(digest, 0)
+            self._discard(path, "its length or digest does not match its header")
             return None
         self._touch(digest)
         served = self._segmented(digest, program, content)
         self._served[digest] = served
         return served
+
+    def _discard(self, path: Path, why: str) -> None:
+        log.warning("event=result_damaged path=%s reason=%s action=removed", path, why.replace(" ", "_"))
+        path.unlink(missing_ok=True)
 
     def _segmented(self, digest: str, program: str, content: bytes) -> SegmentedContent:
         return SegmentedContent(
@@ -128,8 +171,8 @@ class ResultStore:
     # Installed functions -----------------------------------------------------------------------
 
     def save_function(self, item: Installed) -> None:
-        _write_atomically(self._functions / f"{item.spec.digest}.msgpack",
-                          msgpack.packb(installed_to_wire(item), use_bin_type=True))
+        write_durably(self._functions / f"{item.spec.digest}.msgpack",
+                      msgpack.packb(installed_to_wire(item), use_bin_type=True))
 
     def load_functions(self) -> list[Installed]:
         out = []
@@ -144,13 +187,12 @@ class ResultStore:
         return out
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write ``path`` through a temporary file of its own (no other writer, on this host or another
-    sharing the directory, uses the name) renamed over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _checked(raw: bytes) -> bytes | None:
+    """The bundle of a result file, or None when its length or digest is not its header's."""
+    if len(raw) < HEADER.size:
+        return None
+    magic, length, digest = HEADER.unpack_from(raw)
+    content = raw[HEADER.size:]
+    if magic != MAGIC or len(content) != length or hashlib.sha256(content).digest() != digest:
+        return None
+    return content

@@ -44,7 +44,7 @@ from sflow.delegator.icn_recovery import Ask, IcnAction, IcnRecovery, Install
 from sflow.delegator.plan import JobPlan, ResultFile, TaskPlacement
 from sflow.delegator.recovery import Fail, Placer, Replanned
 from sflow.delegator.trace import TaskRun, Trace, TraceEvent
-from sflow.durable import write_durably
+from sflow.durable import DurableFile, write_durably
 from sflow.errors import ExecutionError, IcnError, InputError, JobFailed, ProtocolError, SflowError
 from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
@@ -57,6 +57,7 @@ from sflow.model.workflow import Job, TaskId
 from sflow.node.fetch import FetchError, fetch_input
 from sflow.node.liveness import Heartbeat, Liveness, Lost
 from sflow.sfc.bundle import decode_bundle
+from sflow.sfc.bundlefile import Spool, Spooled, extract_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
 from sflow.sfc.hello import reachable_address
 from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
@@ -180,10 +181,7 @@ class IcnDispatch:
             if self._probe is not None and self._probe.active():
                 self._probe.cancel()
         finished = self.clock.seconds()
-        outputs: dict[TaskId, dict[str, bytes]] = {}
-        for tid, got in zip(ends, obtained):
-            outputs[tid] = decode_bundle(got.content)
-        written = self._write_results(outputs)
+        written = await self._write_results(dict(zip(ends, obtained)))
         events = await self._events()
         runs = self._task_runs(t0, dict(zip(ends, obtained)), events)
         for run in runs:
@@ -301,6 +299,7 @@ class IcnDispatch:
             client = ResultClient(
                 self.endpoints.get(node) or await self._reopen(node), self.clock, self.secret,
                 lifetime_ms=self.options.lifetime_ms, reconnect=functools.partial(self._reopen, node),
+                spooler=_OutdirSpooler(self.options.outdir),
             )
             attempt = Deferred.fromCoroutine(client.obtain(spec.prefix, deadline))
             self._asking[tid] = attempt
@@ -476,18 +475,29 @@ class IcnDispatch:
         return JobFailed(origin.task, self.node_labels.get(origin.node, origin.node), origin.reason,
                          origin.exit_status, origin.stderr_tail)
 
-    def _write_results(self, outputs: Mapping[TaskId, Mapping[str, bytes]]) -> list[str]:
+    async def _write_results(self, obtained: Mapping[TaskId, Obtained]) -> list[str]:
+        """Each result file written durably: from the bundle in memory, or (a large result) copied
+        from the file it was spooled to, off the reactor."""
         written = []
-        for result in self.results:
-            files = outputs.get(result.task)
-            if files is None:
-                continue
-            content = files.get(job_relative(result.path))
-            if content is None:
-                raise ExecutionError(f"the result of function {result.task} lacks {result.path}")
-            target = self.options.outdir / job_relative(result.name)
-            write_durably(target, content)
-            written.append(result.name)
+        for tid, got in obtained.items():
+            results = [r for r in self.results if r.task == tid]
+            if got.spooled is not None:
+                spooled = got.spooled
+                try:
+                    wanted = {job_relative(r.path): self.options.outdir / job_relative(r.name) for r in results}
+                    found = await _off_reactor(_extract_results, spooled, wanted)
+                finally:
+                    spooled.path.unlink(missing_ok=True)
+            else:
+                files = decode_bundle(got.content)
+                found = set(files)
+                for r in results:
+                    if job_relative(r.path) in files:
+                        write_durably(self.options.outdir / job_relative(r.name), files[job_relative(r.path)])
+            for r in results:
+                if job_relative(r.path) not in found:
+                    raise ExecutionError(f"the result of function {r.task} lacks {r.path}")
+                written.append(r.name)
         return written
 
     async def _events(self) -> dict[str, list[dict[str, Any]]]:
@@ -572,6 +582,42 @@ def _batches(entries: Sequence[Any]) -> list[bytes]:
     if current:
         out.append(msgpack.packb(current, use_bin_type=True))
     return out
+
+
+class _OutdirSpooler:
+    """Large END results are spooled to a hidden file in the output directory, then their files
+    are copied out of it (and it is removed)."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.outdir = outdir
+
+    def open(self, prefix: Name) -> Spool | Spooled:
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        return Spool(self.outdir / f".sflow-result-{secrets.token_hex(6)}.bundle")
+
+    def finish(self, prefix: Name, spool: Spool) -> Deferred[Spooled]:
+        return _off_reactor(spool.finish)
+
+
+def _off_reactor(call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+    from twisted.internet.threads import deferToThread
+
+    return deferToThread(call, *args)
+
+
+def _extract_results(spooled: Spooled, wanted: Mapping[str, Path]) -> set[str]:
+    """The wanted files of a spooled bundle, each written durably (blocking); the paths found."""
+
+    def target(path: str) -> DurableFile | None:
+        dest = wanted.get(path)
+        if dest is None:
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return DurableFile(dest)
+
+    with spooled.path.open("rb") as f:
+        f.seek(spooled.offset)
+        return set(extract_bundle(f, spooled.length, target)) & set(wanted)
 
 
 def _cannot_place(job: Job, alive: frozenset[str]) -> Mapping[TaskId, TaskPlacement]:

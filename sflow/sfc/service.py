@@ -86,11 +86,12 @@ from sflow.sfc.consumer import (
     authenticated_interest,
     cluster_signer,
 )
+from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, extract_bundle, plain_file, write_bundle
 from sflow.sfc.identity import Identity
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.slots import VcpuSlots
-from sflow.sfc.store import ResultStore
+from sflow.sfc.store import FileSegments, ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,8 @@ class SfcService:
         )
         self._transit: dict[bytes, int] = {}
         self._exec_count = 0
-        self._inputs: dict[tuple[str, int], bytes] = {}
+        self._inputs: dict[tuple[str, int], Obtained] = {}
+        self._spooler = _StoreSpooler(store)
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
         self._waiting: dict[str, str] = {}
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
@@ -224,7 +226,7 @@ class SfcService:
         # seen; in static mode requests from every node have the same name and aggregate in PITs.
         self.client = ResultClient(
             self.consumer_endpoint, clock, secret, lifetime_ms=config.icn.interest_lifetime_ms,
-            requester=name if placer is not None else "",
+            requester=name if placer is not None else "", spooler=self._spooler,
         )
         for item in store.load_functions():
             self._register(item)
@@ -331,7 +333,7 @@ class SfcService:
         served = self.store.get(digest, program)
         if served is None:
             return Status(READY, node=self.name)
-        inline = served.content if len(served.content) <= INLINE_LIMIT else b""
+        inline = served.content if served.content is not None and len(served.content) <= INLINE_LIMIT else b""
         return Status(READY, node=self.name, version=served.base[-1].to_number(), segments=served.count,
                       content=inline)
 
@@ -381,7 +383,7 @@ class SfcService:
                 self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache" if got.how == "cache"
                                   else "stored", "node": self.name, "time": self.clock.seconds()})
         self._remember(ref.digest)
-        self._inputs[(item.spec.digest, index)] = got.content
+        self._inputs[(item.spec.digest, index)] = got
         self._apply(item, self.producer.on_input(item.spec.digest, index))
 
     def _obtain_shared(self, item: Installed, index: int) -> Deferred[Obtained]:
@@ -390,6 +392,8 @@ class SfcService:
         ref = item.spec.inputs[index]
         served = self.store.get(ref.digest, ref.program)
         if served is not None:
+            if isinstance(served, FileSegments):
+                return succeed(Obtained(b"", STORED, served.spooled))
             return succeed(Obtained(served.content, STORED))
         shared = self._obtains.get(ref.digest)
         if shared is None:
@@ -427,7 +431,7 @@ class SfcService:
                     self._obtaining[ref.digest] = target
                 try:
                     got = await self._attempt(ref.prefix, ref.digest, target, deadline)
-                    if target:
+                    if target and got.spooled is None:  # (a large one was spooled into the store)
                         self.store.put(ref.digest, ref.program, got.content)  # this node holds it now
                     return got
                 except (FunctionFailed, CancelledError):
@@ -540,7 +544,7 @@ class SfcService:
         def added(face: Face) -> _Peer:
             endpoint = Endpoint(face, self.clock)
             client = ResultClient(endpoint, self.clock, self.secret, lifetime_ms=self.client.lifetime_ms,
-                                  requester=self.client.requester)
+                                  requester=self.client.requester, spooler=self._spooler)
             peer = _Peer(address, face, client)
             endpoint.closed.addCallback(lambda _: self._peer_closed(peer))
             log.info("event=peer_face node=%s peer=%s", self.name, address)
@@ -579,7 +583,11 @@ class SfcService:
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
             for index, ref in enumerate(spec.inputs):
-                files = decode_bundle(self._inputs.pop((digest, index)))
+                got = self._inputs.pop((digest, index))
+                if got.spooled is not None:  # a large one: copied from its file off the reactor
+                    await self.store.run(_extract_input, got.spooled, root, ref.paths, ref.pred)
+                    continue
+                files = decode_bundle(got.content)
                 for path in ref.paths:
                     if path not in files:
                         raise ProtocolError(f"input from task {ref.pred} lacks {path}")
@@ -607,8 +615,13 @@ class SfcService:
             else:
                 reason = result.reason
             if not reason:
-                outputs = {path: job_file(root, path).read_bytes() for path in spec.outputs}
-                self.store.put(digest, spec.program, encode_bundle(outputs))
+                made = [(path, job_file(root, path)) for path in spec.outputs]
+                if sum(f.stat().st_size for _, f in made) > STREAM_THRESHOLD:
+                    # a large result goes into the store from its files, off the reactor
+                    spool = self.store.spool(digest)
+                    self.store.added(digest, await self.store.run(_spool_outputs, spool, made))
+                else:
+                    self.store.put(digest, spec.program, encode_bundle({p: f.read_bytes() for p, f in made}))
                 self._remember(digest)
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
@@ -832,6 +845,55 @@ class SfcService:
             "counters": dict(self.counters),
             "forwarder": self.forwarder.counters.as_dict(),
         }
+
+
+class _StoreSpooler:
+    """Large inputs go into this node's result store as they arrive (it holds them from then on)."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    def open(self, prefix: Name) -> Spool | Spooled:
+        parsed = parse_result_name(prefix)
+        if parsed is None:
+            raise ProtocolError(f"{prefix} is not the name of a result")
+        program, digest = parsed
+        held = self.store.get(digest, program)
+        if isinstance(held, FileSegments):
+            return held.spooled
+        return self.store.spool(digest)
+
+    def finish(self, prefix: Name, spool: Spool) -> Deferred[Spooled]:
+        parsed = parse_result_name(prefix)
+        assert parsed is not None
+
+        def added(spooled: Spooled) -> Spooled:
+            self.store.added(parsed[1], spooled)
+            return spooled
+
+        d: Deferred[Spooled] = self.store.run(spool.finish)
+        return d.addCallback(added)
+
+
+def _spool_outputs(spool: Spool, made: list[tuple[str, Path]]) -> Spooled:
+    """The bundle of a function's outputs written into the store (blocking)."""
+    try:
+        write_bundle(made, spool.write)
+        return spool.finish()
+    except BaseException:
+        spool.abort()
+        raise
+
+
+def _extract_input(spooled: Spooled, root: Path, paths: tuple[str, ...], pred: int) -> None:
+    """A large input's files written into the working directory ``root`` (blocking)."""
+    wanted = set(paths)
+    with spooled.path.open("rb") as f:
+        f.seek(spooled.offset)
+        found = extract_bundle(f, spooled.length, lambda p: plain_file(job_file(root, p)) if p in wanted else None)
+    missing = wanted - set(found)
+    if missing:
+        raise ProtocolError(f"input from task {pred} lacks {', '.join(sorted(missing))}")
 
 
 def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:

@@ -13,6 +13,13 @@ whose size does not match its header (truncated, or extended) is removed; when a
 loaded, its length and digest are checked, and a damaged one (a flipped bit, a torn sector) is
 removed and treated as absent — the function is computed again, never served damaged.
 
+**Large results** (over :data:`STREAM_THRESHOLD`) are never held whole: they are written into the
+store as they are made or received (:meth:`ResultStore.spool`, then :meth:`ResultStore.added`),
+and served from their file (:class:`FileSegments`): blocks of segments read off the reactor as
+they are asked for, one block read ahead; their digest is checked (off the reactor too) before
+the first segment is served. Their segments are sent uncached (:class:`~sflow.icn.app.Uncached`):
+content stores along the way do not fill with them.
+
 Each node has a store of its own (the default path names the host and the forwarder's port), but a
 directory shared by several nodes (NFS homes, or a path set the same on every host) stays sound:
 temporary files have names no other process uses (pid and a random part), and a record another
@@ -25,21 +32,36 @@ import hashlib
 import logging
 import os
 import struct
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgpack
 from cachetools import LRUCache
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
 
 from sflow.durable import DurableFile, write_durably
 from sflow.errors import ProtocolError
-from sflow.icn.app import SegmentedContent
+from sflow.icn.app import DEFAULT_SEGMENT_SIZE, HandlerResult, SegmentedContent, Uncached, segment_asked
+from sflow.icn.name import Component, Name
+from sflow.icn.packet import Interest, make_data
 from sflow.icn.signature import Signer
 from sflow.sfc.bundle import bundle_version
+from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, version_of
 from sflow.sfc.names import Installed, installed_from_wire, installed_to_wire, result_prefix
 
 log = logging.getLogger(__name__)
 
 SERVED_CACHE = 64
+#: segments read from a large result's file at a time
+BLOCK_SEGMENTS = 128
+#: blocks of a large result kept in memory (the one being served and the one read ahead)
+BLOCKS_KEPT = 2
+
+#: runs a blocking call off the reactor (``twisted.internet.threads.deferToThread``)
+Blocking = Callable[..., "Deferred[Any]"]
 #: a result file's header: magic, bundle length, bundle SHA-256
 HEADER = struct.Struct("!4sQ32s")
 MAGIC = b"SFR1"
@@ -65,8 +87,10 @@ class ResultStore:
     """Results by digest, on disk, LRU-bounded by ``max_bytes``; with the segmented form of recently
     served results kept in memory."""
 
-    def __init__(self, root: Path, max_bytes: int, signer: Signer, freshness_ms: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, signer: Signer, freshness_ms: int,
+                 blocking: Blocking | None = None) -> None:
         self.root = root
+        self._blocking = blocking
         self.max_bytes = max_bytes
         self.signer = signer
         self.freshness_ms = freshness_ms
@@ -90,7 +114,9 @@ class ResultStore:
         for _, digest, size in sorted(entries):
             self._sizes[digest] = size
         self.total = sum(self._sizes.values())
-        self._served: LRUCache[str, SegmentedContent] = LRUCache(maxsize=SERVED_CACHE)
+        self._served: LRUCache[str, SegmentedContent | FileSegments] = LRUCache(maxsize=SERVED_CACHE)
+        #: large results whose digest was checked since the store opened
+        self._verified: set[str] = set()
         log.info("event=result_store_open root=%s results=%d bytes=%d", root, len(self._sizes), self.total)
 
     def __len__(self) -> int:
@@ -110,8 +136,31 @@ class ResultStore:
         self._served[digest] = served
         return served
 
-    def get(self, digest: str, program: str) -> SegmentedContent | None:
-        """The result's segments, or None when it is not stored."""
+    def run(self, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``call(*args)`` off the reactor."""
+        if self._blocking is None:
+            from twisted.internet.threads import deferToThread
+
+            self._blocking = deferToThread
+        return self._blocking(call, *args)
+
+    def spool(self, digest: str) -> Spool:
+        """A file to write a large result into as it is made or received; once it is finished (off
+        the reactor), :meth:`added` makes it a result of the store."""
+        return Spool(self._results / f"{digest}.bundle", HEADER.size,
+                     lambda length, sha: HEADER.pack(MAGIC, length, sha))
+
+    def added(self, digest: str, spooled: Spooled) -> None:
+        """A spooled result is in place (its digest is the one just computed while writing it)."""
+        self.total += spooled.length - self._sizes.pop(digest, 0)
+        self._sizes[digest] = spooled.length
+        self._served.pop(digest, None)
+        self._verified.add(digest)
+        self._evict(keep=digest)
+
+    def get(self, digest: str, program: str) -> SegmentedContent | FileSegments | None:
+        """The result's segments, or None when it is not stored. A large result is a
+        :class:`FileSegments` (``content`` None; its ``spooled`` file)."""
         served = self._served.get(digest)
         if served is not None:
             self._touch(digest)
@@ -119,6 +168,16 @@ class ResultStore:
         if digest not in self._sizes:
             return None
         path = self._results / f"{digest}.bundle"
+        if self._sizes[digest] > STREAM_THRESHOLD:
+            header = read_header(path)
+            if header is None:
+                self.total -= self._sizes.pop(digest, 0)
+                self._discard(path, "its size does not match its header")
+                return None
+            self._touch(digest)
+            large = FileSegments(self, digest, result_prefix(program, digest), Spooled(path, HEADER.size, *header))
+            self._served[digest] = large
+            return large
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -134,6 +193,23 @@ class ResultStore:
         served = self._segmented(digest, program, content)
         self._served[digest] = served
         return served
+
+    def verified(self, digest: str, spooled: Spooled) -> Deferred[bool]:
+        """Whether a large result's file still has its digest (checked off the reactor, once);
+        a damaged one is removed."""
+        if digest in self._verified:
+            return succeed(True)
+
+        def checked(ok: bool) -> bool:
+            if ok:
+                self._verified.add(digest)
+            elif digest in self._sizes:
+                self.total -= self._sizes.pop(digest, 0)
+                self._served.pop(digest, None)
+                self._discard(spooled.path, "its digest does not match its header")
+            return ok
+
+        return self.run(_file_has_digest, spooled).addCallback(checked)
 
     def _discard(self, path: Path, why: str) -> None:
         log.warning("event=result_damaged path=%s reason=%s action=removed", path, why.replace(" ", "_"))
@@ -165,6 +241,7 @@ class ResultStore:
             size = self._sizes.pop(digest)
             self.total -= size
             self._served.pop(digest, None)
+            self._verified.discard(digest)
             (self._results / f"{digest}.bundle").unlink(missing_ok=True)
             log.info("event=result_evicted digest=%s bytes=%d", digest, size)
 
@@ -196,3 +273,96 @@ def _checked(raw: bytes) -> bytes | None:
     if magic != MAGIC or len(content) != length or hashlib.sha256(content).digest() != digest:
         return None
     return content
+
+
+def _file_has_digest(spooled: Spooled) -> bool:
+    sha = hashlib.sha256()
+    try:
+        with spooled.path.open("rb") as f:
+            f.seek(spooled.offset)
+            left = spooled.length
+            while left:
+                chunk = f.read(min(1 << 20, left))
+                if not chunk:
+                    return False
+                sha.update(chunk)
+                left -= len(chunk)
+    except OSError:
+        return False
+    return sha.digest() == spooled.sha256
+
+
+def _read_block(spooled: Spooled, start: int, size: int) -> bytes:
+    with spooled.path.open("rb") as f:
+        f.seek(spooled.offset + start)
+        return f.read(size)
+
+
+class FileSegments:
+    """A large stored result served from its file: the segment an Interest asks for comes from a
+    block of :data:`BLOCK_SEGMENTS` segments read off the reactor (the next block is read ahead);
+    the file's digest is checked before the first segment is served."""
+
+    content: bytes | None = None
+
+    def __init__(self, store: ResultStore, digest: str, prefix: Name, spooled: Spooled,
+                 segment_size: int = DEFAULT_SEGMENT_SIZE) -> None:
+        self.store = store
+        self.digest = digest
+        self.prefix = prefix
+        self.spooled = spooled
+        self.base = prefix.append(Component.version(version_of(spooled.sha256)))
+        self.segment_size = segment_size
+        self.count = max(1, -(-spooled.length // segment_size))
+        self._final = Component.segment(self.count - 1)
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._reading: dict[int, list[Deferred[bytes]]] = {}
+
+    def answer(self, interest: Interest) -> Deferred[HandlerResult] | None:
+        index = segment_asked(interest, self.prefix, self.base, self.count)
+        if index is None:
+            return None
+        d = self.store.verified(self.digest, self.spooled)
+        return d.addCallback(self._segment, index)
+
+    def _segment(self, ok: bool, index: int) -> Deferred[HandlerResult] | HandlerResult:
+        if not ok:
+            return None  # damaged: removed from the store; the consumer asks again and it is made again
+        block = index // BLOCK_SEGMENTS
+        if block + 1 < -(-self.count // BLOCK_SEGMENTS):
+            self._block(block + 1).addErrback(lambda _: None)  # read ahead (a failure shows when it is asked for)
+        return self._block(block).addCallback(self._data, index, block)
+
+    def _block(self, block: int) -> Deferred[bytes]:
+        """Block ``block`` of the file: held, being read (one read per block), or read now."""
+        held = self._blocks.get(block)
+        if held is not None:
+            self._blocks.move_to_end(block)
+            return succeed(held)
+        waiter: Deferred[bytes] = Deferred()
+        waiters = self._reading.get(block)
+        if waiters is not None:
+            waiters.append(waiter)
+            return waiter
+        self._reading[block] = [waiter]
+
+        def done(result: bytes | Failure) -> None:
+            if isinstance(result, bytes):
+                self._blocks[block] = result
+                while len(self._blocks) > BLOCKS_KEPT:
+                    self._blocks.popitem(last=False)
+            for w in self._reading.pop(block, []):
+                if isinstance(result, bytes):
+                    w.callback(result)
+                else:
+                    w.errback(result)
+
+        size = BLOCK_SEGMENTS * self.segment_size
+        self.store.run(_read_block, self.spooled, block * size, size).addBoth(done)
+        return waiter
+
+    def _data(self, data: bytes, index: int, block: int) -> Uncached:
+        offset = (index - block * BLOCK_SEGMENTS) * self.segment_size
+        return Uncached(make_data(self.base.append(Component.segment(index)), data[offset:offset + self.segment_size],
+                                  freshness_period=self.store.freshness_ms, final_block_id=self._final,
+                                  signer=self.store.signer))

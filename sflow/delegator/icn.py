@@ -56,6 +56,7 @@ from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 from sflow.node.fetch import FetchError, fetch_input
 from sflow.node.liveness import Heartbeat, Liveness, Lost
+from sflow.node.peers import PeerPool
 from sflow.sfc.bundle import decode_bundle
 from sflow.sfc.bundlefile import Spool, Spooled, extract_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
@@ -153,7 +154,7 @@ class IcnDispatch:
         self._finished = False
         #: the attempt under way to obtain each END result (cancelled when its node is lost)
         self._asking: dict[TaskId, Deferred[Obtained]] = {}
-        self._reopening: dict[str, list[Deferred[Endpoint]]] = {}
+        self._pool: PeerPool[Endpoint] = PeerPool(self._open_again, lambda endpoint: not endpoint.face.closed)
         self._liveness: dict[str, Liveness] = {}
         self._probe: Any = None
         self._events_seen: list[TraceEvent] = []
@@ -346,22 +347,10 @@ class IcnDispatch:
         endpoint = self.endpoints.get(node)
         if endpoint is not None and not endpoint.face.closed:
             return succeed(endpoint)
-        waiter: Deferred[Endpoint] = Deferred()
-        waiters = self._reopening.get(node)
-        if waiters is not None:
-            waiters.append(waiter)
-            return waiter
-        self._reopening[node] = [waiter]
+        return self._pool.get(node)
 
-        def done(result: Endpoint | Failure) -> None:
-            for w in self._reopening.pop(node, []):
-                if isinstance(result, Failure):
-                    w.errback(result)
-                else:
-                    w.callback(result)
-
-        Deferred.fromCoroutine(self._connect_again(node)).addBoth(done)
-        return waiter
+    def _open_again(self, node: str) -> Deferred[Endpoint]:
+        return Deferred.fromCoroutine(self._connect_again(node))
 
     async def _connect_again(self, node: str) -> Endpoint:
         if node not in self.recovery.alive:

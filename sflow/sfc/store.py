@@ -40,7 +40,6 @@ from typing import Any
 import msgpack
 from cachetools import LRUCache
 from twisted.internet.defer import Deferred, succeed
-from twisted.python.failure import Failure
 
 from sflow.durable import DurableFile, write_durably
 from sflow.errors import ProtocolError
@@ -48,6 +47,7 @@ from sflow.icn.app import DEFAULT_SEGMENT_SIZE, HandlerResult, SegmentedContent,
 from sflow.icn.name import Component, Name
 from sflow.icn.packet import Interest, make_data
 from sflow.icn.signature import Signer
+from sflow.node.peers import PeerPool
 from sflow.sfc.bundle import bundle_version
 from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, version_of
 from sflow.sfc.names import Installed, installed_from_wire, installed_to_wire, result_prefix
@@ -316,7 +316,7 @@ class FileSegments:
         self.count = max(1, -(-spooled.length // segment_size))
         self._final = Component.segment(self.count - 1)
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
-        self._reading: dict[int, list[Deferred[bytes]]] = {}
+        self._reads: PeerPool[bytes] = PeerPool(self._read, lambda data: True)
 
     def answer(self, interest: Interest) -> Deferred[HandlerResult] | None:
         index = segment_asked(interest, self.prefix, self.base, self.count)
@@ -334,32 +334,26 @@ class FileSegments:
         return self._block(block).addCallback(self._data, index, block)
 
     def _block(self, block: int) -> Deferred[bytes]:
-        """Block ``block`` of the file: held, being read (one read per block), or read now."""
+        """Block ``block`` of the file: held, being read (one read per block, shared by all who
+        ask meanwhile), or read now; at most :data:`BLOCKS_KEPT` are held."""
         held = self._blocks.get(block)
         if held is not None:
             self._blocks.move_to_end(block)
             return succeed(held)
-        waiter: Deferred[bytes] = Deferred()
-        waiters = self._reading.get(block)
-        if waiters is not None:
-            waiters.append(waiter)
-            return waiter
-        self._reading[block] = [waiter]
 
-        def done(result: bytes | Failure) -> None:
-            if isinstance(result, bytes):
-                self._blocks[block] = result
+        def keep(data: bytes) -> bytes:
+            if block not in self._blocks:
+                self._blocks[block] = data
                 while len(self._blocks) > BLOCKS_KEPT:
-                    self._blocks.popitem(last=False)
-            for w in self._reading.pop(block, []):
-                if isinstance(result, bytes):
-                    w.callback(result)
-                else:
-                    w.errback(result)
+                    self._reads.forget(self._blocks.popitem(last=False)[1])
+            return data
 
+        return self._reads.get(str(block)).addCallback(keep)
+
+    def _read(self, block: str) -> Deferred[bytes]:
         size = BLOCK_SEGMENTS * self.segment_size
-        self.store.run(_read_block, self.spooled, block * size, size).addBoth(done)
-        return waiter
+        d: Deferred[bytes] = self.store.run(_read_block, self.spooled, int(block) * size, size)
+        return d
 
     def _data(self, data: bytes, index: int, block: int) -> Uncached:
         offset = (index - block * BLOCK_SEGMENTS) * self.segment_size

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fault_lab import wait_for
 
 from sflow.delegator.local import local_environment
 from sflow.jsonio import environment_to_dict
@@ -21,14 +23,6 @@ from sflow.node.readiness import parse_readiness
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[3]
 VCPUS = 2
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import FAST, KILL, PY, RESTART, STOP, marker_job, reference, run_with_fault
+from fault_lab import FAST, KILL, PY, RESTART, STOP, marker_job, reference, run_with_fault
 from sfc_cluster import IcnNode, node_status, restart, start_node, stop, wait_for, write_env, write_job, write_mapping
 
 from sflow.delegator.local import free_ports

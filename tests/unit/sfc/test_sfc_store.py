@@ -95,3 +95,62 @@ def test_store_files_are_checked_and_written_durably(tmp_path: Path) -> None:
     assert "a" * 64 not in reopened and not path.exists() and reopened.total == 0
     path.write_bytes(b"x" * 1000)  # a file of another format (no header)
     assert len(ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)) == 0
+
+
+def _now(call: Any, *args: Any) -> Any:
+    """A blocking runner for tests: the call, right away."""
+    from twisted.internet.defer import maybeDeferred
+
+    return maybeDeferred(call, *args)
+
+
+def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_first(tmp_path: Path) -> None:
+    from sflow.icn.app import Uncached
+    from sflow.icn.name import Component
+    from sflow.icn.packet import make_interest
+    from sflow.sfc.bundle import bundle_version
+    from sflow.sfc.bundlefile import STREAM_THRESHOLD
+    from sflow.sfc.names import result_prefix
+    from sflow.sfc.store import BLOCK_SEGMENTS, FileSegments
+
+    content = bytes(range(256)) * (STREAM_THRESHOLD // 256 + 1000)
+    digest = "c" * 64
+    store = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
+    spool = store.spool(digest)
+    for i in range(0, len(content), 65536):
+        spool.write(content[i:i + 65536])
+    store.added(digest, spool.finish())
+
+    # reopened: nothing in memory; the file is served, not loaded
+    again = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
+    served = again.get(digest, "p")
+    assert isinstance(served, FileSegments) and served.content is None
+    assert served.base[-1].to_number() == bundle_version(content)
+
+    def segment(index: int) -> bytes:
+        got: list[Any] = []
+        answer = served.answer(make_interest(served.base.append(Component.segment(index))))
+        assert answer is not None
+        answer.addCallback(got.append)
+        (data,) = got
+        assert isinstance(data, Uncached)  # not kept in content stores
+        return bytes(data.data.content)
+
+    size = served.segment_size
+    assert segment(0) == content[:size]
+    assert segment(BLOCK_SEGMENTS + 3) == content[(BLOCK_SEGMENTS + 3) * size:(BLOCK_SEGMENTS + 4) * size]
+    assert segment(served.count - 1) == content[(served.count - 1) * size:]
+    assert len(served._blocks) <= 2  # a bounded read-ahead, never the whole file
+    assert result_prefix("p", digest).is_prefix_of(served.base)
+
+    # a flipped bit: found before anything is served, removed, absent from then on
+    path = tmp_path / "results" / f"{digest}.bundle"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+    third = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
+    damaged = third.get(digest, "p")
+    assert damaged is not None
+    got: list[Any] = []
+    damaged.answer(make_interest(damaged.base.append(Component.segment(0)))).addCallback(got.append)  # type: ignore[union-attr]
+    assert got == [None] and digest not in third and not path.exists()

@@ -25,6 +25,11 @@ schedule order, while all are taken) through the node's :class:`~sflow.node.exec
 runs are answered when it ends, or with ``running`` shortly before their Interest would expire, so
 that the consumer asks again.
 
+In static mode, a function installed again with an input on another node (the delegator placed the
+input's function again, its node being lost) asks the new node at once. Large results are never
+held whole: outputs go into the store from their files and inputs are spooled into it as they
+arrive (:mod:`sflow.sfc.bundlefile`), off the reactor.
+
 In autonomous mode an input whose node goes away (its face closes, or its hellos stop) is placed
 again at once, avoiding that node; two nodes that placed the same function on each other are told
 apart by the producer (``yielded``), so that exactly one runs it without waiting.
@@ -76,6 +81,7 @@ from sflow.sfc.bundle import (
     encode_bundle,
     encode_status,
 )
+from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, extract_bundle, plain_file, write_bundle
 from sflow.sfc.consumer import (
     FunctionFailed,
     Obtained,
@@ -86,7 +92,6 @@ from sflow.sfc.consumer import (
     authenticated_interest,
     cluster_signer,
 )
-from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, extract_bundle, plain_file, write_bundle
 from sflow.sfc.identity import Identity
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll

@@ -3,7 +3,8 @@ a node SIGKILLed, SIGSTOPped (silent, its connections open), killed and restarte
 on a node (a small tmpfs); the delegator killed. Prints, per fault and mode, the runs tried and
 the runs that finished with output byte-identical to the same commands run by the shell (for the
 faults after which a job must fail or be dropped: the runs that did so as they must), and the
-failover time: from a node's death (its SIGKILL) to the start of its function on another node.
+failover time: from a node's death (its SIGKILL; or its SIGSTOP, then found silent) to the start
+of its function on another node.
 
 The nodes run with a short heartbeat (0.5 s x 3); the fault machinery is the tests'
 (tests/integration/fault_lab.py). Figures measured under the machine's load (printed).
@@ -115,7 +116,7 @@ def node_faults(base: Path, secret: Path, mode: str, runs: int, expected: bytes,
                 ok += outcome.identical
                 if not outcome.identical:
                     print(f"  [{mode} {fault}] exit {outcome.code}: {outcome.stderr.strip()[-300:]}", file=sys.stderr)
-                if fault == KILL and outcome.failover is not None:
+                if fault in (KILL, STOP) and outcome.failover is not None:
                     failovers.append(outcome.failover)
                 if fault != RESTART:
                     cluster.restart(outcome.victim)  # three nodes again for the next run
@@ -140,7 +141,7 @@ def ip_only_faults(base: Path, secret: Path, runs: int, rows: list[dict[str, Any
         cluster.stop()
     done = [t for t in took if t is not None]
     rows.append({"fault": "delegator SIGKILLed", "mode": "ip", "tried": runs, "identical": None,
-                 "as_expected": len(done), "detail": f"nodes dropped the job in at most {max(done, default=0):.1f} s"})
+                 "as_expected": len(done), "detail": f"nodes dropped the job in at most {max(done, default=0):.2f} s"})
     if os.geteuid() != 0:
         return
     clean = 0
@@ -183,11 +184,11 @@ def main() -> None:
             print(f"{r['fault']:26} {r['mode']:5} {r['tried']:>5}  {r['identical']}")
         else:
             print(f"{r['fault']:26} {r['mode']:5} {r['tried']:>5}  - (as it must: {r['as_expected']}; {r['detail']})")
-    print("failover, node SIGKILLed -> its function started on another node (median, max; s):")
+    print("failover: from the fault to the node's function started on another node (median, max; s):")
     for r in rows:
         if r.get("failover"):
             f = r["failover"]
-            print(f"  {r['mode']:5} {statistics.median(f):.2f}, {max(f):.2f}  ({len(f)} runs)")
+            print(f"  {r['fault']:26} {r['mode']:5} {statistics.median(f):.2f}, {max(f):.2f}  ({len(f)} runs)")
     print(f"load {load()['loadavg_1m']:.2f} (figures measured under that load; heartbeat 0.5 s x 3)")
     emit(args, "faults", {"rows": rows})
 

@@ -43,7 +43,8 @@ from sflow.config import Config
 from sflow.delegator.icn_recovery import Ask, IcnAction, IcnRecovery, Install
 from sflow.delegator.plan import JobPlan, ResultFile, TaskPlacement
 from sflow.delegator.recovery import Fail, Placer, Replanned
-from sflow.delegator.trace import TaskRun, Trace, TraceEvent
+from sflow.delegator.trace import FAILED, OK, TaskRun, Trace, TraceEvent, attach_trace, failure_of
+from sflow.delegator.trace import Failure as TraceFailure
 from sflow.durable import DurableFile, write_durably
 from sflow.errors import ExecutionError, IcnError, InputError, JobFailed, ProtocolError, SflowError
 from sflow.icn.app import Endpoint
@@ -177,16 +178,28 @@ class IcnDispatch:
             obtained: list[Obtained] = await gatherResults(
                 [Deferred.fromCoroutine(self._obtain(tid, deadline)) for tid in ends], consumeErrors=True
             ).addErrback(_first_error)
+        except SflowError as exc:
+            # A failed run's trace too: what ran where, what failed and why.
+            self._stop_watching()
+            runs = self._task_runs(t0, {}, await self._events())
+            raise attach_trace(exc, self._trace(t0, self.clock.seconds(), runs, (), FAILED, str(exc),
+                                                failure_of(exc))) from None
         finally:
-            self._finished = True
-            if self._probe is not None and self._probe.active():
-                self._probe.cancel()
+            self._stop_watching()
         finished = self.clock.seconds()
         written = await self._write_results(dict(zip(ends, obtained)))
-        events = await self._events()
-        runs = self._task_runs(t0, dict(zip(ends, obtained)), events)
+        runs = self._task_runs(t0, dict(zip(ends, obtained)), await self._events())
         for run in runs:
             self.progress("done", run.task)
+        return self._trace(t0, finished, runs, written)
+
+    def _stop_watching(self) -> None:
+        self._finished = True
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
+
+    def _trace(self, t0: float, finished: float, runs: Sequence[TaskRun], written: Sequence[str], status: str = OK,
+               error: str = "", failure: TraceFailure | None = None) -> Trace:
         schedule = self.options.schedule
         return Trace(
             job_id=self.job.id,
@@ -198,6 +211,9 @@ class IcnDispatch:
             tasks=tuple(runs),
             transfers=(),
             results=tuple(written),
+            status=status,
+            error=error,
+            failure=failure,
             events=tuple(self._events_seen),
         )
 
@@ -513,6 +529,7 @@ class IcnDispatch:
         """Per function: executed (where, on which vCPU, when), a cache hit (where and when it was
         found), or not needed; with the schedule's prediction when there is one (icn mode)."""
         executed: dict[int, tuple[str, dict[str, Any]]] = {}
+        failed: dict[int, tuple[str, dict[str, Any]]] = {}
         cached: dict[int, tuple[str, str, float]] = {}
         for node, items in events.items():
             for event in items:
@@ -521,6 +538,8 @@ class IcnDispatch:
                 at = float(event.get("time", t0))
                 if kind == "executed":
                     executed[task] = (node, event)
+                elif kind == "failed":
+                    failed[task] = (node, event)
                 elif kind == "stored":
                     cached[task] = (node, f"{CACHE_HIT} (result store)", at)
                 elif kind == "cache" and task not in cached:
@@ -544,6 +563,12 @@ class IcnDispatch:
             elif int(tid) in cached:
                 node, how, at = cached[int(tid)]
                 runs.append(TaskRun(int(tid), self.node_labels.get(node, node), "-", at - t0, at - t0, how, *predicted))
+            elif int(tid) in failed:
+                node, event = failed[int(tid)]
+                name = self.node_labels.get(node, node)
+                runs.append(TaskRun(int(tid), name, self._vcpu_name(name, event.get("vcpu")),
+                                    float(event["start"]) - t0, float(event["finish"]) - t0,
+                                    f"failed: {event.get('reason') or '?'}", *predicted))
             else:
                 runs.append(TaskRun(int(tid), "-", "-", 0.0, 0.0, NOT_NEEDED, *predicted))
         return runs

@@ -171,8 +171,7 @@ class ResultStore:
         if self._sizes[digest] > STREAM_THRESHOLD:
             header = read_header(path)
             if header is None:
-                self.total -= self._sizes.pop(digest, 0)
-                self._discard(path, "its size does not match its header")
+                self._drop(digest, "its size does not match its header")
                 return None
             self._touch(digest)
             large = FileSegments(self, digest, result_prefix(program, digest), Spooled(path, HEADER.size, *header))
@@ -186,8 +185,7 @@ class ResultStore:
             return None
         content = _checked(raw)
         if content is None:
-            self.total -= self._sizes.pop(digest, 0)
-            self._discard(path, "its length or digest does not match its header")
+            self._drop(digest, "its length or digest does not match its header")
             return None
         self._touch(digest)
         served = self._segmented(digest, program, content)
@@ -204,12 +202,16 @@ class ResultStore:
             if ok:
                 self._verified.add(digest)
             elif digest in self._sizes:
-                self.total -= self._sizes.pop(digest, 0)
-                self._served.pop(digest, None)
-                self._discard(spooled.path, "its digest does not match its header")
+                self._drop(digest, "its digest does not match its header")
             return ok
 
         return self.run(_file_has_digest, spooled).addCallback(checked)
+
+    def _drop(self, digest: str, why: str) -> None:
+        """Forget a damaged result and remove its file."""
+        self.total -= self._sizes.pop(digest, 0)
+        self._served.pop(digest, None)
+        self._discard(self._results / f"{digest}.bundle", why)
 
     def _discard(self, path: Path, why: str) -> None:
         log.warning("event=result_damaged path=%s reason=%s action=removed", path, why.replace(" ", "_"))

@@ -10,10 +10,20 @@ was executed (and where) or answered from a cache.
 
 The deadline (``delegator.job_timeout``; 0 = none) bounds the whole job; a failed function fails
 the job with its reason.
+
+**Lost nodes.** The delegator watches every node it uses: its forwarder's connection (closed, and
+no new one accepted) and, every ``node.heartbeat_interval``, a status Interest (no answer for
+``heartbeat_misses`` intervals). A lost node's functions are placed again on the live nodes
+(:class:`~sflow.delegator.icn_recovery.IcnRecovery`: static mode with the job's algorithm, and
+installed there; auto mode its END functions on the least loaded live node, the nodes placing
+the rest themselves) and their results asked for there. The loss and the new placements are
+shown as a notice and kept in ``trace.json`` (``events``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -25,22 +35,31 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.python.failure import Failure
 
 from sflow.config import Config
-from sflow.delegator.plan import JobPlan, ResultFile
-from sflow.delegator.trace import TaskRun, Trace
-from sflow.errors import ExecutionError, InputError, JobFailed, ProtocolError, SflowError
+from sflow.delegator.icn_recovery import Ask, IcnAction, IcnRecovery, Install
+from sflow.delegator.plan import JobPlan, ResultFile, TaskPlacement
+from sflow.delegator.recovery import Fail, Placer, Replanned
+from sflow.delegator.trace import FAILED, OK, TaskRun, Trace, TraceEvent, attach_trace, failure_of
+from sflow.delegator.trace import Failure as TraceFailure
+from sflow.durable import DurableFile, write_durably
+from sflow.errors import ExecutionError, IcnError, InputError, JobFailed, ProtocolError, SflowError
 from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
 from sflow.icn.packet import make_interest
 from sflow.icn.signature import HmacSha256Signer
 from sflow.model.paths import job_relative
+from sflow.model.infra import VcpuId
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 from sflow.node.fetch import FetchError, fetch_input
+from sflow.node.liveness import Heartbeat, Liveness, Lost
+from sflow.node.peers import PeerPool
 from sflow.sfc.bundle import decode_bundle
+from sflow.sfc.bundlefile import Spool, Spooled, extract_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
 from sflow.sfc.hello import reachable_address
 from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
@@ -49,6 +68,8 @@ from sflow.sfc.service import MAX_INSTALL_PARAMS
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int], None]
+#: hears of lost nodes and what was placed again (a line for the user)
+NoticeCallback = Callable[[str], None]
 #: static mode over a multi-hop topology: the next node (ICN address) from one node toward another
 NextHop = Callable[[str, str], str]
 #: open an endpoint on the forwarder of the node at this ICN address
@@ -67,6 +88,9 @@ class IcnOptions:
     mode: str = "icn"
     job_timeout: float = 0.0
     lifetime_ms: int = 4000
+    #: how often the delegator asks each node for a sign of life, and how many silent intervals
+    #: lose it (None: only a closed connection that cannot be opened again loses a node)
+    heartbeat: Heartbeat | None = None
 
 
 class IcnDispatch:
@@ -78,6 +102,10 @@ class IcnDispatch:
     address to the name shown in the trace (the node daemon's address); ``vcpu_names`` maps that
     name to its vCPU ids, in order: a function a node ran on its vCPU slot k is shown on the k-th
     (``vCPU k`` when the node has more slots than the environment names).
+
+    ``placer`` places functions again when a node is lost (on ICN addresses; static mode: the
+    job's scheduler, auto mode: END functions on a live node); without one a lost node fails the
+    job.
     """
 
     def __init__(
@@ -97,12 +125,14 @@ class IcnDispatch:
         node_labels: Mapping[str, str] | None = None,
         vcpu_names: Mapping[str, Sequence[str]] | None = None,
         next_hop: NextHop | None = None,
+        placer: Placer | None = None,
+        notice: NoticeCallback | None = None,
     ) -> None:
         self.clock = clock
         self.secret = secret
         self.job = job
         self.specs = specs
-        self.placements = placements
+        self.placements: dict[TaskId, str] = dict(placements)
         self.nodes = tuple(dict.fromkeys(nodes))
         self.connect = connect
         self.options = options
@@ -111,35 +141,65 @@ class IcnDispatch:
         self.vcpu_names = vcpu_names or {}
         self.next_hop = next_hop
         self.progress = progress or (lambda event, task: None)
+        self.notice = notice or (lambda line: None)
+        self.placer = placer
         self.run_id = run_id or secrets.token_hex(4)
         self.endpoints: dict[str, Endpoint] = {}
         #: when each END result arrived (clock time)
         self._obtained_at: dict[TaskId, float] = {}
         self._signer = HmacSha256Signer(KEY_NAME, secret, interest_nonce_size=8)
+        static = options.mode == "icn"
+        self.recovery = IcnRecovery(job, self.placements if static else {t: self.placements[t] for t in job.end_tasks},
+                                    self.nodes, placer or _cannot_place, static)
+        self._t0 = 0.0
+        self._finished = False
+        #: the attempt under way to obtain each END result (cancelled when its node is lost)
+        self._asking: dict[TaskId, Deferred[Obtained]] = {}
+        self._pool: PeerPool[Endpoint] = PeerPool(self._open_again, lambda endpoint: not endpoint.face.closed)
+        self._liveness: dict[str, Liveness] = {}
+        self._probe: Any = None
+        self._events_seen: list[TraceEvent] = []
+        self._error: SflowError | None = None
 
     def run(self) -> Deferred[Trace]:
         return Deferred.fromCoroutine(self._run())
 
     async def _run(self) -> Trace:
-        t0 = self.clock.seconds()
+        t0 = self._t0 = self.clock.seconds()
         timeout = self.options.job_timeout
         deadline = t0 + timeout if timeout > 0 else math.inf
         for node in self.nodes:
             self.endpoints[node] = await self._connect(node)
+            self._watch(node, self.endpoints[node])
         await self._install_all()
+        self._start_probes()
         ends = self.job.end_tasks
-        obtained: list[Obtained] = await gatherResults(
-            [Deferred.fromCoroutine(self._obtain(tid, deadline)) for tid in ends], consumeErrors=True
-        ).addErrback(_first_error)
+        try:
+            obtained: list[Obtained] = await gatherResults(
+                [Deferred.fromCoroutine(self._obtain(tid, deadline)) for tid in ends], consumeErrors=True
+            ).addErrback(_first_error)
+        except SflowError as exc:
+            # A failed run's trace too: what ran where, what failed and why.
+            self._stop_watching()
+            runs = self._task_runs(t0, {}, await self._events())
+            raise attach_trace(exc, self._trace(t0, self.clock.seconds(), runs, (), FAILED, str(exc),
+                                                failure_of(exc))) from None
+        finally:
+            self._stop_watching()
         finished = self.clock.seconds()
-        outputs: dict[TaskId, dict[str, bytes]] = {}
-        for tid, got in zip(ends, obtained):
-            outputs[tid] = decode_bundle(got.content)
-        written = self._write_results(outputs)
-        events = await self._events()
-        runs = self._task_runs(t0, dict(zip(ends, obtained)), events)
+        written = await self._write_results(dict(zip(ends, obtained)))
+        runs = self._task_runs(t0, dict(zip(ends, obtained)), await self._events())
         for run in runs:
             self.progress("done", run.task)
+        return self._trace(t0, finished, runs, written)
+
+    def _stop_watching(self) -> None:
+        self._finished = True
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
+
+    def _trace(self, t0: float, finished: float, runs: Sequence[TaskRun], written: Sequence[str], status: str = OK,
+               error: str = "", failure: TraceFailure | None = None) -> Trace:
         schedule = self.options.schedule
         return Trace(
             job_id=self.job.id,
@@ -151,6 +211,10 @@ class IcnDispatch:
             tasks=tuple(runs),
             transfers=(),
             results=tuple(written),
+            status=status,
+            error=error,
+            failure=failure,
+            events=tuple(self._events_seen),
         )
 
     async def _connect(self, node: str) -> Endpoint:
@@ -163,11 +227,16 @@ class IcnDispatch:
 
     # Installing ---------------------------------------------------------------------------------
 
-    def _installs(self) -> dict[str, list[Installed]]:
+    def _installs(self, tasks: Sequence[TaskId] | None = None) -> dict[str, list[Installed]]:
+        """What each node is told of ``tasks``: in static mode each function on its node, with the
+        nodes of its inputs; in auto mode every function on every node. (Default: every function.)"""
         out: dict[str, list[Installed]] = {n: [] for n in self.nodes}
         static = self.options.mode == "icn"
         schedule = self.options.schedule
+        chosen = set(self.job.order if tasks is None else tasks)
         for position, tid in enumerate(self.job.order):
+            if tid not in chosen:
+                continue
             spec = self.specs[tid]
             task = self.job.task(tid)
             # "" = this node (or, in auto mode, the node decides)
@@ -238,30 +307,169 @@ class IcnDispatch:
     # Results ------------------------------------------------------------------------------------
 
     async def _obtain(self, tid: TaskId, deadline: float) -> Obtained:
-        node = self.placements[tid]
+        """The END function's result, from the node it is placed on — again from its new node when
+        that one is lost and it is placed again."""
         spec = self.specs[tid]
         self.progress("started", tid)
+        while True:
+            node = self.placements[tid]
+            client = ResultClient(
+                self.endpoints.get(node) or await self._reopen(node), self.clock, self.secret,
+                lifetime_ms=self.options.lifetime_ms, reconnect=functools.partial(self._reopen, node),
+                spooler=_OutdirSpooler(self.options.outdir),
+            )
+            attempt = Deferred.fromCoroutine(client.obtain(spec.prefix, deadline))
+            self._asking[tid] = attempt
+            try:
+                got = await attempt
+                self._obtained_at[tid] = self.clock.seconds()
+                return got
+            except CancelledError:
+                if self._error is not None:
+                    raise self._error from None
+                if self.placements[tid] == node:
+                    raise ExecutionError(f"job {self.job.id}: END function {tid}: asking node {node} was "
+                                         f"cancelled") from None
+                log.info("event=end_moved task=%d from=%s to=%s", tid, node, self.placements[tid])
+            except FunctionFailed as exc:
+                raise self._job_failed(tid, node, exc) from None
+            except ExecutionError as exc:
+                raise ExecutionError(f"job {self.job.id}: END function {tid} on node {node}: {exc}") from None
+            finally:
+                if self._asking.get(tid) is attempt:
+                    del self._asking[tid]
 
-        def reconnect() -> Deferred[Endpoint]:
-            d = self.connect(node)
+    # Lost nodes ---------------------------------------------------------------------------------
 
-            def keep(endpoint: Endpoint) -> Endpoint:
-                self.endpoints[node] = endpoint
-                return endpoint
+    def _watch(self, node: str, endpoint: Endpoint) -> None:
+        endpoint.closed.addCallback(lambda _: self._face_closed(node, endpoint))
 
-            return d.addCallback(keep)
+    def _face_closed(self, node: str, endpoint: Endpoint) -> None:
+        """A node's forwarder closed the connection: open another (it may have restarted); when it
+        accepts none, the node is lost."""
+        if self._finished or node not in self.recovery.alive or self.endpoints.get(node) is not endpoint:
+            return
+        log.info("event=icn_face_closed node=%s", node)
+        self.endpoints.pop(node, None)
 
-        client = ResultClient(
-            self.endpoints[node], self.clock, self.secret, lifetime_ms=self.options.lifetime_ms, reconnect=reconnect
-        )
+        def failed(failure: Any) -> None:
+            self._lose(node, f"its forwarder closed the connection: {failure.getErrorMessage()}")
+
+        self._reopen(node).addErrback(failed)
+
+    def _reopen(self, node: str) -> Deferred[Endpoint]:
+        """The open endpoint toward ``node``, connecting again when it closed (one connection at a
+        time); fails with an IcnError (which a ResultClient retries) when it cannot."""
+        endpoint = self.endpoints.get(node)
+        if endpoint is not None and not endpoint.face.closed:
+            return succeed(endpoint)
+        return self._pool.get(node)
+
+    def _open_again(self, node: str) -> Deferred[Endpoint]:
+        return Deferred.fromCoroutine(self._connect_again(node))
+
+    async def _connect_again(self, node: str) -> Endpoint:
+        if node not in self.recovery.alive:
+            raise IcnError(f"node {node} was lost")
         try:
-            got = await client.obtain(spec.prefix, deadline)
-            self._obtained_at[tid] = self.clock.seconds()
-            return got
-        except FunctionFailed as exc:
-            raise self._job_failed(tid, node, exc) from None
-        except ExecutionError as exc:
-            raise ExecutionError(f"job {self.job.id}: END function {tid} on node {node}: {exc}") from None
+            endpoint = await self.connect(node)
+        except Exception as exc:  # connection errors of every kind
+            raise IcnError(f"cannot reach the forwarder of node {node}: {exc}") from None
+        if node not in self.recovery.alive:
+            endpoint.close()
+            raise IcnError(f"node {node} was lost")
+        self.endpoints[node] = endpoint
+        self._watch(node, endpoint)
+        log.info("event=icn_reconnected node=%s", node)
+        return endpoint
+
+    def _start_probes(self) -> None:
+        beat = self.options.heartbeat
+        if beat is None or not beat.enabled:
+            return
+        now = self.clock.seconds()
+        self._liveness = {n: Liveness(beat, now, beat.interval) for n in self.nodes}
+        self._probe = self.clock.callLater(beat.interval, self._tick)
+
+    def _tick(self) -> None:
+        """Every heartbeat interval: a node silent past the limit is lost; the others are asked."""
+        if self._finished or self.options.heartbeat is None:
+            return
+        now = self.clock.seconds()
+        for node, liveness in list(self._liveness.items()):
+            if node not in self.recovery.alive:
+                continue
+            for action in liveness.tick(now):
+                if isinstance(action, Lost):
+                    self._lose(node, f"no answer for {action.silence:.1f} s (limit {action.limit:g} s)")
+                else:
+                    self._ask_status(node, liveness)
+        self._probe = self.clock.callLater(self.options.heartbeat.interval, self._tick)
+
+    def _ask_status(self, node: str, liveness: Liveness) -> None:
+        endpoint = self.endpoints.get(node)
+        if endpoint is None or endpoint.face.closed:
+            return
+        beat = self.options.heartbeat
+        lifetime = int(1000 * beat.interval * beat.misses) if beat is not None else self.options.lifetime_ms
+        d = endpoint.express(CTL_PREFIX.append("status"), must_be_fresh=True, lifetime=max(100, lifetime))
+        d.addCallbacks(lambda _: liveness.heard(self.clock.seconds()), lambda _: None)
+
+    def _lose(self, node: str, reason: str) -> None:
+        if self._finished or node not in self.recovery.alive:
+            return
+        log.warning("event=icn_node_lost job=%s node=%s reason=%s", self.job.id, node, reason)
+        actions = self.recovery.node_lost(node, reason, self.clock.seconds())
+        endpoint = self.endpoints.pop(node, None)
+        if endpoint is not None:
+            endpoint.close()
+        self._perform(actions)
+
+    def _perform(self, actions: list[IcnAction]) -> None:
+        for action in actions:
+            if isinstance(action, Fail):
+                self._error = action.error
+                for attempt in list(self._asking.values()):
+                    attempt.cancel()
+                return
+            if isinstance(action, Replanned):
+                self._replanned(action)
+            elif isinstance(action, Install):
+                self.placements.update(self.recovery.placements)
+                items = self._installs(action.tasks).get(action.node, [])
+                for batch in _batches([installed_to_wire(i) for i in items]):
+                    Deferred.fromCoroutine(self._install_on(action.node, batch)).addErrback(
+                        self._reinstall_failed, action.node)
+            elif isinstance(action, Ask):
+                self.placements[action.task] = action.node
+                asking = self._asking.get(action.task)
+                if asking is not None:
+                    asking.cancel()
+        if self.next_hop is not None:
+            for node, routes in self._transit().items():
+                if node in self.recovery.alive:
+                    for batch in _batches(routes):
+                        Deferred.fromCoroutine(self._install_on(node, batch, "route")).addErrback(
+                            self._reinstall_failed, node)
+
+    async def _install_on(self, node: str, batch: bytes, verb: str = "install") -> None:
+        await self._reopen(node)
+        await self._install(node, batch, verb)
+
+    def _reinstall_failed(self, failure: Any, node: str) -> None:
+        # The node itself may be going: the probes or its closed connection tell.
+        log.warning("event=reinstall_failed node=%s error=%s", node, failure.getErrorMessage())
+
+    def _replanned(self, action: Replanned) -> None:
+        label = self.node_labels.get(action.node, action.node)
+        where = {str(t): [self.node_labels.get(p.node, p.node), str(p.vcpu)] for t, p in action.placements.items()}
+        self._events_seen.append(TraceEvent(action.time - self._t0, "node_lost", label, action.reason,
+                                            tuple(int(t) for t in action.placements), where))
+        for task in action.placements:
+            self.progress("again", int(task))
+        moves = ", ".join(f"{t} → {where[str(t)][0]}" for t in action.placements)
+        how = self.options.algorithm if self.options.mode == "icn" else "the least loaded node"
+        self.notice(f"node {label} lost ({action.reason}); placed again with {how}: {moves}")
 
     def _job_failed(self, tid: TaskId, node: str, exc: FunctionFailed) -> JobFailed:
         """The function where the failure began (which the nodes pass down to the END function's
@@ -272,19 +480,29 @@ class IcnDispatch:
         return JobFailed(origin.task, self.node_labels.get(origin.node, origin.node), origin.reason,
                          origin.exit_status, origin.stderr_tail)
 
-    def _write_results(self, outputs: Mapping[TaskId, Mapping[str, bytes]]) -> list[str]:
+    async def _write_results(self, obtained: Mapping[TaskId, Obtained]) -> list[str]:
+        """Each result file written durably: from the bundle in memory, or (a large result) copied
+        from the file it was spooled to, off the reactor."""
         written = []
-        for result in self.results:
-            files = outputs.get(result.task)
-            if files is None:
-                continue
-            content = files.get(job_relative(result.path))
-            if content is None:
-                raise ExecutionError(f"the result of function {result.task} lacks {result.path}")
-            target = self.options.outdir / job_relative(result.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-            written.append(result.name)
+        for tid, got in obtained.items():
+            results = [r for r in self.results if r.task == tid]
+            if got.spooled is not None:
+                spooled = got.spooled
+                try:
+                    wanted = {job_relative(r.path): self.options.outdir / job_relative(r.name) for r in results}
+                    found = await _off_reactor(_extract_results, spooled, wanted)
+                finally:
+                    spooled.path.unlink(missing_ok=True)
+            else:
+                files = decode_bundle(got.content)
+                found = set(files)
+                for r in results:
+                    if job_relative(r.path) in files:
+                        write_durably(self.options.outdir / job_relative(r.name), files[job_relative(r.path)])
+            for r in results:
+                if job_relative(r.path) not in found:
+                    raise ExecutionError(f"the result of function {r.task} lacks {r.path}")
+                written.append(r.name)
         return written
 
     async def _events(self) -> dict[str, list[dict[str, Any]]]:
@@ -311,6 +529,7 @@ class IcnDispatch:
         """Per function: executed (where, on which vCPU, when), a cache hit (where and when it was
         found), or not needed; with the schedule's prediction when there is one (icn mode)."""
         executed: dict[int, tuple[str, dict[str, Any]]] = {}
+        failed: dict[int, tuple[str, dict[str, Any]]] = {}
         cached: dict[int, tuple[str, str, float]] = {}
         for node, items in events.items():
             for event in items:
@@ -319,6 +538,8 @@ class IcnDispatch:
                 at = float(event.get("time", t0))
                 if kind == "executed":
                     executed[task] = (node, event)
+                elif kind == "failed":
+                    failed[task] = (node, event)
                 elif kind == "stored":
                     cached[task] = (node, f"{CACHE_HIT} (result store)", at)
                 elif kind == "cache" and task not in cached:
@@ -342,6 +563,12 @@ class IcnDispatch:
             elif int(tid) in cached:
                 node, how, at = cached[int(tid)]
                 runs.append(TaskRun(int(tid), self.node_labels.get(node, node), "-", at - t0, at - t0, how, *predicted))
+            elif int(tid) in failed:
+                node, event = failed[int(tid)]
+                name = self.node_labels.get(node, node)
+                runs.append(TaskRun(int(tid), name, self._vcpu_name(name, event.get("vcpu")),
+                                    float(event["start"]) - t0, float(event["finish"]) - t0,
+                                    f"failed: {event.get('reason') or '?'}", *predicted))
             else:
                 runs.append(TaskRun(int(tid), "-", "-", 0.0, 0.0, NOT_NEEDED, *predicted))
         return runs
@@ -369,6 +596,46 @@ def _batches(entries: Sequence[Any]) -> list[bytes]:
     if current:
         out.append(msgpack.packb(current, use_bin_type=True))
     return out
+
+
+class _OutdirSpooler:
+    """Large END results are spooled to a hidden file in the output directory, then their files
+    are copied out of it (and it is removed)."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.outdir = outdir
+
+    def open(self, prefix: Name) -> Spool | Spooled:
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        return Spool(self.outdir / f".sflow-result-{secrets.token_hex(6)}.bundle")
+
+    def finish(self, prefix: Name, spool: Spool) -> Deferred[Spooled]:
+        return _off_reactor(spool.finish)
+
+
+def _off_reactor(call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+    from twisted.internet.threads import deferToThread
+
+    return deferToThread(call, *args)
+
+
+def _extract_results(spooled: Spooled, wanted: Mapping[str, Path]) -> set[str]:
+    """The wanted files of a spooled bundle, each written durably (blocking); the paths found."""
+
+    def target(path: str) -> DurableFile | None:
+        dest = wanted.get(path)
+        if dest is None:
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return DurableFile(dest)
+
+    with spooled.path.open("rb") as f:
+        f.seek(spooled.offset)
+        return set(extract_bundle(f, spooled.length, target)) & set(wanted)
+
+
+def _cannot_place(job: Job, alive: frozenset[str]) -> Mapping[TaskId, TaskPlacement]:
+    raise ExecutionError("no scheduler was given to place its functions again")
 
 
 def _first_error(failure: Any) -> Any:
@@ -423,7 +690,8 @@ def choose_end_node(statuses: Mapping[str, Mapping[str, Any]], preferred: str) -
 async def _icn_dispatch(
     reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
     config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None,
-    vcpu_names: Mapping[str, Sequence[str]], next_host: NextHop | None,
+    vcpu_names: Mapping[str, Sequence[str]], next_host: NextHop | None, placer: Placer | None,
+    notice: NoticeCallback | None,
 ) -> Trace:
     from sflow.icn.app import connect as connect_endpoint
     from sflow.node.status import query_status
@@ -465,7 +733,7 @@ async def _icn_dispatch(
 
     options = IcnOptions(outdir, algorithm if mode == "icn" else "autonomous", schedule if mode == "icn" else None,
                          mode=mode, job_timeout=config.delegator.job_timeout,
-                         lifetime_ms=config.icn.interest_lifetime_ms)
+                         lifetime_ms=config.icn.interest_lifetime_ms, heartbeat=Heartbeat.from_settings(config.node))
     next_hop = None
     if next_host is not None:
         by_host = {icn.rpartition(":")[0]: icn for icn in icn_of.values()}
@@ -476,6 +744,7 @@ async def _icn_dispatch(
     dispatch = IcnDispatch(
         reactor, secret, job, specs, placements, list(icn_of.values()), connect, options, plan.results,
         progress=progress, run_id=plan.run_id, node_labels=labels, vcpu_names=vcpu_names, next_hop=next_hop,
+        placer=_icn_placer(placer, icn_of) if mode == "icn" else _end_placer(statuses, icn_of), notice=notice,
     )
     try:
         return await dispatch.run()
@@ -484,18 +753,48 @@ async def _icn_dispatch(
             endpoint.close()
 
 
+def _icn_placer(placer: Placer | None, icn_of: Mapping[str, str]) -> Placer | None:
+    """Static mode: the job's scheduler (on node daemon addresses) on ICN addresses."""
+    if placer is None:
+        return None
+    node_of = {icn: node for node, icn in icn_of.items()}
+
+    def place(job: Job, alive: frozenset[str]) -> Mapping[TaskId, TaskPlacement]:
+        placed = placer(job, frozenset(node_of[a] for a in alive if a in node_of))
+        return {t: dataclasses.replace(p, node=icn_of.get(p.node, p.node)) for t, p in placed.items()}
+
+    return place
+
+
+def _end_placer(statuses: Mapping[str, Mapping[str, Any]], icn_of: Mapping[str, str]) -> Placer:
+    """Auto mode: END functions on the least loaded live node (as at the start of the job)."""
+    node_of = {icn: node for node, icn in icn_of.items()}
+
+    def place(job: Job, alive: frozenset[str]) -> Mapping[TaskId, TaskPlacement]:
+        live = {node_of[a]: statuses[node_of[a]] for a in sorted(alive) if node_of.get(a) in statuses}
+        if not live:
+            raise ExecutionError("no node is left")
+        node = icn_of[choose_end_node(live, next(iter(live)))]
+        return {t: TaskPlacement(node, VcpuId("-"), 0) for t in job.end_tasks}
+
+    return place
+
+
 def icn_dispatch(
     reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
     config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None = None,
     vcpu_names: Mapping[str, Sequence[str]] | None = None, next_host: NextHop | None = None,
+    placer: Placer | None = None, notice: NoticeCallback | None = None,
 ) -> Deferred[Trace]:
     """Run ``job`` in ``mode`` (icn or auto) on ``nodes`` (node daemon addresses; their forwarders
     are learnt from their status). In icn mode the plan's placements are used; in auto mode only
     its result names and the scheduler's END placements (as tie-breakers). ``vcpu_names`` are each
     node daemon's vCPU ids (from the environment), to name the vCPU slots the nodes report.
     ``next_host`` (icn mode on a multi-hop topology, nodes told apart by host): the next host
-    from one host toward another; results then travel hop by hop through the forwarders between."""
+    from one host toward another; results then travel hop by hop through the forwarders between.
+    ``placer`` (icn mode): the job's scheduler, to place a lost node's functions again (on node
+    daemon addresses); ``notice`` hears of lost nodes."""
     return Deferred.fromCoroutine(
         _icn_dispatch(reactor, secret, job, plan, schedule, algorithm, config, outdir, mode, nodes, progress,
-                      vcpu_names or {}, next_host)
+                      vcpu_names or {}, next_host, placer, notice)
     )

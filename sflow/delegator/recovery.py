@@ -223,18 +223,9 @@ class JobProgress:
             del self.done[task]
         if not todo:
             return []
-        if not self.alive:
-            return self._fail(ExecutionError(
-                f"node {node} was lost ({reason}) and no node is left to run functions "
-                f"{', '.join(map(str, sorted(todo)))}"))
-        try:
-            moved = dict(self.placer(_sub_job(self.job, todo), frozenset(self.alive)))
-        except SflowError as exc:
-            return self._fail(ExecutionError(f"node {node} was lost ({reason}); re-planning functions "
-                                             f"{', '.join(map(str, sorted(todo)))} failed: {exc}"))
-        if set(moved) != todo or any(p.node not in self.alive for p in moved.values()):
-            return self._fail(ExecutionError(f"node {node} was lost ({reason}); the re-plan did not place "
-                                             f"every function on a live node"))
+        moved = place_again(self.job, todo, frozenset(self.alive), self.placer, node, reason)
+        if isinstance(moved, SflowError):
+            return self._fail(moved)
         self.placements.update(moved)
         try:
             plan = build_plan(self.job, self.placements, self.order, self.run_id)
@@ -302,7 +293,26 @@ def _value_inputs(job: Job, task: TaskId) -> list[tuple[TaskId, str]]:
     return [(p, v.val) for p in job.preds[task] if (v := job.task(p).out_value) is not None and task in v.dest]
 
 
-def _sub_job(job: Job, tasks: set[TaskId]) -> Job:
+def place_again(job: Job, todo: set[TaskId], alive: frozenset[str], placer: Placer, node: str,
+                reason: str) -> dict[TaskId, TaskPlacement] | SflowError:
+    """Where the functions ``todo`` run now that ``node`` is lost: the job's scheduler (``placer``)
+    on the ``alive`` nodes, given them as a job of their own; or the error that fails the job (no
+    node left, the scheduler failed, or it did not place every function on a live node). Shared
+    by the IP and ICN recoveries."""
+    names = ", ".join(map(str, sorted(todo)))
+    if not alive:
+        return ExecutionError(f"node {node} was lost ({reason}) and no node is left to run functions {names}")
+    try:
+        moved = dict(placer(sub_job(job, todo), alive))
+    except SflowError as exc:
+        return ExecutionError(f"node {node} was lost ({reason}); re-planning functions {names} failed: {exc}")
+    if set(moved) != todo or any(p.node not in alive for p in moved.values()):
+        return ExecutionError(f"node {node} was lost ({reason}); the re-plan did not place every function on a "
+                              f"live node")
+    return moved
+
+
+def sub_job(job: Job, tasks: set[TaskId]) -> Job:
     """The functions to re-plan as a job of their own (for the scheduler): their edges among
     themselves; inputs from outside are already available (produced before the loss)."""
     out = []

@@ -141,7 +141,7 @@ def dispatch(reactor: Any, secret: bytes, prepared: Prepared, job: Job, env: Env
 
         return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config,
                             options.outdir, options.mode, nodes or sorted(prepared.plan.nodes), report,
-                            node_vcpus(env, config), options.next_host)
+                            node_vcpus(env, config), options.next_host, prepared.placer, notice)
     ip_options = DispatchOptions(
         outdir=options.outdir,
         algorithm=prepared.algorithm,

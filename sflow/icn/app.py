@@ -59,7 +59,15 @@ from sflow.icn.signature import DigestSha256Signer, Signer
 
 log = logging.getLogger(__name__)
 
-HandlerResult = Union[Data, bytes, None]
+@dataclass(frozen=True, slots=True)
+class Uncached:
+    """A handler's answer that no content store along the way keeps (NDNLPv2 CachePolicy
+    NoCache): a large result's segments, which its producer serves again from disk."""
+
+    data: Data
+
+
+HandlerResult = Union[Data, Uncached, bytes, None]
 Handler = Callable[[Interest], Union[HandlerResult, "Deferred[HandlerResult]"]]
 
 DEFAULT_SEGMENT_SIZE = 8000
@@ -283,6 +291,9 @@ class Endpoint:
     def _answer(self, result: HandlerResult, interest: Interest, route: _Route, token: bytes | None) -> None:
         if result is None:
             return
+        if isinstance(result, Uncached):
+            self.face.send_data(result.data, pit_token=token, no_cache=True)
+            return
         if isinstance(result, bytes):
             result = make_data(interest.name, result, freshness_period=route.freshness_period, signer=self.data_signer)
         self.face.send_data(result, pit_token=token)
@@ -377,6 +388,7 @@ class Endpoint:
         must_be_fresh: bool = True,
         validate: Callable[[Data], bool] | None = None,
         first: Data | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> Deferred[bytes]:
         """Fetch segmented content under ``name`` (a prefix, a versioned name or a segment name).
 
@@ -386,10 +398,12 @@ class Endpoint:
         Keeps up to ``window`` Interests in flight; with ``aimd`` the window grows by one per
         window of Data and halves on a timeout or Congestion Nack (between 1 and ``max_window``).
         Content that is not segmented comes back as it is. With ``validate``, a segment it
-        rejects fails the fetch with :class:`~sflow.errors.DecodeError`.
+        rejects fails the fetch with :class:`~sflow.errors.DecodeError`. With ``sink``, the content
+        is not gathered: each segment is passed to ``sink`` in order as soon as it can be (at most
+        a window of segments is held), and the fetch fires with ``b""``.
         """
         fetcher = _SegmentFetcher(
-            self, Name.coerce(name), window, aimd, max_window, lifetime, retries, must_be_fresh, validate
+            self, Name.coerce(name), window, aimd, max_window, lifetime, retries, must_be_fresh, validate, sink
         )
         return fetcher.start(first)
 
@@ -455,15 +469,21 @@ class SegmentedContent:
 
     def answer(self, interest: Interest) -> Data | None:
         """The segment ``interest`` asks for, or None when it asks for none of them."""
-        name = interest.name
-        base = self.base
-        if interest.can_be_prefix and (name == self.prefix or name == base):
-            return self.segment(0)
-        if len(name) == len(base) + 1 and name[-1].is_segment() and base.is_prefix_of(name):
-            index = name[-1].to_number()
-            if index < self.count:
-                return self.segment(index)
-        return None
+        index = segment_asked(interest, self.prefix, self.base, self.count)
+        return self.segment(index) if index is not None else None
+
+
+def segment_asked(interest: Interest, prefix: Name, base: Name, count: int) -> int | None:
+    """Which of the ``count`` segments under ``base`` (``prefix`` + version) ``interest`` asks for:
+    0 for the prefix or the versioned name with CanBePrefix; None when it asks for none."""
+    name = interest.name
+    if interest.can_be_prefix and (name == prefix or name == base):
+        return 0
+    if len(name) == len(base) + 1 and name[-1].is_segment() and base.is_prefix_of(name):
+        index = name[-1].to_number()
+        if index < count:
+            return index
+    return None
 
 
 class _SegmentFetcher:
@@ -480,6 +500,7 @@ class _SegmentFetcher:
         retries: int,
         must_be_fresh: bool,
         validate: Callable[[Data], bool] | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> None:
         if window < 1 or max_window < window:
             raise ValueError("window must be at least 1 and at most max_window")
@@ -492,6 +513,9 @@ class _SegmentFetcher:
         self.retries = retries
         self.must_be_fresh = must_be_fresh
         self.validate = validate
+        self.sink = sink
+        #: with a sink: the segments before this one were passed to it
+        self.delivered = 0
         self.base: Name | None = None
         self.final: int | None = None
         self.segments: dict[int, bytes] = {}
@@ -549,12 +573,24 @@ class _SegmentFetcher:
         if self.validate is not None and not self.validate(data):
             self._fail(Failure(DecodeError(f"segment {data.name} failed validation")))
             return
-        self.segments[index] = data.content
+        if index >= self.delivered:
+            self.segments[index] = data.content
         final_block = data.meta_info.final_block_id
         if final_block is not None and final_block.is_segment():
             self.final = final_block.to_number()
         final = self.final
-        if final is not None and len(self.segments) > final and all(i in self.segments for i in range(final + 1)):
+        if self.sink is not None:
+            while self.delivered in self.segments:
+                try:
+                    self.sink(self.segments.pop(self.delivered))
+                except Exception:  # the sink's own failure (a full disk) ends the fetch
+                    self._fail(Failure())
+                    return
+                self.delivered += 1
+            if final is not None and self.delivered > final:
+                self._done(b"")
+                return
+        elif final is not None and len(self.segments) > final and all(i in self.segments for i in range(final + 1)):
             self._done(b"".join(self.segments[i] for i in range(final + 1)))
             return
         self._fill()
@@ -564,7 +600,7 @@ class _SegmentFetcher:
         limit = max(1, int(self.cwnd)) if self.final is not None else 1
         while len(self.in_flight) < limit and not self.result.called:
             index = self.next_index
-            while index in self.segments or index in self.in_flight:
+            while index in self.segments or index in self.in_flight or index < self.delivered:
                 index += 1
             if self.final is not None and index > self.final:
                 break

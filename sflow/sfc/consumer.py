@@ -9,6 +9,10 @@ fetches it (unless the ready status carries the result itself, as it does for sm
 unanswered Interest (lost, or the node is down or restarting) is sent again after a
 backoff that doubles up to ``max_backoff``; past the deadline the consumer gives up with an error
 that names the function and what it last heard.
+
+A result larger than :data:`~sflow.sfc.bundlefile.STREAM_THRESHOLD` is not gathered in memory
+when the client has a :class:`Spooler`: its segments go to a file as they arrive (the node's
+result store; a file beside the delegator's results), and the result is that file.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
@@ -39,6 +44,7 @@ from sflow.sfc.bundle import (
     decode_status,
     encode_request,
 )
+from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled
 from sflow.sfc.names import KEY_NAME
 
 log = logging.getLogger(__name__)
@@ -70,9 +76,28 @@ class Yielded(ExecutionError):
 
 @dataclass(frozen=True, slots=True)
 class Obtained:
+    #: the bundle (b"" when it is ``spooled``)
     content: bytes
     #: "cache" (fetched: it existed before we asked) or "computed" (we asked for it to be computed)
     how: str
+    #: a large result: the file that holds it
+    spooled: Spooled | None = None
+
+
+def _obtained(got: bytes | Spooled, how: str) -> Obtained:
+    return Obtained(b"", how, got) if isinstance(got, Spooled) else Obtained(got, how)
+
+
+class Spooler(Protocol):
+    """Where large results go as they arrive."""
+
+    def open(self, prefix: Name) -> Spool | Spooled:
+        """A spool to write the result under ``prefix`` into, or the file that holds it already."""
+        ...
+
+    def finish(self, prefix: Name, spool: Spool) -> Deferred[Spooled]:
+        """Make the spool the result's file (off the reactor: it is fsync'd)."""
+        ...
 
 
 def cluster_signer(secret: bytes) -> HmacSha256Signer:
@@ -118,8 +143,10 @@ class ResultClient:
         max_backoff: float = 2.0,
         reconnect: Callable[[], Deferred[Endpoint]] | None = None,
         requester: str = "",
+        spooler: Spooler | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.spooler = spooler
         self.requester = requester
         self._request = encode_request(requester)
         self.clock = clock
@@ -134,8 +161,9 @@ class ResultClient:
     def _valid(self, data: Data) -> bool:
         return authenticated_data(data, self.secret)
 
-    async def fetch(self, prefix: Name) -> bytes | None:
-        """The result under ``prefix``, or None when the producer says it does not exist."""
+    async def fetch(self, prefix: Name) -> bytes | Spooled | None:
+        """The result under ``prefix`` (a large one: its file), or None when the producer says it
+        does not exist."""
         first = await self.endpoint.express(prefix, can_be_prefix=True, must_be_fresh=True, lifetime=self.lifetime_ms)
         name = first.name
         if first.content_type == ContentType.NACK or len(name) != len(prefix) + 2 or not name[-1].is_segment():
@@ -145,12 +173,32 @@ class ResultClient:
         if not self._valid(first):
             raise DecodeError(f"result {name} has no valid cluster signature")
         base = name.prefix(-1)
+        final = first.meta_info.final_block_id
+        if (self.spooler is not None and final is not None and final.is_segment()
+                and (final.to_number() + 1) * len(first.content) > STREAM_THRESHOLD):
+            return await self._spool(prefix, base, first)
         content = await self.endpoint.fetch_segmented(
             base, lifetime=self.lifetime_ms, retries=3, validate=self._valid, first=first
         )
         if bundle_version(content) != base[-1].to_number():
             raise DecodeError(f"result {base}: content does not match its version")
         return content
+
+    async def _spool(self, prefix: Name, base: Name, first: Data) -> Spooled:
+        """A large result, written to a file segment by segment as it arrives."""
+        assert self.spooler is not None
+        target = self.spooler.open(prefix)
+        if isinstance(target, Spooled):
+            return target  # held here already
+        try:
+            await self.endpoint.fetch_segmented(base, lifetime=self.lifetime_ms, retries=3, validate=self._valid,
+                                                first=first, sink=target.write)
+            if target.version != base[-1].to_number():
+                raise DecodeError(f"result {base}: content does not match its version")
+            return await self.spooler.finish(prefix, target)
+        except BaseException:
+            target.abort()
+            raise
 
     async def compute(self, prefix: Name) -> Status:
         """Send the signed compute Interest once; the producer's status."""
@@ -201,7 +249,7 @@ class ResultClient:
                     self.endpoint = await self.reconnect()
                 content = await self.fetch(prefix)
                 if content is not None:
-                    return Obtained(content, "computed" if asked else "cache")
+                    return _obtained(content, "computed" if asked else "cache")
                 asked = True
                 status = await self._until_ready(prefix, deadline)
                 if status.state == READY and status.content:
@@ -211,7 +259,7 @@ class ResultClient:
                 if status.state == READY:
                     content = await self.fetch(prefix)
                     if content is not None:
-                        return Obtained(content, "computed")
+                        return _obtained(content, "computed")
                     last = f"{status.node}: ready, but the result could not be fetched"
                 else:
                     reason = f"; {status.reason}" if status.reason else ""

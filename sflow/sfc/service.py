@@ -25,6 +25,11 @@ schedule order, while all are taken) through the node's :class:`~sflow.node.exec
 runs are answered when it ends, or with ``running`` shortly before their Interest would expire, so
 that the consumer asks again.
 
+In static mode, a function installed again with an input on another node (the delegator placed the
+input's function again, its node being lost) asks the new node at once. Large results are never
+held whole: outputs go into the store from their files and inputs are spooled into it as they
+arrive (:mod:`sflow.sfc.bundlefile`), off the reactor.
+
 In autonomous mode an input whose node goes away (its face closes, or its hellos stop) is placed
 again at once, avoiding that node; two nodes that placed the same function on each other are told
 apart by the producer (``yielded``), so that exactly one runs it without waiting.
@@ -76,6 +81,7 @@ from sflow.sfc.bundle import (
     encode_bundle,
     encode_status,
 )
+from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, extract_bundle, plain_file, write_bundle
 from sflow.sfc.consumer import (
     FunctionFailed,
     Obtained,
@@ -90,7 +96,7 @@ from sflow.sfc.identity import Identity
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.slots import VcpuSlots
-from sflow.sfc.store import ResultStore
+from sflow.sfc.store import FileSegments, ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +200,8 @@ class SfcService:
         self._obtaining: dict[str, str] = {}
         #: cancellers of the attempts waiting on each node, fired when it goes away
         self._watching: dict[str, set[Callable[[], None]]] = {}
+        #: the canceller of the attempt under way for each input result, by digest
+        self._attempts: dict[str, Callable[[], None]] = {}
         #: results produced or obtained here lately (short digests), most recent last
         self._recent: OrderedDict[str, None] = OrderedDict()
         #: static mode over a multi-hop topology: forwarder faces toward next hops, and the routes of
@@ -203,7 +211,8 @@ class SfcService:
         )
         self._transit: dict[bytes, int] = {}
         self._exec_count = 0
-        self._inputs: dict[tuple[str, int], bytes] = {}
+        self._inputs: dict[tuple[str, int], Obtained] = {}
+        self._spooler = _StoreSpooler(store)
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
         self._waiting: dict[str, str] = {}
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
@@ -222,7 +231,7 @@ class SfcService:
         # seen; in static mode requests from every node have the same name and aggregate in PITs.
         self.client = ResultClient(
             self.consumer_endpoint, clock, secret, lifetime_ms=config.icn.interest_lifetime_ms,
-            requester=name if placer is not None else "",
+            requester=name if placer is not None else "", spooler=self._spooler,
         )
         for item in store.load_functions():
             self._register(item)
@@ -329,7 +338,7 @@ class SfcService:
         served = self.store.get(digest, program)
         if served is None:
             return Status(READY, node=self.name)
-        inline = served.content if len(served.content) <= INLINE_LIMIT else b""
+        inline = served.content if served.content is not None and len(served.content) <= INLINE_LIMIT else b""
         return Status(READY, node=self.name, version=served.base[-1].to_number(), segments=served.count,
                       content=inline)
 
@@ -379,7 +388,7 @@ class SfcService:
                 self._event(run, {"task": int(inst.spec.inputs[index].pred), "kind": "cache" if got.how == "cache"
                                   else "stored", "node": self.name, "time": self.clock.seconds()})
         self._remember(ref.digest)
-        self._inputs[(item.spec.digest, index)] = got.content
+        self._inputs[(item.spec.digest, index)] = got
         self._apply(item, self.producer.on_input(item.spec.digest, index))
 
     def _obtain_shared(self, item: Installed, index: int) -> Deferred[Obtained]:
@@ -388,6 +397,8 @@ class SfcService:
         ref = item.spec.inputs[index]
         served = self.store.get(ref.digest, ref.program)
         if served is not None:
+            if isinstance(served, FileSegments):
+                return succeed(Obtained(b"", STORED, served.spooled))
             return succeed(Obtained(served.content, STORED))
         shared = self._obtains.get(ref.digest)
         if shared is None:
@@ -424,8 +435,8 @@ class SfcService:
                     target = "" if here else self._placement(item, index, frozenset(avoid))
                     self._obtaining[ref.digest] = target
                 try:
-                    got = await self._attempt(ref.prefix, target, deadline)
-                    if target:
+                    got = await self._attempt(ref.prefix, ref.digest, target, deadline)
+                    if target and got.spooled is None:  # (a large one was spooled into the store)
                         self.store.put(ref.digest, ref.program, got.content)  # this node holds it now
                     return got
                 except (FunctionFailed, CancelledError):
@@ -449,29 +460,48 @@ class SfcService:
                         continue
                     log.info("event=input_retry node=%s input=%s error=%s", self.name, ref.prefix, exc)
                     self._waiting[item.spec.digest] = f"waiting for input from task {ref.pred}: {exc}"
+                    if self.placer is None and self._placement(item, index, frozenset()) != target:
+                        # static mode: installed again with the input on another node; ask there now
+                        target = None
+                        backoff = self.client.min_backoff
+                        continue
                     await task.deferLater(self.clock, backoff)
                     backoff = min(self.client.max_backoff, backoff * 2)
+                    if self.placer is None:
+                        target = None
         finally:
             self._obtaining.pop(ref.digest, None)
 
-    async def _attempt(self, prefix: Name, target: str, deadline: float) -> Obtained:
+    async def _attempt(self, prefix: Name, digest: str, target: str, deadline: float) -> Obtained:
         """One obtain of ``prefix`` from ``target`` ("" = this node). It ends at once when
         ``target`` goes away (:meth:`neighbour_lost`: its face closed, or in autonomous mode its
-        hellos stopped), and in autonomous mode after :meth:`_give_up`."""
+        hellos stopped), when the input is placed elsewhere (:meth:`_move_input`), and in
+        autonomous mode after :meth:`_give_up`."""
         if not target:
-            return await self.client.obtain(prefix, deadline)
-        client = (await self._peer(target)).client
-        bound = min(deadline, self._give_up()) if self.placer is not None else deadline
-        attempt = Deferred.fromCoroutine(client.obtain(prefix, bound))
+            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline))
+        else:
+            client = (await self._peer(target)).client
+            bound = min(deadline, self._give_up()) if self.placer is not None else deadline
+            attempt = Deferred.fromCoroutine(client.obtain(prefix, bound))
         watchers = self._watching.setdefault(target, set())
         cancel = attempt.cancel
         watchers.add(cancel)
+        self._attempts[digest] = cancel
         try:
             return await attempt
         except CancelledError:
-            raise NeighbourLost(f"node {target} went away") from None
+            raise NeighbourLost(f"node {target or self.name} went away, or the input was placed elsewhere") from None
         finally:
             watchers.discard(cancel)
+            if self._attempts.get(digest) is cancel:
+                del self._attempts[digest]
+
+    def _move_input(self, digest: str) -> None:
+        """The input result ``digest`` is placed elsewhere now: the attempt under way is ended, so
+        that the next one asks its new node."""
+        cancel = self._attempts.get(digest)
+        if cancel is not None:
+            cancel()
 
     def neighbour_lost(self, address: str) -> None:
         """``address`` went away: the inputs being obtained from it are placed again at once."""
@@ -490,8 +520,8 @@ class SfcService:
     def _placement(self, item: Installed, index: int, avoid: frozenset[str]) -> str:
         if self.placer is not None:
             target = self.placer(item, index, avoid)
-        else:
-            target = item.input_nodes[index]
+        else:  # static mode: where the delegator placed it last (it may have placed it again)
+            target = (self.function(item.spec.digest) or item).input_nodes[index]
         return "" if not target or self.identity.is_me(target) else target
 
     def _input_failed(self, failure: Failure, digest: str, index: int) -> None:
@@ -519,7 +549,7 @@ class SfcService:
         def added(face: Face) -> _Peer:
             endpoint = Endpoint(face, self.clock)
             client = ResultClient(endpoint, self.clock, self.secret, lifetime_ms=self.client.lifetime_ms,
-                                  requester=self.client.requester)
+                                  requester=self.client.requester, spooler=self._spooler)
             peer = _Peer(address, face, client)
             endpoint.closed.addCallback(lambda _: self._peer_closed(peer))
             log.info("event=peer_face node=%s peer=%s", self.name, address)
@@ -558,7 +588,11 @@ class SfcService:
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
             for index, ref in enumerate(spec.inputs):
-                files = decode_bundle(self._inputs.pop((digest, index)))
+                got = self._inputs.pop((digest, index))
+                if got.spooled is not None:  # a large one: copied from its file off the reactor
+                    await self.store.run(_extract_input, got.spooled, root, ref.paths, ref.pred)
+                    continue
+                files = decode_bundle(got.content)
                 for path in ref.paths:
                     if path not in files:
                         raise ProtocolError(f"input from task {ref.pred} lacks {path}")
@@ -586,8 +620,13 @@ class SfcService:
             else:
                 reason = result.reason
             if not reason:
-                outputs = {path: job_file(root, path).read_bytes() for path in spec.outputs}
-                self.store.put(digest, spec.program, encode_bundle(outputs))
+                made = [(path, job_file(root, path)) for path in spec.outputs]
+                if sum(f.stat().st_size for _, f in made) > STREAM_THRESHOLD:
+                    # a large result goes into the store from its files, off the reactor
+                    spool = self.store.spool(digest)
+                    self.store.added(digest, await self.store.run(_spool_outputs, spool, made))
+                else:
+                    self.store.put(digest, spec.program, encode_bundle({p: f.read_bytes() for p, f in made}))
                 self._remember(digest)
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
@@ -710,13 +749,23 @@ class SfcService:
         log.warning("event=transit_route_failed prefix=%s next=%s error=%s", prefix, target, failure.getErrorMessage())
 
     def _register(self, item: Installed) -> bool:
-        """Know ``item`` (and keep events for its run); True when it is new to this node."""
+        """Know ``item`` (and keep events for its run); True when it is new to this node, or
+        installed again with other input nodes (the delegator placed an input's function again,
+        its node being lost): inputs being obtained from a node no longer named are asked of the
+        new one at once."""
         runs = self.installed.setdefault(item.spec.digest, {})
         if not runs:
             self.generation += 1
-        new = item.run not in runs
+        old = runs.get(item.run)
+        new = old != item
         if new:
             runs[item.run] = item
+        if old is not None and new:
+            for ref, before, after in zip(item.spec.inputs, old.input_nodes, item.input_nodes):
+                if before != after:
+                    log.info("event=input_moved node=%s task=%d input=%d from=%s to=%s", self.name, item.spec.task,
+                             ref.pred, before, after)
+                    self._move_input(ref.digest)
         self._runs.setdefault(item.run, [])
         while len(self._runs) > MAX_RUNS:
             del self._runs[next(iter(self._runs))]
@@ -801,6 +850,55 @@ class SfcService:
             "counters": dict(self.counters),
             "forwarder": self.forwarder.counters.as_dict(),
         }
+
+
+class _StoreSpooler:
+    """Large inputs go into this node's result store as they arrive (it holds them from then on)."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    def open(self, prefix: Name) -> Spool | Spooled:
+        parsed = parse_result_name(prefix)
+        if parsed is None:
+            raise ProtocolError(f"{prefix} is not the name of a result")
+        program, digest = parsed
+        held = self.store.get(digest, program)
+        if isinstance(held, FileSegments):
+            return held.spooled
+        return self.store.spool(digest)
+
+    def finish(self, prefix: Name, spool: Spool) -> Deferred[Spooled]:
+        parsed = parse_result_name(prefix)
+        assert parsed is not None
+
+        def added(spooled: Spooled) -> Spooled:
+            self.store.added(parsed[1], spooled)
+            return spooled
+
+        d: Deferred[Spooled] = self.store.run(spool.finish)
+        return d.addCallback(added)
+
+
+def _spool_outputs(spool: Spool, made: list[tuple[str, Path]]) -> Spooled:
+    """The bundle of a function's outputs written into the store (blocking)."""
+    try:
+        write_bundle(made, spool.write)
+        return spool.finish()
+    except BaseException:
+        spool.abort()
+        raise
+
+
+def _extract_input(spooled: Spooled, root: Path, paths: tuple[str, ...], pred: int) -> None:
+    """A large input's files written into the working directory ``root`` (blocking)."""
+    wanted = set(paths)
+    with spooled.path.open("rb") as f:
+        f.seek(spooled.offset)
+        found = extract_bundle(f, spooled.length, lambda p: plain_file(job_file(root, p)) if p in wanted else None)
+    missing = wanted - set(found)
+    if missing:
+        raise ProtocolError(f"input from task {pred} lacks {', '.join(sorted(missing))}")
 
 
 def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:

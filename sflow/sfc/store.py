@@ -1,10 +1,24 @@
 """The on-disk result store: function results (bundles) and installed functions, kept across node
 restarts and bounded in size.
 
-Results live in ``<root>/results/<digest>.bundle`` (written to a temporary file and renamed, so a
-crash never leaves half a result); the least recently used are removed when the total exceeds
-``max_bytes``. Installed functions live in ``<root>/functions/<digest>.msgpack`` so that a restarted
-node can still compute what it was asked for before the restart.
+Results live in ``<root>/results/<digest>.bundle``; the least recently used are removed when the
+total exceeds ``max_bytes``. Installed functions live in ``<root>/functions/<digest>.msgpack`` so
+that a restarted node can still compute what it was asked for before the restart. Every file is
+written durably (:mod:`sflow.durable`: a temporary file, fsync'd, renamed, its directory fsync'd),
+so a crash never leaves half a result under its name.
+
+A result file starts with a header — ``SFR1``, the bundle's length (8 octets, big-endian) and its
+SHA-256 — and the bundle follows. The store trusts nothing it did not check: at open, a file
+whose size does not match its header (truncated, or extended) is removed; when a result is
+loaded, its length and digest are checked, and a damaged one (a flipped bit, a torn sector) is
+removed and treated as absent — the function is computed again, never served damaged.
+
+**Large results** (over :data:`STREAM_THRESHOLD`) are never held whole: they are written into the
+store as they are made or received (:meth:`ResultStore.spool`, then :meth:`ResultStore.added`),
+and served from their file (:class:`FileSegments`): blocks of segments read off the reactor as
+they are asked for, one block read ahead; their digest is checked (off the reactor too) before
+the first segment is served. Their segments are sent uncached (:class:`~sflow.icn.app.Uncached`):
+content stores along the way do not fill with them.
 
 Each node has a store of its own (the default path names the host and the forwarder's port), but a
 directory shared by several nodes (NFS homes, or a path set the same on every host) stays sound:
@@ -14,31 +28,69 @@ node wrote is as good as this node's (same digest, same content).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import secrets
+import struct
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgpack
 from cachetools import LRUCache
+from twisted.internet.defer import Deferred, succeed
 
+from sflow.durable import DurableFile, write_durably
 from sflow.errors import ProtocolError
-from sflow.icn.app import SegmentedContent
+from sflow.icn.app import DEFAULT_SEGMENT_SIZE, HandlerResult, SegmentedContent, Uncached, segment_asked
+from sflow.icn.name import Component, Name
+from sflow.icn.packet import Interest, make_data
 from sflow.icn.signature import Signer
+from sflow.node.peers import PeerPool
 from sflow.sfc.bundle import bundle_version
+from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, version_of
 from sflow.sfc.names import Installed, installed_from_wire, installed_to_wire, result_prefix
 
 log = logging.getLogger(__name__)
 
 SERVED_CACHE = 64
+#: segments read from a large result's file at a time
+BLOCK_SEGMENTS = 128
+#: blocks of a large result kept in memory (the one being served and the one read ahead)
+BLOCKS_KEPT = 2
+
+#: runs a blocking call off the reactor (``twisted.internet.threads.deferToThread``)
+Blocking = Callable[..., "Deferred[Any]"]
+#: a result file's header: magic, bundle length, bundle SHA-256
+HEADER = struct.Struct("!4sQ32s")
+MAGIC = b"SFR1"
+
+
+def read_header(path: Path) -> tuple[int, bytes] | None:
+    """The bundle length and digest of a result file whose size matches its header, else None."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(HEADER.size)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    if len(raw) != HEADER.size:
+        return None
+    magic, length, digest = HEADER.unpack(raw)
+    if magic != MAGIC or size != HEADER.size + length:
+        return None
+    return length, digest
 
 
 class ResultStore:
     """Results by digest, on disk, LRU-bounded by ``max_bytes``; with the segmented form of recently
     served results kept in memory."""
 
-    def __init__(self, root: Path, max_bytes: int, signer: Signer, freshness_ms: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, signer: Signer, freshness_ms: int,
+                 blocking: Blocking | None = None) -> None:
         self.root = root
+        self._blocking = blocking
         self.max_bytes = max_bytes
         self.signer = signer
         self.freshness_ms = freshness_ms
@@ -50,15 +102,21 @@ class ResultStore:
         self._sizes: dict[str, int] = {}
         entries = []
         for path in self._results.glob("*.bundle"):
+            header = read_header(path)
             try:
-                st = path.stat()
+                mtime = path.stat().st_mtime
             except OSError:
                 continue
-            entries.append((st.st_mtime, path.stem, st.st_size))
+            if header is None:
+                self._discard(path, "its size does not match its header")
+                continue
+            entries.append((mtime, path.stem, header[0]))
         for _, digest, size in sorted(entries):
             self._sizes[digest] = size
         self.total = sum(self._sizes.values())
-        self._served: LRUCache[str, SegmentedContent] = LRUCache(maxsize=SERVED_CACHE)
+        self._served: LRUCache[str, SegmentedContent | FileSegments] = LRUCache(maxsize=SERVED_CACHE)
+        #: large results whose digest was checked since the store opened
+        self._verified: set[str] = set()
         log.info("event=result_store_open root=%s results=%d bytes=%d", root, len(self._sizes), self.total)
 
     def __len__(self) -> int:
@@ -68,7 +126,9 @@ class ResultStore:
         return digest in self._sizes
 
     def put(self, digest: str, program: str, content: bytes) -> SegmentedContent:
-        _write_atomically(self._results / f"{digest}.bundle", content)
+        with DurableFile(self._results / f"{digest}.bundle") as out:
+            out.write(HEADER.pack(MAGIC, len(content), hashlib.sha256(content).digest()))
+            out.write(content)
         self.total += len(content) - self._sizes.pop(digest, 0)
         self._sizes[digest] = len(content)
         self._evict(keep=digest)
@@ -76,8 +136,31 @@ class ResultStore:
         self._served[digest] = served
         return served
 
-    def get(self, digest: str, program: str) -> SegmentedContent | None:
-        """The result's segments, or None when it is not stored."""
+    def run(self, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``call(*args)`` off the reactor."""
+        if self._blocking is None:
+            from twisted.internet.threads import deferToThread
+
+            self._blocking = deferToThread
+        return self._blocking(call, *args)
+
+    def spool(self, digest: str) -> Spool:
+        """A file to write a large result into as it is made or received; once it is finished (off
+        the reactor), :meth:`added` makes it a result of the store."""
+        return Spool(self._results / f"{digest}.bundle", HEADER.size,
+                     lambda length, sha: HEADER.pack(MAGIC, length, sha))
+
+    def added(self, digest: str, spooled: Spooled) -> None:
+        """A spooled result is in place (its digest is the one just computed while writing it)."""
+        self.total += spooled.length - self._sizes.pop(digest, 0)
+        self._sizes[digest] = spooled.length
+        self._served.pop(digest, None)
+        self._verified.add(digest)
+        self._evict(keep=digest)
+
+    def get(self, digest: str, program: str) -> SegmentedContent | FileSegments | None:
+        """The result's segments, or None when it is not stored. A large result is a
+        :class:`FileSegments` (``content`` None; its ``spooled`` file)."""
         served = self._served.get(digest)
         if served is not None:
             self._touch(digest)
@@ -85,16 +168,54 @@ class ResultStore:
         if digest not in self._sizes:
             return None
         path = self._results / f"{digest}.bundle"
+        if self._sizes[digest] > STREAM_THRESHOLD:
+            header = read_header(path)
+            if header is None:
+                self._drop(digest, "its size does not match its header")
+                return None
+            self._touch(digest)
+            large = FileSegments(self, digest, result_prefix(program, digest), Spooled(path, HEADER.size, *header))
+            self._served[digest] = large
+            return large
         try:
-            content = path.read_bytes()
+            raw = path.read_bytes()
         except OSError as exc:
             log.warning("event=result_unreadable digest=%s error=%s", digest, exc)
             self.total -= self._sizes.pop(digest, 0)
+            return None
+        content = _checked(raw)
+        if content is None:
+            self._drop(digest, "its length or digest does not match its header")
             return None
         self._touch(digest)
         served = self._segmented(digest, program, content)
         self._served[digest] = served
         return served
+
+    def verified(self, digest: str, spooled: Spooled) -> Deferred[bool]:
+        """Whether a large result's file still has its digest (checked off the reactor, once);
+        a damaged one is removed."""
+        if digest in self._verified:
+            return succeed(True)
+
+        def checked(ok: bool) -> bool:
+            if ok:
+                self._verified.add(digest)
+            elif digest in self._sizes:
+                self._drop(digest, "its digest does not match its header")
+            return ok
+
+        return self.run(_file_has_digest, spooled).addCallback(checked)
+
+    def _drop(self, digest: str, why: str) -> None:
+        """Forget a damaged result and remove its file."""
+        self.total -= self._sizes.pop(digest, 0)
+        self._served.pop(digest, None)
+        self._discard(self._results / f"{digest}.bundle", why)
+
+    def _discard(self, path: Path, why: str) -> None:
+        log.warning("event=result_damaged path=%s reason=%s action=removed", path, why.replace(" ", "_"))
+        path.unlink(missing_ok=True)
 
     def _segmented(self, digest: str, program: str, content: bytes) -> SegmentedContent:
         return SegmentedContent(
@@ -122,14 +243,15 @@ class ResultStore:
             size = self._sizes.pop(digest)
             self.total -= size
             self._served.pop(digest, None)
+            self._verified.discard(digest)
             (self._results / f"{digest}.bundle").unlink(missing_ok=True)
             log.info("event=result_evicted digest=%s bytes=%d", digest, size)
 
     # Installed functions -----------------------------------------------------------------------
 
     def save_function(self, item: Installed) -> None:
-        _write_atomically(self._functions / f"{item.spec.digest}.msgpack",
-                          msgpack.packb(installed_to_wire(item), use_bin_type=True))
+        write_durably(self._functions / f"{item.spec.digest}.msgpack",
+                      msgpack.packb(installed_to_wire(item), use_bin_type=True))
 
     def load_functions(self) -> list[Installed]:
         out = []
@@ -144,13 +266,99 @@ class ResultStore:
         return out
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write ``path`` through a temporary file of its own (no other writer, on this host or another
-    sharing the directory, uses the name) renamed over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def _checked(raw: bytes) -> bytes | None:
+    """The bundle of a result file, or None when its length or digest is not its header's."""
+    if len(raw) < HEADER.size:
+        return None
+    magic, length, digest = HEADER.unpack_from(raw)
+    content = raw[HEADER.size:]
+    if magic != MAGIC or len(content) != length or hashlib.sha256(content).digest() != digest:
+        return None
+    return content
+
+
+def _file_has_digest(spooled: Spooled) -> bool:
+    sha = hashlib.sha256()
     try:
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with spooled.path.open("rb") as f:
+            f.seek(spooled.offset)
+            left = spooled.length
+            while left:
+                chunk = f.read(min(1 << 20, left))
+                if not chunk:
+                    return False
+                sha.update(chunk)
+                left -= len(chunk)
+    except OSError:
+        return False
+    return sha.digest() == spooled.sha256
+
+
+def _read_block(spooled: Spooled, start: int, size: int) -> bytes:
+    with spooled.path.open("rb") as f:
+        f.seek(spooled.offset + start)
+        return f.read(size)
+
+
+class FileSegments:
+    """A large stored result served from its file: the segment an Interest asks for comes from a
+    block of :data:`BLOCK_SEGMENTS` segments read off the reactor (the next block is read ahead);
+    the file's digest is checked before the first segment is served."""
+
+    content: bytes | None = None
+
+    def __init__(self, store: ResultStore, digest: str, prefix: Name, spooled: Spooled,
+                 segment_size: int = DEFAULT_SEGMENT_SIZE) -> None:
+        self.store = store
+        self.digest = digest
+        self.prefix = prefix
+        self.spooled = spooled
+        self.base = prefix.append(Component.version(version_of(spooled.sha256)))
+        self.segment_size = segment_size
+        self.count = max(1, -(-spooled.length // segment_size))
+        self._final = Component.segment(self.count - 1)
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._reads: PeerPool[bytes] = PeerPool(self._read, lambda data: True)
+
+    def answer(self, interest: Interest) -> Deferred[HandlerResult] | None:
+        index = segment_asked(interest, self.prefix, self.base, self.count)
+        if index is None:
+            return None
+        d = self.store.verified(self.digest, self.spooled)
+        return d.addCallback(self._segment, index)
+
+    def _segment(self, ok: bool, index: int) -> Deferred[HandlerResult] | HandlerResult:
+        if not ok:
+            return None  # damaged: removed from the store; the consumer asks again and it is made again
+        block = index // BLOCK_SEGMENTS
+        if block + 1 < -(-self.count // BLOCK_SEGMENTS):
+            self._block(block + 1).addErrback(lambda _: None)  # read ahead (a failure shows when it is asked for)
+        return self._block(block).addCallback(self._data, index, block)
+
+    def _block(self, block: int) -> Deferred[bytes]:
+        """Block ``block`` of the file: held, being read (one read per block, shared by all who
+        ask meanwhile), or read now; at most :data:`BLOCKS_KEPT` are held."""
+        held = self._blocks.get(block)
+        if held is not None:
+            self._blocks.move_to_end(block)
+            return succeed(held)
+
+        def keep(data: bytes) -> bytes:
+            if block not in self._blocks:
+                self._blocks[block] = data
+                while len(self._blocks) > BLOCKS_KEPT:
+                    self._reads.forget(self._blocks.popitem(last=False)[1])
+            return data
+
+        return self._reads.get(str(block)).addCallback(keep)
+
+    def _read(self, block: str) -> Deferred[bytes]:
+        size = BLOCK_SEGMENTS * self.segment_size
+        d: Deferred[bytes] = self.store.run(_read_block, self.spooled, int(block) * size, size)
+        return d
+
+    def _data(self, data: bytes, index: int, block: int) -> Uncached:
+        offset = (index - block * BLOCK_SEGMENTS) * self.segment_size
+        return Uncached(make_data(self.base.append(Component.segment(index)), data[offset:offset + self.segment_size],
+                                  freshness_period=self.store.freshness_ms, final_block_id=self._final,
+                                  signer=self.store.signer))

@@ -10,10 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fault_lab import processes_with, wait_for
 
 from sflow.delegator.local import local_environment
 from sflow.jsonio import environment_to_dict
@@ -23,29 +25,6 @@ from sflow.node.protocol import FrameDecoder, Message, encode
 
 PY = sys.executable
 VCPUS = 2
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def processes_with(marker: str) -> list[int]:
-    """The processes whose command line contains ``marker`` (pytest's own excepted)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if marker in cmdline and "pytest" not in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 @dataclass

@@ -16,35 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ip_cluster import PY, Node, processes_with, sflow, shell, start_node, stop_node, wait_for, write_env, write_job, write_mapping
+from fault_lab import FAST, FULL_DISK_JOB, kill_delegator_mid_job, marker_job, reference, run_on_full_disk, small_tmpfs
+from ip_cluster import PY, Node, processes_with, sflow, start_node, stop_node, wait_for, write_env, write_job, write_mapping
 
-FAST = {"SFLOW_NODE_HEARTBEAT_INTERVAL": "0.5", "SFLOW_NODE_HEARTBEAT_MISSES": "3"}
 
 
 def fork_join(marker: str) -> dict[str, Any]:
-    """1 → {2, 3, 4} → 5; function 2 sleeps (``marker`` finds it) so that its node can be hit while
-    it runs; 3 sends 5 a value too."""
-    return {"job_id": 31, "task_list": [
-        {"task_id": 1, "workload": 1, "cmd": "seq 1 20000 > x.txt",
-         "out_file_list": [{"path": "x.txt", "size": 0.1, "dest_task_id": [2, 3, 4]}]},
-        {"task_id": 2, "workload": 1, "cmd": f"sleep {marker} && sort -r $F^1 > a.txt",
-         "out_file_list": [{"path": "a.txt", "size": 0.1, "dest_task_id": [5]}]},
-        {"task_id": 3, "workload": 1, "cmd": "grep 7 $F^1 > b.txt",
-         "out_file_list": [{"path": "b.txt", "size": 0.1, "dest_task_id": [5]}],
-         "out_value": {"val": "seven", "size": 0, "dest_task_id": [5]}},
-        {"task_id": 4, "workload": 1, "cmd": "tr 1 9 < $F^1 > c.txt",
-         "out_file_list": [{"path": "c.txt", "size": 0.1, "dest_task_id": [5]}]},
-        {"task_id": 5, "workload": 1, "cmd": "cat $F^2 $F^3 $F^4 | md5sum > out.txt && echo $V^3 >> out.txt",
-         "out_file_list": [{"path": "out.txt", "size": 0.001, "dest_task_id": []}],
-         "out_value": {"val": "joined", "size": 0, "dest_task_id": []}},
-    ]}
-
-
-def reference(base: Path) -> bytes:
-    ref = base / "ref"
-    shell("seq 1 20000 > x.txt; sort -r x.txt > a.txt; grep 7 x.txt > b.txt; tr 1 9 < x.txt > c.txt;"
-          " cat a.txt b.txt c.txt | md5sum > out.txt && echo seven >> out.txt", ref)
-    return (ref / "out.txt").read_bytes()
+    return marker_job(marker, 31)
 
 
 @pytest.fixture
@@ -59,15 +37,18 @@ def cluster(tmp_path: Path) -> Iterator[tuple[list[Node], Path]]:
             stop_node(node)
 
 
-def delegate(tmp_path: Path, nodes: list[Node], secret: Path, job: dict[str, Any],
-             where: dict[int, tuple[int, int]], *extra: str) -> subprocess.Popen[str]:
+def delegate_argv(tmp_path: Path, nodes: list[Node], secret: Path, job: dict[str, Any],
+                  where: dict[int, tuple[int, int]], *extra: str) -> list[str]:
     env = write_env(tmp_path / "env.json", nodes)
     mapping = write_mapping(tmp_path / "m.json", job, nodes, where)
-    return subprocess.Popen(
-        [PY, "-m", "sflow", "delegate", str(env), str(write_job(tmp_path / "j.json", job)), "--mapping", str(mapping),
-         "-o", str(tmp_path / "out"), "--secret-file", str(secret), "--timeout", "120", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **FAST),
-    )
+    return [PY, "-m", "sflow", "delegate", str(env), str(write_job(tmp_path / "j.json", job)), "--mapping", str(mapping),
+            "-o", str(tmp_path / "out"), "--secret-file", str(secret), "--timeout", "120", *extra]
+
+
+def delegate(tmp_path: Path, nodes: list[Node], secret: Path, job: dict[str, Any],
+             where: dict[int, tuple[int, int]], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(delegate_argv(tmp_path, nodes, secret, job, where, *extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, **FAST))
 
 
 def finish(delegator: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -133,12 +114,9 @@ def test_a_stopped_node_is_declared_lost_within_the_heartbeat_bound(cluster: tup
 def test_a_killed_delegator_leaves_no_work_on_the_nodes(cluster: tuple[list[Node], Path], tmp_path: Path) -> None:
     nodes, secret = cluster
     marker = "13.14159"
-    delegator = delegate(tmp_path, nodes, secret, fork_join(marker), PLACES)
-    wait_for(lambda: bool(processes_with(f"sleep {marker}")), 30, "function 2 to start")
-    delegator.kill()
-    delegator.wait()
-    wait_for(lambda: not processes_with(f"sleep {marker}"), 20, "the orphaned job's function to be killed")
-    wait_for(lambda: all(not any(n.workdir.iterdir()) for n in nodes), 20, "the job directories to go")
+    argv = delegate_argv(tmp_path, nodes, secret, fork_join(marker), PLACES)
+    took = kill_delegator_mid_job(argv, [n.workdir for n in nodes], marker, 20)
+    assert took is not None, "the nodes did not drop the orphaned job within 20 s"
     status = json.loads(sflow("status", "--connect", nodes[1].address, "--json", "--secret-file", str(secret)).stdout)
     assert status["jobs"] == [] and status["running"] == []
 
@@ -147,31 +125,19 @@ def test_a_killed_delegator_leaves_no_work_on_the_nodes(cluster: tuple[list[Node
 def test_a_full_disk_gives_a_clear_error_and_keeps_nothing_partial(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     assert sflow("keygen", "-o", str(secret)).returncode == 0
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
     nodes: list[Node] = []
-    try:
-        nodes = [start_node(tmp_path, 0, secret), start_node(tmp_path, 1, secret, workdir=small / "work")]
-        job = {"job_id": 32, "task_list": [
-            {"task_id": 1, "workload": 1, "cmd": "head -c 3000000 /dev/zero > big.bin",
-             "out_file_list": [{"path": "big.bin", "size": 3, "dest_task_id": [2]}]},
-            {"task_id": 2, "workload": 1, "cmd": "wc -c < $F^1 > n.txt",
-             "out_file_list": [{"path": "n.txt", "size": 0.001, "dest_task_id": []}]},
-        ]}
-        delegator = delegate(tmp_path, nodes, secret, job, {1: (0, 0), 2: (1, 0)})
-        code, out, err = finish(delegator)
-        assert code == 1
-        assert f"node {nodes[1].address}: input 'big.bin'" in err and "No space left on device" in err, err
-        trace = json.loads((tmp_path / "out" / "trace.json").read_text())
-        assert trace["status"] == "failed" and "No space left on device" in trace["error"]
-        # Nothing partial is kept: no piece of big.bin on the full node, no result.
-        wait_for(lambda: not list((small / "work").rglob("*big.bin*")), 10, "the partial input to be removed")
-        assert not (tmp_path / "out" / "n.txt").exists()
-    finally:
-        for node in nodes:
-            stop_node(node)
-        subprocess.run(["umount", str(small)], check=False)
+    with small_tmpfs(tmp_path / "small") as small:
+        try:
+            nodes = [start_node(tmp_path, 0, secret), start_node(tmp_path, 1, secret, workdir=small / "work")]
+            argv = delegate_argv(tmp_path, nodes, secret, FULL_DISK_JOB, {1: (0, 0), 2: (1, 0)})
+            outcome = run_on_full_disk(argv, tmp_path / "out" / "n.txt", small / "work")
+            assert outcome.clear and outcome.clean, outcome
+            assert f"node {nodes[1].address}: input 'big.bin'" in outcome.stderr, outcome.stderr
+            trace = json.loads((tmp_path / "out" / "trace.json").read_text())
+            assert trace["status"] == "failed" and "No space left on device" in trace["error"]
+        finally:
+            for node in nodes:
+                stop_node(node)
 
 
 def test_a_failed_function_is_retried_in_a_fresh_directory(cluster: tuple[list[Node], Path], tmp_path: Path) -> None:

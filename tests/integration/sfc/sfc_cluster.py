@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fault_lab import wait_for
 
 from sflow.delegator.local import local_environment
 from sflow.jsonio import environment_to_dict
@@ -23,14 +25,6 @@ REPO = Path(__file__).resolve().parents[3]
 VCPUS = 2
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 @dataclass
 class IcnNode:
     index: int
@@ -39,6 +33,8 @@ class IcnNode:
     address: str
     icn: str
     log: Path
+    #: further ``SFLOW_*`` variables it was started with (a restart keeps them)
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def icn_port(self) -> int:
@@ -46,7 +42,8 @@ class IcnNode:
 
 
 def start_node(base: Path, index: int, secret_file: Path, mode: str, *, port: int = 0, icn_port: int = 0,
-               hello_port: int | None = None, neighbours: tuple[int, ...] = (), timeout: float = 20.0) -> IcnNode:
+               hello_port: int | None = None, neighbours: tuple[int, ...] = (), timeout: float = 20.0,
+               settings: Mapping[str, str] | None = None) -> IcnNode:
     argv = [PY, "-m", "sflow", "node", "--listen", f"127.0.0.1:{port}", "--workdir", str(base / f"node{index}"),
             "--secret-file", str(secret_file), "--log-file", str(base / f"node{index}.log"), "--mode", mode,
             "--icn-listen", f"127.0.0.1:{icn_port}", "--result-store", str(base / f"results{index}")]
@@ -54,7 +51,7 @@ def start_node(base: Path, index: int, secret_file: Path, mode: str, *, port: in
         argv += ["--hello-port", str(hello_port)]
     for n in neighbours:
         argv += ["--neighbour", f"127.0.0.1:{n}"]
-    return _spawn(argv, index, base / f"node{index}.log", timeout)
+    return _spawn(argv, index, base / f"node{index}.log", timeout, settings or {})
 
 
 def restart(node: IcnNode, timeout: float = 20.0) -> IcnNode:
@@ -62,11 +59,11 @@ def restart(node: IcnNode, timeout: float = 20.0) -> IcnNode:
     argv = list(node.argv)
     argv[argv.index("--listen") + 1] = node.address
     argv[argv.index("--icn-listen") + 1] = node.icn
-    return _spawn(argv, node.index, node.log, timeout)
+    return _spawn(argv, node.index, node.log, timeout, node.settings)
 
 
-def _spawn(argv: list[str], index: int, log: Path, timeout: float) -> IcnNode:
-    env = dict(os.environ, SFLOW_NODE_VCPUS=str(VCPUS), SFLOW_ICN_HELLO_INTERVAL="0.2", PYTHONPATH=str(REPO))
+def _spawn(argv: list[str], index: int, log: Path, timeout: float, settings: Mapping[str, str]) -> IcnNode:
+    env = dict(os.environ, SFLOW_NODE_VCPUS=str(VCPUS), SFLOW_ICN_HELLO_INTERVAL="0.2", PYTHONPATH=str(REPO), **settings)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
@@ -82,7 +79,7 @@ def _spawn(argv: list[str], index: int, log: Path, timeout: float) -> IcnNode:
             raise AssertionError(f"node {index} exited: {log.read_text() if log.exists() else ''}")
         ready = parse_readiness(line)
         if ready is not None and ready.icn is not None:
-            return IcnNode(index, argv, proc, ready.listen, ready.icn, log)
+            return IcnNode(index, argv, proc, ready.listen, ready.icn, log, dict(settings))
 
 
 def stop(node: IcnNode, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:

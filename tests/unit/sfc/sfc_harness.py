@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
 from sflow.config import Config, IcnSettings, NodeSettings
 from sflow.delegator.icn import IcnDispatch, IcnOptions
 from sflow.delegator.plan import ResultFile
+from sflow.delegator.recovery import Placer as RecoveryPlacer
 from sflow.delegator.trace import Trace
 from sflow.icn.app import Endpoint
 from sflow.icn.face.base import Face, FaceScope
@@ -24,6 +25,7 @@ from sflow.jsonio import job_from_dict
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
 from sflow.node.execution import ExecRequest, ExecResult
+from sflow.node.liveness import Heartbeat
 from sflow.sfc.auto import NeighbourTable
 from sflow.sfc.names import build_specs
 from sflow.sfc.placer import AutoPlacer
@@ -91,6 +93,8 @@ class Cluster:
     #: (from node, to node, face on the first, face on the second) of every connection made
     links: list[tuple[str, str, Face, Face]] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
+    #: nodes killed (:meth:`kill`): the delegator cannot connect to them again either
+    gone: set[str] = field(default_factory=set)
     #: packets on links between nodes are lost until this clock time
     lose_until: float = -1.0
     lost: int = 0
@@ -102,12 +106,19 @@ class Cluster:
         """``name`` goes away: every face of its forwarder closes (those of other nodes' and the
         delegator's connections to it too) and no new connection can be made."""
         self.down.add(name)
+        self.gone.add(name)
         for a, b, ours, theirs in self.links:
             if name in (a, b):
                 ours.close()
                 theirs.close()
         for face in list(self.nodes[name].forwarder.faces):
             face.close()
+
+    def mute(self, name: str) -> None:
+        """``name`` goes silent (a stopped process, a partition): its connections stay open, but
+        nothing it would send leaves it."""
+        for face in list(self.nodes[name].forwarder.faces):
+            face._deliver = lambda kind, packet, lp: None  # type: ignore[method-assign,attr-defined]
 
     def hellos(self) -> None:
         """Every node hears every other node's advert now (autonomous mode), as its hellos would
@@ -123,18 +134,21 @@ class Cluster:
                     node.placer.heard(advert)
 
     def connect_endpoint(self, node: str) -> Deferred[Endpoint]:
+        if node in self.gone:
+            return fail(ConnectionRefusedError(f"{node} is gone"))
         return succeed(Endpoint.attach(self.nodes[node].forwarder))
 
     def dispatch(self, job: Job, placements: dict[TaskId, str], *, mode: str = "icn", timeout: float = 0.0,
                  outdir: Path | None = None, nodes: list[str] | None = None, schedule: Schedule | None = None,
-                 vcpu_names: dict[str, tuple[str, ...]] | None = None) -> IcnDispatch:
+                 vcpu_names: dict[str, tuple[str, ...]] | None = None, placer: RecoveryPlacer | None = None,
+                 heartbeat: Heartbeat | None = None, notice: Callable[[str], None] | None = None) -> IcnDispatch:
         specs = build_specs(job, {})
         results = [ResultFile(t, f.path.lstrip("./"), f.path.lstrip("./")) for t in job.end_tasks
                    for f in job.task(t).out_files]
         options = IcnOptions(outdir or self.tmp / "out", "test", schedule, mode=mode, job_timeout=timeout,
-                             lifetime_ms=self.config.icn.interest_lifetime_ms)
+                             lifetime_ms=self.config.icn.interest_lifetime_ms, heartbeat=heartbeat)
         return IcnDispatch(self.clock, SECRET, job, specs, placements, nodes or list(placements.values()),
-                           self.connect_endpoint, options, results, vcpu_names=vcpu_names)
+                           self.connect_endpoint, options, results, vcpu_names=vcpu_names, placer=placer, notice=notice)
 
     def run(self, dispatch: IcnDispatch, limit: float = 600.0, step: float = 0.01) -> Trace:
         d = dispatch.run()

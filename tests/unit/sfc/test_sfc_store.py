@@ -48,4 +48,109 @@ def test_two_nodes_writing_the_same_records_in_one_directory_do_not_collide(tmp_
     assert [i.spec.digest for i in store.load_functions()] == [item.spec.digest]
     served = store.get(item.spec.digest, item.spec.program)
     assert served is not None and served.content == b"result" * 10
-    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".part"))]
+
+
+def test_a_damaged_result_is_recomputed_after_a_restart_never_served(tmp_path: Path) -> None:
+    from sfc_harness import chain_tasks, make_cluster
+
+    from sflow.model.workflow import TaskId
+
+    where = {TaskId(1): "n0", TaskId(2): "n1", TaskId(3): "n2"}
+    first = make_cluster(tmp_path)
+    first.run(first.dispatch(job(chain_tasks(3)), where, outdir=tmp_path / "one"))
+    expected = (tmp_path / "one" / "out/3.txt").read_bytes()
+    specs = build_specs(job(chain_tasks(3)), {})
+
+    def bundle(node: str, task: int) -> Path:
+        return tmp_path / node / "store" / "results" / f"{specs[TaskId(task)].digest}.bundle"
+
+    # function 3's result: one bit flipped (same size); function 1's: truncated
+    end = bundle("n2", 3)
+    raw = bytearray(end.read_bytes())
+    raw[-5] ^= 0x01
+    end.write_bytes(bytes(raw))
+    start = bundle("n0", 1)
+    start.write_bytes(start.read_bytes()[:-3])
+
+    # restarted on the same stores: the truncated file is gone at open, the flipped one when read
+    again = make_cluster(tmp_path)
+    assert not start.exists() and specs[TaskId(1)].digest not in again.nodes["n0"].service.store
+    trace = again.run(again.dispatch(job(chain_tasks(3)), where, outdir=tmp_path / "two"))
+    assert (tmp_path / "two" / "out/3.txt").read_bytes() == expected
+    assert again.executed() == [3]  # function 3 again (its input 2 is in n2's store, intact); 1 not needed
+    assert {r.task: r.where.split(" (")[0] for r in trace.tasks}[3] == "executed"
+    assert end.exists() and ResultStore(tmp_path / "n2" / "store", 1 << 30, cluster_signer(SECRET), 1000).get(
+        specs[TaskId(3)].digest, specs[TaskId(3)].program) is not None  # rewritten whole
+
+
+def test_store_files_are_checked_and_written_durably(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)
+    store.put("a" * 64, "p", b"x" * 1000)
+    path = tmp_path / "results" / f"{'a' * 64}.bundle"
+    assert path.stat().st_size == 1000 + 44
+    path.write_bytes(path.read_bytes()[:44] + b"y" * 1000)  # same length, other content
+    reopened = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)
+    assert "a" * 64 in reopened and reopened.get("a" * 64, "p") is None
+    assert "a" * 64 not in reopened and not path.exists() and reopened.total == 0
+    path.write_bytes(b"x" * 1000)  # a file of another format (no header)
+    assert len(ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)) == 0
+
+
+def _now(call: Any, *args: Any) -> Any:
+    """A blocking runner for tests: the call, right away."""
+    from twisted.internet.defer import maybeDeferred
+
+    return maybeDeferred(call, *args)
+
+
+def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_first(tmp_path: Path) -> None:
+    from sflow.icn.app import Uncached
+    from sflow.icn.name import Component
+    from sflow.icn.packet import make_interest
+    from sflow.sfc.bundle import bundle_version
+    from sflow.sfc.bundlefile import STREAM_THRESHOLD
+    from sflow.sfc.names import result_prefix
+    from sflow.sfc.store import BLOCK_SEGMENTS, FileSegments
+
+    content = bytes(range(256)) * (STREAM_THRESHOLD // 256 + 1000)
+    digest = "c" * 64
+    store = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
+    spool = store.spool(digest)
+    for i in range(0, len(content), 65536):
+        spool.write(content[i:i + 65536])
+    store.added(digest, spool.finish())
+
+    # reopened: nothing in memory; the file is served, not loaded
+    again = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
+    served = again.get(digest, "p")
+    assert isinstance(served, FileSegments) and served.content is None
+    assert served.base[-1].to_number() == bundle_version(content)
+
+    def segment(index: int) -> bytes:
+        got: list[Any] = []
+        answer = served.answer(make_interest(served.base.append(Component.segment(index))))
+        assert answer is not None
+        answer.addCallback(got.append)
+        (data,) = got
+        assert isinstance(data, Uncached)  # not kept in content stores
+        return bytes(data.data.content)
+
+    size = served.segment_size
+    assert segment(0) == content[:size]
+    assert segment(BLOCK_SEGMENTS + 3) == content[(BLOCK_SEGMENTS + 3) * size:(BLOCK_SEGMENTS + 4) * size]
+    assert segment(served.count - 1) == content[(served.count - 1) * size:]
+    assert len(served._blocks) <= 2  # a bounded read-ahead, never the whole file
+    assert result_prefix("p", digest).is_prefix_of(served.base)
+
+    # a flipped bit: found before anything is served, removed, absent from then on
+    path = tmp_path / "results" / f"{digest}.bundle"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+    third = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
+    damaged = third.get(digest, "p")
+    assert damaged is not None
+    got: list[Any] = []
+    damaged.answer(make_interest(damaged.base.append(Component.segment(0)))).addCallback(got.append)  # type: ignore[union-attr]
+    assert got == [None] and digest not in third and not path.exists()

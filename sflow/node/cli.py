@@ -216,7 +216,7 @@ def _status(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret_overrides(args))
     secret = read_secret(config.security.secret_file)
     try:
-        reply = run_until(lambda reactor: query_status(reactor, args.connect, secret))
+        reply = run_until(lambda reactor: query_status(reactor, args.connect, secret, sealed=config.security.channel_encryption))
     except defer.TimeoutError:
         raise SflowError(f"{args.connect}: no status reply within {STATUS_TIMEOUT:g} s") from None
     fields = {k: v for k, v in reply.items() if k not in ("v", "t")}

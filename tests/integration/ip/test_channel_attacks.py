@@ -110,3 +110,17 @@ def test_a_flipped_byte_drops_the_connection_and_nothing_runs(base: Path, node: 
     after = counters(node, secret_file)
     assert after["functions_started"] == before["functions_started"]
     wait_for(lambda: "integrity check" in node.log.read_text(), 10, "the integrity failure in the node's log")
+
+
+def test_a_rotated_secret_no_longer_reaches_a_node_holding_the_old_one(base: Path, node: Node, secret_file: Path) -> None:
+    rotated = base / "rotated.secret"
+    rotated.write_bytes(secret_file.read_bytes())
+    rotated.chmod(0o600)
+    done = sflow("keygen", "--rotate", "-o", str(rotated))
+    assert done.returncode == 0 and "sflow cluster deploy" in done.stdout, done.stderr
+    assert rotated.read_bytes() != secret_file.read_bytes() and rotated.stat().st_mode & 0o777 == 0o600
+    refused = sflow("status", "--connect", node.address, "--secret-file", str(rotated))
+    assert refused.returncode != 0 and "does not hold the cluster secret" in refused.stderr
+    missing = sflow("keygen", "--rotate", "-o", str(base / "none.secret"))
+    assert missing.returncode == 2 and "no cluster secret to rotate" in missing.stderr
+    assert not (base / "none.secret").exists()

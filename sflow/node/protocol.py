@@ -223,14 +223,12 @@ class FrameDecoder:
         end = HEADER.size + length
         if len(buf) < end:
             return None
-        if self.opener is None:
-            raw = _unpack(memoryview(buf)[HEADER.size : end])
-        else:
-            raw = self._open(bytes(buf[: HEADER.size]), bytes(buf[HEADER.size : end]))
+        with memoryview(buf) as view, view[HEADER.size : end] as body:
+            raw = _unpack(body) if self.opener is None else self._open(bytes(view[: HEADER.size]), body)
         del buf[:end]
         return check_message(raw)
 
-    def _open(self, header: bytes, sealed: bytes) -> Any:
+    def _open(self, header: bytes, sealed: memoryview) -> Any:
         assert self.opener is not None
         try:
             return _unpack(self.opener.open(header, sealed))
@@ -239,7 +237,7 @@ class FrameDecoder:
             # accepted as the first frame only, and it can do nothing but close the connection.
             if self.opener.sequence == 0:
                 try:
-                    raw = _unpack(sealed)
+                    raw = _unpack(bytes(sealed))
                 except DecodeError:
                     raw = None
                 if isinstance(raw, dict) and raw.get("t") == "error":

@@ -120,7 +120,7 @@ class Opener:
 
     def open(self, header: bytes, sealed: bytes | memoryview) -> bytes:
         try:
-            body = self._aead.decrypt(_nonce(self.sequence), bytes(sealed), header)
+            body = self._aead.decrypt(_nonce(self.sequence), sealed, header)
         except InvalidTag:
             raise IntegrityError(
                 f"frame {self.sequence} failed its integrity check (changed, replayed, reordered or from another session)"

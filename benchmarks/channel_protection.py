@@ -130,8 +130,7 @@ def _sender(mode: str, key: bytes, files: dict[str, str], total: int, port: int)
             if self.sealer is None:
                 self.transport.writeSequence([HEADER.pack(FRAME), payload])
             else:
-                header = HEADER.pack(FRAME + seal.TAG_BYTES)
-                self.transport.writeSequence([header, self.sealer.seal(header, payload)])
+                self.transport.writeSequence(self.sealer.frame(payload))
             self.sent += FRAME
 
         def stopProducing(self) -> None:

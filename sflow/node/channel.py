@@ -256,8 +256,7 @@ class Channel(Protocol):
         if self._sealer is None:
             self._t.write(HEADER.pack(len(body)) + body)
         else:
-            header = HEADER.pack(len(body) + seal.TAG_BYTES)
-            self._t.write(header + self._sealer.seal(header, body))
+            self._t.writeSequence(self._sealer.frame(body))
         if self.liveness is not None:
             self.liveness.sent(self._clock.seconds())
 
@@ -514,8 +513,7 @@ class Channel(Protocol):
             if self._sealer is None:
                 self._t.writeSequence([HEADER.pack(len(head) + len(data)), head, data])
                 return
-            header = HEADER.pack(len(head) + len(data) + seal.TAG_BYTES)
-            self._t.writeSequence([header, self._sealer.seal(header, head + data)])
+            self._t.writeSequence(self._sealer.frame(head + data))
 
         def ended(sent: Sent) -> None:
             self._sending = None

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sflow.errors import AuthenticationError, IntegrityError
+from sflow.node.protocol import HEADER
 
 KX_BYTES: Final = 32
 KEY_BYTES: Final = 32
@@ -107,6 +108,11 @@ class Sealer:
         sealed = self._aead.encrypt(_nonce(self.sequence), body, header)
         self.sequence += 1
         return sealed
+
+    def frame(self, body: bytes) -> list[bytes]:
+        """A whole sealed frame for ``body``: its header and its sealed body."""
+        header = HEADER.pack(len(body) + TAG_BYTES)
+        return [header, self.seal(header, body)]
 
 
 class Opener:

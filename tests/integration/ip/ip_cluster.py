@@ -142,11 +142,7 @@ class RawClient:
 
     def send(self, msg_type: str, **fields: Any) -> None:
         body = encode_body(msg_type, fields)
-        if self.sealer is None:
-            self.sock.sendall(HEADER.pack(len(body)) + body)
-        else:
-            header = HEADER.pack(len(body) + seal.TAG_BYTES)
-            self.sock.sendall(header + self.sealer.seal(header, body))
+        self.sock.sendall(HEADER.pack(len(body)) + body if self.sealer is None else b"".join(self.sealer.frame(body)))
 
     def recv(self) -> Message | None:
         """The next message, or None when the node closed the connection."""

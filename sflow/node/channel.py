@@ -118,7 +118,7 @@ class Channel(Protocol):
         self._my_nonce = auth.new_nonce()
         self._their_nonce = b""
         self._sealed = sealed
-        self._exchange: Any = seal.new_exchange()  # dropped once the session keys are derived
+        self._exchange: seal.Exchange | None = seal.new_exchange()  # dropped once the keys are derived
         self._my_kx = seal.public_bytes(self._exchange)
         self._their_kx = b""
         self._sealer: seal.Sealer | None = None
@@ -373,6 +373,8 @@ class Channel(Protocol):
         exchange, self._exchange = self._exchange, None
         if not self._sealed:
             return
+        if exchange is None:
+            raise AuthenticationError("a second key exchange on one connection")
         keys = seal.session_keys(self.role, self._secret, exchange, client_nonce, server_nonce, client_kx, server_kx)
         self._sealer = seal.Sealer(keys.send)
         self._decoder.opener = seal.Opener(keys.receive)

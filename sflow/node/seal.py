@@ -36,6 +36,9 @@ TAG_BYTES: Final = 16
 _INFO: Final = b"sflow channel v1"
 _MAX_SEQUENCE: Final = 2**64 - 1
 
+#: one side's ephemeral key pair for one handshake
+Exchange = X25519PrivateKey
+
 
 @dataclass(frozen=True, slots=True)
 class SessionKeys:
@@ -45,12 +48,12 @@ class SessionKeys:
     receive: bytes
 
 
-def new_exchange() -> X25519PrivateKey:
+def new_exchange() -> Exchange:
     """A fresh ephemeral key pair for one handshake."""
     return X25519PrivateKey.generate()
 
 
-def public_bytes(private: X25519PrivateKey) -> bytes:
+def public_bytes(private: Exchange) -> bytes:
     return private.public_key().public_bytes_raw()
 
 
@@ -62,7 +65,7 @@ def check_kx(kx: bytes) -> None:
 def session_keys(
     role: str,
     secret: bytes,
-    private: X25519PrivateKey,
+    private: Exchange,
     client_nonce: bytes,
     server_nonce: bytes,
     client_kx: bytes,

@@ -21,12 +21,14 @@ class Session:
 
 class Proxy:
     """Listens on loopback and forwards each connection to ``target``. With ``flip_frame=k``, one
-    bit of the k-th frame (0-based) the client sends is flipped on its way to the server."""
+    bit of the k-th frame (0-based) the client sends (``upstream``) or the server sends is flipped
+    on its way."""
 
-    def __init__(self, target: str, flip_frame: int | None = None) -> None:
+    def __init__(self, target: str, flip_frame: int | None = None, upstream: bool = True) -> None:
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
         self.flip_frame = flip_frame
+        self.flip_upstream = upstream
         self.sessions: list[Session] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
@@ -55,7 +57,7 @@ class Proxy:
             while data := src.recv(65536):
                 start = len(record)
                 record += data
-                if upstream and self.flip_frame is not None and session.flipped_at is None:
+                if upstream == self.flip_upstream and self.flip_frame is not None and session.flipped_at is None:
                     at = _inside_frame(record, self.flip_frame)
                     if at is not None and start <= at < len(record):
                         session.flipped_at = at

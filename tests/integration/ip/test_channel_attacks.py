@@ -92,16 +92,20 @@ def test_recorded_bytes_hold_no_command_value_or_file_and_a_replay_is_refused(
     wait_for(lambda: "does not hold the cluster secret" in node.log.read_text(), 10, "the refusal in the node's log")
 
 
-@pytest.mark.parametrize("frame", [2, 3])
-def test_a_flipped_byte_drops_the_connection_and_nothing_runs(base: Path, node: Node, secret_file: Path, frame: int) -> None:
-    marker = base / f"ran-{frame}"
+@pytest.mark.parametrize(("frame", "upstream"), [(2, True), (3, True), (1, False)])
+def test_a_flipped_byte_drops_the_connection_and_nothing_runs(
+    base: Path, node: Node, secret_file: Path, frame: int, upstream: bool
+) -> None:
+    # upstream frames 0 and 1 are hello and auth, 2 and 3 the job and its start; downstream 0 is
+    # the challenge, 1 the node's sealed ready
+    marker = base / f"ran-{frame}-{upstream}"
     job = {"job_id": 42, "task_list": [
         {"task_id": 1, "workload": 1000, "cmd": f"touch {marker}", "out_file_list": []},
     ]}
     before = counters(node, secret_file)
-    proxy = Proxy(node.address, flip_frame=frame)  # frames 0 and 1 are hello and auth
+    proxy = Proxy(node.address, flip_frame=frame, upstream=upstream)
     try:
-        result = delegate_through(base, f"flip{frame}", job, node, proxy, secret_file)
+        result = delegate_through(base, f"flip{frame}{upstream}", job, node, proxy, secret_file)
     finally:
         proxy.close()
     assert proxy.sessions and proxy.sessions[0].flipped_at is not None
@@ -109,7 +113,10 @@ def test_a_flipped_byte_drops_the_connection_and_nothing_runs(base: Path, node: 
     assert not marker.exists()
     after = counters(node, secret_file)
     assert after["functions_started"] == before["functions_started"]
-    wait_for(lambda: "integrity check" in node.log.read_text(), 10, "the integrity failure in the node's log")
+    if upstream:
+        wait_for(lambda: "integrity check" in node.log.read_text(), 10, "the integrity failure in the node's log")
+    else:
+        assert "integrity check" in result.stderr, result.stderr
 
 
 def test_a_rotated_secret_no_longer_reaches_a_node_holding_the_old_one(base: Path, node: Node, secret_file: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from sflow.delegator.ip import DispatchOptions, IpDispatch
 from sflow.delegator.local import LocalCluster
 from sflow.delegator.plan import TaskPlacement, build_plan
 from sflow.delegator.trace import Trace
+from sflow.errors import ExecutionError
 from sflow.model import Job, TaskId
 from sflow.model.infra import VcpuId
 from sflow.node.blocking import run_until
@@ -38,6 +39,11 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _fixed(job: Job, live: frozenset[str]) -> Mapping[TaskId, TaskPlacement]:
+    """A benchmark's placement is fixed: a lost node fails the run instead of re-planning it."""
+    raise ExecutionError("a benchmark does not re-plan a lost node")
+
+
 async def ip_run(
     reactor: Any,
     job: Job,
@@ -45,14 +51,18 @@ async def ip_run(
     vcpus_per_node: int,
     place: Callable[[TaskId], tuple[int, int]],
     chunk_size: int = 262144,
+    sealed: bool = True,
 ) -> Outcome:
     """Run ``job`` on a fresh local cluster under the running reactor; ``place(task) -> (node
-    index, vCPU index)``. The clock runs from handing the plan over until the trace is complete."""
+    index, vCPU index)``. The clock runs from handing the plan over until the trace is complete.
+    ``sealed``: security.channel_encryption on the nodes and the delegator."""
     with tempfile.TemporaryDirectory(prefix="sflow-bench-") as tmp:
         base = Path(tmp)
         secret_file = generate_secret(base / "secret")
         secret = read_secret(secret_file)
-        cluster = LocalCluster(reactor, ["127.0.0.1:0"] * nodes, base / "nodes", secret_file, None, vcpus_per_node)
+        setting = {"SFLOW_SECURITY_CHANNEL_ENCRYPTION": str(sealed).lower()}
+        cluster = LocalCluster(reactor, ["127.0.0.1:0"] * nodes, base / "nodes", secret_file, None, vcpus_per_node,
+                               node_env=[setting] * nodes)
         try:
             addresses = await cluster.start()
             placements = {}
@@ -60,9 +70,10 @@ async def ip_run(
                 n, k = place(t)
                 placements[t] = TaskPlacement(addresses[n], VcpuId(f"0^{n}^0^0^{k}"), k)
             plan = build_plan(job, placements, job.order, secrets.token_hex(4))
-            options = DispatchOptions(outdir=base / "out", algorithm="fixed", schedule=None, chunk_size=chunk_size)
+            options = DispatchOptions(outdir=base / "out", algorithm="fixed", schedule=None, chunk_size=chunk_size,
+                                      sealed=sealed)
             t0 = time.perf_counter()
-            trace = await IpDispatch(reactor, secret, plan, options).run()
+            trace = await IpDispatch(reactor, secret, plan, options, job=job, order=job.order, placer=_fixed).run()
             wall = time.perf_counter() - t0
             return Outcome(trace, wall, tuple(peak_rss_mb(pid) for pid in cluster.pids))
         finally:

@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "docker_chain": ([], ["--n", "4"]),
     "icn_forwarder": ([], ["--count", "5000", "--latency-count", "500"]),
     "ip_transfer": ([], ["--size-mb", "64"]),
+    "channel_protection": ([], ["--size-mb", "64"]),
     "sfc_cache": ([], []),
     "sched_speed": (["--sizes", "1000", "10000", "100000", "--skip-slow"], ["--sizes", "1000", "--vcpus", "16"]),
 }

@@ -69,6 +69,11 @@ class SecuritySettings:
     secret_file: str = _key("~/.config/sflow/cluster.secret", "the cluster secret written by `sflow keygen`")
     known_hosts: str = _key(DEFAULT_KNOWN_HOSTS, "SSH host keys checked for cluster hosts, SFTP file servers and image repositories")
     accept_new_host_keys: bool = _key(False, "record unknown SSH host keys on first use (a changed key is always refused)")
+    channel_encryption: bool = _key(
+        True,
+        "encrypt and authenticate every frame between nodes and delegators after the handshake (AES-256-GCM, "
+        "per-session keys); false only to measure its cost on a trusted network: both ends must agree",
+    )
 
 
 @dataclass(frozen=True, slots=True)

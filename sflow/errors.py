@@ -86,6 +86,11 @@ class DecodeError(ProtocolError):
     """Bytes from the network could not be decoded into a packet or frame."""
 
 
+class IntegrityError(ProtocolError):
+    """A sealed frame failed its authentication tag: changed on the way, replayed, reordered or
+    from another session."""
+
+
 class ExecutionError(SflowError):
     """A function failed on a node, or a job could not complete."""
 

@@ -1,7 +1,8 @@
 """The cluster secret: a random key every node and the delegator hold (``sflow keygen`` writes it).
 
-Peers prove they hold it with an HMAC challenge-response (:mod:`sflow.node.auth`); the secret
-itself never crosses the network and is never logged.
+Peers prove they hold it with an HMAC challenge-response (:mod:`sflow.node.auth`) and derive each
+connection's keys from it (:mod:`sflow.node.seal`); the secret itself never crosses the network
+and is never logged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ def generate_secret(path: str | os.PathLike[str], *, force: bool = False) -> Pat
     if target.exists() and not force:
         raise InputError(str(target), "", "a secret already exists; use --force to replace it")
     return write_durably(target, secrets.token_hex(SECRET_BYTES) + "\n", mode=0o600)
+
+
+def rotate_secret(path: str | os.PathLike[str]) -> Path:
+    """Replace an existing secret with a new random one (the old one is not kept: a node still
+    holding it can no longer reach, or be reached by, the holders of the new one)."""
+    target = Path(path).expanduser()
+    if not target.exists():
+        raise InputError(str(target), "", "there is no cluster secret to rotate; create one with `sflow keygen`")
+    return generate_secret(target, force=True)
 
 
 def read_secret(path: str | os.PathLike[str]) -> bytes:

@@ -701,7 +701,7 @@ async def _icn_dispatch(
         nodes = sorted(plan.nodes)
     for node in dict.fromkeys(nodes):
         try:
-            status = await query_status(reactor, node, secret)
+            status = await query_status(reactor, node, secret, sealed=config.security.channel_encryption)
         except (SflowError, TimeoutError, DeferredTimeout) as exc:
             if mode == "icn":
                 raise

@@ -63,6 +63,7 @@ class DispatchOptions:
     connect_timeout: float = 10.0
     retries: int = 0
     heartbeat: Heartbeat = Heartbeat(2.0, 3)
+    sealed: bool = True  # security.channel_encryption
 
 
 class IpDispatch:
@@ -138,7 +139,7 @@ class IpDispatch:
 
     def _connect(self, node: str, required: bool) -> defer.Deferred[None]:
         d = connect(self.reactor, node, self._secret, self, "delegator", self.options.chunk_size,
-                    self.options.connect_timeout, heartbeat=self.options.heartbeat)
+                    self.options.connect_timeout, heartbeat=self.options.heartbeat, sealed=self.options.sealed)
 
         def ok(channel: Channel) -> None:
             self._channels[node] = channel

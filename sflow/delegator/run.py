@@ -151,6 +151,7 @@ def dispatch(reactor: Any, secret: bytes, prepared: Prepared, job: Job, env: Env
         chunk_size=config.node.chunk_size,
         retries=max(0, config.delegator.retries),
         heartbeat=Heartbeat.from_settings(config.node),
+        sealed=config.security.channel_encryption,
     )
     spare = sorted(set(node_vcpus(env, config)) | set(nodes or ()))
     return IpDispatch(reactor, secret, prepared.plan, ip_options, report, job=job, order=prepared.order,

@@ -295,7 +295,9 @@ class RunExecution:
             if not nodes.cluster.running(nodes.index(name)):
                 return name, None
             try:
-                status: dict[str, Any] = dict(await query_status(self.reactor, address, self.ctx.secret, STATUS_TIMEOUT))
+                status: dict[str, Any] = dict(await query_status(
+                    self.reactor, address, self.ctx.secret, STATUS_TIMEOUT, self.ctx.config.security.channel_encryption
+                ))
                 return name, status
             except (SflowError, defer.TimeoutError) as exc:
                 log.info("event=no_status node=%s error=%s", name, exc)

@@ -16,7 +16,7 @@ from sflow.durable import write_durably
 from sflow.errors import ListenError, SflowError
 from sflow.model.infra import Address
 from sflow.node.readiness import Readiness, format_readiness
-from sflow.secret import generate_secret, read_secret
+from sflow.secret import generate_secret, read_secret, rotate_secret
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,19 @@ def register(sub: Any) -> None:
 
     k = sub.add_parser(
         "keygen",
-        help="write a new random cluster secret (mode 0600)",
+        help="write a new random cluster secret (mode 0600), or rotate it",
         description="Write a new random cluster secret (mode 0600) to -o or security.secret_file. "
-        "Nodes and delegators prove to each other that they hold it before any message is acted on; "
-        "`sflow cluster deploy` copies it to the hosts. An existing secret is kept unless --force.",
+        "Nodes and delegators prove to each other that they hold it before any message is acted on, and "
+        "every connection's encryption keys derive from it; `sflow cluster deploy` installs it on the hosts "
+        "(mode 0600). An existing secret is kept unless --force. --rotate replaces an existing one: deploy "
+        "it, then restart the nodes (`sflow cluster stop`, `start`); nodes still holding the old one refuse "
+        "and are refused.",
     )
     add_config_argument(k)
     k.add_argument("-o", "--output", metavar="FILE", help="where (default: security.secret_file)")
-    k.add_argument("--force", action="store_true", help="replace an existing secret")
+    rotate = k.add_mutually_exclusive_group()
+    rotate.add_argument("--force", action="store_true", help="replace an existing secret, or write a first one")
+    rotate.add_argument("--rotate", action="store_true", help="replace an existing secret (an error when there is none)")
     k.set_defaults(func=_keygen)
 
 
@@ -216,7 +221,7 @@ def _status(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret_overrides(args))
     secret = read_secret(config.security.secret_file)
     try:
-        reply = run_until(lambda reactor: query_status(reactor, args.connect, secret))
+        reply = run_until(lambda reactor: query_status(reactor, args.connect, secret, sealed=config.security.channel_encryption))
     except defer.TimeoutError:
         raise SflowError(f"{args.connect}: no status reply within {STATUS_TIMEOUT:g} s") from None
     fields = {k: v for k, v in reply.items() if k not in ("v", "t")}
@@ -243,6 +248,11 @@ def _status(args: argparse.Namespace) -> int:
 def _keygen(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     target = args.output or config.security.secret_file
+    if args.rotate:
+        path = rotate_secret(target)
+        print(f"rotated the cluster secret in {path}: install it with `sflow cluster deploy HOSTS`, then restart "
+              "the nodes (`sflow cluster stop HOSTS`, `sflow cluster start HOSTS`)")
+        return 0
     path = generate_secret(target, force=args.force)
     print(f"wrote a new cluster secret to {path}; copy it (mode 0600) to every node and the delegator")
     return 0

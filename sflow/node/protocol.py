@@ -1,5 +1,8 @@
 """IP-chaining and control frames: a 4-byte big-endian length, then a msgpack map.
 
+After the handshake the map is sealed (:mod:`sflow.node.seal`): the length then counts the
+encrypted map and its 16-byte tag, and the decoder opens each frame before decoding it.
+
 Every map carries ``v`` (the protocol version) and ``t`` (the message type); the other keys follow
 one schema per type, checked on receipt by :func:`check_message`. A frame that is too long, not
 msgpack, not a map, of another version, of an unknown type or with a wrong field is a
@@ -14,13 +17,17 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
-from sflow.errors import DecodeError, ProtocolError
+from sflow.errors import DecodeError, IntegrityError, ProtocolError
 
-PROTOCOL_VERSION: Final = 1
+if TYPE_CHECKING:
+    from sflow.node.seal import Opener
+
+#: 2: the handshake exchanges ephemeral keys and frames after it are sealed
+PROTOCOL_VERSION: Final = 2
 HEADER: Final = struct.Struct(">I")
 #: Largest frame accepted once a peer is authenticated (a file chunk plus its envelope).
 MAX_FRAME: Final = 16 * 1024 * 1024
@@ -54,10 +61,12 @@ def _f(types: tuple[type, ...], required: bool = True) -> Field:
 # One schema per message type: field name -> allowed Python types after msgpack decoding.
 SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     # authentication (sflow.node.auth)
-    "hello": {"nonce": _f(_BYTES)},
-    "challenge": {"nonce": _f(_BYTES), "proof": _f(_BYTES)},
+    # ``kx``: an ephemeral X25519 public key; ``sealed``: whether frames after the handshake are
+    # sealed (security.channel_encryption; both ends must agree) (sflow.node.seal)
+    "hello": {"nonce": _f(_BYTES), "kx": _f(_BYTES), "sealed": _f(_BOOL)},
+    "challenge": {"nonce": _f(_BYTES), "kx": _f(_BYTES), "sealed": _f(_BOOL), "proof": _f(_BYTES)},
     # ``heartbeat``: the seconds between the sender's pings (sflow.node.liveness; absent or 0: none)
-    "auth": {"proof": _f(_BYTES), "heartbeat": _f(_NUM, required=False)},
+    "auth": {"proof": _f(_BYTES), "sealed": _f(_BOOL), "heartbeat": _f(_NUM, required=False)},
     "ready": {"node": _f(_STR), "version": _f(_STR), "heartbeat": _f(_NUM, required=False)},
     "error": {"message": _f(_STR)},
     # a sign of life on an otherwise quiet channel (handled by the channel itself)
@@ -139,12 +148,17 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
 
 
 def encode(msg_type: str, fields: Mapping[str, Any]) -> bytes:
-    """One frame: header + msgpack map. Checks the message against its schema (a programming error
+    """One clear frame: header + msgpack map."""
+    payload = encode_body(msg_type, fields)
+    return HEADER.pack(len(payload)) + payload
+
+
+def encode_body(msg_type: str, fields: Mapping[str, Any]) -> bytes:
+    """A frame's msgpack map. Checks the message against its schema (a programming error
     otherwise, reported as ProtocolError so that it never goes out malformed)."""
     body = {"v": PROTOCOL_VERSION, "t": msg_type, **fields}
     check_message(body)
-    payload = msgpack.packb(body, use_bin_type=True)
-    return HEADER.pack(len(payload)) + payload
+    return msgpack.packb(body, use_bin_type=True)
 
 
 def check_message(msg: Any) -> Message:
@@ -182,11 +196,13 @@ class FrameDecoder:
     """Accumulates bytes in any chunking and yields whole, validated messages.
 
     ``limit`` is the largest frame accepted; the owner lowers or raises it (before and after
-    authentication). Memory is bounded by ``limit`` plus what one ``feed`` call brings.
+    authentication). Memory is bounded by ``limit`` plus what one ``feed`` call brings. Once the
+    owner sets ``opener`` (after the handshake), every frame is opened with it before decoding.
     """
 
     def __init__(self, limit: int = MAX_FRAME) -> None:
         self.limit = limit
+        self.opener: Opener | None = None
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> None:
@@ -207,13 +223,34 @@ class FrameDecoder:
         end = HEADER.size + length
         if len(buf) < end:
             return None
-        try:
-            raw = msgpack.unpackb(memoryview(buf)[HEADER.size : end], raw=False, strict_map_key=True)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
-            raise DecodeError(f"frame is not valid msgpack: {exc}") from None
+        with memoryview(buf) as view, view[HEADER.size : end] as body:
+            raw = _unpack(body) if self.opener is None else self._open(bytes(view[: HEADER.size]), body)
         del buf[:end]
         return check_message(raw)
+
+    def _open(self, header: bytes, sealed: memoryview) -> Any:
+        assert self.opener is not None
+        try:
+            return _unpack(self.opener.open(header, sealed))
+        except IntegrityError:
+            # A peer that refused this side's proof answers with a clear ``error`` (it has no keys):
+            # accepted as the first frame only, and it can do nothing but close the connection.
+            if self.opener.sequence == 0:
+                try:
+                    raw = _unpack(bytes(sealed))
+                except DecodeError:
+                    raw = None
+                if isinstance(raw, dict) and raw.get("t") == "error":
+                    return raw
+            raise
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+
+def _unpack(body: bytes | memoryview) -> Any:
+    try:
+        return msgpack.unpackb(body, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+        raise DecodeError(f"frame is not valid msgpack: {exc}") from None

@@ -117,7 +117,7 @@ class NodeService:
     def _accept(self) -> Channel:
         self.counters["connections"] += 1
         return Channel("server", self._secret, self, self.reactor, self.name, self.config.node.chunk_size,
-                       self.heartbeat)
+                       self.heartbeat, self.config.security.channel_encryption)
 
     # -- ChannelHandler --------------------------------------------------------------------------
 
@@ -490,7 +490,7 @@ class NodeService:
 
     def _connect_peer(self, node: str) -> defer.Deferred[Channel]:
         return connect(self.reactor, node, self._secret, self, self.name, self.config.node.chunk_size,
-                       heartbeat=self.heartbeat)
+                       heartbeat=self.heartbeat, sealed=self.config.security.channel_encryption)
 
     # -- shutdown --------------------------------------------------------------------------------
 

@@ -49,7 +49,9 @@ class _StatusClient:
             self.reply.errback(SflowError(f"no status from the node: {reason}"))
 
 
-def query_status(reactor: Any, address: str, secret: bytes, timeout: float = STATUS_TIMEOUT) -> defer.Deferred[Message]:
+def query_status(
+    reactor: Any, address: str, secret: bytes, timeout: float = STATUS_TIMEOUT, sealed: bool = True
+) -> defer.Deferred[Message]:
     """The node's ``status_reply`` (a dict) over an authenticated connection."""
     client = _StatusClient()
 
@@ -57,6 +59,6 @@ def query_status(reactor: Any, address: str, secret: bytes, timeout: float = STA
         if not client.reply.called:
             client.reply.errback(SflowError(f"{address}: {failure.getErrorMessage()}"))
 
-    connect(reactor, address, secret, client, "status", timeout=timeout).addErrback(unreachable)
+    connect(reactor, address, secret, client, "status", timeout=timeout, sealed=sealed).addErrback(unreachable)
     client.reply.addTimeout(timeout, reactor)
     return client.reply

@@ -84,12 +84,20 @@ def test_deploy_ships_wheels_once_into_an_isolated_venv(lab_cluster: LabCluster,
         where, version, plot = check.stdout.split("\n")[:3]
         assert where.startswith(f"{home_dir}/venv/lib/python3.11/site-packages/OpenSSL/"), check.stdout
         assert version.startswith("sflow ") and plot == "no-matplotlib", check.stdout
+    # A rotated secret: the next deploy installs it (0600), with nothing else to send.
+    rotated = cli("keygen", "--rotate", "-o", str(lab_cluster.secret))
+    assert rotated.returncode == 0 and "cluster deploy" in rotated.stdout, rotated.stderr
+    new_text = lab_cluster.secret.read_text()
+    assert new_text != secret_text and stat.S_IMODE(lab_cluster.secret.stat().st_mode) == 0o600
     again = cli("cluster", "deploy", str(lab_cluster.inventory), "--secret", str(lab_cluster.secret), "--json")
     assert again.returncode == 0, again.stdout + again.stderr
     rows = host_rows(again)
     assert len(rows) == 3
     for row in rows.values():
         assert row["result"] == "up to date" and row["wheels_sent"] == "0" and row["bytes_sent"] == "0", row
+    for host in lab_cluster.hosts:
+        path = host.sflow_dir / "cluster.secret"
+        assert path.read_text() == new_text and stat.S_IMODE(path.stat().st_mode) == 0o600, host.address
 
 
 def test_a_host_without_a_venv_module_is_told_what_to_install(lab_cluster: LabCluster, cli: Cli) -> None:

@@ -20,8 +20,8 @@ from fault_lab import processes_with, wait_for
 from sflow.delegator.local import local_environment
 from sflow.jsonio import environment_to_dict
 from sflow.node.readiness import parse_readiness
-from sflow.node import auth
-from sflow.node.protocol import FrameDecoder, Message, encode
+from sflow.node import auth, seal
+from sflow.node.protocol import HEADER, FrameDecoder, Message, encode_body
 
 PY = sys.executable
 VCPUS = 2
@@ -117,9 +117,11 @@ class RawClient:
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.decoder = FrameDecoder()
+        self.sealer: seal.Sealer | None = None
 
     def send(self, msg_type: str, **fields: Any) -> None:
-        self.sock.sendall(encode(msg_type, fields))
+        body = encode_body(msg_type, fields)
+        self.sock.sendall(HEADER.pack(len(body)) + body if self.sealer is None else b"".join(self.sealer.frame(body)))
 
     def recv(self) -> Message | None:
         """The next message, or None when the node closed the connection."""
@@ -133,12 +135,16 @@ class RawClient:
             self.decoder.feed(data)
 
     def authenticate(self, secret: bytes) -> Message:
-        nonce = auth.new_nonce()
-        self.send("hello", nonce=nonce)
+        nonce, exchange = auth.new_nonce(), seal.new_exchange()
+        kx = seal.public_bytes(exchange)
+        self.send("hello", nonce=nonce, kx=kx, sealed=True)
         challenge = self.recv()
         assert challenge is not None and challenge["t"] == "challenge"
-        auth.verify(auth.server_proof(secret, nonce, challenge["nonce"]), challenge["proof"], "node")
-        self.send("auth", proof=auth.client_proof(secret, nonce, challenge["nonce"]))
+        theirs, their_kx = challenge["nonce"], challenge["kx"]
+        auth.verify(auth.server_proof(secret, nonce, theirs, kx, their_kx, auth.terms(challenge)), challenge["proof"], "node")
+        self.send("auth", proof=auth.client_proof(secret, nonce, theirs, kx, their_kx, {"sealed": True}), sealed=True)
+        keys = seal.session_keys("client", secret, exchange, nonce, theirs, kx, their_kx)
+        self.sealer, self.decoder.opener = seal.Sealer(keys.send), seal.Opener(keys.receive)
         ready = self.recv()
         assert ready is not None and ready["t"] == "ready", ready
         return ready

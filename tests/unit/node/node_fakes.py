@@ -101,11 +101,12 @@ class SilentPeer:
 
 
 def channel_pair(
-    clock: Clock, client_secret: bytes = SECRET, server_secret: bytes = SECRET, root: Path | None = None
+    clock: Clock, client_secret: bytes = SECRET, server_secret: bytes = SECRET, root: Path | None = None,
+    client_sealed: bool = True, server_sealed: bool = True,
 ) -> tuple[Channel, RecordingHandler, Channel, RecordingHandler, Pipe]:
     ch_handler, sv_handler = RecordingHandler(root), RecordingHandler(root)
-    client = Channel("client", client_secret, ch_handler, clock, "client")
-    server = Channel("server", server_secret, sv_handler, clock, "server")
+    client = Channel("client", client_secret, ch_handler, clock, "client", sealed=client_sealed)
+    server = Channel("server", server_secret, sv_handler, clock, "server", sealed=server_sealed)
     pipe = Pipe(client, server)
     return client, ch_handler, server, sv_handler, pipe
 

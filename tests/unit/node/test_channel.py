@@ -116,7 +116,7 @@ def test_bad_digest_leaves_nothing_and_reports(tmp_path: Path) -> None:
     client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path)
     pipe.pump()
     client._write("file_begin", {"s": 7, "job": "1-a", "task": 1, "path": "x.bin", "size": 3})
-    client._t.write(encode("file_chunk", {"s": 7, "d": b"abc"}))
+    client._write("file_chunk", {"s": 7, "d": b"abc"})
     client._write("file_end", {"s": 7, "sha256": b"\x00" * 32})
     pipe.pump()
     assert sh.failures and "SHA-256 mismatch" in sh.failures[0]

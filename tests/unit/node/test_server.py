@@ -13,7 +13,7 @@ from sflow.model import Job, OutFile, Task, TaskId
 from sflow.model.infra import VcpuId
 from sflow.node.channel import Channel
 from sflow.node.plan import plan_to_wire
-from sflow.node.protocol import encode
+from sflow.node.protocol import PROTOCOL_VERSION, encode
 from sflow.node.server import NodeService
 
 T = TaskId
@@ -72,7 +72,7 @@ def test_job_runs_in_order_and_returns_results(tmp_path: Path) -> None:
     client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")
     client.send("job", job="7-r1", plan=plan_for(two_step_job()))
     pipe.pump()
-    assert messages(handler, "accepted") == [{"v": 1, "t": "accepted", "job": "7-r1"}]
+    assert messages(handler, "accepted") == [{"v": PROTOCOL_VERSION, "t": "accepted", "job": "7-r1"}]
     client.send("start", job="7-r1")
     pipe.pump()
     assert [r.task_id for r in executor.requests] == [1]

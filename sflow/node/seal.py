@@ -1,0 +1,138 @@
+"""Session keys and sealed frames: what makes a channel confidential and tamper-proof.
+
+The handshake of :mod:`sflow.node.auth` also exchanges ephemeral X25519 public keys (``kx``). Both
+sides then derive two AES-256-GCM keys, one per direction, from the cluster secret, the
+Diffie-Hellman shared value, both nonces and both public keys (HKDF-SHA256). Every frame after the
+handshake is sealed: its 4-byte length header stays in clear (it is the AEAD's associated data) and
+its msgpack body is encrypted and authenticated under the sender's key with a 96-bit nonce that is
+the frame's sequence number in that direction (0, 1, 2, …; never sent, never reused).
+
+So an on-path attacker reads nothing of a job and can change nothing: a changed, inserted,
+dropped, reordered or replayed frame fails its tag (:class:`~sflow.errors.IntegrityError`) and the
+connection is closed. Keys never repeat across sessions (fresh nonces and ephemeral keys on both
+sides), so a recorded session cannot be replayed into a new one, and a cluster secret stolen later
+does not decrypt a recorded session (the ephemeral keys are gone: forward secrecy).
+
+Pure apart from :func:`new_exchange` (the only source of randomness); no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sflow.errors import AuthenticationError, IntegrityError
+from sflow.node.protocol import HEADER
+
+KX_BYTES: Final = 32
+KEY_BYTES: Final = 32
+TAG_BYTES: Final = 16
+_INFO: Final = b"sflow channel v1"
+_MAX_SEQUENCE: Final = 2**64 - 1
+
+#: one side's ephemeral key pair for one handshake
+Exchange = X25519PrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    """The key this side seals with and the key it opens the peer's frames with."""
+
+    send: bytes
+    receive: bytes
+
+
+def new_exchange() -> Exchange:
+    """A fresh ephemeral key pair for one handshake."""
+    return X25519PrivateKey.generate()
+
+
+def public_bytes(private: Exchange) -> bytes:
+    return private.public_key().public_bytes_raw()
+
+
+def check_kx(kx: bytes) -> None:
+    if len(kx) != KX_BYTES:
+        raise AuthenticationError(f"key-exchange value of {len(kx)} bytes (expected {KX_BYTES})")
+
+
+def session_keys(
+    role: str,
+    secret: bytes,
+    private: Exchange,
+    client_nonce: bytes,
+    server_nonce: bytes,
+    client_kx: bytes,
+    server_kx: bytes,
+) -> SessionKeys:
+    """Both directions' keys for ``role`` (``client`` or ``server``); the two sides agree on them
+    only if they hold the same secret and saw the same nonces and public keys."""
+    peer_kx = server_kx if role == "client" else client_kx
+    check_kx(peer_kx)
+    try:
+        shared = private.exchange(X25519PublicKey.from_public_bytes(peer_kx))
+    except ValueError as exc:  # a low-order point: the exchange would give all zeros
+        raise AuthenticationError(f"unusable key-exchange value: {exc}") from None
+    material = HKDF(
+        algorithm=hashes.SHA256(),
+        length=2 * KEY_BYTES,
+        salt=client_nonce + server_nonce,
+        info=_INFO + client_kx + server_kx,
+    ).derive(secret + shared)
+    client_to_server, server_to_client = material[:KEY_BYTES], material[KEY_BYTES:]
+    if role == "client":
+        return SessionKeys(client_to_server, server_to_client)
+    return SessionKeys(server_to_client, client_to_server)
+
+
+def _nonce(sequence: int) -> bytes:
+    if sequence > _MAX_SEQUENCE:
+        raise IntegrityError("the channel has sealed 2**64 frames; reconnect")
+    return sequence.to_bytes(12, "big")
+
+
+class Sealer:
+    """Seals this side's frames in order (one per direction and session)."""
+
+    __slots__ = ("_aead", "sequence")
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+        self.sequence = 0
+
+    def seal(self, header: bytes, body: bytes) -> bytes:
+        """The sealed body (``len(body) + TAG_BYTES`` bytes) of the frame whose header is ``header``."""
+        sealed = self._aead.encrypt(_nonce(self.sequence), body, header)
+        self.sequence += 1
+        return sealed
+
+    def frame(self, body: bytes) -> list[bytes]:
+        """A whole sealed frame for ``body``: its header and its sealed body."""
+        header = HEADER.pack(len(body) + TAG_BYTES)
+        return [header, self.seal(header, body)]
+
+
+class Opener:
+    """Opens the peer's sealed frames in the order they were sealed."""
+
+    __slots__ = ("_aead", "sequence")
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+        self.sequence = 0
+
+    def open(self, header: bytes, sealed: bytes | memoryview) -> bytes:
+        try:
+            body = self._aead.decrypt(_nonce(self.sequence), sealed, header)
+        except InvalidTag:
+            raise IntegrityError(
+                f"frame {self.sequence} failed its integrity check (changed, replayed, reordered or from another session)"
+            ) from None
+        self.sequence += 1
+        return body

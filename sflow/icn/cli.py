@@ -113,6 +113,7 @@ def _icn_help(parser: argparse.ArgumentParser) -> int:
 
 def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
     from sflow.icn.forwarder import ForwarderConfig
+    from sflow.icn.limits import ForwarderLimits
 
     capacity = args.cs_capacity if args.cs_capacity is not None else icn.cs_capacity_packets
     capacity_bytes = args.cs_capacity_bytes if args.cs_capacity_bytes is not None else icn.cs_capacity_bytes
@@ -126,6 +127,7 @@ def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
         cs_policy=args.cs_policy,
         unsolicited_data_policy=args.unsolicited,
         default_hop_limit=args.default_hop_limit,
+        limits=ForwarderLimits.from_settings(icn),
     )
 
 

@@ -31,14 +31,17 @@ def fib_prefixes(address: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[tuple[int, int]]:
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     pytest.importorskip("ndn", reason="python-ndn (the independent NDN peer) is not installed")
-    far = sflow("forwarder", "--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0", name="far forwarder")
+    sock = tmp_path_factory.mktemp("far") / "far.sock"
+    far = sflow("forwarder", "--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--unix", str(sock),
+                name="far forwarder")
     processes = [far]
     try:
         far_addresses = ready_addresses(far)
         far_tcp, far_udp = port_of(far_addresses, "tcp4://"), port_of(far_addresses, "udp4://")
-        producer = peer("sflow_peer.py", f"127.0.0.1:{far_tcp}", "produce")
+        # the producer registers its prefixes over the Unix socket (management is for local users)
+        producer = peer("sflow_peer.py", f"unix://{sock}", "produce")
         processes.append(producer)
         assert producer.readline(timeout=20) == "ready"
         near = sflow(

@@ -123,6 +123,9 @@ class IcnSettings:
     fib_max_entries: int = _key(65536, "FIB entries a forwarder holds; routes to new prefixes beyond it are refused")
     fib_max_nexthops: int = _key(5, "next hops kept per FIB entry (the cheapest)")
     pit_max_entries: int = _key(65536, "PIT entries a forwarder holds; new Interests beyond it are dropped")
+    pit_max_entries_per_face: int = _key(
+        16384, "PIT entries one face (one peer) may create; its new Interests beyond it are dropped"
+    )
     face_interest_rate: float = _key(
         20000.0, "Interests per second a face may send to the forwarder (token bucket; 0: no limit)"
     )

@@ -140,6 +140,9 @@ class Forwarder:
         self.limit_counters = LimitCounters()
         #: per-face Interest rate (face id → bucket), for faces other than in-process ones
         self._buckets: dict[int, TokenBucket] = {}
+        #: PIT entries created by each face (face id → count), and who created each entry
+        self._pit_by_face: dict[int, int] = {}
+        self._pit_owner: dict[tuple[bytes, bool, bool], int] = {}
         self.name_tree = NameTree()
         self.fib = Fib(self.name_tree)
         self.pit = Pit(self.name_tree)
@@ -333,7 +336,9 @@ class Forwarder:
             return
         if interest.forwarding_hint and self._in_producer_region(interest.forwarding_hint):
             interest = replace(interest, forwarding_hint=())
-        entry, _created = self.pit.insert(interest)
+        entry, created = self.pit.insert(interest)
+        if created:
+            self._pit_created(face, entry)
         duplicate = self._find_duplicate_nonce(entry, nonce, face)
         if duplicate and not (face.link_type == LinkType.POINT_TO_POINT and duplicate & DUPLICATE_NONCE_IN_SAME):
             self.on_interest_loop(interest, face)
@@ -362,7 +367,28 @@ class Forwarder:
             self.limit_counters.n_pit_full += 1
             log.debug("event=interest_dropped reason=pit_full face=%d", face.face_id)
             return False
+        quota = limits.pit_max_entries_per_face
+        if quota and self._pit_by_face.get(face.face_id, 0) >= quota and self.pit.find(interest) is None:
+            self.limit_counters.n_pit_face_quota += 1
+            log.debug("event=interest_dropped reason=pit_face_quota face=%d", face.face_id)
+            return False
         return True
+
+    def _pit_created(self, face: Face, entry: PitEntry) -> None:
+        """Count the entry against the face whose Interest created it (its PIT quota); the node's
+        own in-process faces have none."""
+        if self.limits.pit_max_entries_per_face and not isinstance(face, InProcessFace):
+            self._pit_owner[entry.key] = face.face_id
+            self._pit_by_face[face.face_id] = self._pit_by_face.get(face.face_id, 0) + 1
+
+    def _pit_erased(self, entry: PitEntry) -> None:
+        face_id = self._pit_owner.pop(entry.key, None)
+        if face_id is not None:
+            left = self._pit_by_face[face_id] - 1
+            if left:
+                self._pit_by_face[face_id] = left
+            else:
+                del self._pit_by_face[face_id]
 
     def _in_producer_region(self, hints: tuple[Name, ...]) -> bool:
         """NFD ``NetworkRegionTable::isInProducerRegion``."""
@@ -439,6 +465,7 @@ class Forwarder:
         if entry.expiry_timer is not None:
             entry.expiry_timer.cancel()
             entry.expiry_timer = None
+        self._pit_erased(entry)
         self.pit.erase(entry)
 
     def _insert_dead_nonce_list(self, entry: PitEntry, upstream: Face | None) -> None:

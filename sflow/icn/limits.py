@@ -3,7 +3,9 @@
 Every table a peer can grow has a limit, and each refusal is counted (never an exception): PIT
 entries (a new Interest beyond the limit is dropped), faces (a connection or a new UDP peer beyond
 the limit is refused), FIB entries and next hops per entry, and the rate of Interests a face may
-send (a token bucket per face: ``rate`` per second, up to ``burst`` at once). The content store is
+send (a token bucket per face: ``rate`` per second, up to ``burst`` at once). A face may also
+create at most ``pit_max_entries_per_face`` PIT entries, so that one flooding peer (whose
+Interests may ask for long lifetimes) cannot take the whole PIT from the others. The content store is
 bounded in packets and bytes by its own capacity (:mod:`sflow.icn.cs`). A limit of 0 is no limit.
 Faces of this process (in-process faces: the node's own producer, consumer and management) are
 not rate limited.
@@ -16,6 +18,7 @@ from dataclasses import dataclass, fields
 from sflow.config import IcnSettings
 
 DEFAULT_PIT_MAX_ENTRIES = 65536
+DEFAULT_PIT_MAX_ENTRIES_PER_FACE = 16384
 DEFAULT_MAX_FACES = 100
 DEFAULT_FIB_MAX_ENTRIES = 65536
 DEFAULT_FIB_MAX_NEXTHOPS = 5
@@ -28,6 +31,7 @@ class ForwarderLimits:
     """The limits (0 = none): see the module docstring and the ``icn`` settings."""
 
     pit_max_entries: int = DEFAULT_PIT_MAX_ENTRIES
+    pit_max_entries_per_face: int = DEFAULT_PIT_MAX_ENTRIES_PER_FACE
     max_faces: int = DEFAULT_MAX_FACES
     fib_max_entries: int = DEFAULT_FIB_MAX_ENTRIES
     fib_max_nexthops: int = DEFAULT_FIB_MAX_NEXTHOPS
@@ -36,7 +40,7 @@ class ForwarderLimits:
 
     @classmethod
     def from_settings(cls, icn: IcnSettings) -> ForwarderLimits:
-        return cls(icn.pit_max_entries, icn.max_faces, icn.fib_max_entries, icn.fib_max_nexthops,
+        return cls(icn.pit_max_entries, icn.pit_max_entries_per_face, icn.max_faces, icn.fib_max_entries, icn.fib_max_nexthops,
                    icn.face_interest_rate, icn.face_interest_burst)
 
     def __post_init__(self) -> None:
@@ -50,6 +54,7 @@ class LimitCounters:
     """How often each limit bit."""
 
     n_pit_full: int = 0
+    n_pit_face_quota: int = 0
     n_faces_refused: int = 0
     n_fib_full: int = 0
     n_nexthops_refused: int = 0

@@ -45,6 +45,27 @@ def test_the_pit_stops_at_its_limit_and_serves_again_when_entries_expire() -> No
     assert len(fwd.pit) == 1 and sink.sent_interests[-1].name == Name.from_uri("/flood/new")
 
 
+def test_one_face_cannot_take_the_whole_pit() -> None:
+    clock = Clock()
+    fwd = forwarder(clock, pit_max_entries=100, pit_max_entries_per_face=5, **NO_RATE)
+    flooder, polite, sink = DummyFace(), DummyFace(), DummyFace()
+    for face in (flooder, polite, sink):
+        fwd.add_face(face)
+    route(fwd, "/flood", sink)
+    for i in range(50):
+        flooder.interest(f"/flood/{i}", lifetime=3_600_000)  # long lifetimes: the entries would stay
+    assert len(fwd.pit) == 5 and fwd.limit_counters.n_pit_face_quota == 45
+    polite.interest("/flood/polite")
+    polite.interest("/flood/3")  # joins the flooder's entry: no new entry, no quota
+    assert len(fwd.pit) == 6 and fwd.limit_counters.n_pit_face_quota == 45
+    sink.data("/flood/polite")
+    sink.data("/flood/0")
+    clock.advance(0.1)
+    assert len(fwd.pit) == 4
+    flooder.interest("/flood/again")  # its satisfied entry freed a place in its quota
+    assert len(fwd.pit) == 5 and fwd.limit_counters.n_pit_face_quota == 45
+
+
 def test_a_face_over_its_interest_rate_is_dropped_others_are_not() -> None:
     clock = Clock()
     fwd = forwarder(clock, interest_rate=100.0, interest_burst=10)

@@ -26,7 +26,7 @@ from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
 from sflow.icn.packet import ContentType, Data, Interest, make_data, make_interest
 from sflow.icn.scheduler import Clock
-from sflow.icn.security import verify_data, verify_interest
+from sflow.icn.security import verify_data
 from sflow.icn.signature import HmacSha256Signer, SignatureType, Signer
 from sflow.sfc.bundle import (
     FAILED,
@@ -78,17 +78,6 @@ class Obtained:
 def cluster_signer(secret: bytes) -> HmacSha256Signer:
     """The HMAC-SHA256 signer of the cluster: no signature nonce, so signed names are deterministic."""
     return HmacSha256Signer(KEY_NAME, secret)
-
-
-def authenticated_interest(interest: Interest, secret: bytes) -> bool:
-    """Whether ``interest`` is signed with the cluster secret (HMAC-SHA256; a DigestSha256
-    signature proves nothing about the sender)."""
-    info = interest.signature_info
-    return (
-        info is not None
-        and info.signature_type == SignatureType.HMAC_WITH_SHA256
-        and verify_interest(interest, secret)
-    )
 
 
 def authenticated_data(data: Data, secret: bytes) -> bool:

@@ -7,10 +7,9 @@ import hashlib
 import json
 import socket
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from icn_processes import Process, RunningForwarder, peer, sflow
+from icn_processes import Process, RunningForwarder, icn_status, peer, sflow
 
 NDN_BIG = hashlib.sha256(bytes(i % 251 for i in range(60_000))).hexdigest()
 SFLOW_BIG = hashlib.sha256(bytes(i % 241 for i in range(100_000))).hexdigest()
@@ -100,15 +99,5 @@ def test_management_over_loopback_tcp_is_refused(forwarder: RunningForwarder) ->
             assert process.json_lines(1, 20)[0]["registered"] is False
         finally:
             process.terminate()
-    assert "/interop/stolen" not in {e["prefix"] for e in forwarder_status(forwarder)["fib"]}
+    assert "/interop/stolen" not in {e["prefix"] for e in icn_status(forwarder.address)["fib"]}
 
-
-def forwarder_status(forwarder: RunningForwarder) -> dict[str, Any]:
-    run = sflow("icn", "status", "--connect", forwarder.address, "--json", name="sflow icn status")
-    try:
-        assert run.wait(20) == 0, run.stderr_tail()
-        assert run.popen.stdout is not None
-        document: dict[str, Any] = json.loads(run.popen.stdout.read())
-        return document
-    finally:
-        run.terminate()

@@ -4,26 +4,18 @@ python-ndn consumer on the first reaches an sflow producer on the second."""
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from icn_processes import peer, port_of, ready_addresses, sflow
+from icn_processes import icn_status, peer, port_of, ready_addresses, sflow
 
 SFLOW_BIG = hashlib.sha256(bytes(i % 241 for i in range(100_000))).hexdigest()
 
 
 def status(address: str) -> dict[str, Any]:
-    run = sflow("icn", "status", "--connect", address, "--json", name="sflow icn status")
-    try:
-        assert run.wait(20) == 0, run.stderr_tail()
-        assert run.popen.stdout is not None
-        document: dict[str, Any] = json.loads(run.popen.stdout.read())
-        return document
-    finally:
-        run.terminate()
+    return icn_status(address)
 
 
 def fib_prefixes(address: str) -> set[str]:

@@ -1,8 +1,9 @@
 """Throughput and latency of one ``sflow forwarder`` process (target >= 10,000 exchanges/s).
 
 Starts ``sflow forwarder`` as a child process on 127.0.0.1, then, from this process, connects a
-producer and a consumer (two TCP connections, plain sockets so that the measuring side costs
-little), registers the producer's prefix with a signed ``rib/register`` command, and measures:
+producer (over the forwarder's Unix socket: management is only for local users) and a consumer
+(over TCP), plain sockets so that the measuring side costs little, registers the producer's
+prefix with a signed ``rib/register`` command, and measures:
 
 1. Interest–Data exchanges per second with unique names (every Interest misses the CS, goes to
    the producer, its Data comes back), with ``--window`` Interests in flight;
@@ -85,11 +86,14 @@ def seq_of(data: bytes) -> int:
     return int.from_bytes(data[name_end - 8 : name_end], "big")
 
 
+UNIX_SOCKET = f"/tmp/sflow-bench-forwarder-{os.getpid()}.sock"
+
+
 def start_forwarder(profile: str | None, extra: list[str]) -> tuple[subprocess.Popen[str], int]:
     command = [sys.executable]
     if profile:
         command += ["-m", "cProfile", "-o", profile]
-    command += ["-m", "sflow", "forwarder", "--listen", "127.0.0.1:0", *extra]
+    command += ["-m", "sflow", "forwarder", "--listen", "127.0.0.1:0", "--unix", UNIX_SOCKET, *extra]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
     assert process.stdout is not None
@@ -121,9 +125,9 @@ def register(sock: socket.socket, framer: Framer) -> None:
 class Bench:
     def __init__(self, port: int, payload: int) -> None:
         self.consumer = socket.create_connection(("127.0.0.1", port))
-        self.producer = socket.create_connection(("127.0.0.1", port))
-        for sock in (self.consumer, self.producer):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.producer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.producer.connect(UNIX_SOCKET)
+        self.consumer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.consumer_framer = Framer()
         self.producer_framer = Framer()
         register(self.producer, self.producer_framer)

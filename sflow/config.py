@@ -124,9 +124,22 @@ class IcnSettings:
     max_neighbours: int = _key(10, "neighbours a node keeps in autonomous mode")
     speed: float = _key(1000.0, "MIPS per vCPU this node advertises in autonomous mode")
     bandwidth: float = _key(1000.0, "link bandwidth (MB/s) this node advertises in autonomous mode")
-    max_faces: int = _key(100, "faces a forwarder accepts")
-    fib_max_entries: int = _key(0, "FIB size bound (0: none)")
-    fib_max_nexthops: int = _key(5, "next hops kept per FIB entry")
+    max_faces: int = _key(100, "faces a forwarder holds; connections and UDP peers beyond it are refused")
+    fib_max_entries: int = _key(65536, "FIB entries a forwarder holds; routes to new prefixes beyond it are refused")
+    fib_max_nexthops: int = _key(5, "next hops kept per FIB entry (the cheapest)")
+    pit_max_entries: int = _key(65536, "PIT entries a forwarder holds; new Interests beyond it are dropped")
+    pit_max_entries_per_face: int = _key(
+        16384, "PIT entries one face (one peer) may create; its new Interests beyond it are dropped"
+    )
+    face_interest_rate: float = _key(
+        20000.0, "Interests per second a face may send to the forwarder (token bucket; 0: no limit)"
+    )
+    face_interest_burst: int = _key(20000, "Interests a face may send at once above its rate")
+    request_validity: float = _key(
+        86400.0, "longest validity window (seconds) of a run's request key; a run with a job timeout gets that "
+        "timeout plus the clock skew"
+    )
+    clock_skew: float = _key(30.0, "clock difference (seconds) allowed between nodes for signed requests and hellos")
     connect_timeout_ms: int = _key(2000, "face connect timeout")
 
 

@@ -50,7 +50,6 @@ from sflow.errors import ExecutionError, IcnError, InputError, JobFailed, Protoc
 from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
 from sflow.icn.packet import make_interest
-from sflow.icn.signature import HmacSha256Signer
 from sflow.model.paths import job_relative
 from sflow.model.infra import VcpuId
 from sflow.model.schedule import Schedule
@@ -62,7 +61,8 @@ from sflow.sfc.bundle import decode_bundle
 from sflow.sfc.bundlefile import Spool, Spooled, extract_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
 from sflow.sfc.hello import reachable_address
-from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
+from sflow.sfc.freshness import RunKey, RunSigner
+from sflow.sfc.names import CTL_PREFIX, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
 from sflow.sfc.service import MAX_INSTALL_PARAMS
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ class IcnOptions:
     #: how often the delegator asks each node for a sign of life, and how many silent intervals
     #: lose it (None: only a closed connection that cannot be opened again loses a node)
     heartbeat: Heartbeat | None = None
+    #: the run key's window when there is no job timeout, and the clock skew allowed (seconds)
+    request_validity: float = 86400.0
+    clock_skew: float = 30.0
 
 
 class IcnDispatch:
@@ -147,7 +150,12 @@ class IcnDispatch:
         self.endpoints: dict[str, Endpoint] = {}
         #: when each END result arrived (clock time)
         self._obtained_at: dict[TaskId, float] = {}
-        self._signer = HmacSha256Signer(KEY_NAME, secret, interest_nonce_size=8)
+        # Every request of this run is signed with its run key (sflow.sfc.freshness): valid for the
+        # job's timeout at most, and ended on every node when the run is over.
+        timeout = options.job_timeout
+        validity = min(timeout + options.clock_skew, options.request_validity) if timeout > 0 else options.request_validity
+        self.run_key = RunKey.for_run(self.run_id, clock.seconds(), validity, options.clock_skew)
+        self._signer = RunSigner.of(self.run_key, secret)
         static = options.mode == "icn"
         self.recovery = IcnRecovery(job, self.placements if static else {t: self.placements[t] for t in job.end_tasks},
                                     self.nodes, placer or _cannot_place, static)
@@ -165,6 +173,25 @@ class IcnDispatch:
         return Deferred.fromCoroutine(self._run())
 
     async def _run(self) -> Trace:
+        try:
+            return await self._run_job()
+        finally:
+            await self._end_run()
+
+    async def _end_run(self) -> None:
+        """Tell every node the run is over: its key (and any request captured during the run) is
+        refused from now on. Best effort: a node that does not hear it refuses the key when its
+        window ends."""
+        async def end(node: str, endpoint: Endpoint) -> None:
+            try:
+                await self._control(endpoint, CTL_PREFIX.append("end", self.run_id), retries=1)
+            except SflowError as exc:
+                log.warning("event=run_end_unheard node=%s run=%s error=%s", node, self.run_id, exc)
+
+        await gatherResults([Deferred.fromCoroutine(end(n, e)) for n, e in list(self.endpoints.items())],
+                            consumeErrors=True)
+
+    async def _run_job(self) -> Trace:
         t0 = self._t0 = self.clock.seconds()
         timeout = self.options.job_timeout
         deadline = t0 + timeout if timeout > 0 else math.inf
@@ -290,12 +317,12 @@ class IcnDispatch:
                 pending.append(Deferred.fromCoroutine(self._install(node, batch, "route")))
         await gatherResults(pending, consumeErrors=True).addErrback(_first_error)
 
-    async def _control(self, endpoint: Endpoint, name: Name, params: bytes = b"") -> Any:
+    async def _control(self, endpoint: Endpoint, name: Name, params: bytes = b"", retries: int = 2) -> Any:
         """Ask a node's /sflow/ctl with a signed Interest; its decoded answer."""
         interest = make_interest(
             name, app_parameters=params, signer=self._signer, must_be_fresh=True, lifetime=self.options.lifetime_ms
         )
-        data = await endpoint.express(interest, retries=2)
+        data = await endpoint.express(interest, retries=retries)
         return msgpack.unpackb(data.content, raw=False)
 
     async def _install(self, node: str, batch: bytes, verb: str = "install") -> None:
@@ -316,7 +343,7 @@ class IcnDispatch:
             client = ResultClient(
                 self.endpoints.get(node) or await self._reopen(node), self.clock, self.secret,
                 lifetime_ms=self.options.lifetime_ms, reconnect=functools.partial(self._reopen, node),
-                spooler=_OutdirSpooler(self.options.outdir),
+                spooler=_OutdirSpooler(self.options.outdir), signer=self._signer,
             )
             attempt = Deferred.fromCoroutine(client.obtain(spec.prefix, deadline))
             self._asking[tid] = attempt
@@ -412,7 +439,9 @@ class IcnDispatch:
             return
         beat = self.options.heartbeat
         lifetime = int(1000 * beat.interval * beat.misses) if beat is not None else self.options.lifetime_ms
-        d = endpoint.express(CTL_PREFIX.append("status"), must_be_fresh=True, lifetime=max(100, lifetime))
+        interest = make_interest(CTL_PREFIX.append("status"), signer=self._signer, must_be_fresh=True,
+                                 lifetime=max(100, lifetime))  # status answers only signed requests
+        d = endpoint.express(interest)
         d.addCallbacks(lambda _: liveness.heard(self.clock.seconds()), lambda _: None)
 
     def _lose(self, node: str, reason: str) -> None:
@@ -733,7 +762,8 @@ async def _icn_dispatch(
 
     options = IcnOptions(outdir, algorithm if mode == "icn" else "autonomous", schedule if mode == "icn" else None,
                          mode=mode, job_timeout=config.delegator.job_timeout,
-                         lifetime_ms=config.icn.interest_lifetime_ms, heartbeat=Heartbeat.from_settings(config.node))
+                         lifetime_ms=config.icn.interest_lifetime_ms, heartbeat=Heartbeat.from_settings(config.node),
+                         request_validity=config.icn.request_validity, clock_skew=config.icn.clock_skew)
     next_hop = None
     if next_host is not None:
         by_host = {icn.rpartition(":")[0]: icn for icn in icn_of.values()}

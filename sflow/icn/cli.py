@@ -6,7 +6,9 @@ a Unix socket and UDP, and prints one line once listening::
     sflow forwarder ready: tcp4://127.0.0.1:45123 [unix:///run/sflow.sock] [udp4://0.0.0.0:6363]
 
 then runs until SIGTERM or SIGINT, when it stops listening, closes its faces and removes its Unix
-socket. ``sflow icn status`` fetches ``/localhost/sflow/status`` from a forwarder and prints faces,
+socket. Applications register prefixes over the Unix socket: a standalone forwarder has no cluster
+key, so management commands over TCP (loopback included) are refused (:mod:`sflow.icn.mgmt`); the
+limits of ``[icn]`` in the settings apply (:mod:`sflow.icn.limits`). ``sflow icn status`` fetches ``/localhost/sflow/status`` from a forwarder and prints faces,
 FIB, PIT and CS sizes, the CS hit ratio and NFD's counters (``--json`` prints the document).
 """
 
@@ -69,7 +71,9 @@ def register(sub: Any) -> None:
     p.add_argument("--listen", metavar="HOST:PORT", action="append", default=None,
                    help="TCP address to listen on (repeatable; default 0.0.0.0:<icn.port>; port 0 picks one)")
     p.add_argument("--no-tcp", action="store_true", help="do not listen on TCP")
-    p.add_argument("--unix", metavar="PATH", help="also listen on this Unix socket")
+    p.add_argument("--unix", metavar="PATH",
+                   help="also listen on this Unix socket (applications register their prefixes over it: management "
+                   "is refused over TCP, loopback included)")
     p.add_argument("--udp", metavar="HOST:PORT", action="append", default=[], help="also listen on UDP (repeatable)")
     p.add_argument("--cs-capacity", metavar="N", type=int, default=None,
                    help="content store capacity in packets (default: icn.cs_capacity_packets)")
@@ -113,6 +117,7 @@ def _icn_help(parser: argparse.ArgumentParser) -> int:
 
 def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
     from sflow.icn.forwarder import ForwarderConfig
+    from sflow.icn.limits import ForwarderLimits
 
     capacity = args.cs_capacity if args.cs_capacity is not None else icn.cs_capacity_packets
     capacity_bytes = args.cs_capacity_bytes if args.cs_capacity_bytes is not None else icn.cs_capacity_bytes
@@ -126,6 +131,7 @@ def _forwarder_config(args: argparse.Namespace, icn: Any) -> ForwarderConfig:
         cs_policy=args.cs_policy,
         unsolicited_data_policy=args.unsolicited,
         default_hop_limit=args.default_hop_limit,
+        limits=ForwarderLimits.from_settings(icn),
     )
 
 

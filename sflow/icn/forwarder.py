@@ -49,7 +49,9 @@ from sflow.icn.cs import ContentStore
 from sflow.icn.dnl import DEFAULT_LIFETIME, DeadNonceList
 from sflow.icn.face.base import FACE_ID_INTERNAL, INVALID_FACE_ID, Face, FaceScope, LinkType
 from sflow.icn.face_table import FaceTable
+from sflow.icn.face.inprocess import InProcessFace
 from sflow.icn.fib import Fib, NextHop
+from sflow.icn.limits import ForwarderLimits, LimitCounters, TokenBucket, room
 from sflow.icn.lp import CACHE_POLICY_NO_CACHE, LpPacket
 from sflow.icn.mgmt import Management
 from sflow.icn.name import LOCALHOST, Name
@@ -84,6 +86,12 @@ class ForwarderConfig:
     dead_nonce_list_lifetime: float = DEFAULT_LIFETIME
     network_regions: tuple[Name, ...] = ()
     default_strategy: Name | str = DEFAULT_STRATEGY
+    limits: ForwarderLimits = ForwarderLimits()
+    #: the cluster secret: management commands from faces other than in-process and Unix-socket
+    #: ones must carry an HMAC-SHA256 signature under it (None: only those faces may manage)
+    management_key: bytes | None = None
+    #: seconds a management command's SignatureTime may differ from the forwarder's clock
+    clock_skew: float = 30.0
 
     def __post_init__(self) -> None:
         if self.unsolicited_data_policy not in UNSOLICITED_DATA_POLICIES:
@@ -128,6 +136,13 @@ class Forwarder:
         self.clock = clock
         self.scheduler = Scheduler(clock)
         self.counters = ForwarderCounters()
+        self.limits = self.config.limits
+        self.limit_counters = LimitCounters()
+        #: per-face Interest rate (face id → bucket), for faces other than in-process ones
+        self._buckets: dict[int, TokenBucket] = {}
+        #: PIT entries created by each face (face id → count), and who created each entry
+        self._pit_by_face: dict[int, int] = {}
+        self._pit_owner: dict[tuple[bytes, bool, bool], int] = {}
         self.name_tree = NameTree()
         self.fib = Fib(self.name_tree)
         self.pit = Pit(self.name_tree)
@@ -177,7 +192,17 @@ class Forwarder:
             entry.delete_in_record(face)
             entry.delete_out_record(face)
         self.faces.remove(face)
+        self._buckets.pop(face.face_id, None)
         log.info("face removed id=%d remote=%s", face.face_id, face.remote_uri)
+
+    def accepts_face(self, remote: str) -> bool:
+        """Whether a new face (a connection, a UDP peer) fits under ``limits.max_faces``; a
+        refusal is counted and logged."""
+        if room(self.limits.max_faces, len(self.faces)):
+            return True
+        self.limit_counters.n_faces_refused += 1
+        log.warning("event=face_refused remote=%s reason=max_faces limit=%d", remote, self.limits.max_faces)
+        return False
 
     def on_face_malformed(self, face: Face, reason: str) -> None:
         self.counters.n_malformed_packets += 1
@@ -202,7 +227,13 @@ class Forwarder:
                 self.fib.erase(prefix)
             return
         if entry is None:
+            if not room(self.limits.fib_max_entries, len(self.fib)):
+                self.limit_counters.n_fib_full += 1
+                log.warning("event=route_refused prefix=%s reason=fib_max_entries limit=%d", prefix,
+                            self.limits.fib_max_entries)
+                return
             entry, _created = self.fib.insert(prefix)
+        wanted = self._cheapest_next_hops(prefix, wanted)
         for hop in list(entry.next_hops):
             if hop.face.face_id not in wanted:
                 entry.next_hops.remove(hop)
@@ -210,6 +241,16 @@ class Forwarder:
             face = self.faces.get(face_id)
             if face is not None:
                 self.fib.add_or_update_next_hop(entry, face, cost)
+
+    def _cheapest_next_hops(self, prefix: Name, wanted: dict[int, int]) -> dict[int, int]:
+        """At most ``limits.fib_max_nexthops`` of ``wanted`` (the cheapest); the rest counted."""
+        most = self.limits.fib_max_nexthops
+        if not most or len(wanted) <= most:
+            return wanted
+        kept = dict(sorted(wanted.items(), key=lambda hop: (hop[1], hop[0]))[:most])
+        self.limit_counters.n_nexthops_refused += len(wanted) - most
+        log.warning("event=next_hops_refused prefix=%s kept=%d refused=%d", prefix, most, len(wanted) - most)
+        return kept
 
     def _apply_rib(self, prefix: Name, next_hops: dict[int, int]) -> None:
         self._run(self.set_next_hops, prefix, next_hops)
@@ -275,6 +316,8 @@ class Forwarder:
 
     def _incoming_interest(self, face: Face, interest: Interest, lp: LpPacket | None) -> None:
         self.counters.n_in_interests += 1
+        if not self._admit_interest(face, interest):
+            return
         if interest.nonce is None:
             interest = replace(interest, nonce=self._random.getrandbits(32))
         hop_limit = interest.hop_limit
@@ -293,7 +336,9 @@ class Forwarder:
             return
         if interest.forwarding_hint and self._in_producer_region(interest.forwarding_hint):
             interest = replace(interest, forwarding_hint=())
-        entry, _created = self.pit.insert(interest)
+        entry, created = self.pit.insert(interest)
+        if created:
+            self._pit_created(face, entry)
         duplicate = self._find_duplicate_nonce(entry, nonce, face)
         if duplicate and not (face.link_type == LinkType.POINT_TO_POINT and duplicate & DUPLICATE_NONCE_IN_SAME):
             self.on_interest_loop(interest, face)
@@ -304,6 +349,46 @@ class Forwarder:
                 self.on_content_store_hit(interest, face, entry, data)
                 return
         self.on_content_store_miss(interest, face, entry, lp)
+
+    def _admit_interest(self, face: Face, interest: Interest) -> bool:
+        """The per-face Interest rate and the PIT size limit (:mod:`sflow.icn.limits`): False
+        drops the Interest (counted)."""
+        limits = self.limits
+        if limits.interest_rate > 0 and not isinstance(face, InProcessFace):
+            bucket = self._buckets.get(face.face_id)
+            now = self.clock.seconds()
+            if bucket is None:
+                bucket = self._buckets[face.face_id] = TokenBucket(limits.interest_rate, limits.interest_burst, now)
+            if not bucket.take(now):
+                self.limit_counters.n_rate_limited += 1
+                log.debug("event=interest_dropped reason=rate face=%d", face.face_id)
+                return False
+        if limits.pit_max_entries and len(self.pit) >= limits.pit_max_entries and self.pit.find(interest) is None:
+            self.limit_counters.n_pit_full += 1
+            log.debug("event=interest_dropped reason=pit_full face=%d", face.face_id)
+            return False
+        quota = limits.pit_max_entries_per_face
+        if quota and self._pit_by_face.get(face.face_id, 0) >= quota and self.pit.find(interest) is None:
+            self.limit_counters.n_pit_face_quota += 1
+            log.debug("event=interest_dropped reason=pit_face_quota face=%d", face.face_id)
+            return False
+        return True
+
+    def _pit_created(self, face: Face, entry: PitEntry) -> None:
+        """Count the entry against the face whose Interest created it (its PIT quota); the node's
+        own in-process faces have none."""
+        if self.limits.pit_max_entries_per_face and not isinstance(face, InProcessFace):
+            self._pit_owner[entry.key] = face.face_id
+            self._pit_by_face[face.face_id] = self._pit_by_face.get(face.face_id, 0) + 1
+
+    def _pit_erased(self, entry: PitEntry) -> None:
+        face_id = self._pit_owner.pop(entry.key, None)
+        if face_id is not None:
+            left = self._pit_by_face[face_id] - 1
+            if left:
+                self._pit_by_face[face_id] = left
+            else:
+                del self._pit_by_face[face_id]
 
     def _in_producer_region(self, hints: tuple[Name, ...]) -> bool:
         """NFD ``NetworkRegionTable::isInProducerRegion``."""
@@ -380,6 +465,7 @@ class Forwarder:
         if entry.expiry_timer is not None:
             entry.expiry_timer.cancel()
             entry.expiry_timer = None
+        self._pit_erased(entry)
         self.pit.erase(entry)
 
     def _insert_dead_nonce_list(self, entry: PitEntry, upstream: Face | None) -> None:

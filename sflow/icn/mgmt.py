@@ -12,9 +12,15 @@ Commands (NFD ``ControlCommand``; ``/localhost/nfd/<module>/<verb>/<ControlParam
 * ``rib/unregister`` — Name; FaceId and Origin as above. Echoes Name, FaceId, Origin.
 * ``strategy-choice/set`` (Name, Strategy) and ``strategy-choice/unset`` (Name).
 
-A command must be signed — a v0.3 signed Interest (python-ndn ``appv2``) or the older signed name
-with SignatureInfo/SignatureValue components (python-ndn ``app``) — with any key; a DigestSha256
-signature is checked. Errors: 400 malformed parameters, 403 unsigned or bad digest, 404 unknown
+Who may manage: an application on an in-process or Unix-socket face (its user can reach the
+socket file, which is as good as being the forwarder's own) sends a signed command — a v0.3 signed
+Interest (python-ndn ``appv2``) or the older signed name with SignatureInfo/SignatureValue
+components (python-ndn ``app``) — with any key; a DigestSha256 signature is checked. From any
+other face — TCP, even on loopback (any local user can open it), or UDP — a command must be a v0.3
+signed Interest with HMAC-SHA256 under the cluster secret (``ForwarderConfig.management_key``) and
+a SignatureTime within ``clock_skew`` of the forwarder's clock; a forwarder without a key accepts
+commands only from in-process and Unix-socket faces. Errors: 400 malformed parameters, 403 not
+authorized (unsigned, bad digest, or not under the cluster key from a remote face), 404 unknown
 strategy, 410 unknown face, 501 unknown command.
 
 Status (sflow-specific): an Interest for ``/localhost/sflow/status`` (CanBePrefix) is answered with
@@ -62,7 +68,7 @@ _KEPT_SNAPSHOTS = 4
 
 def status_report(forwarder: Forwarder) -> dict[str, Any]:
     """The forwarder's state as a JSON-ready dict (the content of ``/localhost/sflow/status``)."""
-    counters = forwarder.counters.as_dict()
+    counters = {**forwarder.counters.as_dict(), **forwarder.limit_counters.as_dict()}
     lookups = counters["n_cs_hits"] + counters["n_cs_misses"]
     now = forwarder.now()
     return {
@@ -175,8 +181,10 @@ class Management:
         }.get((module, verb))
         if handler is None:
             return ControlResponse(501, "Unsupported command")
-        if not _is_authorized(interest):
-            return ControlResponse(403, "Command Interest is not signed (or its digest is wrong)")
+        if not self._authorized(interest, requester):
+            log.warning("event=management_refused command=%s/%s requester=%s", module, verb, requester)
+            return ControlResponse(403, "Command Interest is not authorized (unsigned, a wrong digest, or not signed "
+                                        "with the cluster key from a non-local face)")
         try:
             params = decode_control_parameters(components[4].value)
         except DecodeError as exc:
@@ -184,6 +192,20 @@ class Management:
         response = handler(params, requester)
         log.info("management command=%s/%s status=%d requester=%s", module, verb, response.status_code, requester)
         return response
+
+    def _authorized(self, interest: Interest, requester: int | None) -> bool:
+        """See the module docstring: any signature from an in-process or Unix-socket face, the
+        cluster key (and a current SignatureTime) from any other."""
+        face = self.forwarder.faces.get(requester) if requester is not None else None
+        if face is not None and _trusted_face(face):
+            return _is_authorized(interest)
+        key = self.forwarder.config.management_key
+        info = interest.signature_info
+        if key is None or info is None or info.signature_type != SignatureType.HMAC_WITH_SHA256 or info.time is None:
+            return False
+        if abs(info.time / 1000.0 - self.forwarder.now()) > self.forwarder.config.clock_skew:
+            return False
+        return verify_interest(interest, key)
 
     def _face_id(self, params: ControlParameters, requester: int | None) -> int | None:
         face_id = params.face_id or requester
@@ -263,6 +285,12 @@ class Management:
             index = name[-1].to_number()
             if index < len(segments):
                 self.face.send_data(segments[index])
+
+
+def _trusted_face(face: Face) -> bool:
+    """An in-process face or a Unix-socket connection: only this host's users that can reach the
+    socket file get one (loopback TCP is not: any local user can connect)."""
+    return isinstance(face, InProcessFace) or face.remote_uri.startswith("unix://")
 
 
 def _is_authorized(interest: Interest) -> bool:

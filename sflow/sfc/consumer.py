@@ -31,8 +31,8 @@ from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
 from sflow.icn.packet import ContentType, Data, Interest, make_data, make_interest
 from sflow.icn.scheduler import Clock
-from sflow.icn.security import verify_data, verify_interest
-from sflow.icn.signature import HmacSha256Signer, SignatureType
+from sflow.icn.security import verify_data
+from sflow.icn.signature import HmacSha256Signer, SignatureType, Signer
 from sflow.sfc.bundle import (
     FAILED,
     READY,
@@ -105,17 +105,6 @@ def cluster_signer(secret: bytes) -> HmacSha256Signer:
     return HmacSha256Signer(KEY_NAME, secret)
 
 
-def authenticated_interest(interest: Interest, secret: bytes) -> bool:
-    """Whether ``interest`` is signed with the cluster secret (HMAC-SHA256; a DigestSha256
-    signature proves nothing about the sender)."""
-    info = interest.signature_info
-    return (
-        info is not None
-        and info.signature_type == SignatureType.HMAC_WITH_SHA256
-        and verify_interest(interest, secret)
-    )
-
-
 def authenticated_data(data: Data, secret: bytes) -> bool:
     """Whether ``data`` was signed with the cluster secret (HMAC-SHA256)."""
     info = data.signature_info
@@ -144,6 +133,7 @@ class ResultClient:
         reconnect: Callable[[], Deferred[Endpoint]] | None = None,
         requester: str = "",
         spooler: Spooler | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.spooler = spooler
@@ -151,7 +141,8 @@ class ResultClient:
         self._request = encode_request(requester)
         self.clock = clock
         self.secret = secret
-        self.signer = cluster_signer(secret)
+        #: signs compute requests (a run's signer, sflow.sfc.freshness); ``obtain`` may be given another
+        self.signer: Signer = signer or cluster_signer(secret)
         self.lifetime_ms = lifetime_ms
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
@@ -200,7 +191,7 @@ class ResultClient:
             target.abort()
             raise
 
-    async def compute(self, prefix: Name) -> Status:
+    async def compute(self, prefix: Name, signer: Signer | None = None) -> Status:
         """Send the signed compute Interest once; the producer's status."""
         interest = make_interest(
             prefix,
@@ -208,20 +199,20 @@ class ResultClient:
             lifetime=self.lifetime_ms,
             nonce=self._random.getrandbits(32),
             app_parameters=self._request,
-            signer=self.signer,
+            signer=signer or self.signer,
         )
         data = await self.endpoint.express(interest)
         if data.content_type == ContentType.NACK:
-            return Status(UNKNOWN, reason="the producer refused the request (not authenticated)")
+            return Status(UNKNOWN, reason="the producer refused the request (not authenticated, or its run is over)")
         if not self._valid(data):
             raise DecodeError(f"status for {prefix} has no valid cluster signature")
         return decode_status(data.content)
 
-    async def _until_ready(self, prefix: Name, deadline: float) -> Status:
+    async def _until_ready(self, prefix: Name, deadline: float, signer: Signer | None) -> Status:
         """Compute Interests until the producer says ready, or the deadline comes while it says
         the function is running (that ``running`` status is returned)."""
         while True:
-            status = await self.compute(prefix)
+            status = await self.compute(prefix, signer)
             if status.state == READY:
                 return status
             if status.state == FAILED:
@@ -236,9 +227,10 @@ class ResultClient:
             if status.retry_ms > 0:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
-    async def obtain(self, prefix: Name, deadline: float) -> Obtained:
+    async def obtain(self, prefix: Name, deadline: float, signer: Signer | None = None) -> Obtained:
         """The result under ``prefix``, computing it if needed; raises FunctionFailed, Yielded or
-        ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``)."""
+        ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``); ``signer``
+        signs the compute requests (default: this client's)."""
         backoff = self.min_backoff
         asked = False
         last = "no answer yet"
@@ -251,7 +243,7 @@ class ResultClient:
                 if content is not None:
                     return _obtained(content, "computed" if asked else "cache")
                 asked = True
-                status = await self._until_ready(prefix, deadline)
+                status = await self._until_ready(prefix, deadline, signer)
                 if status.state == READY and status.content:
                     if bundle_version(status.content) != status.version:
                         raise DecodeError(f"result {prefix}: content does not match its version")

@@ -7,7 +7,11 @@ functions, speed, bandwidth, and the short digests of the functions under way th
 results it holds, at most :data:`MAX_LISTED` of each) as msgpack, prefixed with an HMAC-SHA256 of
 it under the cluster secret, to each neighbour (``icn.neighbours``, ``HOST:PORT`` of their hello
 sockets; ``sflow cluster start --mode auto`` gives them from the inventory) and to the LAN
-broadcast address when one is configured. Hellos that fail the HMAC are dropped, and so are this
+broadcast address when one is configured. Each hello carries the time it was sent (milliseconds
+since the epoch) and a sequence number, inside the HMAC: a hello whose time is further than
+``icn.clock_skew`` from the receiver's clock, or not newer (time, then sequence) than the last one
+heard from the same node, is stale and dropped — a captured hello replayed later cannot keep a
+dead neighbour alive. Hellos that fail the HMAC are dropped, and so are this
 node's own (it may be in its neighbour list, or hear its broadcast). Adverts expire after three
 intervals: a node that stops is forgotten, reported lost, and traffic is routed around it. (The
 original's broadcast discovery was a stub, sflow-original.md §6.1.)
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -33,7 +38,9 @@ from sflow.sfc.auto import SHORT_DIGEST, Advert, NeighbourTable
 log = logging.getLogger(__name__)
 
 MAC_SIZE = 32
-HELLO_VERSION = 2
+HELLO_VERSION = 3
+#: senders whose last (time, sequence) is remembered
+MAX_SENDERS = 1024
 #: short digests listed per kind (under way, held) in one hello
 MAX_LISTED = 48
 #: seconds between two hellos sent because the node's work changed
@@ -53,9 +60,10 @@ def _digests(values: frozenset[str]) -> list[bytes]:
     return [bytes.fromhex(v) for v in sorted(values)[:MAX_LISTED]]
 
 
-def encode_hello(advert: Advert, secret: bytes) -> bytes:
+def encode_hello(advert: Advert, secret: bytes, time_ms: int = 0, seq: int = 0) -> bytes:
+    """A hello sent at ``time_ms`` (milliseconds since the epoch), ``seq``-th of its sender."""
     payload = msgpack.packb(
-        [HELLO_VERSION, advert.node, advert.vcpus, advert.free, advert.queue, advert.pending, advert.speed,
+        [HELLO_VERSION, time_ms, seq, advert.node, advert.vcpus, advert.free, advert.queue, advert.pending, advert.speed,
          advert.bandwidth, _digests(advert.working), _digests(advert.held)],
         use_bin_type=True,
     )
@@ -70,7 +78,8 @@ def _read_digests(raw: Any) -> frozenset[str]:
     return frozenset(d.hex() for d in raw)
 
 
-def decode_hello(datagram: bytes, secret: bytes) -> Advert:
+def decode_hello(datagram: bytes, secret: bytes) -> tuple[Advert, int, int]:
+    """The advert of a hello, with its time (ms) and sequence number."""
     mac, payload = datagram[:MAC_SIZE], datagram[MAC_SIZE:]
     if not hmac.compare_digest(mac, hmac.new(secret, payload, hashlib.sha256).digest()):
         raise DecodeError("hello: bad HMAC")
@@ -78,11 +87,14 @@ def decode_hello(datagram: bytes, secret: bytes) -> Advert:
         raw = msgpack.unpackb(payload, raw=False)
         if not isinstance(raw, list) or not raw or raw[0] != HELLO_VERSION:
             raise ValueError("unknown version")
-        _, node, vcpus, free, queue, pending, speed, bandwidth, working, held = raw
+        _, time_ms, seq, node, vcpus, free, queue, pending, speed, bandwidth, working, held = raw
         if not isinstance(node, str):
             raise ValueError("the node must be an address")
-        return Advert(node, int(vcpus), int(free), int(queue), float(speed), float(bandwidth), int(pending),
-                      _read_digests(working), _read_digests(held))
+        if not isinstance(time_ms, int) or not isinstance(seq, int):
+            raise ValueError("time and sequence must be integers")
+        advert = Advert(node, int(vcpus), int(free), int(queue), float(speed), float(bandwidth), int(pending),
+                        _read_digests(working), _read_digests(held))
+        return advert, time_ms, seq
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise DecodeError(f"hello: malformed: {exc}") from None
 
@@ -104,6 +116,7 @@ class HelloProtocol(DatagramProtocol):
         *,
         is_me: Callable[[str], bool] | None = None,
         on_lost: Callable[[str], None] | None = None,
+        skew: float = 30.0,
     ) -> None:
         self.clock = clock
         self.secret = secret
@@ -114,6 +127,11 @@ class HelloProtocol(DatagramProtocol):
         self.on_neighbour = on_neighbour
         self.is_me = is_me
         self.on_lost = on_lost
+        self.skew_ms = int(skew * 1000)
+        self._seq = 0
+        #: the last (time, sequence) heard from each sender
+        self._last: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self.counters = {"received": 0, "bad": 0, "stale": 0}
         self._loop: LoopingCall | None = None
         self._soon: Any = None
         self._last_sent = float("-inf")
@@ -157,7 +175,8 @@ class HelloProtocol(DatagramProtocol):
         if transport is None:
             return
         self._last_sent = self.clock.seconds()
-        datagram = encode_hello(self.advert(), self.secret)
+        self._seq += 1
+        datagram = encode_hello(self.advert(), self.secret, int(self._last_sent * 1000), self._seq)
         for target in self.targets:
             try:
                 transport.write(datagram, target)
@@ -166,10 +185,17 @@ class HelloProtocol(DatagramProtocol):
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         try:
-            advert = decode_hello(datagram, self.secret)
+            advert, time_ms, seq = decode_hello(datagram, self.secret)
         except DecodeError as exc:
+            self.counters["bad"] += 1
             log.debug("event=hello_dropped from=%s reason=%s", addr, exc)
             return
+        if not self._fresh(advert.node, time_ms, seq):
+            self.counters["stale"] += 1
+            log.debug("event=hello_dropped from=%s node=%s reason=stale time_ms=%d seq=%d", addr, advert.node,
+                      time_ms, seq)
+            return
+        self.counters["received"] += 1
         if isinstance(addr, tuple):
             # A node that advertises a wildcard is reached at the address its hello came from.
             advert = replace(advert, node=reachable_address(advert.node, addr[0]))
@@ -180,3 +206,17 @@ class HelloProtocol(DatagramProtocol):
                      advert.free, advert.queue)
         if self.on_neighbour is not None:
             self.on_neighbour(advert)
+
+    def _fresh(self, sender: str, time_ms: int, seq: int) -> bool:
+        """Whether a hello is within the skew of this node's clock and newer than the last one
+        heard from ``sender`` (then it becomes the last)."""
+        if abs(time_ms - int(self.clock.seconds() * 1000)) > self.skew_ms:
+            return False
+        last = self._last.get(sender)
+        if last is not None and (time_ms, seq) <= last:
+            return False
+        self._last[sender] = (time_ms, seq)
+        self._last.move_to_end(sender)
+        while len(self._last) > MAX_SENDERS:
+            self._last.popitem(last=False)
+        return True

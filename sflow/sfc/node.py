@@ -25,6 +25,7 @@ from sflow.errors import ListenError
 from sflow.icn.face.base import Face
 from sflow.icn.face.stream import connect_stream
 from sflow.icn.forwarder import ForwarderConfig
+from sflow.icn.limits import ForwarderLimits
 from sflow.icn.server import ForwarderServer
 from sflow.model.infra import Address
 from sflow.sfc.auto import NeighbourTable
@@ -120,7 +121,9 @@ class IcnNode:
         self.mode = mode
         icn = config.icn
         self.server = ForwarderServer(
-            reactor, ForwarderConfig(cs_capacity=icn.cs_capacity_packets, cs_capacity_bytes=icn.cs_capacity_bytes)
+            reactor, ForwarderConfig(cs_capacity=icn.cs_capacity_packets, cs_capacity_bytes=icn.cs_capacity_bytes,
+                                     limits=ForwarderLimits.from_settings(icn), management_key=secret,
+                                     clock_skew=icn.clock_skew)
         )
         try:
             uri = self.server.listen_tcp(host, port)
@@ -157,7 +160,7 @@ class IcnNode:
         hello = HelloProtocol(
             self.reactor, self.service.secret, self.table, self.service.advert, targets, icn.hello_interval,
             on_neighbour=placer.heard if placer is not None else None,
-            is_me=self.identity.is_me, on_lost=self.service.neighbour_lost,
+            is_me=self.identity.is_me, on_lost=self.service.neighbour_lost, skew=icn.clock_skew,
         )
         interface = "" if icn.broadcast_address else host
         try:

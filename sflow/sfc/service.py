@@ -89,9 +89,9 @@ from sflow.sfc.consumer import (
     StillRunning,
     Yielded,
     absent_data,
-    authenticated_interest,
     cluster_signer,
 )
+from sflow.sfc.freshness import RequestGuard, RunKey, RunSigner
 from sflow.sfc.identity import Identity
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
@@ -109,6 +109,8 @@ MAX_RUNS = 64
 MAX_INSTALL_PARAMS = 7000
 #: results this node produced or obtained lately, advertised as held (short digests)
 HELD_MEMORY = 48
+#: run keys remembered per run and per function
+MAX_KEYS = 4096
 #: how an input was had when this node's result store held it already
 STORED = "stored"
 
@@ -185,6 +187,11 @@ class SfcService:
         self.placer = placer
         self._connect_peer = connect_peer
         self.signer = cluster_signer(secret)
+        #: freshness of signed requests (sflow.sfc.freshness), and the run keys this node signs its
+        #: own requests with: by run (from installs) and by function (from the last request for it)
+        self.guard = RequestGuard(secret, max_validity=config.icn.request_validity, skew=config.icn.clock_skew)
+        self._run_keys: OrderedDict[str, RunKey] = OrderedDict()
+        self._request_keys: OrderedDict[str, RunKey] = OrderedDict()
         self.producer = Producer(name=name)
         self.installed: dict[str, dict[str, Installed]] = {}
         #: changes whenever a function new to this node is installed (the placer caches on it)
@@ -269,13 +276,14 @@ class SfcService:
     def _on_compute(self, interest: Interest, program: str, digest: str) -> HandlerResult | Deferred[HandlerResult]:
         now = self.clock.seconds()
         self.counters["compute_requests"] += 1
-        if not authenticated_interest(interest, self.secret):
-            # Unauthenticated: it may only learn whether the result exists; nothing runs.
+        verdict = self.guard.check_run_request(interest, now)
+        if verdict.run_key is None:
+            # Not signed with a current run key: the same refusal whether or not the result exists
+            # (a status is an answer for the cluster only); nothing runs.
             self.counters["refused"] += 1
-            log.info("event=compute_refused name=%s reason=not_authenticated", interest.name)
-            if digest in self.store:
-                return self._status(interest, Status(READY, node=self.name))
+            log.info("event=compute_refused name=%s reason=%s", interest.name, verdict.reason.replace(" ", "_"))
             return absent_data(interest.name, self.signer)
+        _remember_key(self._request_keys, digest, verdict.run_key)
         runs = self.installed.get(digest, {})
         item = self.function(digest)
         requester = decode_request(interest.app_parameters)
@@ -435,7 +443,7 @@ class SfcService:
                     target = "" if here else self._placement(item, index, frozenset(avoid))
                     self._obtaining[ref.digest] = target
                 try:
-                    got = await self._attempt(ref.prefix, ref.digest, target, deadline)
+                    got = await self._attempt(ref.prefix, ref.digest, target, deadline, self._signer_for(item))
                     if target and got.spooled is None:  # (a large one was spooled into the store)
                         self.store.put(ref.digest, ref.program, got.content)  # this node holds it now
                     return got
@@ -472,17 +480,17 @@ class SfcService:
         finally:
             self._obtaining.pop(ref.digest, None)
 
-    async def _attempt(self, prefix: Name, digest: str, target: str, deadline: float) -> Obtained:
+    async def _attempt(self, prefix: Name, digest: str, target: str, deadline: float, signer: RunSigner) -> Obtained:
         """One obtain of ``prefix`` from ``target`` ("" = this node). It ends at once when
         ``target`` goes away (:meth:`neighbour_lost`: its face closed, or in autonomous mode its
         hellos stopped), when the input is placed elsewhere (:meth:`_move_input`), and in
         autonomous mode after :meth:`_give_up`."""
         if not target:
-            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline))
+            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline, signer))
         else:
             client = (await self._peer(target)).client
             bound = min(deadline, self._give_up()) if self.placer is not None else deadline
-            attempt = Deferred.fromCoroutine(client.obtain(prefix, bound))
+            attempt = Deferred.fromCoroutine(client.obtain(prefix, bound, signer))
         watchers = self._watching.setdefault(target, set())
         cancel = attempt.cancel
         watchers.add(cancel)
@@ -669,18 +677,30 @@ class SfcService:
         if len(name) < 3:
             return None
         verb = name[2].value.decode("ascii", "replace")
+        now = self.clock.seconds()
+        if verb == "status":
+            verdict = self.guard.check_cluster_request(interest, now)
+        else:
+            verdict = self.guard.check_run_request(interest, now)
+        if not verdict.ok:
+            self.counters["refused"] += 1
+            log.info("event=control_refused verb=%s reason=%s", verb, verdict.reason.replace(" ", "_"))
+            return None
         if verb == "status":
             return self._control_answer(name, self.status())
-        if not authenticated_interest(interest, self.secret):
-            self.counters["refused"] += 1
-            log.info("event=control_refused verb=%s reason=not_authenticated", verb)
+        run_key = verdict.run_key
+        if run_key is None:  # a run request's verdict names its key
             return None
         if verb == "install":
-            return self._install(interest)
+            return self._install(interest, run_key)
         if verb == "route":
             return self._transit_routes(interest)
+        if verb == "end" and len(name) >= 4:
+            return self._end(name, run_key)
         if verb == "events" and len(name) >= 5:
             run = name[3].value.decode("ascii", "replace")
+            if run != run_key.run:
+                return self._control_answer(name, {"events": [], "more": False, "error": "key of another run"})
             page = name[4].value.decode("ascii", "replace")
             events = self._runs.get(run, [])
             start = int(page) * EVENTS_PER_PAGE if page.isdigit() else 0
@@ -688,20 +708,48 @@ class SfcService:
             return self._control_answer(name, body)
         return None
 
-    def _install(self, interest: Interest) -> Data:
+    def _install(self, interest: Interest, run_key: RunKey) -> Data:
         try:
             raw = msgpack.unpackb(interest.app_parameters or b"", raw=False)
             if not isinstance(raw, list):
                 raise ProtocolError("install: expected a list of functions")
             items = [installed_from_wire(entry) for entry in raw]
+            for item in items:
+                if item.run != run_key.run:
+                    raise ProtocolError(f"install: function {item.spec.task} is of run {item.run!r}, "
+                                        f"the request of run {run_key.run!r}")
         except (ValueError, msgpack.UnpackException, ProtocolError) as exc:
             log.warning("event=install_rejected error=%s", exc)
             return self._control_answer(interest.name, {"ok": False, "error": str(exc)})
+        _remember_key(self._run_keys, run_key.run, run_key)
         for item in items:
             if self._register(item):
                 self.store.save_function(item)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         return self._control_answer(interest.name, {"ok": True, "count": len(items)})
+
+    def _end(self, name: Name, run_key: RunKey) -> Data:
+        """The delegator ends its run: the run's key is refused from now on (a request captured
+        during the run cannot be replayed), and so are the requests it signed."""
+        run = name[3].value.decode("ascii", "replace")
+        if run != run_key.run:
+            return self._control_answer(name, {"ok": False, "error": "key of another run"})
+        self.guard.end(run, run_key.not_after_ms)
+        self.guard.forget_expired(self.clock.seconds())
+        self._run_keys.pop(run, None)
+        for digest, key in list(self._request_keys.items()):
+            if key.run == run:
+                del self._request_keys[digest]
+        log.info("event=run_ended node=%s run=%s", self.name, run)
+        return self._control_answer(name, {"ok": True})
+
+    def _signer_for(self, item: Installed) -> RunSigner:
+        """The run signer of this node's requests for ``item``'s inputs: the key of the last
+        request for it (after a restart the only one known), else the key it was installed with."""
+        key = self._request_keys.get(item.spec.digest) or self._run_keys.get(item.run)
+        if key is None:
+            raise IcnError(f"no current key for run {item.run}: its delegator must install it again")
+        return RunSigner.of(key, self.secret)
 
     def _transit_routes(self, interest: Interest) -> Data:
         """Static mode over a multi-hop topology: the delegator routes results that cross this node
@@ -848,7 +896,7 @@ class SfcService:
             "results": len(self.store),
             "result_bytes": self.store.total,
             "counters": dict(self.counters),
-            "forwarder": self.forwarder.counters.as_dict(),
+            "forwarder": {**self.forwarder.counters.as_dict(), **self.forwarder.limit_counters.as_dict()},
         }
 
 
@@ -912,3 +960,10 @@ def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:
             return f"$R^{path} on the file server differs from the file the job was named with"
     return ""
 
+
+def _remember_key(keys: OrderedDict[str, RunKey], what: str, key: RunKey) -> None:
+    """Keep ``key`` for ``what`` (most recent last), at most :data:`MAX_KEYS`."""
+    keys[what] = key
+    keys.move_to_end(what)
+    while len(keys) > MAX_KEYS:
+        keys.popitem(last=False)

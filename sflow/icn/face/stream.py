@@ -133,7 +133,10 @@ class ForwarderStreamFactory(Factory):
     def __init__(self, forwarder: Any) -> None:
         self.forwarder = forwarder
 
-    def buildProtocol(self, addr: Any) -> NdnStreamProtocol:
+    def buildProtocol(self, addr: Any) -> NdnStreamProtocol | None:
+        # None closes the connection at once: the forwarder holds as many faces as it may.
+        if not self.forwarder.accepts_face(_describe(addr, "tcp")[0]):
+            return None
         return NdnStreamProtocol(self.forwarder.add_face)
 
 

@@ -2,7 +2,8 @@
 
 One listening socket (a *channel*) serves every peer: the first datagram from a new address
 creates an on-demand, point-to-point face for it, closed after ``idle_timeout`` seconds without
-traffic (NFD's default is 600 s). Each datagram holds exactly one packet (bare or LpPacket); a
+traffic (NFD's default is 600 s), and no more faces than the forwarder accepts
+(``icn.max_faces``; datagrams from further peers are dropped). Each datagram holds exactly one packet (bare or LpPacket); a
 datagram over 8800 octets closes that peer's face. Faces toward a given peer (for static routes)
 are made with :meth:`UdpChannel.connect` and are persistent. UDP faces are never local (NFD), so
 ``/localhost`` management is not reachable over UDP.
@@ -98,6 +99,10 @@ class UdpChannel(DatagramProtocol):
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         remote = (addr[0], addr[1])
+        # A face per source address, but no more than the forwarder may hold: a datagram from a
+        # new peer beyond the limit is dropped (counted by the forwarder).
+        if remote not in self.faces and not self.forwarder.accepts_face(_uri(*remote)):
+            return
         face = self._face_for(remote, FacePersistency.ON_DEMAND)
         face.last_activity = self.clock.seconds()
         if len(datagram) > tlv.MAX_NDN_PACKET_SIZE:

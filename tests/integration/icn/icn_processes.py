@@ -102,3 +102,15 @@ class RunningForwarder:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+def icn_status(address: str) -> dict[str, Any]:
+    """``sflow icn status --json`` of the forwarder at ``address``."""
+    run = sflow("icn", "status", "--connect", address, "--json", name="sflow icn status")
+    try:
+        assert run.wait(20) == 0, run.stderr_tail()
+        assert run.popen.stdout is not None
+        document: dict[str, Any] = json.loads(run.popen.stdout.read())
+        return document
+    finally:
+        run.terminate()

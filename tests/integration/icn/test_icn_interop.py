@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from icn_processes import Process, RunningForwarder, peer, sflow
+from icn_processes import Process, RunningForwarder, icn_status, peer, sflow
 
 NDN_BIG = hashlib.sha256(bytes(i % 251 for i in range(60_000))).hexdigest()
 SFLOW_BIG = hashlib.sha256(bytes(i % 241 for i in range(100_000))).hexdigest()
@@ -17,7 +17,7 @@ SFLOW_BIG = hashlib.sha256(bytes(i % 241 for i in range(100_000))).hexdigest()
 
 @pytest.fixture(scope="module")
 def ndn_producer(forwarder: RunningForwarder) -> Iterator[Process]:
-    process = peer("ndn_peer.py", str(forwarder.port), "produce")
+    process = peer("ndn_peer.py", str(forwarder.unix_path), "produce")
     assert process.readline(timeout=20) == "ready"
     yield process
     process.terminate()
@@ -25,7 +25,7 @@ def ndn_producer(forwarder: RunningForwarder) -> Iterator[Process]:
 
 @pytest.fixture(scope="module")
 def sflow_producer(forwarder: RunningForwarder) -> Iterator[Process]:
-    process = peer("sflow_peer.py", forwarder.address, "produce")
+    process = peer("sflow_peer.py", f"unix://{forwarder.unix_path}", "produce")
     assert process.readline(timeout=20) == "ready"
     yield process
     process.terminate()
@@ -87,3 +87,17 @@ def test_status_command_and_malformed_input(forwarder: RunningForwarder, sflow_p
     text = text_run.popen.stdout.read()
     text_run.terminate()
     assert "hit ratio" in text and "/interop/sflow/hello" in text
+
+
+def test_management_over_loopback_tcp_is_refused(forwarder: RunningForwarder) -> None:
+    """Loopback TCP is not local for management: any user of the host can connect to it. The
+    producers above registered over the Unix socket; the same registration over TCP is refused,
+    from python-ndn and from sflow's own endpoint alike."""
+    for script, address in (("ndn_peer.py", str(forwarder.port)), ("sflow_peer.py", forwarder.address)):
+        process = peer(script, address, "register", "/interop/stolen")
+        try:
+            assert process.json_lines(1, 20)[0]["registered"] is False
+        finally:
+            process.terminate()
+    assert "/interop/stolen" not in {e["prefix"] for e in icn_status(forwarder.address)["fib"]}
+

@@ -4,26 +4,18 @@ python-ndn consumer on the first reaches an sflow producer on the second."""
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from icn_processes import peer, port_of, ready_addresses, sflow
+from icn_processes import icn_status, peer, port_of, ready_addresses, sflow
 
 SFLOW_BIG = hashlib.sha256(bytes(i % 241 for i in range(100_000))).hexdigest()
 
 
 def status(address: str) -> dict[str, Any]:
-    run = sflow("icn", "status", "--connect", address, "--json", name="sflow icn status")
-    try:
-        assert run.wait(20) == 0, run.stderr_tail()
-        assert run.popen.stdout is not None
-        document: dict[str, Any] = json.loads(run.popen.stdout.read())
-        return document
-    finally:
-        run.terminate()
+    return icn_status(address)
 
 
 def fib_prefixes(address: str) -> set[str]:
@@ -31,14 +23,17 @@ def fib_prefixes(address: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[tuple[int, int]]:
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     pytest.importorskip("ndn", reason="python-ndn (the independent NDN peer) is not installed")
-    far = sflow("forwarder", "--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0", name="far forwarder")
+    sock = tmp_path_factory.mktemp("far") / "far.sock"
+    far = sflow("forwarder", "--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--unix", str(sock),
+                name="far forwarder")
     processes = [far]
     try:
         far_addresses = ready_addresses(far)
         far_tcp, far_udp = port_of(far_addresses, "tcp4://"), port_of(far_addresses, "udp4://")
-        producer = peer("sflow_peer.py", f"127.0.0.1:{far_tcp}", "produce")
+        # the producer registers its prefixes over the Unix socket (management is for local users)
+        producer = peer("sflow_peer.py", f"unix://{sock}", "produce")
         processes.append(producer)
         assert producer.readline(timeout=20) == "ready"
         near = sflow(

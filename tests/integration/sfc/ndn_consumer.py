@@ -3,6 +3,7 @@
     ndn_consumer.py PORT fetch NAME FILE segment-fetch NAME into FILE, print {"sha256", "size"}
     ndn_consumer.py PORT compute NAME    express NAME with ApplicationParameters but no signature,
                                          print {"content_type", "content"}
+    ndn_consumer.py PORT ask NAME        express NAME (unsigned, MustBeFresh), print {"answered": bool}
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ndn.app_support.segment_fetcher import segment_fetcher
 from ndn.encoding import Name
 from ndn.security import KeychainDigest
 from ndn.transport.stream_face import TcpFace
+from ndn.types import InterestTimeout
 
 
 def main() -> None:
@@ -32,6 +34,12 @@ def main() -> None:
                 with open(sys.argv[4], "wb") as out:
                     out.write(content)
                 print(json.dumps({"sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}), flush=True)
+            elif verb == "ask":
+                try:
+                    await app.express_interest(Name.from_str(name), must_be_fresh=True, lifetime=2000)
+                    print(json.dumps({"answered": True}), flush=True)
+                except InterestTimeout:
+                    print(json.dumps({"answered": False}), flush=True)
             else:
                 _name, meta, content = await app.express_interest(
                     Name.from_str(name), app_param=b"", must_be_fresh=True, lifetime=4000

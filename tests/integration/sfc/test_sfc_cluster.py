@@ -136,9 +136,11 @@ def test_python_ndn_fetches_a_cached_result_and_cannot_make_anything_run(
     answer = consumer(nodes[2].icn_port, "compute", str(fresh_prefix))
     assert "error" not in answer, answer["error"]
     assert answer["content_type"] == 3, answer  # an application Nack: nothing is computed for strangers
+    # Status needs a signed request: an unsigned one gets no answer at all.
+    assert consumer(nodes[2].icn_port, "ask", "/sflow/ctl/status") == {"answered": False}
     after = node_status(nodes[2], secret_file)["icn_status"]["counters"]
     assert after["executed"] == before["executed"]
-    assert after["refused"] == before["refused"] + 1
+    assert after["refused"] == before["refused"] + 2
 
 
 def consumer(port: int, verb: str, name: str, *extra: str) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def test_hellos_carry_the_advertised_address_and_are_never_taken_from_the_node_i
     clock.advance(1.0)
     assert len(transport.sent) == 3 and transport.broadcast
     # what a neighbour hears: the advertised address (not the bind address) and the state
-    assert decode_hello(transport.sent[0][0], SECRET) == mine
+    assert decode_hello(transport.sent[0][0], SECRET)[0] == mine
 
     hello.datagramReceived(encode_hello(advert("10.0.0.2:6363", free=1), SECRET), ("10.0.0.2", 15454))
     hello.datagramReceived(encode_hello(advert("10.0.0.3:6363"), b"wrong" * 8), ("10.0.0.3", 15454))

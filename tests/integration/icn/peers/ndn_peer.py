@@ -1,7 +1,9 @@
 """A python-ndn peer for the interop tests (an independent NDN implementation).
 
-    ndn_peer.py PORT produce     serve /interop/ndn/hello/<x> and segmented /interop/ndn/big (ndn.appv2),
+    ndn_peer.py SOCKET produce   serve /interop/ndn/hello/<x> and segmented /interop/ndn/big (ndn.appv2),
                                  and /interop/legacy/<x> (the legacy ndn.app API), print "ready"
+                                 (over the forwarder's Unix socket: management is only for local users)
+    ndn_peer.py PORT register NAME    try to register NAME over loopback TCP, print {"registered": bool}
     ndn_peer.py PORT consume NAME [NAME...]    express each; "seg:NAME" uses python-ndn's segment fetcher
 
 Each consumer result is one JSON line on stdout.
@@ -20,15 +22,20 @@ from ndn.app_support.segment_fetcher import segment_fetcher
 from ndn.appv2 import NDNApp
 from ndn.encoding import Component, MetaInfo, Name, make_data
 from ndn.security import DigestSha256Signer, KeychainDigest
-from ndn.transport.stream_face import TcpFace
+from ndn.transport.stream_face import TcpFace, UnixFace
 from ndn.types import InterestNack, InterestTimeout
 
 BIG = bytes(i % 251 for i in range(60_000))
 SEGMENT = 4000
 
 
-def produce(port: int) -> None:
-    app = NDNApp(face=TcpFace("127.0.0.1", port))
+def face_for(where: str) -> TcpFace | UnixFace:
+    """A TCP face to 127.0.0.1:PORT, or a Unix-socket face to a path."""
+    return TcpFace("127.0.0.1", int(where)) if where.isdigit() else UnixFace(where)
+
+
+def produce(where: str) -> None:
+    app = NDNApp(face=face_for(where))
     signer = DigestSha256Signer()
     n_segments = -(-len(BIG) // SEGMENT)
     final = Component.from_segment(n_segments - 1)
@@ -53,7 +60,7 @@ def produce(port: int) -> None:
             if index < n_segments:
                 reply(segment(index))
 
-    legacy = LegacyApp(face=TcpFace("127.0.0.1", port), keychain=KeychainDigest())
+    legacy = LegacyApp(face=face_for(where), keychain=KeychainDigest())
     legacy_registered: asyncio.Future[bool] | None = None
 
     @legacy.route("/interop/legacy")
@@ -101,9 +108,25 @@ def consume(port: int, names: list[str]) -> None:
     app.run_forever(after_start=main())
 
 
+def register(where: str, name: str) -> None:
+    app = NDNApp(face=face_for(where))
+
+    async def main() -> None:
+        try:
+            ok = await asyncio.wait_for(app.register(name), 10)
+            print(json.dumps({"registered": bool(ok)}), flush=True)
+        except Exception as exc:  # python-ndn reports a refusal in several ways
+            print(json.dumps({"registered": False, "error": repr(exc)}), flush=True)
+        app.shutdown()
+
+    app.run_forever(after_start=main())
+
+
 if __name__ == "__main__":
     port_arg, mode, *rest = sys.argv[1:]
     if mode == "produce":
-        produce(int(port_arg))
+        produce(port_arg)
+    elif mode == "register":
+        register(port_arg, rest[0])
     else:
         consume(int(port_arg), rest)

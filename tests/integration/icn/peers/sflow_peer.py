@@ -2,6 +2,7 @@
 
     sflow_peer.py ADDRESS produce     serve /interop/sflow/hello/<x> and segmented /interop/sflow/big, print "ready"
     sflow_peer.py ADDRESS consume NAME [NAME...]   express each; "seg:NAME" fetches segmented content
+    sflow_peer.py ADDRESS register NAME            try to register NAME, print {"registered": bool}
 
 Each consumer result is one JSON line on stdout.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from twisted.internet import reactor as installed_reactor
 from twisted.internet.defer import inlineCallbacks
 
-from sflow.errors import InterestNacked, InterestTimeout
+from sflow.errors import InterestNacked, InterestTimeout, SflowError
 from sflow.icn.app import Endpoint, connect
 from sflow.icn.packet import Interest
 
@@ -71,9 +72,28 @@ def consume(address: str, names: list[str]) -> None:
     reactor.run()
 
 
+def register(address: str, name: str) -> None:
+    @inlineCallbacks
+    def start() -> Any:
+        endpoint: Endpoint = yield connect(reactor, address)
+        try:
+            yield endpoint.register(name)
+            print(json.dumps({"registered": True}), flush=True)
+        except SflowError as exc:
+            print(json.dumps({"registered": False, "error": str(exc)}), flush=True)
+        finally:
+            endpoint.close()
+            reactor.stop()
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+
+
 if __name__ == "__main__":
     address_arg, mode, *rest = sys.argv[1:]
     if mode == "produce":
         produce(address_arg)
+    elif mode == "register":
+        register(address_arg, rest[0])
     else:
         consume(address_arg, rest)

@@ -1,0 +1,81 @@
+"""Who functions run as and how containers are confined: the pure parts (no process, no engine)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pwd
+from pathlib import Path
+
+import pytest
+
+from sflow.config import Config, NodeSettings, load_config
+from sflow.errors import ConfigError
+from sflow.node.function_user import SWITCH_USER, FunctionUser, resolve_function_user
+from sflow.node.runners.docker import DEFAULT_MEMORY_SHARE, ContainerPolicy, host_memory_bytes
+from sflow.node.runners.native import SHELL, spawn_argv
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+def test_a_node_that_is_not_root_runs_functions_as_itself() -> None:
+    assert resolve_function_user("sflow-fn", euid=1000) is None
+    assert resolve_function_user("", euid=1000) is None
+
+
+def test_a_root_node_needs_an_unprivileged_user() -> None:
+    user = resolve_function_user("nobody", euid=0)
+    assert user == FunctionUser("nobody", NOBODY.pw_uid, NOBODY.pw_gid, NOBODY.pw_dir)
+    assert resolve_function_user(str(NOBODY.pw_uid), euid=0) == user
+    assert user.docker_user == f"{NOBODY.pw_uid}:{NOBODY.pw_gid}"
+    for bad, says in (("", "is empty"), ("no-such-user-sflow", "no user 'no-such-user-sflow'"), ("root", "is root"),
+                      ("0", "is root")):
+        with pytest.raises(ConfigError) as caught:
+            resolve_function_user(bad, euid=0)
+        assert "node.run_as" in str(caught.value) and says in str(caught.value)
+        assert caught.value.exit_status == 2
+
+
+def test_the_function_environment_is_the_users() -> None:
+    user = FunctionUser("fn", 999, 998, "/var/lib/fn")
+    env = user.environment({"HOME": "/root", "USER": "root", "LOGNAME": "root", "PATH": "/bin"})
+    assert env == {"HOME": "/var/lib/fn", "USER": "fn", "LOGNAME": "fn", "PATH": "/bin"}
+
+
+def test_the_shell_is_started_behind_nsenter_as_the_user() -> None:
+    workdir = Path("/jobs/a b")
+    assert spawn_argv("echo hi", workdir, False, None) == (SHELL, [SHELL, "-c", "cd -- '/jobs/a b' || exit 126; echo hi"])
+    program, argv = spawn_argv("echo hi", workdir, True, FunctionUser("fn", 999, 998, "/h"))
+    # nsenter enters the directory while root, then drops groups, gid and uid; the shell does no cd
+    assert program == SWITCH_USER
+    assert argv == [SWITCH_USER, "-S", "999", "-G", "998", "-w/jobs/a b", "--", SHELL, "-c",
+                    "read -r _ <&3 || exit 126; exec 3<&-; echo hi"]
+
+
+def test_container_policy_from_settings() -> None:
+    policy = ContainerPolicy.from_settings(NodeSettings())
+    assert policy.network == "bridge" and policy.pids == 1024 and policy.capabilities == ()
+    assert policy.memory_bytes == int(host_memory_bytes() * DEFAULT_MEMORY_SHARE)
+    assert policy.options() == {
+        "security_opt": ["no-new-privileges"], "cap_drop": ["ALL"], "pids_limit": 1024, "network_mode": "bridge",
+        "mem_limit": policy.memory_bytes, "memswap_limit": policy.memory_bytes,
+    }
+    config = load_config(environ={"SFLOW_NODE_CONTAINER_NETWORK": "none", "SFLOW_NODE_CONTAINER_MEMORY_MB": "64",
+                                  "SFLOW_NODE_CONTAINER_PIDS": "32",
+                                  "SFLOW_NODE_CONTAINER_CAPABILITIES": "net_bind_service, CAP_CHOWN"})
+    policy = ContainerPolicy.from_settings(config.node)
+    assert policy == ContainerPolicy("none", 64 * 1024 * 1024, 32, ("NET_BIND_SERVICE", "CAP_CHOWN"))
+    assert policy.options()["cap_add"] == ["NET_BIND_SERVICE", "CAP_CHOWN"]
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("container_network", " ", "is empty"),
+    ("container_memory_mb", -1, "0 or more"),
+    ("container_pids", 0, "at least 1"),
+    ("container_capabilities", ("ALL",), "not the name of one Linux capability"),
+    ("container_capabilities", ("sys admin",), "not the name of one Linux capability"),
+])
+def test_container_policy_errors_name_the_setting(key: str, value: object, says: str) -> None:
+    node = dataclasses.replace(Config().node, **{key: value})
+    with pytest.raises(ConfigError) as caught:
+        ContainerPolicy.from_settings(node)
+    assert f"node.{key}" in str(caught.value) and says in str(caught.value)

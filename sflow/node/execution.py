@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -292,7 +293,7 @@ class Executor:
     def _start(self, run: _Run, command: Expanded, workdir: Path) -> RunningFunction | str:
         """Start the function natively or in Docker; a string is the reason it cannot start."""
         req = run.request
-        if not command.dummy and _installed(command.program, workdir):
+        if not command.dummy and _installed(command.program, workdir, self.function_user):
             run.where = "native"
             try:
                 return self._native.start(command.shell, workdir, req.cpus)
@@ -423,15 +424,18 @@ def _make_output_dirs(workdir: Path, outputs: tuple[str, ...]) -> None:
                 os.lchown(made, owner.st_uid, owner.st_gid)
 
 
-def _installed(program: str, workdir: Path) -> bool:
+def _installed(program: str, workdir: Path, user: FunctionUser | None = None) -> bool:
     """Whether ``program`` (the template's first word) can run natively: a shell builtin or
-    reserved word, an executable on PATH, or an executable path (relative to the job directory)."""
+    reserved word, an executable on PATH, or an executable path (relative to the job directory) —
+    for ``user`` when functions run as that user (the PATH it gets and the files it may run)."""
     if program in SHELL_WORDS:
         return True
     if "/" in program:
         path = workdir / program
-        return path.is_file() and os.access(path, os.X_OK)
-    return shutil.which(program) is not None
+        return path.is_file() and os.access(path, os.X_OK) and (user is None or user.can(path, stat.S_IXOTH, start=workdir))
+    if user is None:
+        return shutil.which(program) is not None
+    return shutil.which(program, path=user.search_path(os.environ.get("PATH", os.defpath))) is not None
 
 
 def _cpu_problem(cpus: tuple[int, ...] | None) -> str:

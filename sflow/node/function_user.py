@@ -14,7 +14,9 @@ import ctypes.util
 import logging
 import os
 import pwd
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 from sflow.errors import ConfigError, SflowError
 
@@ -43,8 +45,46 @@ class FunctionUser:
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
         """``base`` with the login variables of this user (a function must not find the node's
-        home in ``$HOME``: it could not write there, and should not look there)."""
-        return {**base, "HOME": self.home, "USER": self.name, "LOGNAME": self.name}
+        home in ``$HOME``: it could not write there, and should not look there), and ``PATH``
+        without the directories it cannot search (so that a program that is only in the node's
+        own directories is "not found", as it is for the function)."""
+        env = {**base, "HOME": self.home, "USER": self.name, "LOGNAME": self.name}
+        if "PATH" in base:
+            env["PATH"] = self.search_path(base["PATH"])
+        return env
+
+    def search_path(self, path: str) -> str:
+        """The entries of ``path`` (a ``PATH`` value) that this user can search."""
+        return os.pathsep.join(d for d in path.split(os.pathsep) if d and self.can(Path(d), stat.S_IXOTH))
+
+    def can(self, path: Path, what: int, start: Path | None = None) -> bool:
+        """Whether this user (uid and primary gid: what a function runs with) may do ``what``
+        (``S_IXOTH``: execute or search, ``S_IROTH``: read) to ``path``, and reach it: every
+        directory above it searchable — up to ``start`` when the path is reached from there (the
+        function's working directory), else up to ``/``. From the permission bits (ACLs are not
+        looked at)."""
+        target = Path(os.path.abspath(path))
+        top = Path(os.path.abspath(start)) if start is not None and target.is_relative_to(start) else None
+        try:
+            if not _allows(target.stat(), what, self.uid, self.gid):
+                return False
+            for parent in target.parents:
+                if not _allows(parent.stat(), stat.S_IXOTH, self.uid, self.gid):
+                    return False
+                if parent == top:
+                    break
+            return True
+        except OSError:
+            return False
+
+
+def _allows(st: os.stat_result, what: int, uid: int, gid: int) -> bool:
+    """Whether mode bits ``what`` (given as the "other" bits) are granted to ``uid``/``gid``."""
+    if st.st_uid == uid:
+        return bool(st.st_mode & (what << 6))
+    if st.st_gid == gid:
+        return bool(st.st_mode & (what << 3))
+    return bool(st.st_mode & what)
 
 
 def resolve_function_user(run_as: str, *, euid: int | None = None) -> FunctionUser | None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pwd
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,10 +40,36 @@ def test_a_root_node_needs_an_unprivileged_user() -> None:
         assert caught.value.exit_status == 2
 
 
-def test_the_function_environment_is_the_users() -> None:
-    user = FunctionUser("fn", 999, 998, "/var/lib/fn")
-    env = user.environment({"HOME": "/root", "USER": "root", "LOGNAME": "root", "PATH": "/bin"})
-    assert env == {"HOME": "/var/lib/fn", "USER": "fn", "LOGNAME": "fn", "PATH": "/bin"}
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory anyone may enter (pytest's own are closed to others)."""
+    directory = Path(tempfile.mkdtemp(prefix="sflow-test-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_the_function_environment_is_the_users(open_dir: Path) -> None:
+    user = FunctionUser("fn", 54321, 54322, "/var/lib/fn")
+    tmp_path = open_dir
+    closed, shared, mine, groups = (tmp_path / n for n in ("closed", "shared", "mine", "groups"))
+    for directory, mode in ((closed, 0o700), (shared, 0o755), (mine, 0o700), (groups, 0o750)):
+        directory.mkdir(mode=mode)
+        directory.chmod(mode)
+    os.chown(mine, 54321, 0)
+    os.chown(groups, 0, 54322)
+    (closed / "bin").mkdir()
+    path = os.pathsep.join(str(d) for d in (closed / "bin", shared, mine, groups, tmp_path / "missing"))
+    env = user.environment({"HOME": "/root", "USER": "root", "LOGNAME": "root", "PATH": path, "LANG": "C"})
+    assert env == {"HOME": "/var/lib/fn", "USER": "fn", "LOGNAME": "fn", "LANG": "C",
+                   "PATH": os.pathsep.join(map(str, (shared, mine, groups)))}
+    # Reached from a working directory, the directories above it do not matter.
+    (closed / "job").mkdir()
+    tool = closed / "job" / "tool.sh"
+    tool.write_text("true\n")
+    tool.chmod(0o755)
+    assert not user.can(tool, stat.S_IXOTH) and user.can(tool, stat.S_IXOTH, start=closed / "job")
+    assert user.can(shared, stat.S_IROTH) and not user.can(closed, stat.S_IROTH)
 
 
 def test_the_shell_is_started_behind_nsenter_as_the_user() -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +116,13 @@ def test_container_cannot_read_the_secret_and_is_confined(base: Path, node: Node
     status = dict(line.split(":") for line in (out / "status.txt").read_text().splitlines())
     assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 0, status
     assert status["NoNewPrivs"].strip() == "1", status
+
+
+def test_a_root_node_refuses_to_run_functions_as_root_or_nobody_known(base: Path, secret_file: Path) -> None:
+    for run_as, says in (("root", "is root"), ("", "is empty"), ("no-such-user-sflow", "no user 'no-such-user-sflow'")):
+        done = subprocess.run(
+            [sys.executable, "-m", "sflow", "node", "--listen", "127.0.0.1:0", "--workdir", str(base / "refused"),
+             "--secret-file", str(secret_file)],
+            capture_output=True, text=True, timeout=60, env=dict(os.environ, SFLOW_NODE_RUN_AS=run_as))
+        assert done.returncode == 2, done.stderr
+        assert "node.run_as" in done.stderr and says in done.stderr, done.stderr

@@ -62,6 +62,7 @@ from sflow.icn.packet import Data, Interest, make_data, make_interest
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
+from sflow.node.transfer import open_beneath
 from sflow.sfc.auto import Advert, short
 from sflow.sfc.bundle import (
     FAILED,
@@ -586,7 +587,7 @@ class SfcService:
             else:
                 reason = result.reason
             if not reason:
-                outputs = {path: job_file(root, path).read_bytes() for path in spec.outputs}
+                outputs = {path: _read_output(root, path) for path in spec.outputs}
                 self.store.put(digest, spec.program, encode_bundle(outputs))
                 self._remember(digest)
         except (OSError, UnsafePath, SflowError) as exc:
@@ -801,6 +802,13 @@ class SfcService:
             "counters": dict(self.counters),
             "forwarder": self.forwarder.counters.as_dict(),
         }
+
+
+def _read_output(root: Path, path: str) -> bytes:
+    """A declared output's bytes, from a regular file that is inside ``root`` when opened (the
+    function, another user, may have swapped a link in after the checks)."""
+    with open_beneath(root, job_file(root, path)) as f:
+        return f.read()
 
 
 def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:

@@ -18,6 +18,7 @@ from sflow.errors import ConfigError
 from sflow.node.function_user import SWITCH_USER, FunctionUser, resolve_function_user
 from sflow.node.runners.docker import DEFAULT_MEMORY_SHARE, ContainerPolicy, host_memory_bytes
 from sflow.node.runners.native import SHELL, spawn_argv
+from sflow.node.transfer import TransferError, open_beneath
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -110,3 +111,24 @@ def test_container_policy_errors_name_the_setting(key: str, value: object, says:
     with pytest.raises(ConfigError) as caught:
         ContainerPolicy.from_settings(node)
     assert f"node.{key}" in str(caught.value) and says in str(caught.value)
+
+
+def test_outputs_are_read_only_from_regular_files_inside_the_job_directory(tmp_path: Path) -> None:
+    # What a function (another user) may swap in after the node checked the name: the node opens
+    # the output and looks at what it opened.
+    root = tmp_path / "job"
+    root.mkdir()
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("s3cret")
+    (root / "ok.txt").write_text("fine")
+    with open_beneath(root, root / "ok.txt") as f:
+        assert f.read() == b"fine"
+    (root / "link.txt").symlink_to(secret)
+    with pytest.raises(OSError):  # the last component is never followed
+        open_beneath(root, root / "link.txt")
+    (root / "dir").symlink_to(tmp_path)
+    with pytest.raises(TransferError, match="outside the job directory"):  # nor a directory link on the way
+        open_beneath(root, root / "dir" / "cluster.secret")
+    os.mkfifo(root / "fifo")
+    with pytest.raises(TransferError, match="not a regular file"):  # and a FIFO does not block the node
+        open_beneath(root, root / "fifo")

@@ -5,10 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
-import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,18 +38,9 @@ def test_a_root_node_needs_an_unprivileged_user() -> None:
         assert caught.value.exit_status == 2
 
 
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory anyone may enter (pytest's own are closed to others)."""
-    directory = Path(tempfile.mkdtemp(prefix="sflow-test-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory)
-
-
-def test_the_function_environment_is_the_users(open_dir: Path) -> None:
+def test_the_function_environment_is_the_users(shared_dir: Path) -> None:
     user = FunctionUser("fn", 54321, 54322, "/var/lib/fn")
-    tmp_path = open_dir
+    tmp_path = shared_dir
     closed, shared, mine, groups = (tmp_path / n for n in ("closed", "shared", "mine", "groups"))
     for directory, mode in ((closed, 0o700), (shared, 0o755), (mine, 0o700), (groups, 0o750)):
         directory.mkdir(mode=mode)

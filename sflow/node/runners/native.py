@@ -45,7 +45,11 @@ before the shell; ``setpriv --reuid --regid`` costs more (it looks the user up t
 for a numeric uid, and cannot change directory, so the shell would have to enter the job
 directory through an inherited descriptor); ``subprocess`` with ``user=`` must ``fork`` the whole
 node (CPython does not ``vfork`` when the child changes user), which costs several times either
-with the node's memory.
+with the node's memory. Measured as root (300 interleaved rounds, load 3.6 on 2 CPUs): a bare
+shell 1.6 ms; the node's own start 1.4× that, as ``sflow-fn`` through ``nsenter`` 2.2× (about
+1.2 ms more: one more small dynamically linked program, with its locale set-up); the ``setpriv``
+chain 3.1×; ``subprocess`` with ``user=`` 4.5×. Only a resident, already unprivileged spawner (a
+fork server) would take the change of user off the path; it is not done.
 """
 
 from __future__ import annotations

@@ -7,11 +7,16 @@ the real reactor (unpinned, then pinned to one CPU), from the call to ``start`` 
 fires (output pipes read to the end, exit reaped). Rounds interleave the methods, so that load
 from other processes falls on all of them alike. Target: sflow ≤ 1.5 × the floor, pinned or not.
 
+Run as root, it also times what a root node does for every function: start it as ``node.run_as``
+(``sflow-fn`` unless ``--user`` says otherwise) behind ``nsenter``, unpinned and pinned.
+
 ``--alternatives`` also times the ways of starting a pinned shell that were considered (each a
 bare spawn and wait, outside the reactor): the former Python launcher, an exec chain through
-``taskset``, and pinning the spawning thread so that the child inherits its mask.
+``taskset``, and pinning the spawning thread so that the child inherits its mask; as root, the
+ways of changing user that were considered: ``setpriv`` (with the job directory entered through an
+inherited descriptor) and ``subprocess`` with ``user=`` (a ``fork`` of this process).
 
-    .venv/bin/python benchmarks/spawn.py [--rounds 300] [--alternatives] [--json OUT]
+    .venv/bin/python benchmarks/spawn.py [--rounds 300] [--alternatives] [--user NAME] [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from report import BARE, emit, load, parser, ratio
 from twisted.internet import defer
 
 from sflow.node.blocking import run_until
+from sflow.node.function_user import FunctionUser, resolve_function_user
 from sflow.node.runners.native import NativeRunner, reap_through_pidfds_only
 
 _LAUNCHER = (
@@ -66,20 +72,47 @@ def alternatives(cpu: int, workdir: str) -> dict[str, Callable[[], object]]:
             "thread-pinned spawn (inherit)": inherit}
 
 
+def user_alternatives(user: FunctionUser, workdir: str) -> dict[str, Callable[[], object]]:
+    """Other ways of starting ``/bin/sh -c true`` as ``user`` in ``workdir`` (bare spawn and wait)."""
+    def setpriv() -> None:
+        fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            pid = os.posix_spawn("/usr/bin/setpriv", [
+                "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--no-new-privs", "--",
+                "/bin/sh", "-c", "cd -P /proc/self/fd/4 || exit 126; exec 4<&-; true",
+            ], user.environment(dict(os.environ)), file_actions=[(os.POSIX_SPAWN_DUP2, fd, 4)], setsid=True)
+        finally:
+            os.close(fd)
+        os.waitpid(pid, 0)
+
+    def fork() -> None:
+        subprocess.run(["/bin/sh", "-c", "true"], user=user.uid, group=user.gid, extra_groups=[], cwd=workdir,
+                       start_new_session=True, check=True)
+
+    return {"as user: setpriv exec chain": setpriv, "as user: subprocess user= (fork)": fork}
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--alternatives", action="store_true", help="also time the alternatives considered")
+    p.add_argument("--user", default="sflow-fn", help="the function user a root node starts functions as")
     args = p.parse_args()
     cpu = max(os.sched_getaffinity(0))
     times: dict[str, list[float]] = {}
+    user = resolve_function_user(args.user)  # None unless root
 
     with tempfile.TemporaryDirectory(prefix="sflow-bench-spawn-") as tmp:
         workdir = Path(tmp)
         others = alternatives(cpu, tmp) if args.alternatives else {}
+        if user is not None:
+            os.chown(tmp, user.uid, user.gid)
+            if args.alternatives:
+                others.update(user_alternatives(user, tmp))
 
         async def rounds(reactor: Any) -> None:
             runner = NativeRunner(reactor)
+            as_user = NativeRunner(reactor, user=user) if user is not None else None
             mask = os.sched_getaffinity(0)
             for _ in range(args.rounds):
                 began = time.perf_counter()
@@ -93,9 +126,12 @@ def main() -> None:
                     times.setdefault("bare pinned", []).append(time.perf_counter() - began)
                 finally:
                     os.sched_setaffinity(0, mask)
-                for label, cpus in (("sflow", None), ("sflow pinned", (cpu,))):
+                methods = [("sflow", runner, None), ("sflow pinned", runner, (cpu,))]
+                if as_user is not None:
+                    methods += [(f"sflow as {args.user}", as_user, None), (f"sflow as {args.user} pinned", as_user, (cpu,))]
+                for label, starter, cpus in methods:
                     began = time.perf_counter()
-                    outcome = await runner.start("true", workdir, cpus).done
+                    outcome = await starter.start("true", workdir, cpus).done
                     times.setdefault(label, []).append(time.perf_counter() - began)
                     if outcome.exit_status != 0:
                         raise SystemExit(f"{label}: true failed: {outcome}")

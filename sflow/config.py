@@ -41,6 +41,11 @@ class NodeSettings:
     heartbeat_interval: float = _key(2.0, "seconds between heartbeats on node channels (delegator-node, node-node; 0: none, TCP keepalive only)")
     heartbeat_misses: int = _key(3, "silent heartbeat intervals after which a peer is declared lost (at least 2); lost within interval x (misses + 1) s")
     links: str = _key("", "links file of an emulated topology (written by `sflow experiment`; reloaded on SIGHUP; empty: no emulation)")
+    run_as: str = _key("sflow-fn", "unprivileged user (name or uid) native functions and containers run as when the node runs as root (scripts/setup.sh creates sflow-fn; a node that is not root runs them as itself)")
+    container_network: str = _key("bridge", "Docker network mode of function containers: bridge, none (no network), host, or a network's name")
+    container_memory_mb: int = _key(0, "memory limit of a function container in MiB, swap included (0: three quarters of this host's memory)")
+    container_pids: int = _key(1024, "processes and threads a function container may have at once")
+    container_capabilities: tuple[str, ...] = _key((), "Linux capabilities function containers keep (all others are dropped; default: none)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ def generate_secret(path: str | os.PathLike[str], *, force: bool = False) -> Pat
     target = Path(path).expanduser()
     if target.exists() and not force:
         raise InputError(str(target), "", "a secret already exists; use --force to replace it")
+    # The directories made for it are closed (0700): nothing but the owner learns what is there.
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return write_durably(target, secrets.token_hex(SECRET_BYTES) + "\n", mode=0o600)
 
 
@@ -47,6 +49,10 @@ def read_secret(path: str | os.PathLike[str]) -> bytes:
         raise InputError(str(source), "", f"cannot read the cluster secret: {exc}") from None
     if st.st_mode & 0o077:
         raise InputError(str(source), "", "the cluster secret is readable by others; chmod 600 it")
+    if st.st_uid != os.geteuid():
+        # Only root reads a 0600 file it does not own, and then its owner (a function user?) could too.
+        raise InputError(str(source), "", f"the cluster secret is owned by uid {st.st_uid}, not by this process's "
+                         f"user (uid {os.geteuid()}); chown it")
     try:
         key = bytes.fromhex(text)
     except ValueError:

@@ -4,6 +4,9 @@ CI has root, Docker, network namespaces and python-ndn) a skipped test fails the
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,17 @@ def samples() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory a test shares with the functions it runs (a file a function touches to say it
+    started, a counter it keeps across retries): anyone may enter and write it, since a root node
+    runs functions as ``node.run_as``, which cannot enter pytest's own directories."""
+    directory = Path(tempfile.mkdtemp(prefix="sflow-test-shared-"))
+    directory.chmod(0o1777)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 # -- the skip report ----------------------------------------------------------------------------

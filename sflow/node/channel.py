@@ -42,7 +42,7 @@ from sflow.node.protocol import (
     Message,
     encode_body,
 )
-from sflow.node.transfer import AlreadyHave, FileSender, FileSink, Sent, TransferError
+from sflow.node.transfer import AlreadyHave, FileSender, FileSink, Sent, TransferError, open_beneath
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,12 @@ class Delivered:
 
 
 class _Outgoing:
-    __slots__ = ("header", "path", "done", "stream")
+    __slots__ = ("header", "path", "beneath", "done", "stream")
 
-    def __init__(self, header: Mapping[str, Any], path: Path, stream: int) -> None:
+    def __init__(self, header: Mapping[str, Any], path: Path, stream: int, beneath: Path | None = None) -> None:
         self.header = header
         self.path = path
+        self.beneath = beneath
         self.stream = stream
         self.done: defer.Deferred[Delivered] = defer.Deferred()
 
@@ -211,10 +212,12 @@ class Channel(Protocol):
             return
         self._write(msg_type, fields)
 
-    def send_file(self, header: Mapping[str, Any], path: Path) -> defer.Deferred[Delivered]:
+    def send_file(self, header: Mapping[str, Any], path: Path, *, beneath: Path | None = None) -> defer.Deferred[Delivered]:
         """Queue a file: ``header`` holds the ``file_begin`` fields other than ``s`` and ``size``.
-        Fires with :class:`Delivered` once the peer has verified it."""
-        out = _Outgoing(header, path, next(self._streams))
+        Fires with :class:`Delivered` once the peer has verified it. With ``beneath`` (a job
+        directory functions write), the file is sent only if what is opened is a regular file
+        inside it (:func:`~sflow.node.transfer.open_beneath`)."""
+        out = _Outgoing(header, path, next(self._streams), beneath)
         if self.closed:
             out.done.errback(ConnectionError(f"connection to {self.peer_name or 'peer'} is closed"))
             return out.done
@@ -496,10 +499,10 @@ class Channel(Protocol):
             return
         out = self._queue.popleft()
         try:
-            source = open(out.path, "rb")  # noqa: SIM115 - FileSender closes it
+            source = open_beneath(out.beneath, out.path) if out.beneath is not None else open(out.path, "rb")  # noqa: SIM115 - FileSender closes it
             size = source.seek(0, 2)
             source.seek(0)
-        except OSError as exc:
+        except (OSError, TransferError) as exc:
             out.done.errback(TransferError(f"cannot read {out.path}: {exc}"))
             self._next_file()
             return

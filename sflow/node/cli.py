@@ -146,6 +146,12 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         reactor, links = emulate_links(reactor, Path(config.node.links).expanduser())
     cpu_count = os.cpu_count() or 1
     executor = Executor(reactor, config)
+    if executor.function_user is not None:
+        from sflow.node.function_user import forbid_new_privileges
+
+        forbid_new_privileges()  # inherited by every function: no set-user-id way back to root
+        log.info("event=functions_run_as user=%s uid=%d gid=%d", executor.function_user.name,
+                 executor.function_user.uid, executor.function_user.gid)
     service = NodeService(
         reactor,
         config,

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from sflow.model.paths import UnsafePath, job_relative
 from sflow.model.workflow import TaskId
 from sflow.node.command import DUMMY, SHELL_WORDS, Expanded, expand
 from sflow.node.fetch import FetchError, fetch_input
+from sflow.node.function_user import FunctionUser, hand_over, resolve_function_user
 from sflow.node.owner import OWNER_LABEL, current_owner
 from sflow.ssh import SshOptions
 from sflow.node.runners import (
@@ -46,7 +48,7 @@ from sflow.node.runners import (
     Reactor,
     RunningFunction,
 )
-from sflow.node.runners.docker import DockerRunner
+from sflow.node.runners.docker import ContainerPolicy, DockerRunner
 from sflow.node.runners.native import KILL_GRACE, NativeRunner
 
 log = logging.getLogger(__name__)
@@ -140,19 +142,27 @@ class Executor:
         """``ssh`` says how SFTP checks host keys (default: ``security.known_hosts`` and
         ``security.accept_new_host_keys`` of ``config``); ``docker_client_factory`` makes the Docker
         client (default: from the environment, ``DOCKER_HOST`` or the local socket);
-        ``native_runner`` and ``container_runner`` replace the real runners (tests)."""
+        ``native_runner`` and ``container_runner`` replace the real runners (tests).
+
+        When this process is root, functions run as ``node.run_as``
+        (:func:`~sflow.node.function_user.resolve_function_user`; :class:`~sflow.errors.ConfigError`
+        when that user cannot be used), and the job directories they run in are handed to it."""
         self._reactor = reactor
         self._config = config
+        #: who functions run as, when not as this process's user (this process is root)
+        self.function_user: FunctionUser | None = resolve_function_user(config.node.run_as)
+        policy = ContainerPolicy.from_settings(config.node)
         self._ssh = ssh or SshOptions(config.security.known_hosts, config.security.accept_new_host_keys)
         # Blocking work (file server, image loads, waiting for containers) runs here; its own pool
         # so that long container waits never starve the reactor's pool.
         self._pool = ThreadPool(minthreads=0, maxthreads=max_threads, name="sflow-exec")
         self._pool.start()
-        self._native: NativeStarter = native_runner or NativeRunner(reactor, tail_bytes=tail_bytes)
+        self._native: NativeStarter = native_runner or NativeRunner(
+            reactor, tail_bytes=tail_bytes, user=self.function_user)
         if container_runner is None:
             runner = DockerRunner(
                 reactor, self._pool, config.image_repository, self._ssh, client_factory=docker_client_factory,
-                tail_bytes=tail_bytes,
+                tail_bytes=tail_bytes, policy=policy,
             )
             # Once the reactor runs: a node that fails to start (a taken port) has started no thread
             # that would keep its process from exiting.
@@ -233,6 +243,8 @@ class Executor:
         workdir = Path(os.path.abspath(req.workdir))
         try:
             workdir.mkdir(parents=True, exist_ok=True)
+            if self.function_user is not None:
+                hand_over(workdir, self.function_user)
         except OSError as exc:
             return self._result(run, f"cannot create the job directory {workdir}: {exc.strerror or exc}")
         problem = _cpu_problem(req.cpus)
@@ -281,7 +293,7 @@ class Executor:
     def _start(self, run: _Run, command: Expanded, workdir: Path) -> RunningFunction | str:
         """Start the function natively or in Docker; a string is the reason it cannot start."""
         req = run.request
-        if not command.dummy and _installed(command.program, workdir):
+        if not command.dummy and _installed(command.program, workdir, self.function_user):
             run.where = "native"
             try:
                 return self._native.start(command.shell, workdir, req.cpus)
@@ -292,7 +304,7 @@ class Executor:
                 return f"{DUMMY} runs a Docker image's entrypoint, but the task names no docker image"
             return f"program {command.program!r} is not installed on this node and the task names no docker image"
         run.where = f"docker:{req.docker_image}"
-        owner = workdir.stat()
+        owner = workdir.stat()  # the function user's, when this node is root
         return self._docker.start(
             ContainerSpec(
                 image=req.docker_image,
@@ -395,26 +407,35 @@ class Executor:
 
 def _make_output_dirs(workdir: Path, outputs: tuple[str, ...]) -> None:
     """Create the directories declared outputs go to (``./out/a.txt`` needs ``out/``), owned like
-    the job directory so that a container running as its owner can write there."""
+    the job directory so that a function running as its owner can write there (the node may have
+    made some of them already, as root)."""
     owner = workdir.stat()
+    chown = os.getuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0)
     for path in outputs:
         parent = job_file(workdir, path).parent
-        missing = [p for p in (parent, *parent.parents) if p.is_relative_to(workdir) and not p.exists()]
         parent.mkdir(parents=True, exist_ok=True)
-        for made in missing:
-            if os.getuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
-                os.chown(made, owner.st_uid, owner.st_gid)
+        if not chown:
+            continue
+        for made in (parent, *parent.parents):
+            if made == workdir or not made.is_relative_to(workdir):
+                break
+            st = made.lstat()
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.lchown(made, owner.st_uid, owner.st_gid)
 
 
-def _installed(program: str, workdir: Path) -> bool:
+def _installed(program: str, workdir: Path, user: FunctionUser | None = None) -> bool:
     """Whether ``program`` (the template's first word) can run natively: a shell builtin or
-    reserved word, an executable on PATH, or an executable path (relative to the job directory)."""
+    reserved word, an executable on PATH, or an executable path (relative to the job directory) —
+    for ``user`` when functions run as that user (the PATH it gets and the files it may run)."""
     if program in SHELL_WORDS:
         return True
     if "/" in program:
         path = workdir / program
-        return path.is_file() and os.access(path, os.X_OK)
-    return shutil.which(program) is not None
+        return path.is_file() and os.access(path, os.X_OK) and (user is None or user.can(path, stat.S_IXOTH, start=workdir))
+    if user is None:
+        return shutil.which(program) is not None
+    return shutil.which(program, path=user.search_path(os.environ.get("PATH", os.defpath))) is not None
 
 
 def _cpu_problem(cpus: tuple[int, ...] | None) -> str:

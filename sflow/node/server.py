@@ -436,7 +436,7 @@ class NodeService:
             return
         header = {"job": job.key, "task": int(action.task), "path": action.path}
         d = self._peer(action.node)
-        d.addCallback(lambda ch: ch.send_file(header, source))
+        d.addCallback(lambda ch: ch.send_file(header, source, beneath=job.root))
 
         def delivered(info: Delivered) -> None:
             self.counters["files_sent"] += 1
@@ -465,7 +465,7 @@ class NodeService:
         if source is None:
             return
         header = {"job": job.key, "task": int(action.task), "path": action.path}
-        d = job.delegator.send_file(header, source)
+        d = job.delegator.send_file(header, source, beneath=job.root)
 
         def failed(failure: Failure) -> None:
             self._job_error(job, f"node {self.name} could not return {action.path} to the delegator: "

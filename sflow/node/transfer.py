@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,27 @@ def safe_target(root: Path, path: str) -> Path:
     if target.is_symlink():
         raise TransferError(f"path {path!r} is a symbolic link in the job directory")
     return target
+
+
+def open_beneath(root: Path, path: Path) -> IO[bytes]:
+    """Open ``path``, a regular file inside the job directory ``root``, for reading — checked on
+    what was opened, not on the name before: a function (running as another user, or escaped
+    from its process group) may swap a symbolic link or a FIFO in after :func:`safe_target`
+    looked, and the node, which may be root, must then neither send what the link points to (the
+    cluster secret) nor block on the FIFO. Raises :class:`TransferError` or ``OSError``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        real_root = root.resolve()
+        if opened != real_root and real_root not in opened.parents:
+            raise TransferError(f"{path} leads outside the job directory")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TransferError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class FileSink:

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ContextManager
+from typing import IO, Any, BinaryIO, ContextManager
 
 from sflow.durable import DurableFile
 from sflow.errors import DecodeError
@@ -58,12 +58,14 @@ def _bin_head(n: int) -> bytes:
     raise ValueError(f"an output file of {n} octets is larger than a bundle can carry (4 GiB)")
 
 
-def write_bundle(files: Sequence[tuple[str, Path]], write: Callable[[bytes], object]) -> None:
-    """Write the bundle of ``files`` (bundle path, file on disk) through ``write``."""
+def write_bundle(files: Sequence[tuple[str, Path]], write: Callable[[bytes], object],
+                 opener: Callable[[Path], IO[bytes]] = lambda p: p.open("rb")) -> None:
+    """Write the bundle of ``files`` (bundle path, file on disk, opened with ``opener``) through
+    ``write``."""
     ordered = sorted(files)
     write(_array(2) + bytes([BUNDLE_FORMAT]) + _array(len(ordered)))
     for path, source in ordered:
-        with source.open("rb") as f:
+        with opener(source) as f:
             size = f.seek(0, 2)
             f.seek(0)
             write(_array(2) + _str(path) + _bin_head(size))

@@ -40,6 +40,7 @@ for the delegator's report (``/sflow/ctl/events/<run>/<page>``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -67,6 +68,7 @@ from sflow.icn.packet import Data, Interest, make_data, make_interest
 from sflow.model.paths import UnsafePath
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
+from sflow.node.transfer import open_beneath
 from sflow.sfc.auto import Advert, short
 from sflow.sfc.bundle import (
     FAILED,
@@ -630,11 +632,13 @@ class SfcService:
             if not reason:
                 made = [(path, job_file(root, path)) for path in spec.outputs]
                 if sum(f.stat().st_size for _, f in made) > STREAM_THRESHOLD:
-                    # a large result goes into the store from its files, off the reactor
+                    # a large result goes into the store from its files, off the reactor (each file
+                    # opened beneath the job directory, as small ones are)
                     spool = self.store.spool(digest)
-                    self.store.added(digest, await self.store.run(_spool_outputs, spool, made))
+                    self.store.added(digest, await self.store.run(_spool_outputs, spool, made, root))
                 else:
-                    self.store.put(digest, spec.program, encode_bundle({p: f.read_bytes() for p, f in made}))
+                    outputs = {path: _read_output(root, path) for path in spec.outputs}
+                    self.store.put(digest, spec.program, encode_bundle(outputs))
                 self._remember(digest)
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
@@ -928,10 +932,10 @@ class _StoreSpooler:
         return d.addCallback(added)
 
 
-def _spool_outputs(spool: Spool, made: list[tuple[str, Path]]) -> Spooled:
+def _spool_outputs(spool: Spool, made: list[tuple[str, Path]], root: Path) -> Spooled:
     """The bundle of a function's outputs written into the store (blocking)."""
     try:
-        write_bundle(made, spool.write)
+        write_bundle(made, spool.write, opener=functools.partial(open_beneath, root))
         return spool.finish()
     except BaseException:
         spool.abort()
@@ -947,6 +951,13 @@ def _extract_input(spooled: Spooled, root: Path, paths: tuple[str, ...], pred: i
     missing = wanted - set(found)
     if missing:
         raise ProtocolError(f"input from task {pred} lacks {', '.join(sorted(missing))}")
+
+
+def _read_output(root: Path, path: str) -> bytes:
+    """A declared output's bytes, from a regular file that is inside ``root`` when opened (the
+    function, another user, may have swapped a link in after the checks)."""
+    with open_beneath(root, job_file(root, path)) as f:
+        return f.read()
 
 
 def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:

@@ -16,13 +16,24 @@ container cannot be created for want of it.
 Any other command runs as ``/bin/sh -c <command>`` inside the container. The original dropped the
 first word of *every* Docker command, so ``ffmpeg -i a b`` only worked in an image whose
 ENTRYPOINT was ffmpeg; sflow keeps the program, so the image needs that program and a ``/bin/sh``.
+
+Every container is confined by a :class:`ContainerPolicy` (settings ``node.container_*``): no new
+privileges (``no-new-privileges``: a set-user-id program in the image gains nothing), every Linux
+capability dropped except those ``node.container_capabilities`` names (none by default: a
+function running as a non-root user needs none), a pids limit (a fork bomb stays in its
+container), a memory limit with swap included (a function that exceeds it is killed and its
+failure says so), and a network mode (``none`` cuts the container off). It runs as the owner of
+the job directory, which is ``node.run_as`` when the node is root (never uid 0).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -34,14 +45,69 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from sflow.config import ImageRepositorySettings
-from sflow.errors import SflowError
+from sflow.config import ImageRepositorySettings, NodeSettings
+from sflow.errors import ConfigError, SflowError
 from sflow.node.fetch import FetchError, fetch_image_tar
 from sflow.node.owner import OWNER_LABEL, Owner
 from sflow.ssh import SshOptions
 from sflow.node.runners import TAIL_BYTES, ContainerSpec, Outcome, Reactor, Tail
 
 log = logging.getLogger(__name__)
+
+
+#: Linux capability names Docker knows (``CAP_`` prefix optional in the setting)
+_CAPABILITY = re.compile(r"^(CAP_)?[A-Z][A-Z_]*[A-Z]$")
+#: share of the host's memory a container may use when ``node.container_memory_mb`` is 0
+DEFAULT_MEMORY_SHARE = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPolicy:
+    """How every function container is confined (see the module's docstring)."""
+
+    network: str = "bridge"
+    memory_bytes: int = 0  # 0: no limit (only for tests; settings always give one)
+    pids: int = 1024
+    capabilities: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, node: NodeSettings) -> ContainerPolicy:
+        """The policy the ``node.container_*`` settings describe; :class:`ConfigError` names the
+        setting at fault."""
+        if not node.container_network.strip():
+            raise ConfigError("settings", "node.container_network", "is empty; use bridge, none, host or a network's name")
+        if node.container_memory_mb < 0:
+            raise ConfigError("settings", "node.container_memory_mb", f"must be 0 or more, found {node.container_memory_mb}")
+        if node.container_pids < 1:
+            raise ConfigError("settings", "node.container_pids", f"must be at least 1, found {node.container_pids}")
+        capabilities = tuple(c.strip().upper() for c in node.container_capabilities if c.strip())
+        for cap in capabilities:
+            if not _CAPABILITY.match(cap) or cap in ("ALL", "CAP_ALL"):
+                raise ConfigError("settings", "node.container_capabilities",
+                                  f"{cap!r} is not the name of one Linux capability (such as NET_BIND_SERVICE)")
+        memory = node.container_memory_mb * 1024 * 1024 or int(host_memory_bytes() * DEFAULT_MEMORY_SHARE)
+        return cls(node.container_network.strip(), memory, node.container_pids, capabilities)
+
+    def options(self) -> dict[str, Any]:
+        """The ``containers.create`` options that apply this policy."""
+        options: dict[str, Any] = dict(
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            pids_limit=self.pids,
+            network_mode=self.network,
+        )
+        if self.capabilities:
+            options["cap_add"] = list(self.capabilities)
+        if self.memory_bytes:
+            # Swap included (memswap = memory): otherwise the limit only moves the excess to swap.
+            options["mem_limit"] = self.memory_bytes
+            options["memswap_limit"] = self.memory_bytes
+        return options
+
+
+def host_memory_bytes() -> int:
+    """This host's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class _CannotRun(SflowError):
@@ -100,6 +166,7 @@ class _Container:
                 cpuset_cpus=",".join(str(c) for c in spec.cpus) if spec.cpus else None,
                 labels=dict(spec.labels),
                 detach=True,
+                **self._runner.policy.options(),
                 **kwargs,
             )
             try:
@@ -131,11 +198,21 @@ class _Container:
             status = int(container.wait()["StatusCode"])
             stdout = self._tail(container, stdout=True)
             stderr = self._tail(container, stdout=False)
-            return Outcome(status, None, stdout, stderr)
+            return Outcome(status, None, stdout, stderr, self._out_of_memory(container))
         except (docker.errors.DockerException, OSError) as exc:
             return Outcome(None, None, "", "", f"Docker engine: {_api_message(exc)}")
         finally:
             self._remove(container)
+
+    def _out_of_memory(self, container: Container) -> str:
+        """Why the container ended when the kernel killed it for exceeding its memory limit
+        (otherwise "": its exit status says how it ended)."""
+        container.reload()
+        if not (container.attrs.get("State") or {}).get("OOMKilled"):
+            return ""
+        limit = self._runner.policy.memory_bytes
+        return (f"killed for want of memory: the container exceeded its limit of {limit // (1024 * 1024)} MiB "
+                "(node.container_memory_mb)")
 
     def _tail(self, container: Container, *, stdout: bool) -> str:
         tail = Tail(self._runner.tail_bytes)
@@ -165,8 +242,10 @@ class DockerRunner:
         *,
         client_factory: Callable[[], docker.DockerClient] = docker.from_env,
         tail_bytes: int = TAIL_BYTES,
+        policy: ContainerPolicy = ContainerPolicy(),
     ) -> None:
         self._reactor = reactor
+        self.policy = policy
         self._pool = pool
         self._repository = repository
         self._ssh = ssh

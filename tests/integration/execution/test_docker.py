@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,7 +81,8 @@ def test_dummy_runs_the_entrypoint(engine: docker.DockerClient, make_executor: M
     assert clip.read_bytes()[:3] == b"GIF"
     assert (clip.stat().st_uid, clip.stat().st_gid) == (owned_job.stat().st_uid, owned_job.stat().st_gid)
     if os.getuid() == 0:
-        assert clip.stat().st_uid == 12345  # not root-owned, unlike the original's outputs
+        # not root-owned, unlike the original's outputs: a root node hands the job directory to node.run_as
+        assert clip.stat().st_uid == pwd.getpwnam(Config().node.run_as).pw_uid
 
 
 def test_failure_in_a_container(engine: docker.DockerClient, make_executor: Make, owned_job: Path) -> None:

@@ -140,9 +140,10 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_nothing_partial(tmp_path: Pat
                 stop_node(node)
 
 
-def test_a_failed_function_is_retried_in_a_fresh_directory(cluster: tuple[list[Node], Path], tmp_path: Path) -> None:
+def test_a_failed_function_is_retried_in_a_fresh_directory(cluster: tuple[list[Node], Path], tmp_path: Path,
+                                                          shared_dir: Path) -> None:
     nodes, secret = cluster
-    count = tmp_path / "count"
+    count = shared_dir / "count"
     # Fails on its first run, leaving a partial output behind; succeeds on its second.
     flaky = (f"test -d . && n=$(cat {count} 2>/dev/null || echo 0); echo $((n+1)) > {count}; "
              f"if [ $n -lt 1 ]; then echo partial > out.txt; echo 'not yet' >&2; exit 4; fi; "

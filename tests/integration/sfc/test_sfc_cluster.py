@@ -152,13 +152,13 @@ def consumer(port: int, verb: str, name: str, *extra: str) -> dict[str, Any]:
     return out
 
 
-def test_a_restarted_node_does_not_lose_the_job(secret_file: Path, tmp_path: Path) -> None:
+def test_a_restarted_node_does_not_lose_the_job(secret_file: Path, tmp_path: Path, shared_dir: Path) -> None:
     ports = free_ports(4)
     nodes = [start_node(tmp_path, i, secret_file, "icn", port=ports[2 * i], icn_port=ports[2 * i + 1]) for i in range(2)]
     try:
         env = write_env(tmp_path / "env.json", nodes)
         job = {"job_id": 55, "task_list": [
-            {"task_id": 1, "workload": 1000, "cmd": f"touch {tmp_path}/started && sleep 2 && echo slow > ./out/a.txt",
+            {"task_id": 1, "workload": 1000, "cmd": f"touch {shared_dir}/started && sleep 2 && echo slow > ./out/a.txt",
              "out_file_list": [{"path": "./out/a.txt", "size": 0.01, "dest_task_id": [2]}]},
             {"task_id": 2, "workload": 1000, "cmd": "tr a-z A-Z < $F^1 > ./out/b.txt",
              "out_file_list": [{"path": "./out/b.txt", "size": 0.01, "dest_task_id": []}]},
@@ -176,7 +176,7 @@ def test_a_restarted_node_does_not_lose_the_job(secret_file: Path, tmp_path: Pat
 
         thread = threading.Thread(target=run)
         thread.start()
-        wait_for(lambda: (tmp_path / "started").exists(), 30, "function 1 to start on node 0")
+        wait_for(lambda: (shared_dir / "started").exists(), 30, "function 1 to start on node 0")
         stop(nodes[0], signal.SIGKILL)
         nodes[0] = restart(nodes[0])
         thread.join(90)

@@ -1,0 +1,75 @@
+"""Functions of a root node run as ``node.run_as`` (native) and in confined containers (Docker):
+the executor with the real runners, real processes and the real engine. Needs root (CI is root)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+
+from sflow.config import load_config
+from sflow.node.execution import Executor
+
+from .conftest import BUSYBOX, request, run
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="functions change user only when the node is root")
+
+Make = Callable[..., Executor]
+FUNCTION_USER = "sflow-fn"
+
+
+def test_native_functions_run_as_the_function_user_in_their_job_directory(make_executor: Make, tmp_path: Path) -> None:
+    user = pwd.getpwnam(FUNCTION_USER)
+    # The node's directories above the job directory are closed to the function user (as the
+    # default one under /root is); the function starts in its own all the same.
+    closed = tmp_path / "node-work"
+    closed.mkdir(mode=0o700)
+    job = closed / "job"
+    (job / "out").mkdir(parents=True)  # made by the node (as root) before the function runs
+    (job / "input.txt").write_text("from a predecessor\n")
+    executor = make_executor()
+    assert executor.function_user is not None and executor.function_user.name == FUNCTION_USER
+    cmd = ("id -u; id -G; pwd; echo $HOME; cat input.txt; echo made > out/result.txt; "
+           "cat ../../x 2>&1 | grep -c 'Permission denied'")
+    for cpus in (None, (max(os.sched_getaffinity(0)),)):
+        result = run(executor, request(job, cmd, outputs=("out/result.txt",), cpus=cpus))
+        assert result.ok, result
+        lines = result.stdout_tail.splitlines()
+        assert lines == [str(user.pw_uid), str(user.pw_gid), str(job), user.pw_dir, "from a predecessor", "1"], lines
+        assert (job / "out" / "result.txt").stat().st_uid == user.pw_uid
+        assert job.stat().st_uid == (job / "out").stat().st_uid == user.pw_uid
+
+
+def test_containers_are_confined(engine: docker.DockerClient, make_executor: Make, tmp_path: Path) -> None:
+    user = pwd.getpwnam(FUNCTION_USER)
+    config = load_config(environ={"SFLOW_NODE_CONTAINER_NETWORK": "none", "SFLOW_NODE_CONTAINER_PIDS": "40",
+                                  "SFLOW_NODE_CONTAINER_MEMORY_MB": "48",
+                                  "SFLOW_NODE_CONTAINER_CAPABILITIES": "NET_BIND_SERVICE"})
+    executor = make_executor(config)
+    job = tmp_path / "job"
+    cgroup = ("cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; "
+              "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    cmd = (f"cal > /dev/null; id -u; {cgroup}; grep -c : /proc/net/dev; "
+           "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status | tr -d '\\t' | tr '\\n' ' '")
+    result = run(executor, request(job, cmd, docker_image=BUSYBOX))
+    assert result.ok, result
+    uid, pids, memory, interfaces, status = result.stdout_tail.splitlines()
+    assert int(uid) == user.pw_uid
+    assert (int(pids), int(memory)) == (40, 48 * 1024 * 1024)
+    assert int(interfaces) == 1  # network mode none: the loopback interface only
+    fields = dict(item.split(":") for item in status.split())
+    assert int(fields["CapEff"], 16) == 0  # a non-root user holds none of what the bounding set allows
+    assert int(fields["CapBnd"], 16) == 1 << 10  # CAP_NET_BIND_SERVICE only
+    assert fields["NoNewPrivs"] == "1"
+    # A fork bomb stays within the pids limit; a function that takes more memory than its limit
+    # is killed and its failure says why.
+    bomb = run(executor, request(job, "cal > /dev/null; for i in $(seq 100); do sleep 2 & done; wait",
+                                 docker_image=BUSYBOX))
+    assert not bomb.ok and "can't fork" in bomb.stderr_tail, bomb
+    hog = run(executor, request(job, "cal > /dev/null; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}",
+                                docker_image=BUSYBOX))
+    assert not hog.ok and "node.container_memory_mb" in hog.reason and "48 MiB" in hog.reason, hog

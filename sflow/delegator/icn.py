@@ -43,6 +43,7 @@ from sflow.node.fetch import FetchError, fetch_input
 from sflow.sfc.bundle import decode_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
 from sflow.sfc.hello import reachable_address
+from sflow.sfc.install import batches, split
 from sflow.sfc.names import CTL_PREFIX, KEY_NAME, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
 from sflow.sfc.service import MAX_INSTALL_PARAMS
 
@@ -55,6 +56,8 @@ EndpointConnector = Callable[[str], Deferred[Endpoint]]
 EXECUTED = "executed"
 CACHE_HIT = "cache hit"
 NOT_NEEDED = "not needed"
+#: parts of one install transfer in flight at once
+PART_WINDOW = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +186,27 @@ class IcnDispatch:
     async def _install_all(self) -> None:
         pending = []
         for node, items in self._installs().items():
-            for batch in _batches([installed_to_wire(i) for i in items]):
-                pending.append(Deferred.fromCoroutine(self._install(node, batch)))
+            large = []
+            for batch in batches([installed_to_wire(i) for i in items], MAX_INSTALL_PARAMS):
+                if len(batch) <= MAX_INSTALL_PARAMS:
+                    pending.append(Deferred.fromCoroutine(self._install(node, batch)))
+                else:
+                    large.append(batch)
+            if large:
+                pending.append(Deferred.fromCoroutine(self._install_in_parts(node, large)))
         await gatherResults(pending, consumeErrors=True).addErrback(_first_error)
+
+    async def _install_in_parts(self, node: str, large: list[bytes]) -> None:
+        """Batches too large for one Interest (a function with thousands of inputs), in parts:
+        one batch at a time (a node holds a bounded number of octets for transfers under way),
+        :data:`PART_WINDOW` parts of it in flight."""
+        for batch in large:
+            parts = split(batch, secrets.token_bytes(12), MAX_INSTALL_PARAMS)
+            what = f"a description of {len(batch)} octets in {len(parts)} parts"
+            for start in range(0, len(parts), PART_WINDOW):
+                window = parts[start:start + PART_WINDOW]
+                await gatherResults([Deferred.fromCoroutine(self._install(node, part, what)) for part in window],
+                                    consumeErrors=True).addErrback(_first_error)
 
     async def _control(self, endpoint: Endpoint, name: Name, params: bytes = b"") -> Any:
         """Ask a node's /sflow/ctl with a signed Interest; its decoded answer."""
@@ -195,10 +216,12 @@ class IcnDispatch:
         data = await endpoint.express(interest, retries=2)
         return msgpack.unpackb(data.content, raw=False)
 
-    async def _install(self, node: str, batch: bytes) -> None:
+    async def _install(self, node: str, batch: bytes, what: str = "") -> None:
         reply = await self._control(self.endpoints[node], CTL_PREFIX.append("install"), batch)
         if not (isinstance(reply, dict) and reply.get("ok")):
-            raise ProtocolError(f"node {node} refused the job's functions: {reply!r}")
+            error = reply.get("error") if isinstance(reply, dict) else None
+            about = f" ({what})" if what else ""
+            raise ProtocolError(f"node {node} refused the job's functions{about}: {error or repr(reply)}")
 
     # Results ------------------------------------------------------------------------------------
 
@@ -316,24 +339,6 @@ class IcnDispatch:
             return "-"  # a node that does not report its vCPUs
         names = self.vcpu_names.get(node, ())
         return str(names[slot]) if 0 <= slot < len(names) else f"vCPU {slot}"
-
-
-def _batches(entries: list[dict[str, Any]]) -> list[bytes]:
-    """Pack install entries into ApplicationParameters that keep each Interest under the packet
-    size limit."""
-    out: list[bytes] = []
-    current: list[dict[str, Any]] = []
-    for entry in entries:
-        size = len(msgpack.packb(entry, use_bin_type=True))
-        if size > MAX_INSTALL_PARAMS:
-            raise ProtocolError(f"function {entry['spec']['task']}: its description ({size} bytes) is too large")
-        if current and len(msgpack.packb(current + [entry], use_bin_type=True)) > MAX_INSTALL_PARAMS:
-            out.append(msgpack.packb(current, use_bin_type=True))
-            current = []
-        current.append(entry)
-    if current:
-        out.append(msgpack.packb(current, use_bin_type=True))
-    return out
 
 
 def _first_error(failure: Any) -> Any:

@@ -27,6 +27,7 @@ _ROLE_MODULES: tuple[str, ...] = (
     "sflow.delegator.cli",
     "sflow.icn.cli",
     "sflow.cluster.cli",
+    "sflow.experiment.cli",
 )
 
 #: the module that registers each command: ``sflow COMMAND …`` builds only that module's parsers
@@ -41,6 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "gantt": "sflow.delegator.cli",
     "forwarder": "sflow.icn.cli", "icn": "sflow.icn.cli",
     "cluster": "sflow.cluster.cli",
+    "experiment": "sflow.experiment.cli",
 }
 
 log = logging.getLogger(__name__)

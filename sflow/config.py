@@ -20,6 +20,8 @@ from typing import Any
 from sflow.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "sflow.toml"
+#: the chaining modes: IP push, static ICN-SFC, autonomous ICN-SFC
+MODES = ("ip", "icn", "auto")
 
 
 def _key(default: Any, doc: str) -> Any:
@@ -36,12 +38,16 @@ class NodeSettings:
     vcpus: int = _key(0, "vCPUs this node offers when no environment says (0: the CPU count)")
     function_timeout: float = _key(3600.0, "seconds a function may run before it is killed and failed")
     chunk_size: int = _key(262144, "bytes per file chunk when streaming files between nodes")
+    heartbeat_interval: float = _key(2.0, "seconds between heartbeats on node channels (delegator-node, node-node; 0: none, TCP keepalive only)")
+    heartbeat_misses: int = _key(3, "silent heartbeat intervals after which a peer is declared lost (at least 2); lost within interval x (misses + 1) s")
+    links: str = _key("", "links file of an emulated topology (written by `sflow experiment`; reloaded on SIGHUP; empty: no emulation)")
 
 
 @dataclass(frozen=True, slots=True)
 class DelegatorSettings:
     outdir: str = _key("sflow-out", "directory where END outputs, the summary and the trace are written")
-    job_timeout: float = _key(0.0, "seconds before a job is declared failed (0: no deadline)")
+    job_timeout: float = _key(86400.0, "seconds before a job is declared failed (--timeout; 0: no deadline)")
+    retries: int = _key(0, "times a failed function is run again (in a fresh working directory) before the job fails")
 
 
 @dataclass(frozen=True, slots=True)

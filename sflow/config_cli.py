@@ -10,6 +10,7 @@ from typing import Any
 import tomli_w
 
 from sflow.config import add_config_argument, config_from_args, config_to_dict, describe_keys, import_properties
+from sflow.durable import write_durably
 from sflow.errors import InputError
 
 
@@ -49,7 +50,7 @@ def _import(args: argparse.Namespace) -> int:
     sections, notes = import_properties(text, source)
     document = "# Imported from " + Path(source).name + " by `sflow config import`.\n" + tomli_w.dumps(sections)
     if out is not None:
-        out.write_text(document, encoding="utf-8")
+        write_durably(out, document)
         print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(document)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from sflow.durable import write_durably
 from sflow.errors import InputError
 from sflow.model.costs import FunctionCosts, HostCosts, LinkCosts, MeasuredCosts
 from sflow.model.infra import Address, Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
@@ -635,10 +636,9 @@ def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as JSON that a person can read and that is fast to write however large: the
     outer objects and arrays are laid out one member per line (a mapping: one line per task, and
     per task in ``schedule.tasks``), everything inside a line by the C encoder (``indent`` would
-    run Python's pure encoder over every value: seconds for a mapping of 100,000 tasks)."""
-    with Path(path).open("w", encoding="utf-8") as f:
-        f.write(dumps_layout(data))
-        f.write("\n")
+    run Python's pure encoder over every value: seconds for a mapping of 100,000 tasks). The file
+    is written durably (:mod:`sflow.durable`): a crash never leaves half of it under its name."""
+    write_durably(path, dumps_layout(data) + "\n")
 
 
 def dumps_layout(data: Any, depth: int = 0) -> str:

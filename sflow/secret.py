@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
+from sflow.durable import write_durably
 from sflow.errors import InputError
 
 SECRET_BYTES = 32
@@ -21,15 +22,7 @@ def generate_secret(path: str | os.PathLike[str], *, force: bool = False) -> Pat
     target = Path(path).expanduser()
     if target.exists() and not force:
         raise InputError(str(target), "", "a secret already exists; use --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, (secrets.token_hex(SECRET_BYTES) + "\n").encode("ascii"))
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
-    return target
+    return write_durably(target, secrets.token_hex(SECRET_BYTES) + "\n", mode=0o600)
 
 
 def read_secret(path: str | os.PathLike[str]) -> bytes:

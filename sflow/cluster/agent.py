@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import sflow
+from sflow.config import MODES
+from sflow.durable import write_durably
 from sflow.node.readiness import Readiness, parse_readiness
 
 POLL_INTERVAL = 0.05
@@ -118,9 +120,7 @@ def read_pid(files: NodeFiles) -> int | None:
 
 
 def _write_pid(files: NodeFiles, pid: int) -> None:
-    tmp = files.pid.with_name(files.pid.name + ".tmp")
-    tmp.write_text(f"{pid}\n", encoding="ascii")
-    os.replace(tmp, files.pid)
+    write_durably(files.pid, f"{pid}\n")
 
 
 def _log_tail(files: NodeFiles) -> str:
@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", default=".", help="the host directory (default: the current one)")
     sub = parser.add_subparsers(dest="action", required=True)
     p_start = sub.add_parser("start")
-    p_start.add_argument("--mode", choices=("ip", "icn", "auto"), default="ip")
+    p_start.add_argument("--mode", choices=MODES, default="ip")
     p_start.add_argument("--timeout", type=float, default=30.0)
     p_start.add_argument("--listen", default=None)
     p_start.add_argument("--advertise", default=None)

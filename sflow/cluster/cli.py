@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.config import DEFAULT_KNOWN_HOSTS, DEFAULT_WHEEL_CACHE, Config, add_config_argument, config_from_args
+from sflow.config import DEFAULT_KNOWN_HOSTS, DEFAULT_WHEEL_CACHE, MODES, Config, add_config_argument, config_from_args
 from sflow.errors import InputError
 
 # SSH (paramiko), the operations and rich's tables are imported by the commands that use them.
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from sflow.cluster import ops
 
-MODES = ("ip", "icn", "auto")
 
 
 def register(sub: Any) -> None:

@@ -7,17 +7,14 @@ import argparse
 import ipaddress
 import logging
 import os
-import secrets
 import sys
-import tempfile
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
-from sflow.errors import InputError
+from sflow.config import MODES, Config, add_config_argument, add_secret_argument, config_from_args, secret_overrides
+from sflow.errors import InputError, SflowError
 from sflow.sched.cli import add_cost_arguments, costs_from, scheduler_from
 from sflow.secret import generate_secret, read_secret
 
@@ -26,15 +23,13 @@ from sflow.secret import generate_secret, read_secret
 if TYPE_CHECKING:
     from twisted.internet import defer
 
-    from sflow.delegator.plan import JobPlan, TaskPlacement
+    from sflow.delegator.run import Prepared
     from sflow.delegator.trace import Trace
-    from sflow.model.infra import Address, Environment, VcpuId
-    from sflow.model.schedule import Schedule
-    from sflow.model.workflow import Job, TaskId
+    from sflow.model.infra import Environment
+    from sflow.model.workflow import Job
 
 log = logging.getLogger(__name__)
 
-MODES = ("ip", "icn", "auto")
 DEFAULT_LOCAL_NODES = 3
 
 
@@ -80,149 +75,124 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--algorithm", metavar="NAME", help="scheduling algorithm (default: scheduler.algorithm)")
     p.add_argument("-o", "--output", metavar="OUTDIR", help="directory for results and trace.json (default: delegator.outdir)")
     p.add_argument("--keep-workdirs", action="store_true", help="leave the job's working directories on the nodes")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="fail the job if it has not finished after this long (default: delegator.job_timeout, "
+                        "a day; 0: no deadline)")
     add_cost_arguments(p)
     add_config_argument(p)
     add_secret_argument(p)
 
 
 # ---------------------------------------------------------------------------------------------
-# Preparing a run: schedule (or mapping) → plan
+# Preparing and running with progress, and the summary
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    plan: JobPlan
-    schedule: Schedule | None
-    algorithm: str
-
-
-def cpu_indexes(env: Environment) -> dict[VcpuId, int]:
-    """Each vCPU's position among its host's vCPUs, in declaration order."""
-    out: dict[VcpuId, int] = {}
-    seen: Counter[str] = Counter()
-    for v in env.vcpus.values():  # in declaration order
-        out[v.id] = seen[v.host_id]
-        seen[v.host_id] += 1
-    return out
-
-
-def node_address(address: Address, config: Config) -> str:
-    from sflow.model.infra import Address
-
-    """``host:port`` of a node; an address without a port uses the port of ``node.listen``."""
-    port = address.port if address.port is not None else parse_host_port(config.node.listen, "node.listen")[1]
-    return str(Address(address.host, port))
-
-
-def prepare(env: Environment, job: Job, config: Config, args: argparse.Namespace, env_name: str) -> Prepared:
+def _prepare(env: Environment, job: Job, config: Config, args: argparse.Namespace, env_name: str) -> Prepared:
     """Schedule ``job`` with the algorithm, seed, budget and costs of ``args`` and ``config``."""
-    from sflow.delegator.plan import TaskPlacement
+    from sflow.delegator.run import prepare
     from sflow.sched.problem import Problem
 
-    problem = Problem.from_env_job(env, job, name=env_name, costs=costs_from(args, config))
-    schedule = scheduler_from(args, config).schedule(problem)
-    index = cpu_indexes(env)
-    placements = {}
-    for tid, slot in schedule.slots.items():
-        node = node_address(env.vm_for(slot.vcpu).address, config)
-        placements[tid] = TaskPlacement(node, slot.vcpu, index.get(slot.vcpu, 0))
-    return _prepared(job, placements, schedule, "<job>")
+    costs = costs_from(args, config)
+    problem = Problem.from_env_job(env, job, name=env_name, costs=costs)
+    return prepare(env, job, config, None, env_name, problem, scheduler_from(args, config), costs)
 
 
-def prepare_mapping(env: Environment, job: Job, config: Config, mapping_path: str) -> Prepared:
-    from sflow.delegator.plan import TaskPlacement
-    from sflow.jsonio import load_mapping
-
-    mapping = load_mapping(mapping_path)
-    if mapping.job.id != job.id:
-        raise InputError(mapping_path, "$.job_id", f"the mapping is for job {mapping.job.id}, but the job to run is "
-                                                   f"job {job.id}: the job ids differ (schedule this job with "
-                                                   f"`sflow schedule ENV JOB -o MAPPING`, or leave out --mapping)")
-    missing = sorted(set(job.by_id) - set(mapping.placements))
-    if missing:
-        raise InputError(mapping_path, "$.task_list", f"no placement for tasks {missing} of the job")
-    index = cpu_indexes(env)
-    placements = {}
-    for tid in job.by_id:
-        p = mapping.placements[tid]
-        placements[tid] = TaskPlacement(node_address(p.address, config), p.vcpu_id, index.get(p.vcpu_id, 0))
-    return _prepared(job, placements, mapping.schedule, mapping_path)
-
-
-def _prepared(job: Job, placements: dict[TaskId, TaskPlacement], schedule: Schedule | None, source: str) -> Prepared:
-    from sflow.delegator.plan import build_plan, schedule_order
-
-    """The plan of a fresh run (a new run id), its functions in the schedule's order when there is one."""
-    starts = {t: s.start for t, s in schedule.slots.items()} if schedule is not None else None
-    plan = build_plan(job, placements, schedule_order(job, starts), secrets.token_hex(4), source)
-    return Prepared(plan, schedule, schedule.algorithm if schedule is not None else "mapping")
-
-
-# ---------------------------------------------------------------------------------------------
-# Running with progress, and the summary
-
-
-def node_vcpus(env: Environment, config: Config) -> dict[str, tuple[str, ...]]:
-    """Each node's vCPU ids, in declaration order (the VMs at one node address together)."""
-    out: dict[str, tuple[str, ...]] = {}
-    for vm in env.vms.values():
-        address = node_address(vm.address, config)
-        out[address] = out.get(address, ()) + tuple(vm.vcpus)
-    return out
+def _settings(args: argparse.Namespace) -> Config:
+    """The settings with the flags of ``delegate`` and ``run`` applied (--secret-file, --timeout)."""
+    overrides: dict[str, dict[str, Any]] = dict(secret_overrides(args))
+    if getattr(args, "timeout", None) is not None:
+        if args.timeout < 0:
+            raise InputError("<flag>", "--timeout", f"must be 0 (no deadline) or more seconds, found {args.timeout:g}")
+        overrides["delegator"] = {"job_timeout": args.timeout}
+    return config_from_args(args, overrides)
 
 
 def _dispatch(reactor: Any, secret: bytes, prepared: Prepared, config: Config, outdir: Path, keep: bool,
-              progress: Callable[[str, int], None], job: Job, env: Environment, mode: str = "ip",
+              display: Display, job: Job, env: Environment, mode: str = "ip",
               nodes: list[str] | None = None) -> defer.Deferred[Trace]:
-    from sflow.delegator.ip import DispatchOptions, IpDispatch
+    from sflow.delegator.run import RunOptions, dispatch
 
-    if mode != "ip":
-        from sflow.delegator.icn import icn_dispatch
-
-        return icn_dispatch(reactor, secret, job, prepared.plan, prepared.schedule, prepared.algorithm, config, outdir,
-                            mode, nodes or sorted(prepared.plan.nodes), progress, node_vcpus(env, config))
-    options = DispatchOptions(
-        outdir=outdir,
-        algorithm=prepared.algorithm,
-        schedule=prepared.schedule,
-        job_timeout=config.delegator.job_timeout,
-        keep_workdirs=keep,
-        chunk_size=config.node.chunk_size,
-    )
-    return IpDispatch(reactor, secret, prepared.plan, options, progress).run()
+    return dispatch(reactor, secret, prepared, job, env, config, RunOptions(mode, outdir, keep), display.progress,
+                    nodes, display.notice)
 
 
-def _with_progress(total: int, body: Callable[[Callable[[str, int], None]], Trace]) -> Trace:
+@dataclass(frozen=True, slots=True)
+class Display:
+    """What a running job shows: ``progress(event, task)`` (started, done, again) and
+    ``notice(line)`` (a node lost and what was re-planned, a retry)."""
+
+    progress: Callable[[str, int], None]
+    notice: Callable[[str], None]
+
+
+def _with_progress(total: int, body: Callable[[Display], Trace]) -> Trace:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        done = bar.add_task("functions done", total=total)
-        running = bar.add_task("functions started", total=total)
+        done_bar = bar.add_task("functions done", total=total)
+        running_bar = bar.add_task("functions started", total=total)
+        started: set[int] = set()
+        done: set[int] = set()
 
         def update(event: str, task: int) -> None:
             if event == "started":
-                bar.advance(running)
+                started.add(task)
             elif event == "done":
-                bar.advance(done)
+                done.add(task)
+            elif event == "again":  # its run was lost, or failed: it starts again
+                started.discard(task)
+                done.discard(task)
+            bar.update(running_bar, completed=len(started))
+            bar.update(done_bar, completed=len(done))
 
-        return body(update)
+        def notice(line: str) -> None:
+            err.print(f"sflow: {line}", markup=False, highlight=False, soft_wrap=True)
+
+        return body(Display(update, notice))
 
 
 def _report(trace: Trace, outdir: Path) -> None:
     from rich.console import Console
 
-    from sflow.delegator.trace import makespan_line, summary_table, write_trace
+    from sflow.delegator.trace import makespan_line, summary_table
 
-    path = outdir / "trace.json"
-    write_trace(path, trace)
+    path = _save_trace(trace, outdir)
     Console().print(summary_table(trace))  # the terminal's width; 80 columns when not a terminal
     print(makespan_line(trace))
     for name in trace.results:
         print(f"result: {outdir / name}")
+    for task, val in trace.values.items():
+        print(f"value: function {task}: {val}")
     print(f"trace: {path} (draw it with `sflow gantt {path} -o chart.png`)")
+
+
+def _save_trace(trace: Trace, outdir: Path) -> Path:
+    """``trace.json`` (and the END values as ``values.json``) in the output directory."""
+    from sflow.delegator.trace import write_trace
+    from sflow.jsonio import write_json
+
+    path = outdir / "trace.json"
+    write_trace(path, trace)
+    if trace.values:
+        write_json(outdir / "values.json", trace.values)
+    return path
+
+
+def _running(outdir: Path, body: Callable[[], Trace]) -> Trace:
+    """``body()``; when the job fails, its trace (what ran, what failed and why) is saved before
+    the error is reported."""
+    from sflow.delegator.trace import trace_of
+
+    try:
+        return body()
+    except SflowError as exc:
+        trace = trace_of(exc)
+        if trace is not None:
+            _save_trace(trace, outdir)
+        raise
 
 
 def _warn_about(env: Environment, name: str) -> None:
@@ -236,28 +206,30 @@ def _outdir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def _delegate(args: argparse.Namespace) -> int:
+    from sflow.delegator.run import node_vcpus, prepare_mapping
     from sflow.jsonio import load_environment, load_job
     from sflow.node.blocking import run_until
 
     if args.mapping and args.algorithm:
         raise InputError("<flag>", "--mapping", "give either -a/--algorithm or --mapping, not both")
-    config = config_from_args(args, secret_overrides(args))
+    config = _settings(args)
     secret = read_secret(config.security.secret_file)
     env = load_environment(args.env)
     _warn_about(env, args.env)
     job = load_job(args.job)
     if args.mapping:
-        prepared = prepare_mapping(env, job, config, args.mapping)
+        prepared = prepare_mapping(env, job, config, args.mapping, scheduler_from(args, config), args.env,
+                                   costs_from(args, config))
     else:
-        prepared = prepare(env, job, config, args, args.env)
+        prepared = _prepare(env, job, config, args, args.env)
     outdir = _outdir(args, config)
-    trace = _with_progress(
+    trace = _running(outdir, lambda: _with_progress(
         len(job.tasks),
-        lambda progress: run_until(
-            lambda reactor: _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
+        lambda display: run_until(
+            lambda reactor: _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, display, job,
                                       env, args.mode, sorted(node_vcpus(env, config)))
         ),
-    )
+    ))
     _report(trace, outdir)
     return 0
 
@@ -278,6 +250,8 @@ def _is_loopback(host: str) -> bool:
 def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, str]:
     """The node addresses of ``env`` on this machine (loopback), each with the VMs it serves
     (``VM node-a in envs/local.json``)."""
+    from sflow.delegator.run import node_address
+
     vms: dict[str, list[str]] = {}
     for vm in env.vms.values():
         if _is_loopback(vm.address.host):
@@ -287,10 +261,11 @@ def _local_nodes(env: Environment, config: Config, env_name: str) -> dict[str, s
 
 def _run(args: argparse.Namespace) -> int:
     from sflow.delegator.local import LocalCluster, local_environment
+    from sflow.delegator.run import with_local_cluster
     from sflow.jsonio import environment_to_dict, load_environment, load_job, write_json
     from sflow.node.blocking import run_until
 
-    config = config_from_args(args, secret_overrides(args))
+    config = _settings(args)
     job = load_job(args.job)
     outdir = _outdir(args, config)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -312,14 +287,17 @@ def _run(args: argparse.Namespace) -> int:
     listens = sorted(origins) if env is not None else ["127.0.0.1:0"] * n_nodes
     per_node = max(1, (os.cpu_count() or 1) // max(1, len(listens)))
 
-    with tempfile.TemporaryDirectory(prefix="sflow-run-") as tmp:
-        secret_file = Path(config.security.secret_file).expanduser()
-        if not secret_file.exists():
-            secret_file = generate_secret(Path(tmp) / "cluster.secret")
-            log.info("event=temporary_secret path=%s", secret_file)
+    secret_file = Path(config.security.secret_file).expanduser()
+    temporary: Path | None = None
+    if not secret_file.exists():
+        # A secret for this run's nodes only, beside their logs (never in /tmp, where a run killed
+        # with SIGKILL would leave it); removed when the run ends.
+        temporary = secret_file = generate_secret(outdir / "nodes" / f".run-{os.getpid()}.secret", force=True)
+        log.info("event=temporary_secret path=%s", secret_file)
+    try:
         secret = read_secret(secret_file)
 
-        def body(progress: Callable[[str, int], None]) -> Trace:
+        def body(display: Display) -> Trace:
             def main(reactor: Any) -> defer.Deferred[Trace]:
                 cluster = LocalCluster(reactor, listens, outdir / "nodes", secret_file, args.config, per_node, args.mode,
                                        origins)
@@ -330,24 +308,20 @@ def _run(args: argparse.Namespace) -> int:
                     if run_env is None:
                         run_env = local_environment(addresses, per_node)
                         write_json(outdir / "env.json", environment_to_dict(run_env))
-                    prepared = prepare(run_env, job, config, args, env_name)
-                    return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, progress, job,
+                    prepared = _prepare(run_env, job, config, args, env_name)
+                    return _dispatch(reactor, secret, prepared, config, outdir, args.keep_workdirs, display, job,
                                      run_env, args.mode, addresses)
 
-                # Interrupted (Ctrl-C, SIGTERM): the nodes are stopped too, never left behind.
-                reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)
-                d: defer.Deferred[Any] = cluster.start()
-                d.addCallback(started)
-
-                def stop(result: Any) -> defer.Deferred[Any]:
-                    return cluster.stop().addCallback(lambda _: result)
-
-                d.addBoth(stop)
-                return d
+                # Interrupted (Ctrl-C, SIGTERM, SIGHUP): the nodes are stopped too, never left behind
+                # (and they watch this process: killed outright, it takes them with it).
+                return with_local_cluster(reactor, cluster, started)
 
             return run_until(main)
 
-        trace = _with_progress(len(job.tasks), body)
+        trace = _running(outdir, lambda: _with_progress(len(job.tasks), body))
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
     _report(trace, outdir)
     return 0
 

@@ -50,6 +50,8 @@ from sflow.sfc.service import MAX_INSTALL_PARAMS
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int], None]
+#: static mode over a multi-hop topology: the next node (ICN address) from one node toward another
+NextHop = Callable[[str, str], str]
 #: open an endpoint on the forwarder of the node at this ICN address
 EndpointConnector = Callable[[str], Deferred[Endpoint]]
 
@@ -97,6 +99,7 @@ class IcnDispatch:
         run_id: str | None = None,
         node_labels: Mapping[str, str] | None = None,
         vcpu_names: Mapping[str, Sequence[str]] | None = None,
+        next_hop: NextHop | None = None,
     ) -> None:
         self.clock = clock
         self.secret = secret
@@ -109,6 +112,7 @@ class IcnDispatch:
         self.results = tuple(results)
         self.node_labels = node_labels or {}
         self.vcpu_names = vcpu_names or {}
+        self.next_hop = next_hop
         self.progress = progress or (lambda event, task: None)
         self.run_id = run_id or secrets.token_hex(4)
         self.endpoints: dict[str, Endpoint] = {}
@@ -171,7 +175,8 @@ class IcnDispatch:
             task = self.job.task(tid)
             # "" = this node (or, in auto mode, the node decides)
             input_nodes = tuple(
-                self.placements[r.pred] if static and self.placements[r.pred] != self.placements[tid] else ""
+                self._toward(self.placements[tid], self.placements[r.pred])
+                if static and self.placements[r.pred] != self.placements[tid] else ""
                 for r in spec.inputs
             )
             # A node's queue gives its vCPUs in schedule order, else in the job's order.
@@ -181,6 +186,32 @@ class IcnDispatch:
             targets = [self.placements[tid]] if static else list(self.nodes)
             for node in targets:
                 out[node].append(item)
+        return out
+
+    def _toward(self, here: str, there: str) -> str:
+        """Where a node routes what it needs from ``there``: straight there, or along the
+        topology's path (its next node)."""
+        return self.next_hop(here, there) if self.next_hop is not None else there
+
+    def _transit(self) -> dict[str, list[list[str]]]:
+        """Static mode over a multi-hop topology: at every node a result crosses between its
+        producer and a consumer, the route of its name toward the next node."""
+        out: dict[str, list[list[str]]] = {}
+        if self.next_hop is None or self.options.mode != "icn":
+            return out
+        for tid in self.job.order:
+            consumer = self.placements[tid]
+            for ref in self.specs[tid].inputs:
+                producer = self.placements[ref.pred]
+                hop = self._toward(consumer, producer)
+                seen = {consumer}
+                while hop != producer and hop not in seen:
+                    seen.add(hop)
+                    after = self._toward(hop, producer)
+                    route = [ref.prefix.to_uri(), after]
+                    if route not in out.setdefault(hop, []):
+                        out[hop].append(route)
+                    hop = after
         return out
 
     async def _install_all(self) -> None:
@@ -194,6 +225,11 @@ class IcnDispatch:
                     large.append(batch)
             if large:
                 pending.append(Deferred.fromCoroutine(self._install_in_parts(node, large)))
+        for node, routes in self._transit().items():
+            for batch in batches(routes, MAX_INSTALL_PARAMS):
+                if len(batch) > MAX_INSTALL_PARAMS:
+                    raise ProtocolError(f"a route for node {node} ({len(batch)} bytes) is too large for one Interest")
+                pending.append(Deferred.fromCoroutine(self._install(node, batch, verb="route")))
         await gatherResults(pending, consumeErrors=True).addErrback(_first_error)
 
     async def _install_in_parts(self, node: str, large: list[bytes]) -> None:
@@ -216,12 +252,13 @@ class IcnDispatch:
         data = await endpoint.express(interest, retries=2)
         return msgpack.unpackb(data.content, raw=False)
 
-    async def _install(self, node: str, batch: bytes, what: str = "") -> None:
-        reply = await self._control(self.endpoints[node], CTL_PREFIX.append("install"), batch)
+    async def _install(self, node: str, batch: bytes, what: str = "", *, verb: str = "install") -> None:
+        reply = await self._control(self.endpoints[node], CTL_PREFIX.append(verb), batch)
         if not (isinstance(reply, dict) and reply.get("ok")):
             error = reply.get("error") if isinstance(reply, dict) else None
+            refused = "the job's functions" if verb == "install" else "the routes of results crossing it"
             about = f" ({what})" if what else ""
-            raise ProtocolError(f"node {node} refused the job's functions{about}: {error or repr(reply)}")
+            raise ProtocolError(f"node {node} refused {refused}{about}: {error or repr(reply)}")
 
     # Results ------------------------------------------------------------------------------------
 
@@ -393,7 +430,7 @@ def choose_end_node(statuses: Mapping[str, Mapping[str, Any]], preferred: str) -
 async def _icn_dispatch(
     reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
     config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None,
-    vcpu_names: Mapping[str, Sequence[str]],
+    vcpu_names: Mapping[str, Sequence[str]], next_host: NextHop | None,
 ) -> Trace:
     from sflow.icn.app import connect as connect_endpoint
     from sflow.node.status import query_status
@@ -436,9 +473,16 @@ async def _icn_dispatch(
     options = IcnOptions(outdir, algorithm if mode == "icn" else "autonomous", schedule if mode == "icn" else None,
                          mode=mode, job_timeout=config.delegator.job_timeout,
                          lifetime_ms=config.icn.interest_lifetime_ms)
+    next_hop = None
+    if next_host is not None:
+        by_host = {icn.rpartition(":")[0]: icn for icn in icn_of.values()}
+
+        def next_hop(here: str, there: str) -> str:
+            return by_host[next_host(here.rpartition(":")[0], there.rpartition(":")[0])]
+
     dispatch = IcnDispatch(
         reactor, secret, job, specs, placements, list(icn_of.values()), connect, options, plan.results,
-        progress=progress, run_id=plan.run_id, node_labels=labels, vcpu_names=vcpu_names,
+        progress=progress, run_id=plan.run_id, node_labels=labels, vcpu_names=vcpu_names, next_hop=next_hop,
     )
     try:
         return await dispatch.run()
@@ -450,13 +494,15 @@ async def _icn_dispatch(
 def icn_dispatch(
     reactor: Any, secret: bytes, job: Job, plan: JobPlan, schedule: Schedule | None, algorithm: str,
     config: Config, outdir: Path, mode: str, nodes: Sequence[str], progress: ProgressCallback | None = None,
-    vcpu_names: Mapping[str, Sequence[str]] | None = None,
+    vcpu_names: Mapping[str, Sequence[str]] | None = None, next_host: NextHop | None = None,
 ) -> Deferred[Trace]:
     """Run ``job`` in ``mode`` (icn or auto) on ``nodes`` (node daemon addresses; their forwarders
     are learnt from their status). In icn mode the plan's placements are used; in auto mode only
     its result names and the scheduler's END placements (as tie-breakers). ``vcpu_names`` are each
-    node daemon's vCPU ids (from the environment), to name the vCPU slots the nodes report."""
+    node daemon's vCPU ids (from the environment), to name the vCPU slots the nodes report.
+    ``next_host`` (icn mode on a multi-hop topology, nodes told apart by host): the next host
+    from one host toward another; results then travel hop by hop through the forwarders between."""
     return Deferred.fromCoroutine(
         _icn_dispatch(reactor, secret, job, plan, schedule, algorithm, config, outdir, mode, nodes, progress,
-                      vcpu_names or {})
+                      vcpu_names or {}, next_host)
     )

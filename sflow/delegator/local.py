@@ -2,7 +2,9 @@
 describing them, so that ``sflow run JOB`` works on one machine with nothing set up.
 
 Each node is a separate process (``python -m sflow node --listen 127.0.0.1:0``) with its own
-working directory and log file; its readiness line gives its port. The environment has one host
+working directory and log file; its readiness line gives its port. Each asks the kernel to stop it
+when this process dies (``--exit-with-parent``), so that no node outlives the run, even one
+killed with SIGKILL. The environment has one host
 per node (so that files between nodes really cross a connection) and splits this machine's CPUs
 among them.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -60,6 +63,8 @@ class _NodeProcess(ProcessProtocol):
         self.origin = origin
         self.log_file = log_file
         self.ready: defer.Deferred[str] = defer.Deferred()
+        #: the embedded forwarder's address from the readiness line (--mode icn|auto)
+        self.icn: str | None = None
         self.ended: defer.Deferred[None] = defer.Deferred()
         self.exit_reason = ""
         self._buf = b""
@@ -71,6 +76,7 @@ class _NodeProcess(ProcessProtocol):
             line, _, self._buf = self._buf.partition(b"\n")
             ready = parse_readiness(line.decode("utf-8", "replace") + "\n")
             if ready is not None:
+                self.icn = ready.icn
                 self.ready.callback(ready.listen)
 
     def errReceived(self, data: bytes) -> None:
@@ -101,7 +107,12 @@ class _NodeProcess(ProcessProtocol):
 class LocalCluster:
     """Starts and stops one node per ``listens`` address (``127.0.0.1:0``: any free port), with
     work directories ``base/node-<i>/`` and logs ``base/node-<i>.log``. ``origins`` says where an
-    address came from (``VM node-a in envs/local.json``), for errors."""
+    address came from (``VM node-a in envs/local.json``), for errors.
+
+    Per node, optionally: ``vcpus`` (else ``vcpus_per_node``), extra environment variables
+    (``node_env``: settings such as ``SFLOW_NODE_LINKS``) and, in auto mode, which other nodes are
+    its neighbours (``neighbours``, by index; default: all). Once started, a node keeps its
+    addresses: :meth:`restart` brings it back where it was."""
 
     def __init__(
         self,
@@ -113,6 +124,10 @@ class LocalCluster:
         vcpus_per_node: int = 1,
         mode: str = "ip",
         origins: Mapping[str, str] | None = None,
+        *,
+        vcpus: Sequence[int] | None = None,
+        node_env: Sequence[Mapping[str, str]] | None = None,
+        neighbours: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.reactor = reactor
         self.origins = dict(origins or {})
@@ -120,9 +135,12 @@ class LocalCluster:
         self.base = base
         self.secret_file = secret_file
         self.config_file = config_file
-        self.vcpus_per_node = vcpus_per_node
+        self.vcpus = tuple(vcpus) if vcpus is not None else (vcpus_per_node,) * len(self.listens)
+        self.node_env = tuple(node_env) if node_env is not None else ({},) * len(self.listens)
+        self.neighbours = neighbours
         self.mode = mode
         self._procs: list[tuple[_NodeProcess, Any]] = []
+        self._argv: list[list[str]] = []
         self.addresses: list[str] = []
 
     @property
@@ -130,53 +148,98 @@ class LocalCluster:
         """The node processes' ids, in start order."""
         return [transport.pid for _, transport in self._procs]
 
-    def start(self, timeout: float = 30.0) -> defer.Deferred[list[str]]:
-        """Spawn the nodes; fires with their addresses once every readiness line has arrived."""
+    def running(self, index: int) -> bool:
+        return not self._procs[index][0].ended.called
+
+    def start(self, timeout: float | None = None) -> defer.Deferred[list[str]]:
+        """Spawn the nodes; fires with their addresses once every readiness line has arrived
+        (within ``timeout`` seconds; default 30 s and 2 s more per node, since the nodes start
+        side by side on this machine's cores)."""
+        if timeout is None:
+            timeout = 30.0 + 2.0 * len(self.listens)
         self.base.mkdir(parents=True, exist_ok=True)
-        hello_ports = free_ports(len(self.listens), socket.SOCK_DGRAM) if self.mode == "auto" else []
+        hello_ports = [free_ports(1, socket.SOCK_DGRAM, _host(listen))[0] for listen in self.listens] if self.mode == "auto" else []
         for i, listen in enumerate(self.listens):
             argv = [sys.executable, "-m", "sflow", "node", "--listen", listen]
             argv += ["--workdir", str(self.base / f"node-{i}"), "--log-file", str(self.base / f"node-{i}.log")]
             if self.mode != "ip":
                 # Each local node has its own forwarder port and result store (kept across runs).
-                host = listen.rpartition(":")[0]
-                argv += ["--mode", self.mode, "--icn-listen", f"{host}:0"]
+                argv += ["--mode", self.mode, "--icn-listen", f"{_host(listen)}:0"]
                 argv += ["--result-store", str(self.base / f"node-{i}-results")]
             if hello_ports:
                 argv += ["--hello-port", str(hello_ports[i])]
-                for j, port in enumerate(hello_ports):
+                peers = self.neighbours[i] if self.neighbours is not None else range(len(hello_ports))
+                for j in peers:
                     if j != i:
-                        argv += ["--neighbour", f"127.0.0.1:{port}"]
-            argv += ["--secret-file", str(self.secret_file)]
+                        argv += ["--neighbour", f"{_host(self.listens[j])}:{hello_ports[j]}"]
+            argv += ["--secret-file", str(self.secret_file), "--exit-with-parent", str(os.getpid())]
             if self.config_file:
                 argv += ["--config", self.config_file]
-            env = dict(os.environ, SFLOW_NODE_VCPUS=str(self.vcpus_per_node))
-            proto = _NodeProcess(i, listen, self.origins.get(listen, ""), self.base / f"node-{i}.log")
-            transport = self.reactor.spawnProcess(proto, sys.executable, argv, env=env)
-            self._procs.append((proto, transport))
+            self._argv.append(argv)
+            self._procs.append(self._spawn(i))
         d = defer.gatherResults([p.ready for p, _ in self._procs], consumeErrors=True)
         d.addTimeout(timeout, self.reactor)
 
         def ready(addresses: list[str]) -> list[str]:
             self.addresses = addresses
+            for i, address in enumerate(addresses):
+                # A restarted node comes back at the same addresses (plans and routes name them).
+                _set_flag(self._argv[i], "--listen", address)
+                icn = self._procs[i][0].icn
+                if icn:
+                    _set_flag(self._argv[i], "--icn-listen", icn)
             log.info("event=local_cluster_ready nodes=%s", ",".join(addresses))
             return addresses
 
         def failed(failure: Failure) -> Failure:
             if failure.check(defer.FirstError):
-                return failure.value.subFailure  # type: ignore[no-any-return]
-            if failure.check(defer.TimeoutError):
+                failure = failure.value.subFailure
+            if failure.check(defer.TimeoutError, defer.CancelledError):
                 return Failure(ExecutionError(f"local nodes were not ready within {timeout:g} s; see {self.base}/node-*.log"))
             return failure
 
         d.addCallbacks(ready, failed)
         return d
 
+    def _spawn(self, i: int) -> tuple[_NodeProcess, Any]:
+        env = dict(os.environ, SFLOW_NODE_VCPUS=str(self.vcpus[i]), **self.node_env[i])
+        listen = self.listens[i]
+        proto = _NodeProcess(i, listen, self.origins.get(listen, ""), self.base / f"node-{i}.log")
+        transport = self.reactor.spawnProcess(proto, sys.executable, self._argv[i], env=env)
+        return proto, transport
+
+    def signal(self, index: int, sig: str) -> bool:
+        """Send ``sig`` (``KILL``, ``STOP``, ``CONT``, ``HUP``…) to node ``index``; False when it has
+        exited already."""
+        proto, transport = self._procs[index]
+        if proto.ended.called:
+            return False
+        _signal(transport, sig)
+        return True
+
+    def restart(self, index: int, timeout: float = 30.0) -> defer.Deferred[str]:
+        """Kill node ``index`` (SIGKILL) if it runs, and start it again at the same addresses; fires
+        with its address once it is ready again."""
+        proto, transport = self._procs[index]
+        if not proto.ended.called:
+            _signal(transport, "KILL")
+        d: defer.Deferred[Any] = proto.ended
+
+        def spawn(_: Any) -> defer.Deferred[str]:
+            self._procs[index] = self._spawn(index)
+            ready = self._procs[index][0].ready
+            ready.addTimeout(timeout, self.reactor)
+            return ready
+
+        return d.addCallback(spawn)
+
     def stop(self, timeout: float = 15.0) -> defer.Deferred[None]:
-        """SIGTERM every node, wait for them to exit (SIGKILL after ``timeout``)."""
+        """SIGTERM every node, wait for them to exit (SIGKILL after ``timeout``). A stopped node
+        (SIGSTOP) is continued first, so that it can act on the SIGTERM."""
         waits = []
         for proto, transport in self._procs:
             if not proto.ended.called:
+                _signal(transport, "CONT")
                 _signal(transport, "TERM")
                 waits.append(proto.ended)
         d: defer.Deferred[Any] = defer.gatherResults(waits, consumeErrors=True)
@@ -197,13 +260,21 @@ class LocalCluster:
         return d
 
 
-def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
-    """``count`` loopback ports free right now for ``kind`` (TCP by default; ``socket.SOCK_DGRAM``
-    for UDP): for local nodes that bind them a moment later."""
+def _host(listen: str) -> str:
+    return listen.rpartition(":")[0]
+
+
+def _set_flag(argv: list[str], flag: str, value: str) -> None:
+    argv[argv.index(flag) + 1] = value
+
+
+def free_ports(count: int, kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> list[int]:
+    """``count`` ports of ``host`` (a loopback address by default) free right now for ``kind`` (TCP
+    by default; ``socket.SOCK_DGRAM`` for UDP): for local nodes that bind them a moment later."""
     sockets = [socket.socket(socket.AF_INET, kind) for _ in range(count)]
     try:
         for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((host, 0))
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:
@@ -211,7 +282,9 @@ def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
 
 
 def _signal(transport: Any, sig: str) -> None:
+    """Send signal ``sig`` by name (``TERM``, ``KILL``, ``STOP``, ``CONT``, ``HUP``…)."""
     try:
-        transport.signalProcess(sig)
+        # Twisted takes KILL, TERM and INT by name, any other signal by number.
+        transport.signalProcess(sig if sig in ("KILL", "TERM", "INT") else int(signal.Signals[f"SIG{sig}"]))
     except ProcessExitedAlready:
         log.debug("event=signal_skipped signal=%s reason=already_exited", sig)

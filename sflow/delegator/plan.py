@@ -127,7 +127,7 @@ def build_plan(
         value = None
         if t.out_value is not None:
             remote = tuple(dict.fromkeys(node_of[d] for d in t.out_value.dest if node_of[d] != here))
-            value = ValueRoute(t.out_value.val, remote)
+            value = ValueRoute(t.out_value.val, remote, not t.out_value.dest or t.id in is_end)
         p = placements[t.id]
         planned[t.id] = PlannedTask(
             id=t.id,

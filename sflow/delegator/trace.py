@@ -1,13 +1,19 @@
 """The record of a real run: where and when each function ran, and the files that crossed nodes.
 
-Saved as ``trace.json`` in the output directory; ``sflow gantt TRACE`` draws it with the same
-chart code as a schedule. Times are seconds since the delegator started the job; they come from
-each node's clock, so across hosts they are as good as the hosts' clock synchronisation.
+Saved as ``trace.json`` in the output directory, by a job that failed too; ``sflow gantt TRACE``
+draws it with the same chart code as a schedule. Times are seconds since the delegator started
+the job; they come from each node's clock, so across hosts they are as good as the hosts' clock
+synchronisation.
+
+Besides the functions and transfers a trace holds the run's ``status`` (``ok`` or ``failed``)
+with its ``error`` and, when a function failed, the ``failure`` (function, node, reason, exit
+status, end of stderr); the ``events`` of the run (a node lost and what was re-planned where, a
+function run again); and the ``values`` (``out_value``) of its END functions.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +36,8 @@ class TaskRun:
     where: str
     predicted_start: float | None = None
     predicted_finish: float | None = None
+    #: which run of the function this was (2 and more: it had failed, or its node was lost)
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,36 @@ class TransferRun:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """The function that failed a job: where, why, its exit status and the end of its stderr."""
+
+    task: int
+    node: str
+    reason: str
+    exit_status: int | None = None
+    stderr_tail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """Something that happened to the run: ``node_lost`` (``node``; ``tasks`` re-planned, each to
+    ``placements[task]`` = [node, vCPU]; ``rerun``: those that had finished but whose output was
+    lost with it) or ``retry`` (function ``tasks[0]`` failed on ``node`` and runs again)."""
+
+    time: float
+    kind: str
+    node: str
+    detail: str
+    tasks: tuple[int, ...] = ()
+    placements: dict[str, list[str]] = field(default_factory=dict)
+    rerun: tuple[int, ...] = ()
+
+
+OK = "ok"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
 class Trace:
     job_id: int
     run_id: str
@@ -59,11 +97,37 @@ class Trace:
     tasks: tuple[TaskRun, ...]
     transfers: tuple[TransferRun, ...]
     results: tuple[str, ...]
+    status: str = OK
+    error: str = ""
+    failure: Failure | None = None
+    events: tuple[TraceEvent, ...] = ()
+    #: the ``out_value`` of each END function that has one, by task id
+    values: dict[str, str] = field(default_factory=dict)
 
 
 def trace_to_dict(trace: Trace) -> dict[str, Any]:
     """The JSON form: every field by name (the dataclasses' field order is the file's key order)."""
     return asdict(trace)
+
+
+def failure_of(error: BaseException) -> Failure | None:
+    """The failing function of a :class:`~sflow.errors.JobFailed`, for a trace."""
+    from sflow.errors import JobFailed
+
+    if isinstance(error, JobFailed):
+        return Failure(error.task_id, error.node, error.reason, error.exit_code, error.stderr_tail)
+    return None
+
+
+def attach_trace(error: BaseException, trace: Trace) -> BaseException:
+    """Give a failed run's error its trace (the command writes it beside the error)."""
+    setattr(error, "trace", trace)  # noqa: B010 - errors of any kind carry it
+    return error
+
+
+def trace_of(error: BaseException) -> Trace | None:
+    trace = getattr(error, "trace", None)
+    return trace if isinstance(trace, Trace) else None
 
 
 def trace_from_dict(data: Any, source: str = "<trace>") -> Trace:
@@ -85,6 +149,7 @@ def trace_from_dict(data: Any, source: str = "<trace>") -> Trace:
                     str(t["where"]),
                     None if t.get("predicted_start") is None else float(t["predicted_start"]),
                     None if t.get("predicted_finish") is None else float(t["predicted_finish"]),
+                    int(t.get("attempt", 1)),
                 )
                 for t in data["tasks"]
             ),
@@ -103,6 +168,20 @@ def trace_from_dict(data: Any, source: str = "<trace>") -> Trace:
                 for x in data["transfers"]
             ),
             results=tuple(str(r) for r in data.get("results", ())),
+            status=str(data.get("status", OK)),
+            error=str(data.get("error", "")),
+            failure=None if data.get("failure") is None else Failure(
+                int(data["failure"]["task"]), str(data["failure"]["node"]), str(data["failure"]["reason"]),
+                None if data["failure"].get("exit_status") is None else int(data["failure"]["exit_status"]),
+                str(data["failure"].get("stderr_tail", ""))),
+            events=tuple(
+                TraceEvent(float(e["time"]), str(e["kind"]), str(e["node"]), str(e["detail"]),
+                           tuple(int(t) for t in e.get("tasks", ())),
+                           {str(k): [str(x) for x in v] for k, v in e.get("placements", {}).items()},
+                           tuple(int(t) for t in e.get("rerun", ())))
+                for e in data.get("events", ())
+            ),
+            values={str(k): str(v) for k, v in data.get("values", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(source, "", f"not a trace written by sflow: {exc!r}") from None
@@ -119,15 +198,20 @@ def load_trace(path: str | Path) -> Trace:
 RAN = "ran"
 CACHED = "cached"
 NOT_RUN = "not run"
+#: a run of a function that failed (and was run again, or failed the job)
+FAILED_RUN = "failed run"
 
 
 def run_kind(where: str) -> str:
     """What a trace row's ``where`` says happened: RAN (``native``, ``docker:IMAGE``, or in ICN
-    modes ``executed (…)``), CACHED (``cache hit (…)``) or NOT_RUN (``not needed``)."""
+    modes ``executed (…)``), CACHED (``cache hit (…)``), NOT_RUN (``not needed``) or FAILED_RUN
+    (``failed: …``)."""
     if where.startswith("cache hit"):
         return CACHED
     if where.startswith("not needed"):
         return NOT_RUN
+    if where.startswith("failed"):
+        return FAILED_RUN
     return RAN
 
 
@@ -168,12 +252,32 @@ def _span(start: float | None, finish: float | None, kind: str) -> str:
 def _how(where: str, kind: str) -> str:
     """``native`` / ``executed (native)`` → ``executed (native)``; a Docker image is left to the
     job and the trace (``executed (docker)``), so that the column stays narrow."""
+    if kind == FAILED_RUN:
+        return where.split(";")[0][:40]
     if kind != RAN:
         return where
     runner = where.removeprefix("executed (").removesuffix(")") if where.startswith("executed (") else where
     if runner.startswith("docker:"):
         runner = "docker"
     return f"executed ({runner})" if runner else "executed"
+
+
+def event_lines(trace: Trace) -> list[str]:
+    """The run's events in words (a node lost and where its functions went; retries)."""
+    lines = []
+    for e in trace.events:
+        if e.kind == "node_lost":
+            where = ", ".join(f"{t} → {trace_node(e.placements[str(t)])}" for t in e.tasks if str(t) in e.placements)
+            again = f" (finished before, output lost: {', '.join(map(str, e.rerun))})" if e.rerun else ""
+            lines.append(f"{e.time:.2f} s: node {e.node} lost ({e.detail}); re-planned {where}{again}")
+        else:
+            lines.append(f"{e.time:.2f} s: {e.detail}")
+    return lines
+
+
+def trace_node(placement: list[str]) -> str:
+    node, vcpu = placement
+    return f"{node} ({vcpu})"
 
 
 def makespan_line(trace: Trace) -> str:
@@ -197,8 +301,8 @@ def trace_chart(trace: Trace) -> tuple[list[Bar], list[Transfer]]:
     bars = []
     for t in sorted(trace.tasks, key=lambda r: (r.start, r.task)):
         kind = run_kind(t.where)
-        if kind == RAN:
-            bars.append(Bar(t.vcpu, t.node, str(t.task), t.start, t.finish))
+        if kind in (RAN, FAILED_RUN):
+            bars.append(Bar(t.vcpu, t.node, str(t.task) if kind == RAN else f"{t.task}✗", t.start, t.finish))
         elif kind == CACHED:
             bars.append(Bar("cache", t.node, str(t.task), t.start, t.start, kind=CACHED_BAR))
     transfers = [

@@ -10,6 +10,8 @@ from twisted.internet import defer
 from twisted.internet.error import ReactorNotRunning
 from twisted.python.failure import Failure
 
+from sflow.node.signals import stop_on_hangup
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -17,8 +19,8 @@ T = TypeVar("T")
 
 def run_until(main: Callable[[Any], defer.Deferred[T]]) -> T:
     """Start the global reactor, call ``main(reactor)`` in it, stop when its Deferred fires, and
-    return the result or raise its exception. A signal (Ctrl-C, SIGTERM) that stops the reactor
-    first raises KeyboardInterrupt, whatever ``main`` reported while shutting down."""
+    return the result or raise its exception. A signal (Ctrl-C, SIGTERM, SIGHUP) that stops the
+    reactor first raises KeyboardInterrupt, whatever ``main`` reported while shutting down."""
     from twisted.internet import reactor as _reactor
 
     reactor: Any = _reactor
@@ -44,6 +46,7 @@ def run_until(main: Callable[[Any], defer.Deferred[T]]) -> T:
 
     reactor.callWhenRunning(begin)
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+    stop_on_hangup(reactor)
     reactor.run()
     if not outcome or stopped_early:
         raise KeyboardInterrupt

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +29,7 @@ from sflow import __version__
 from sflow.errors import AuthenticationError, ProtocolError, SflowError
 from sflow.jsonio import parse_address
 from sflow.node import auth
+from sflow.node.liveness import Heartbeat, Liveness, Lost, Ping
 from sflow.node.protocol import (
     HEADER,
     MAX_CHUNK,
@@ -38,7 +40,7 @@ from sflow.node.protocol import (
     Message,
     encode,
 )
-from sflow.node.transfer import FileSender, FileSink, Sent, TransferError
+from sflow.node.transfer import AlreadyHave, FileSender, FileSink, Sent, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Channel(Protocol):
         clock: Any,
         name: str,
         chunk_size: int = 262144,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.role = role
         self._secret = secret
@@ -124,6 +127,10 @@ class Channel(Protocol):
         self._sending: _Outgoing | None = None
         self._awaiting_ack: dict[int, tuple[_Outgoing, float, int]] = {}
         self._streams = itertools.count(1)
+        self._heartbeat = heartbeat if heartbeat is not None and heartbeat.enabled else None
+        self._peer_heartbeat: float | None = None
+        self.liveness: Liveness | None = None
+        self._beat: Any = None
 
     # -- Twisted ---------------------------------------------------------------------------------
 
@@ -133,6 +140,8 @@ class Channel(Protocol):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
+        if self._heartbeat is not None:
+            _keepalive(self.transport, self._heartbeat)
         self._timer = self._clock.callLater(AUTH_TIMEOUT, self._auth_expired)
         if self.role == "client":
             self._write("hello", {"nonce": self._my_nonce})
@@ -140,6 +149,8 @@ class Channel(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.liveness is not None:
+            self.liveness.heard(self._clock.seconds())
         self._decoder.feed(data)
         self._process()
 
@@ -161,6 +172,8 @@ class Channel(Protocol):
             self._close_reason = reason.getErrorMessage() or "connection lost"
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
+        if self._beat is not None and self._beat.active():
+            self._beat.cancel()
         for _, sink in self._sinks.values():
             self._disk(sink.abort, (), lambda _, error: None)
         self._sinks.clear()
@@ -231,6 +244,40 @@ class Channel(Protocol):
 
     def _write(self, msg_type: str, fields: Mapping[str, Any]) -> None:
         self._t.write(encode(msg_type, fields))
+        if self.liveness is not None:
+            self.liveness.sent(self._clock.seconds())
+
+    def _announce(self) -> dict[str, Any]:
+        """The heartbeat field of this side's auth or ready frame."""
+        return {"heartbeat": self._heartbeat.interval} if self._heartbeat is not None else {}
+
+    # liveness
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            return
+        self.liveness = Liveness(self._heartbeat, self._clock.seconds(), self._peer_heartbeat)
+        self._beat = self._clock.callLater(self._heartbeat.interval, self._tick)
+
+    def _tick(self) -> None:
+        self._beat = None
+        if self.closed or self.liveness is None or self._heartbeat is None:
+            return
+        for action in self.liveness.tick(self._clock.seconds()):
+            if isinstance(action, Ping):
+                self._write("ping", {})
+            elif isinstance(action, Lost):
+                self._peer_lost(action)
+                return
+        self._beat = self._clock.callLater(self._heartbeat.interval, self._tick)
+
+    def _peer_lost(self, lost: Lost) -> None:
+        """Silent too long: drop the connection at once (closing it cleanly would wait for the
+        silent peer to take what is still buffered for it)."""
+        self._close_reason = f"no heartbeat from {self._peer()} for {lost.silence:.1f} s (limit {lost.limit:g} s)"
+        log.info("event=peer_silent peer=%s silence=%.1f limit=%g", self._peer(), lost.silence, lost.limit)
+        self.closed = True
+        self._t.abortConnection()
 
     def _auth_expired(self) -> None:
         self._timer = None
@@ -247,6 +294,8 @@ class Channel(Protocol):
             return
         if not self.authenticated or not self.ready.called:
             self._handshake(msg)
+            return
+        if kind == "ping":
             return
         if kind == "file_begin":
             self._file_begin(msg)
@@ -272,8 +321,9 @@ class Channel(Protocol):
             if kind == "auth" and self._their_nonce:
                 expected = auth.client_proof(self._secret, self._their_nonce, self._my_nonce)
                 auth.verify(expected, msg["proof"], "the client")
+                self._peer_heartbeat = msg.get("heartbeat")
                 self._authenticated()
-                self._write("ready", {"node": self.name, "version": __version__})
+                self._write("ready", {"node": self.name, "version": __version__, **self._announce()})
                 return
         else:
             if kind == "challenge" and not self._their_nonce:
@@ -282,11 +332,12 @@ class Channel(Protocol):
                 expected = auth.server_proof(self._secret, self._my_nonce, self._their_nonce)
                 auth.verify(expected, msg["proof"], "the server")
                 proof = auth.client_proof(self._secret, self._my_nonce, self._their_nonce)
-                self._write("auth", {"proof": proof})
+                self._write("auth", {"proof": proof, **self._announce()})
                 self.authenticated = True
                 return
             if kind == "ready" and self.authenticated:
                 self.peer_name = msg["node"]
+                self._peer_heartbeat = msg.get("heartbeat")
                 self._authenticated()
                 return
         raise AuthenticationError(f"unexpected {kind!r} frame before authentication")
@@ -302,6 +353,7 @@ class Channel(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        self._start_heartbeat()
         log.debug("event=authenticated role=%s peer=%s", self.role, self._peer())
         self.handler.channel_ready(self)
         self.ready.callback(self)
@@ -321,6 +373,11 @@ class Channel(Protocol):
             raise ProtocolError("negative file size")
         try:
             sink = self.handler.open_sink(self, msg)
+        except AlreadyHave as exc:
+            # Its chunks are dropped; the ack says it is delivered (the receiver has it).
+            self._refused[msg["s"]] = ""
+            log.debug("event=file_already_here path=%s task=%s reason=%s", msg["path"], msg["task"], exc)
+            return
         except (SflowError, OSError) as exc:
             # Refused (a stale job, an unexpected or unsafe path): its chunks are dropped and the
             # sender learns why from the ack; the connection, shared by other jobs, stays open.
@@ -333,7 +390,7 @@ class Channel(Protocol):
     def _file_end(self, msg: Message) -> None:
         refused = self._refused.pop(msg["s"], None)
         if refused is not None:
-            self._write("file_ack", {"s": msg["s"], "ok": False, "error": refused})
+            self._write("file_ack", {"s": msg["s"], "ok": not refused, "error": refused})
             return
         begin, sink = self._stream(msg)
         del self._sinks[msg["s"]]
@@ -357,6 +414,8 @@ class Channel(Protocol):
             # The disk is behind: stop reading this connection (TCP then slows the sender).
             self._reading_paused = True
             self._t.pauseProducing()
+            if self.liveness is not None:
+                self.liveness.reading(True, self._clock.seconds())
         self._disk(sink.write, (data,), lambda _, error: self._chunk_written(len(data), error))
 
     def _chunk_written(self, n: int, error: BaseException | None) -> None:
@@ -367,6 +426,8 @@ class Channel(Protocol):
         if self._reading_paused and self._disk_bytes < DISK_LOW and not self.closed:
             self._reading_paused = False
             self._t.resumeProducing()
+            if self.liveness is not None:
+                self.liveness.reading(False, self._clock.seconds())
             self._process()
 
     def _disk(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
@@ -450,6 +511,32 @@ def _chunk_envelope(stream: int, size: int) -> bytes:
     return b"\x84" + _ENVELOPE + b"\xa1s" + msgpack.packb(stream) + b"\xa1d\xc6" + size.to_bytes(4, "big")
 
 
+def _keepalive(transport: Any, heartbeat: Heartbeat) -> None:
+    """TCP keepalive (and a bound on unacknowledged data) on the connection's socket, as a second
+    line behind heartbeats: the kernel then drops a connection whose peer host is gone even while
+    the reactor is busy."""
+    set_keepalive = getattr(transport, "setTcpKeepAlive", None)
+    get_handle = getattr(transport, "getHandle", None)
+    if set_keepalive is None or get_handle is None:
+        return  # not a TCP transport (tests)
+    set_keepalive(True)
+    sock = get_handle()
+    options = (
+        ("TCP_KEEPIDLE", max(1, round(heartbeat.interval * heartbeat.misses))),
+        ("TCP_KEEPINTVL", max(1, round(heartbeat.interval))),
+        ("TCP_KEEPCNT", heartbeat.misses),
+        ("TCP_USER_TIMEOUT", max(1000, round(heartbeat.bound * 1000))),
+    )
+    for name, value in options:
+        option = getattr(socket, name, None)
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+        except OSError as exc:
+            log.debug("event=keepalive_unset option=%s error=%s", name, exc)
+
+
 def connect(
     reactor: Any,
     address: str,
@@ -458,6 +545,7 @@ def connect(
     name: str,
     chunk_size: int = 262144,
     timeout: float = 10.0,
+    heartbeat: Heartbeat | None = None,
 ) -> defer.Deferred[Channel]:
     """Open an authenticated client channel to ``host:port``; fires once the server said ``ready``."""
     try:
@@ -467,7 +555,7 @@ def connect(
     if addr.port is None:
         return defer.fail(ProtocolError(f"node address {address!r} has no port"))
     endpoint = HostnameEndpoint(reactor, addr.host, addr.port, timeout=timeout)
-    channel = Channel("client", secret, handler, reactor, name, chunk_size)
+    channel = Channel("client", secret, handler, reactor, name, chunk_size, heartbeat)
     d = connectProtocol(endpoint, channel)
     d.addCallback(lambda _: channel.ready)
     return d

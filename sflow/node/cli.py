@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sflow import __version__
-from sflow.config import Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.config import MODES, Config, add_config_argument, add_secret_argument, config_from_args, parse_host_port, secret_overrides
+from sflow.durable import write_durably
 from sflow.errors import ListenError, SflowError
 from sflow.model.infra import Address
 from sflow.node.readiness import Readiness, format_readiness
@@ -36,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", metavar="DIR", help="directory for the per-job working directories")
     p.add_argument("--log-file", metavar="FILE", help="log here instead of standard error")
     p.add_argument(
-        "--mode", choices=("ip", "icn", "auto"), default="ip",
+        "--mode", choices=MODES, default="ip",
         help="chaining mode: ip only, or also ICN with an embedded forwarder (icn: static, auto: autonomous)",
     )
     p.add_argument("--icn-listen", metavar="HOST:PORT",
@@ -47,6 +48,8 @@ def register(sub: Any) -> None:
                    help="a neighbour's hello address in auto mode (repeatable; default: icn.neighbours)")
     p.add_argument("--advertise", metavar="HOST[:PORT]",
                    help="the address other nodes reach this node's forwarder at (default: icn.advertise)")
+    # sflow run's local nodes: stop when the process that started them dies, however it dies
+    p.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     add_secret_argument(p)
     p.set_defaults(func=_node)
 
@@ -109,10 +112,17 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
+    from sflow.node.signals import exit_with_parent, stop_on_hangup
+
+    if args.exit_with_parent is not None and not exit_with_parent(args.exit_with_parent):
+        raise SflowError(f"the process that started this node ({args.exit_with_parent}) is gone")
     secret = read_secret(config.security.secret_file)
     host, port = parse_host_port(config.node.listen, "node.listen")
     workdir = Path(config.node.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
+    from sflow.node.owner import clean_orphans
+
+    clean_orphans(workdir)  # what a node killed here before left behind
     pid_file = Path(config.node.pid_file).expanduser() if config.node.pid_file else None
 
     from twisted.internet import reactor as _reactor
@@ -123,16 +133,26 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from sflow.node.server import NodeService
 
     reactor: Any = _reactor
+    links: Any = None
+    if config.node.links:
+        # A node of an emulated topology: its connections and datagrams cross emulated links.
+        from sflow.experiment.emulation import emulate_links
+
+        reactor, links = emulate_links(reactor, Path(config.node.links).expanduser())
     cpu_count = os.cpu_count() or 1
+    executor = Executor(reactor, config)
     service = NodeService(
         reactor,
         config,
         secret,
-        Executor(reactor, config),
+        executor,
         workdir,
         vcpus=config.node.vcpus or cpu_count,
         cpu_count=cpu_count,
     )
+    service.reports["usage"] = executor.recent_usage
+    if links is not None:
+        service.reports["links"] = links.status
     try:
         listening = reactor.listenTCP(port, service.factory(), interface=host)
     except CannotListenError as exc:
@@ -151,9 +171,10 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         reactor.addSystemEventTrigger("before", "shutdown", service.icn.stop)
         icn_address = service.icn.address
     if pid_file is not None:
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+        write_durably(pid_file, f"{os.getpid()}\n")
     reactor.addSystemEventTrigger("before", "shutdown", service.shutdown)
+    if links is None:  # a node of an emulated topology reloads its links on SIGHUP instead
+        stop_on_hangup(reactor)
     reap_through_pidfds_only(reactor)  # the node starts no process through Twisted
     log.info("event=node_ready listen=%s workdir=%s vcpus=%d", service.name, workdir, service.vcpus)
     print(format_readiness(Readiness(service.name, os.getpid(), __version__, icn_address)), flush=True)

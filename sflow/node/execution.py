@@ -16,9 +16,11 @@ import math
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 from twisted.internet.defer import Deferred, succeed
@@ -32,6 +34,7 @@ from sflow.model.paths import UnsafePath, job_relative
 from sflow.model.workflow import TaskId
 from sflow.node.command import DUMMY, SHELL_WORDS, Expanded, expand
 from sflow.node.fetch import FetchError, fetch_input
+from sflow.node.owner import OWNER_LABEL, current_owner
 from sflow.ssh import SshOptions
 from sflow.node.runners import (
     TAIL_BYTES,
@@ -89,6 +92,13 @@ class ExecResult:
     where: str
     started: float
     finished: float
+    #: CPU seconds and peak resident memory (KiB) of the function, when its runner measured them
+    cpu_s: float | None = None
+    max_rss_kb: int | None = None
+
+
+#: functions whose resource usage a node keeps for its status (the most recent)
+USAGE_KEPT = 2048
 
 
 @dataclass(eq=False, slots=True)
@@ -150,6 +160,7 @@ class Executor:
             container_runner = runner
         self._docker: ContainerStarter = container_runner
         self._runs: dict[str, set[_Run]] = {}
+        self._usage: deque[dict[str, Any]] = deque(maxlen=USAGE_KEPT)
         self._idle: list[Deferred[None]] = []
         self._closing = False
         reactor.addSystemEventTrigger("before", "shutdown", self.shutdown)
@@ -170,6 +181,12 @@ class Executor:
         outcome: Deferred[ExecResult] = Deferred.fromCoroutine(self._execute(run))
         outcome.addCallbacks(lambda r: self._finish(run, r), lambda f: self._finish(run, self._crashed(run, f)))
         return run.result
+
+    def recent_usage(self) -> list[dict[str, Any]]:
+        """The most recent functions' run, task, runner, wall-clock start and end, CPU seconds and
+        peak resident memory (KiB; None where the runner does not measure them): for the node's
+        status."""
+        return list(self._usage)
 
     def cancel_run(self, run_key: str) -> None:
         """Stop every function of run ``run_key`` still running here; each reports "cancelled"."""
@@ -284,7 +301,7 @@ class Executor:
                 workdir=workdir,
                 user=f"{owner.st_uid}:{owner.st_gid}",
                 cpus=req.cpus,
-                labels={"sflow.job": str(req.job_id), "sflow.task": str(req.task_id)},
+                labels={"sflow.job": str(req.job_id), "sflow.task": str(req.task_id), OWNER_LABEL: current_owner().token},
             )
         )
 
@@ -318,6 +335,8 @@ class Executor:
             where=run.where,
             started=run.started,
             finished=time.time(),
+            cpu_s=outcome.cpu_s if outcome is not None else None,
+            max_rss_kb=outcome.max_rss_kb if outcome is not None else None,
         )
 
     def _stop(self, run: _Run, reason: str) -> None:
@@ -356,6 +375,8 @@ class Executor:
             result.reason,
             result.finished - result.started,
         )
+        self._usage.append({"run": req.run, "task": req.task_id, "where": result.where, "started": result.started,
+                            "finished": result.finished, "cpu_s": result.cpu_s, "max_rss_kb": result.max_rss_kb})
         run.result.callback(result)
         if not self._runs:
             waiters, self._idle = self._idle, []

@@ -17,7 +17,6 @@ import os
 import posixpath
 import shutil
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import BinaryIO
 import paramiko
 
 from sflow.config import FileServerSettings, ImageRepositorySettings
+from sflow.durable import DurableFile
 from sflow.errors import ExecutionError
 from sflow.ssh import SshError, SshOptions, SshTarget
 from sflow.ssh import connect as ssh_connect
@@ -104,17 +104,14 @@ def fetch_image_tar(settings: ImageRepositorySettings, tar_name: str, ssh: SshOp
 
 @contextmanager
 def _atomic_write(dest: Path) -> Iterator[BinaryIO]:
+    """A file object whose content becomes ``dest`` durably when the block ends without an error
+    (:class:`~sflow.durable.DurableFile`), and nothing otherwise."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FetchError(f"cannot create directory {dest.parent}: {exc.strerror or exc}") from None
-    part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with part.open("xb") as out:
-            yield out
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
+    with DurableFile(dest) as out:
+        yield out.file
 
 
 def _where(target: SshTarget) -> str:

@@ -43,8 +43,12 @@ class FileRoute:
 
 @dataclass(frozen=True, slots=True)
 class ValueRoute:
+    """An ``out_value``: the remote nodes it goes to, and whether it is a job result (the value of
+    an END function, or one with no successor), which returns to the delegator."""
+
     val: str
     nodes: tuple[str, ...]
+    result: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,16 @@ def job_key(job_id: int, run_id: str) -> JobKey:
     return f"{job_id}-{run_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """After a re-plan: ask ``node`` for input ``path`` of task ``pred`` (a file produced before a
+    node was lost, or by a function that is still to finish there); ``path`` "" is a value."""
+
+    pred: TaskId
+    path: str
+    node: str
+
+
 # ---------------------------------------------------------------------------------------------
 # The wire form of a node plan (a msgpack map inside a ``job`` frame)
 
@@ -103,7 +117,7 @@ def plan_to_wire(plan: NodePlan) -> dict[str, Any]:
                 "value_preds": list(t.value_preds),
                 "file_args": [[i.pred, i.path] for i in t.file_args],
                 "outputs": [[o.path, list(o.nodes), o.result] for o in t.outputs],
-                "value": None if t.value is None else [t.value.val, list(t.value.nodes)],
+                "value": None if t.value is None else [t.value.val, list(t.value.nodes), t.value.result],
             }
             for t in plan.tasks
         ],
@@ -180,9 +194,11 @@ def plan_from_wire(data: Mapping[str, Any]) -> NodePlan:
         raw_value = w.get(raw, "value", (list, type(None)), tw)
         value = None
         if raw_value is not None:
-            if not (len(raw_value) == 2 and isinstance(raw_value[0], str)):
-                raise w.fail(f"{tw}.value", "expected [val, [nodes]]")
-            value = ValueRoute(raw_value[0], w.strings(raw_value[1], f"{tw}.value"))
+            if not (len(raw_value) in (2, 3) and isinstance(raw_value[0], str)
+                    and (len(raw_value) == 2 or isinstance(raw_value[2], bool))):
+                raise w.fail(f"{tw}.value", "expected [val, [nodes], result]")
+            value = ValueRoute(raw_value[0], w.strings(raw_value[1], f"{tw}.value"),
+                               len(raw_value) == 3 and raw_value[2])
         value_preds = w.get(raw, "value_preds", (list,), tw)
         if not all(_is_int(p) for p in value_preds):
             raise w.fail(f"{tw}.value_preds", "expected task ids")
@@ -202,3 +218,21 @@ def plan_from_wire(data: Mapping[str, Any]) -> NodePlan:
             )
         )
     return NodePlan(job_id, run_id, node, tuple(tasks))
+
+
+def pulls_to_wire(pulls: tuple[Pull, ...]) -> list[list[Any]]:
+    return [[p.pred, p.path, p.node] for p in pulls]
+
+
+def pulls_from_wire(data: Any) -> tuple[Pull, ...]:
+    """Read and check the pulls of a ``replan`` message; ProtocolError names the bad entry."""
+    w = _Wire()
+    if not isinstance(data, list):
+        raise w.fail("pulls", "expected a list")
+    out = []
+    for i, item in enumerate(data):
+        if not (isinstance(item, list) and len(item) == 3 and _is_int(item[0]) and isinstance(item[2], str)):
+            raise w.fail(f"pulls[{i}]", "expected [task id, path, node]")
+        path = "" if item[1] == "" else w.path(item[1], f"pulls[{i}]")
+        out.append(Pull(TaskId(item[0]), path, item[2]))
+    return tuple(out)

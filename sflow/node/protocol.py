@@ -56,15 +56,22 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     # authentication (sflow.node.auth)
     "hello": {"nonce": _f(_BYTES)},
     "challenge": {"nonce": _f(_BYTES), "proof": _f(_BYTES)},
-    "auth": {"proof": _f(_BYTES)},
-    "ready": {"node": _f(_STR), "version": _f(_STR)},
+    # ``heartbeat``: the seconds between the sender's pings (sflow.node.liveness; absent or 0: none)
+    "auth": {"proof": _f(_BYTES), "heartbeat": _f(_NUM, required=False)},
+    "ready": {"node": _f(_STR), "version": _f(_STR), "heartbeat": _f(_NUM, required=False)},
     "error": {"message": _f(_STR)},
+    # a sign of life on an otherwise quiet channel (handled by the channel itself)
+    "ping": {},
     # control: delegator -> node
     "status": {},
     "job": {"job": _f(_STR), "plan": _f(_MAP)},
     "start": {"job": _f(_STR)},
     "cancel": {"job": _f(_STR), "reason": _f(_STR)},
     "end_job": {"job": _f(_STR), "keep": _f(_BOOL)},
+    # recovery: this node's revised plan, and [task, path, node] files or values ("") to ask for
+    "replan": {"job": _f(_STR), "plan": _f(_MAP), "pulls": _f(_LIST)},
+    # run a failed function again (in a fresh working directory)
+    "retry": {"job": _f(_STR), "task": _f(_INT)},
     # control: node -> delegator
     "status_reply": {
         "node": _f(_STR),
@@ -79,6 +86,8 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
         "mode": _f(_STR, required=False),
         "icn": _f(_STR, required=False),
         "icn_status": _f(_MAP, required=False),
+        # further sections a node adds (NodeService.reports): emulated links' counters, …
+        "reports": _f(_MAP, required=False),
     },
     "accepted": {"job": _f(_STR)},
     "rejected": {"job": _f(_STR), "reason": _f(_STR)},
@@ -96,8 +105,16 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
         "reason": _f(_STR),
         "exit_status": _f(_INT + _NONE),
         "stderr_tail": _f(_STR),
+        "started": _f(_NUM, required=False),
+        "finished": _f(_NUM, required=False),
+        "where": _f(_STR, required=False),
     },
     "job_error": {"job": _f(_STR), "reason": _f(_STR)},
+    # a file or value (path "") could not reach a peer node (the delegator decides what follows)
+    "send_failed": {"job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "to": _f(_STR), "reason": _f(_STR)},
+    # the out_value of an END function
+    "result_value": {"job": _f(_STR), "task": _f(_INT), "val": _f(_STR)},
+    "replanned": {"job": _f(_STR)},
     # the sender, once the receiver acknowledged a file: when it started sending
     "transferred": {
         "job": _f(_STR),
@@ -112,6 +129,8 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     "received": {"job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "bytes": _f(_INT), "time": _f(_NUM)},
     # data: between nodes, and END outputs back to the delegator
     "value": {"job": _f(_STR), "task": _f(_INT), "val": _f(_STR)},
+    # node -> node after a re-plan: send me (``node``) this file, or the value when ``path`` is ""
+    "want": {"job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "node": _f(_STR)},
     "file_begin": {"s": _f(_INT), "job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "size": _f(_INT)},
     "file_chunk": {"s": _f(_INT), "d": _f(_BYTES)},
     "file_end": {"s": _f(_INT), "sha256": _f(_BYTES)},

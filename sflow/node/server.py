@@ -7,16 +7,21 @@ running a function through the executor, streaming a file to another node or bac
 delegator, reporting progress to the job's delegator.
 
 A function that fails, a malformed frame, an unauthenticated peer or a peer that disappears affects
-at most the job concerned; the node itself keeps serving.
+at most the job concerned; the node itself keeps serving. A job whose delegator goes away (its
+connection closes, or falls silent past the heartbeat bound) is cancelled and its directory
+removed. After the delegator lost another node it re-plans: this node may get a revised plan
+(``replan``: new functions, new routes, and files to ask peers for with ``want``), and a failed
+function may be run again (``retry``) in a fresh working directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,10 +37,16 @@ from sflow.errors import ProtocolError, SflowError
 from sflow.model.workflow import TaskId
 from sflow.node.channel import Channel, Delivered, connect
 from sflow.node.execution import ExecRequest, ExecResult
+from sflow.node.liveness import Heartbeat
+from sflow.node.owner import mark_job, unmark_job
 from sflow.node.peers import PeerPool
+from sflow.node.plan import PlannedTask, Pull, pulls_from_wire
 from sflow.node.protocol import Message
-from sflow.node.state import Action, AllDone, JobState, ReturnFile, Run, SendFile, SendValue
-from sflow.node.transfer import FileSink, TransferError, safe_target
+from sflow.node.state import Action, AllDone, JobState, ReturnFile, ReturnValue, Run, SendFile, SendValue
+from sflow.node.transfer import AlreadyHave, FileSink, TransferError, safe_target
+
+#: where a retried function runs, inside its job directory: ``.sflow-retry/<task>-<attempt>``
+RETRY_DIR = ".sflow-retry"
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +94,7 @@ class NodeService:
         self.vcpus = vcpus
         self._cpu_count = max(1, cpu_count)
         self.name = ""
+        self.heartbeat = Heartbeat.from_settings(config.node)
         self.jobs: dict[str, NodeJob] = {}
         self.counters: Counter[str] = Counter()
         self.started = reactor.seconds()
@@ -91,6 +103,8 @@ class NodeService:
         self._peers: PeerPool[Channel] = PeerPool(self._connect_peer, lambda ch: not ch.closed)
         #: the ICN side (sflow.sfc.node.IcnNode) when the node runs with --mode icn|auto
         self.icn: Any = None
+        #: further sections of the status reply, each made when asked (emulated links' counters…)
+        self.reports: dict[str, Callable[[], Any]] = {}
         #: one function per vCPU at a time across jobs: who holds each vCPU, and who waits for it
         self._vcpu_holder: dict[str, tuple[str, TaskId]] = {}
         self._vcpu_waiting: dict[str, deque[tuple[NodeJob, Run]]] = {}
@@ -102,7 +116,8 @@ class NodeService:
 
     def _accept(self) -> Channel:
         self.counters["connections"] += 1
-        return Channel("server", self._secret, self, self.reactor, self.name, self.config.node.chunk_size)
+        return Channel("server", self._secret, self, self.reactor, self.name, self.config.node.chunk_size,
+                       self.heartbeat)
 
     # -- ChannelHandler --------------------------------------------------------------------------
 
@@ -136,6 +151,12 @@ class NodeService:
             self._cancel(job)
         elif kind == "end_job":
             self._drop(self._owned(channel, msg), keep=msg["keep"])
+        elif kind == "replan":
+            self._replan(self._owned(channel, msg), msg)
+        elif kind == "retry":
+            job = self._owned(channel, msg)
+            log.info("event=function_retry job=%s task=%d", job.key, msg["task"])
+            self._perform(job, job.state.retry(TaskId(msg["task"])))
         elif kind == "value":
             target = self.jobs.get(msg["job"])
             if target is None:
@@ -143,6 +164,12 @@ class NodeService:
                 log.info("event=stale_value job=%s task=%s", msg["job"], msg["task"])
                 return
             self._perform(target, target.state.value_arrived(TaskId(msg["task"]), msg["val"]))
+        elif kind == "want":
+            target = self.jobs.get(msg["job"])
+            if target is None:
+                log.info("event=stale_want job=%s task=%s node=%s", msg["job"], msg["task"], msg["node"])
+                return
+            self._perform(target, target.state.want(TaskId(msg["task"]), msg["path"], msg["node"]))
         else:
             raise ProtocolError(f"a node does not accept {kind!r} messages")
 
@@ -150,6 +177,8 @@ class NodeService:
         job = self._job(begin["job"])
         if not job.state.active:
             raise TransferError(f"job {job.key} is no longer running here")
+        if job.state.has(TaskId(begin["task"]), begin["path"]):
+            raise AlreadyHave(f"{begin['path']!r} from task {begin['task']} is here already")
         if not job.state.expects_file(TaskId(begin["task"]), begin["path"]):
             raise TransferError(f"{begin['path']!r} from task {begin['task']} is not an expected input here")
         return FileSink(job.root, begin["path"], begin["size"])
@@ -190,6 +219,7 @@ class NodeService:
                 if self.icn is not None
                 else {}
             ),
+            **({"reports": {name: report() for name, report in self.reports.items()}} if self.reports else {}),
         }
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -218,6 +248,7 @@ class NodeService:
                 raise ProtocolError(f"job {key} is already running here")
             root = self.workdir / key
             root.mkdir(parents=True, exist_ok=False)
+            mark_job(self.workdir, key)
         except (SflowError, OSError) as exc:
             log.warning("event=job_rejected job=%s reason=%s", key, exc)
             channel.send("rejected", job=key, reason=str(exc))
@@ -236,7 +267,28 @@ class NodeService:
         self.jobs.pop(job.key, None)
         if not keep:
             shutil.rmtree(job.root, ignore_errors=True)
+        else:
+            shutil.rmtree(job.root / RETRY_DIR, ignore_errors=True)
+        unmark_job(self.workdir, job.key)
         log.info("event=job_end job=%s kept=%s", job.key, keep)
+
+    def _replan(self, job: NodeJob, msg: Message) -> None:
+        """A revised plan from the delegator (it lost a node): new functions and routes here, and
+        files or values to ask peers for (each ``want`` names this node as where to send)."""
+        plan = plan_from_wire(msg["plan"])
+        if plan.key != job.key:
+            raise ProtocolError(f"replan is for job {plan.key}, not {job.key}")
+        pulls = pulls_from_wire(msg["pulls"])
+        log.info("event=job_replanned job=%s tasks=%d pulls=%d", job.key, len(plan.tasks), len(pulls))
+        self._perform(job, job.state.revise(plan))
+        for pull in pulls:
+            d = self._peer(pull.node)
+            d.addCallback(self._want, job, pull)
+            d.addErrback(self._transfer_failed, job, int(pull.pred), pull.path, pull.node, "ask for")
+        job.delegator.send("replanned", job=job.key)
+
+    def _want(self, channel: Channel, job: NodeJob, pull: Pull) -> None:
+        channel.send("want", job=job.key, task=int(pull.pred), path=pull.path, node=self.name)
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -250,6 +302,8 @@ class NodeService:
                 self._send_value(job, action)
             elif isinstance(action, ReturnFile):
                 self._return_file(job, action)
+            elif isinstance(action, ReturnValue):
+                job.delegator.send("result_value", job=job.key, task=int(action.task), val=action.val)
             elif isinstance(action, AllDone):
                 log.info("event=node_part_done job=%s", job.key)
 
@@ -280,13 +334,17 @@ class NodeService:
 
     def _start(self, job: NodeJob, action: Run) -> None:
         task = action.task
+        workdir = job.root
         try:
+            if action.attempt > 1:
+                workdir = _fresh_directory(job.root, task, action.attempt)
             # The job declares its outputs: their directories exist before the function runs.
             for out in task.outputs:
-                safe_target(job.root, out.path).parent.mkdir(parents=True, exist_ok=True)
+                safe_target(workdir, out.path).parent.mkdir(parents=True, exist_ok=True)
         except (TransferError, OSError) as exc:
             now = self.reactor.seconds()
-            self._finished(ExecResult(False, None, f"cannot prepare outputs: {exc}", "", "", "", now, now), job, task.id)
+            self._finished(ExecResult(False, None, f"cannot prepare outputs: {exc}", "", "", "", now, now), job, task.id,
+                           workdir)
             return
         pin = (task.cpu_index % self._cpu_count,) if self.config.node.pinning else None
         request = ExecRequest(
@@ -294,7 +352,7 @@ class NodeService:
             run=job.key,
             task_id=int(task.id),
             cmd=task.cmd,
-            workdir=job.root,
+            workdir=workdir,
             files=dict(action.files),
             values=dict(action.values),
             outputs=tuple(o.path for o in task.outputs),
@@ -307,17 +365,19 @@ class NodeService:
         now = self.reactor.seconds()
         # One INFO record per function, when it ends (what ran where, for `sflow cluster logs`);
         # its start is detail (two records per function were a measurable share of its cost).
-        log.debug("event=function_start job=%s task=%d vcpu=%s", job.key, task.id, task.vcpu)
+        log.info("event=function_start job=%s task=%d vcpu=%s", job.key, task.id, task.vcpu)
         job.delegator.send("started", job=job.key, task=int(task.id), vcpu=task.vcpu, time=now)
         d = self.executor.run(request)
-        d.addCallback(self._finished, job, task.id)
+        d.addCallback(self._finished, job, task.id, workdir)
         d.addErrback(self._executor_error, job, task.id)
 
-    def _finished(self, result: ExecResult, job: NodeJob, tid: TaskId) -> None:
+    def _finished(self, result: ExecResult, job: NodeJob, tid: TaskId, workdir: Path) -> None:
         self._release_vcpu(job, tid)
         if self.stopping or self.jobs.get(job.key) is not job:
             log.info("event=function_end_ignored job=%s task=%d ok=%s", job.key, tid, result.ok)
             return
+        if workdir != job.root and job.state.active:
+            result = _adopt_outputs(result, job.state.tasks[tid], workdir, job.root)
         was_active = job.state.active
         actions = job.state.task_finished(tid, result.ok)
         if not was_active:
@@ -349,6 +409,9 @@ class NodeService:
                 reason=result.reason,
                 exit_status=result.exit_status,
                 stderr_tail=result.stderr_tail,
+                started=result.started,
+                finished=result.finished,
+                where=result.where,
             )
         self._perform(job, actions)
 
@@ -357,17 +420,18 @@ class NodeService:
         log.error("event=executor_error job=%s task=%d error=%s", job.key, tid, failure.getErrorMessage())
         job.delegator.send("job_error", job=job.key, reason=f"node {self.name}: task {tid}: {failure.getErrorMessage()}")
 
-    def _output(self, job: NodeJob, path: str, to: str) -> Path | None:
+
+    def _output(self, job: NodeJob, path: str) -> Path | None:
         """The output's file, unless a function left a symlink there (it would send what the link
         points to, perhaps outside the job directory): then the job fails."""
         try:
             return safe_target(job.root, path)
         except TransferError as exc:
-            self._transfer_failed(Failure(exc), job, path, to)
+            self._job_error(job, f"node {self.name}: {exc}")
             return None
 
     def _send_file(self, job: NodeJob, action: SendFile) -> None:
-        source = self._output(job, action.path, action.node)
+        source = self._output(job, action.path)
         if source is None:
             return
         header = {"job": job.key, "task": int(action.task), "path": action.path}
@@ -388,31 +452,45 @@ class NodeService:
                 finished=info.finished,
             )
 
-        d.addCallbacks(delivered, self._transfer_failed, errbackArgs=(job, action.path, action.node))
+        d.addCallbacks(delivered, self._transfer_failed,
+                       errbackArgs=(job, int(action.task), action.path, action.node, "send"))
 
     def _send_value(self, job: NodeJob, action: SendValue) -> None:
         d = self._peer(action.node)
         d.addCallback(lambda ch: ch.send("value", job=job.key, task=int(action.task), val=action.val))
-        d.addErrback(self._transfer_failed, job, f"value of task {action.task}", action.node)
+        d.addErrback(self._transfer_failed, job, int(action.task), "", action.node, "send")
 
     def _return_file(self, job: NodeJob, action: ReturnFile) -> None:
-        source = self._output(job, action.path, "the delegator")
+        source = self._output(job, action.path)
         if source is None:
             return
         header = {"job": job.key, "task": int(action.task), "path": action.path}
         d = job.delegator.send_file(header, source)
-        d.addErrback(self._transfer_failed, job, action.path, "the delegator")
 
-    def _transfer_failed(self, failure: Failure, job: NodeJob, what: str, to: str) -> None:
-        reason = f"node {self.name} could not send {what} to {to}: {failure.getErrorMessage()}"
-        log.warning("event=send_failed job=%s reason=%s", job.key, reason)
+        def failed(failure: Failure) -> None:
+            self._job_error(job, f"node {self.name} could not return {action.path} to the delegator: "
+                                 f"{failure.getErrorMessage()}")
+
+        d.addErrback(failed)
+
+    def _transfer_failed(self, failure: Failure, job: NodeJob, task: int, path: str, to: str, verb: str) -> None:
+        """A file or value (``path`` "") could not reach a peer: the delegator decides (the peer may
+        be lost, and the work re-planned)."""
+        what = f"{path!r} of task {task}" if path else f"the value of task {task}"
+        reason = f"node {self.name} could not {verb} {what} to {to}: {failure.getErrorMessage()}"
+        log.warning("event=send_failed job=%s task=%d to=%s reason=%s", job.key, task, to, reason)
+        job.delegator.send("send_failed", job=job.key, task=task, path=path, to=to, reason=reason)
+
+    def _job_error(self, job: NodeJob, reason: str) -> None:
+        log.warning("event=job_error job=%s reason=%s", job.key, reason)
         job.delegator.send("job_error", job=job.key, reason=reason)
 
     def _peer(self, node: str) -> defer.Deferred[Channel]:
         return self._peers.get(node)
 
     def _connect_peer(self, node: str) -> defer.Deferred[Channel]:
-        return connect(self.reactor, node, self._secret, self, self.name, self.config.node.chunk_size)
+        return connect(self.reactor, node, self._secret, self, self.name, self.config.node.chunk_size,
+                       heartbeat=self.heartbeat)
 
     # -- shutdown --------------------------------------------------------------------------------
 
@@ -428,9 +506,41 @@ class NodeService:
             for job in list(self.jobs.values()):
                 self.jobs.pop(job.key, None)
                 shutil.rmtree(job.root, ignore_errors=True)
+                unmark_job(self.workdir, job.key)
             for ch in list(self._channels) + list(self._peers.connections()):
                 ch.close()
             return result
 
         d.addBoth(cleanup)
         return d
+
+
+def _fresh_directory(root: Path, task: PlannedTask, attempt: int) -> Path:
+    """The working directory of a retried function: new and empty but for links to its input
+    files, so that nothing a failed attempt left behind is read (its outputs move to the job
+    directory when it succeeds)."""
+    fresh = root / RETRY_DIR / f"{task.id}-{attempt}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    for item in task.inputs:
+        source = safe_target(root, item.path)
+        target = safe_target(fresh, item.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+    return fresh
+
+
+def _adopt_outputs(result: ExecResult, task: PlannedTask, fresh: Path, root: Path) -> ExecResult:
+    """A retried function ended: on success its declared outputs move into the job directory (a
+    failure to do so fails it); its fresh directory goes either way."""
+    try:
+        if result.ok:
+            for out in task.outputs:
+                target = safe_target(root, out.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(safe_target(fresh, out.path), target)
+    except (TransferError, OSError) as exc:
+        result = dataclasses.replace(result, ok=False, reason=f"cannot move its output into the job directory: {exc}")
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+    return result

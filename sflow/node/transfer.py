@@ -6,16 +6,15 @@ chunk frame at a time and stops as soon as the transport says its buffer is full
 than about one chunk of a file in memory. It hashes what it reads and ends with the SHA-256.
 
 The receiver writes chunks to a temporary name next to the final path, inside the job directory,
-hashing as it goes; only when the size and SHA-256 match is the file renamed into place. A file
-that fails, or a connection that drops mid-file, leaves nothing behind.
+hashing as it goes; only when the size and SHA-256 match is the file made durable (fsync) and
+renamed into place (:mod:`sflow.durable`). A file that fails, or a connection that drops
+mid-file, leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import IO, Any
 from twisted.internet.interfaces import IPushProducer, ITransport
 from zope.interface import implementer
 
+from sflow.durable import DurableFile
 from sflow.errors import ProtocolError, SflowError
 from sflow.model.paths import UnsafePath, job_relative
 
@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 class TransferError(SflowError):
     """A file could not be received: wrong size or digest, or an unsafe path."""
+
+
+class AlreadyHave(TransferError):
+    """The receiver has this file already (after a re-plan, a file may be offered twice): its bytes
+    are not needed, and the sender hears that it was delivered."""
 
 
 def safe_target(root: Path, path: str) -> Path:
@@ -52,7 +57,9 @@ def safe_target(root: Path, path: str) -> Path:
 
 
 class FileSink:
-    """Receives one file: temp name, running SHA-256, size check, atomic rename on success.
+    """Receives one file: a :class:`~sflow.durable.DurableFile` (temporary name, fsync, rename),
+    a running SHA-256 and a size check; only a file whose size and digest match is renamed into
+    place.
 
     :meth:`count` runs where the chunks arrive (it refuses more bytes than announced);
     :meth:`write`, :meth:`finish` and :meth:`abort` may run on a disk thread, in that order.
@@ -66,8 +73,8 @@ class FileSink:
         self.size = size
         self.received = 0
         self._sha = hashlib.sha256()
-        self.temp = self.target.with_name(f".{self.target.name}.{secrets.token_hex(6)}.part")
-        self._file: IO[bytes] | None = open(self.temp, "xb")  # noqa: SIM115 - closed in finish/abort
+        self._file: DurableFile | None = DurableFile(self.target)
+        self.temp = self._file.temp
         self._written = 0
         self._error: OSError | None = None
 
@@ -88,37 +95,30 @@ class FileSink:
         self._written += len(data)
 
     def finish(self, sha256: bytes) -> Path:
-        """Verify and rename into place; TransferError (and nothing left behind) otherwise."""
+        """Verify and make durable under the real name; TransferError (and nothing left behind)
+        otherwise."""
         if self._file is None:
             raise ProtocolError("file ended twice")
-        try:
-            self._file.close()
-        except OSError as exc:
-            self._error = self._error or exc
-        self._file = None
+        file, self._file = self._file, None
+        problem = ""
         if self._error is not None:
-            self._remove()
-            raise TransferError(f"{self.target.name}: cannot write: {self._error}")
-        if self._written != self.size:
-            self._remove()
-            raise TransferError(f"{self.target.name}: received {self._written} bytes of {self.size}")
-        if self._sha.digest() != sha256:
-            self._remove()
-            raise TransferError(f"{self.target.name}: SHA-256 mismatch")
-        os.replace(self.temp, self.target)
-        return self.target
+            problem = f"cannot write: {self._error.strerror or self._error}"
+        elif self._written != self.size:
+            problem = f"received {self._written} bytes of {self.size}"
+        elif self._sha.digest() != sha256:
+            problem = "SHA-256 mismatch"
+        if problem:
+            file.abort()
+            raise TransferError(f"{self.target.name}: {problem}")
+        try:
+            return file.commit()
+        except OSError as exc:
+            raise TransferError(f"{self.target.name}: cannot write: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._remove()
-
-    def _remove(self) -> None:
-        try:
-            self.temp.unlink()
-        except FileNotFoundError:
-            pass
+            file, self._file = self._file, None
+            file.abort()
 
 
 @dataclass(frozen=True, slots=True)

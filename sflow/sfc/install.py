@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +45,10 @@ TRANSFER_EXPIRY = 60.0
 COMPLETED_MEMORY = 256
 
 
-def batches(entries: list[dict[str, Any]], limit: int) -> list[bytes]:
-    """Pack function descriptions into batches of at most ``limit`` octets each, in order; a
-    description larger than ``limit`` on its own is a batch by itself (to be sent in parts)."""
+def batches(entries: Sequence[Any], limit: int) -> list[bytes]:
+    """Pack install entries (function descriptions, routes) into msgpack arrays of at most
+    ``limit`` octets each, in order; an entry larger than ``limit`` on its own is a batch by
+    itself (to be sent in parts)."""
     packer = msgpack.Packer(use_bin_type=True)
     out: list[bytes] = []
     current: list[bytes] = []

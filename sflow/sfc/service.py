@@ -197,6 +197,12 @@ class SfcService:
         self._watching: dict[str, set[Callable[[], None]]] = {}
         #: results produced or obtained here lately (short digests), most recent last
         self._recent: OrderedDict[str, None] = OrderedDict()
+        #: static mode over a multi-hop topology: forwarder faces toward next hops, and the routes of
+        #: results that cross this node (prefix wire → face id)
+        self._hops: PeerPool[Face] = PeerPool(
+            self._open_hop, lambda face: not face.closed and self.forwarder.faces.get(face.face_id) is face
+        )
+        self._transit: dict[bytes, int] = {}
         self._exec_count = 0
         self._inputs: dict[tuple[str, int], bytes] = {}
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
@@ -576,8 +582,7 @@ class SfcService:
                 cpus=None,
                 timeout=self.config.node.function_timeout,
             )
-            # One INFO record per function, when it ends; its start is detail.
-            log.debug("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
+            log.info("event=function_start node=%s task=%d vcpu=%d digest=%s", self.name, spec.task, slot, digest[:16])
             result = await self.executor.run(request)
             if result.ok:
                 reason = _check_remote(root, spec.remote)
@@ -606,7 +611,7 @@ class SfcService:
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
-        # One INFO record per function, when it ends, with how long it ran (its start is at DEBUG).
+        # The end, with how long it ran (a user reading the log needs no arithmetic over two lines).
         seconds = result.finished - result.started if result is not None else 0.0
         if ok:
             log.info("event=function_end node=%s task=%d ok=True seconds=%.3f", self.name, spec.task, seconds)
@@ -636,6 +641,8 @@ class SfcService:
             return None
         if verb == "install":
             return self._install(interest)
+        if verb == "route":
+            return self._transit_routes(interest)
         if verb == "events" and len(name) >= 5:
             run = name[3].value.decode("ascii", "replace")
             page = name[4].value.decode("ascii", "replace")
@@ -666,6 +673,51 @@ class SfcService:
                 self.store.save_function(item)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         return self._control_answer(interest.name, {"ok": True, "count": len(items)})
+
+    def _transit_routes(self, interest: Interest) -> Data:
+        """Static mode over a multi-hop topology: the delegator routes results that cross this node
+        toward the next node on their path (``[[prefix URI, next node's ICN address], …]``), so
+        that Interests and Data go hop by hop and this node's content store sees them."""
+        try:
+            raw = msgpack.unpackb(interest.app_parameters or b"", raw=False)
+            if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) == 2 for r in raw):
+                raise ProtocolError("route: expected a list of [prefix, next hop] pairs")
+            routes = [(Name.from_uri(str(prefix)), str(target)) for prefix, target in raw]
+        except (ValueError, msgpack.UnpackException, ProtocolError) as exc:
+            log.warning("event=route_rejected error=%s", exc)
+            return self._control_answer(interest.name, {"ok": False, "error": str(exc)})
+        for prefix, target in routes:
+            Deferred.fromCoroutine(self._route(prefix, target)).addErrback(self._transit_failed, prefix, target)
+        log.info("event=transit_routes node=%s routes=%d", self.name, len(routes))
+        return self._control_answer(interest.name, {"ok": True, "count": len(routes)})
+
+    async def _route(self, prefix: Name, target: str) -> None:
+        """Make this node's FIB send ``prefix`` toward the next hop ``target``, on a forwarder face
+        (so that Interests and Data cross this node's forwarder and content store)."""
+        face = await self._hops.get(target)
+        key = prefix.wire
+        old = self._transit.get(key)
+        if old == face.face_id:
+            return
+        if old is not None and (old_face := self.forwarder.faces.get(old)) is not None:
+            self.forwarder.remove_route(prefix, old_face)
+        self.forwarder.add_route(prefix, face)
+        self._transit[key] = face.face_id
+
+    def _open_hop(self, address: str) -> Deferred[Face]:
+        def added(face: Face) -> Face:
+            if self.forwarder.faces.get(face.face_id) is not face:
+                self.forwarder.add_face(face)
+            log.info("event=hop_face node=%s next=%s face=%d", self.name, address, face.face_id)
+            return face
+
+        def failed(failure: Failure) -> Failure:
+            return Failure(IcnError(f"cannot reach node {address}: {failure.getErrorMessage()}"))
+
+        return self._connect_peer(address).addCallbacks(added, failed)
+
+    def _transit_failed(self, failure: Failure, prefix: Name, target: str) -> None:
+        log.warning("event=transit_route_failed prefix=%s next=%s error=%s", prefix, target, failure.getErrorMessage())
 
     def _register(self, item: Installed) -> bool:
         """Know ``item`` (and keep events for its run); True when it is new to this node."""

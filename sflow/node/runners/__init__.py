@@ -28,6 +28,9 @@ class Outcome:
     stdout_tail: str
     stderr_tail: str
     error: str = ""
+    #: CPU seconds and peak resident memory (KiB) of the function, when the runner measures them
+    cpu_s: float | None = None
+    max_rss_kb: int | None = None
 
 
 class RunningFunction(Protocol):

@@ -7,8 +7,9 @@ set as its working directory, so ``./`` paths and ``$F^`` paths mean the same in
 it runs as the owner of the job directory (so outputs are not root-owned), on the pinned CPUs
 (``cpuset_cpus``), and is removed afterwards.
 
-The node connects to the engine when it starts (in the background) and asks for an image's
-ENTRYPOINT once, not for every function; an image removed meanwhile is loaded again when the
+The node connects to the engine when it starts (in the background), removes the containers of
+nodes that died on this machine without removing theirs (:mod:`sflow.node.owner`), and asks for
+an image's ENTRYPOINT once, not for every function; an image removed meanwhile is loaded again when the
 container cannot be created for want of it.
 
 ``DUMMY`` commands run the image's ENTRYPOINT with the remaining words as its arguments (exec form).
@@ -36,6 +37,7 @@ from twisted.python.threadpool import ThreadPool
 from sflow.config import ImageRepositorySettings
 from sflow.errors import SflowError
 from sflow.node.fetch import FetchError, fetch_image_tar
+from sflow.node.owner import OWNER_LABEL, Owner
 from sflow.ssh import SshOptions
 from sflow.node.runners import TAIL_BYTES, ContainerSpec, Outcome, Reactor, Tail
 
@@ -186,6 +188,33 @@ class DockerRunner:
             self.client().ping()
         except (docker.errors.DockerException, OSError) as exc:
             log.debug("Docker engine not reachable yet error=%s", _api_message(exc))
+            return
+        self.remove_orphans()
+
+    def remove_orphans(self) -> list[str]:
+        """Remove the containers that nodes no longer alive on this machine left behind (killed
+        before they could remove them): those whose ``sflow.owner`` label names a dead process.
+        Returns their ids."""
+        removed: list[str] = []
+        try:
+            containers = self.client().containers.list(all=True, filters={"label": OWNER_LABEL})
+        except (docker.errors.DockerException, OSError) as exc:
+            log.warning("cannot list containers error=%s", _api_message(exc))
+            return removed
+        for container in containers:
+            owner = Owner.parse(container.labels.get(OWNER_LABEL, ""))
+            if owner is None or not owner.here() or owner.alive():
+                continue
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                continue
+            except (docker.errors.DockerException, OSError) as exc:
+                log.warning("cannot remove orphaned container id=%s error=%s", container.short_id, _api_message(exc))
+                continue
+            log.info("event=orphan_container_removed id=%s owner=%s", container.short_id, owner.token)
+            removed.append(container.id)
+        return removed
 
     def start(self, spec: ContainerSpec) -> _Container:
         function = _Container(self, spec)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import resource
 import shlex
 import signal
 from collections.abc import Callable
@@ -161,14 +162,16 @@ class _Exit(_Watched):
         """Reap the shell if it has exited (and tell the function); else nothing."""
         if self._fd < 0:
             return
+        usage: resource.struct_rusage | None
         try:
-            pid, status = os.waitpid(self._function.pid, os.WNOHANG)
+            # wait4: the exit status and the shell's resource usage (with its waited-for children)
+            pid, status, usage = os.wait4(self._function.pid, os.WNOHANG)
         except ChildProcessError:
-            pid, status = self._function.pid, -1  # reaped elsewhere: the status is lost
+            pid, status, usage = self._function.pid, -1, None  # reaped elsewhere: the status is lost
         if pid == 0:
             return  # not yet (or a spurious wake-up)
         self.close()
-        self._function.exited(status)
+        self._function.exited(status, usage)
 
 
 class _Function:
@@ -183,6 +186,7 @@ class _Function:
         self.pipes: list[_Pipe] = []
         self.exit: _Exit | None = None
         self.status: int | None = None  # the wait status once the shell has exited
+        self.usage: resource.struct_rusage | None = None
         self.ended = False
         self.killed = False
         self._timers: list[DelayedCall] = []
@@ -200,8 +204,9 @@ class _Function:
     # whichever the reactor sees first, the other is looked at at once, so that a function costs
     # the node one wake-up, not three.
 
-    def exited(self, status: int) -> None:
+    def exited(self, status: int, usage: resource.struct_rusage | None = None) -> None:
         self.status = status
+        self.usage = usage
         # Whatever the shell left behind in its group goes with it; processes that escaped the
         # group but still hold the pipes are cut off after a grace period.
         self._signal_group(signal.SIGKILL)
@@ -235,7 +240,12 @@ class _Function:
             exit_status = os.WEXITSTATUS(status)
         elif os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-        self.done.callback(Outcome(exit_status, sig, self.stdout.text(), self.stderr.text()))
+        usage = self.usage
+        self.done.callback(Outcome(
+            exit_status, sig, self.stdout.text(), self.stderr.text(),
+            cpu_s=usage.ru_utime + usage.ru_stime if usage is not None else None,
+            max_rss_kb=usage.ru_maxrss if usage is not None else None,
+        ))
 
     # Control -----------------------------------------------------------------------------------
 

@@ -315,3 +315,58 @@ def test_a_wrong_password_is_refused_and_never_shown(lab_cluster: LabCluster, cl
     assert f"authentication as {USER} failed (password)" in done.stdout, done.stdout
     assert "plaintext_passwords" in done.stderr
     assert password not in done.stdout + done.stderr
+
+
+def test_a_host_cut_off_mid_job_is_re_planned_and_drops_its_part(lab_cluster: LabCluster, deployed: subprocess.CompletedProcess[str],
+                                                                 cli: Cli) -> None:
+    """IP mode on three hosts; h1's link is cut while its function runs. The delegator hears no
+    heartbeat from h1, re-plans its function on h0/h2 (pulling its input from h0) and the job ends
+    with the right total; h1's node, which hears nothing from the delegator either, drops the job
+    and kills its function — while its link is still cut."""
+    import os
+    import sys
+
+    from netns import host_processes
+
+    inventory = str(lab_cluster.inventory)
+    env, job, mapping = _env_and_job(lab_cluster)
+    slow = json.loads(job.read_text())
+    placed = json.loads(mapping.read_text())
+    for doc in (slow, placed):
+        for task in doc["task_list"]:
+            if task["task_id"] == 2:
+                task["cmd"] = "sleep 6.0606 && " + task["cmd"]
+    job.write_text(json.dumps(slow), encoding="utf-8")
+    mapping.write_text(json.dumps(placed), encoding="utf-8")
+    h0, h1, h2 = lab_cluster.hosts
+    started = cli("cluster", "start", inventory, "--mode", "ip", "--json")
+    out = lab_cluster.work / "out-cut"
+    delegator = None
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        delegator = subprocess.Popen(
+            [sys.executable, "-m", "sflow", "delegate", str(env), str(job), "--mapping", str(mapping), "-o", str(out),
+             "--secret-file", str(lab_cluster.secret)],
+            cwd=lab_cluster.work, env={k: v for k, v in os.environ.items() if not k.startswith("SFLOW_")},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sleeping = lambda: host_processes(h1, lambda argv: "6.0606" in " ".join(argv))  # noqa: E731
+        wait_for(lambda: bool(sleeping()), 60, "function 2 to run on h1")
+        cut_link(h1)
+        try:
+            stdout, stderr = delegator.communicate(timeout=120)
+            assert delegator.returncode == 0, stdout + stderr
+            assert (out / "out" / "total.txt").read_text().strip() == str(3000 * 3001 // 2)
+            trace = json.loads((out / "trace.json").read_text())
+            (lost,) = [e for e in trace["events"] if e["kind"] == "node_lost"]
+            assert lost["node"] == f"{h1.address}:{NODE_PORT}" and "no heartbeat" in lost["detail"]
+            assert {p[0].split(":")[0] for p in lost["placements"].values()} <= {h0.address, h2.address}
+            # h1's node drops the orphaned job by itself (it is still cut off)
+            wait_for(lambda: not sleeping(), 30, "h1's node to kill its orphaned function")
+            wait_for(lambda: not [d for d in (h1.sflow_dir / "work").iterdir() if d.name.startswith("7-")], 10,
+                     "h1's job directory to go")
+        finally:
+            restore_link(h1)
+    finally:
+        if delegator is not None and delegator.poll() is None:
+            delegator.kill()
+        _stop_all(cli, lab_cluster)

@@ -55,6 +55,12 @@ def test_the_error_names_the_function_node_exit_status_and_stderr(mode: str, tmp
     failed_on = [node for node, text in logs.items()
                  if any(FAILED_HERE[mode] in line and "task=2" in line for line in text.splitlines())]
     assert failed_on == [match["node"]], failed_on
+    # The failed run's trace says so, and what failed where and why.
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["status"] == "failed" and "function 2 failed" in trace["error"]
+    assert trace["failure"] == {"task": 2, "node": match["node"], "reason": "the command exited with an error",
+                                "exit_status": 3, "stderr_tail": "f2: first complaint\nf2: the disk is on fire\n"}
+    assert 1 in {r["task"] for r in trace["tasks"] if not r["where"].startswith("failed")}
 
 
 def _listen(log: Path) -> str:

@@ -33,6 +33,21 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
+def processes_with(marker: str) -> list[int]:
+    """The processes whose command line contains ``marker`` (pytest's own excepted)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if marker in cmdline and "pytest" not in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
 @dataclass
 class Node:
     proc: subprocess.Popen[str]
@@ -46,14 +61,17 @@ class Node:
         return int(self.address.rsplit(":", 1)[1])
 
 
-def start_node(base: Path, index: int, secret_file: Path, timeout: float = 20.0) -> Node:
-    workdir, pid_file, log = base / f"node{index}", base / f"node{index}.pid", base / f"node{index}.log"
+def start_node(base: Path, index: int, secret_file: Path, timeout: float = 20.0, listen: str = "127.0.0.1:0",
+               settings: Mapping[str, str] | None = None, workdir: Path | None = None) -> Node:
+    """A node process; ``settings`` are further ``SFLOW_*`` variables (a shorter heartbeat…)."""
+    pid_file, log = base / f"node{index}.pid", base / f"node{index}.log"
+    workdir = workdir or base / f"node{index}"
     proc = subprocess.Popen(
-        [PY, "-m", "sflow", "node", "--listen", "127.0.0.1:0", "--workdir", str(workdir), "--pid-file", str(pid_file),
+        [PY, "-m", "sflow", "node", "--listen", listen, "--workdir", str(workdir), "--pid-file", str(pid_file),
          "--secret-file", str(secret_file), "--log-file", str(log)],
         stdout=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, SFLOW_NODE_VCPUS=str(VCPUS)),
+        env=dict(os.environ, SFLOW_NODE_VCPUS=str(VCPUS), **(settings or {})),
     )
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()

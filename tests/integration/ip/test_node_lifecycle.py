@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
-from ip_cluster import PY, sflow, shell, start_node, stop_node, wait_for, write_env, write_job, write_mapping
+from ip_cluster import PY, processes_with, sflow, shell, start_node, stop_node, wait_for, write_env, write_job, write_mapping
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def processes_with(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if marker in cmdline and "pytest" not in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 def test_sigterm_while_a_function_runs_leaves_no_child(tmp_path: Path) -> None:
@@ -53,7 +43,7 @@ def test_sigterm_while_a_function_runs_leaves_no_child(tmp_path: Path) -> None:
     finally:
         if delegator.poll() is None:
             delegator.kill()
-    assert delegator.returncode == 1 and "lost the connection to node" in stderr
+    assert delegator.returncode == 1 and "was lost" in stderr and "no node is left to run functions 1" in stderr
     assert not (tmp_path / "out" / "out.txt").exists()
     assert not any(node.workdir.iterdir())
 
@@ -113,3 +103,117 @@ def test_a_docker_function_end_to_end(tmp_path: Path) -> None:
     finally:
         for node in nodes:
             assert stop_node(node) == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _engine() -> Any:
+    import docker
+
+    return docker.from_env()
+
+
+def _sflow_containers(job_id: int) -> list[object]:
+    return _engine().containers.list(all=True, filters={"label": f"sflow.job={job_id}"})
+
+
+@contextmanager
+def _sflow_run(tmp_path: Path, job: dict[str, Any], started: Callable[[], bool]
+               ) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
+    """``sflow run JOB`` on two local nodes, once ``started()`` says its function runs; killed
+    afterwards if the test left it running."""
+    before = set(Path("/tmp").glob("sflow-run-*"))
+    env = dict(os.environ, SFLOW_SECURITY_SECRET_FILE=str(tmp_path / "no-secret-here"))
+    run = subprocess.Popen([PY, "-m", "sflow", "run", str(write_job(tmp_path / "j.json", job)), "--nodes", "2",
+                            "-a", "round-robin", "-o", str(tmp_path / "out")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        wait_for(started, 60, "the function to start")
+        nodes = [p for p in _children(run.pid) if "node" in processes_cmd(p)]
+        assert len(nodes) == 2
+        assert set(Path("/tmp").glob("sflow-run-*")) == before  # nothing of the run's in /tmp
+        yield run, nodes
+    finally:
+        if run.poll() is None:
+            run.terminate()
+            run.communicate(timeout=60)
+
+
+def processes_cmd(pid: int) -> list[str]:
+    try:
+        return (Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0"))
+    except OSError:
+        return []
+
+
+def test_sigkill_of_sflow_run_takes_its_local_nodes_and_their_functions(tmp_path: Path) -> None:
+    marker = "41.4142"
+    job = {"job_id": 23, "task_list": [{"task_id": 1, "workload": 1, "cmd": f"sleep {marker} && echo x > o.txt",
+                                        "out_file_list": [{"path": "o.txt", "size": 1, "dest_task_id": []}]}]}
+    with _sflow_run(tmp_path, job, lambda: bool(processes_with(f"sleep {marker}"))) as (run, nodes):
+        run.kill()
+        run.wait()
+        wait_for(lambda: not any(_alive(p) for p in nodes), 20, "the local nodes to stop with sflow run")
+        wait_for(lambda: not processes_with(f"sleep {marker}"), 10, "their function to be killed")
+        assert not [d for d in (tmp_path / "out" / "nodes").glob("node-*/23-*")]  # job directories removed
+
+
+def test_sighup_stops_sflow_run_cleanly_containers_included(tmp_path: Path) -> None:
+    job = {"job_id": 24, "task_list": [{"task_id": 1, "workload": 1, "cmd": "DUMMY sh -c 'sleep 42.4242; echo x > o.txt'",
+                                        "docker-imagename": "sflow-busybox",
+                                        "out_file_list": [{"path": "o.txt", "size": 1, "dest_task_id": []}]}]}
+    running = lambda: any(c.status == "running" for c in _sflow_containers(24))  # type: ignore[attr-defined]  # noqa: E731
+    with _sflow_run(tmp_path, job, running) as (run, nodes):
+        run.send_signal(signal.SIGHUP)  # the terminal closed
+        _, stderr = run.communicate(timeout=60)
+        assert run.returncode == 130 and "interrupted" in stderr
+        assert not any(_alive(p) for p in nodes)
+        assert _sflow_containers(24) == []
+        assert not list((tmp_path / "out" / "nodes").glob(".run-*.secret"))  # the run's own secret is gone
+
+
+def test_a_node_removes_the_containers_a_killed_node_left(tmp_path: Path) -> None:
+    secret = tmp_path / "s"
+    assert sflow("keygen", "-o", str(secret)).returncode == 0
+    node = start_node(tmp_path, 0, secret)
+    job = {"job_id": 25, "task_list": [{"task_id": 1, "workload": 1, "cmd": "DUMMY sh -c 'sleep 43.4343'",
+                                        "docker-imagename": "sflow-busybox",
+                                        "out_file_list": [{"path": "o.txt", "size": 1, "dest_task_id": []}]}]}
+    env = write_env(tmp_path / "env.json", [node])
+    mapping = write_mapping(tmp_path / "m.json", job, [node], {1: (0, 0)})
+    delegator = subprocess.Popen(
+        [PY, "-m", "sflow", "delegate", str(env), str(write_job(tmp_path / "j.json", job)), "--mapping", str(mapping),
+         "-o", str(tmp_path / "out"), "--secret-file", str(secret)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(c.status == "running" for c in _sflow_containers(25)), 60, "the container to run")  # type: ignore[attr-defined]
+        node.proc.kill()  # its container stays behind, running
+        node.proc.wait()
+        assert _sflow_containers(25)
+        restarted = start_node(tmp_path, 0, secret, listen=node.address)
+        wait_for(lambda: not _sflow_containers(25), 30, "the orphaned container to be removed")
+        stop_node(restarted)
+    finally:
+        if delegator.poll() is None:
+            delegator.kill()
+        for c in _sflow_containers(25):
+            c.remove(force=True)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from sflow.errors import ProtocolError
 from sflow.model import Job, OutFile, OutValue, Task, TaskId
 from sflow.model.infra import VcpuId
 from sflow.node.plan import NodePlan
-from sflow.node.state import AllDone, JobState, ReturnFile, Run, SendFile, SendValue, Status
+from sflow.node.state import AllDone, JobState, ReturnFile, ReturnValue, Run, SendFile, SendValue, Status
 
 T = TaskId
 A, B = "127.0.0.1:7001", "127.0.0.1:7002"
@@ -109,15 +109,89 @@ def test_head_of_a_vcpu_queue_blocks_later_ready_functions() -> None:
     assert runs(state.task_finished(T(2), True)) == [3]
 
 
-def test_failure_stops_the_job_here() -> None:
-    job = Job(1, (task(1, [("f", [3])]), task(2, [("g", [3])]), task(3)))
-    where = {1: (A, "a0"), 2: (A, "a1"), 3: (A, "a0")}
-    state = JobState(node_plan(job, where, A))
+def test_a_failure_stops_only_what_depends_on_it_and_a_retry_runs_it_again() -> None:
+    job = Job(1, (task(1, [("f", [3])]), task(2, [("g", [3])]), task(3), task(4)))
+    where = {1: (A, "a0"), 2: (A, "a1"), 3: (A, "a0"), 4: (A, "a0")}
+    state = JobState(node_plan(job, where, A, order=[1, 2, 4, 3]))
     assert sorted(runs(state.start())) == [1, 2]
-    assert state.task_finished(T(1), False) == []
-    assert state.failed and not state.active
-    assert state.task_finished(T(2), True) == []  # nothing more is sent or started
-    assert state.status[T(2)] is Status.CANCELLED and state.status[T(3)] is Status.WAITING
+    # 1 failed: the delegator decides; meanwhile independent work goes on (4 on 1's vCPU).
+    assert runs(state.task_finished(T(1), False)) == [4]
+    assert state.status[T(1)] is Status.FAILED and state.active
+    assert state.task_finished(T(2), True) == []  # 3 still waits for 1's file
+    assert state.task_finished(T(4), True) == []
+    (again,) = state.retry(T(1))
+    assert isinstance(again, Run) and again.task.id == 1 and again.attempt == 2
+    with pytest.raises(ProtocolError, match="has not failed"):
+        state.retry(T(1))
+    assert runs(state.task_finished(T(1), True)) == [3]
+
+
+def test_a_value_of_an_end_function_returns_to_the_delegator() -> None:
+    job = Job(1, (task(1, [("f", [2])]), task(2, value=("42", []))))
+    state = JobState(node_plan(job, {1: (A, "a0"), 2: (A, "a0")}, A))
+    state.start()
+    state.task_finished(T(1), True)
+    assert ReturnValue(T(2), "42") in state.task_finished(T(2), True)
+
+
+def test_a_revision_adds_functions_reroutes_finished_outputs_and_keeps_state() -> None:
+    # 1 -> 2 -> 3; at first 1 on A, 2 and 3 on B. B is lost: 2 moves to A, 3 to C.
+    job = Job(1, (task(1, [("x", [2])]), task(2, [("y", [3])], value=("v", [3])), task(3, [("z", [])])))
+    first = {1: (A, "a0"), 2: (B, "b0"), 3: (B, "b0")}
+    state = JobState(node_plan(job, first, A))
+    assert runs(state.start()) == [1]
+    assert state.task_finished(T(1), True) == [SendFile(T(1), "x", B), AllDone()]
+    C = "127.0.0.1:7003"
+    second = {1: (A, "a0"), 2: (A, "a1"), 3: (C, "c0")}
+    acts = state.revise(node_plan(job, second, A))
+    assert runs(acts) == [2]  # its input was produced here; nothing goes to B again
+    assert not [a for a in acts if isinstance(a, SendFile)]
+    acts = state.task_finished(T(2), True)
+    assert SendFile(T(2), "y", C) in acts and SendValue(T(2), "v", C) in acts and state.finished
+
+
+def test_a_revision_that_routes_a_finished_output_to_a_new_node_sends_it_once() -> None:
+    job = Job(1, (task(1, [("x", [2])]), task(2)))
+    state = JobState(node_plan(job, {1: (A, "a0"), 2: (B, "b0")}, A))
+    state.start()
+    state.task_finished(T(1), True)
+    C = "127.0.0.1:7003"
+    assert state.revise(node_plan(job, {1: (A, "a0"), 2: (C, "c0")}, A)) == [SendFile(T(1), "x", C)]
+    assert state.want(T(1), "x", C) == []  # asked for as well: it went already
+    assert state.want(T(1), "x", "127.0.0.1:7009") == [SendFile(T(1), "x", "127.0.0.1:7009")]
+
+
+def test_wanted_files_and_values_go_when_they_are_here() -> None:
+    job = Job(1, (task(1, [("x", [2])], value=("v", [2])), task(2)))
+    state = JobState(node_plan(job, {1: (A, "a0"), 2: (A, "a0")}, A))
+    C = "127.0.0.1:7003"
+    assert state.want(T(1), "x", C) == [] and state.want(T(1), "", C) == []
+    state.start()
+    acts = state.task_finished(T(1), True)
+    assert SendFile(T(1), "x", C) in acts and SendValue(T(1), "v", C) in acts
+    # a received input can be wanted too (a copy kept after its producer's node was lost)
+    remote = JobState(node_plan(job, {1: (B, "b0"), 2: (A, "a0")}, A))
+    remote.file_arrived(T(1), "x")
+    assert remote.want(T(1), "x", C) == [SendFile(T(1), "x", C)]
+
+
+def test_a_revision_may_not_move_a_function_that_started() -> None:
+    job = Job(1, (task(1), task(2)))
+    state = JobState(node_plan(job, {1: (A, "a0"), 2: (A, "a0")}, A))
+    state.start()
+    with pytest.raises(ProtocolError, match="running here and cannot move"):
+        state.revise(node_plan(job, {1: (B, "b0"), 2: (A, "a0")}, A))
+    acts = state.revise(node_plan(job, {1: (A, "a0"), 2: (B, "b0")}, A))  # 2 only waited
+    assert acts == [] and T(2) not in state.tasks
+    assert state.task_finished(T(1), True) == [AllDone()]
+
+
+def test_a_second_copy_of_a_value_changes_nothing() -> None:
+    job = Job(1, (task(1, value=("v", [2])), task(2)))
+    state = JobState(node_plan(job, {1: (B, "b0"), 2: (A, "a0")}, A))
+    state.start()
+    assert runs(state.value_arrived(T(1), "v")) == [2]
+    assert state.value_arrived(T(1), "v") == []
 
 
 def test_cancel_returns_running_functions_and_starts_nothing() -> None:

@@ -1,0 +1,81 @@
+"""CPU time and resident memory of a process and its descendants, read from Linux's ``/proc``
+(for the resource samples of an experiment's local nodes)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """CPU seconds used so far and resident memory (KiB) now: of the process itself, and of its
+    descendants together."""
+
+    cpu_s: float
+    rss_kb: int
+    children_cpu_s: float
+    children_rss_kb: int
+
+
+def _stat(pid: int) -> tuple[float, float, int] | None:
+    """(CPU seconds, CPU seconds of its children that ended, RSS KiB) of one process; None when it
+    is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()
+    # From field 3 of man 5 proc: [11] utime, [12] stime, [13] cutime, [14] cstime, [21] rss (pages).
+    return ((int(fields[11]) + int(fields[12])) / _TICKS, (int(fields[13]) + int(fields[14])) / _TICKS,
+            int(fields[21]) * _PAGE_KB)
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            out.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now (children first)."""
+    out: list[int] = []
+    todo = _children(pid)
+    while todo:
+        child = todo.pop(0)
+        out.append(child)
+        todo.extend(_children(child))
+    return out
+
+
+def usage(pid: int) -> Usage | None:
+    """The process ``pid`` and all its descendants now (those that ended and were waited for
+    count in their parents' CPU time); None when it is gone."""
+    own = _stat(pid)
+    if own is None:
+        return None
+    cpu = own[1]
+    rss = 0
+    todo = _children(pid)
+    while todo:
+        child = todo.pop()
+        stat = _stat(child)
+        if stat is None:
+            continue
+        cpu += stat[0] + stat[1]
+        rss += stat[2]
+        todo.extend(_children(child))
+    return Usage(own[0], own[2], cpu, rss)

@@ -69,8 +69,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def _command(argv: Sequence[str]) -> str | None:
     """The command ``argv`` names: its first word that is not an option (the top-level options
-    take no value)."""
-    return next((a for a in argv if not a.startswith("-")), None)
+    take no value); None when the top-level help comes first (it lists every command)."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _setup_logging(verbosity: int) -> None:

@@ -136,7 +136,7 @@ def test_each_command_builds_only_its_module_and_the_table_names_every_command()
         own = [c for c, m in COMMAND_MODULES.items() if m == module]
         assert module in _ROLE_MODULES
         assert _commands(build_parser(["-v", command, "--whatever"])) == own
-    for argv in ([], ["--version"], ["-v"], ["scheduel", "x"]):
+    for argv in ([], ["--version"], ["-v"], ["scheduel", "x"], ["--help", "schedule"], ["-v", "-h", "run"]):
         assert _commands(build_parser(argv)) == everything
 
 

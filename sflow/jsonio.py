@@ -645,21 +645,27 @@ def dumps_layout(data: Any, depth: int = 0) -> str:
     """``data`` as JSON: containers at depth 0 and 1, and at depth 2 when they hold only
     containers, get one member per line (indented by two spaces per level); the rest is one line."""
     if isinstance(data, dict):
-        items: Any = data.items()
         members: list[Any] = list(data.values())
     elif isinstance(data, list):
-        items = None
         members = data
     else:
         return _one_line(data)
-    if not members or depth > 2 or (depth == 2 and not all(isinstance(m, (dict, list)) for m in members)):
+    if not members or depth > 2 or (depth == 2 and not _CONTAINERS.issuperset(map(type, members))):
         return _one_line(data)
     inner = "  " * (depth + 1)
-    if items is None:
-        lines = [inner + dumps_layout(m, depth + 1) for m in members]
-        return "[\n" + ",\n".join(lines) + "\n" + "  " * depth + "]"
-    lines = [f"{inner}{_one_line(str(k))}: {dumps_layout(v, depth + 1)}" for k, v in items]
-    return "{\n" + ",\n".join(lines) + "\n" + "  " * depth + "}"
+    # The members of a container at depth 2 are one line each: encoded here, a call fewer each.
+    lines = [_one_line(m) for m in members] if depth == 2 else [dumps_layout(m, depth + 1) for m in members]
+    close = "\n" + "  " * depth
+    if isinstance(data, dict):
+        return "{\n" + ",\n".join([f"{inner}{_quote(str(k))}: {line}" for k, line in zip(data, lines)]) + close + "}"
+    return "[\n" + ",\n".join([inner + line for line in lines]) + close + "]"
+
+
+#: what :func:`dumps_layout` may lay out over several lines (exact types, as json.load makes them)
+_CONTAINERS = frozenset({dict, list})
+#: a string as a JSON string, as the line encoder writes it
+_quote: Callable[[str], str] = (getattr(json.encoder, "c_encode_basestring_ascii", None)
+                                or json.encoder.py_encode_basestring_ascii)
 
 
 def _line_encoder() -> Callable[[Any], str]:

@@ -173,3 +173,28 @@ def test_the_fast_task_reader_reads_the_samples_as_the_field_by_field_one(name: 
     fast = jsonio.job_from_dict(data)
     monkeypatch.setattr(jsonio, "_task_fast", lambda raw: None)
     assert jsonio.job_from_dict(data).tasks == fast.tasks
+
+
+def test_written_json_has_one_line_per_member_down_to_depth_two_and_reads_back() -> None:
+    doc = {"job_id": 1, "task_list": [{"task_id": 1, "cmd": "é", "out_file_list": [{"path": "./a", "size": 1.5}]}],
+           "schedule": {"algorithm": "heft", "tasks": {"1": {"start": 0.0, "finish": 2.25}}, "mixed": [1, [2]]},
+           "empty": [], "none": {}}
+    text = jsonio.dumps_layout(doc)
+    assert json.loads(text) == doc
+    assert text == "\n".join([
+        "{",
+        '  "job_id": 1,',
+        '  "task_list": [',
+        '    {"task_id": 1, "cmd": "\\u00e9", "out_file_list": [{"path": "./a", "size": 1.5}]}',
+        "  ],",
+        '  "schedule": {',
+        '    "algorithm": "heft",',
+        '    "tasks": {',
+        '      "1": {"start": 0.0, "finish": 2.25}',
+        "    },",
+        '    "mixed": [1, [2]]',
+        "  },",
+        '  "empty": [],',
+        '  "none": {}',
+        "}",
+    ])

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def node_command(
     mode: str | None,
     advertise: str | None = None,
     neighbours: Sequence[str] = (),
+    result_store: Path | None = None,
 ) -> list[str]:
     """The node's argv. It names the pid file, which is how :func:`is_node_of` recognises it."""
     argv = [python, "-m", "sflow", "node", "--config", str(files.config), "--pid-file", str(files.pid)]
@@ -84,6 +86,8 @@ def node_command(
         argv += ["--advertise", advertise]
     for neighbour in neighbours:
         argv += ["--neighbour", neighbour]
+    if result_store is not None:
+        argv += ["--result-store", str(result_store)]
     return argv
 
 
@@ -142,18 +146,29 @@ def start(
     listen: str | None = None,
     advertise: str | None = None,
     neighbours: Sequence[str] = (),
+    result_store: str | None = None,
+    fresh_store: bool = False,
     python: str = sys.executable,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Start the node detached (own session, stdio to files) unless it already runs; wait for its
-    readiness line until ``timeout`` seconds pass or it exits."""
+    readiness line until ``timeout`` seconds pass or it exits. ``result_store`` is a directory
+    inside the host directory (emptied first with ``fresh_store``)."""
     running = _our_running_pid(files)
     if running is not None:
         ready = _read_readiness(files)
         return {"ok": True, "already": True, "pid": running, **_readiness_fields(ready)}
     if not files.config.exists():
         return {"ok": False, "error": f"{files.config} is missing; run `sflow cluster deploy` first"}
-    argv = node_command(files, python, listen=listen, mode=mode, advertise=advertise, neighbours=neighbours)
+    store = None
+    if result_store:
+        store = (files.directory / result_store).resolve()
+        if not store.is_relative_to(files.directory):
+            return {"ok": False, "error": f"--result-store {result_store!r} is outside the host directory"}
+        if fresh_store:
+            shutil.rmtree(store, ignore_errors=True)
+    argv = node_command(files, python, listen=listen, mode=mode, advertise=advertise, neighbours=neighbours,
+                        result_store=store)
     files.workdir.mkdir(mode=0o700, exist_ok=True)
     with files.ready.open("wb") as ready_out, files.log.open("ab") as log_out:
         proc = subprocess.Popen(
@@ -313,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_start.add_argument("--listen", default=None)
     p_start.add_argument("--advertise", default=None)
     p_start.add_argument("--neighbour", action="append", default=[])
+    p_start.add_argument("--result-store", default=None)
+    p_start.add_argument("--fresh-store", action="store_true")
     p_stop = sub.add_parser("stop")
     p_stop.add_argument("--grace", type=float, default=10.0)
     p_status = sub.add_parser("status")
@@ -321,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = NodeFiles(Path(args.dir).resolve())
     if args.action == "start":
         result = start(files, mode=args.mode, timeout=args.timeout, listen=args.listen, advertise=args.advertise,
-                       neighbours=args.neighbour)
+                       neighbours=args.neighbour, result_store=args.result_store, fresh_store=args.fresh_store)
     elif args.action == "stop":
         result = stop(files, grace=args.grace)
     else:

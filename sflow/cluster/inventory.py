@@ -75,6 +75,11 @@ class Inventory:
         """Every password in the inventory, for redaction."""
         return tuple(h.password for h in self.hosts if h.password)
 
+    def labels(self) -> tuple[str, ...]:
+        """One unique label per host: its name, plus its directory when the name repeats."""
+        names = [h.name for h in self.hosts]
+        return tuple(h.name if names.count(h.name) == 1 else f"{h.name}:{h.dir}" for h in self.hosts)
+
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """Read ``path`` as TOML when it ends in ``.toml``, otherwise as the original's ``nclw_hosts``."""

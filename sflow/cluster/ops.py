@@ -69,9 +69,8 @@ class Cluster:
     parallel: int = 16
 
     def labels(self) -> tuple[str, ...]:
-        """One unique label per host: its name, plus its directory when the name repeats."""
-        names = [h.name for h in self.inventory.hosts]
-        return tuple(h.name if names.count(h.name) == 1 else f"{h.name}:{h.dir}" for h in self.inventory.hosts)
+        """One unique label per host (see :meth:`Inventory.labels`)."""
+        return self.inventory.labels()
 
     def for_each_host(self, action: Callable[[HostSpec, RemoteHost], HostResult], what: str) -> list[HostResult]:
         """Run ``action`` on every host in parallel; connection failures become results."""
@@ -254,12 +253,18 @@ def _probe(remote: RemoteHost, host: HostSpec, script: bytes, requires_python: s
 
 
 def start(
-    cluster: Cluster, *, mode: str, timeout: float = 30.0, listen: str | None = None, hello_port: int = 15454
+    cluster: Cluster, *, mode: str, timeout: float = 30.0, listen: str | None = None, hello_port: int = 15454,
+    result_store: str | None = None, fresh_store: bool = False, only: Sequence[HostSpec] | None = None,
 ) -> list[HostResult]:
     """Start ``sflow node`` on every host and wait for each readiness line (``timeout`` each). In
     icn and auto modes each node advertises its host's inventory address; in auto mode it is given
-    its neighbours' hello sockets (their addresses, ``hello_port``) from the inventory."""
+    its neighbours' hello sockets (their addresses, ``hello_port``) from the inventory.
+    ``result_store`` (relative to the host directory) replaces the node's ``icn.result_store``;
+    with ``fresh_store`` it is emptied first (an experiment's cold run). ``only``: start these hosts
+    alone (a node restarted), with their neighbours from the whole inventory."""
     args = ["start", "--mode", mode, "--timeout", f"{timeout:g}"] + (["--listen", listen] if listen else [])
+    if result_store:
+        args += ["--result-store", result_store] + (["--fresh-store"] if fresh_store else [])
     links = neighbours(cluster.inventory) if mode == "auto" else {}
 
     def node_args(host: HostSpec) -> list[str]:
@@ -288,6 +293,8 @@ def start(
             facts,
         )
 
+    if only is not None:
+        cluster = dataclasses.replace(cluster, inventory=Inventory(cluster.inventory.source, tuple(only)))
     return cluster.for_each_host(action, "start")
 
 

@@ -36,15 +36,17 @@ LOCAL_MIPS = 1000.0
 LOCAL_BW = 1000.0
 
 
-def local_environment(addresses: Sequence[str], vcpus_per_node: int) -> Environment:
-    """One DC, one host per node address (``127.0.0.1:PORT``), ``vcpus_per_node`` vCPUs each."""
+def local_environment(addresses: Sequence[str], vcpus_per_node: int | Sequence[int]) -> Environment:
+    """One DC, one host per node address (``127.0.0.1:PORT``), ``vcpus_per_node`` vCPUs each (or
+    one count per node)."""
+    counts = [vcpus_per_node] * len(addresses) if isinstance(vcpus_per_node, int) else list(vcpus_per_node)
     hosts = []
     for i, text in enumerate(addresses):
         address = parse_address(text)
         hid = HostId(f"local{i}")
         vcpus = tuple(
             Vcpu(VcpuId(f"0^{i}^0^0^{k}"), LOCAL_MIPS, hid, 0, f"{hid}-cpu0", f"{hid}-core0")
-            for k in range(vcpus_per_node)
+            for k in range(counts[i])
         )
         core = Core(f"{hid}-core0", LOCAL_MIPS, 100.0, vcpus)
         vm = Vm(VmId(f"node{i}"), address, 0.0, tuple(v.id for v in vcpus), hid)

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from twisted.internet import defer
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = ["Prepared", "RunOptions", "cpu_indexes", "dispatch", "node_address", "node_vcpus", "prepare",
-           "prepare_mapping", "with_local_cluster"]
+           "prepare_mapping", "StartedNodes", "with_local_cluster"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +157,20 @@ def dispatch(reactor: Any, secret: bytes, prepared: Prepared, job: Job, env: Env
                       placer=prepared.placer, spare=spare, notice=notice).run()
 
 
-def with_local_cluster(reactor: Any, cluster: LocalCluster,
+class StartedNodes(Protocol):
+    """Nodes this process starts and stops: a :class:`LocalCluster`, or an experiment's nodes on
+    real hosts."""
+
+    def start(self) -> defer.Deferred[list[str]]: ...
+
+    def stop(self) -> defer.Deferred[None]: ...
+
+
+def with_local_cluster(reactor: Any, cluster: LocalCluster | StartedNodes,
                        body: Callable[[list[str]], defer.Deferred[T]]) -> defer.Deferred[T]:
     """Start ``cluster``, call ``body`` with the nodes' addresses, and stop the nodes when it ends,
-    succeeded or failed — and when the reactor is stopped first (Ctrl-C, SIGTERM): local nodes
-    are never left behind."""
+    succeeded or failed — and when the reactor is stopped first (Ctrl-C, SIGTERM): the nodes this
+    process started are never left behind."""
     trigger = reactor.addSystemEventTrigger("before", "shutdown", cluster.stop)
     d: defer.Deferred[Any] = cluster.start()
     d.addCallback(body)

@@ -353,11 +353,13 @@ def _resources(page: _Page, store: ResultStore) -> None:
     if not rows:
         return
     page.h(2, "Node resources during the runs")
-    page.p("Sampled every 0.1 s: the node process's CPU (100 % = one core) and resident memory, and the same "
-           "for the functions it ran (its child processes).")
+    page.p("Sampled every 0.1 s (every 0.5 s on real hosts): the node process's CPU (100 % = one core) and "
+           "resident memory, and the same for the functions it ran (its child processes; on real hosts the CPU "
+           "of the functions that ended, and no memory).")
     page.table(("job", "mode", "node", "CPU % mean", "CPU % max", "peak RSS (MiB)", "functions CPU % mean",
                 "functions peak RSS (MiB)", "samples"),
-               [(r["job"], r["mode"], r["node"], r["cpu"], r["cpu_max"], r["rss"] / 1024, r["fcpu"], r["frss"] / 1024,
+               [(r["job"], r["mode"], r["node"], r["cpu"], r["cpu_max"], r["rss"] / 1024, r["fcpu"],
+                 r["frss"] / 1024 if r["frss"] is not None else None,
                  r["n"]) for r in rows])
 
 

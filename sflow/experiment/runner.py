@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import signal
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from sflow.experiment import procstat
 from sflow.experiment.jobs import job_document, job_text
 from sflow.experiment.links import links_file_to_dict
 from sflow.experiment.matrix import PlannedRun
+from sflow.experiment.nodes import LocalNodes, NodeSet
 from sflow.experiment.spec import Fault, Spec
 from sflow.experiment.store import RunRecord, file_sha
 from sflow.experiment.topology import Topology
@@ -41,8 +41,6 @@ from sflow.node.status import query_status
 
 log = logging.getLogger(__name__)
 
-#: seconds between resource samples of the nodes
-SAMPLE_INTERVAL = 0.1
 #: seconds between looks at the nodes' logs (for ``when = "function N starts"``)
 WATCH_INTERVAL = 0.05
 #: how long a run may take beyond its timeout_s (starting and stopping its nodes) before it is abandoned
@@ -63,13 +61,24 @@ class RunContext:
     settings_file: Path | None
     session_id: int
 
+    def host_cluster(self) -> Any:
+        """The spec's hosts as a cluster reached over SSH with the settings' host-key policy."""
+        from sflow.cluster.ops import Cluster
+        from sflow.cluster.ssh import ParamikoConnector
+        from sflow.ssh import SshOptions
+
+        assert self.spec.hosts is not None
+        security = self.config.security
+        options = SshOptions(known_hosts=security.known_hosts, accept_new_host_keys=security.accept_new_host_keys)
+        return Cluster(self.spec.hosts, ParamikoConnector(options), (self.secret,))
+
 
 @dataclass(slots=True)
 class _Nodes:
-    """The nodes of one run: names, addresses, the cluster that runs them."""
+    """The nodes of one run: names, addresses, the node set that runs them."""
 
     names: tuple[str, ...]
-    cluster: LocalCluster
+    cluster: NodeSet
     base: Path
     topology: Topology | None
     links_files: list[Path] = field(default_factory=list)
@@ -153,6 +162,12 @@ class RunExecution:
         topology = spec.links_topology()
         names = spec.node_names
         base = self.rundir / "nodes"
+        if spec.hosts is not None:
+            from sflow.experiment.hosts import HostNodes
+
+            on_hosts = HostNodes(self.reactor, self.ctx.host_cluster(), self.planned.mode, base, self.ctx.secret,
+                                 vcpus=spec.vcpus, hello_port=self.ctx.config.icn.hello_port)
+            return _Nodes(names, on_hosts, base, None)
         if topology is not None:
             hosts = [topology.address(n) for n in names]
         else:
@@ -175,7 +190,7 @@ class RunExecution:
         cluster = LocalCluster(self.reactor, listens, base, self.ctx.secret_file,
                                str(self.ctx.settings_file) if self.ctx.settings_file else None,
                                mode=self.planned.mode, vcpus=vcpus, node_env=env, neighbours=neighbours)
-        return _Nodes(names, cluster, base, topology, links_files)
+        return _Nodes(names, LocalNodes(cluster), base, topology, links_files)
 
     def _write_links(self, topology: Topology, names: tuple[str, ...], files: list[Path],
                      down: set[frozenset[str]]) -> None:
@@ -189,13 +204,23 @@ class RunExecution:
         if self.spec.topology is not None:
             ports = {n: int(a.rpartition(":")[2]) for n, a in zip(nodes.names, nodes.addresses)}
             return self.spec.topology.environment(ports)
-        return local_environment(nodes.addresses, nodes.cluster.vcpus[0])
+        return local_environment(nodes.addresses, nodes.cluster.vcpus)
+
+    def _costs(self) -> Any:
+        """The spec's measured costs, or the settings' (``scheduler.costs``), or None."""
+        if self.spec.costs is not None:
+            return self.spec.costs
+        if self.ctx.config.scheduler.costs:
+            from sflow.jsonio import load_costs
+
+            return load_costs(Path(self.ctx.config.scheduler.costs).expanduser())
+        return None
 
     def _problem(self, env: Environment) -> Any:
         """The scheduling problem; on a topology, transfers cost what its paths say."""
         from sflow.sched.problem import Problem
 
-        problem = Problem.from_env_job(env, self.job, name=self.planned.job)
+        problem = Problem.from_env_job(env, self.job, name=self.planned.job, costs=self._costs())
         topology = self.spec.topology
         if topology is None:
             return problem
@@ -214,20 +239,22 @@ class RunExecution:
         mode = self.planned.mode
         if self.planned.cache == "warm":
             try:
-                warm = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env))
+                warm = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env),
+                               costs=self._costs())
                 await dispatch(self.reactor, self.ctx.secret, warm, self.job, env, config,
                                RunOptions(mode, self.rundir / "warm-up"), None, nodes.addresses)
             except Exception as exc:  # noqa: BLE001 - recorded as the run's error (see _error)
                 outcome["error"] = f"the warm-up run failed: {_error(exc)}"
                 return
         outcome["before"] = await self._statuses(nodes)
-        prepared = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env))
+        prepared = prepare(env, self.job, config, self.planned.algorithm, "<env>", self._problem(env),
+                           costs=self._costs())
         outcome["predicted"] = prepared.schedule.makespan if prepared.schedule is not None and mode != "auto" else None
         self._t0 = self.reactor.seconds()
         self._t0_wall = time.time()
         sampler = task.LoopingCall(self._sample, nodes)
         sampler.clock = self.reactor
-        sampler.start(SAMPLE_INTERVAL, now=True)
+        sampler.start(nodes.cluster.sample_interval, now=True)
         self._arm_faults(nodes)
         self._watch_start(nodes)
         try:
@@ -283,8 +310,8 @@ class RunExecution:
         for i, name in enumerate(nodes.names):
             if not nodes.cluster.running(i):
                 continue
-            pid = nodes.cluster.pids[i]
-            use = procstat.usage(pid)
+            pid = nodes.cluster.pid(i)
+            use = nodes.cluster.usage(i)
             if use is None:
                 continue
             last = self._last_usage.get(pid)
@@ -343,11 +370,9 @@ class RunExecution:
             return
         node = fault.target[0]
         i = nodes.index(node)
-        pid = cluster.pids[i]
-        if fault.kind in ("kill", "restart"):
-            _kill_functions(pid)
+        pid = cluster.pid(i)
         if fault.kind == "kill":
-            sent = cluster.signal(i, "KILL")
+            sent = cluster.crash(i)
             self._effect(idx, f"SIGKILL to {node} (pid {pid})" if sent else f"{node} had exited already")
         elif fault.kind == "stop":
             sent = cluster.signal(i, "STOP")
@@ -384,7 +409,7 @@ class RunExecution:
 
     def _watch_start(self, nodes: _Nodes) -> None:
         for i in range(len(nodes.names)):
-            path = nodes.base / f"node-{i}.log"
+            path = nodes.cluster.log_file(i)
             self._log_offsets[i] = path.stat().st_size if path.exists() else 0
         if self._pending_when:
             watcher = task.LoopingCall(self._watch_once, nodes)
@@ -396,7 +421,7 @@ class RunExecution:
         if not self._pending_when:
             return
         for i in range(len(nodes.names)):
-            path = nodes.base / f"node-{i}.log"
+            path = nodes.cluster.log_file(i)
             try:
                 with path.open("rb") as f:
                     f.seek(self._log_offsets.get(i, 0))
@@ -420,6 +445,8 @@ class RunExecution:
         files = [("job", self.planned.job, job_content), ("env", f"{self.planned.job}-{run_id}", env_content)]
         if self.spec.topology_path is not None:
             files.append(("topology", str(self.spec.topology_path), self.spec.topology_path.read_text(encoding="utf-8")))
+        if self.spec.costs_path is not None:
+            files.append(("costs", str(self.spec.costs_path), self.spec.costs_path.read_text(encoding="utf-8")))
         status = "ok" if trace is not None and not error else "failed"
         run = {
             "run_id": run_id, "session_id": self.ctx.session_id, "job": self.planned.job, "mode": self.planned.mode,
@@ -491,16 +518,6 @@ class RunExecution:
                     shutil.rmtree(entry, ignore_errors=True)
         for sub in ("warm-up",):
             shutil.rmtree(self.rundir / sub, ignore_errors=True)
-
-
-def _kill_functions(pid: int) -> None:
-    """A node that crashes takes its functions with it, as a machine that fails would (they run in
-    sessions of their own, so killing the node alone would leave them running)."""
-    for child in procstat.descendants(pid):
-        try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
 
 
 def _error(exc: BaseException) -> str:

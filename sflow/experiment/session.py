@@ -97,9 +97,12 @@ def run_experiment(spec: Spec, outdir: Path, *, repeat: int = 0, config_file: st
             say(f"nothing to run: all {total} runs of {spec.name} are recorded in {outdir / 'results.sqlite'}")
             return Summary(0, 0, 0, skipped)
         config, settings_file = settings(spec, outdir, config_file)
-        secret_file = outdir / "cluster.secret"
-        if not secret_file.exists():
-            generate_secret(secret_file)
+        if spec.hosts is not None:  # the cluster's own, deployed on its hosts
+            secret_file = spec.secret_file or Path(config.security.secret_file).expanduser()
+        else:
+            secret_file = outdir / "cluster.secret"
+            if not secret_file.exists():
+                generate_secret(secret_file)
         facts = host_facts()
         session_id = store.add_session({
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": json.dumps(argv or sys.argv),

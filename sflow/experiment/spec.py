@@ -4,10 +4,13 @@
 
     name = "modes"
     seed = 1                        # seeds link losses and generated jobs (default 1)
+    costs = "costs.json"            # optional: measured costs (`sflow calibrate`) for the schedulers
     [cluster]
     nodes = 3                       # local nodes on loopback, as `sflow run` starts them
     vcpus = 1                       # per local node (default: this machine's cores / nodes)
     # topology = "grid.toml"        # or: an emulated topology (its nodes, vCPUs, MIPS and links)
+    # hosts = "hosts.toml"          # or: real hosts (an inventory as `sflow cluster` reads; deployed
+    # secret = "cluster.secret"     #     there first); their secret (default: security.secret_file)
     [matrix]
     jobs = ["../jobs/fork-join.json",             # job files, WfCommons instances (imported),
             {random = {tasks = 20, seed = 3}}]    # or random DAGs
@@ -21,6 +24,7 @@
     [[fault]]                       # optional, applied in every run
     at_s = 2.0                      # or: when = "function 3 starts"
     kill = "node-2"                 # or: restart = "node-2", stop = "node-2", link_down = ["a", "b"]
+                                    # (nodes: node-i, the topology's names, or the hosts' names)
     duration_s = 1.0                # stop and link_down only: undone after this long
 
 Paths are relative to the spec file. Every error names the key at fault (exit status 2).
@@ -36,10 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sflow.cluster.inventory import Inventory, load_inventory
 from sflow.config import MODES, SECTIONS
 from sflow.errors import InputError
 from sflow.experiment.topology import Topology, check_keys, full_mesh, load_topology
-from sflow.jsonio import JsonReader
+from sflow.jsonio import JsonReader, load_costs
+from sflow.model.costs import MeasuredCosts
 
 CACHES = ("cold", "warm")
 FAULT_KINDS = ("kill", "restart", "stop", "link_down")
@@ -97,16 +103,25 @@ class Spec:
     timeout_s: float
     settings: Mapping[str, Mapping[str, Any]]
     faults: tuple[Fault, ...]
+    #: or: nodes on real hosts (an inventory, as the cluster commands read), with the cluster's secret
+    hosts: Inventory | None = None
+    hosts_path: Path | None = None
+    secret_file: Path | None = None
+    #: measured costs (``sflow calibrate``) the schedulers use, instead of workload / MIPS
+    costs_path: Path | None = None
+    costs: MeasuredCosts | None = None
 
     @property
     def node_names(self) -> tuple[str, ...]:
+        if self.hosts is not None:
+            return self.hosts.labels()
         return self.topology.names if self.topology is not None else tuple(f"node-{i}" for i in range(self.nodes))
 
     @property
     def emulated(self) -> bool:
         """Whether the nodes run behind emulated links: with a topology, or when a fault takes a
         link down (a plain cluster is then a full mesh of links without delay)."""
-        return self.topology is not None or any(f.kind == "link_down" for f in self.faults)
+        return self.hosts is None and (self.topology is not None or any(f.kind == "link_down" for f in self.faults))
 
     def links_topology(self) -> Topology | None:
         if self.topology is not None:
@@ -154,15 +169,33 @@ def spec_from_dict(data: dict[str, Any], path: Path, text: str = "", sha256: str
     source = str(path)
     base = path.parent
     r = JsonReader(source)
-    check_keys(r, data, ("name", "seed", "cluster", "matrix", "settings", "fault"), "$")
+    check_keys(r, data, ("name", "seed", "costs", "cluster", "matrix", "settings", "fault"), "$")
     name = r.string(data, "name", "$", required=False, default=path.stem)
     seed = r.integer(data, "seed", "$", required=False, default=1)
+    costs_path = costs = None
+    if "costs" in data:
+        costs_path = base / r.string(data, "costs", "$")
+        try:
+            costs = load_costs(costs_path)
+        except InputError as exc:
+            r.fail("$.costs", str(exc))
 
     cluster = r.obj(data.get("cluster", {}), "$.cluster")
-    check_keys(r, cluster, ("nodes", "vcpus", "topology", "hosts"), "$.cluster")
+    check_keys(r, cluster, ("nodes", "vcpus", "topology", "hosts", "secret"), "$.cluster")
+    hosts = hosts_path = secret_file = None
     if "hosts" in cluster:
-        r.fail("$.cluster.hosts", "experiments on real hosts are not supported yet: use nodes = N (local nodes) or "
-                                  "topology = FILE (an emulated topology)")
+        if "nodes" in cluster or "topology" in cluster:
+            r.fail("$.cluster", "give one of hosts (real hosts), topology (emulated) and nodes (local), not several")
+        hosts_path = base / r.string(cluster, "hosts", "$.cluster")
+        try:
+            hosts = load_inventory(hosts_path)
+        except InputError as exc:
+            r.fail("$.cluster.hosts", str(exc))
+    if "secret" in cluster:
+        if hosts is None:
+            r.fail("$.cluster.secret", "the secret of a cluster of real hosts (with hosts = FILE); local nodes get "
+                                       "one of the experiment's own")
+        secret_file = base / r.string(cluster, "secret", "$.cluster")
     topology = None
     topology_path = None
     if "topology" in cluster:
@@ -170,8 +203,11 @@ def spec_from_dict(data: dict[str, Any], path: Path, text: str = "", sha256: str
             r.fail("$.cluster", "give either topology (whose nodes have their vCPUs) or nodes and vcpus, not both")
         topology_path = base / r.string(cluster, "topology", "$.cluster")
         topology = load_topology(topology_path)
-    nodes = len(topology.nodes) if topology is not None else r.integer(cluster, "nodes", "$.cluster", required=False,
-                                                                        default=3)
+    if hosts is not None:
+        nodes = len(hosts.hosts)
+    else:
+        nodes = len(topology.nodes) if topology is not None else r.integer(cluster, "nodes", "$.cluster",
+                                                                            required=False, default=3)
     if nodes < 1:
         r.fail("$.cluster.nodes", f"need at least one node, found {nodes}")
     vcpus = r.integer(cluster, "vcpus", "$.cluster", required=False, default=0)
@@ -197,10 +233,18 @@ def spec_from_dict(data: dict[str, Any], path: Path, text: str = "", sha256: str
             r.fail(f"$.settings.{section}", f"unknown settings section; known: {', '.join(SECTIONS)}")
         r.obj(values, f"$.settings.{section}")
 
-    names = topology.names if topology is not None else tuple(f"node-{i}" for i in range(nodes))
+    if hosts is not None:
+        names = hosts.labels()
+    else:
+        names = topology.names if topology is not None else tuple(f"node-{i}" for i in range(nodes))
     faults = tuple(_fault(r, raw, i, names, topology) for i, raw in enumerate(r.array(data, "fault", "$", required=False)))
+    if hosts is not None:
+        for i, fault in enumerate(faults):
+            if fault.kind == "link_down":
+                r.fail(f"$.fault[{i}].link_down", "links of real hosts are not cut by sflow (cut them on the hosts, or "
+                                                  "use an emulated topology)")
     return Spec(name, path, sha256, text, seed, topology, topology_path, nodes, vcpus, jobs, modes, algorithms, cache,
-                repetitions, timeout_s, settings, faults)
+                repetitions, timeout_s, settings, faults, hosts, hosts_path, secret_file, costs_path, costs)
 
 
 def _jobs(r: JsonReader, matrix: dict[str, Any], base: Path) -> tuple[JobSource, ...]:

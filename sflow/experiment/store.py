@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS link_bytes (
     PRIMARY KEY (run_id, src, dst));
 CREATE TABLE IF NOT EXISTS samples (
     run_id TEXT NOT NULL REFERENCES runs, node TEXT NOT NULL, t_s REAL NOT NULL, cpu_percent REAL NOT NULL,
-    rss_kb INTEGER NOT NULL, functions_cpu_percent REAL NOT NULL, functions_rss_kb INTEGER NOT NULL);
+    rss_kb INTEGER NOT NULL, functions_cpu_percent REAL NOT NULL, functions_rss_kb INTEGER);
 CREATE TABLE IF NOT EXISTS faults (
     run_id TEXT NOT NULL REFERENCES runs, idx INTEGER NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
     trigger TEXT NOT NULL, applied_s REAL, effect TEXT NOT NULL, PRIMARY KEY (run_id, idx));

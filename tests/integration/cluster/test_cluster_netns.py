@@ -24,6 +24,7 @@ from netns import (
     runs_sflow,
     sflow_processes,
     signal_processes,
+    wait_for,
 )
 
 from sflow.cluster.timeline import line_time
@@ -369,4 +370,4 @@ def test_a_host_cut_off_mid_job_is_re_planned_and_drops_its_part(lab_cluster: La
     finally:
         if delegator is not None and delegator.poll() is None:
             delegator.kill()
-        _stop_all(cli, lab_cluster)
+        stop_all(cli, lab_cluster)

@@ -40,8 +40,12 @@ delay_ms = 1
 """
 
 
+HOSTS = "".join(f'[[host]]\naddress = "10.0.0.{i}"\nuser = "sflow"\ndir = "sflow"\n' for i in (1, 2))
+
+
 def spec_file(tmp_path: Path, body: str, topology: str = TOPOLOGY) -> Path:
     (tmp_path / "topo.toml").write_text(topology)
+    (tmp_path / "hosts.toml").write_text(HOSTS)
     path = tmp_path / "spec.toml"
     path.write_text(f'[matrix]\njobs = ["{JOB}"]\n' + body if "[matrix]" not in body else body)
     return path
@@ -60,6 +64,13 @@ def test_a_full_spec_reads() -> None:
     (f'[matrix]\njobs = ["{JOB}"]\nrepetitions = 0\n', "$.matrix.repetitions"),
     (f'[matrix]\njobs = ["{JOB}"]\nrepeats = 2\n', "$.matrix.repeats"),
     (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nhosts = "h.toml"\n', "$.cluster.hosts"),
+    (f'costs = "nope.json"\n[matrix]\njobs = ["{JOB}"]\n', "$.costs"),
+    (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nhosts = "hosts.toml"\nnodes = 3\n', "$.cluster"),
+    (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nsecret = "cluster.secret"\n', "$.cluster.secret"),
+    (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nhosts = "hosts.toml"\n[[fault]]\nat_s = 1\nkill = "node-1"\n',
+     "$.fault[0].kill"),
+    (f'[matrix]\njobs = ["{JOB}"]\n[cluster]\nhosts = "hosts.toml"\n[[fault]]\nat_s = 1\n'
+     'link_down = ["10.0.0.1", "10.0.0.2"]\n', "$.fault[0].link_down"),
     (f'[matrix]\njobs = ["{JOB}"]\n[[fault]]\nat_s = 1\nkill = "node-7"\n', "$.fault[0].kill"),
     (f'[matrix]\njobs = ["{JOB}"]\n[[fault]]\nwhen = "soon"\nkill = "node-1"\n', "$.fault[0].when"),
     (f'[matrix]\njobs = ["{JOB}"]\n[[fault]]\nat_s = 1\nkill = "node-1"\nstop = "node-0"\n', "$.fault[0]"),
@@ -74,6 +85,13 @@ def test_errors_name_the_key(tmp_path: Path, body: str, where: str) -> None:
         load_spec(spec_file(tmp_path, body))
     assert err.value.exit_status == 2
     assert f": {where}: " in str(err.value), str(err.value)
+
+
+def test_a_spec_on_real_hosts_names_its_nodes_by_host(tmp_path: Path) -> None:
+    spec = load_spec(spec_file(tmp_path, '[cluster]\nhosts = "hosts.toml"\nsecret = "s"\n'
+                                         '[[fault]]\nwhen = "function 3 starts"\nrestart = "10.0.0.2"\n'))
+    assert spec.node_names == ("10.0.0.1", "10.0.0.2") and spec.nodes == 2 and not spec.emulated
+    assert spec.secret_file == tmp_path / "s" and spec.faults[0].target == ("10.0.0.2",)
 
 
 def test_topology_errors_name_the_key(tmp_path: Path) -> None:

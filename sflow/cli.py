@@ -30,13 +30,29 @@ _ROLE_MODULES: tuple[str, ...] = (
     "sflow.experiment.cli",
 )
 
+#: the module that registers each command: ``sflow COMMAND …`` builds only that module's parsers
+#: (building all of them costs more than some commands' own work); --help, no command or an
+#: unknown one build every module's. tests/unit/foundation checks it against the modules.
+COMMAND_MODULES: dict[str, str] = {
+    "validate": "sflow.inspect_cli",
+    "config": "sflow.config_cli",
+    "schedule": "sflow.sched.cli", "simulate": "sflow.sched.cli", "import": "sflow.sched.cli",
+    "node": "sflow.node.cli", "status": "sflow.node.cli", "keygen": "sflow.node.cli",
+    "delegate": "sflow.delegator.cli", "run": "sflow.delegator.cli", "calibrate": "sflow.delegator.cli",
+    "gantt": "sflow.delegator.cli",
+    "forwarder": "sflow.icn.cli", "icn": "sflow.icn.cli",
+    "cluster": "sflow.cluster.cli",
+    "experiment": "sflow.experiment.cli",
+}
+
 log = logging.getLogger(__name__)
 
 #: exit status when standard output was closed by its reader: 128 + SIGPIPE, as a shell reports it
 BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of ``argv``'s command (every command's when ``argv`` is None or names none)."""
     parser = argparse.ArgumentParser(
         prog="sflow",
         description="Schedule DAGs of containerized functions onto vCPUs and chain them over IP or ICN.",
@@ -44,9 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sflow {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v INFO, -vv DEBUG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in _ROLE_MODULES:
+    command = _command(argv) if argv is not None else None
+    modules = (COMMAND_MODULES[command],) if command in COMMAND_MODULES else _ROLE_MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option (the top-level options
+    take no value); None when the top-level help comes first (it lists every command)."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -60,7 +89,8 @@ def _setup_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -432,7 +432,68 @@ def _dest_list(doc: JsonReader, d: dict[str, Any], where: str, label: str) -> tu
     return tuple(out)
 
 
+def _number_ok(value: Any) -> bool:
+    """A JSON number the readers take as it is: an int or a float, finite and not negative."""
+    return (type(value) is float or type(value) is int) and 0 <= value < _INF
+
+
+_INF = float("inf")
+
+
+def _dests_ok(dests: Any) -> bool:
+    return type(dests) is list and all(type(d) is int for d in dests)
+
+
+def _task_fast(t: Any) -> Task | None:
+    """The task of a task object in the usual shape, every field present with its usual type and
+    a valid value; None for anything else, which :func:`_task_from_dict` reads (and explains)
+    field by field. Jobs of 100,000 tasks are read several times faster this way."""
+    if type(t) is not dict:
+        return None
+    get: Callable[..., Any] = t.get
+    tid, workload, cmd = get("task_id"), get("workload"), get("cmd")
+    ttype, usage = get("type", 1), get("usage", 0.0)
+    if not (type(tid) is int and type(cmd) is str and _number_ok(workload) and type(ttype) is int
+            and (usage is None or _number_ok(usage))):
+        return None
+    files: tuple[OutFile, ...] = ()
+    raw_files = get("out_file_list", ())
+    if raw_files != ():
+        if type(raw_files) is not list:
+            return None
+        out = []
+        for f in raw_files:
+            if type(f) is not dict:
+                return None
+            fget: Callable[..., Any] = f.get
+            path, size, dests = fget("path"), fget("size"), fget("dest_task_id", ())
+            if type(path) is not str or not _number_ok(size) or not (dests == () or _dests_ok(dests)):
+                return None
+            try:
+                job_relative(path)
+            except UnsafePath:
+                return None
+            out.append(OutFile(path, float(size), tuple(dests)))
+        files = tuple(out)
+    value = None
+    raw_value = get("out_value")
+    if raw_value is not None:
+        if type(raw_value) is not dict:
+            return None
+        val, size, dests = raw_value.get("val"), raw_value.get("size", 0.0), raw_value.get("dest_task_id", ())
+        if type(val) is not str or not (size is None or _number_ok(size)) or not (dests == () or _dests_ok(dests)):
+            return None
+        value = OutValue(val, float(size or 0.0), tuple(dests))
+    tar, image = get("docker-tarname"), get("docker-imagename")
+    if not ((tar is None or type(tar) is str) and (image is None or type(image) is str)):
+        return None
+    return Task(TaskId(tid), float(workload), cmd, max(1, ttype), float(usage or 0.0), files, value, tar, image)
+
+
 def _task_from_dict(doc: JsonReader, raw: Any, w: str) -> Task:
+    fast = _task_fast(raw)
+    if fast is not None:
+        return fast
     t = doc.obj(raw, w)
     tid = doc.integer(t, "task_id", w)
     label = f" (task {tid})"
@@ -584,21 +645,27 @@ def dumps_layout(data: Any, depth: int = 0) -> str:
     """``data`` as JSON: containers at depth 0 and 1, and at depth 2 when they hold only
     containers, get one member per line (indented by two spaces per level); the rest is one line."""
     if isinstance(data, dict):
-        items: Any = data.items()
         members: list[Any] = list(data.values())
     elif isinstance(data, list):
-        items = None
         members = data
     else:
         return _one_line(data)
-    if not members or depth > 2 or (depth == 2 and not all(isinstance(m, (dict, list)) for m in members)):
+    if not members or depth > 2 or (depth == 2 and not _CONTAINERS.issuperset(map(type, members))):
         return _one_line(data)
     inner = "  " * (depth + 1)
-    if items is None:
-        lines = [inner + dumps_layout(m, depth + 1) for m in members]
-        return "[\n" + ",\n".join(lines) + "\n" + "  " * depth + "]"
-    lines = [f"{inner}{_one_line(str(k))}: {dumps_layout(v, depth + 1)}" for k, v in items]
-    return "{\n" + ",\n".join(lines) + "\n" + "  " * depth + "}"
+    # The members of a container at depth 2 are one line each: encoded here, a call fewer each.
+    lines = [_one_line(m) for m in members] if depth == 2 else [dumps_layout(m, depth + 1) for m in members]
+    close = "\n" + "  " * depth
+    if isinstance(data, dict):
+        return "{\n" + ",\n".join([f"{inner}{_quote(str(k))}: {line}" for k, line in zip(data, lines)]) + close + "}"
+    return "[\n" + ",\n".join([inner + line for line in lines]) + close + "]"
+
+
+#: what :func:`dumps_layout` may lay out over several lines (exact types, as json.load makes them)
+_CONTAINERS = frozenset({dict, list})
+#: a string as a JSON string, as the line encoder writes it
+_quote: Callable[[str], str] = (getattr(json.encoder, "c_encode_basestring_ascii", None)
+                                or json.encoder.py_encode_basestring_ascii)
 
 
 def _line_encoder() -> Callable[[Any], str]:

@@ -62,6 +62,7 @@ from sflow.sfc.bundlefile import Spool, Spooled, extract_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
 from sflow.sfc.hello import reachable_address
 from sflow.sfc.freshness import RunKey, RunSigner
+from sflow.sfc.install import batches, split
 from sflow.sfc.names import CTL_PREFIX, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
 from sflow.sfc.service import MAX_INSTALL_PARAMS
 
@@ -78,6 +79,8 @@ EndpointConnector = Callable[[str], Deferred[Endpoint]]
 EXECUTED = "executed"
 CACHE_HIT = "cache hit"
 NOT_NEEDED = "not needed"
+#: parts of one install transfer in flight at once
+PART_WINDOW = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,12 +313,32 @@ class IcnDispatch:
     async def _install_all(self) -> None:
         pending = []
         for node, items in self._installs().items():
-            for batch in _batches([installed_to_wire(i) for i in items]):
-                pending.append(Deferred.fromCoroutine(self._install(node, batch)))
+            large = []
+            for batch in batches([installed_to_wire(i) for i in items], MAX_INSTALL_PARAMS):
+                if len(batch) <= MAX_INSTALL_PARAMS:
+                    pending.append(Deferred.fromCoroutine(self._install(node, batch)))
+                else:
+                    large.append(batch)
+            if large:
+                pending.append(Deferred.fromCoroutine(self._install_in_parts(node, large)))
         for node, routes in self._transit().items():
-            for batch in _batches(routes):
-                pending.append(Deferred.fromCoroutine(self._install(node, batch, "route")))
+            for batch in batches(routes, MAX_INSTALL_PARAMS):
+                if len(batch) > MAX_INSTALL_PARAMS:
+                    raise ProtocolError(f"a route for node {node} ({len(batch)} bytes) is too large for one Interest")
+                pending.append(Deferred.fromCoroutine(self._install(node, batch, verb="route")))
         await gatherResults(pending, consumeErrors=True).addErrback(_first_error)
+
+    async def _install_in_parts(self, node: str, large: list[bytes]) -> None:
+        """Batches too large for one Interest (a function with thousands of inputs), in parts:
+        one batch at a time (a node holds a bounded number of octets for transfers under way),
+        :data:`PART_WINDOW` parts of it in flight."""
+        for batch in large:
+            parts = split(batch, secrets.token_bytes(12), MAX_INSTALL_PARAMS)
+            what = f"a description of {len(batch)} octets in {len(parts)} parts"
+            for start in range(0, len(parts), PART_WINDOW):
+                window = parts[start:start + PART_WINDOW]
+                await gatherResults([Deferred.fromCoroutine(self._install(node, part, what)) for part in window],
+                                    consumeErrors=True).addErrback(_first_error)
 
     async def _control(self, endpoint: Endpoint, name: Name, params: bytes = b"", retries: int = 2) -> Any:
         """Ask a node's /sflow/ctl with a signed Interest; its decoded answer."""
@@ -325,11 +348,13 @@ class IcnDispatch:
         data = await endpoint.express(interest, retries=retries)
         return msgpack.unpackb(data.content, raw=False)
 
-    async def _install(self, node: str, batch: bytes, verb: str = "install") -> None:
+    async def _install(self, node: str, batch: bytes, what: str = "", *, verb: str = "install") -> None:
         reply = await self._control(self.endpoints[node], CTL_PREFIX.append(verb), batch)
         if not (isinstance(reply, dict) and reply.get("ok")):
-            what = "the job's functions" if verb == "install" else "the routes of results crossing it"
-            raise ProtocolError(f"node {node} refused {what}: {reply!r}")
+            error = reply.get("error") if isinstance(reply, dict) else None
+            refused = "the job's functions" if verb == "install" else "the routes of results crossing it"
+            about = f" ({what})" if what else ""
+            raise ProtocolError(f"node {node} refused {refused}{about}: {error or repr(reply)}")
 
     # Results ------------------------------------------------------------------------------------
 
@@ -466,7 +491,7 @@ class IcnDispatch:
             elif isinstance(action, Install):
                 self.placements.update(self.recovery.placements)
                 items = self._installs(action.tasks).get(action.node, [])
-                for batch in _batches([installed_to_wire(i) for i in items]):
+                for batch in batches([installed_to_wire(i) for i in items], MAX_INSTALL_PARAMS):
                     Deferred.fromCoroutine(self._install_on(action.node, batch)).addErrback(
                         self._reinstall_failed, action.node)
             elif isinstance(action, Ask):
@@ -477,13 +502,16 @@ class IcnDispatch:
         if self.next_hop is not None:
             for node, routes in self._transit().items():
                 if node in self.recovery.alive:
-                    for batch in _batches(routes):
+                    for batch in batches(routes, MAX_INSTALL_PARAMS):
                         Deferred.fromCoroutine(self._install_on(node, batch, "route")).addErrback(
                             self._reinstall_failed, node)
 
     async def _install_on(self, node: str, batch: bytes, verb: str = "install") -> None:
         await self._reopen(node)
-        await self._install(node, batch, verb)
+        if verb == "install" and len(batch) > MAX_INSTALL_PARAMS:
+            await self._install_in_parts(node, [batch])
+        else:
+            await self._install(node, batch, verb=verb)
 
     def _reinstall_failed(self, failure: Any, node: str) -> None:
         # The node itself may be going: the probes or its closed connection tell.
@@ -607,24 +635,6 @@ class IcnDispatch:
             return "-"  # a node that does not report its vCPUs
         names = self.vcpu_names.get(node, ())
         return str(names[slot]) if 0 <= slot < len(names) else f"vCPU {slot}"
-
-
-def _batches(entries: Sequence[Any]) -> list[bytes]:
-    """Pack install entries into ApplicationParameters that keep each Interest under the packet
-    size limit."""
-    out: list[bytes] = []
-    current: list[dict[str, Any]] = []
-    for entry in entries:
-        size = len(msgpack.packb(entry, use_bin_type=True))
-        if size > MAX_INSTALL_PARAMS:
-            raise ProtocolError(f"an install entry ({size} bytes) is too large: {str(entry)[:200]}")
-        if current and len(msgpack.packb(current + [entry], use_bin_type=True)) > MAX_INSTALL_PARAMS:
-            out.append(msgpack.packb(current, use_bin_type=True))
-            current = []
-        current.append(entry)
-    if current:
-        out.append(msgpack.packb(current, use_bin_type=True))
-    return out
 
 
 class _OutdirSpooler:

@@ -88,27 +88,33 @@ class Job:
     def __post_init__(self) -> None:
         by_id = {t.id: t for t in self.tasks}
         edges: dict[tuple[TaskId, TaskId], Edge] = {}
+        succs: dict[TaskId, list[TaskId]] = {}
         for t in self.tasks:
+            tid = t.id
+            out: list[TaskId] = []
             for f in t.out_files:
+                size, files = f.size, (f.path,)
                 for d in f.dest:
-                    e = edges.get((t.id, d))
+                    e = edges.get((tid, d))
                     if e is None:
-                        edges[(t.id, d)] = Edge(t.id, d, f.size, (f.path,))
+                        edges[(tid, d)] = Edge(tid, d, size, files)
+                        out.append(d)
                     else:
-                        edges[(t.id, d)] = Edge(t.id, d, e.size + f.size, e.files + (f.path,), e.value)
+                        edges[(tid, d)] = Edge(tid, d, e.size + size, e.files + files, e.value)
             if t.out_value is not None:
+                size = t.out_value.size
                 for d in t.out_value.dest:
-                    e = edges.get((t.id, d))
-                    size = t.out_value.size
+                    e = edges.get((tid, d))
                     if e is None:
-                        edges[(t.id, d)] = Edge(t.id, d, size, (), True)
+                        edges[(tid, d)] = Edge(tid, d, size, (), True)
+                        out.append(d)
                     else:
-                        edges[(t.id, d)] = Edge(t.id, d, e.size + size, e.files, True)
+                        edges[(tid, d)] = Edge(tid, d, e.size + size, e.files, True)
+            succs[tid] = out
         preds: dict[TaskId, list[TaskId]] = {t.id: [] for t in self.tasks}
-        succs: dict[TaskId, list[TaskId]] = {t.id: [] for t in self.tasks}
-        for (s, d) in edges:
-            succs[s].append(d)
-            preds[d].append(s)
+        for s, ds in succs.items():
+            for d in ds:
+                preds[d].append(s)
         object.__setattr__(self, "by_id", by_id)
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "preds", {k: tuple(v) for k, v in preds.items()})

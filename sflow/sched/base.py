@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import bisect
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from sflow.model.schedule import Schedule, Slot
 from sflow.sched.problem import FloatArray, Problem
+
+
+#: tasks whose data-ready times :meth:`Timelines.place_in_order` computes together, at most
+BATCH = 256
 
 
 class Scheduler(ABC):
@@ -127,6 +132,89 @@ class Timelines:
                     key[k] = fit + dur[k] + (0.0 if bias is None else bias[k])
         k = int(np.argmin(key))
         return k, float(start[k])
+
+    def place_in_order(self, order: Sequence[int], *, insertion: bool, bias: FloatArray | None = None,
+                       fixed: Mapping[int, int] | None = None) -> None:
+        """Place each task of ``order`` (a topological order) where it finishes first (+ its row of
+        ``bias``), as :meth:`best` chooses, or on its processor in ``fixed`` at its earliest start
+        there.
+
+        The same choices as calling :meth:`best` task by task, computed with fewer numpy calls:
+        the data-ready times of a run of consecutive tasks none of which feeds another are one
+        matrix operation (every input of the run is placed before it starts), and each task then
+        costs a handful of vector operations over the processors."""
+        p = self.problem
+        n, m = p.exec_time.shape
+        fixed = fixed or {}
+        pos = np.empty(n, dtype=np.int64)
+        pos[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
+        # Each task's inputs (edges), grouped by their destination's position in ``order``.
+        epos = pos[p.edge_dst]
+        by = np.argsort(epos, kind="stable")
+        e_src = p.edge_src[by]
+        e_data = p.edge_data[by][:, None]
+        eptr = np.searchsorted(epos[by], np.arange(len(order) + 1)).tolist()
+        # The last position among each task's predecessors (-1: none), by position.
+        last = np.full(n, -1, dtype=np.int64)
+        np.maximum.at(last, p.edge_dst, pos[p.edge_src])
+        last_in_order = last[np.asarray(order, dtype=np.int64)].tolist()
+        proc_a = np.zeros(n, dtype=np.int64)
+        finish_a = np.zeros(n)
+        inv, lat, exe = self._inv, self._lat, self._exec
+        avail, max_gap = self.avail, self._max_gap
+        start = np.empty(m)
+        key = np.empty(m)
+        t = 0
+        while t < len(order):
+            # The run: from t while no task's predecessor is inside it (at most BATCH tasks).
+            end = t + 1
+            while end < len(order) and end - t < BATCH and last_in_order[end] < t:
+                end += 1
+            ready = np.zeros((end - t, m))
+            a, b = eptr[t], eptr[end]
+            if a < b:
+                src = e_src[a:b]
+                q = proc_a[src]
+                arrival = inv[q]
+                arrival *= e_data[a:b]
+                arrival += finish_a[src][:, None]
+                if lat is not None:
+                    arrival += lat[q]
+                counts = np.diff(eptr[t:end + 1])
+                has = counts > 0
+                ready[has] = np.maximum.reduceat(arrival, (np.asarray(eptr[t:end]) - a)[has], axis=0)
+            for j in range(t, end):
+                i = order[j]
+                r = ready[j - t]
+                k = fixed.get(i)
+                if k is not None:
+                    self.place_on(i, k, insertion=insertion)
+                else:
+                    dur = exe[i]
+                    np.maximum(r, avail, out=start)
+                    np.add(start, dur, out=key)
+                    if bias is not None:
+                        key += bias[i]
+                    k = int(key.argmin())
+                    if insertion:
+                        low = r + dur
+                        if bias is not None:
+                            low += bias[i]
+                        cand = low <= key[k]
+                        cand &= r < avail
+                        cand &= max_gap >= dur
+                        found = cand.nonzero()[0]
+                        if found.size:
+                            for c in found.tolist():
+                                fit = self._gap_fit(c, float(r[c]), float(dur[c]), float(start[c]))
+                                if fit is not None:
+                                    start[c] = fit
+                                    key[c] = fit + dur[c] + (0.0 if bias is None else bias[i][c])
+                            k = int(key.argmin())
+                    self.place(i, k, float(start[k]))
+                proc_a[i] = k
+                finish_a[i] = self.finish[i]
+            t = end
 
     # -- placing --------------------------------------------------------------------------------
 

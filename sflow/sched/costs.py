@@ -145,8 +145,17 @@ def rank_key(rank: FloatArray) -> list[float]:
 def ready_list_order(problem: Problem, keys: Sequence[Any]) -> list[int]:
     """Tasks in list-scheduling order: repeatedly the ready task with the smallest ``keys[i]``,
     ties to the lowest index. Always a topological order."""
+    n = problem.n_tasks
+    # When sorting by key (ties to the lower index) already gives a topological order, it is the
+    # ready-list order: each task in it is ready when its turn comes and has the smallest key
+    # among the ready ones. HEFT's ranks are, whenever every task takes some time.
+    by_key = sorted(range(n), key=keys.__getitem__)
+    pos = np.empty(n, dtype=np.int64)
+    pos[by_key] = np.arange(n)
+    if bool((pos[problem.edge_src] < pos[problem.edge_dst]).all()):
+        return by_key
     indeg = [len(p) for p in problem.preds]
-    heap = [(keys[i], i) for i in range(problem.n_tasks) if indeg[i] == 0]
+    heap = [(keys[i], i) for i in range(n) if indeg[i] == 0]
     heapq.heapify(heap)
     out: list[int] = []
     while heap:

@@ -34,12 +34,7 @@ class Cpop(Scheduler):
             critical.append(cur)
             cur = min((s for s, _ in problem.succs[cur] if prio[s] == cp_len), default=None)
         cp_proc = int(np.argmin(problem.exec_time[critical].sum(axis=0)))
-        on_cp = set(critical)
         tl = Timelines(problem)
-        for i in ready_list_order(problem, [-p for p in prio]):
-            if i in on_cp:
-                tl.place_on(i, cp_proc, insertion=True)
-            else:
-                k, start = tl.best(i, insertion=True)
-                tl.place(i, k, start)
+        tl.place_in_order(ready_list_order(problem, [-p for p in prio]), insertion=True,
+                          fixed=dict.fromkeys(critical, cp_proc))
         return tl.to_schedule(self.name)

@@ -30,9 +30,7 @@ def eft_schedule(problem: Problem, rank: FloatArray, name: str, *, insertion: bo
     finishes first: HEFT's placement for any priority."""
     keys = [-r for r in rank_key(rank)]
     tl = Timelines(problem)
-    for i in ready_list_order(problem, keys):
-        k, start = tl.best(i, insertion=insertion)
-        tl.place(i, k, start)
+    tl.place_in_order(ready_list_order(problem, keys), insertion=insertion)
     return tl.to_schedule(name)
 
 

@@ -28,7 +28,5 @@ class Peft(Scheduler):
         table = oct_table(problem)
         keys = [-r for r in rank_key(table.mean(axis=1))]
         tl = Timelines(problem)
-        for i in ready_list_order(problem, keys):
-            k, start = tl.best(i, insertion=True, bias=table[i])
-            tl.place(i, k, start)
+        tl.place_in_order(ready_list_order(problem, keys), insertion=True, bias=table)
         return tl.to_schedule(self.name)

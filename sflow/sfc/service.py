@@ -95,6 +95,7 @@ from sflow.sfc.consumer import (
 )
 from sflow.sfc.freshness import RequestGuard, RunKey, RunSigner
 from sflow.sfc.identity import Identity
+from sflow.sfc.install import Reassembly, decode_part
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.slots import VcpuSlots
@@ -224,6 +225,8 @@ class SfcService:
         self._spooler = _StoreSpooler(store)
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
         self._waiting: dict[str, str] = {}
+        #: install batches arriving in parts
+        self.reassembly = Reassembly()
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
                          "compute_requests": 0, "yielded": 0, "replaced": 0}
 
@@ -713,8 +716,15 @@ class SfcService:
         return None
 
     def _install(self, interest: Interest, run_key: RunKey) -> Data:
+        """A batch of functions, whole or (too large for one Interest) in parts: :mod:`sflow.sfc.install`."""
         try:
             raw = msgpack.unpackb(interest.app_parameters or b"", raw=False)
+            if isinstance(raw, dict):
+                added = self.reassembly.add(decode_part(raw), self.clock.seconds())
+                if added.batch is None:
+                    return self._control_answer(interest.name, {"ok": True, "received": added.received,
+                                                                "of": added.count})
+                raw = msgpack.unpackb(added.batch, raw=False)
             if not isinstance(raw, list):
                 raise ProtocolError("install: expected a list of functions")
             items = [installed_from_wire(entry) for entry in raw]
@@ -901,6 +911,7 @@ class SfcService:
             "result_bytes": self.store.total,
             "counters": dict(self.counters),
             "forwarder": {**self.forwarder.counters.as_dict(), **self.forwarder.limit_counters.as_dict()},
+            "install_parts": dict(self.reassembly.counters, pending=len(self.reassembly)),
         }
 
 

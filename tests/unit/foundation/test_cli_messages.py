@@ -120,3 +120,28 @@ def test_node_is_not_described_as_ip_only() -> None:
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     summary = {a.dest: a.help for a in commands._choices_actions}["node"]
     assert summary is not None and "(IP chaining)" not in summary and "ICN" in summary
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
+def test_each_command_builds_only_its_module_and_the_table_names_every_command() -> None:
+    from sflow.cli import _ROLE_MODULES, COMMAND_MODULES
+
+    everything = _commands(build_parser())
+    assert sorted(everything) == sorted(COMMAND_MODULES)
+    for command, module in COMMAND_MODULES.items():
+        own = [c for c, m in COMMAND_MODULES.items() if m == module]
+        assert module in _ROLE_MODULES
+        assert _commands(build_parser(["-v", command, "--whatever"])) == own
+    for argv in ([], ["--version"], ["-v"], ["scheduel", "x"], ["--help", "schedule"], ["-v", "-h", "run"]):
+        assert _commands(build_parser(argv)) == everything
+
+
+def test_a_mistyped_command_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["scheduel", "env.json"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'scheduel'" in err and "'schedule'" in err and "'cluster'" in err

@@ -140,3 +140,61 @@ def test_networkx_view(samples: Path) -> None:
     assert nx.is_directed_acyclic_graph(g)
     assert g.nodes[2]["workload"] == 100000 and g.edges[2, 4]["size"] == 150
     assert sorted(g.edges) == sorted(job.edges)
+
+
+_TASK_VARIANTS: list[dict[str, object]] = [
+    {},
+    {"type": None, "usage": None},
+    {"task_id": 1.0, "type": 3.0},
+    {"workload": 0, "usage": 0, "type": 0},
+    {"out_file_list": [{"path": "./a", "size": 1, "dest_task_id": [2, 2]}, {"path": "b", "size": 0.5}]},
+    {"out_value": {"val": 7, "dest_task_id": [2]}},
+    {"out_value": {"val": "x", "size": None, "dest_task_id": [2]}},
+    {"out_value": None, "docker-tarname": None, "docker-imagename": "busybox"},
+    {"docker-tarname": "img.tar", "docker-imagename": None},
+]
+
+
+@pytest.mark.parametrize("variant", _TASK_VARIANTS)
+def test_the_fast_task_reader_reads_as_the_field_by_field_one(variant: dict[str, object],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    first = {"task_id": 1, "workload": 5.5, "cmd": "true", "type": 1, "usage": 0.0,
+             "out_file_list": [{"path": "./o", "size": 2.0, "dest_task_id": [2]}], **variant}
+    doc = {"job_id": 1, "task_list": [first, {"task_id": 2, "workload": 1, "cmd": "true"}]}
+    fast = jsonio.job_from_dict(json.loads(json.dumps(doc)))
+    monkeypatch.setattr(jsonio, "_task_fast", lambda raw: None)
+    assert jsonio.job_from_dict(json.loads(json.dumps(doc))).tasks == fast.tasks
+
+
+@pytest.mark.parametrize("name", ["ffmpeg.json", "ffmpeg-docker.json", "fork-join.json", "text-chain.json"])
+def test_the_fast_task_reader_reads_the_samples_as_the_field_by_field_one(name: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    data = json.loads((Path(__file__).resolve().parents[3] / "jobs" / name).read_text())
+    fast = jsonio.job_from_dict(data)
+    monkeypatch.setattr(jsonio, "_task_fast", lambda raw: None)
+    assert jsonio.job_from_dict(data).tasks == fast.tasks
+
+
+def test_written_json_has_one_line_per_member_down_to_depth_two_and_reads_back() -> None:
+    doc = {"job_id": 1, "task_list": [{"task_id": 1, "cmd": "é", "out_file_list": [{"path": "./a", "size": 1.5}]}],
+           "schedule": {"algorithm": "heft", "tasks": {"1": {"start": 0.0, "finish": 2.25}}, "mixed": [1, [2]]},
+           "empty": [], "none": {}}
+    text = jsonio.dumps_layout(doc)
+    assert json.loads(text) == doc
+    assert text == "\n".join([
+        "{",
+        '  "job_id": 1,',
+        '  "task_list": [',
+        '    {"task_id": 1, "cmd": "\\u00e9", "out_file_list": [{"path": "./a", "size": 1.5}]}',
+        "  ],",
+        '  "schedule": {',
+        '    "algorithm": "heft",',
+        '    "tasks": {',
+        '      "1": {"start": 0.0, "finish": 2.25}',
+        "    },",
+        '    "mixed": [1, [2]]',
+        "  },",
+        '  "empty": [],',
+        '  "none": {}',
+        "}",
+    ])

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
+
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sflow.sched.base import BATCH, Timelines
 from sflow.sched.costs import critical_path_lower_bound, mean_upward_rank, oct_table, rank_key, ready_list_order
 from sflow.sched.problem import FloatArray, Problem
 from sflow.sched.registry import get_scheduler, names
@@ -80,3 +86,38 @@ def test_peft_gap_search_matches_the_naive_search(problem: Problem) -> None:
     index = problem.proc_index()
     got = {i: (index[schedule.slots[t].vcpu], schedule.slots[t].start) for i, t in enumerate(problem.task_ids)}
     assert got == naive_list(problem, [-r for r in rank_key(table.mean(axis=1))], table)
+
+
+def wide_problem(seed: int) -> tuple[Problem, FloatArray | None, dict[int, int]]:
+    """A random problem of up to 2 × BATCH tasks, some long runs of independent tasks, zero costs
+    (ties), latencies on some; a random bias matrix and random fixed processors on some."""
+    rng = random.Random(seed)
+    n, m = rng.randint(1, 2 * BATCH + 10), rng.randint(1, 6)
+    costs = [[rng.choice([0, 1, 2, 5, 9]) * rng.randint(0, 3) for _ in range(m)] for _ in range(n)]
+    density = rng.choice([0.0, 0.002, 0.02, 0.2])
+    edges = {(a, b): float(rng.choice([0, 1, 7, 30])) for b in range(2, n + 1)
+             for a in rng.sample(range(1, b), k=min(b - 1, 4)) if rng.random() < density * 10}
+    problem = Problem.from_matrix(costs, edges)
+    if rng.random() < 0.5:
+        lat = np.array([[0.0 if p == q else rng.choice([0.0, 0.5, 3.0]) for q in range(m)] for p in range(m)])
+        problem = dataclasses.replace(problem, latency=lat)
+    bias = np.array([[rng.choice([0.0, 1.0, 4.0]) for _ in range(m)] for _ in range(n)]) if rng.random() < 0.5 else None
+    fixed = {i: rng.randrange(m) for i in range(n) if rng.random() < 0.1} if rng.random() < 0.5 else {}
+    return problem, bias, fixed
+
+
+@pytest.mark.parametrize("insertion", [True, False])
+@pytest.mark.parametrize("seed", range(40))
+def test_placing_in_order_chooses_as_best_task_by_task(seed: int, insertion: bool) -> None:
+    problem, bias, fixed = wide_problem(seed)
+    order = ready_list_order(problem, [-r for r in rank_key(mean_upward_rank(problem))])
+    one = Timelines(problem)
+    for i in order:
+        if i in fixed:
+            one.place_on(i, fixed[i], insertion=insertion)
+        else:
+            k, start = one.best(i, insertion=insertion, bias=None if bias is None else bias[i])
+            one.place(i, k, start)
+    together = Timelines(problem)
+    together.place_in_order(order, insertion=insertion, bias=bias, fixed=fixed)
+    assert (together.proc, together.start, together.finish) == (one.proc, one.start, one.finish)

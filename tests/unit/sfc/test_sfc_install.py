@@ -20,6 +20,7 @@ from sflow.icn.app import Endpoint
 from sflow.icn.packet import make_interest
 from sflow.icn.signature import HmacSha256Signer
 from sflow.model.workflow import TaskId
+from sflow.sfc.freshness import RunKey, RunSigner
 from sflow.sfc.install import Reassembly, batches, decode_part, split
 from sflow.sfc.names import CTL_PREFIX, KEY_NAME, installed_to_wire
 from sflow.sfc.service import MAX_INSTALL_PARAMS
@@ -163,7 +164,7 @@ def test_only_the_cluster_secret_holder_installs_in_parts(tmp_path: Path) -> Non
         d.addErrback(lambda _f: None)
     cluster.clock.advance(1)
     assert service.counters["refused"] == len(parts) and service.reassembly.counters["parts"] == 0
-    right = HmacSha256Signer(KEY_NAME, SECRET)
+    right = RunSigner.of(RunKey.for_run("r", cluster.clock.seconds(), 60.0, 30.0), SECRET)  # the run's key
     replies = []
     for part in parts:
         interest = make_interest(CTL_PREFIX.append("install"), app_parameters=part, signer=right)

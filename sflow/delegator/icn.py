@@ -61,7 +61,7 @@ from sflow.sfc.bundle import decode_bundle
 from sflow.sfc.bundlefile import Spool, Spooled, extract_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
 from sflow.sfc.hello import reachable_address
-from sflow.sfc.freshness import RunKey, RunSigner
+from sflow.sfc.freshness import RunKey, RunSigner, TimedClusterSigner
 from sflow.sfc.install import batches, split
 from sflow.sfc.names import CTL_PREFIX, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
 from sflow.sfc.service import MAX_INSTALL_PARAMS
@@ -464,8 +464,10 @@ class IcnDispatch:
             return
         beat = self.options.heartbeat
         lifetime = int(1000 * beat.interval * beat.misses) if beat is not None else self.options.lifetime_ms
-        interest = make_interest(CTL_PREFIX.append("status"), signer=self._signer, must_be_fresh=True,
-                                 lifetime=max(100, lifetime))  # status answers only signed requests
+        # status answers only requests signed with the cluster key at the current time
+        signer = TimedClusterSigner(self.secret, int(self.clock.seconds() * 1000))
+        interest = make_interest(CTL_PREFIX.append("status"), signer=signer, must_be_fresh=True,
+                                 lifetime=max(100, lifetime))
         d = endpoint.express(interest)
         d.addCallbacks(lambda _: liveness.heard(self.clock.seconds()), lambda _: None)
 

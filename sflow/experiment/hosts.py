@@ -48,13 +48,14 @@ class HostNodes:
     sample_interval = 0.5
 
     def __init__(self, reactor: Any, cluster: ops.Cluster, mode: str, base: Path, secret: bytes, *,
-                 vcpus: int = 0, hello_port: int = 15454) -> None:
+                 vcpus: int = 0, hello_port: int = 15454, sealed: bool = True) -> None:
         self.reactor = reactor
         self.cluster = cluster
         self.mode = mode
         self.base = base
         self.secret = secret
         self.hello_port = hello_port
+        self.sealed = sealed
         self.hosts: tuple[HostSpec, ...] = cluster.inventory.hosts
         n = len(self.hosts)
         self.vcpus: tuple[int, ...] = (vcpus,) * n if vcpus else ()
@@ -114,7 +115,7 @@ class HostNodes:
         if not self.vcpus:
             found = []
             for address in addresses:
-                status = await query_status(self.reactor, address, self.secret, STATUS_TIMEOUT)
+                status = await query_status(self.reactor, address, self.secret, STATUS_TIMEOUT, sealed=self.sealed)
                 found.append(int(status.get("vcpus", 1)))
             self.vcpus = tuple(found)
         return addresses

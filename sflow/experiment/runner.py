@@ -166,7 +166,8 @@ class RunExecution:
             from sflow.experiment.hosts import HostNodes
 
             on_hosts = HostNodes(self.reactor, self.ctx.host_cluster(), self.planned.mode, base, self.ctx.secret,
-                                 vcpus=spec.vcpus, hello_port=self.ctx.config.icn.hello_port)
+                                 vcpus=spec.vcpus, hello_port=self.ctx.config.icn.hello_port,
+                                 sealed=self.ctx.config.security.channel_encryption)
             return _Nodes(names, on_hosts, base, None)
         if topology is not None:
             hosts = [topology.address(n) for n in names]

@@ -235,7 +235,8 @@ class HostNodes:
 
 
 def _crash_command(pid: int) -> str:
-    """SIGKILL to the node and to the process group of each of its children (its functions run in
-    sessions of their own), as a machine that fails takes them all."""
-    return (f"for c in $(cat /proc/{pid}/task/*/children 2>/dev/null); do kill -s KILL -- -$c 2>/dev/null; done; "
-            f"kill -s KILL {pid}")
+    """SIGKILL to the node, then to the process group of each of its children (its functions run
+    in sessions of their own), as a machine that fails takes them all; the node goes first, so that
+    it cannot report its functions as killed."""
+    return (f"c=$(cat /proc/{pid}/task/*/children 2>/dev/null); kill -s KILL {pid} || exit 1; "
+            f"for g in $c; do kill -s KILL -- -$g 2>/dev/null; done; exit 0")

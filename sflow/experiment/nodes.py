@@ -79,13 +79,16 @@ class LocalNodes:
     def crash(self, i: int) -> bool:
         if not self.cluster.running(i):
             return False
-        kill_functions(self.pid(i))
-        return self.cluster.signal(i, "KILL")
+        functions = procstat.descendants(self.pid(i))
+        sent = self.cluster.signal(i, "KILL")
+        kill(functions)
+        return sent
 
     def restart(self, i: int) -> defer.Deferred[str]:
-        if self.cluster.running(i):
-            kill_functions(self.pid(i))
-        return self.cluster.restart(i)
+        functions = procstat.descendants(self.pid(i)) if self.cluster.running(i) else []
+        d = self.cluster.restart(i)  # the node is killed first, so that it reports no function killed
+        kill(functions)
+        return d
 
     def usage(self, i: int) -> procstat.Usage | None:
         return procstat.usage(self.pid(i))
@@ -94,10 +97,11 @@ class LocalNodes:
         return self.cluster.base / f"node-{i}.log"
 
 
-def kill_functions(pid: int) -> None:
+def kill(functions: list[int]) -> None:
     """A node that crashes takes its functions with it, as a machine that fails would (they run in
-    sessions of their own, so killing the node alone would leave them running)."""
-    for child in procstat.descendants(pid):
+    sessions of their own, so killing the node alone would leave them running). They die after the
+    node, which then cannot report them as failed."""
+    for child in functions:
         try:
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:

@@ -408,14 +408,24 @@ class Executor:
 def _make_output_dirs(workdir: Path, outputs: tuple[str, ...]) -> None:
     """Create the directories declared outputs go to (``./out/a.txt`` needs ``out/``), owned like
     the job directory so that a function running as its owner can write there (the node may have
-    made some of them already, as root)."""
+    made some of them already, as root). An output that is there already — received as root from
+    the node that ran the function before it was lost and re-planned here — is handed over too, so
+    that the function can write it again."""
     owner = workdir.stat()
     chown = os.getuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0)
     for path in outputs:
-        parent = job_file(workdir, path).parent
+        target = job_file(workdir, path)
+        parent = target.parent
         parent.mkdir(parents=True, exist_ok=True)
         if not chown:
             continue
+        try:
+            st = target.lstat()
+        except FileNotFoundError:
+            pass
+        else:
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.lchown(target, owner.st_uid, owner.st_gid)
         for made in (parent, *parent.parents):
             if made == workdir or not made.is_relative_to(workdir):
                 break

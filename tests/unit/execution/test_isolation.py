@@ -120,3 +120,20 @@ def test_outputs_are_read_only_from_regular_files_inside_the_job_directory(tmp_p
     os.mkfifo(root / "fifo")
     with pytest.raises(TransferError, match="not a regular file"):  # and a FIFO does not block the node
         open_beneath(root, root / "fifo")
+
+
+def test_an_output_already_there_is_handed_to_the_function_user(tmp_path: Path) -> None:
+    """A function re-planned onto a node that had received its output from the lost node (as
+    root) can write that output again."""
+    from sflow.node.execution import _make_output_dirs
+
+    if os.getuid() != 0:
+        pytest.skip("needs root: a root node hands files over to its function user")
+    workdir = tmp_path / "job"
+    workdir.mkdir()
+    (workdir / "c.txt").write_text("from the lost node")
+    os.chown(workdir, 12345, 12345)
+    _make_output_dirs(workdir, ("c.txt", "./out/d.txt"))
+    for made in (workdir / "c.txt", workdir / "out"):
+        st = made.lstat()
+        assert (st.st_uid, st.st_gid) == (12345, 12345), made

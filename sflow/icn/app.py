@@ -113,6 +113,8 @@ class Endpoint:
         self._random = random.Random()
         face.handler = self
         self.closed: Deferred[None] = Deferred()
+        #: when a packet last came in on the face (a sign of life of what is at its other end)
+        self.last_heard = clock.seconds()
 
     @classmethod
     def attach(cls, forwarder: Forwarder, *, delay: float = 0.0, **kwargs: Any) -> Endpoint:
@@ -203,6 +205,7 @@ class Endpoint:
         pending.deferred.errback(InterestTimeout(pending.interest.name.to_uri()))
 
     def on_incoming_data(self, face: Face, data: Data, lp: LpPacket | None) -> None:
+        self.last_heard = self.clock.seconds()
         matched: list[_PendingInterest] = []
         name = data.name
         wire = name.wire
@@ -223,6 +226,7 @@ class Endpoint:
             pending.deferred.callback(data)
 
     def on_incoming_nack(self, face: Face, nack: Nack, lp: LpPacket | None) -> None:
+        self.last_heard = self.clock.seconds()
         candidates = [
             p for p in self._pending.get(nack.interest.name.wire, ()) if p.interest.nonce == nack.interest.nonce
         ]
@@ -267,6 +271,7 @@ class Endpoint:
         return self.unregister(prefix).addCallback(lambda _response: None)
 
     def on_incoming_interest(self, face: Face, interest: Interest, lp: LpPacket | None) -> None:
+        self.last_heard = self.clock.seconds()
         name = interest.name
         route = None
         for depth in range(len(name), -1, -1):

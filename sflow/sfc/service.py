@@ -59,7 +59,7 @@ from twisted.python.failure import Failure
 
 from sflow.config import Config
 from sflow.errors import IcnError, ProtocolError, SflowError
-from sflow.icn.app import Endpoint, HandlerResult
+from sflow.icn.app import Endpoint, HandlerResult, SegmentedContent
 from sflow.icn.face.base import Face, FaceScope
 from sflow.icn.face.inprocess import linked_faces
 from sflow.icn.forwarder import Forwarder
@@ -259,13 +259,17 @@ class SfcService:
         program, digest = parsed
         if len(name) == 5 and name[4].type == PARAMETERS_SHA256_DIGEST:
             return self._on_compute(interest, program, digest)
-        served = self.store.get(digest, program)
+        return self.store.get(digest, program).addCallback(self._serve_stored, interest, digest)
+
+    def _serve_stored(self, served: SegmentedContent | FileSegments | None, interest: Interest,
+                      digest: str) -> HandlerResult | Deferred[HandlerResult]:
+        first = interest.can_be_prefix and len(interest.name) == 4  # the first Interest of a fetch (no cache had it)
         if served is not None:
-            if interest.can_be_prefix and len(name) == 4:  # the first Interest of a fetch (no cache had it)
+            if first:
                 self._store_hit(digest, self.installed.get(digest, {}))
             return served.answer(interest)
-        if interest.can_be_prefix and len(name) == 4:
-            return absent_data(name, self.signer)
+        if first:
+            return absent_data(interest.name, self.signer)
         return None
 
     def _status(self, interest: Interest, status: Status) -> Data:
@@ -312,7 +316,7 @@ class SfcService:
             if isinstance(action, Reply):
                 if action.state == READY:
                     self._store_hit(digest, runs)
-                    answer = self._status(interest, self._ready(digest, program))
+                    answer = self._ready(digest, program).addCallback(functools.partial(self._status, interest))
                 else:
                     answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason,
                                                            failure=action.failure))
@@ -345,27 +349,35 @@ class SfcService:
         held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed,
                                                                   reason=reason)))
 
-    def _ready(self, digest: str, program: str) -> Status:
+    def _ready(self, digest: str, program: str) -> Deferred[Status]:
         """The ready status of a stored result: its version and segments, and the result itself
         when it is small (the consumer then has it without fetching it)."""
-        served = self.store.get(digest, program)
-        if served is None:
-            return Status(READY, node=self.name)
-        inline = served.content if served.content is not None and len(served.content) <= INLINE_LIMIT else b""
-        return Status(READY, node=self.name, version=served.base[-1].to_number(), segments=served.count,
-                      content=inline)
+
+        def status(served: SegmentedContent | FileSegments | None) -> Status:
+            if served is None:
+                return Status(READY, node=self.name)
+            inline = served.content if served.content is not None and len(served.content) <= INLINE_LIMIT else b""
+            return Status(READY, node=self.name, version=served.base[-1].to_number(), segments=served.count,
+                          content=inline)
+
+        return self.store.get(digest, program).addCallback(status)
 
     def _reply_all(self, action: ReplyAll, digest: str) -> None:
         self._waiting.pop(digest, None)
         item = self.function(digest)
+        held = self._held.pop(digest, [])
+        for one in held:
+            if one.timer is not None and one.timer.active():
+                one.timer.cancel()
         if action.state == READY and item is not None:
-            status = self._ready(digest, item.spec.program)
+            self._ready(digest, item.spec.program).addCallback(self._answer_held, held)
         else:
-            status = Status(action.state, node=self.name, reason=action.reason, failure=action.failure)
-        for held in self._held.pop(digest, []):
-            if held.timer is not None and held.timer.active():
-                held.timer.cancel()
-            held.deferred.callback(self._status(held.interest, status))
+            self._answer_held(Status(action.state, node=self.name, reason=action.reason, failure=action.failure),
+                              held)
+
+    def _answer_held(self, status: Status, held: list[_Held]) -> None:
+        for one in held:
+            one.deferred.callback(self._status(one.interest, status))
 
     def _perform(self, item: Installed, action: Obtain | Execute | ReplyAll) -> None:
         digest = item.spec.digest
@@ -408,11 +420,21 @@ class SfcService:
         """The input's result, from the one obtain of it under way here (started if there is none),
         so that every function here that needs a result shares one placement and one request."""
         ref = item.spec.inputs[index]
-        served = self.store.get(ref.digest, ref.program)
-        if served is not None:
+        if ref.digest not in self.store:
+            return self._obtain_once(item, index)
+
+        def stored(served: SegmentedContent | FileSegments | None) -> Obtained | Deferred[Obtained]:
             if isinstance(served, FileSegments):
-                return succeed(Obtained(b"", STORED, served.spooled))
-            return succeed(Obtained(served.content, STORED))
+                return Obtained(b"", STORED, served.spooled)
+            if served is not None:
+                return Obtained(served.content, STORED)
+            return self._obtain_once(item, index)  # damaged: removed from the store, obtained again
+
+        return self.store.get(ref.digest, ref.program).addCallback(stored)
+
+    def _obtain_once(self, item: Installed, index: int) -> Deferred[Obtained]:
+        """The input's result from the one obtain of it under way here (started if there is none)."""
+        ref = item.spec.inputs[index]
         shared = self._obtains.get(ref.digest)
         if shared is None:
             shared = _SharedObtain()
@@ -597,21 +619,8 @@ class SfcService:
         result: ExecResult | None = None
         reason = ""
         try:
-            # A directory left by a node that was killed mid-function must not lend its files.
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir(parents=True)
-            for index, ref in enumerate(spec.inputs):
-                got = self._inputs.pop((digest, index))
-                if got.spooled is not None:  # a large one: copied from its file off the reactor
-                    await self.store.run(_extract_input, got.spooled, root, ref.paths, ref.pred)
-                    continue
-                files = decode_bundle(got.content)
-                for path in ref.paths:
-                    if path not in files:
-                        raise ProtocolError(f"input from task {ref.pred} lacks {path}")
-                    target = job_file(root, path)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(files[path])
+            inputs = [(ref, self._inputs.pop((digest, index))) for index, ref in enumerate(spec.inputs)]
+            await self.store.run(_stage_inputs, root, inputs)
             request = ExecRequest(
                 job_id=item.job_id,
                 run=f"icn:{digest}",
@@ -633,20 +642,20 @@ class SfcService:
             else:
                 reason = result.reason
             if not reason:
-                made = [(path, job_file(root, path)) for path in spec.outputs]
-                if sum(f.stat().st_size for _, f in made) > STREAM_THRESHOLD:
+                small = await self.store.run(_small_result, root, spec.outputs)
+                if small is None:
                     # a large result goes into the store from its files, off the reactor (each file
                     # opened beneath the job directory, as small ones are)
                     spool = self.store.spool(digest)
+                    made = [(path, job_file(root, path)) for path in spec.outputs]
                     self.store.added(digest, await self.store.run(_spool_outputs, spool, made, root))
                 else:
-                    outputs = {path: _read_output(root, path) for path in spec.outputs}
-                    self.store.put(digest, spec.program, encode_bundle(outputs))
+                    self.store.put(digest, spec.program, small)
                 self._remember(digest)
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            self.store.run(shutil.rmtree, root, True)
         ok = not reason
         failure = None if ok else FunctionFailure(
             int(spec.task), self.name, reason,
@@ -738,7 +747,7 @@ class SfcService:
         _remember_key(self._run_keys, run_key.run, run_key)
         for item in items:
             if self._register(item):
-                self.store.save_function(item)
+                self.store.save_function(item).addErrback(_not_saved, item)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         return self._control_answer(interest.name, {"ok": True, "count": len(items)})
 
@@ -925,11 +934,8 @@ class _StoreSpooler:
         parsed = parse_result_name(prefix)
         if parsed is None:
             raise ProtocolError(f"{prefix} is not the name of a result")
-        program, digest = parsed
-        held = self.store.get(digest, program)
-        if isinstance(held, FileSegments):
-            return held.spooled
-        return self.store.spool(digest)
+        spooled = self.store.spooled(parsed[1])
+        return spooled if spooled is not None else self.store.spool(parsed[1])
 
     def finish(self, prefix: Name, spool: Spool) -> Deferred[Spooled]:
         parsed = parse_result_name(prefix)
@@ -951,6 +957,32 @@ def _spool_outputs(spool: Spool, made: list[tuple[str, Path]], root: Path) -> Sp
     except BaseException:
         spool.abort()
         raise
+
+
+def _stage_inputs(root: Path, inputs: list[tuple[InputRef, Obtained]]) -> None:
+    """A fresh working directory ``root`` with the function's inputs in it (blocking). A directory
+    left there by a node that was killed mid-function must not lend its files."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for ref, got in inputs:
+        if got.spooled is not None:  # a large one: copied from its file
+            _extract_input(got.spooled, root, ref.paths, ref.pred)
+            continue
+        files = decode_bundle(got.content)
+        for path in ref.paths:
+            if path not in files:
+                raise ProtocolError(f"input from task {ref.pred} lacks {path}")
+            target = job_file(root, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[path])
+
+
+def _small_result(root: Path, outputs: tuple[str, ...]) -> bytes | None:
+    """The bundle of a function's outputs when they are small, None when they are over
+    :data:`STREAM_THRESHOLD` together (blocking)."""
+    if sum(job_file(root, path).stat().st_size for path in outputs) > STREAM_THRESHOLD:
+        return None
+    return encode_bundle({path: _read_output(root, path) for path in outputs})
 
 
 def _extract_input(spooled: Spooled, root: Path, paths: tuple[str, ...], pred: int) -> None:
@@ -981,6 +1013,12 @@ def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:
         if actual != digest:
             return f"$R^{path} on the file server differs from the file the job was named with"
     return ""
+
+
+def _not_saved(failure: Failure, item: Installed) -> None:
+    """An installed function could not be kept for a restart: it still runs now."""
+    log.warning("event=function_save_failed task=%d digest=%s error=%s", item.spec.task, item.spec.digest[:16],
+                failure.getErrorMessage())
 
 
 def _remember_key(keys: OrderedDict[str, RunKey], what: str, key: RunKey) -> None:

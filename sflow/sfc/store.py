@@ -28,6 +28,7 @@ node wrote is as good as this node's (same digest, same content).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -39,7 +40,8 @@ from typing import Any
 
 import msgpack
 from cachetools import LRUCache
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.python.failure import Failure
 
 from sflow.durable import DurableFile, write_durably
 from sflow.errors import ProtocolError
@@ -55,6 +57,10 @@ from sflow.sfc.names import Installed, installed_from_wire, installed_to_wire, r
 log = logging.getLogger(__name__)
 
 SERVED_CACHE = 64
+#: threads that read and write the store's files: two keep one long read (a large result's digest)
+#: from holding up the rest; each thread more left about 1 MB more in a node's peak memory
+#: (tests/integration/sfc/test_sfc_large.py: 7.2 MB growth with one, 8.3 with two, 10.5 with three)
+STORE_THREADS = 2
 #: segments read from a large result's file at a time
 BLOCK_SEGMENTS = 128
 #: blocks of a large result kept in memory (the one being served and the one read ahead)
@@ -85,7 +91,12 @@ def read_header(path: Path) -> tuple[int, bytes] | None:
 
 class ResultStore:
     """Results by digest, on disk, LRU-bounded by ``max_bytes``; with the segmented form of recently
-    served results kept in memory."""
+    served results kept in memory.
+
+    The reactor never waits on the disk: every read, write, removal and touch of a file runs off
+    the reactor (``blocking``), one at a time per result (a removal never overtakes the write it
+    follows, a read never sees a half-made file). A result just made is served from memory at
+    once; its file is written meanwhile (durably), and it stays in memory until it is."""
 
     def __init__(self, root: Path, max_bytes: int, signer: Signer, freshness_ms: int,
                  blocking: Blocking | None = None) -> None:
@@ -98,9 +109,10 @@ class ResultStore:
         self._functions = root / "functions"
         self._results.mkdir(parents=True, exist_ok=True)
         self._functions.mkdir(parents=True, exist_ok=True)
-        # digest -> size, in least-recently-used-first order
-        self._sizes: dict[str, int] = {}
-        entries = []
+        # digest -> (bundle length, bundle SHA-256), in least-recently-used-first order; read once,
+        # when the store opens (before the node serves anything)
+        self._entries: dict[str, tuple[int, bytes]] = {}
+        found = []
         for path in self._results.glob("*.bundle"):
             header = read_header(path)
             try:
@@ -108,89 +120,126 @@ class ResultStore:
             except OSError:
                 continue
             if header is None:
-                self._discard(path, "its size does not match its header")
+                _discard(path, "its size does not match its header")
                 continue
-            entries.append((mtime, path.stem, header[0]))
-        for _, digest, size in sorted(entries):
-            self._sizes[digest] = size
-        self.total = sum(self._sizes.values())
+            found.append((mtime, path.stem, header))
+        for _, digest, header in sorted(found):
+            self._entries[digest] = header
+        self.total = sum(length for length, _ in self._entries.values())
         self._served: LRUCache[str, SegmentedContent | FileSegments] = LRUCache(maxsize=SERVED_CACHE)
+        #: results whose file is being written: served from memory until it is there
+        self._writing: dict[str, SegmentedContent] = {}
+        #: one disk operation at a time per result file
+        self._files: dict[str, DeferredLock] = {}
         #: large results whose digest was checked since the store opened
         self._verified: set[str] = set()
-        log.info("event=result_store_open root=%s results=%d bytes=%d", root, len(self._sizes), self.total)
+        log.info("event=result_store_open root=%s results=%d bytes=%d", root, len(self._entries), self.total)
 
     def __len__(self) -> int:
-        return len(self._sizes)
+        return len(self._entries)
 
     def __contains__(self, digest: str) -> bool:
-        return digest in self._sizes
+        return digest in self._entries
 
     def put(self, digest: str, program: str, content: bytes) -> SegmentedContent:
-        with DurableFile(self._results / f"{digest}.bundle") as out:
-            out.write(HEADER.pack(MAGIC, len(content), hashlib.sha256(content).digest()))
-            out.write(content)
-        self.total += len(content) - self._sizes.pop(digest, 0)
-        self._sizes[digest] = len(content)
-        self._evict(keep=digest)
+        """Store a result: served from memory at once, its file written off the reactor."""
         served = self._segmented(digest, program, content)
         self._served[digest] = served
+        if self._writing.get(digest) is not None and digest in self._entries:
+            return served  # the same content (same digest) is being written already
+        sha = hashlib.sha256(content).digest()
+        self.total += len(content) - self._forget_entry(digest)
+        self._entries[digest] = (len(content), sha)
+        self._writing[digest] = served
+        path = self._path(digest)
+        self._on_file(digest, _write_result, path, HEADER.pack(MAGIC, len(content), sha), content).addBoth(
+            self._written, digest, served)
+        self._evict(keep=digest)
         return served
 
-    def run(self, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        """``call(*args)`` off the reactor."""
-        if self._blocking is None:
-            from twisted.internet.threads import deferToThread
+    def _written(self, outcome: object, digest: str, served: SegmentedContent) -> None:
+        if self._writing.get(digest) is served:
+            del self._writing[digest]
+        if isinstance(outcome, Failure):
+            log.warning("event=result_write_failed digest=%s error=%s", digest, outcome.getErrorMessage())
+            if digest not in self._writing:  # not stored after all (a full disk): made again if asked
+                self._served.pop(digest, None)
+                self.total -= self._forget_entry(digest)
 
-            self._blocking = deferToThread
+    def run(self, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``call(*args)`` off the reactor (by default in the store's own few threads, started with
+        the first call and stopped with the reactor)."""
+        if self._blocking is None:
+            self._blocking = _store_threads()
         return self._blocking(call, *args)
+
+    def _on_file(self, digest: str, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``call(*args)`` off the reactor, after every disk operation on ``digest``'s file asked
+        for before it."""
+        lock = self._files.get(digest)
+        if lock is None:
+            lock = self._files[digest] = DeferredLock()
+
+        def done(outcome: Any) -> Any:
+            if not lock.locked and self._files.get(digest) is lock:
+                del self._files[digest]
+            return outcome
+
+        return lock.run(self.run, call, *args).addBoth(done)
 
     def spool(self, digest: str) -> Spool:
         """A file to write a large result into as it is made or received; once it is finished (off
         the reactor), :meth:`added` makes it a result of the store."""
-        return Spool(self._results / f"{digest}.bundle", HEADER.size,
-                     lambda length, sha: HEADER.pack(MAGIC, length, sha))
+        return Spool(self._path(digest), HEADER.size, lambda length, sha: HEADER.pack(MAGIC, length, sha))
 
     def added(self, digest: str, spooled: Spooled) -> None:
         """A spooled result is in place (its digest is the one just computed while writing it)."""
-        self.total += spooled.length - self._sizes.pop(digest, 0)
-        self._sizes[digest] = spooled.length
+        self.total += spooled.length - self._forget_entry(digest)
+        self._entries[digest] = (spooled.length, spooled.sha256)
         self._served.pop(digest, None)
         self._verified.add(digest)
         self._evict(keep=digest)
 
-    def get(self, digest: str, program: str) -> SegmentedContent | FileSegments | None:
+    def spooled(self, digest: str) -> Spooled | None:
+        """The file of a large stored result, or None (not stored, or small)."""
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] <= STREAM_THRESHOLD:
+            return None
+        return Spooled(self._path(digest), HEADER.size, *entry)
+
+    def get(self, digest: str, program: str) -> Deferred[SegmentedContent | FileSegments | None]:
         """The result's segments, or None when it is not stored. A large result is a
-        :class:`FileSegments` (``content`` None; its ``spooled`` file)."""
-        served = self._served.get(digest)
+        :class:`FileSegments` (``content`` None; its ``spooled`` file), served from its file; a
+        small one not in memory is read off the reactor (and checked)."""
+        served = self._served.get(digest) or self._writing.get(digest)
         if served is not None:
             self._touch(digest)
-            return served
-        if digest not in self._sizes:
-            return None
-        path = self._results / f"{digest}.bundle"
-        if self._sizes[digest] > STREAM_THRESHOLD:
-            header = read_header(path)
-            if header is None:
-                self._drop(digest, "its size does not match its header")
+            return succeed(served)
+        spooled = self.spooled(digest)
+        if spooled is not None:
+            self._touch(digest)
+            large = FileSegments(self, digest, result_prefix(program, digest), spooled)
+            self._served[digest] = large
+            return succeed(large)
+        if digest not in self._entries:
+            return succeed(None)
+
+        def loaded(raw: bytes | None) -> SegmentedContent | None:
+            held = self._served.get(digest) or self._writing.get(digest)
+            if isinstance(held, SegmentedContent):
+                return held  # put again meanwhile
+            content = _checked(raw) if raw is not None else None
+            if content is None:
+                if digest in self._entries:
+                    self._drop(digest, "it is unreadable or its length or digest does not match its header")
                 return None
             self._touch(digest)
-            large = FileSegments(self, digest, result_prefix(program, digest), Spooled(path, HEADER.size, *header))
-            self._served[digest] = large
-            return large
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            log.warning("event=result_unreadable digest=%s error=%s", digest, exc)
-            self.total -= self._sizes.pop(digest, 0)
-            return None
-        content = _checked(raw)
-        if content is None:
-            self._drop(digest, "its length or digest does not match its header")
-            return None
-        self._touch(digest)
-        served = self._segmented(digest, program, content)
-        self._served[digest] = served
-        return served
+            served = self._segmented(digest, program, content)
+            self._served[digest] = served
+            return served
+
+        d: Deferred[bytes | None] = self._on_file(digest, _read_file, self._path(digest))
+        return d.addCallback(loaded)
 
     def verified(self, digest: str, spooled: Spooled) -> Deferred[bool]:
         """Whether a large result's file still has its digest (checked off the reactor, once);
@@ -201,21 +250,25 @@ class ResultStore:
         def checked(ok: bool) -> bool:
             if ok:
                 self._verified.add(digest)
-            elif digest in self._sizes:
+            elif digest in self._entries:
                 self._drop(digest, "its digest does not match its header")
             return ok
 
         return self.run(_file_has_digest, spooled).addCallback(checked)
 
+    def _path(self, digest: str) -> Path:
+        return self._results / f"{digest}.bundle"
+
+    def _forget_entry(self, digest: str) -> int:
+        """Forget ``digest``'s entry (not its file); its length, 0 when there was none."""
+        entry = self._entries.pop(digest, None)
+        return entry[0] if entry is not None else 0
+
     def _drop(self, digest: str, why: str) -> None:
         """Forget a damaged result and remove its file."""
-        self.total -= self._sizes.pop(digest, 0)
+        self.total -= self._forget_entry(digest)
         self._served.pop(digest, None)
-        self._discard(self._results / f"{digest}.bundle", why)
-
-    def _discard(self, path: Path, why: str) -> None:
-        log.warning("event=result_damaged path=%s reason=%s action=removed", path, why.replace(" ", "_"))
-        path.unlink(missing_ok=True)
+        self._on_file(digest, _discard, self._path(digest), why)
 
     def _segmented(self, digest: str, program: str, content: bytes) -> SegmentedContent:
         return SegmentedContent(
@@ -224,36 +277,35 @@ class ResultStore:
         )
 
     def _touch(self, digest: str) -> None:
-        if next(reversed(self._sizes)) == digest:
+        if next(reversed(self._entries)) == digest:
             # Already the most recently used (e.g. the next segment of the result being fetched):
             # the order, in memory and in the files' mtimes, would not change.
             return
-        size = self._sizes.pop(digest)
-        self._sizes[digest] = size
-        try:
-            os.utime(self._results / f"{digest}.bundle")
-        except OSError:
-            log.debug("event=result_touch_failed digest=%s", digest)
+        self._entries[digest] = self._entries.pop(digest)
+        self._on_file(digest, _touch_file, self._path(digest))
 
     def _evict(self, keep: str) -> None:
-        while self.total > self.max_bytes and len(self._sizes) > 1:
-            digest = next(iter(self._sizes))
+        while self.total > self.max_bytes and len(self._entries) > 1:
+            digest = next(iter(self._entries))
             if digest == keep:
                 break
-            size = self._sizes.pop(digest)
+            size = self._forget_entry(digest)
             self.total -= size
             self._served.pop(digest, None)
             self._verified.discard(digest)
-            (self._results / f"{digest}.bundle").unlink(missing_ok=True)
+            self._on_file(digest, _remove, self._path(digest))
             log.info("event=result_evicted digest=%s bytes=%d", digest, size)
 
     # Installed functions -----------------------------------------------------------------------
 
-    def save_function(self, item: Installed) -> None:
-        write_durably(self._functions / f"{item.spec.digest}.msgpack",
-                      msgpack.packb(installed_to_wire(item), use_bin_type=True))
+    def save_function(self, item: Installed) -> Deferred[None]:
+        """Keep an installed function for a restart (written off the reactor)."""
+        d: Deferred[None] = self.run(write_durably, self._functions / f"{item.spec.digest}.msgpack",
+                                     msgpack.packb(installed_to_wire(item), use_bin_type=True))
+        return d
 
     def load_functions(self) -> list[Installed]:
+        """The functions kept by :meth:`save_function` (read once, when the node starts)."""
         out = []
         for path in sorted(self._functions.glob("*.msgpack")):
             try:
@@ -264,6 +316,52 @@ class ResultStore:
             if item.spec.digest == path.stem:
                 out.append(item)
         return out
+
+
+def _store_threads() -> Blocking:
+    """A runner on a pool of :data:`STORE_THREADS` threads of the global reactor's: few, so that
+    the store's reads and writes neither crowd the disk nor each leave a thread's memory behind."""
+    from twisted.internet import reactor as _reactor
+    from twisted.internet.threads import deferToThreadPool
+    from twisted.python.threadpool import ThreadPool
+
+    reactor: Any = _reactor
+    pool = ThreadPool(minthreads=0, maxthreads=STORE_THREADS, name="sflow-store")
+    pool.start()
+    reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
+    return functools.partial(deferToThreadPool, reactor, pool)
+
+
+# Disk operations (blocking; run off the reactor) ------------------------------------------------
+
+def _write_result(path: Path, header: bytes, content: bytes) -> None:
+    with DurableFile(path) as out:
+        out.write(header)
+        out.write(content)
+
+
+def _read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        log.warning("event=result_unreadable path=%s error=%s", path, exc)
+        return None
+
+
+def _touch_file(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        log.debug("event=result_touch_failed path=%s", path)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _discard(path: Path, why: str) -> None:
+    log.warning("event=result_damaged path=%s reason=%s action=removed", path, why.replace(" ", "_"))
+    path.unlink(missing_ok=True)
 
 
 def _checked(raw: bytes) -> bytes | None:

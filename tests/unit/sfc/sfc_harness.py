@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 from sflow.config import Config, IcnSettings, NodeSettings
 from sflow.delegator.icn import IcnDispatch, IcnOptions
@@ -202,7 +203,7 @@ def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict
                 face._deliver = lossy  # type: ignore[method-assign]
             return succeed(ours)
 
-        store = ResultStore(tmp / name / "store", 1 << 30, _signer(), 3_600_000)
+        store = ResultStore(tmp / name / "store", 1 << 30, _signer(), 3_600_000, blocking=inline)
         table = NeighbourTable(ttl=hello_ttl, max_neighbours=10) if auto else None
         auto_placer = AutoPlacer(clock, table) if table is not None else None
         chosen = auto_placer if auto_placer is not None else placer(name) if placer else None
@@ -216,6 +217,22 @@ def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict
 
 async def _unreachable(address: str) -> Face:
     raise ConnectionRefusedError(f"{address} is down")
+
+
+def inline(call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+    """A store's blocking runner for tests on a Clock: the call, right away (its outcome in a fired
+    Deferred)."""
+    return maybeDeferred(call, *args)
+
+
+def fired(d: Deferred[Any]) -> Any:
+    """The result of a Deferred that has fired (raises its failure)."""
+    out: list[Any] = []
+    d.addBoth(out.append)
+    assert out, "the Deferred has not fired"
+    if isinstance(out[0], Failure):
+        out[0].raiseException()
+    return out[0]
 
 
 def _signer() -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.defer import Deferred
-from sfc_harness import SECRET, chain_tasks, fork_join_tasks, job, make_cluster
+from sfc_harness import SECRET, chain_tasks, fired, fork_join_tasks, inline, job, make_cluster
 
 from sflow.errors import ExecutionError, JobFailed
 from sflow.icn.app import Endpoint
@@ -174,7 +174,7 @@ def test_bundles_are_signed_and_segmented(tmp_path: Path) -> None:
     j = job(tasks)
     cluster.run(cluster.dispatch(j, placements({1: "n0"})))
     spec = build_specs(j, {})[TaskId(1)]
-    served = cluster.nodes["n0"].service.store.get(spec.digest, spec.program)
+    served = fired(cluster.nodes["n0"].service.store.get(spec.digest, spec.program))
     assert served is not None
     from sflow.icn.security import verify_data
 
@@ -212,16 +212,17 @@ def test_the_result_store_is_bounded_and_keeps_the_recently_used(tmp_path: Path)
     from sflow.sfc.consumer import cluster_signer
     from sflow.sfc.store import ResultStore
 
-    store = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000)
+    store = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000, blocking=inline)
     for name in ("a", "b", "c"):
         store.put(name * 64, "p", name.encode() * 100)
     assert "a" * 64 not in store and "b" * 64 in store and "c" * 64 in store
-    assert store.get("b" * 64, "p") is not None  # b is now the most recent
+    assert fired(store.get("b" * 64, "p")) is not None  # b is now the most recent
     store.put("d" * 64, "p", b"d" * 100)
-    assert sorted(d[0] for d in store._sizes) == ["b", "d"]
-    reopened = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000)
+    assert sorted(d[0] for d in store._entries) == ["b", "d"]
+    assert sorted(p.name[0] for p in (tmp_path / "results").iterdir()) == ["b", "d"]
+    reopened = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000, blocking=inline)
     assert reopened.total == 200 and "d" * 64 in reopened
-    assert reopened.get("d" * 64, "p").content == b"d" * 100  # type: ignore[union-attr]
+    assert fired(reopened.get("d" * 64, "p")).content == b"d" * 100
 
 
 def test_a_small_result_comes_with_its_ready_status(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
-from sfc_harness import job
+from sfc_harness import fired, inline, job
 
 from sflow.sfc.consumer import cluster_signer
 from sflow.sfc.names import Installed, build_specs
@@ -24,12 +24,13 @@ def _item() -> Installed:
 
 
 def _writer(root: str, start: Any) -> None:
-    store = ResultStore(Path(root), 1 << 20, cluster_signer(SECRET), 1000)
+    store = ResultStore(Path(root), 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
     item = _item()
     start.wait()
     for i in range(ROUNDS):
-        store.save_function(item)
+        fired(store.save_function(item))  # raises if the write failed
         store.put(item.spec.digest, item.spec.program, b"result" * 10)
+        assert item.spec.digest in store  # a failed write forgets the result
 
 
 def test_two_nodes_writing_the_same_records_in_one_directory_do_not_collide(tmp_path: Path) -> None:
@@ -43,10 +44,10 @@ def test_two_nodes_writing_the_same_records_in_one_directory_do_not_collide(tmp_
         w.join(60)
     # each exits 0 only if none of its writes failed (the same temporary name made one fail before)
     assert [w.exitcode for w in writers] == [0, 0]
-    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
     item = _item()
     assert [i.spec.digest for i in store.load_functions()] == [item.spec.digest]
-    served = store.get(item.spec.digest, item.spec.program)
+    served = fired(store.get(item.spec.digest, item.spec.program))
     assert served is not None and served.content == b"result" * 10
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".part"))]
 
@@ -80,28 +81,22 @@ def test_a_damaged_result_is_recomputed_after_a_restart_never_served(tmp_path: P
     assert (tmp_path / "two" / "out/3.txt").read_bytes() == expected
     assert again.executed() == [3]  # function 3 again (its input 2 is in n2's store, intact); 1 not needed
     assert {r.task: r.where.split(" (")[0] for r in trace.tasks}[3] == "executed"
-    assert end.exists() and ResultStore(tmp_path / "n2" / "store", 1 << 30, cluster_signer(SECRET), 1000).get(
-        specs[TaskId(3)].digest, specs[TaskId(3)].program) is not None  # rewritten whole
+    assert end.exists() and fired(ResultStore(tmp_path / "n2" / "store", 1 << 30, cluster_signer(SECRET), 1000,
+                                              blocking=inline).get(specs[TaskId(3)].digest,
+                                                                   specs[TaskId(3)].program)) is not None  # rewritten whole
 
 
 def test_store_files_are_checked_and_written_durably(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
     store.put("a" * 64, "p", b"x" * 1000)
     path = tmp_path / "results" / f"{'a' * 64}.bundle"
     assert path.stat().st_size == 1000 + 44
     path.write_bytes(path.read_bytes()[:44] + b"y" * 1000)  # same length, other content
-    reopened = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)
-    assert "a" * 64 in reopened and reopened.get("a" * 64, "p") is None
+    reopened = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    assert "a" * 64 in reopened and fired(reopened.get("a" * 64, "p")) is None
     assert "a" * 64 not in reopened and not path.exists() and reopened.total == 0
     path.write_bytes(b"x" * 1000)  # a file of another format (no header)
     assert len(ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)) == 0
-
-
-def _now(call: Any, *args: Any) -> Any:
-    """A blocking runner for tests: the call, right away."""
-    from twisted.internet.defer import maybeDeferred
-
-    return maybeDeferred(call, *args)
 
 
 def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_first(tmp_path: Path) -> None:
@@ -115,15 +110,15 @@ def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_f
 
     content = bytes(range(256)) * (STREAM_THRESHOLD // 256 + 1000)
     digest = "c" * 64
-    store = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
+    store = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=inline)
     spool = store.spool(digest)
     for i in range(0, len(content), 65536):
         spool.write(content[i:i + 65536])
     store.added(digest, spool.finish())
 
     # reopened: nothing in memory; the file is served, not loaded
-    again = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
-    served = again.get(digest, "p")
+    again = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=inline)
+    served = fired(again.get(digest, "p"))
     assert isinstance(served, FileSegments) and served.content is None
     assert served.base[-1].to_number() == bundle_version(content)
 
@@ -148,9 +143,79 @@ def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_f
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0x10
     path.write_bytes(bytes(raw))
-    third = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=_now)
-    damaged = third.get(digest, "p")
+    third = ResultStore(tmp_path, 1 << 30, cluster_signer(SECRET), 1000, blocking=inline)
+    damaged = fired(third.get(digest, "p"))
     assert damaged is not None
     got: list[Any] = []
     damaged.answer(make_interest(damaged.base.append(Component.segment(0)))).addCallback(got.append)  # type: ignore[union-attr]
     assert got == [None] and digest not in third and not path.exists()
+
+
+class _Held:
+    """A store's blocking runner that holds every call until the test releases it: what the store
+    does on the calling (reactor) thread is whatever happens before a release."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, tuple[Any, ...], Any]] = []
+
+    def __call__(self, call: Any, *args: Any) -> Any:
+        from twisted.internet.defer import Deferred
+
+        d: Deferred[Any] = Deferred()
+        self.calls.append((call, args, d))
+        return d
+
+    def release(self) -> list[str]:
+        """Run the held calls (and those they lead to) in order; their names."""
+        from twisted.internet.defer import maybeDeferred
+
+        done = []
+        while self.calls:
+            call, args, d = self.calls.pop(0)
+            done.append(call.__name__)
+            maybeDeferred(call, *args).chainDeferred(d)
+        return done
+
+
+def test_the_store_touches_the_disk_only_off_the_reactor_and_serves_a_new_result_meanwhile(tmp_path: Path) -> None:
+    runner = _Held()
+    store = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000, blocking=runner)
+    results = tmp_path / "results"
+    store.put("a" * 64, "p", b"a" * 100)
+    # served from memory at once, before its file is written
+    assert not list(results.iterdir())
+    assert fired(store.get("a" * 64, "p")).content == b"a" * 100
+    store.put("b" * 64, "p", b"b" * 100)
+    store.put("c" * 64, "p", b"c" * 100)  # over 250 bytes: a is evicted while its write is still held
+    assert "a" * 64 not in store and not list(results.iterdir())
+    # in order, one at a time per file: a's removal never overtakes its write (no file left behind)
+    assert runner.release() == ["_write_result", "_write_result", "_write_result", "_remove"]
+    assert sorted(p.name[0] for p in results.iterdir()) == ["b", "c"]
+
+    # a small result no longer in memory is read off the reactor, and checked
+    again = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000, blocking=runner)
+    got: list[Any] = []
+    again.get("b" * 64, "p").addCallback(got.append)
+    assert not got
+    assert runner.release() == ["_read_file", "_touch_file"]
+    assert got[0].content == b"b" * 100
+
+    # installed functions are kept off the reactor too
+    item = _item()
+    saved = again.save_function(item)
+    assert not (tmp_path / "functions" / f"{item.spec.digest}.msgpack").exists()
+    runner.release()
+    fired(saved)
+    assert [i.spec.digest for i in again.load_functions()] == [item.spec.digest]
+
+
+def test_a_result_whose_write_fails_is_forgotten_and_said_so(tmp_path: Path, caplog: Any) -> None:
+    runner = _Held()
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=runner)
+    store.put("a" * 64, "p", b"a" * 100)
+    (tmp_path / "results").rename(tmp_path / "elsewhere")  # the write fails (as on a full disk)
+    with caplog.at_level("WARNING"):
+        runner.release()
+    assert "a" * 64 not in store and store.total == 0
+    assert fired(store.get("a" * 64, "p")) is None  # made again if asked, never served half-stored
+    assert f"event=result_write_failed digest={'a' * 64}" in caplog.text

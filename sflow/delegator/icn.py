@@ -444,13 +444,18 @@ class IcnDispatch:
         self._probe = self.clock.callLater(beat.interval, self._tick)
 
     def _tick(self) -> None:
-        """Every heartbeat interval: a node silent past the limit is lost; the others are asked."""
+        """Every heartbeat interval: a node silent past the limit is lost; the others are asked.
+        Any packet from a node counts, not only its status answers: a busy node whose status
+        answer waits behind its other answers is alive."""
         if self._finished or self.options.heartbeat is None:
             return
         now = self.clock.seconds()
         for node, liveness in list(self._liveness.items()):
             if node not in self.recovery.alive:
                 continue
+            endpoint = self.endpoints.get(node)
+            if endpoint is not None and endpoint.last_heard > liveness.last_heard:
+                liveness.heard(endpoint.last_heard)
             for action in liveness.tick(now):
                 if isinstance(action, Lost):
                     self._lose(node, f"no answer for {action.silence:.1f} s (limit {action.limit:g} s)")

@@ -116,3 +116,31 @@ def test_auto_mode_a_lost_end_node_is_replaced_by_another(tmp_path: Path) -> Non
     runs = {r.task: r for r in trace.tasks}
     assert runs[width + 2].node == "n1" and runs[width + 2].where.startswith("executed")
     assert [e.node for e in trace.events] == ["n0"]
+
+
+def test_a_busy_node_whose_status_answers_are_late_is_alive_while_it_answers_other_requests(tmp_path: Path) -> None:
+    from sflow.sfc.names import CTL_PREFIX
+
+    # Its status answers never come (a node whose reactor answers them too late), but its held
+    # answers to the delegator's compute request keep coming: any packet is a sign of life.
+    cluster = make_cluster(tmp_path, lifetime_ms=1000, delays={1: 6.0})
+    status = CTL_PREFIX.append("status")
+    face = cluster.nodes["n1"].service.endpoint.face  # the node's application side
+    deliver = face._deliver  # type: ignore[attr-defined]
+    dropped: list[Any] = []
+
+    def no_status(kind: str, packet: Any, lp: Any) -> None:
+        if kind == "d" and status.is_prefix_of(packet.name):
+            dropped.append(packet)
+            return
+        deliver(kind, packet, lp)
+
+    face._deliver = no_status  # type: ignore[attr-defined]
+    tasks = [{"task_id": 1, "workload": 1, "cmd": "echo one > ./o.txt",
+              "out_file_list": [{"path": "./o.txt", "size": 0, "dest_task_id": []}]}]
+    trace = cluster.run(cluster.dispatch(job(tasks), {T(1): "n1"}, placer=first_alive, heartbeat=Heartbeat(0.5, 3)),
+                        limit=30.0)
+    assert len(dropped) >= 6  # asked every 0.5 s, never answered
+    assert not trace.events  # never declared lost, though silent on status for 6 s (limit 1.5 s)
+    assert cluster.nodes["n1"].executor.tasks() == [1]
+    assert trace.tasks[0].node == "n1" and trace.tasks[0].where.startswith("executed")

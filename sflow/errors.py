@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass
 
 
 class SflowError(Exception):
@@ -102,6 +103,18 @@ class NodeStartError(ExecutionError):
     def __init__(self, message: str, exit_status: int = 1) -> None:
         super().__init__(message)
         self.exit_status = exit_status
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionFailure:
+    """The function that failed a job: function ``task`` on ``node``, why, with its exit status
+    when it ran and exited, and the end of its stderr (in traces and in ICN failure answers)."""
+
+    task: int
+    node: str
+    reason: str
+    exit_status: int | None = None
+    stderr_tail: str = ""
 
 
 class JobFailed(ExecutionError):

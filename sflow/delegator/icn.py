@@ -44,9 +44,8 @@ from sflow.delegator.icn_recovery import Ask, IcnAction, IcnRecovery, Install
 from sflow.delegator.plan import JobPlan, ResultFile, TaskPlacement
 from sflow.delegator.recovery import Fail, Placer, Replanned
 from sflow.delegator.trace import FAILED, OK, TaskRun, Trace, TraceEvent, attach_trace, failure_of
-from sflow.delegator.trace import Failure as TraceFailure
 from sflow.durable import DurableFile, write_durably
-from sflow.errors import ExecutionError, IcnError, InputError, JobFailed, ProtocolError, SflowError
+from sflow.errors import ExecutionError, FunctionFailure, IcnError, InputError, JobFailed, ProtocolError, SflowError
 from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
 from sflow.icn.packet import make_interest
@@ -229,7 +228,7 @@ class IcnDispatch:
             self._probe.cancel()
 
     def _trace(self, t0: float, finished: float, runs: Sequence[TaskRun], written: Sequence[str], status: str = OK,
-               error: str = "", failure: TraceFailure | None = None) -> Trace:
+               error: str = "", failure: FunctionFailure | None = None) -> Trace:
         schedule = self.options.schedule
         return Trace(
             job_id=self.job.id,

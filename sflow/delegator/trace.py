@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from sflow.errors import InputError
+from sflow.errors import FunctionFailure, InputError
 from sflow.jsonio import read_json, write_json
 
 if TYPE_CHECKING:
@@ -57,17 +57,6 @@ class TransferRun:
 
 
 @dataclass(frozen=True, slots=True)
-class Failure:
-    """The function that failed a job: where, why, its exit status and the end of its stderr."""
-
-    task: int
-    node: str
-    reason: str
-    exit_status: int | None = None
-    stderr_tail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class TraceEvent:
     """Something that happened to the run: ``node_lost`` (``node``; ``tasks`` re-planned, each to
     ``placements[task]`` = [node, vCPU]; ``rerun``: those that had finished but whose output was
@@ -99,7 +88,7 @@ class Trace:
     results: tuple[str, ...]
     status: str = OK
     error: str = ""
-    failure: Failure | None = None
+    failure: FunctionFailure | None = None
     events: tuple[TraceEvent, ...] = ()
     #: the ``out_value`` of each END function that has one, by task id
     values: dict[str, str] = field(default_factory=dict)
@@ -110,12 +99,12 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
     return asdict(trace)
 
 
-def failure_of(error: BaseException) -> Failure | None:
+def failure_of(error: BaseException) -> FunctionFailure | None:
     """The failing function of a :class:`~sflow.errors.JobFailed`, for a trace."""
     from sflow.errors import JobFailed
 
     if isinstance(error, JobFailed):
-        return Failure(error.task_id, error.node, error.reason, error.exit_code, error.stderr_tail)
+        return FunctionFailure(error.task_id, error.node, error.reason, error.exit_code, error.stderr_tail)
     return None
 
 
@@ -170,7 +159,7 @@ def trace_from_dict(data: Any, source: str = "<trace>") -> Trace:
             results=tuple(str(r) for r in data.get("results", ())),
             status=str(data.get("status", OK)),
             error=str(data.get("error", "")),
-            failure=None if data.get("failure") is None else Failure(
+            failure=None if data.get("failure") is None else FunctionFailure(
                 int(data["failure"]["task"]), str(data["failure"]["node"]), str(data["failure"]["reason"]),
                 None if data["failure"].get("exit_status") is None else int(data["failure"]["exit_status"]),
                 str(data["failure"].get("stderr_tail", ""))),

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-from sflow.errors import DecodeError
+from sflow.errors import DecodeError, FunctionFailure
 from sflow.model.paths import UnsafePath, job_relative
 
 BUNDLE_FORMAT = 1
@@ -75,18 +75,6 @@ def decode_bundle(content: bytes) -> dict[str, bytes]:
 def bundle_version(content: bytes) -> int:
     """The version component of a bundle's segments: 48 bits of its SHA-256."""
     return int.from_bytes(hashlib.sha256(content).digest()[:6], "big")
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionFailure:
-    """Where a job failed: function ``task`` on ``node`` (its forwarder's address), why, with its
-    exit status when it ran and exited, and the end of its stderr."""
-
-    task: int
-    node: str
-    reason: str
-    exit_status: int | None = None
-    stderr_tail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Protocol
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from sflow.errors import DecodeError, ExecutionError, IcnError
+from sflow.errors import DecodeError, ExecutionError, FunctionFailure, IcnError
 from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
 from sflow.icn.packet import ContentType, Data, Interest, make_data, make_interest
@@ -38,7 +38,6 @@ from sflow.sfc.bundle import (
     READY,
     UNKNOWN,
     YIELDED,
-    FunctionFailure,
     Status,
     bundle_version,
     decode_status,

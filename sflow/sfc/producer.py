@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sflow.sfc.bundle import FAILED, READY, RUNNING, UNKNOWN, YIELDED, FunctionFailure
+from sflow.errors import FunctionFailure
+from sflow.sfc.bundle import FAILED, READY, RUNNING, UNKNOWN, YIELDED
 
 INPUTS = "inputs"
 

@@ -58,7 +58,7 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.python.failure import Failure
 
 from sflow.config import Config
-from sflow.errors import IcnError, ProtocolError, SflowError
+from sflow.errors import FunctionFailure, IcnError, ProtocolError, SflowError
 from sflow.icn.app import Endpoint, HandlerResult, SegmentedContent
 from sflow.icn.face.base import Face, FaceScope
 from sflow.icn.face.inprocess import linked_faces
@@ -76,7 +76,6 @@ from sflow.sfc.bundle import (
     READY,
     RUNNING,
     YIELDED,
-    FunctionFailure,
     Status,
     decode_bundle,
     decode_request,

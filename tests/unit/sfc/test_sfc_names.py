@@ -11,12 +11,12 @@ from sfc_harness import chain_tasks, fork_join_tasks, job
 from sflow.errors import DecodeError, InputError, ProtocolError
 from sflow.icn.name import Name
 from sflow.model.workflow import TaskId
+from sflow.errors import FunctionFailure
 from sflow.sfc.bundle import (
     FAILED,
     READY,
     RUNNING,
     STATUS_STDERR_BYTES,
-    FunctionFailure,
     Status,
     bundle_version,
     decode_bundle,

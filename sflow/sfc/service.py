@@ -104,6 +104,11 @@ log = logging.getLogger(__name__)
 
 #: a held compute request is answered "running" when this fraction of its lifetime has passed
 HOLD_FRACTION = 0.75
+#: a function's inputs (already in memory) and outputs up to this many bytes together are written
+#: into and read from its working directory on the reactor: a few small files in the page cache
+#: cost less than two thread hops per function; larger ones go through the store's threads (the
+#: store's own files, written durably, always do)
+STAGE_HERE_BYTES = 64 * 1024
 #: events per page of /sflow/ctl/events/<run>/<page>
 EVENTS_PER_PAGE = 40
 #: runs whose events are kept
@@ -619,7 +624,11 @@ class SfcService:
         reason = ""
         try:
             inputs = [(ref, self._inputs.pop((digest, index))) for index, ref in enumerate(spec.inputs)]
-            await self.store.run(_stage_inputs, root, inputs)
+            if all(got.spooled is None for _, got in inputs) and \
+                    sum(len(got.content) for _, got in inputs) <= STAGE_HERE_BYTES:
+                _stage_inputs(root, inputs)  # a few small files into the page cache: less than a thread hop
+            else:
+                await self.store.run(_stage_inputs, root, inputs)
             request = ExecRequest(
                 job_id=item.job_id,
                 run=f"icn:{digest}",
@@ -641,7 +650,8 @@ class SfcService:
             else:
                 reason = result.reason
             if not reason:
-                small = await self.store.run(_small_result, root, spec.outputs)
+                small = await self.store.run(_small_result, root, spec.outputs) \
+                    if _outputs_size(root, spec.outputs) > STAGE_HERE_BYTES else _small_result(root, spec.outputs)
                 if small is None:
                     # a large result goes into the store from its files, off the reactor (each file
                     # opened beneath the job directory, as small ones are)
@@ -976,10 +986,14 @@ def _stage_inputs(root: Path, inputs: list[tuple[InputRef, Obtained]]) -> None:
             target.write_bytes(files[path])
 
 
+def _outputs_size(root: Path, outputs: tuple[str, ...]) -> int:
+    return sum(job_file(root, path).stat().st_size for path in outputs)
+
+
 def _small_result(root: Path, outputs: tuple[str, ...]) -> bytes | None:
     """The bundle of a function's outputs when they are small, None when they are over
     :data:`STREAM_THRESHOLD` together (blocking)."""
-    if sum(job_file(root, path).stat().st_size for path in outputs) > STREAM_THRESHOLD:
+    if _outputs_size(root, outputs) > STREAM_THRESHOLD:
         return None
     return encode_bundle({path: _read_output(root, path) for path in outputs})
 

@@ -10,7 +10,9 @@ silent peer is declared lost within ``interval × (misses + 1)`` seconds (8 s wi
 
 Any frame counts as a sign of life (a file chunk as much as a ping), so a busy channel sends no
 extra pings. While this side has stopped reading (its disk is behind), the peer cannot be heard
-and is not blamed.
+and is not blamed. Nor is it while this side's own event loop was too busy to look: a check that
+comes late (a long callback held the loop) moves the peer's last sign of life on by the lateness,
+so that what the peer sent meanwhile, still unread in the socket, is read before it is judged.
 
 :class:`Liveness` takes events (``heard``, ``sent``, ``tick``) and returns what to do
 (:class:`Ping`, :class:`Lost`); the channel (:mod:`sflow.node.channel`) performs it.
@@ -76,6 +78,7 @@ class Liveness:
         self.peer_interval = peer_interval
         self.last_heard = now
         self.last_sent = now
+        self.last_tick = now
         self.deaf = False
 
     @property
@@ -97,6 +100,11 @@ class Liveness:
         self.last_heard = now
 
     def tick(self, now: float) -> list[LivenessAction]:
+        """Called once per heartbeat interval."""
+        late = now - self.last_tick - self.heartbeat.interval
+        self.last_tick = now
+        if late > self.heartbeat.interval / 2:  # this side's loop was busy: the silence meanwhile is not the peer's
+            self.last_heard = min(now, self.last_heard + late)
         if self.deaf:
             self.last_heard = now
         silence = now - self.last_heard

@@ -91,14 +91,22 @@ class NeighbourTable:
         return new
 
     def expire(self, now: float) -> list[str]:
-        """Forget the nodes not heard from for ``ttl`` seconds; their addresses."""
+        """Forget the nodes not heard from for ``ttl`` seconds; their addresses. Asked once per
+        hello interval, by the node's hello loop only (which reports what expired)."""
         gone = [n for n, (_, seen) in self.adverts.items() if now - seen > self.ttl]
         for node in gone:
             del self.adverts[node]
         return gone
 
+    def busy(self, seconds: float, now: float) -> None:
+        """This node's loop was busy for ``seconds`` and heard nothing meanwhile: every
+        neighbour's last hello counts as that much later (what they sent is still unread)."""
+        for node, (advert, seen) in self.adverts.items():
+            self.adverts[node] = (advert, min(now, seen + seconds))
+
     def fresh(self, now: float) -> list[Advert]:
-        self.expire(now)
+        """The neighbours not expired (a placement in the middle of a long burst of work does not
+        expire a neighbour whose hellos wait unread: only the hello loop expires them)."""
         return [a for a, _ in self.adverts.values()]
 
 

@@ -135,6 +135,7 @@ class HelloProtocol(DatagramProtocol):
         self._loop: LoopingCall | None = None
         self._soon: Any = None
         self._last_sent = float("-inf")
+        self._last_tick = float("inf")
 
     def startProtocol(self) -> None:
         transport: Any = self.transport
@@ -153,8 +154,13 @@ class HelloProtocol(DatagramProtocol):
         self._soon = None
 
     def _tick(self) -> None:
+        now = self.clock.seconds()
+        late = now - self._last_tick - self.interval
+        self._last_tick = now
+        if late > self.interval / 2:  # this node's loop was busy: its neighbours' silence is not theirs
+            self.table.busy(late, now)
         self.send()
-        for node in self.table.expire(self.clock.seconds()):
+        for node in self.table.expire(now):
             log.warning("event=neighbour_lost node=%s reason=no_hello_for_%gs", node, self.table.ttl)
             if self.on_lost is not None:
                 self.on_lost(node)

@@ -63,17 +63,18 @@ class FunctionSpec:
     remote: tuple[tuple[str, str], ...]
     #: :func:`spec_digest` of the fields above, computed once (it is asked for on every request)
     digest: str = field(init=False, repr=False, compare=False)
+    #: :func:`program_label` of the command
+    program: str = field(init=False, repr=False, compare=False)
+    #: the result's name, ``/sflow/fn/<program>/<digest>`` (also computed once)
+    prefix: Name = field(init=False, repr=False, compare=False)
+    #: the digests of the inputs' results
+    input_digests: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "digest", spec_digest(self))
-
-    @property
-    def program(self) -> str:
-        return program_label(self.cmd)
-
-    @property
-    def prefix(self) -> Name:
-        return result_prefix(self.program, self.digest)
+        object.__setattr__(self, "program", program_label(self.cmd))
+        object.__setattr__(self, "prefix", result_prefix(self.program, self.digest))
+        object.__setattr__(self, "input_digests", frozenset(r.digest for r in self.inputs))
 
     def file_args(self) -> dict[TaskId, str]:
         """What ``$F^<pred>`` names: the first file from each predecessor."""

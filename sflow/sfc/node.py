@@ -147,7 +147,7 @@ class IcnNode:
         self.hello_port: int | None = None
         self.hello: HelloProtocol | None = None
         if self.placer is not None:
-            self.placer.view = self.service
+            self.placer.attach(self.service)
             self._start_hellos(config, host, neighbours)
         log.info("event=icn_node_ready mode=%s address=%s listen=%s hello_port=%s neighbours=%s store=%s", mode,
                  self.address, self.listen, self.hello_port, ",".join(neighbours) or "-", store.root)

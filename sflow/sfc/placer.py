@@ -9,13 +9,16 @@ fresh adverts of its neighbours, and lets :func:`~sflow.sfc.auto.choose` decide.
 is logged at INFO on one line, with each candidate's state and estimate (``event=placed``).
 
 A function placed on a node counts as load there until that node shows it under way or done (the
-node's next advert, or, here, the request reaching this node's producer), or for ``ttl``
-seconds, so that a burst of decisions made before any advert changes spreads the work.
+node's next advert, or, here, the request reaching this node's producer or the result reaching
+this node: :meth:`AutoPlacer.arrived`), or for ``ttl`` seconds, so that a burst of decisions made
+before any advert changes spreads the work. A decision costs the same however many are
+outstanding (a join of a thousand inputs places them all at once).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sflow.sfc.auto import Advert, NeighbourTable, Work, choose, short, upstream_work
@@ -26,6 +29,10 @@ log = logging.getLogger(__name__)
 
 class NodeView(Protocol):
     """What the placer needs to know of its own node (the :class:`~sflow.sfc.service.SfcService`)."""
+
+    name: str
+    #: called with a digest whose function is now under way here or whose result is here
+    on_arrival: Callable[[str], None] | None
 
     @property
     def generation(self) -> int:
@@ -55,6 +62,17 @@ class AutoPlacer:
         #: node -> {digest: when placed there}, until that node shows it
         self.placed: dict[str, dict[str, float]] = {}
         self._graph: tuple[int, dict[str, float], dict[str, list[str]], dict[str, float]] | None = None
+
+    def attach(self, view: NodeView) -> None:
+        """Place for ``view``'s node, which tells :meth:`arrived`."""
+        self.view = view
+        view.on_arrival = self.arrived
+
+    def arrived(self, digest: str) -> None:
+        """The function is under way on this node, or its result is here: a placement of it here
+        no longer counts (the node's own state does)."""
+        if self.view is not None:
+            self.placed.get(self.view.name, {}).pop(digest, None)
 
     def heard(self, advert: Advert) -> None:
         """A neighbour's advert: the placements it shows (under way or held) no longer count."""
@@ -97,9 +115,6 @@ class AutoPlacer:
         work = self.work(view, ref.digest)
         relevant = [work.digest, *(d for d, _ in work.inputs)]
         me = view.local_advert(ref.digest)
-        mine = self.placed.setdefault(me.node, {})
-        for digest in [d for d in mine if view.working_on(d) or view.holds(d)]:
-            del mine[digest]  # the request reached this node's producer: its state counts it now
         me = Advert(
             me.node, me.vcpus, me.free, me.queue, me.speed, me.bandwidth, me.pending,
             frozenset(short(d) for d in relevant if view.working_on(d)),

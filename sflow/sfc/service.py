@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgpack
+from cachetools import LRUCache
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.python.failure import Failure
@@ -104,6 +105,9 @@ log = logging.getLogger(__name__)
 
 #: a held compute request is answered "running" when this fraction of its lifetime has passed
 HOLD_FRACTION = 0.75
+#: content-store probes kept (:meth:`SfcService.holds`, asked by the autonomous placer for every
+#: placement not yet under way)
+CS_PROBES = 4096
 #: a function's inputs (already in memory) and outputs up to this many bytes together are written
 #: into and read from its working directory on the reactor: a few small files in the page cache
 #: cost less than two thread hops per function; larger ones go through the store's threads (the
@@ -205,6 +209,8 @@ class SfcService:
         self.generation = 0
         #: called when this node's work changes (autonomous mode: a hello goes out soon)
         self.on_change: Callable[[], None] | None = None
+        #: told of a digest whose function is now under way here or whose result is here
+        self.on_arrival: Callable[[str], None] | None = None
         self._held: dict[str, list[_Held]] = {}
         #: events by run, for the runs installed most recently (at most MAX_RUNS)
         self._runs: dict[str, list[dict[str, Any]]] = {}
@@ -226,6 +232,8 @@ class SfcService:
         self._transit: dict[bytes, int] = {}
         self._exec_count = 0
         self._inputs: dict[tuple[str, int], Obtained] = {}
+        #: the Interest that asks this node's content store for a result, by digest (built once)
+        self._cs_probes: LRUCache[str, Interest] = LRUCache(maxsize=CS_PROBES)
         self._spooler = _StoreSpooler(store)
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
         self._waiting: dict[str, str] = {}
@@ -314,6 +322,7 @@ class SfcService:
             log.info("event=mutual_wait node=%s function=%s other=%s runs_on=%s", self.name, interest.name[2:4],
                      requester, requester if yielded else "here")
         if new and digest in self.producer.runs:
+            self._arrived(digest)
             self._changed()
         answer: HandlerResult | Deferred[HandlerResult] = None
         for action in actions:
@@ -872,8 +881,13 @@ class SfcService:
         if self.on_change is not None:
             self.on_change()
 
+    def _arrived(self, digest: str) -> None:
+        if self.on_arrival is not None:
+            self.on_arrival(digest)
+
     def _remember(self, digest: str) -> None:
         """A result this node now holds (it made it, or obtained it as an input)."""
+        self._arrived(digest)
         key = short(digest)
         self._recent.pop(key, None)
         self._recent[key] = None
@@ -884,10 +898,13 @@ class SfcService:
         """Whether the result is here: in the result store or the content store."""
         if digest in self.store:
             return True
-        item = self.function(digest)
-        if item is None:
-            return False
-        return self.forwarder.cs.find(make_interest(item.spec.prefix, can_be_prefix=True), self.clock.seconds()) is not None
+        asking = self._cs_probes.get(digest)
+        if asking is None:
+            item = self.function(digest)
+            if item is None:
+                return False
+            asking = self._cs_probes[digest] = make_interest(item.spec.prefix, can_be_prefix=True)
+        return self.forwarder.cs.find(asking, self.clock.seconds()) is not None
 
     def working_on(self, digest: str) -> bool:
         """Whether the function is under way here (obtaining its inputs, queued or running)."""
@@ -902,7 +919,7 @@ class SfcService:
             if run.phase != INPUTS:
                 continue
             item = self.function(digest)
-            if waiting_on and item is not None and any(r.digest == waiting_on for r in item.spec.inputs):
+            if waiting_on and item is not None and waiting_on in item.spec.input_digests:
                 continue
             pending += 1
         icn = self.config.icn

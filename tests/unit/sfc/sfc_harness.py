@@ -128,6 +128,7 @@ class Cluster:
         for node in self.nodes.values():
             if node.table is None or node.placer is None:
                 continue
+            node.table.expire(now)  # as a node's hello loop does
             for other in self.nodes.values():
                 if other is not node and other.name not in self.down:
                     advert = other.service.advert()
@@ -210,7 +211,7 @@ def make_cluster(tmp: Path, n: int = 3, *, lifetime_ms: int = 4000, delays: dict
         service = SfcService(clock, forwarder, config, SECRET, executor, tmp / name / "work", store, name=name,
                              connect_peer=connector, placer=chosen, vcpus=vcpus)
         if auto_placer is not None:
-            auto_placer.view = service
+            auto_placer.attach(service)
         cluster.nodes[name] = Node(name, forwarder, service, executor, auto_placer, table)
     return cluster
 

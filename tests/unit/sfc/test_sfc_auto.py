@@ -189,3 +189,21 @@ def test_auto_mode_routes_around_a_neighbour_that_cannot_be_reached(tmp_path: Pa
     assert set(cluster.executed()) == {1, 2, 3, 4} and [t for t in cluster.executed() if t != 1] == [2, 3, 4]
     ran_on = {r.task: r.node for r in trace.tasks}
     assert ran_on[4] == "n0" and "n2" not in ran_on.values()
+
+
+def test_a_node_whose_loop_was_busy_does_not_lose_neighbours_whose_hellos_wait_unread() -> None:
+    clock = Clock()
+    table = NeighbourTable(ttl=3.0, max_neighbours=5)
+    lost: list[str] = []
+    hello = HelloProtocol(clock, SECRET, table, lambda: advert("10.0.0.1:6363"), [], 1.0, on_lost=lost.append)
+    hello.makeConnection(FakeUdp())  # type: ignore[arg-type]
+    hello.datagramReceived(encode_hello(advert("10.0.0.2:6363"), SECRET), ("10.0.0.2", 15454))
+    # a placement in the middle of a long burst of work (5 s, no hello read) still sees it
+    assert [a.node for a in table.fresh(clock.seconds() + 5.0)] == ["10.0.0.2:6363"]
+    clock.advance(5.0)  # the loop was held 5 s: the next hello tick comes 4 s late
+    assert lost == [] and "10.0.0.2:6363" in table.adverts
+    hello.datagramReceived(encode_hello(advert("10.0.0.2:6363"), SECRET), ("10.0.0.2", 15454))  # read now
+    # a neighbour that really went silent is still lost, by the hello loop
+    for _ in range(5):
+        clock.advance(1.0)
+    assert lost == ["10.0.0.2:6363"] and table.fresh(clock.seconds()) == []

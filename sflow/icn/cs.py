@@ -12,7 +12,7 @@ NFD ``daemon/table/cs*.{hpp,cpp}``:
   once. Re-inserting the same Data refreshes it (and clears its *unsolicited* mark).
 * Capacity 0 disables caching; ``enable_admit`` / ``enable_serve`` are NFD's ``cs/config`` flags.
   The forwarder does not insert Data that came with NDNLPv2 ``CachePolicy=NoCache``.
-* Replacement policies: ``lru`` (NFD's default; here on ``cachetools.LRUCache``) and
+* Replacement policies: ``lru`` (NFD's default) and
   ``priority-fifo`` (three FIFO queues evicted in order unsolicited → stale → fresh; an entry
   becomes stale at its ``freshUntil``, which is applied lazily but in the same order as NFD's
   timers would).
@@ -32,8 +32,6 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
-
-from cachetools import LRUCache
 
 from sflow.icn.name import Name
 from sflow.icn.packet import Data, Interest, encode_data
@@ -64,12 +62,10 @@ class CsEntry:
 
 
 class CsPolicy(ABC):
-    """Decides which entry to evict. The store calls these hooks; the policy calls ``evict``."""
+    """Decides which entry to evict. The store calls these hooks and asks :meth:`evict_one` for a
+    victim whenever it is over a limit."""
 
     name = ""
-
-    def __init__(self) -> None:
-        self.evict: Callable[[bytes], None] = lambda key: None
 
     @abstractmethod
     def after_insert(self, entry: CsEntry, now: float) -> None: ...
@@ -87,60 +83,33 @@ class CsPolicy(ABC):
     def evict_one(self, now: float) -> bytes | None:
         """The key of the entry to evict next, or ``None`` when empty."""
 
-    def set_capacity(self, capacity: int) -> None:
-        """The store's packet capacity changed; a policy without a bound of its own ignores it."""
-
-
-class _EvictingLru(LRUCache[bytes, int]):
-    """cachetools' LRU cache that tells the store which key it pushed out."""
-
-    def __init__(self, maxsize: int, on_evict: Callable[[bytes], None]) -> None:
-        super().__init__(maxsize)
-        self._on_evict = on_evict
-
-    def popitem(self) -> tuple[bytes, int]:
-        key, value = super().popitem()
-        self._on_evict(key)
-        return key, value
-
 
 class LruPolicy(CsPolicy):
-    """Least recently used (NFD ``cs-policy-lru``): inserting, refreshing or using an entry makes it newest."""
+    """Least recently used (NFD ``cs-policy-lru``): inserting, refreshing or using an entry makes it newest.
+
+    The keys sit in an ordered dict, oldest first."""
 
     name = "lru"
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__()
-        self._cache = _EvictingLru(max(capacity, 1), self._evicted)
-
-    def _evicted(self, key: bytes) -> None:
-        self.evict(key)
-
-    def set_capacity(self, capacity: int) -> None:
-        old = self._cache
-        self._cache = _EvictingLru(max(capacity, 1), self._evicted)
-        keys = list(old.keys())
-        for key in keys[: max(0, len(keys) - capacity)]:
-            self.evict(key)
-        for key in keys[max(0, len(keys) - capacity) :]:
-            self._cache[key] = 1
+    def __init__(self) -> None:
+        self._order: OrderedDict[bytes, None] = OrderedDict()
 
     def after_insert(self, entry: CsEntry, now: float) -> None:
-        self._cache[entry.full_key] = 1
+        self._order[entry.full_key] = None
 
     def after_refresh(self, entry: CsEntry, now: float) -> None:
-        self._cache[entry.full_key] = 1
+        self._order.move_to_end(entry.full_key)
 
     def before_erase(self, entry: CsEntry) -> None:
-        self._cache.pop(entry.full_key, None)
+        self._order.pop(entry.full_key, None)
 
     def before_use(self, entry: CsEntry) -> None:
-        self._cache.get(entry.full_key)
+        self._order.move_to_end(entry.full_key)
 
     def evict_one(self, now: float) -> bytes | None:
-        if not self._cache:
+        if not self._order:
             return None
-        key, _ = LRUCache.popitem(self._cache)
+        key, _ = self._order.popitem(last=False)
         return key
 
 
@@ -152,7 +121,6 @@ class PriorityFifoPolicy(CsPolicy):
     UNSOLICITED, STALE, FRESH = 0, 1, 2
 
     def __init__(self) -> None:
-        super().__init__()
         self._queues: tuple[OrderedDict[bytes, None], ...] = (OrderedDict(), OrderedDict(), OrderedDict())
         self._where: dict[bytes, int] = {}
         self._stale_at: list[tuple[float, int, bytes]] = []
@@ -213,10 +181,7 @@ class PriorityFifoPolicy(CsPolicy):
         return None
 
 
-POLICIES: dict[str, Callable[[int], CsPolicy]] = {
-    "lru": LruPolicy,
-    "priority-fifo": lambda capacity: PriorityFifoPolicy(),
-}
+POLICIES: dict[str, Callable[[], CsPolicy]] = {"lru": LruPolicy, "priority-fifo": PriorityFifoPolicy}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -241,9 +206,7 @@ class ContentStore:
         self._by_name: dict[bytes, bytes | set[bytes]] = {}
         # Proper name prefix → full keys of the entries under it (for CanBePrefix).
         self._by_prefix: dict[bytes, dict[bytes, None]] = {}
-        self.policy: CsPolicy = POLICIES[policy](capacity)
-        self.policy.evict = self._remove
-        self._evicting = False
+        self.policy: CsPolicy = POLICIES[policy]()
 
     @property
     def policy_name(self) -> str:
@@ -259,7 +222,6 @@ class ContentStore:
     def set_limit(self, capacity: int, capacity_bytes: int | None = None) -> None:
         self.capacity = capacity
         self.capacity_bytes = capacity_bytes
-        self.policy.set_capacity(capacity)
         self._enforce_limits(0.0)
 
     # --- insertion ------------------------------------------------------------------------------
@@ -300,7 +262,8 @@ class ContentStore:
             else:
                 bucket[full_key] = None
         self.policy.after_insert(entry, now)
-        self._enforce_limits(now)
+        if len(self._entries) > self.capacity or (self.capacity_bytes is not None and self.n_bytes > self.capacity_bytes):
+            self._enforce_limits(now)
         return True
 
     def _enforce_limits(self, now: float) -> None:

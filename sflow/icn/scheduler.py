@@ -104,3 +104,60 @@ class Scheduler:
             self._pending.cancel()
         self._pending = None
         self._pending_when = float("inf")
+
+
+class TimerQueue:
+    """Many one-shot deadlines with one callback, for timers that are re-armed or dropped far more
+    often than they fire (the PIT entries' expiry timers).
+
+    :meth:`push` records ``(when, ticket, item)``; ``fire(item, ticket)`` runs once ``when`` has
+    come. Tickets come from :attr:`next_ticket` and only increase: the owner keeps each item's current
+    ticket and ignores a firing whose ticket is no longer current, so re-arming or cancelling
+    costs nothing and no event object is made. Items should be small keys (not the timed objects)
+    because a superseded deadline stays queued until it is due. One delayed call of the clock is
+    pending, for the earliest deadline.
+    """
+
+    def __init__(self, clock: Clock, fire: Callable[[Any, int], None]) -> None:
+        self.clock = clock
+        self._fire_item = fire
+        self._heap: list[tuple[float, int, Any]] = []
+        #: a new ticket, larger than every earlier one
+        self.next_ticket: Callable[[], int] = itertools.count(1).__next__
+        self._pending: Any = None
+        self._pending_when = float("inf")
+
+    def __len__(self) -> int:
+        """Deadlines queued, superseded ones included."""
+        return len(self._heap)
+
+    def push(self, when: float, ticket: int, item: Any) -> None:
+        heapq.heappush(self._heap, (when, ticket, item))
+        if when < self._pending_when:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending_when = when
+        self._pending = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._fire)
+
+    def _fire(self) -> None:
+        self._pending = None
+        self._pending_when = float("inf")
+        heap = self._heap
+        now = self.clock.seconds()
+        pop = heapq.heappop
+        while heap and heap[0][0] <= now:
+            _when, ticket, item = pop(heap)
+            self._fire_item(item, ticket)
+        if heap and heap[0][0] < self._pending_when:
+            self._arm(heap[0][0])
+
+    def stop(self) -> None:
+        """Drop every deadline and the pending delayed call."""
+        self._heap.clear()
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+        self._pending_when = float("inf")

@@ -95,6 +95,9 @@ class PacketHandler(Protocol):
 class Face(ABC):
     """One face. Subclasses carry packets; this class counts, encodes and decodes them."""
 
+    #: a face inside this process (the node's own applications): not subject to per-face limits
+    in_process = False
+
     def __init__(
         self,
         *,

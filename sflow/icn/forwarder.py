@@ -289,7 +289,7 @@ class Forwarder:
             if self._depth == 0:
                 self._drain()
             return
-        self._expiry_timers.push(self.clock.seconds() + duration, ticket, entry.key)
+        self._expiry_timers.push(duration, ticket, entry.key)
 
     def _expire(self, key: tuple[bytes, bool, bool], ticket: int) -> None:
         entry = self.pit.get(key)

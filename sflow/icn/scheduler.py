@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -110,17 +111,25 @@ class TimerQueue:
     """Many one-shot deadlines with one callback, for timers that are re-armed or dropped far more
     often than they fire (the PIT entries' expiry timers).
 
-    :meth:`push` records ``(when, ticket, item)``; ``fire(item, ticket)`` runs once ``when`` has
-    come. Tickets come from :attr:`next_ticket` and only increase: the owner keeps each item's current
-    ticket and ignores a firing whose ticket is no longer current, so re-arming or cancelling
-    costs nothing and no event object is made. Items should be small keys (not the timed objects)
-    because a superseded deadline stays queued until it is due. One delayed call of the clock is
-    pending, for the earliest deadline.
+    :meth:`push` records ``(when, ticket, item)`` for ``delay`` seconds from now; ``fire(item,
+    ticket)`` runs once ``when`` has come, in order of ``when`` (then ticket). Tickets come from
+    :attr:`next_ticket` and only increase: the owner keeps each item's current ticket and ignores a
+    firing whose ticket is no longer current, so re-arming or cancelling costs nothing and no
+    event object is made. Items should be small keys (not the timed objects) because a superseded
+    deadline stays queued until it is due.
+
+    Timers with the same delay (to the millisecond) fall due in the order they were set, so each
+    such group is a FIFO (an append, no comparisons); a deadline that would break a group's order
+    (the clock stepped back), or whose delay would make more than :data:`MAX_GROUPS` groups, goes
+    to a heap. One delayed call of the clock is pending, for the earliest deadline.
     """
+
+    MAX_GROUPS = 8
 
     def __init__(self, clock: Clock, fire: Callable[[Any, int], None]) -> None:
         self.clock = clock
         self._fire_item = fire
+        self._groups: dict[int, deque[tuple[float, int, Any]]] = {}
         self._heap: list[tuple[float, int, Any]] = []
         #: a new ticket, larger than every earlier one
         self.next_ticket: Callable[[], int] = itertools.count(1).__next__
@@ -129,10 +138,19 @@ class TimerQueue:
 
     def __len__(self) -> int:
         """Deadlines queued, superseded ones included."""
-        return len(self._heap)
+        return len(self._heap) + sum(len(group) for group in self._groups.values())
 
-    def push(self, when: float, ticket: int, item: Any) -> None:
-        heapq.heappush(self._heap, (when, ticket, item))
+    def push(self, delay: float, ticket: int, item: Any) -> None:
+        when = self.clock.seconds() + delay
+        record = (when, ticket, item)
+        key = int(delay * 1000.0)
+        group = self._groups.get(key)
+        if group is None and len(self._groups) < self.MAX_GROUPS:
+            group = self._groups[key] = deque()
+        if group is not None and (not group or group[-1][0] <= when):
+            group.append(record)
+        else:
+            heapq.heappush(self._heap, record)
         if when < self._pending_when:
             self._arm(when)
 
@@ -145,18 +163,36 @@ class TimerQueue:
     def _fire(self) -> None:
         self._pending = None
         self._pending_when = float("inf")
-        heap = self._heap
         now = self.clock.seconds()
-        pop = heapq.heappop
-        while heap and heap[0][0] <= now:
-            _when, ticket, item = pop(heap)
-            self._fire_item(item, ticket)
-        if heap and heap[0][0] < self._pending_when:
-            self._arm(heap[0][0])
+        due: list[tuple[float, int, Any]] = []
+        sources = 0
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            sources += 1
+            while heap and heap[0][0] <= now:
+                due.append(heapq.heappop(heap))
+        for key, group in list(self._groups.items()):
+            if group[0][0] <= now:
+                sources += 1
+                while group and group[0][0] <= now:
+                    due.append(group.popleft())
+                if not group:
+                    del self._groups[key]
+        if sources > 1:
+            due.sort()
+        fire = self._fire_item
+        for _when, ticket, item in due:
+            fire(item, ticket)  # may push: a new earliest deadline arms the clock itself
+        earliest = min([group[0][0] for group in self._groups.values() if group], default=float("inf"))
+        if heap and heap[0][0] < earliest:
+            earliest = heap[0][0]
+        if earliest < self._pending_when:
+            self._arm(earliest)
 
     def stop(self) -> None:
         """Drop every deadline and the pending delayed call."""
         self._heap.clear()
+        self._groups.clear()
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         self._pending = None

@@ -19,9 +19,11 @@ NFD ``daemon/table/cs*.{hpp,cpp}``:
 
 sflow adds a byte capacity next to NFD's packet capacity; either limit evicts.
 
-Instead of NFD's ordered set, entries sit in dicts keyed by full-name wire plus two indexes (exact
-Data name → entries, and name prefix → entries), so the common exact-name lookup and insert are
-O(name depth); a CanBePrefix lookup scans the entries under its prefix for the canonical minimum.
+Instead of NFD's ordered set, entries sit in dicts keyed by full-name wire plus indexes: exact Data
+name → entries, parent name (the name less its last component) → entries, and prefix → the child
+prefixes that have entries beneath them. The common exact-name lookup and an insert cost a few
+dict operations whatever the name's depth; a CanBePrefix lookup walks the prefix's subtree and
+takes the canonical minimum of the entries there.
 """
 
 from __future__ import annotations
@@ -204,8 +206,10 @@ class ContentStore:
         self._entries: dict[bytes, CsEntry] = {}
         # Data name → its one entry's full key, or a set of them when several Data share a name.
         self._by_name: dict[bytes, bytes | set[bytes]] = {}
-        # Proper name prefix → full keys of the entries under it (for CanBePrefix).
-        self._by_prefix: dict[bytes, dict[bytes, None]] = {}
+        # Parent name → full keys of the entries whose Data name is one component longer; and
+        # prefix → its child prefixes that have such entries at or below them (for CanBePrefix).
+        self._by_parent: dict[bytes, dict[bytes, None]] = {}
+        self._children: dict[bytes, set[bytes]] = {}
         self.policy: CsPolicy = POLICIES[policy]()
 
     @property
@@ -253,14 +257,14 @@ class ContentStore:
             by_name[name_key] = {same_name, full_key}
         else:
             same_name.add(full_key)
-        by_prefix = self._by_prefix
-        for stop in data.name.ends[:-1]:
-            prefix = name_key[:stop]
-            bucket = by_prefix.get(prefix)
-            if bucket is None:
-                by_prefix[prefix] = {full_key: None}
-            else:
-                bucket[full_key] = None
+        ends = data.name.ends
+        parent = name_key[: ends[-2]] if len(ends) > 1 else b""
+        bucket = self._by_parent.get(parent)
+        if bucket is None:
+            self._by_parent[parent] = {full_key: None}
+            self._link(name_key, ends, len(ends) - 1)
+        else:
+            bucket[full_key] = None
         self.policy.after_insert(entry, now)
         if len(self._entries) > self.capacity or (self.capacity_bytes is not None and self.n_bytes > self.capacity_bytes):
             self._enforce_limits(now)
@@ -288,13 +292,57 @@ class ContentStore:
             same_name.discard(key)
             if len(same_name) == 1:
                 self._by_name[name_key] = next(iter(same_name))
-        by_prefix = self._by_prefix
-        for stop in entry.data.name.ends[:-1]:
-            prefix = name_key[:stop]
-            bucket = by_prefix[prefix]
-            del bucket[key]
-            if not bucket:
-                del by_prefix[prefix]
+        ends = entry.data.name.ends
+        parent = name_key[: ends[-2]] if len(ends) > 1 else b""
+        bucket = self._by_parent[parent]
+        del bucket[key]
+        if not bucket:
+            del self._by_parent[parent]
+            self._unlink(name_key, ends, len(ends) - 1)
+
+    @staticmethod
+    def _prefix(name_key: bytes, ends: tuple[int, ...], depth: int) -> bytes:
+        return name_key[: ends[depth - 1]] if depth else b""
+
+    def _link(self, name_key: bytes, ends: tuple[int, ...], depth: int) -> None:
+        """The prefix of ``depth`` components now has entries below it: link it to its ancestors."""
+        children = self._children
+        while depth > 0:
+            prefix = self._prefix(name_key, ends, depth)
+            up = self._prefix(name_key, ends, depth - 1)
+            kids = children.get(up)
+            if kids is not None:
+                kids.add(prefix)
+                return  # ``up`` is linked already
+            children[up] = {prefix}
+            depth -= 1
+
+    def _unlink(self, name_key: bytes, ends: tuple[int, ...], depth: int) -> None:
+        """The prefix of ``depth`` components may have nothing below it any more: unlink upwards."""
+        children = self._children
+        while depth > 0:
+            prefix = self._prefix(name_key, ends, depth)
+            if prefix in self._by_parent or prefix in children:
+                return
+            up = self._prefix(name_key, ends, depth - 1)
+            kids = children[up]
+            kids.discard(prefix)
+            if kids:
+                return
+            del children[up]
+            depth -= 1
+
+    def _keys_under(self, prefix: bytes) -> list[bytes]:
+        """Full keys of the entries whose Data name has ``prefix`` as a proper prefix."""
+        keys: list[bytes] = []
+        stack = [prefix]
+        while stack:
+            here = stack.pop()
+            bucket = self._by_parent.get(here)
+            if bucket is not None:
+                keys.extend(bucket)
+            stack.extend(self._children.get(here, ()))
+        return keys
 
     # --- lookup ---------------------------------------------------------------------------------
     def find(self, interest: Interest, now: float) -> Data | None:
@@ -311,8 +359,8 @@ class ContentStore:
         entry: CsEntry | None
         exact = self._by_name.get(iname)
         if interest.can_be_prefix:
-            under = self._by_prefix.get(iname)
-            if exact is None and under is None:
+            under = self._keys_under(iname)
+            if exact is None and not under:
                 entry = self._entries.get(iname)  # a full name with a digest names exactly one entry
                 candidates = (iname,) if entry is not None else ()
             else:
@@ -347,8 +395,7 @@ class ContentStore:
         """Erase up to ``limit`` entries under ``prefix`` in canonical order (NFD ``Cs::erase``)."""
         if prefix.ends:
             exact = self._by_name.get(prefix.wire)
-            keys = sorted([*((exact,) if isinstance(exact, bytes) else exact or ()),
-                           *self._by_prefix.get(prefix.wire, {})])
+            keys = sorted([*((exact,) if isinstance(exact, bytes) else exact or ()), *self._keys_under(prefix.wire)])
         else:
             keys = sorted(self._entries)
         if limit is not None:

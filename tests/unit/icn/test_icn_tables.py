@@ -272,6 +272,21 @@ def test_cs_exact_name_can_be_prefix_and_prefix_name() -> None:
     assert cs2.find(I("/A/B/D/E", can_be_prefix=True), 0.0) is None
 
 
+def test_cs_can_be_prefix_finds_entries_at_any_depth_and_removal_cleans_the_index() -> None:
+    cs = ContentStore()
+    for name in ("/A/x/y/z", "/A/x/w", "/A/q", "/B/c"):
+        cs.insert(D(name, freshness_period=1000 if name == "/A/q" else None), 0.0)
+    assert cs.find(I("/A", can_be_prefix=True), 0.0).name == N("/A/q")  # type: ignore[union-attr]
+    assert cs.find(I("/A/x", can_be_prefix=True), 0.0).name == N("/A/x/w")  # type: ignore[union-attr]
+    assert cs.find(I("/A/x/y", can_be_prefix=True), 0.0).name == N("/A/x/y/z")  # type: ignore[union-attr]
+    assert cs.find(I("/A/x", can_be_prefix=True, must_be_fresh=True), 0.0) is None
+    assert cs.erase(N("/A/x")) == 2
+    assert cs.find(I("/A/x", can_be_prefix=True), 0.0) is None
+    assert cs.find(I("/A", can_be_prefix=True, must_be_fresh=True), 0.5).name == N("/A/q")  # type: ignore[union-attr]
+    cs.erase(N("/"))
+    assert len(cs) == 0 and not cs._by_name and not cs._by_parent and not cs._children
+
+
 def test_cs_full_name() -> None:
     cs = ContentStore()
     first, second = D("/A", b"1"), D("/A", b"2")

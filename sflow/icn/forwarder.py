@@ -139,9 +139,8 @@ class Forwarder:
         self.limit_counters = LimitCounters()
         #: per-face Interest rate (face id → bucket), for faces other than in-process ones
         self._buckets: dict[int, TokenBucket] = {}
-        #: PIT entries created by each face (face id → count), and who created each entry
+        #: PIT entries created by each face (face id → count); each entry keeps its creator's id
         self._pit_by_face: dict[int, int] = {}
-        self._pit_owner: dict[tuple[bytes, bool, bool], int] = {}
         self.name_tree = NameTree()
         self.fib = Fib(self.name_tree)
         self.pit = Pit(self.name_tree)
@@ -380,12 +379,13 @@ class Forwarder:
         """Count the entry against the face whose Interest created it (its PIT quota); the node's
         own in-process faces have none."""
         if self.limits.pit_max_entries_per_face and not face.in_process:
-            self._pit_owner[entry.key] = face.face_id
+            entry.quota_face_id = face.face_id
             self._pit_by_face[face.face_id] = self._pit_by_face.get(face.face_id, 0) + 1
 
     def _pit_erased(self, entry: PitEntry) -> None:
-        face_id = self._pit_owner.pop(entry.key, None)
-        if face_id is not None:
+        face_id = entry.quota_face_id
+        if face_id:
+            entry.quota_face_id = 0
             left = self._pit_by_face[face_id] - 1
             if left:
                 self._pit_by_face[face_id] = left

@@ -99,6 +99,7 @@ class PitEntry:
         "is_satisfied",
         "data_freshness_period",
         "expiry_ticket",
+        "quota_face_id",
         "name_tree_entry",
         "retx_suppression_interval",
         "_info",
@@ -115,6 +116,8 @@ class PitEntry:
         self.data_freshness_period = 0
         #: the ticket of the entry's current expiry timer (0: none); see Forwarder.set_expiry_timer
         self.expiry_ticket = 0
+        #: the face whose PIT quota counts this entry (0: none); kept by the forwarder
+        self.quota_face_id = 0
         self.name_tree_entry = node
         self.retx_suppression_interval = 0.0
         self._info: dict[str, Any] | None = None

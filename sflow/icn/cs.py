@@ -19,7 +19,7 @@ NFD ``daemon/table/cs*.{hpp,cpp}``:
 
 sflow adds a byte capacity next to NFD's packet capacity; either limit evicts.
 
-Instead of NFD's ordered set, entries sit in dicts keyed by full-name wire plus indexes: exact Data
+Instead of NFD's ordered set, entries sit in a dict keyed by their encoding (see :class:`CsEntry`) plus indexes: exact Data
 name → entries, parent name (the name less its last component) → entries, and prefix → the child
 prefixes that have entries beneath them. The common exact-name lookup and an insert cost a few
 dict operations whatever the name's depth; a CanBePrefix lookup walks the prefix's subtree and
@@ -32,7 +32,7 @@ import heapq
 import itertools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sflow.icn.name import Name
@@ -42,18 +42,30 @@ DEFAULT_CAPACITY = 65536
 """``cs_max_packets`` in NFD's sample configuration."""
 
 class CsEntry:
-    """A cached Data packet with its freshness and admission state."""
+    """A cached Data packet with its freshness and admission state.
 
-    __slots__ = ("data", "wire", "full_key", "name_key", "fresh_until", "unsolicited", "size")
+    The store keys an entry by its Data's encoding (``key``, the same bytes as ``wire``): equal
+    encodings are equal full names and different ones different full names, so the SHA-256 of
+    the full name is only computed (``full_key``) when the canonical order or a digest is asked."""
 
-    def __init__(self, data: Data, wire: bytes, full_key: bytes, fresh_until: float, unsolicited: bool) -> None:
+    __slots__ = ("data", "wire", "key", "name_key", "fresh_until", "unsolicited", "size", "_full_key")
+
+    def __init__(self, data: Data, wire: bytes, fresh_until: float, unsolicited: bool) -> None:
         self.data = data
         self.wire = wire
-        self.full_key = full_key
+        self.key = wire
         self.name_key = data.name.wire
         self.fresh_until = fresh_until
         self.unsolicited = unsolicited
         self.size = len(wire)
+        self._full_key: bytes | None = None
+
+    @property
+    def full_key(self) -> bytes:
+        """The wire of the Data's full name (name and ImplicitSha256Digest): the canonical order."""
+        if self._full_key is None:
+            self._full_key = self.data.full_name_wire()
+        return self._full_key
 
     def is_fresh(self, now: float) -> bool:
         return self.fresh_until > now
@@ -97,16 +109,16 @@ class LruPolicy(CsPolicy):
         self._order: OrderedDict[bytes, None] = OrderedDict()
 
     def after_insert(self, entry: CsEntry, now: float) -> None:
-        self._order[entry.full_key] = None
+        self._order[entry.key] = None
 
     def after_refresh(self, entry: CsEntry, now: float) -> None:
-        self._order.move_to_end(entry.full_key)
+        self._order.move_to_end(entry.key)
 
     def before_erase(self, entry: CsEntry) -> None:
-        self._order.pop(entry.full_key, None)
+        self._order.pop(entry.key, None)
 
     def before_use(self, entry: CsEntry) -> None:
-        self._order.move_to_end(entry.full_key)
+        self._order.move_to_end(entry.key)
 
     def evict_one(self, now: float) -> bytes | None:
         if not self._order:
@@ -133,11 +145,11 @@ class PriorityFifoPolicy(CsPolicy):
             queue = self.UNSOLICITED
         elif entry.is_fresh(now):
             queue = self.FRESH
-            heapq.heappush(self._stale_at, (entry.fresh_until, next(self._counter), entry.full_key))
+            heapq.heappush(self._stale_at, (entry.fresh_until, next(self._counter), entry.key))
         else:
             queue = self.STALE
-        self._queues[queue][entry.full_key] = None
-        self._where[entry.full_key] = queue
+        self._queues[queue][entry.key] = None
+        self._where[entry.key] = queue
 
     def _detach(self, key: bytes) -> None:
         queue = self._where.pop(key, None)
@@ -164,11 +176,11 @@ class PriorityFifoPolicy(CsPolicy):
 
     def after_refresh(self, entry: CsEntry, now: float) -> None:
         self._age(now)
-        self._detach(entry.full_key)
+        self._detach(entry.key)
         self._attach(entry, now)
 
     def before_erase(self, entry: CsEntry) -> None:
-        self._detach(entry.full_key)
+        self._detach(entry.key)
 
     def before_use(self, entry: CsEntry) -> None:
         """FIFO: using an entry does not change its position."""
@@ -221,7 +233,23 @@ class ContentStore:
 
     def __iter__(self) -> Iterator[Data]:
         """Cached Data in canonical order of their full names (NFD ``Cs`` enumeration)."""
-        return iter([self._entries[key].data for key in sorted(self._entries)])
+        return iter([entry.data for entry in self._canonical(self._entries)])
+
+    def _canonical(self, keys: Iterable[bytes]) -> list[CsEntry]:
+        """The entries of ``keys`` in canonical order of their full names."""
+        return sorted((self._entries[key] for key in keys), key=lambda entry: entry.full_key)
+
+    def _find_full_name(self, name: Name) -> CsEntry | None:
+        """The entry whose full name is ``name`` (a name ending with an ImplicitSha256Digest)."""
+        if not name.has_implicit_digest():
+            return None
+        same_name = self._by_name.get(name.prefix_wire(len(name.ends) - 1))
+        wanted = name.wire
+        for key in (same_name,) if isinstance(same_name, bytes) else same_name or ():
+            entry = self._entries[key]
+            if entry.full_key == wanted:
+                return entry
+        return None
 
     def set_limit(self, capacity: int, capacity_bytes: int | None = None) -> None:
         self.capacity = capacity
@@ -233,38 +261,37 @@ class ContentStore:
         """Cache ``data`` (NFD ``Cs::insert``); False when admission is off or capacity is 0."""
         if not self.enable_admit or self.capacity <= 0:
             return False
-        wire = encode_data(data)
+        wire = data.wire or encode_data(data)
         if self.capacity_bytes is not None and len(wire) > self.capacity_bytes:
             return False
-        full_key = data.full_name_wire()
         fresh_until = now + data.freshness_period / 1000.0
-        existing = self._entries.get(full_key)
+        existing = self._entries.get(wire)
         if existing is not None:
             existing.fresh_until = fresh_until
             if not is_unsolicited:
                 existing.unsolicited = False
             self.policy.after_refresh(existing, now)
             return True
-        entry = CsEntry(data, wire, full_key, fresh_until, is_unsolicited)
-        self._entries[full_key] = entry
+        entry = CsEntry(data, wire, fresh_until, is_unsolicited)
+        self._entries[wire] = entry
         self.n_bytes += entry.size
         name_key = entry.name_key
         by_name = self._by_name
         same_name = by_name.get(name_key)
         if same_name is None:
-            by_name[name_key] = full_key
+            by_name[name_key] = wire
         elif isinstance(same_name, bytes):
-            by_name[name_key] = {same_name, full_key}
+            by_name[name_key] = {same_name, wire}
         else:
-            same_name.add(full_key)
+            same_name.add(wire)
         ends = data.name.ends
         parent = name_key[: ends[-2]] if len(ends) > 1 else b""
         bucket = self._by_parent.get(parent)
         if bucket is None:
-            self._by_parent[parent] = {full_key: None}
+            self._by_parent[parent] = {wire: None}
             self._link(name_key, ends, len(ends) - 1)
         else:
-            bucket[full_key] = None
+            bucket[wire] = None
         self.policy.after_insert(entry, now)
         if len(self._entries) > self.capacity or (self.capacity_bytes is not None and self.n_bytes > self.capacity_bytes):
             self._enforce_limits(now)
@@ -361,12 +388,12 @@ class ContentStore:
         if interest.can_be_prefix:
             under = self._keys_under(iname)
             if exact is None and not under:
-                entry = self._entries.get(iname)  # a full name with a digest names exactly one entry
-                candidates = (iname,) if entry is not None else ()
+                entry = self._find_full_name(interest.name)  # a full name names at most one entry
+                candidates = (entry.key,) if entry is not None else ()
             else:
                 candidates = [*((exact,) if isinstance(exact, bytes) else exact or ()), *(under or ())]
         elif exact is None:
-            entry = self._entries.get(iname)
+            entry = self._find_full_name(interest.name)
             if entry is None or (fresh and not entry.is_fresh(now)):
                 return None
             self.policy.before_use(entry)
@@ -384,7 +411,7 @@ class ContentStore:
             entry = self._entries[key]
             if fresh and not entry.is_fresh(now):
                 continue
-            if best is None or key < best.full_key:
+            if best is None or entry.full_key < best.full_key:
                 best = entry
         if best is not None:
             self.policy.before_use(best)
@@ -395,17 +422,16 @@ class ContentStore:
         """Erase up to ``limit`` entries under ``prefix`` in canonical order (NFD ``Cs::erase``)."""
         if prefix.ends:
             exact = self._by_name.get(prefix.wire)
-            keys = sorted([*((exact,) if isinstance(exact, bytes) else exact or ()), *self._keys_under(prefix.wire)])
+            entries = self._canonical([*((exact,) if isinstance(exact, bytes) else exact or ()),
+                                       *self._keys_under(prefix.wire)])
         else:
-            keys = sorted(self._entries)
+            entries = self._canonical(self._entries)
         if limit is not None:
-            keys = keys[:limit]
-        for key in keys:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self.policy.before_erase(entry)
-                self._remove(key)
-        return len(keys)
+            entries = entries[:limit]
+        for entry in entries:
+            self.policy.before_erase(entry)
+            self._remove(entry.key)
+        return len(entries)
 
     def entry_for(self, data: Data) -> CsEntry | None:
-        return self._entries.get(data.full_name_wire())
+        return self._entries.get(data.wire or encode_data(data))

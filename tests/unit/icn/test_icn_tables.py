@@ -393,7 +393,7 @@ def test_cs_priority_fifo_refresh_and_aging() -> None:
     cs.insert(a, 0.0)
     cs.insert(D("/B", freshness_period=5000), 0.0)
     cs.insert(D("/C", freshness_period=5000), 0.0)
-    full_a = cs.entry_for(a).full_key  # type: ignore[union-attr]
+    full_a = cs.entry_for(a).key  # type: ignore[union-attr]
     assert cs.policy.queue_of(full_a, 0.5) == PriorityFifoPolicy.FRESH
     assert cs.policy.queue_of(full_a, 1.5) == PriorityFifoPolicy.STALE  # freshness ended
     cs.insert(D("/A", freshness_period=1000), 1.5)  # refresh: fresh again

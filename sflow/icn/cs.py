@@ -19,11 +19,11 @@ NFD ``daemon/table/cs*.{hpp,cpp}``:
 
 sflow adds a byte capacity next to NFD's packet capacity; either limit evicts.
 
-Instead of NFD's ordered set, entries sit in a dict keyed by their encoding (see :class:`CsEntry`) plus indexes: exact Data
-name → entries, parent name (the name less its last component) → entries, and prefix → the child
-prefixes that have entries beneath them. The common exact-name lookup and an insert cost a few
-dict operations whatever the name's depth; a CanBePrefix lookup walks the prefix's subtree and
-takes the canonical minimum of the entries there.
+Instead of NFD's ordered set, entries sit in a dict keyed by their encoding (see
+:class:`CsEntry`) plus indexes: exact Data name → entries, parent name (the name less its last
+component) → entries, and prefix → the child prefixes that have entries beneath them. The common
+exact-name lookup and an insert cost a few dict operations whatever the name's depth; a
+CanBePrefix lookup walks the prefix's subtree and takes the canonical minimum of the entries there.
 """
 
 from __future__ import annotations

@@ -79,9 +79,13 @@ class NameTree:
             return found
         # Walk up to the deepest existing ancestor, then create downwards.
         existing_depth = depth - 1
-        while existing_depth > 0 and wire[: ends[existing_depth - 1]] not in entries:
+        parent = self.root
+        while existing_depth > 0:
+            ancestor = entries.get(wire[: ends[existing_depth - 1]])
+            if ancestor is not None:
+                parent = ancestor
+                break
             existing_depth -= 1
-        parent = entries[wire[: ends[existing_depth - 1]] if existing_depth else b""]
         whole = len(ends)
         for level in range(existing_depth + 1, depth + 1):
             child = NameTreeEntry(name if level == whole else name.prefix(level), parent)

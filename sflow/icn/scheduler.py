@@ -48,6 +48,37 @@ class EventId:
         self.cancelled = True
 
 
+class _Alarm:
+    """The one delayed call of the clock that a timer structure keeps, for its earliest deadline."""
+
+    __slots__ = ("clock", "callback", "pending", "when")
+
+    def __init__(self, clock: Clock, callback: Callable[[], None]) -> None:
+        self.clock = clock
+        self.callback = callback
+        self.pending: Any = None
+        self.when = float("inf")
+
+    def arm(self, when: float) -> None:
+        """Ring at ``when`` if that is earlier than the deadline it rings for now."""
+        if when >= self.when:
+            return
+        if self.pending is not None and self.pending.active():
+            self.pending.cancel()
+        self.when = when
+        self.pending = self.clock.callLater(max(0.0, when - self.clock.seconds()), self.callback)
+
+    def rang(self) -> None:
+        """The delayed call ran (call first thing in the callback): nothing is pending."""
+        self.pending = None
+        self.when = float("inf")
+
+    def stop(self) -> None:
+        if self.pending is not None and self.pending.active():
+            self.pending.cancel()
+        self.rang()
+
+
 class Scheduler:
     """Schedules callbacks at absolute times on an injected :class:`Clock`."""
 
@@ -55,8 +86,7 @@ class Scheduler:
         self.clock = clock
         self._heap: list[tuple[float, int, EventId]] = []
         self._counter = itertools.count()
-        self._pending: Any = None
-        self._pending_when = float("inf")
+        self._alarm = _Alarm(clock, self._fire)
 
     def now(self) -> float:
         return self.clock.seconds()
@@ -68,22 +98,14 @@ class Scheduler:
     def schedule_at(self, when: float, callback: Callable[..., None], *args: Any) -> EventId:
         event = EventId(when, callback, args)
         heapq.heappush(self._heap, (when, next(self._counter), event))
-        if when < self._pending_when:
-            self._arm(when)
+        self._alarm.arm(when)
         return event
 
     def __len__(self) -> int:
         return sum(1 for _w, _c, event in self._heap if not event.cancelled)
 
-    def _arm(self, when: float) -> None:
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending_when = when
-        self._pending = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._fire)
-
     def _fire(self) -> None:
-        self._pending = None
-        self._pending_when = float("inf")
+        self._alarm.rang()
         heap = self._heap
         now = self.clock.seconds()
         while heap and heap[0][0] <= now:
@@ -94,17 +116,14 @@ class Scheduler:
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
         if heap:
-            self._arm(heap[0][0])
+            self._alarm.arm(heap[0][0])
 
     def stop(self) -> None:
         """Cancel every event and the pending delayed call."""
         for _when, _count, event in self._heap:
             event.cancelled = True
         self._heap.clear()
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
-        self._pending_when = float("inf")
+        self._alarm.stop()
 
 
 class TimerQueue:
@@ -133,8 +152,7 @@ class TimerQueue:
         self._heap: list[tuple[float, int, Any]] = []
         #: a new ticket, larger than every earlier one
         self.next_ticket: Callable[[], int] = itertools.count(1).__next__
-        self._pending: Any = None
-        self._pending_when = float("inf")
+        self._alarm = _Alarm(clock, self._fire)
 
     def __len__(self) -> int:
         """Deadlines queued, superseded ones included."""
@@ -151,18 +169,10 @@ class TimerQueue:
             group.append(record)
         else:
             heapq.heappush(self._heap, record)
-        if when < self._pending_when:
-            self._arm(when)
-
-    def _arm(self, when: float) -> None:
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending_when = when
-        self._pending = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._fire)
+        self._alarm.arm(when)
 
     def _fire(self) -> None:
-        self._pending = None
-        self._pending_when = float("inf")
+        self._alarm.rang()
         now = self.clock.seconds()
         due: list[tuple[float, int, Any]] = []
         sources = 0
@@ -186,14 +196,10 @@ class TimerQueue:
         earliest = min([group[0][0] for group in self._groups.values() if group], default=float("inf"))
         if heap and heap[0][0] < earliest:
             earliest = heap[0][0]
-        if earliest < self._pending_when:
-            self._arm(earliest)
+        self._alarm.arm(earliest)
 
     def stop(self) -> None:
         """Drop every deadline and the pending delayed call."""
         self._heap.clear()
         self._groups.clear()
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
-        self._pending_when = float("inf")
+        self._alarm.stop()

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -102,15 +103,15 @@ def start_forwarder(profile: str | None, extra: list[str]) -> tuple[subprocess.P
     if profile:
         command += ["-m", "cProfile", "-o", profile]
     command += ["-m", "sflow", "forwarder", "--listen", "127.0.0.1:0", "--unix", UNIX_SOCKET, *extra]
-    return _start(command)
+    return _start("the forwarder", command)
 
 
 def start_relay() -> tuple[subprocess.Popen[str], int]:
     """The table-less relay (this script with ``--relay``) on 127.0.0.1 and :data:`UNIX_SOCKET`."""
-    return _start([sys.executable, str(Path(__file__).resolve()), "--relay"])
+    return _start("the relay", [sys.executable, str(Path(__file__).resolve()), "--relay"])
 
 
-def _start(command: list[str]) -> tuple[subprocess.Popen[str], int]:
+def _start(what: str, command: list[str]) -> tuple[subprocess.Popen[str], int]:
     """Start a server that prints one line with its ``tcp4://HOST:PORT`` when ready; (process, port)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
@@ -119,7 +120,7 @@ def _start(command: list[str]) -> tuple[subprocess.Popen[str], int]:
     selector.register(process.stdout, selectors.EVENT_READ)
     if not selector.select(30):
         process.kill()
-        raise SystemExit(f"{command[2]} did not get ready within 30 s")
+        raise SystemExit(f"{what} did not get ready within 30 s")
     line = process.stdout.readline()
     tcp = next(part for part in line.split() if part.startswith("tcp4://"))
     return process, int(tcp.rsplit(":", 1)[1])
@@ -127,15 +128,17 @@ def _start(command: list[str]) -> tuple[subprocess.Popen[str], int]:
 
 def run_relay() -> None:
     """The floor: relay Interests from any connection to the Unix-socket one (the producer) and
-    Data to the TCP ones (the consumer), framing the streams as the forwarder's stream faces do."""
-    from twisted.internet import reactor
+    Data to the TCP ones (the consumer), framing the streams as the forwarder's stream faces do and,
+    as they do, writing what one read produced as one buffer per connection."""
+    from twisted.internet import reactor as installed_reactor
     from twisted.internet.protocol import Factory, Protocol
 
-    unix: list[Protocol] = []
-    tcp: list[Protocol] = []
+    reactor: Any = installed_reactor
+    unix: list[Relay] = []
+    tcp: list[Relay] = []
 
     class Relay(Protocol):
-        def __init__(self, peers: list[Protocol]) -> None:
+        def __init__(self, peers: list[Relay]) -> None:
             self.peers = peers
             self.buffer = b""
 
@@ -146,6 +149,8 @@ def run_relay() -> None:
             buf = self.buffer + data if self.buffer else data
             end = len(buf)
             pos = 0
+            interests: list[bytes] = []
+            datas: list[bytes] = []
             while pos < end:
                 if pos + 2 <= end and buf[pos] < 253 and buf[pos + 1] < 253:
                     size = 2 + buf[pos + 1]
@@ -157,17 +162,19 @@ def run_relay() -> None:
                 if pos + size > end:
                     break
                 packet = buf[pos : pos + size]
-                peers = unix if packet[0] == tlv.INTEREST else tcp
-                if peers:
-                    peers[0].transport.write(packet)  # type: ignore[union-attr]
+                (interests if packet[0] == tlv.INTEREST else datas).append(packet)
                 pos += size
             self.buffer = buf[pos:] if pos < end else b""
+            for packets, peers in ((interests, unix), (datas, tcp)):
+                if packets and peers:
+                    transport: Any = peers[0].transport
+                    transport.write(b"".join(packets))
 
-    tcp_port = reactor.listenTCP(0, Factory.forProtocol(lambda: Relay(tcp)), interface="127.0.0.1")  # type: ignore[attr-defined]
-    reactor.listenUNIX(UNIX_SOCKET, Factory.forProtocol(lambda: Relay(unix)))  # type: ignore[attr-defined]
+    tcp_port = reactor.listenTCP(0, Factory.forProtocol(lambda: Relay(tcp)), interface="127.0.0.1")
+    reactor.listenUNIX(UNIX_SOCKET, Factory.forProtocol(lambda: Relay(unix)))
     print(f"relay ready: tcp4://127.0.0.1:{tcp_port.getHost().port}", flush=True)
     try:
-        reactor.run()  # type: ignore[attr-defined]
+        reactor.run()
     finally:
         if os.path.exists(UNIX_SOCKET):
             os.unlink(UNIX_SOCKET)

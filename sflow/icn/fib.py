@@ -90,8 +90,12 @@ class Fib:
 
     def find_longest_prefix_match_for_pit(self, pit_entry: PitEntry) -> FibEntry:
         """LPM for a PIT entry: walk up from its name tree node (NFD ``findLongestPrefixMatch(pit::Entry)``)."""
-        node = self.name_tree.find_longest_prefix_match_from(pit_entry.name_tree_entry, _has_fib_entry)
-        return node.fib_entry or _EMPTY_ENTRY
+        node: NameTreeEntry | None = pit_entry.name_tree_entry
+        while node is not None:
+            if node.fib_entry is not None:
+                return node.fib_entry
+            node = node.parent
+        return self.name_tree.root.fib_entry or _EMPTY_ENTRY  # (a node already detached from the tree)
 
     def find_exact_match(self, prefix: Name) -> FibEntry | None:
         node = self.name_tree.find_exact(prefix)

@@ -49,7 +49,6 @@ from sflow.icn.cs import ContentStore
 from sflow.icn.dnl import DEFAULT_LIFETIME, DeadNonceList
 from sflow.icn.face.base import FACE_ID_INTERNAL, INVALID_FACE_ID, Face, FaceScope, LinkType
 from sflow.icn.face_table import FaceTable
-from sflow.icn.face.inprocess import InProcessFace
 from sflow.icn.fib import Fib, NextHop
 from sflow.icn.limits import ForwarderLimits, LimitCounters, TokenBucket, room
 from sflow.icn.lp import CACHE_POLICY_NO_CACHE, LpPacket
@@ -59,7 +58,7 @@ from sflow.icn.name_tree import NameTree
 from sflow.icn.packet import Data, Interest, Nack
 from sflow.icn.pit import OutRecord, Pit, PitEntry
 from sflow.icn.rib import Rib
-from sflow.icn.scheduler import Clock, Scheduler
+from sflow.icn.scheduler import Clock, Scheduler, TimerQueue
 from sflow.icn.strategy import DEFAULT_STRATEGY, Strategy, resolve_strategy
 from sflow.icn.strategy_choice import StrategyChoice, install_default_choices
 
@@ -140,14 +139,15 @@ class Forwarder:
         self.limit_counters = LimitCounters()
         #: per-face Interest rate (face id → bucket), for faces other than in-process ones
         self._buckets: dict[int, TokenBucket] = {}
-        #: PIT entries created by each face (face id → count), and who created each entry
+        #: PIT entries created by each face (face id → count); each entry keeps its creator's id
         self._pit_by_face: dict[int, int] = {}
-        self._pit_owner: dict[tuple[bytes, bool, bool], int] = {}
         self.name_tree = NameTree()
         self.fib = Fib(self.name_tree)
         self.pit = Pit(self.name_tree)
         self.cs = ContentStore(self.config.cs_capacity, self.config.cs_capacity_bytes, self.config.cs_policy)
         self.dead_nonce_list = DeadNonceList(self.scheduler, self.config.dead_nonce_list_lifetime)
+        #: the PIT entries' expiry timers (items: PIT keys; see set_expiry_timer)
+        self._expiry_timers = TimerQueue(clock, self._expire)
         self.strategy_choice = StrategyChoice(self.name_tree, self._make_strategy, self.config.default_strategy)
         install_default_choices(self.strategy_choice)
         self.faces = FaceTable()
@@ -271,28 +271,28 @@ class Forwarder:
         self._depth += 1
         try:
             while queue:
-                entry, generation = queue.popleft()
-                if not entry.erased and entry.expiry_generation == generation:
+                entry, ticket = queue.popleft()
+                if not entry.erased and entry.expiry_ticket == ticket:
                     self.on_interest_finalize(entry)
         finally:
             self._depth -= 1
 
     def set_expiry_timer(self, entry: PitEntry, duration: float) -> None:
-        """NFD ``Forwarder::setExpiryTimer``: (re)arm the entry's finalize timer."""
-        if entry.expiry_timer is not None:
-            entry.expiry_timer.cancel()
-            entry.expiry_timer = None
-        entry.expiry_generation += 1  # older queued or scheduled timers become stale
-        generation = entry.expiry_generation
+        """NFD ``Forwarder::setExpiryTimer``: (re)arm the entry's finalize timer.
+
+        The entry's new ticket makes any earlier timer of it stale; nothing is cancelled."""
+        ticket = self._expiry_timers.next_ticket()
+        entry.expiry_ticket = ticket
         if duration <= 0:
-            self._finalize_queue.append((entry, generation))
+            self._finalize_queue.append((entry, ticket))
             if self._depth == 0:
                 self._drain()
             return
-        entry.expiry_timer = self.scheduler.schedule(duration, self._expire, entry, generation)
+        self._expiry_timers.push(duration, ticket, entry.key)
 
-    def _expire(self, entry: PitEntry, generation: int) -> None:
-        if not entry.erased and entry.expiry_generation == generation:
+    def _expire(self, key: tuple[bytes, bool, bool], ticket: int) -> None:
+        entry = self.pit.get(key)
+        if entry is not None and entry.expiry_ticket == ticket:
             self._run(self.on_interest_finalize, entry)
 
     def ingress_pit_token(self, face: Face) -> bytes | None:
@@ -339,14 +339,15 @@ class Forwarder:
         entry, created = self.pit.insert(interest)
         if created:
             self._pit_created(face, entry)
-        duplicate = self._find_duplicate_nonce(entry, nonce, face)
-        if duplicate and not (face.link_type == LinkType.POINT_TO_POINT and duplicate & DUPLICATE_NONCE_IN_SAME):
-            self.on_interest_loop(interest, face)
-            return
+        elif entry.in_records or entry.out_records:
+            duplicate = self._find_duplicate_nonce(entry, nonce, face)
+            if duplicate and not (face.link_type == LinkType.POINT_TO_POINT and duplicate & DUPLICATE_NONCE_IN_SAME):
+                self.on_interest_loop(interest, face)
+                return
         if not entry.in_records:
-            data = self.cs.find(interest, self.clock.seconds())
-            if data is not None:
-                self.on_content_store_hit(interest, face, entry, data)
+            cached = self.cs.find_entry(interest, self.clock.seconds())
+            if cached is not None:
+                self.on_content_store_hit(interest, face, entry, cached.data)
                 return
         self.on_content_store_miss(interest, face, entry, lp)
 
@@ -354,7 +355,7 @@ class Forwarder:
         """The per-face Interest rate and the PIT size limit (:mod:`sflow.icn.limits`): False
         drops the Interest (counted)."""
         limits = self.limits
-        if limits.interest_rate > 0 and not isinstance(face, InProcessFace):
+        if limits.interest_rate > 0 and not face.in_process:
             bucket = self._buckets.get(face.face_id)
             now = self.clock.seconds()
             if bucket is None:
@@ -377,13 +378,14 @@ class Forwarder:
     def _pit_created(self, face: Face, entry: PitEntry) -> None:
         """Count the entry against the face whose Interest created it (its PIT quota); the node's
         own in-process faces have none."""
-        if self.limits.pit_max_entries_per_face and not isinstance(face, InProcessFace):
-            self._pit_owner[entry.key] = face.face_id
+        if self.limits.pit_max_entries_per_face and not face.in_process:
+            entry.quota_face_id = face.face_id
             self._pit_by_face[face.face_id] = self._pit_by_face.get(face.face_id, 0) + 1
 
     def _pit_erased(self, entry: PitEntry) -> None:
-        face_id = self._pit_owner.pop(entry.key, None)
-        if face_id is not None:
+        face_id = entry.quota_face_id
+        if face_id:
+            entry.quota_face_id = 0
             left = self._pit_by_face[face_id] - 1
             if left:
                 self._pit_by_face[face_id] = left
@@ -423,8 +425,9 @@ class Forwarder:
         if default_hop_limit and interest.hop_limit is None:
             interest = replace(interest, hop_limit=default_hop_limit)
         now = self.clock.seconds()
-        entry.insert_or_update_in_record(face, interest, now, lp.pit_token if lp is not None else None)
-        last_expiry = max(record.expiry for record in entry.in_records.values())
+        record = entry.insert_or_update_in_record(face, interest, now, lp.pit_token if lp is not None else None)
+        in_records = entry.in_records
+        last_expiry = record.expiry if len(in_records) == 1 else max(r.expiry for r in in_records.values())
         self.set_expiry_timer(entry, last_expiry - now)
         if lp is not None and lp.next_hop_face_id is not None:
             next_hop = self.faces.get(lp.next_hop_face_id)
@@ -462,15 +465,13 @@ class Forwarder:
             self.counters.n_satisfied_interests += 1
         else:
             self.counters.n_unsatisfied_interests += 1
-        if entry.expiry_timer is not None:
-            entry.expiry_timer.cancel()
-            entry.expiry_timer = None
         self._pit_erased(entry)
         self.pit.erase(entry)
 
     def _insert_dead_nonce_list(self, entry: PitEntry, upstream: Face | None) -> None:
         """NFD ``Forwarder::insertDeadNonceList``."""
-        if entry.is_satisfied and not (entry.must_be_fresh and entry.data_freshness_period < self._dnl_lifetime_ms):
+        # entry.key[2] is its MustBeFresh
+        if entry.is_satisfied and not (entry.key[2] and entry.data_freshness_period < self._dnl_lifetime_ms):
             return
         if upstream is None:
             for out in entry.out_records.values():
@@ -596,4 +597,5 @@ class Forwarder:
         for face in list(self.faces):
             face.close()
         self.dead_nonce_list.stop()
+        self._expiry_timers.stop()
         self.scheduler.stop()

@@ -18,12 +18,13 @@ these byte strings as keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import overload
 
 from sflow.errors import DecodeError, InvalidNameError
 from sflow.icn import tlv
+from sflow.icn.trusted import trusted_constructor
 
 GENERIC = tlv.GENERIC_NAME_COMPONENT
 IMPLICIT_SHA256_DIGEST = tlv.IMPLICIT_SHA256_DIGEST_COMPONENT
@@ -446,12 +447,8 @@ class Name:
         return self.wire >= other.wire
 
 
-def _trusted(wire: bytes, ends: tuple[int, ...]) -> Name:
-    """Build a Name from already validated parts, skipping ``__post_init__``'s scan."""
-    name = object.__new__(Name)
-    object.__setattr__(name, "wire", wire)
-    object.__setattr__(name, "ends", ends)
-    return name
+_trusted: Callable[[bytes, tuple[int, ...]], Name] = trusted_constructor(Name)
+"""Build a Name from already validated parts (``wire``, ``ends``), skipping ``__post_init__``'s scan."""
 
 
 EMPTY_NAME = _trusted(b"", ())

@@ -2,7 +2,8 @@
 
 NFD ``daemon/table/name-tree*.{hpp,cpp}``: a hash table keyed by name prefix whose nodes hold the
 optional FIB entry, the PIT entries and the strategy choice entry of that prefix, with parent
-pointers so that a lookup starting from a PIT entry can walk up instead of hashing every prefix.
+pointers so that a lookup starting from a PIT entry can walk up instead of hashing every prefix
+(the FIB and the strategy choice table walk their own attribute up the parents).
 Names deeper than :data:`MAX_DEPTH` (32) are only inserted to that depth. Here the hash table is a
 dict keyed by the prefix's wire encoding (see :mod:`sflow.icn.name`).
 """
@@ -31,7 +32,7 @@ class NameTreeEntry:
     def __init__(self, name: Name, parent: NameTreeEntry | None) -> None:
         self.key = name.wire
         self.name = name
-        self.depth = len(name)
+        self.depth = len(name.ends)
         self.parent = parent
         self.n_children = 0
         self.fib_entry: FibEntry | None = None
@@ -78,11 +79,16 @@ class NameTree:
             return found
         # Walk up to the deepest existing ancestor, then create downwards.
         existing_depth = depth - 1
-        while existing_depth > 0 and wire[: ends[existing_depth - 1]] not in entries:
+        parent = self.root
+        while existing_depth > 0:
+            ancestor = entries.get(wire[: ends[existing_depth - 1]])
+            if ancestor is not None:
+                parent = ancestor
+                break
             existing_depth -= 1
-        parent = entries[wire[: ends[existing_depth - 1]] if existing_depth else b""]
+        whole = len(ends)
         for level in range(existing_depth + 1, depth + 1):
-            child = NameTreeEntry(name.prefix(level), parent)
+            child = NameTreeEntry(name if level == whole else name.prefix(level), parent)
             parent.n_children += 1
             entries[child.key] = child
             parent = child
@@ -114,17 +120,6 @@ class NameTree:
             if entry is not None and (predicate is None or predicate(entry)):
                 return entry
             depth -= 1
-        return self.root
-
-    def find_longest_prefix_match_from(
-        self, entry: NameTreeEntry, predicate: Callable[[NameTreeEntry], bool]
-    ) -> NameTreeEntry:
-        """Walk parent pointers from ``entry`` to the first that satisfies ``predicate`` (else root)."""
-        current: NameTreeEntry | None = entry
-        while current is not None:
-            if predicate(current):
-                return current
-            current = current.parent
         return self.root
 
     def erase_if_empty(self, entry: NameTreeEntry) -> None:

@@ -29,6 +29,7 @@ from sflow.errors import DecodeError
 from sflow.icn import tlv
 from sflow.icn.name import IMPLICIT_SHA256_DIGEST, PARAMETERS_SHA256_DIGEST, Component, Name, _scan, _scan_components, _trusted
 from sflow.icn.signature import DigestSha256Signer, SignatureInfo, Signer, decode_signature_info
+from sflow.icn.trusted import trusted_constructor
 
 DEFAULT_INTEREST_LIFETIME = 4000
 """Milliseconds, when InterestLifetime is absent (spec interest.rst)."""
@@ -162,7 +163,8 @@ class Data:
 
     def full_name_wire(self) -> bytes:
         """``wire`` of :meth:`full_name` (the name and its ImplicitSha256Digest), without building a Name."""
-        return self.name.wire + _DIGEST_HEADER + self.implicit_digest()
+        wire = self.wire
+        return self.name.wire + _DIGEST_HEADER + hashlib.sha256(encode_data(self) if wire is None else wire).digest()
 
     def full_name(self) -> Name:
         wire = self.full_name_wire()
@@ -315,6 +317,10 @@ def make_data(
 # ------------------------------------------------------------------------------------------------
 # decoding
 
+# Decoded packets are built from validated fields, their encoding (``wire``) last.
+_new_interest: Callable[..., Interest] = trusted_constructor(Interest)
+_new_data: Callable[..., Data] = trusted_constructor(Data)
+
 
 def _decode_name(buf: bytes, start: int, end: int) -> Name:
     wire = buf[start:end]
@@ -420,7 +426,7 @@ def decode_interest(buf: bytes) -> Interest:
             raise DecodeError("Interest with ApplicationParameters needs exactly one ParametersSha256Digest")
     elif n_params_digest:
         raise DecodeError("ParametersSha256Digest without ApplicationParameters")
-    interest = Interest(
+    return _new_interest(
         name,
         can_be_prefix,
         must_be_fresh,
@@ -431,9 +437,8 @@ def decode_interest(buf: bytes) -> Interest:
         app_parameters,
         signature_info,
         signature_value,
+        buf,
     )
-    object.__setattr__(interest, "wire", buf)
-    return interest
 
 
 def decode_meta_info(buf: bytes, start: int, end: int) -> MetaInfo:
@@ -540,9 +545,7 @@ def decode_data(buf: bytes) -> Data:
             raise DecodeError(f"unrecognized critical element {tlv_type} in Data")
     if signature_info is not None and signature_value is None:
         raise DecodeError("SignatureInfo without SignatureValue")
-    data = Data(name, meta, content, signature_info, signature_value)
-    object.__setattr__(data, "wire", buf)
-    return data
+    return _new_data(name, meta, content, signature_info, signature_value, buf)
 
 
 def interest_signed_portion(interest: Interest) -> list[bytes]:

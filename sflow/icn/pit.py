@@ -21,14 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 from sflow.icn.name import IMPLICIT_SHA256_DIGEST
 from sflow.icn.name_tree import NameTree, NameTreeEntry
-from sflow.icn.packet import Data, Interest
+from sflow.icn.packet import DEFAULT_INTEREST_LIFETIME, Data, Interest
 
 if TYPE_CHECKING:
     from sflow.icn.face.base import Face
-    from sflow.icn.scheduler import EventId
 
 MAX_LIFETIME = 10 * 24 * 3600.0
 """NFD caps an in-record's lifetime at 10 days."""
+
+
+def _lifetime(interest: Interest) -> float:
+    """The Interest's lifetime in seconds, capped at :data:`MAX_LIFETIME`."""
+    lifetime = interest.lifetime
+    if lifetime is None:
+        return DEFAULT_INTEREST_LIFETIME / 1000.0
+    return min(lifetime / 1000.0, MAX_LIFETIME)
 
 
 class InRecord:
@@ -47,7 +54,7 @@ class InRecord:
     def update(self, interest: Interest, now: float, pit_token: bytes | None) -> None:
         self.nonce = interest.nonce or 0
         self.last_renewed = now
-        self.expiry = now + min(interest.lifetime_ms / 1000.0, MAX_LIFETIME)
+        self.expiry = now + _lifetime(interest)
         self.interest = interest
         self.pit_token = pit_token
 
@@ -76,7 +83,7 @@ class OutRecord:
     def update(self, interest: Interest, now: float) -> None:
         self.nonce = interest.nonce or 0
         self.last_renewed = now
-        self.expiry = now + min(interest.lifetime_ms / 1000.0, MAX_LIFETIME)
+        self.expiry = now + _lifetime(interest)
         self.incoming_nack = None
 
 
@@ -91,8 +98,8 @@ class PitEntry:
         "out_records",
         "is_satisfied",
         "data_freshness_period",
-        "expiry_timer",
-        "expiry_generation",
+        "expiry_ticket",
+        "quota_face_id",
         "name_tree_entry",
         "retx_suppression_interval",
         "_info",
@@ -107,8 +114,10 @@ class PitEntry:
         self.out_records: dict[int, OutRecord] = {}
         self.is_satisfied = False
         self.data_freshness_period = 0
-        self.expiry_timer: EventId | None = None
-        self.expiry_generation = 0
+        #: the ticket of the entry's current expiry timer (0: none); see Forwarder.set_expiry_timer
+        self.expiry_ticket = 0
+        #: the face whose PIT quota counts this entry (0: none); kept by the forwarder
+        self.quota_face_id = 0
         self.name_tree_entry = node
         self.retx_suppression_interval = 0.0
         self._info: dict[str, Any] | None = None
@@ -204,6 +213,10 @@ class Pit:
     def find(self, interest: Interest) -> PitEntry | None:
         return self._entries.get((interest.name.wire, interest.can_be_prefix, interest.must_be_fresh))
 
+    def get(self, key: tuple[bytes, bool, bool]) -> PitEntry | None:
+        """The entry with this key (name wire, CanBePrefix, MustBeFresh)."""
+        return self._entries.get(key)
+
     def insert(self, interest: Interest) -> tuple[PitEntry, bool]:
         """Find or create the entry for ``interest``: ``(entry, created)``."""
         key = (interest.name.wire, interest.can_be_prefix, interest.must_be_fresh)
@@ -211,9 +224,8 @@ class Pit:
         if entry is not None:
             return entry, False
         name = interest.name
-        depth = len(name)
-        has_digest = name.has_implicit_digest()
-        if has_digest:
+        depth = len(name.ends)
+        if name.has_implicit_digest():
             depth -= 1
             self._n_digest_entries += 1
         node = self.name_tree.lookup(name, depth)
@@ -227,7 +239,7 @@ class Pit:
             return
         entry.erased = True
         del self._entries[entry.key]
-        if entry.name.has_implicit_digest():
+        if self._n_digest_entries and entry.name.has_implicit_digest():
             self._n_digest_entries -= 1
         node = entry.name_tree_entry
         node.pit_entries.remove(entry)

@@ -91,8 +91,12 @@ class StrategyChoice:
         return (node.strategy_choice or self._root_choice).strategy
 
     def find_effective_strategy_for_pit(self, pit_entry: PitEntry) -> Strategy:
-        node = self.name_tree.find_longest_prefix_match_from(pit_entry.name_tree_entry, _has_choice)
-        return (node.strategy_choice or self._root_choice).strategy
+        node: NameTreeEntry | None = pit_entry.name_tree_entry
+        while node is not None:
+            if node.strategy_choice is not None:
+                return node.strategy_choice.strategy
+            node = node.parent
+        return self._root_choice.strategy
 
 
 DEFAULT_CHOICES: tuple[tuple[str, str], ...] = (

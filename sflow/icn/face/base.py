@@ -95,6 +95,9 @@ class PacketHandler(Protocol):
 class Face(ABC):
     """One face. Subclasses carry packets; this class counts, encodes and decodes them."""
 
+    #: a face inside this process (the node's own applications): not subject to per-face limits
+    in_process = False
+
     def __init__(
         self,
         *,
@@ -197,39 +200,40 @@ class Face(ABC):
         if self.closed:
             return
         self.counters.n_out_interests += 1
-        wire = encode_interest(interest)
+        wire = interest.wire or encode_interest(interest)
         if next_hop_face_id is not None:
             wire = lpmod.encode_lp_packet(LpPacket(fragment=wire, next_hop_face_id=next_hop_face_id))
-        self._send_wire(wire)
+        if self._fits(wire):
+            self.transmit(wire)
 
     def send_data(self, data: Data, *, pit_token: bytes | None = None, no_cache: bool = False) -> None:
         if self.closed:
             return
         self.counters.n_out_data += 1
-        wire = encode_data(data)
+        wire = data.wire or encode_data(data)
         if pit_token is not None or no_cache:
             wire = lpmod.wrap(
                 wire, pit_token=pit_token, cache_policy=lpmod.CACHE_POLICY_NO_CACHE if no_cache else None
             )
-        self._send_wire(wire)
+        if self._fits(wire):
+            self.transmit(wire)
 
     def send_nack(self, nack: Nack, *, pit_token: bytes | None = None) -> None:
         if self.closed:
             return
         self.counters.n_out_nacks += 1
-        self._send_wire(lpmod.wrap(encode_interest(nack.interest), pit_token=pit_token, nack_reason=nack.reason))
-
-    def _send_wire(self, wire: bytes) -> None:
+        wire = lpmod.wrap(encode_interest(nack.interest), pit_token=pit_token, nack_reason=nack.reason)
         if self._fits(wire):
             self.transmit(wire)
 
     def _fits(self, wire: bytes) -> bool:
         """Count an outgoing packet: its bytes if it may be sent, else as oversize (it is not sent)."""
-        if len(wire) > tlv.MAX_NDN_PACKET_SIZE:
+        size = len(wire)
+        if size > tlv.MAX_NDN_PACKET_SIZE:
             self.counters.n_out_oversize += 1
-            log.warning("packet over %d octets not sent face=%d size=%d", tlv.MAX_NDN_PACKET_SIZE, self.face_id, len(wire))
+            log.warning("packet over %d octets not sent face=%d size=%d", tlv.MAX_NDN_PACKET_SIZE, self.face_id, size)
             return False
-        self.counters.n_out_bytes += len(wire)
+        self.counters.n_out_bytes += size
         return True
 
     @abstractmethod

@@ -19,6 +19,8 @@ from sflow.icn.scheduler import Clock
 class InProcessFace(Face):
     """One end of an in-process link; see :func:`linked_faces`."""
 
+    in_process = True
+
     def __init__(
         self,
         clock: Clock,

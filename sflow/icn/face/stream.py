@@ -40,19 +40,59 @@ def _describe(addr: Any, scheme: str) -> tuple[str, bool]:
     return f"{scheme}://unknown", False
 
 
+class _OutputBatch:
+    """Packets sent while stream input is being processed, written once that input is done.
+
+    A read hands a stream face dozens of packets, each of which may send one; writing them to the
+    transport one by one costs Twisted's whole write path per packet. While any stream protocol's
+    ``dataReceived`` runs, stream faces queue their packets here and every face's queue is written
+    as one buffer when the outermost ``dataReceived`` returns (or before the face closes). Outside
+    of it (timers, datagrams, applications in this process) a face writes at once.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.faces: list[StreamFace] = []
+
+    def flush(self) -> None:
+        faces = self.faces
+        while faces:
+            faces.pop().flush()
+
+
+_batch = _OutputBatch()
+
+
 class StreamFace(Face):
     """A face whose link is one stream connection."""
 
     def __init__(self, protocol: NdnStreamProtocol, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.protocol = protocol
+        self._queued: list[bytes] = []
 
     def transmit(self, wire: bytes) -> None:
+        if _batch.depth:
+            if not self._queued:
+                _batch.faces.append(self)
+            self._queued.append(wire)
+            return
         transport: Any = self.protocol.transport
         if transport is not None:
             transport.write(wire)
 
+    def flush(self) -> None:
+        """Write the packets queued during input processing (see :class:`_OutputBatch`)."""
+        queued = self._queued
+        if not queued:
+            return
+        self._queued = []
+        transport: Any = self.protocol.transport
+        if transport is not None:
+            transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+
     def close_transport(self) -> None:
+        self.flush()
         transport: Any = self.protocol.transport
         if transport is not None:
             transport.loseConnection()
@@ -91,6 +131,16 @@ class NdnStreamProtocol(Protocol):
         face = self.face
         if face is None or face.closed:
             return
+        batch = _batch
+        batch.depth += 1
+        try:
+            self._frame(face, data)
+        finally:
+            batch.depth -= 1
+            if not batch.depth:
+                batch.flush()
+
+    def _frame(self, face: StreamFace, data: bytes) -> None:
         buf = self._buffer + data if self._buffer else data
         end = len(buf)
         pos = 0

@@ -48,9 +48,9 @@ def is_next_hop_eligible(
     """NFD ``isNextHopEligible``: not back to the ingress (unless ad hoc), no scope violation, and
     with ``want_unused`` no unexpired out-record."""
     out_face = next_hop.face
-    if (out_face is in_face and out_face.link_type != LinkType.AD_HOC) or would_violate_scope(
-        in_face, interest, out_face
-    ):
+    if out_face is in_face and out_face.link_type != LinkType.AD_HOC:
+        return False
+    if out_face.scope != FaceScope.LOCAL and would_violate_scope(in_face, interest, out_face):
         return False
     if want_unused:
         record = pit_entry.get_out_record(out_face)
@@ -100,7 +100,7 @@ class Strategy(ABC):
 
     # --- actions --------------------------------------------------------------------------------
     def now(self) -> float:
-        return self.forwarder.now()
+        return self.forwarder.clock.seconds()
 
     def lookup_fib(self, pit_entry: PitEntry) -> FibEntry:
         return self.forwarder.fib.find_longest_prefix_match_for_pit(pit_entry)
@@ -110,18 +110,17 @@ class Strategy(ABC):
 
     def send_data(self, data: Data, egress: Face, pit_entry: PitEntry) -> None:
         """Send Data to one downstream and delete its in-record (NFD ``Strategy::sendData``)."""
-        record = pit_entry.get_in_record(egress)
+        record = pit_entry.in_records.pop(egress.face_id, None)
         token = record.pit_token if record is not None else self.forwarder.ingress_pit_token(egress)
-        pit_entry.delete_in_record(egress)
         self.forwarder.on_outgoing_data(data, egress, token)
 
     def send_data_to_all(self, data: Data, pit_entry: PitEntry, in_face: Face) -> None:
         """Send Data to every downstream with an unexpired in-record, but the ingress (unless ad hoc)."""
-        now = self.now()
+        now = self.forwarder.clock.seconds()
         downstreams = [
             record.face
             for record in pit_entry.in_records.values()
-            if record.expiry > now and not (record.face is in_face and record.face.link_type != LinkType.AD_HOC)
+            if record.expiry > now and not (record.face is in_face and in_face.link_type != LinkType.AD_HOC)
         ]
         for face in downstreams:
             self.send_data(data, face, pit_entry)

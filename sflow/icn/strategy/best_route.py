@@ -63,7 +63,7 @@ class BestRouteStrategy(Strategy):
         self.retx_suppression = RetxSuppressionExponential()
 
     def after_receive_interest(self, interest: Interest, ingress: Face, pit_entry: PitEntry) -> None:
-        now = self.now()
+        now = self.forwarder.clock.seconds()
         suppression = self.retx_suppression.decide_per_pit_entry(pit_entry, now)
         if suppression is RetxSuppressionResult.SUPPRESS:
             return

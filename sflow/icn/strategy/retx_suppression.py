@@ -58,7 +58,7 @@ class RetxSuppressionExponential:
         self.max_interval = max_interval
 
     def decide_per_pit_entry(self, pit_entry: PitEntry, now: float) -> RetxSuppressionResult:
-        if not pit_entry.has_pending_out_records(now):
+        if not pit_entry.out_records or not pit_entry.has_pending_out_records(now):
             return RetxSuppressionResult.NEW
         since_last = now - pit_entry.last_outgoing()
         interval = pit_entry.retx_suppression_interval or self.initial_interval

@@ -67,6 +67,30 @@ def test_stream_exchange_byte_by_byte(forwarder: Forwarder) -> None:
     assert split_packets(consumer_tx.value()) == [data]
 
 
+def test_packets_sent_while_a_read_is_processed_leave_as_one_write_per_face(forwarder: Forwarder) -> None:
+    consumer, consumer_tx = connect(forwarder, port=1)
+    producer, producer_tx = connect(forwarder, port=2)
+    assert producer.face is not None and consumer.face is not None
+    route(forwarder, "/A", producer.face)
+    writes: list[bytes] = []
+    original_write = producer_tx.write
+    producer_tx.write = lambda data: (writes.append(data), original_write(data))[1]  # type: ignore[method-assign]
+    interests = [encode_interest(make_interest(f"/A/{i}", nonce=i)) for i in range(5)]
+    consumer.dataReceived(b"".join(interests))
+    assert len(writes) == 1 and split_packets(writes[0]) == interests  # in order, one buffer
+    consumer.face.send_interest(make_interest("/B", nonce=9))  # outside a read: written at once
+    assert decode_interest(split_packets(consumer_tx.value())[-1]).name.to_uri() == "/B"
+    producer.dataReceived(encode_data(make_data("/A/0", b"x")) + encode_data(make_data("/A/1", b"y")))
+    assert [decode_data(p).name.to_uri() for p in split_packets(consumer_tx.value())[-2:]] == ["/A/0", "/A/1"]
+    # a read that queues a Nack(NoRoute) on its own face and then closes it (bad framing): the Nack
+    # is written before the connection is closed
+    consumer.dataReceived(encode_interest(make_interest("/Z", nonce=11)) + b"\x05\xfd\x00\x10")
+    assert consumer.face.closed and consumer_tx.disconnecting
+    nack = decode_lp_packet(split_packets(consumer_tx.value())[-1])
+    assert nack.nack_reason == NackReason.NO_ROUTE and nack.fragment is not None
+    assert decode_interest(nack.fragment).name.to_uri() == "/Z"
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_stream_framing_tolerates_any_chunking(data: st.DataObject) -> None:

@@ -376,6 +376,25 @@ def test_pit_expiry_renewed_by_retransmission(forwarder: Forwarder, add_face: Ad
     assert len(forwarder.pit) == 0
 
 
+def test_pit_expiry_old_deadline_leaves_a_new_entry_of_the_same_name(
+    forwarder: Forwarder, add_face: AddFace, clock: Clock
+) -> None:
+    face1, face2 = add_face(), add_face()
+    route(forwarder, "/A", face2)
+    face1.interest("/A/0", nonce=1, lifetime=100)
+    face2.data("/A/0")  # satisfied: its 100 ms deadline stays queued but is stale
+    clock.advance(0.05)
+    forwarder.cs.erase(Name.from_uri("/A/0"))
+    face1.interest("/A/0", nonce=2, lifetime=100)  # a new entry with the same PIT key
+    assert len(forwarder.pit) == 1
+    clock.advance(0.06)  # the first entry's deadline passes
+    assert len(forwarder.pit) == 1 and counters(forwarder)["n_unsatisfied_interests"] == 0
+    clock.advance(0.05)  # the new entry's own deadline
+    assert len(forwarder.pit) == 0
+    c = counters(forwarder)
+    assert (c["n_satisfied_interests"], c["n_unsatisfied_interests"]) == (1, 1)
+
+
 def test_pit_expiry_satisfied_interest_and_cs_hit(forwarder: Forwarder, add_face: AddFace) -> None:
     face1, face2 = add_face(), add_face()
     route(forwarder, "/A", face2)

@@ -16,7 +16,7 @@ from sflow.icn.name_tree import MAX_DEPTH, NameTree
 from sflow.icn.packet import Data, Interest, NackReason, make_data, make_interest
 from sflow.icn.pit import Pit
 from sflow.icn.rib import Rib
-from sflow.icn.scheduler import Scheduler
+from sflow.icn.scheduler import Scheduler, TimerQueue
 from sflow.icn.strategy import BestRouteStrategy, MulticastStrategy, resolve_strategy
 from sflow.icn.strategy.base import Strategy
 from sflow.icn.strategy_choice import StrategyChoice
@@ -272,6 +272,21 @@ def test_cs_exact_name_can_be_prefix_and_prefix_name() -> None:
     assert cs2.find(I("/A/B/D/E", can_be_prefix=True), 0.0) is None
 
 
+def test_cs_can_be_prefix_finds_entries_at_any_depth_and_removal_cleans_the_index() -> None:
+    cs = ContentStore()
+    for name in ("/A/x/y/z", "/A/x/w", "/A/q", "/B/c"):
+        cs.insert(D(name, freshness_period=1000 if name == "/A/q" else None), 0.0)
+    assert cs.find(I("/A", can_be_prefix=True), 0.0).name == N("/A/q")  # type: ignore[union-attr]
+    assert cs.find(I("/A/x", can_be_prefix=True), 0.0).name == N("/A/x/w")  # type: ignore[union-attr]
+    assert cs.find(I("/A/x/y", can_be_prefix=True), 0.0).name == N("/A/x/y/z")  # type: ignore[union-attr]
+    assert cs.find(I("/A/x", can_be_prefix=True, must_be_fresh=True), 0.0) is None
+    assert cs.erase(N("/A/x")) == 2
+    assert cs.find(I("/A/x", can_be_prefix=True), 0.0) is None
+    assert cs.find(I("/A", can_be_prefix=True, must_be_fresh=True), 0.5).name == N("/A/q")  # type: ignore[union-attr]
+    cs.erase(N("/"))
+    assert len(cs) == 0 and not cs._by_name and not cs._by_parent and not cs._children
+
+
 def test_cs_full_name() -> None:
     cs = ContentStore()
     first, second = D("/A", b"1"), D("/A", b"2")
@@ -378,7 +393,7 @@ def test_cs_priority_fifo_refresh_and_aging() -> None:
     cs.insert(a, 0.0)
     cs.insert(D("/B", freshness_period=5000), 0.0)
     cs.insert(D("/C", freshness_period=5000), 0.0)
-    full_a = cs.entry_for(a).full_key  # type: ignore[union-attr]
+    full_a = cs.entry_for(a).key  # type: ignore[union-attr]
     assert cs.policy.queue_of(full_a, 0.5) == PriorityFifoPolicy.FRESH
     assert cs.policy.queue_of(full_a, 1.5) == PriorityFifoPolicy.STALE  # freshness ended
     cs.insert(D("/A", freshness_period=1000), 1.5)  # refresh: fresh again
@@ -547,3 +562,42 @@ def test_scheduler_orders_and_cancels() -> None:
     scheduler.stop()
     clock.advance(10)
     assert fired[-1] == "now" and not clock.getDelayedCalls()
+
+
+def test_timer_queue_fires_in_deadline_order_across_groups_and_the_heap() -> None:
+    clock = Clock()
+    fired: list[tuple[str, int]] = []
+    timers = TimerQueue(clock, lambda item, ticket: fired.append((item, ticket)))
+    tickets = {name: timers.next_ticket() for name in ("a", "b", "c", "d", "e")}
+    assert list(tickets.values()) == sorted(tickets.values())  # tickets only increase
+    timers.push(4.0, tickets["a"], "a")  # the 4 s group: due 4.0
+    clock.advance(0.5)
+    timers.push(1.0, tickets["b"], "b")  # the 1 s group: due 1.5
+    timers.push(4.0, tickets["c"], "c")  # 4 s again, after "a": due 4.5
+    clock.rightNow -= 0.25  # the clock steps back: a 4 s deadline now breaks its group's order
+    timers.push(4.0, tickets["d"], "d")  # due 4.25, to the heap
+    clock.rightNow += 0.25
+    assert len(timers) == 4 and len(clock.getDelayedCalls()) == 1
+    clock.advance(1.0)
+    assert fired == [("b", tickets["b"])]
+    clock.advance(2.5)  # 4.0
+    assert fired[-1] == ("a", tickets["a"])
+    timers.push(0.125, tickets["e"], "e")  # due 4.125
+    clock.advance(1.0)  # d, e and c together, in deadline order
+    assert [item for item, _ticket in fired] == ["b", "a", "e", "d", "c"]
+    assert len(timers) == 0 and not clock.getDelayedCalls()
+
+
+def test_timer_queue_takes_many_delays_and_stops() -> None:
+    clock = Clock()
+    fired: list[float] = []
+    timers = TimerQueue(clock, lambda item, ticket: fired.append(item))
+    delays = [0.001 * (i + 1) for i in range(3 * TimerQueue.MAX_GROUPS)][::-1]  # more delays than groups
+    for delay in delays:
+        timers.push(delay, timers.next_ticket(), delay)
+    clock.advance(1.0)
+    assert fired == sorted(delays)
+    timers.push(1.0, timers.next_ticket(), "never")
+    timers.stop()
+    clock.advance(2.0)
+    assert fired == sorted(delays) and len(timers) == 0 and not clock.getDelayedCalls()

@@ -7,6 +7,11 @@ delegator's logic). Until the peer has proved it holds the cluster secret, frame
 handshake step closes the connection; nothing reaches the handler. After the handshake every
 frame is sealed with the session's keys (:mod:`sflow.node.seal`; ``security.channel_encryption``):
 a frame that fails its integrity check closes the connection before anything acts on it.
+
+A file's bytes arrive in data frames (:class:`~sflow.node.protocol.Data`); they are opened (when
+sealed), counted and written on the channel's disk thread, in order, while the reactor reads on.
+A message that follows data frames is acted on only once every one of them has opened: nothing
+after a changed byte is ever acted on.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol as TypingProtocol
 
-import msgpack
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
@@ -37,9 +41,10 @@ from sflow.node.protocol import (
     MAX_CHUNK,
     MAX_FRAME,
     MAX_FRAME_UNAUTHENTICATED,
-    PROTOCOL_VERSION,
+    Data,
     FrameDecoder,
     Message,
+    data_header,
     encode_body,
 )
 from sflow.node.transfer import AlreadyHave, FileSender, FileSink, Sent, TransferError, open_beneath
@@ -130,6 +135,12 @@ class Channel(Protocol):
         self.ready: defer.Deferred[Channel] = defer.Deferred()
         self._sinks: dict[int, tuple[Message, FileSink]] = {}
         self._refused: dict[int, str] = {}
+        #: the stream the peer's data frames belong to (its latest file_begin not yet ended)
+        self._incoming: int | None = None
+        #: sealed data frames handed to the disk thread and not yet opened there
+        self._unopened = 0
+        #: a message read after data frames, acted on once they have all opened
+        self._held: Message | None = None
         self._disk_thread: ThreadPoolExecutor | None = None
         self._disk_bytes = 0
         self._reading_paused = False
@@ -165,13 +176,25 @@ class Channel(Protocol):
         self._process()
 
     def _process(self) -> None:
-        """Act on every whole frame buffered, unless reading is paused (the disk is behind)."""
+        """Act on every whole frame buffered, unless reading is paused (the disk is behind) or a
+        message waits for the data frames before it to open."""
         try:
             while not self.closed and not self._reading_paused:
-                msg = self._decoder.next_message()
-                if msg is None:
+                if self._held is not None:
+                    if self._unopened:
+                        return
+                    msg, self._held = self._held, None
+                    self._on_message(msg)
+                    continue
+                frame = self._decoder.next_frame()
+                if frame is None:
                     return
-                self._on_message(msg)
+                if isinstance(frame, Data):
+                    self._data_received(frame)
+                elif self._unopened:
+                    self._held = frame
+                else:
+                    self._on_message(frame)
         except SflowError as exc:
             self.fail(str(exc))
 
@@ -263,6 +286,14 @@ class Channel(Protocol):
         if self.liveness is not None:
             self.liveness.sent(self._clock.seconds())
 
+    def _write_data(self, data: bytes | memoryview) -> None:
+        """One data frame: the next bytes of the file being sent (sealed: copied out of ``data``
+        as they are encrypted; in clear: ``data`` itself is written, so it must not change)."""
+        if self._sealer is None:
+            self._t.writeSequence([data_header(len(data)), data])
+        else:
+            self._t.writeSequence(self._sealer.data_frame(data))
+
     def _announce(self) -> dict[str, Any]:
         """The heartbeat field of this side's auth or ready frame."""
         return {"heartbeat": self._heartbeat.interval} if self._heartbeat is not None else {}
@@ -315,9 +346,6 @@ class Channel(Protocol):
             return
         if kind == "file_begin":
             self._file_begin(msg)
-        elif kind == "file_chunk":
-            if msg["s"] not in self._refused:
-                self._chunk_received(self._stream(msg)[1], msg["d"])
         elif kind == "file_end":
             self._file_end(msg)
         elif kind == "file_ack":
@@ -409,10 +437,15 @@ class Channel(Protocol):
     def _file_begin(self, msg: Message) -> None:
         if msg["s"] in self._sinks or msg["s"] in self._refused:
             raise ProtocolError(f"stream {msg['s']} is already open")
+        if self._incoming is not None:
+            raise ProtocolError(f"file_begin of stream {msg['s']} before stream {self._incoming} ended")
         if msg["size"] < 0:
             raise ProtocolError("negative file size")
+        self._incoming = msg["s"]
         try:
             sink = self.handler.open_sink(self, msg)
+            if self._sealer is not None:
+                sink.without_digest()
         except AlreadyHave as exc:
             # Its chunks are dropped; the ack says it is delivered (the receiver has it).
             self._refused[msg["s"]] = ""
@@ -428,6 +461,9 @@ class Channel(Protocol):
         self._sinks[msg["s"]] = (msg, sink)
 
     def _file_end(self, msg: Message) -> None:
+        if msg["s"] != self._incoming:
+            raise ProtocolError(f"file_end of stream {msg['s']}, which is not the open one")
+        self._incoming = None
         refused = self._refused.pop(msg["s"], None)
         if refused is not None:
             self._write("file_ack", {"s": msg["s"], "ok": not refused, "error": refused})
@@ -447,27 +483,57 @@ class Channel(Protocol):
         self._write("file_ack", {"s": begin["s"], "ok": True, "error": ""})
         self.handler.file_received(self, begin, path)
 
-    def _chunk_received(self, sink: FileSink, data: bytes) -> None:
-        sink.count(len(data))
-        self._disk_bytes += len(data)
+    def _data_received(self, frame: Data) -> None:
+        """The next bytes of the incoming file: opened (when sealed) and written on the disk
+        thread, in order. A refused file's bytes are opened too, and dropped."""
+        if not self.authenticated or not self.ready.called:
+            raise AuthenticationError("a data frame before authentication")
+        stream = self._incoming
+        if stream is None:
+            raise ProtocolError("a data frame outside a file")
+        n = len(frame.body)
+        entry = None if stream in self._refused else self._sinks[stream]
+        if entry is not None:
+            entry[1].count(frame.size)
+        elif frame.sequence is None:
+            return
+        if frame.sequence is not None:
+            self._unopened += 1
+        self._disk_bytes += n
         if self._disk_bytes > DISK_HIGH and not self._reading_paused:
             # The disk is behind: stop reading this connection (TCP then slows the sender).
             self._reading_paused = True
             self._t.pauseProducing()
             if self.liveness is not None:
                 self.liveness.reading(True, self._clock.seconds())
-        self._disk(sink.write, (data,), lambda _, error: self._chunk_written(len(data), error))
+        sink = entry[1] if entry is not None else None
+        self._disk(self._store, (frame, sink), lambda _, error: self._data_stored(frame, n, error))
 
-    def _chunk_written(self, n: int, error: BaseException | None) -> None:
+    def _store(self, frame: Data, sink: FileSink | None) -> None:
+        """On the disk thread: open a sealed data frame, then write it (unless refused)."""
+        data: bytes | memoryview = frame.body
+        if frame.sequence is not None:
+            assert self._decoder.opener is not None
+            data = self._decoder.opener.open_at(frame.sequence, frame.header, frame.body)
+        if sink is not None:
+            sink.write(data)
+
+    def _data_stored(self, frame: Data, n: int, error: BaseException | None) -> None:
         self._disk_bytes -= n
+        if frame.sequence is not None:
+            self._unopened -= 1
         if error is not None:
-            self.fail(f"cannot store a file chunk: {error!r}")
+            self.fail(str(error) if isinstance(error, SflowError) else f"cannot store a file chunk: {error!r}")
             return
-        if self._reading_paused and self._disk_bytes < DISK_LOW and not self.closed:
+        if self.closed:
+            return
+        if self._reading_paused and self._disk_bytes < DISK_LOW:
             self._reading_paused = False
             self._t.resumeProducing()
             if self.liveness is not None:
                 self.liveness.reading(False, self._clock.seconds())
+            self._process()
+        elif self._held is not None and not self._unopened:
             self._process()
 
     def _disk(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
@@ -511,15 +577,6 @@ class Channel(Protocol):
         self._write("file_begin", {**out.header, "s": out.stream, "size": size})
         stream = out.stream
 
-        def frame(data: bytes) -> None:
-            # The envelope is packed by hand (no schema pass per chunk); in clear the chunk is
-            # written beside it without a copy. The receiver decodes an ordinary file_chunk map.
-            head = _chunk_envelope(stream, len(data))
-            if self._sealer is None:
-                self._t.writeSequence([HEADER.pack(len(head) + len(data)), head, data])
-                return
-            self._t.writeSequence(self._sealer.frame(head + data))
-
         def ended(sent: Sent) -> None:
             self._sending = None
             self._awaiting_ack[stream] = (out, started, sent.size)
@@ -532,7 +589,10 @@ class Channel(Protocol):
                 out.done.errback(exc)
             self.fail(f"could not send {out.path.name}: {exc}")
 
-        FileSender(self._t, source, self._chunk, frame, ended, errored).begin()
+        # Sealed: no digest (the receiver authenticates every frame), and the chunks are read
+        # into one buffer, as sealing copies them out of it.
+        sealed = self._sealer is not None
+        FileSender(self._t, source, self._chunk, self._write_data, ended, errored, digest=not sealed, reuse=sealed).begin()
 
     def _file_ack(self, msg: Message) -> None:
         entry = self._awaiting_ack.pop(msg["s"], None)
@@ -543,15 +603,6 @@ class Channel(Protocol):
             out.done.callback(Delivered(size, started, self._clock.seconds()))
         else:
             out.done.errback(TransferError(f"peer {self.peer_name} refused {out.path.name}: {msg['error']}"))
-
-
-_ENVELOPE = msgpack.packb({"v": PROTOCOL_VERSION, "t": "file_chunk"}, use_bin_type=True)[1:]
-
-
-def _chunk_envelope(stream: int, size: int) -> bytes:
-    """A ``file_chunk`` map up to the header of its ``d`` bytes: ``{v, t, s, d: <size bytes>}``
-    (a 4-entry fixmap, the constant v and t, s, then "d" and a bin 32 header)."""
-    return b"\x84" + _ENVELOPE + b"\xa1s" + msgpack.packb(stream) + b"\xa1d\xc6" + size.to_bytes(4, "big")
 
 
 def _keepalive(transport: Any, heartbeat: Heartbeat) -> None:

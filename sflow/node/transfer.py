@@ -6,9 +6,11 @@ chunk frame at a time and stops as soon as the transport says its buffer is full
 than about one chunk of a file in memory. It hashes what it reads and ends with the SHA-256.
 
 The receiver writes chunks to a temporary name next to the final path, inside the job directory,
-hashing as it goes; only when the size and SHA-256 match is the file made durable (fsync) and
-renamed into place (:mod:`sflow.durable`). A file that fails, or a connection that drops
-mid-file, leaves nothing behind.
+hashing as it goes; only when the size and SHA-256 match is the file made durable (fsync, once)
+and renamed into place (:mod:`sflow.durable`). A file that fails, or a connection that drops
+mid-file, leaves nothing behind. On a sealed channel neither side hashes (``digest=False``,
+:meth:`FileSink.without_digest`): every chunk is authenticated, in order, by the channel itself,
+and only the size is checked here.
 """
 
 from __future__ import annotations
@@ -95,22 +97,28 @@ class FileSink:
         self.target = safe_target(root, path)
         self.size = size
         self.received = 0
-        self._sha = hashlib.sha256()
+        self._sha: Any = hashlib.sha256()
         self._file: DurableFile | None = DurableFile(self.target)
         self.temp = self._file.temp
         self._written = 0
         self._error: OSError | None = None
+
+    def without_digest(self) -> None:
+        """The channel authenticates every chunk in order (it is sealed): no SHA-256 here, and
+        :meth:`finish` then expects an empty digest. Called before the first chunk."""
+        self._sha = None
 
     def count(self, n: int) -> None:
         self.received += n
         if self.received > self.size:
             raise TransferError(f"{self.target.name}: more bytes than the announced {self.size}")
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Hash and write a chunk; a disk error is kept and reported by :meth:`finish`."""
         if self._file is None or self._error is not None:
             return
-        self._sha.update(data)
+        if self._sha is not None:
+            self._sha.update(data)
         try:
             self._file.write(data)
         except OSError as exc:
@@ -119,7 +127,7 @@ class FileSink:
 
     def finish(self, sha256: bytes) -> Path:
         """Verify and make durable under the real name; TransferError (and nothing left behind)
-        otherwise."""
+        otherwise. :meth:`without_digest`: ``sha256`` must be empty."""
         if self._file is None:
             raise ProtocolError("file ended twice")
         file, self._file = self._file, None
@@ -128,7 +136,9 @@ class FileSink:
             problem = f"cannot write: {self._error.strerror or self._error}"
         elif self._written != self.size:
             problem = f"received {self._written} bytes of {self.size}"
-        elif self._sha.digest() != sha256:
+        elif self._sha is None and sha256:
+            problem = "a digest where none was expected"
+        elif self._sha is not None and self._sha.digest() != sha256:
             problem = "SHA-256 mismatch"
         if problem:
             file.abort()
@@ -146,7 +156,7 @@ class FileSink:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """A file that was streamed: its size and digest."""
+    """A file that was streamed: its size and digest (empty when the sender did not hash)."""
 
     size: int
     sha256: bytes
@@ -154,11 +164,13 @@ class Sent:
 
 @implementer(IPushProducer)
 class FileSender:
-    """Streams one open file as ``file_chunk`` frames, paced by the transport.
+    """Streams one open file as data frames, paced by the transport.
 
     ``frame(data)`` writes one chunk frame to the transport, ``on_end(sent)`` is called once the last chunk is
     written (the caller then sends ``file_end``), ``on_error(exc)`` if reading fails or the
-    transport stops the producer.
+    transport stops the producer. ``digest``: hash what is read (SHA-256). ``reuse``: ``frame``
+    is done with ``data`` when it returns (it encrypts it into a frame of its own), so every chunk
+    is read into one reused buffer instead of a fresh one.
     """
 
     def __init__(
@@ -166,9 +178,11 @@ class FileSender:
         transport: ITransport,
         source: IO[bytes],
         chunk_size: int,
-        frame: Callable[[bytes], None],
+        frame: Callable[[bytes | memoryview], None],
         on_end: Callable[[Sent], None],
         on_error: Callable[[BaseException], None],
+        digest: bool = True,
+        reuse: bool = False,
     ) -> None:
         self._transport: Any = transport
         self._source = source
@@ -176,7 +190,8 @@ class FileSender:
         self._frame = frame
         self._on_end = on_end
         self._on_error = on_error
-        self._sha = hashlib.sha256()
+        self._sha = hashlib.sha256() if digest else None
+        self._buffer = memoryview(bytearray(chunk_size)) if reuse else None
         self._size = 0
         self._paused = False
         self._done = False
@@ -192,18 +207,25 @@ class FileSender:
         self._paused = False
         while not self._paused and not self._done:
             try:
-                data = self._source.read(self._chunk)
+                data = self._read()
             except OSError as exc:
                 self._finish()
                 self._on_error(exc)
                 return
             if not data:
                 self._finish()
-                self._on_end(Sent(self._size, self._sha.digest()))
+                self._on_end(Sent(self._size, self._sha.digest() if self._sha is not None else b""))
                 return
             self._size += len(data)
-            self._sha.update(data)
+            if self._sha is not None:
+                self._sha.update(data)
             self._frame(data)
+
+    def _read(self) -> bytes | memoryview:
+        if self._buffer is None:
+            return self._source.read(self._chunk)
+        n = self._source.readinto(self._buffer)  # type: ignore[attr-defined]
+        return self._buffer[: n or 0]
 
     def stopProducing(self) -> None:
         if not self._done:

@@ -13,7 +13,18 @@ from twisted.internet.testing import StringTransport
 
 from sflow.errors import ProtocolError
 from sflow.node.channel import Channel
-from sflow.node.protocol import HEADER, MAX_FRAME, MAX_FRAME_UNAUTHENTICATED, FrameDecoder, Message, encode
+from sflow.node.protocol import (
+    DATA_FLAG,
+    HEADER,
+    MAX_FRAME,
+    MAX_FRAME_UNAUTHENTICATED,
+    PROTOCOL_VERSION,
+    Data,
+    FrameDecoder,
+    Message,
+    data_header,
+    encode,
+)
 
 from node_fakes import Pipe, RecordingHandler, channel_pair
 
@@ -24,14 +35,14 @@ def pieces(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(points, points[1:])] or [b""]
 
 
-def decode_stream(data: bytes, cuts: Sequence[int], limit: int = MAX_FRAME_UNAUTHENTICATED) -> list[Message]:
+def decode_stream(data: bytes, cuts: Sequence[int], limit: int = MAX_FRAME_UNAUTHENTICATED) -> list[Message | Data]:
     decoder = FrameDecoder(limit)
-    out: list[Message] = []
+    out: list[Message | Data] = []
     for piece in pieces(data, cuts):
         decoder.feed(piece)
         while True:
             try:
-                msg = decoder.next_message()
+                msg = decoder.next_frame()
             except ProtocolError:
                 return out
             if msg is None:
@@ -45,7 +56,7 @@ def valid_stream() -> bytes:
     return b"".join((
         encode("hello", {"nonce": b"n" * 32, "kx": b"k" * 32, "sealed": True}),
         encode("start", {"job": "1-a"}),
-        encode("file_chunk", {"s": 1, "d": b"x" * 100}),
+        data_header(100) + b"x" * 100,
         encode("error", {"message": "m"}),
     ))
 
@@ -96,13 +107,14 @@ def feed_sealed(seed: int, edits: int, cuts: Sequence[int]) -> None:
     wire = pipe.lt.value()
     pipe.lt.clear()
     data = mutate(wire, random.Random(seed), edits)
-    sent = [{"v": 2, "t": "start", "job": "1-a"}]
+    sent = [{"v": PROTOCOL_VERSION, "t": "start", "job": "1-a"}]
     # frames wholly before the first changed byte may arrive; the first changed one never does
     first_change = next((i for i, (a, b) in enumerate(zip(wire, data)) if a != b), min(len(wire), len(data)))
     intact = 0
     at = 0
     while at + HEADER.size <= first_change:
         (length,) = HEADER.unpack_from(wire, at)
+        length &= ~DATA_FLAG
         if at + HEADER.size + length > first_change:
             break
         at += HEADER.size + length

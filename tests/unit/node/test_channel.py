@@ -111,16 +111,40 @@ def test_file_streams_verified_and_renamed(tmp_path: Path) -> None:
     assert hashlib.sha256(data).digest()
 
 
-def test_bad_digest_leaves_nothing_and_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sealed", "digest", "error"),
+    [(False, b"\x00" * 32, "SHA-256 mismatch"), (True, hashlib.sha256(b"abc").digest(), "a digest where none was expected")],
+)
+def test_bad_digest_leaves_nothing_and_reports(tmp_path: Path, sealed: bool, digest: bytes, error: str) -> None:
+    # In clear the SHA-256 is the file's check; sealed, every data frame is authenticated and a
+    # file_end carrying a digest anyway is refused (a peer of another protocol).
     clock = Clock()
-    client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path)
+    client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path, client_sealed=sealed, server_sealed=sealed)
     pipe.pump()
     client._write("file_begin", {"s": 7, "job": "1-a", "task": 1, "path": "x.bin", "size": 3})
-    client._write("file_chunk", {"s": 7, "d": b"abc"})
-    client._write("file_end", {"s": 7, "sha256": b"\x00" * 32})
+    client._write_data(b"abc")
+    client._write("file_end", {"s": 7, "sha256": digest})
     pipe.pump()
-    assert sh.failures and "SHA-256 mismatch" in sh.failures[0]
+    assert sh.failures and error in sh.failures[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_data_frames_outside_a_file_or_streams_out_of_order_close_the_connection(tmp_path: Path) -> None:
+    for misstep in ("data", "second begin", "wrong end"):
+        client, ch, server, sh, pipe = channel_pair(Clock(), root=tmp_path / misstep)
+        pipe.pump()
+        if misstep != "data":
+            client._write("file_begin", {"s": 7, "job": "1-a", "task": 1, "path": "x.bin", "size": 3})
+        if misstep == "second begin":
+            client._write("file_begin", {"s": 8, "job": "1-a", "task": 1, "path": "y.bin", "size": 3})
+        elif misstep == "wrong end":
+            client._write("file_end", {"s": 8, "sha256": b""})
+        else:
+            client._write_data(b"abc")
+        client.send("start", job="1-a")
+        pipe.pump()
+        assert server.closed and sh.messages == [], misstep
+        assert any(w in sh.closed[0][0] for w in ("outside a file", "before stream 7 ended", "not the open one")), sh.closed
 
 
 def test_refused_file_keeps_the_connection_and_tells_the_sender(tmp_path: Path) -> None:

@@ -97,6 +97,21 @@ class _Outgoing:
         self.done: defer.Deferred[Delivered] = defer.Deferred()
 
 
+class _Pending:
+    """A frame in the outbox: written once made (``parts``; None: nothing to write)."""
+
+    __slots__ = ("parts", "then", "error", "ready")
+
+    def __init__(self, parts: list[bytes] | None, then: Callable[[BaseException | None], None] | None = None) -> None:
+        self.parts = parts
+        self.then = then
+        self.error: BaseException | None = None
+        self.ready = parts is not None
+
+    def made(self, parts: list[bytes] | None, error: BaseException | None) -> None:
+        self.parts, self.error, self.ready = parts, error, True
+
+
 class Channel(Protocol):
     """``role`` is ``"client"`` (opens the handshake) or ``"server"``. ``name`` is how this side
     introduces itself in ``ready`` (a node's listen address, or ``delegator``). ``sealed``: whether
@@ -142,6 +157,11 @@ class Channel(Protocol):
         #: a message read after data frames, acted on once they have all opened
         self._held: Message | None = None
         self._disk_thread: ThreadPoolExecutor | None = None
+        #: frames being made off the reactor (a file's chunks, read and sealed on the send thread),
+        #: and any frame after them: written in this order, each once made
+        self._outbox: deque[_Pending] = deque()
+        self._send_thread: ThreadPoolExecutor | None = None
+        self._flushing = False
         self._disk_bytes = 0
         self._reading_paused = False
         self._queue: deque[_Outgoing] = deque()
@@ -212,6 +232,9 @@ class Channel(Protocol):
         self._sinks.clear()
         if self._disk_thread is not None:
             self._disk_thread.shutdown(wait=False)
+        if self._send_thread is not None:
+            self._send_thread.shutdown(wait=False)
+        self._outbox.clear()
         error = ConnectionError(f"connection to {self.peer_name or 'peer'} closed: {self._close_reason}")
         pending = list(self._queue) + [entry[0] for entry in self._awaiting_ack.values()]
         if self._sending is not None:
@@ -279,20 +302,76 @@ class Channel(Protocol):
 
     def _write(self, msg_type: str, fields: Mapping[str, Any]) -> None:
         body = encode_body(msg_type, fields)
-        if self._sealer is None:
-            self._t.write(HEADER.pack(len(body)) + body)
+        sealer = self._sealer
+        if sealer is None:
+            self._put([HEADER.pack(len(body)), body])
+        elif not self._outbox:
+            self._t.writeSequence(sealer.frame(body))
         else:
-            self._t.writeSequence(self._sealer.frame(body))
+            # Frames are being sealed on the send thread: this one is sealed there too, after them
+            # (the sealer numbers frames in the order it seals them, which is the order written).
+            self._emit(lambda: sealer.frame(body), None)
         if self.liveness is not None:
             self.liveness.sent(self._clock.seconds())
 
-    def _write_data(self, data: bytes | memoryview) -> None:
-        """One data frame: the next bytes of the file being sent (sealed: copied out of ``data``
-        as they are encrypted; in clear: ``data`` itself is written, so it must not change)."""
+    def _data_frame(self, data: bytes | memoryview) -> list[bytes]:
+        """One data frame's wire parts: the next bytes of the file being sent (sealed: copied out
+        of ``data`` as they are encrypted; in clear: ``data`` itself, so it must not change)."""
         if self._sealer is None:
-            self._t.writeSequence([data_header(len(data)), data])
+            return [data_header(len(data)), data]  # type: ignore[list-item]
+        return self._sealer.data_frame(data)
+
+    def _write_data(self, data: bytes | memoryview) -> None:
+        self._put(self._data_frame(data))
+
+    def _put(self, parts: list[bytes]) -> None:
+        """Write a frame now, or after the frames still being made."""
+        if self._outbox:
+            self._outbox.append(_Pending(parts))
         else:
-            self._t.writeSequence(self._sealer.data_frame(data))
+            self._t.writeSequence(parts)
+
+    def _emit(self, make: Callable[[], list[bytes] | None], then: Callable[[BaseException | None], None] | None) -> None:
+        """Make a frame on the send thread (in order), write it in its turn, then ``then(error)``.
+        Without a threaded reactor (a test clock) it is made at once."""
+        pending = _Pending(None, then)
+        self._outbox.append(pending)
+        if not hasattr(self._clock, "callFromThread"):
+            try:
+                pending.made(make(), None)
+            except (SflowError, OSError, ValueError) as exc:
+                pending.made(None, exc)
+            self._flush()
+            return
+        if self._send_thread is None:
+            self._send_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sflow-send")
+        future = self._send_thread.submit(make)
+
+        def back(f: Future[list[bytes] | None]) -> None:
+            error = f.exception()
+            self._clock.callFromThread(self._made, pending, None if error is not None else f.result(), error)
+
+        future.add_done_callback(back)
+
+    def _made(self, pending: _Pending, parts: list[bytes] | None, error: BaseException | None) -> None:
+        pending.made(parts, error)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the frames made so far, in order, stopping at the first still being made."""
+        if self._flushing:
+            return  # called back from within a ``then``: the loop below goes on
+        self._flushing = True
+        try:
+            outbox = self._outbox
+            while outbox and outbox[0].ready and not self.closed:
+                pending = outbox.popleft()
+                if pending.parts and pending.error is None:
+                    self._t.writeSequence(pending.parts)
+                if pending.then is not None:
+                    pending.then(pending.error)
+        finally:
+            self._flushing = False
 
     def _announce(self) -> dict[str, Any]:
         """The heartbeat field of this side's auth or ready frame."""
@@ -592,7 +671,9 @@ class Channel(Protocol):
         # Sealed: no digest (the receiver authenticates every frame), and the chunks are read
         # into one buffer, as sealing copies them out of it.
         sealed = self._sealer is not None
-        FileSender(self._t, source, self._chunk, self._write_data, ended, errored, digest=not sealed, reuse=sealed).begin()
+        FileSender(
+            self._t, source, size, self._chunk, self._data_frame, self._emit, ended, errored, digest=not sealed, reuse=sealed
+        ).begin()
 
     def _file_ack(self, msg: Message) -> None:
         entry = self._awaiting_ack.pop(msg["s"], None)

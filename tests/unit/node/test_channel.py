@@ -204,9 +204,14 @@ def test_a_slow_disk_pauses_reading_and_memory_stays_bounded(tmp_path: Path, mon
     client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path / "dst")
     pipe.pump()
     done = client.send_file({"job": "1-a", "task": 1, "path": "big.bin"}, src)
-    pipe.pump(200)
+    deadline = time.monotonic() + 20
+    while pipe.rt.producerState != "paused":  # the sender's chunks are sealed on its send thread
+        assert time.monotonic() < deadline, "the receiver never paused"
+        clock.wakeup.wait(0.1)
+        clock.wakeup.clear()
+        clock.run_queued()
+        pipe.pump(50)
     # The disk thread is stuck: the receiver stopped reading after about DISK_HIGH bytes.
-    assert pipe.rt.producerState == "paused"
     assert DISK_HIGH <= server._disk_bytes <= DISK_HIGH + 2 * 1024 * 1024
     gate.set()
     deadline = time.monotonic() + 20

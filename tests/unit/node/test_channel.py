@@ -6,11 +6,14 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from twisted.internet.task import Clock
 
+from sflow.errors import IntegrityError
+from sflow.node import seal
 from sflow.node.channel import AUTH_TIMEOUT, DISK_HIGH, Channel
 from sflow.node.protocol import encode
 from sflow.node.transfer import FileSink
@@ -222,3 +225,51 @@ def test_a_slow_disk_pauses_reading_and_memory_stays_bounded(tmp_path: Path, mon
         pipe.pump(50)
     assert (tmp_path / "dst/big.bin").read_bytes() == data
     assert sh.files and server._disk_bytes == 0
+
+
+@pytest.mark.parametrize("opens", [True, False])
+def test_a_message_after_data_frames_is_acted_on_only_once_they_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opens: bool
+) -> None:
+    # Data frames are opened on the disk thread; the reactor reads on. A message that came after
+    # them waits: acted on once they all opened, never if one of them fails.
+    clock = ThreadedClock()
+    gate = threading.Event()
+    real_open = seal.Opener.open_at
+
+    def gated_open(self: seal.Opener, sequence: int, header: bytes, sealed: bytes | memoryview) -> bytes:
+        if threading.current_thread().name.startswith("sflow-disk"):
+            gate.wait(10)
+            if not opens and sequence == 3:
+                raise IntegrityError(f"frame {sequence} failed its integrity check")
+        return real_open(self, sequence, header, sealed)
+
+    monkeypatch.setattr(seal.Opener, "open_at", gated_open)
+    client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path / "dst")
+    pipe.pump()
+    client._chunk = 4096
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(40_000))
+    client.send_file({"job": "1-a", "task": 1, "path": "f.bin"}, src)
+    client.send("start", job="1-a")
+
+    def settle(until: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not until():
+            assert time.monotonic() < deadline, "never settled"
+            clock.wakeup.wait(0.05)
+            clock.wakeup.clear()
+            clock.run_queued()
+            pipe.pump(50)
+
+    settle(lambda: server._held is not None and not client._outbox and not pipe.lt.value())
+    assert sh.messages == [] and server._unopened > 0  # read, but held behind the unopened bytes
+    gate.set()
+    if opens:
+        settle(lambda: bool(sh.messages) and bool(sh.files))
+        assert [m["t"] for m in sh.messages] == ["start"] and (tmp_path / "dst/f.bin").read_bytes() == src.read_bytes()
+    else:
+        settle(lambda: server.closed and server._unopened == 0)
+        assert sh.messages == [] and sh.files == [] and "integrity check" in sh.closed[0][0]
+        settle(lambda: not list((tmp_path / "dst").glob(".*.part")))
+        assert list((tmp_path / "dst").iterdir()) == []

@@ -9,13 +9,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgpack
 import pytest
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
 from sflow.errors import IntegrityError
 from sflow.node import seal
 from sflow.node.channel import AUTH_TIMEOUT, DISK_HIGH, Channel
-from sflow.node.protocol import encode
+from sflow.node.protocol import HEADER, encode
 from sflow.node.transfer import FileSink
 
 from node_fakes import SECRET, Pipe, RecordingHandler, SilentPeer, channel_pair
@@ -273,3 +275,16 @@ def test_a_message_after_data_frames_is_acted_on_only_once_they_opened(
         assert sh.messages == [] and sh.files == [] and "integrity check" in sh.closed[0][0]
         settle(lambda: not list((tmp_path / "dst").glob(".*.part")))
         assert list((tmp_path / "dst").iterdir()) == []
+
+
+def test_a_peer_of_protocol_version_2_is_refused_by_name() -> None:
+    # Version 2 sent files as file_chunk maps and a SHA-256 on sealed channels too.
+
+    handler = RecordingHandler()
+    server = Channel("server", SECRET, handler, Clock(), "server")
+    transport = StringTransport()
+    server.makeConnection(transport)
+    body = msgpack.packb({"v": 2, "t": "hello", "nonce": b"n" * 32, "kx": b"k" * 32, "sealed": True}, use_bin_type=True)
+    server.dataReceived(HEADER.pack(len(body)) + body)
+    assert server.closed and transport.disconnecting and not server.authenticated
+    assert b"unsupported protocol version 2 (this side speaks 3)" in transport.value()  # the old peer is told why

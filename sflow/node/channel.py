@@ -157,6 +157,7 @@ class Channel(Protocol):
         #: a message read after data frames, acted on once they have all opened
         self._held: Message | None = None
         self._disk_thread: ThreadPoolExecutor | None = None
+        self._plain = bytearray()  # where the disk thread opens data frames (reused)
         #: frames being made off the reactor (a file's chunks, read and sealed on the send thread),
         #: and any frame after them: written in this order, each once made
         self._outbox: deque[_Pending] = deque()
@@ -593,7 +594,9 @@ class Channel(Protocol):
         data: bytes | memoryview = frame.body
         if frame.sequence is not None:
             assert self._decoder.opener is not None
-            data = self._decoder.opener.open_at(frame.sequence, frame.header, frame.body)
+            if len(self._plain) < frame.size:
+                self._plain = bytearray(frame.size)
+            data = self._decoder.opener.open_into(frame.sequence, frame.header, frame.body, self._plain)
         if sink is not None:
             sink.write(data)
 

@@ -155,6 +155,21 @@ class Opener:
         try:
             return self._aead.decrypt(_nonce(sequence), sealed, header)
         except InvalidTag:
-            raise IntegrityError(
-                f"frame {sequence} failed its integrity check (changed, replayed, reordered or from another session)"
-            ) from None
+            raise self._failed(sequence) from None
+
+    def open_into(self, sequence: int, header: bytes, sealed: bytes | memoryview, buffer: bytearray) -> memoryview:
+        """:meth:`open_at` into ``buffer`` (at least ``len(sealed) - TAG_BYTES`` bytes): a view of
+        the opened body in it, without allocating one per frame. Nothing of a frame that fails is
+        usable (the caller drops the buffer's content with the connection)."""
+        out = memoryview(buffer)[: len(sealed) - TAG_BYTES]
+        try:
+            self._aead.decrypt_into(_nonce(sequence), sealed, header, out)
+        except InvalidTag:
+            raise self._failed(sequence) from None
+        return out
+
+    @staticmethod
+    def _failed(sequence: int) -> IntegrityError:
+        return IntegrityError(
+            f"frame {sequence} failed its integrity check (changed, replayed, reordered or from another session)"
+        )

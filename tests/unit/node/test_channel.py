@@ -237,16 +237,16 @@ def test_a_message_after_data_frames_is_acted_on_only_once_they_opened(
     # them waits: acted on once they all opened, never if one of them fails.
     clock = ThreadedClock()
     gate = threading.Event()
-    real_open = seal.Opener.open_at
+    real_open = seal.Opener.open_into
 
-    def gated_open(self: seal.Opener, sequence: int, header: bytes, sealed: bytes | memoryview) -> bytes:
-        if threading.current_thread().name.startswith("sflow-disk"):
-            gate.wait(10)
-            if not opens and sequence == 3:
-                raise IntegrityError(f"frame {sequence} failed its integrity check")
-        return real_open(self, sequence, header, sealed)
+    def gated_open(self: seal.Opener, sequence: int, header: bytes, sealed: bytes | memoryview, buffer: bytearray) -> memoryview:
+        assert threading.current_thread().name.startswith("sflow-disk")
+        gate.wait(10)
+        if not opens and sequence == 3:
+            raise IntegrityError(f"frame {sequence} failed its integrity check")
+        return real_open(self, sequence, header, sealed, buffer)
 
-    monkeypatch.setattr(seal.Opener, "open_at", gated_open)
+    monkeypatch.setattr(seal.Opener, "open_into", gated_open)
     client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path / "dst")
     pipe.pump()
     client._chunk = 4096

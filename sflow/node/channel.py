@@ -21,7 +21,8 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol as TypingProtocol
@@ -97,6 +98,59 @@ class _Outgoing:
         self.done: defer.Deferred[Delivered] = defer.Deferred()
 
 
+class _Worker:
+    """One thread that runs calls in the order given and hands each outcome back on the reactor,
+    in the same order: ``done(result, error)``. Outcomes that finish while the reactor is busy are
+    handed back together (one wake-up of the reactor for several). Without a threaded reactor (a
+    test clock) each call runs at once."""
+
+    def __init__(self, clock: Any, name: str) -> None:
+        self._clock = clock
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._outcomes: deque[tuple[Callable[[Any, BaseException | None], None], Any, BaseException | None]] = deque()
+        self._wake_pending = False
+
+    def run(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
+        if not hasattr(self._clock, "callFromThread"):
+            try:
+                result = fn(*args)
+            except (SflowError, OSError, ValueError) as exc:
+                done(None, exc)
+                return
+            done(result, None)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        self._pool.submit(self._call, fn, args, done)
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:  # handed to ``done`` on the reactor
+            result, error = None, exc
+        with self._lock:
+            self._outcomes.append((done, result, error))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._clock.callFromThread(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            outcomes = list(self._outcomes)
+            self._outcomes.clear()
+            self._wake_pending = False
+        for done, result, error in outcomes:
+            done(result, error)
+
+    def shutdown(self) -> None:
+        """No new calls; those queued still run (a file's abort after its writes)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
 class _Pending:
     """A frame in the outbox: written once made (``parts``; None: nothing to write)."""
 
@@ -156,12 +210,12 @@ class Channel(Protocol):
         self._unopened = 0
         #: a message read after data frames, acted on once they have all opened
         self._held: Message | None = None
-        self._disk_thread: ThreadPoolExecutor | None = None
+        self._disk_thread = _Worker(clock, "sflow-disk")
         self._plain = bytearray()  # where the disk thread opens data frames (reused)
         #: frames being made off the reactor (a file's chunks, read and sealed on the send thread),
         #: and any frame after them: written in this order, each once made
         self._outbox: deque[_Pending] = deque()
-        self._send_thread: ThreadPoolExecutor | None = None
+        self._send_thread = _Worker(clock, "sflow-send")
         self._flushing = False
         self._disk_bytes = 0
         self._reading_paused = False
@@ -231,10 +285,8 @@ class Channel(Protocol):
         for _, sink in self._sinks.values():
             self._disk(sink.abort, (), lambda _, error: None)
         self._sinks.clear()
-        if self._disk_thread is not None:
-            self._disk_thread.shutdown(wait=False)
-        if self._send_thread is not None:
-            self._send_thread.shutdown(wait=False)
+        self._disk_thread.shutdown()
+        self._send_thread.shutdown()
         self._outbox.clear()
         error = ConnectionError(f"connection to {self.peer_name or 'peer'} closed: {self._close_reason}")
         pending = list(self._queue) + [entry[0] for entry in self._awaiting_ack.values()]
@@ -337,22 +389,7 @@ class Channel(Protocol):
         Without a threaded reactor (a test clock) it is made at once."""
         pending = _Pending(None, then)
         self._outbox.append(pending)
-        if not hasattr(self._clock, "callFromThread"):
-            try:
-                pending.made(make(), None)
-            except (SflowError, OSError, ValueError) as exc:
-                pending.made(None, exc)
-            self._flush()
-            return
-        if self._send_thread is None:
-            self._send_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sflow-send")
-        future = self._send_thread.submit(make)
-
-        def back(f: Future[list[bytes] | None]) -> None:
-            error = f.exception()
-            self._clock.callFromThread(self._made, pending, None if error is not None else f.result(), error)
-
-        future.add_done_callback(back)
+        self._send_thread.run(make, (), lambda parts, error: self._made(pending, parts, error))
 
     def _made(self, pending: _Pending, parts: list[bytes] | None, error: BaseException | None) -> None:
         pending.made(parts, error)
@@ -619,26 +656,10 @@ class Channel(Protocol):
             self._process()
 
     def _disk(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
-        """Run ``fn(*args)`` off the reactor thread, in submission order, then ``done(result,
-        error)`` back on the reactor. Hashing and writing a file then overlap with receiving
-        the next chunks. Without a threaded reactor (a test clock) it runs inline."""
-        if not hasattr(self._clock, "callFromThread"):
-            try:
-                result = fn(*args)
-            except (SflowError, OSError) as exc:
-                done(None, exc)
-                return
-            done(result, None)
-            return
-        if self._disk_thread is None:
-            self._disk_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sflow-disk")
-        future = self._disk_thread.submit(fn, *args)
-
-        def back(f: Future[Any]) -> None:
-            error = f.exception()
-            self._clock.callFromThread(done, None if error is not None else f.result(), error)
-
-        future.add_done_callback(back)
+        """Run ``fn(*args)`` on the disk thread, in submission order, then ``done(result, error)``
+        back on the reactor. Opening and writing a file then overlap with receiving the next
+        chunks."""
+        self._disk_thread.run(fn, args, done)
 
     # sending files
 

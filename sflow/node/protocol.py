@@ -313,16 +313,16 @@ class FrameDecoder:
             else:
                 pieces[0] = first[n:]
             return first[:n]
-        out = bytearray(n)
+        parts = []
         filled = 0
         while filled < n:
             piece = pieces.popleft()
             take = min(len(piece), n - filled)
-            out[filled : filled + take] = piece[:take]
+            parts.append(piece[:take])
             filled += take
             if take < len(piece):
                 pieces.appendleft(piece[take:])
-        return memoryview(out)
+        return memoryview(b"".join(parts))  # one copy, nothing zeroed first
 
     def _open(self, header: bytes, sealed: memoryview) -> Any:
         assert self.opener is not None

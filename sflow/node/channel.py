@@ -19,9 +19,9 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +165,12 @@ class _Pending:
     def made(self, parts: list[bytes] | None, error: BaseException | None) -> None:
         self.parts, self.error, self.ready = parts, error, True
 
+    def settle(self, error: BaseException | None) -> None:
+        """Tell whoever waits for this frame (once): written, or ``error``."""
+        then, self.then = self.then, None
+        if then is not None:
+            then(error)
+
 
 class Channel(Protocol):
     """``role`` is ``"client"`` (opens the handshake) or ``"server"``. ``name`` is how this side
@@ -287,7 +293,10 @@ class Channel(Protocol):
         self._sinks.clear()
         self._disk_thread.shutdown()
         self._send_thread.shutdown()
-        self._outbox.clear()
+        unsent, self._outbox = self._outbox, deque()
+        for frame in unsent:  # frames still being made are settled when made (_made)
+            if frame.ready:
+                frame.settle(ConnectionError("the connection closed before the frame was written"))
         error = ConnectionError(f"connection to {self.peer_name or 'peer'} closed: {self._close_reason}")
         pending = list(self._queue) + [entry[0] for entry in self._awaiting_ack.values()]
         if self._sending is not None:
@@ -393,6 +402,9 @@ class Channel(Protocol):
 
     def _made(self, pending: _Pending, parts: list[bytes] | None, error: BaseException | None) -> None:
         pending.made(parts, error)
+        if self.closed:  # nothing more is written
+            pending.settle(error or ConnectionError("the connection closed before the frame was written"))
+            return
         self._flush()
 
     def _flush(self) -> None:
@@ -406,8 +418,7 @@ class Channel(Protocol):
                 pending = outbox.popleft()
                 if pending.parts and pending.error is None:
                     self._t.writeSequence(pending.parts)
-                if pending.then is not None:
-                    pending.then(pending.error)
+                pending.settle(pending.error)
         finally:
             self._flushing = False
 
@@ -609,7 +620,9 @@ class Channel(Protocol):
         if stream is None:
             raise ProtocolError("a data frame outside a file")
         n = len(frame.body)
-        entry = None if stream in self._refused else self._sinks[stream]
+        entry = self._sinks.get(stream)
+        if entry is None and stream not in self._refused:
+            raise ProtocolError(f"a data frame for stream {stream}, which has no file")
         if entry is not None:
             entry[1].count(frame.size)
         elif frame.sequence is None:

@@ -288,3 +288,30 @@ def test_a_peer_of_protocol_version_2_is_refused_by_name() -> None:
     server.dataReceived(HEADER.pack(len(body)) + body)
     assert server.closed and transport.disconnecting and not server.authenticated
     assert b"unsupported protocol version 2 (this side speaks 3)" in transport.value()  # the old peer is told why
+
+
+def test_a_connection_lost_mid_file_closes_the_file_being_sent(tmp_path: Path) -> None:
+    # Chunks are read on the send thread; when the connection drops meanwhile, the sender still
+    # closes the file once the reads in flight are back.
+    clock = ThreadedClock()
+    client, ch, server, sh, pipe = channel_pair(clock, root=tmp_path / "dst")
+    pipe.pump()
+    client._chunk = 4096
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(1_000_000))
+
+    def open_on_src() -> int:
+        return sum(1 for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") == str(src))
+
+    done = client.send_file({"job": "1-a", "task": 1, "path": "f.bin"}, src)
+    errors: list[str] = []
+    done.addErrback(lambda f: errors.append(f.getErrorMessage()))
+    assert open_on_src() == 1 and client._outbox  # reads in flight on the send thread
+    client.connectionLost()
+    deadline = time.monotonic() + 20
+    while open_on_src():
+        assert time.monotonic() < deadline, "the source file stayed open"
+        clock.wakeup.wait(0.05)
+        clock.wakeup.clear()
+        clock.run_queued()
+    assert errors and "closed" in errors[0]

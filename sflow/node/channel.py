@@ -11,7 +11,9 @@ a frame that fails its integrity check closes the connection before anything act
 A file's bytes arrive in data frames (:class:`~sflow.node.protocol.Data`); they are opened (when
 sealed), counted and written on the channel's disk thread, in order, while the reactor reads on.
 A message that follows data frames is acted on only once every one of them has opened: nothing
-after a changed byte is ever acted on.
+after a changed byte is ever acted on. A file being sent is read and sealed on the channel's send
+thread, a few chunks ahead, while the reactor writes; every frame written meanwhile queues behind
+them in the outbox (and is sealed there too), so the sequence numbers follow the write order.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Streaming files in chunks: a flow-controlled sender and a verifying receiver.
 
-The sender is a Twisted push producer registered on the connection's transport: it writes one
-chunk frame at a time and stops as soon as the transport says its buffer is full
-(``pauseProducing``), so a fast sender never floods a slow receiver and neither side holds more
-than about one chunk of a file in memory. It hashes what it reads and ends with the SHA-256.
+The sender is a Twisted push producer registered on the connection's transport: it has a few
+chunks read and framed off the reactor thread at a time (``ahead``) and stops asking for more as
+soon as the transport says its buffer is full (``pauseProducing``), so a fast sender never floods
+a slow receiver and neither side holds more than a few chunks of a file in memory. In clear it
+hashes what it reads and ends with the SHA-256.
 
 The receiver writes chunks to a temporary name next to the final path, inside the job directory,
 hashing as it goes; only when the size and SHA-256 match is the file made durable (fsync, once)

@@ -3,6 +3,7 @@ on loopback) with an explicit placement, and report the trace and each node's pe
 
 from __future__ import annotations
 
+import os
 import secrets
 import tempfile
 import time
@@ -30,6 +31,9 @@ class Outcome:
     wall: float
     #: peak resident memory of each node process (VmHWM), in MB
     peak_rss_mb: tuple[float, ...]
+    #: CPU seconds (user + system) each node process spent from handing the plan over to the end
+    #: (its own threads; not the functions it ran)
+    cpu_s: tuple[float, ...] = ()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -37,6 +41,12 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _fixed(job: Job, live: frozenset[str]) -> Mapping[TaskId, TaskPlacement]:
@@ -72,10 +82,12 @@ async def ip_run(
             plan = build_plan(job, placements, job.order, secrets.token_hex(4))
             options = DispatchOptions(outdir=base / "out", algorithm="fixed", schedule=None, chunk_size=chunk_size,
                                       sealed=sealed)
+            cpu0 = [cpu_seconds(pid) for pid in cluster.pids]
             t0 = time.perf_counter()
             trace = await IpDispatch(reactor, secret, plan, options, job=job, order=job.order, placer=_fixed).run()
             wall = time.perf_counter() - t0
-            return Outcome(trace, wall, tuple(peak_rss_mb(pid) for pid in cluster.pids))
+            cpu = tuple(cpu_seconds(pid) - c for pid, c in zip(cluster.pids, cpu0))
+            return Outcome(trace, wall, tuple(peak_rss_mb(pid) for pid in cluster.pids), cpu)
         finally:
             await cluster.stop()
 

@@ -7,6 +7,13 @@ delegator's logic). Until the peer has proved it holds the cluster secret, frame
 handshake step closes the connection; nothing reaches the handler. After the handshake every
 frame is sealed with the session's keys (:mod:`sflow.node.seal`; ``security.channel_encryption``):
 a frame that fails its integrity check closes the connection before anything acts on it.
+
+A file's bytes arrive in data frames (:class:`~sflow.node.protocol.Data`); they are opened (when
+sealed), counted and written on the channel's disk thread, in order, while the reactor reads on.
+A message that follows data frames is acted on only once every one of them has opened: nothing
+after a changed byte is ever acted on. A file being sent is read and sealed on the channel's send
+thread, a few chunks ahead, while the reactor writes; every frame written meanwhile queues behind
+them in the outbox (and is sealed there too), so the sequence numbers follow the write order.
 """
 
 from __future__ import annotations
@@ -14,14 +21,14 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol as TypingProtocol
 
-import msgpack
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
@@ -37,9 +44,10 @@ from sflow.node.protocol import (
     MAX_CHUNK,
     MAX_FRAME,
     MAX_FRAME_UNAUTHENTICATED,
-    PROTOCOL_VERSION,
+    Data,
     FrameDecoder,
     Message,
+    data_header,
     encode_body,
 )
 from sflow.node.transfer import AlreadyHave, FileSender, FileSink, Sent, TransferError, open_beneath
@@ -92,6 +100,80 @@ class _Outgoing:
         self.done: defer.Deferred[Delivered] = defer.Deferred()
 
 
+class _Worker:
+    """One thread that runs calls in the order given and hands each outcome back on the reactor,
+    in the same order: ``done(result, error)``. Outcomes that finish while the reactor is busy are
+    handed back together (one wake-up of the reactor for several). Without a threaded reactor (a
+    test clock) each call runs at once."""
+
+    def __init__(self, clock: Any, name: str) -> None:
+        self._clock = clock
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._outcomes: deque[tuple[Callable[[Any, BaseException | None], None], Any, BaseException | None]] = deque()
+        self._wake_pending = False
+
+    def run(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
+        if not hasattr(self._clock, "callFromThread"):
+            try:
+                result = fn(*args)
+            except (SflowError, OSError, ValueError) as exc:
+                done(None, exc)
+                return
+            done(result, None)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        self._pool.submit(self._call, fn, args, done)
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:  # handed to ``done`` on the reactor
+            result, error = None, exc
+        with self._lock:
+            self._outcomes.append((done, result, error))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._clock.callFromThread(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            outcomes = list(self._outcomes)
+            self._outcomes.clear()
+            self._wake_pending = False
+        for done, result, error in outcomes:
+            done(result, error)
+
+    def shutdown(self) -> None:
+        """No new calls; those queued still run (a file's abort after its writes)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
+class _Pending:
+    """A frame in the outbox: written once made (``parts``; None: nothing to write)."""
+
+    __slots__ = ("parts", "then", "error", "ready")
+
+    def __init__(self, parts: list[bytes] | None, then: Callable[[BaseException | None], None] | None = None) -> None:
+        self.parts = parts
+        self.then = then
+        self.error: BaseException | None = None
+        self.ready = parts is not None
+
+    def made(self, parts: list[bytes] | None, error: BaseException | None) -> None:
+        self.parts, self.error, self.ready = parts, error, True
+
+    def settle(self, error: BaseException | None) -> None:
+        """Tell whoever waits for this frame (once): written, or ``error``."""
+        then, self.then = self.then, None
+        if then is not None:
+            then(error)
+
+
 class Channel(Protocol):
     """``role`` is ``"client"`` (opens the handshake) or ``"server"``. ``name`` is how this side
     introduces itself in ``ready`` (a node's listen address, or ``delegator``). ``sealed``: whether
@@ -130,7 +212,19 @@ class Channel(Protocol):
         self.ready: defer.Deferred[Channel] = defer.Deferred()
         self._sinks: dict[int, tuple[Message, FileSink]] = {}
         self._refused: dict[int, str] = {}
-        self._disk_thread: ThreadPoolExecutor | None = None
+        #: the stream the peer's data frames belong to (its latest file_begin not yet ended)
+        self._incoming: int | None = None
+        #: sealed data frames handed to the disk thread and not yet opened there
+        self._unopened = 0
+        #: a message read after data frames, acted on once they have all opened
+        self._held: Message | None = None
+        self._disk_thread = _Worker(clock, "sflow-disk")
+        self._plain = bytearray()  # where the disk thread opens data frames (reused)
+        #: frames being made off the reactor (a file's chunks, read and sealed on the send thread),
+        #: and any frame after them: written in this order, each once made
+        self._outbox: deque[_Pending] = deque()
+        self._send_thread = _Worker(clock, "sflow-send")
+        self._flushing = False
         self._disk_bytes = 0
         self._reading_paused = False
         self._queue: deque[_Outgoing] = deque()
@@ -165,13 +259,25 @@ class Channel(Protocol):
         self._process()
 
     def _process(self) -> None:
-        """Act on every whole frame buffered, unless reading is paused (the disk is behind)."""
+        """Act on every whole frame buffered, unless reading is paused (the disk is behind) or a
+        message waits for the data frames before it to open."""
         try:
             while not self.closed and not self._reading_paused:
-                msg = self._decoder.next_message()
-                if msg is None:
+                if self._held is not None:
+                    if self._unopened:
+                        return
+                    msg, self._held = self._held, None
+                    self._on_message(msg)
+                    continue
+                frame = self._decoder.next_frame()
+                if frame is None:
                     return
-                self._on_message(msg)
+                if isinstance(frame, Data):
+                    self._data_received(frame)
+                elif self._unopened:
+                    self._held = frame
+                else:
+                    self._on_message(frame)
         except SflowError as exc:
             self.fail(str(exc))
 
@@ -187,8 +293,12 @@ class Channel(Protocol):
         for _, sink in self._sinks.values():
             self._disk(sink.abort, (), lambda _, error: None)
         self._sinks.clear()
-        if self._disk_thread is not None:
-            self._disk_thread.shutdown(wait=False)
+        self._disk_thread.shutdown()
+        self._send_thread.shutdown()
+        unsent, self._outbox = self._outbox, deque()
+        for frame in unsent:  # frames still being made are settled when made (_made)
+            if frame.ready:
+                frame.settle(ConnectionError("the connection closed before the frame was written"))
         error = ConnectionError(f"connection to {self.peer_name or 'peer'} closed: {self._close_reason}")
         pending = list(self._queue) + [entry[0] for entry in self._awaiting_ack.values()]
         if self._sending is not None:
@@ -256,12 +366,63 @@ class Channel(Protocol):
 
     def _write(self, msg_type: str, fields: Mapping[str, Any]) -> None:
         body = encode_body(msg_type, fields)
-        if self._sealer is None:
-            self._t.write(HEADER.pack(len(body)) + body)
+        sealer = self._sealer
+        if sealer is None:
+            self._put([HEADER.pack(len(body)), body])
+        elif not self._outbox:
+            self._t.writeSequence(sealer.frame(body))
         else:
-            self._t.writeSequence(self._sealer.frame(body))
+            # Frames are being sealed on the send thread: this one is sealed there too, after them
+            # (the sealer numbers frames in the order it seals them, which is the order written).
+            self._emit(lambda: sealer.frame(body), None)
         if self.liveness is not None:
             self.liveness.sent(self._clock.seconds())
+
+    def _data_frame(self, data: bytes | memoryview) -> list[bytes]:
+        """One data frame's wire parts: the next bytes of the file being sent (sealed: copied out
+        of ``data`` as they are encrypted; in clear: ``data`` itself, so it must not change)."""
+        if self._sealer is None:
+            return [data_header(len(data)), data]  # type: ignore[list-item]
+        return self._sealer.data_frame(data)
+
+    def _write_data(self, data: bytes | memoryview) -> None:
+        self._put(self._data_frame(data))
+
+    def _put(self, parts: list[bytes]) -> None:
+        """Write a frame now, or after the frames still being made."""
+        if self._outbox:
+            self._outbox.append(_Pending(parts))
+        else:
+            self._t.writeSequence(parts)
+
+    def _emit(self, make: Callable[[], list[bytes] | None], then: Callable[[BaseException | None], None] | None) -> None:
+        """Make a frame on the send thread (in order), write it in its turn, then ``then(error)``.
+        Without a threaded reactor (a test clock) it is made at once."""
+        pending = _Pending(None, then)
+        self._outbox.append(pending)
+        self._send_thread.run(make, (), lambda parts, error: self._made(pending, parts, error))
+
+    def _made(self, pending: _Pending, parts: list[bytes] | None, error: BaseException | None) -> None:
+        pending.made(parts, error)
+        if self.closed:  # nothing more is written
+            pending.settle(error or ConnectionError("the connection closed before the frame was written"))
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the frames made so far, in order, stopping at the first still being made."""
+        if self._flushing:
+            return  # called back from within a ``then``: the loop below goes on
+        self._flushing = True
+        try:
+            outbox = self._outbox
+            while outbox and outbox[0].ready and not self.closed:
+                pending = outbox.popleft()
+                if pending.parts and pending.error is None:
+                    self._t.writeSequence(pending.parts)
+                pending.settle(pending.error)
+        finally:
+            self._flushing = False
 
     def _announce(self) -> dict[str, Any]:
         """The heartbeat field of this side's auth or ready frame."""
@@ -315,9 +476,6 @@ class Channel(Protocol):
             return
         if kind == "file_begin":
             self._file_begin(msg)
-        elif kind == "file_chunk":
-            if msg["s"] not in self._refused:
-                self._chunk_received(self._stream(msg)[1], msg["d"])
         elif kind == "file_end":
             self._file_end(msg)
         elif kind == "file_ack":
@@ -409,10 +567,15 @@ class Channel(Protocol):
     def _file_begin(self, msg: Message) -> None:
         if msg["s"] in self._sinks or msg["s"] in self._refused:
             raise ProtocolError(f"stream {msg['s']} is already open")
+        if self._incoming is not None:
+            raise ProtocolError(f"file_begin of stream {msg['s']} before stream {self._incoming} ended")
         if msg["size"] < 0:
             raise ProtocolError("negative file size")
+        self._incoming = msg["s"]
         try:
             sink = self.handler.open_sink(self, msg)
+            if self._sealer is not None:
+                sink.without_digest()
         except AlreadyHave as exc:
             # Its chunks are dropped; the ack says it is delivered (the receiver has it).
             self._refused[msg["s"]] = ""
@@ -428,6 +591,9 @@ class Channel(Protocol):
         self._sinks[msg["s"]] = (msg, sink)
 
     def _file_end(self, msg: Message) -> None:
+        if msg["s"] != self._incoming:
+            raise ProtocolError(f"file_end of stream {msg['s']}, which is not the open one")
+        self._incoming = None
         refused = self._refused.pop(msg["s"], None)
         if refused is not None:
             self._write("file_ack", {"s": msg["s"], "ok": not refused, "error": refused})
@@ -447,50 +613,68 @@ class Channel(Protocol):
         self._write("file_ack", {"s": begin["s"], "ok": True, "error": ""})
         self.handler.file_received(self, begin, path)
 
-    def _chunk_received(self, sink: FileSink, data: bytes) -> None:
-        sink.count(len(data))
-        self._disk_bytes += len(data)
+    def _data_received(self, frame: Data) -> None:
+        """The next bytes of the incoming file: opened (when sealed) and written on the disk
+        thread, in order. A refused file's bytes are opened too, and dropped."""
+        if not self.authenticated or not self.ready.called:
+            raise AuthenticationError("a data frame before authentication")
+        stream = self._incoming
+        if stream is None:
+            raise ProtocolError("a data frame outside a file")
+        n = len(frame.body)
+        entry = self._sinks.get(stream)
+        if entry is None and stream not in self._refused:
+            raise ProtocolError(f"a data frame for stream {stream}, which has no file")
+        if entry is not None:
+            entry[1].count(frame.size)
+        elif frame.sequence is None:
+            return
+        if frame.sequence is not None:
+            self._unopened += 1
+        self._disk_bytes += n
         if self._disk_bytes > DISK_HIGH and not self._reading_paused:
             # The disk is behind: stop reading this connection (TCP then slows the sender).
             self._reading_paused = True
             self._t.pauseProducing()
             if self.liveness is not None:
                 self.liveness.reading(True, self._clock.seconds())
-        self._disk(sink.write, (data,), lambda _, error: self._chunk_written(len(data), error))
+        sink = entry[1] if entry is not None else None
+        self._disk(self._store, (frame, sink), lambda _, error: self._data_stored(frame, n, error))
 
-    def _chunk_written(self, n: int, error: BaseException | None) -> None:
+    def _store(self, frame: Data, sink: FileSink | None) -> None:
+        """On the disk thread: open a sealed data frame, then write it (unless refused)."""
+        data: bytes | memoryview = frame.body
+        if frame.sequence is not None:
+            assert self._decoder.opener is not None
+            if len(self._plain) < frame.size:
+                self._plain = bytearray(frame.size)
+            data = self._decoder.opener.open_into(frame.sequence, frame.header, frame.body, self._plain)
+        if sink is not None:
+            sink.write(data)
+
+    def _data_stored(self, frame: Data, n: int, error: BaseException | None) -> None:
         self._disk_bytes -= n
+        if frame.sequence is not None:
+            self._unopened -= 1
         if error is not None:
-            self.fail(f"cannot store a file chunk: {error!r}")
+            self.fail(str(error) if isinstance(error, SflowError) else f"cannot store a file chunk: {error!r}")
             return
-        if self._reading_paused and self._disk_bytes < DISK_LOW and not self.closed:
+        if self.closed:
+            return
+        if self._reading_paused and self._disk_bytes < DISK_LOW:
             self._reading_paused = False
             self._t.resumeProducing()
             if self.liveness is not None:
                 self.liveness.reading(False, self._clock.seconds())
             self._process()
+        elif self._held is not None and not self._unopened:
+            self._process()
 
     def _disk(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any, BaseException | None], None]) -> None:
-        """Run ``fn(*args)`` off the reactor thread, in submission order, then ``done(result,
-        error)`` back on the reactor. Hashing and writing a file then overlap with receiving
-        the next chunks. Without a threaded reactor (a test clock) it runs inline."""
-        if not hasattr(self._clock, "callFromThread"):
-            try:
-                result = fn(*args)
-            except (SflowError, OSError) as exc:
-                done(None, exc)
-                return
-            done(result, None)
-            return
-        if self._disk_thread is None:
-            self._disk_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sflow-disk")
-        future = self._disk_thread.submit(fn, *args)
-
-        def back(f: Future[Any]) -> None:
-            error = f.exception()
-            self._clock.callFromThread(done, None if error is not None else f.result(), error)
-
-        future.add_done_callback(back)
+        """Run ``fn(*args)`` on the disk thread, in submission order, then ``done(result, error)``
+        back on the reactor. Opening and writing a file then overlap with receiving the next
+        chunks."""
+        self._disk_thread.run(fn, args, done)
 
     # sending files
 
@@ -511,15 +695,6 @@ class Channel(Protocol):
         self._write("file_begin", {**out.header, "s": out.stream, "size": size})
         stream = out.stream
 
-        def frame(data: bytes) -> None:
-            # The envelope is packed by hand (no schema pass per chunk); in clear the chunk is
-            # written beside it without a copy. The receiver decodes an ordinary file_chunk map.
-            head = _chunk_envelope(stream, len(data))
-            if self._sealer is None:
-                self._t.writeSequence([HEADER.pack(len(head) + len(data)), head, data])
-                return
-            self._t.writeSequence(self._sealer.frame(head + data))
-
         def ended(sent: Sent) -> None:
             self._sending = None
             self._awaiting_ack[stream] = (out, started, sent.size)
@@ -532,7 +707,12 @@ class Channel(Protocol):
                 out.done.errback(exc)
             self.fail(f"could not send {out.path.name}: {exc}")
 
-        FileSender(self._t, source, self._chunk, frame, ended, errored).begin()
+        # Sealed: no digest (the receiver authenticates every frame), and the chunks are read
+        # into one buffer, as sealing copies them out of it.
+        sealed = self._sealer is not None
+        FileSender(
+            self._t, source, size, self._chunk, self._data_frame, self._emit, ended, errored, digest=not sealed, reuse=sealed
+        ).begin()
 
     def _file_ack(self, msg: Message) -> None:
         entry = self._awaiting_ack.pop(msg["s"], None)
@@ -543,15 +723,6 @@ class Channel(Protocol):
             out.done.callback(Delivered(size, started, self._clock.seconds()))
         else:
             out.done.errback(TransferError(f"peer {self.peer_name} refused {out.path.name}: {msg['error']}"))
-
-
-_ENVELOPE = msgpack.packb({"v": PROTOCOL_VERSION, "t": "file_chunk"}, use_bin_type=True)[1:]
-
-
-def _chunk_envelope(stream: int, size: int) -> bytes:
-    """A ``file_chunk`` map up to the header of its ``d`` bytes: ``{v, t, s, d: <size bytes>}``
-    (a 4-entry fixmap, the constant v and t, s, then "d" and a bin 32 header)."""
-    return b"\x84" + _ENVELOPE + b"\xa1s" + msgpack.packb(stream) + b"\xa1d\xc6" + size.to_bytes(4, "big")
 
 
 def _keepalive(transport: Any, heartbeat: Heartbeat) -> None:

@@ -3,6 +3,13 @@
 After the handshake the map is sealed (:mod:`sflow.node.seal`): the length then counts the
 encrypted map and its 16-byte tag, and the decoder opens each frame before decoding it.
 
+A file's bytes travel in *data frames*: the top bit of the length (:data:`DATA_FLAG`) is set and
+the body is the next piece of the file being streamed in that direction (the one the latest
+``file_begin`` opened and no ``file_end`` closed yet), raw or, after the handshake, sealed like any
+other frame (the header, flag included, is authenticated). No map, no stream id, no copy of the
+bytes into msgpack: the decoder hands a data frame out as :class:`Data` (a view of the received
+bytes), and the channel opens and writes it off the reactor thread.
+
 Every map carries ``v`` (the protocol version) and ``t`` (the message type); the other keys follow
 one schema per type, checked on receipt by :func:`check_message`. A frame that is too long, not
 msgpack, not a map, of another version, of an unknown type or with a wrong field is a
@@ -15,6 +22,7 @@ This module is pure: the Twisted protocol that moves the bytes is :mod:`sflow.no
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -26,15 +34,20 @@ from sflow.errors import DecodeError, IntegrityError, ProtocolError
 if TYPE_CHECKING:
     from sflow.node.seal import Opener
 
-#: 2: the handshake exchanges ephemeral keys and frames after it are sealed
-PROTOCOL_VERSION: Final = 2
+#: 2: the handshake exchanges ephemeral keys and frames after it are sealed; 3: file bytes travel
+#: in data frames, and a sealed channel's ``file_end`` carries no digest (every frame is authenticated)
+PROTOCOL_VERSION: Final = 3
 HEADER: Final = struct.Struct(">I")
+#: Set in a frame's length header: a data frame (the body is file bytes, not a map).
+DATA_FLAG: Final = 0x8000_0000
 #: Largest frame accepted once a peer is authenticated (a file chunk plus its envelope).
 MAX_FRAME: Final = 16 * 1024 * 1024
 #: Largest frame accepted before authentication, so that strangers cannot make a node buffer much.
 MAX_FRAME_UNAUTHENTICATED: Final = 1024
 #: Largest file chunk a sender puts in one frame.
 MAX_CHUNK: Final = MAX_FRAME - 4096
+#: The authentication tag a sealed frame's body ends with (AES-256-GCM; sflow.node.seal).
+TAG_BYTES: Final = 16
 
 Message = Mapping[str, Any]
 
@@ -140,8 +153,10 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     "value": {"job": _f(_STR), "task": _f(_INT), "val": _f(_STR)},
     # node -> node after a re-plan: send me (``node``) this file, or the value when ``path`` is ""
     "want": {"job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "node": _f(_STR)},
+    # the file's bytes follow in data frames (DATA_FLAG), then file_end
     "file_begin": {"s": _f(_INT), "job": _f(_STR), "task": _f(_INT), "path": _f(_STR), "size": _f(_INT)},
-    "file_chunk": {"s": _f(_INT), "d": _f(_BYTES)},
+    # ``sha256``: the file's digest on a clear channel; empty on a sealed one, whose data frames are
+    # each authenticated in order (a digest would only repeat that check)
     "file_end": {"s": _f(_INT), "sha256": _f(_BYTES)},
     "file_ack": {"s": _f(_INT), "ok": _f(_BOOL), "error": _f(_STR)},
 }
@@ -151,6 +166,13 @@ def encode(msg_type: str, fields: Mapping[str, Any]) -> bytes:
     """One clear frame: header + msgpack map."""
     payload = encode_body(msg_type, fields)
     return HEADER.pack(len(payload)) + payload
+
+
+def data_header(size: int) -> bytes:
+    """The length header of a data frame whose body is ``size`` bytes."""
+    if size >= DATA_FLAG:
+        raise ProtocolError(f"a data frame of {size} bytes")
+    return HEADER.pack(DATA_FLAG | size)
 
 
 def encode_body(msg_type: str, fields: Mapping[str, Any]) -> bytes:
@@ -192,52 +214,127 @@ def _names(types: tuple[type, ...]) -> str:
     return " or ".join("null" if t is type(None) else t.__name__ for t in types)
 
 
+@dataclass(frozen=True, slots=True)
+class Data:
+    """A data frame: the next bytes of the file being received, as they came off the wire.
+
+    ``body`` is a view of the received bytes (valid as long as it is referenced). On a sealed
+    channel it is still sealed: ``sequence`` is the number the decoder reserved for it, and the
+    owner opens it (:meth:`~sflow.node.seal.Opener.open_at`) before using a byte of it; in clear
+    ``sequence`` is None."""
+
+    header: bytes
+    body: memoryview
+    sequence: int | None
+
+    @property
+    def size(self) -> int:
+        """How many file bytes the frame carries."""
+        return len(self.body) - (0 if self.sequence is None else TAG_BYTES)
+
+
 class FrameDecoder:
-    """Accumulates bytes in any chunking and yields whole, validated messages.
+    """Accumulates bytes in any chunking and yields whole, validated frames.
 
     ``limit`` is the largest frame accepted; the owner lowers or raises it (before and after
     authentication). Memory is bounded by ``limit`` plus what one ``feed`` call brings. Once the
-    owner sets ``opener`` (after the handshake), every frame is opened with it before decoding.
+    owner sets ``opener`` (after the handshake), every message frame is opened with it before
+    decoding, and every data frame gets the next sequence number for the owner to open it with.
+
+    Received pieces are kept as they came: a frame that lies within one piece is handed out as a
+    view of it, without a copy; only frames that straddle pieces are joined.
     """
 
     def __init__(self, limit: int = MAX_FRAME) -> None:
         self.limit = limit
         self.opener: Opener | None = None
-        self._buf = bytearray()
+        self._pieces: deque[memoryview] = deque()
+        self._buffered = 0
 
     def feed(self, data: bytes) -> None:
-        """Buffer received bytes; take messages out with :meth:`next_message`."""
-        self._buf += data
+        """Buffer received bytes; take frames out with :meth:`next_frame`."""
+        if data:
+            self._pieces.append(memoryview(data).cast("B"))
+            self._buffered += len(data)
 
     def next_message(self) -> Message | None:
-        """The next complete, validated message, or None when no whole frame is buffered yet.
+        """The next message, for peers that never receive files (a data frame is a ProtocolError)."""
+        frame = self.next_frame()
+        if isinstance(frame, Data):
+            raise ProtocolError("unexpected data frame")
+        return frame
 
-        Taking one message at a time lets the owner change ``limit`` between frames (after
-        authentication). Raises DecodeError/ProtocolError on a bad frame."""
-        buf = self._buf
-        if len(buf) < HEADER.size:
+    def next_frame(self) -> Message | Data | None:
+        """The next complete frame: a validated message or a :class:`Data` frame; None when no
+        whole frame is buffered yet.
+
+        Taking one frame at a time lets the owner change ``limit`` between frames (after
+        authentication). Raises DecodeError/ProtocolError on a bad frame (IntegrityError, a
+        ProtocolError, on a sealed message that fails its check)."""
+        if self._buffered < HEADER.size:
             return None
-        (length,) = HEADER.unpack_from(buf)
+        header = bytes(self._peek(HEADER.size))
+        (word,) = HEADER.unpack(header)
+        length = word & ~DATA_FLAG
         if length > self.limit:
             raise DecodeError(f"frame of {length} bytes exceeds the limit of {self.limit}")
-        end = HEADER.size + length
-        if len(buf) < end:
+        if self._buffered < HEADER.size + length:
             return None
-        with memoryview(buf) as view, view[HEADER.size : end] as body:
-            raw = _unpack(body) if self.opener is None else self._open(bytes(view[: HEADER.size]), body)
-        del buf[:end]
+        self._take(HEADER.size)
+        body = self._take(length)
+        if word & DATA_FLAG:
+            if length <= (0 if self.opener is None else TAG_BYTES):
+                raise DecodeError(f"a data frame of {length} bytes carries no data")
+            return Data(header, body, None if self.opener is None else self.opener.reserve())
+        raw = _unpack(body) if self.opener is None else self._open(header, body)
         return check_message(raw)
+
+    def _peek(self, n: int) -> memoryview:
+        first = self._pieces[0]
+        if len(first) >= n:
+            return first[:n]
+        out = bytearray()
+        for piece in self._pieces:
+            out += piece[: n - len(out)]
+            if len(out) == n:
+                break
+        return memoryview(out)
+
+    def _take(self, n: int) -> memoryview:
+        """The next ``n`` buffered bytes (a view of one piece when they lie in one)."""
+        if n == 0:
+            return memoryview(b"")
+        self._buffered -= n
+        pieces = self._pieces
+        first = pieces[0]
+        if len(first) >= n:
+            if len(first) == n:
+                pieces.popleft()
+            else:
+                pieces[0] = first[n:]
+            return first[:n]
+        parts = []
+        filled = 0
+        while filled < n:
+            piece = pieces.popleft()
+            take = min(len(piece), n - filled)
+            parts.append(piece[:take])
+            filled += take
+            if take < len(piece):
+                pieces.appendleft(piece[take:])
+        return memoryview(b"".join(parts))  # one copy, nothing zeroed first
 
     def _open(self, header: bytes, sealed: memoryview) -> Any:
         assert self.opener is not None
+        sequence = self.opener.reserve()
         try:
-            return _unpack(self.opener.open(header, sealed))
+            return _unpack(self.opener.open_at(sequence, header, sealed))
         except IntegrityError:
             # A peer that refused this side's proof answers with a clear ``error`` (it has no keys):
             # accepted as the first frame only, and it can do nothing but close the connection.
-            if self.opener.sequence == 0:
+            if sequence == 0:
                 try:
-                    raw = _unpack(bytes(sealed))
+                    raw = _unpack(sealed)
                 except DecodeError:
                     raw = None
                 if isinstance(raw, dict) and raw.get("t") == "error":
@@ -246,7 +343,7 @@ class FrameDecoder:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return self._buffered
 
 
 def _unpack(body: bytes | memoryview) -> Any:

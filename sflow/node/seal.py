@@ -28,11 +28,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sflow.errors import AuthenticationError, IntegrityError
-from sflow.node.protocol import HEADER
+from sflow.node.protocol import HEADER, TAG_BYTES, data_header
 
 KX_BYTES: Final = 32
 KEY_BYTES: Final = 32
-TAG_BYTES: Final = 16
 _INFO: Final = b"sflow channel v1"
 _MAX_SEQUENCE: Final = 2**64 - 1
 
@@ -106,7 +105,7 @@ class Sealer:
         self._aead = AESGCM(key)
         self.sequence = 0
 
-    def seal(self, header: bytes, body: bytes) -> bytes:
+    def seal(self, header: bytes, body: bytes | bytearray | memoryview) -> bytes:
         """The sealed body (``len(body) + TAG_BYTES`` bytes) of the frame whose header is ``header``."""
         sealed = self._aead.encrypt(_nonce(self.sequence), body, header)
         self.sequence += 1
@@ -117,22 +116,60 @@ class Sealer:
         header = HEADER.pack(len(body) + TAG_BYTES)
         return [header, self.seal(header, body)]
 
+    def data_frame(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """A whole sealed data frame (:data:`~sflow.node.protocol.DATA_FLAG`) for file bytes.
+        ``data`` is encrypted into a new buffer: the caller may reuse it at once."""
+        header = data_header(len(data) + TAG_BYTES)
+        return [header, self.seal(header, data)]
+
 
 class Opener:
-    """Opens the peer's sealed frames in the order they were sealed."""
+    """Opens the peer's sealed frames in the order they were sealed.
+
+    Each frame's number is reserved in arrival order (:meth:`reserve`, on the thread that reads
+    the connection); the frame may then be opened with it elsewhere (:meth:`open_at`, thread-safe:
+    file bytes are opened on the disk thread). The owner acts on no frame before every earlier
+    one has opened."""
 
     __slots__ = ("_aead", "sequence")
 
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+        #: the number the next frame to arrive gets
         self.sequence = 0
 
+    def reserve(self) -> int:
+        sequence = self.sequence
+        self.sequence += 1
+        return sequence
+
     def open(self, header: bytes, sealed: bytes | memoryview) -> bytes:
-        try:
-            body = self._aead.decrypt(_nonce(self.sequence), sealed, header)
-        except InvalidTag:
-            raise IntegrityError(
-                f"frame {self.sequence} failed its integrity check (changed, replayed, reordered or from another session)"
-            ) from None
+        """Open the next frame (its number is taken only if it opens)."""
+        body = self.open_at(self.sequence, header, sealed)
         self.sequence += 1
         return body
+
+    def open_at(self, sequence: int, header: bytes, sealed: bytes | memoryview) -> bytes:
+        """Open the frame that arrived as number ``sequence``; IntegrityError if it was changed,
+        replayed, reordered or sealed in another session."""
+        try:
+            return self._aead.decrypt(_nonce(sequence), sealed, header)
+        except InvalidTag:
+            raise self._failed(sequence) from None
+
+    def open_into(self, sequence: int, header: bytes, sealed: bytes | memoryview, buffer: bytearray) -> memoryview:
+        """:meth:`open_at` into ``buffer`` (at least ``len(sealed) - TAG_BYTES`` bytes): a view of
+        the opened body in it, without allocating one per frame. Nothing of a frame that fails is
+        usable (the caller drops the buffer's content with the connection)."""
+        out = memoryview(buffer)[: len(sealed) - TAG_BYTES]
+        try:
+            self._aead.decrypt_into(_nonce(sequence), sealed, header, out)
+        except InvalidTag:
+            raise self._failed(sequence) from None
+        return out
+
+    @staticmethod
+    def _failed(sequence: int) -> IntegrityError:
+        return IntegrityError(
+            f"frame {sequence} failed its integrity check (changed, replayed, reordered or from another session)"
+        )

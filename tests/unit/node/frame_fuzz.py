@@ -6,14 +6,27 @@ untouched leading frames reaches the handler, and the bytes held stay under the 
 from __future__ import annotations
 
 import random
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from sflow.errors import ProtocolError
 from sflow.node.channel import Channel
-from sflow.node.protocol import HEADER, MAX_FRAME, MAX_FRAME_UNAUTHENTICATED, FrameDecoder, Message, encode
+from sflow.node.protocol import (
+    DATA_FLAG,
+    HEADER,
+    MAX_FRAME,
+    MAX_FRAME_UNAUTHENTICATED,
+    PROTOCOL_VERSION,
+    Data,
+    FrameDecoder,
+    Message,
+    data_header,
+    encode,
+)
 
 from node_fakes import Pipe, RecordingHandler, channel_pair
 
@@ -24,14 +37,14 @@ def pieces(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(points, points[1:])] or [b""]
 
 
-def decode_stream(data: bytes, cuts: Sequence[int], limit: int = MAX_FRAME_UNAUTHENTICATED) -> list[Message]:
+def decode_stream(data: bytes, cuts: Sequence[int], limit: int = MAX_FRAME_UNAUTHENTICATED) -> list[Message | Data]:
     decoder = FrameDecoder(limit)
-    out: list[Message] = []
+    out: list[Message | Data] = []
     for piece in pieces(data, cuts):
         decoder.feed(piece)
         while True:
             try:
-                msg = decoder.next_message()
+                msg = decoder.next_frame()
             except ProtocolError:
                 return out
             if msg is None:
@@ -45,7 +58,7 @@ def valid_stream() -> bytes:
     return b"".join((
         encode("hello", {"nonce": b"n" * 32, "kx": b"k" * 32, "sealed": True}),
         encode("start", {"job": "1-a"}),
-        encode("file_chunk", {"s": 1, "d": b"x" * 100}),
+        data_header(100) + b"x" * 100,
         encode("error", {"message": "m"}),
     ))
 
@@ -87,22 +100,39 @@ def feed_sealed(seed: int, edits: int, cuts: Sequence[int]) -> None:
     """An authenticated pair; the client's next sealed frames, mutated, reach the server: nothing
     gets to its handler but the frames left untouched before the first change, and the channel
     never raises."""
-    client, _, server, handler, pipe = channel_pair(Clock())
+    with tempfile.TemporaryDirectory(prefix="sflow-fuzz-") as root:
+        _feed_sealed(Path(root), seed, edits, cuts)
+
+
+#: what the client sends in feed_sealed, frame by frame; "file" is file_begin, its data frames, file_end
+SEALED_SCRIPT = ("start", "file", "cancel", "value")
+FILE = bytes(range(256)) * 3
+
+
+def _feed_sealed(root: Path, seed: int, edits: int, cuts: Sequence[int]) -> None:
+    client, _, server, handler, pipe = channel_pair(Clock(), root=root)
     pipe.pump()
     assert server.authenticated
+    client._chunk = 300
     client.send("start", job="1-a")
+    client._write("file_begin", {"s": 1, "job": "1-a", "task": 1, "path": "f.bin", "size": len(FILE)})
+    for at in range(0, len(FILE), 300):
+        client._write_data(FILE[at : at + 300])
+    client._write("file_end", {"s": 1, "sha256": b""})
+    file_frames = 2 + (len(FILE) + 299) // 300
     client.send("cancel", job="1-a", reason="r" * 50)
     client.send("value", job="1-a", task=2, val="v" * 200)
     wire = pipe.lt.value()
     pipe.lt.clear()
     data = mutate(wire, random.Random(seed), edits)
-    sent = [{"v": 2, "t": "start", "job": "1-a"}]
+    sent = [{"v": PROTOCOL_VERSION, "t": "start", "job": "1-a"}]
     # frames wholly before the first changed byte may arrive; the first changed one never does
     first_change = next((i for i, (a, b) in enumerate(zip(wire, data)) if a != b), min(len(wire), len(data)))
     intact = 0
     at = 0
     while at + HEADER.size <= first_change:
         (length,) = HEADER.unpack_from(wire, at)
+        length &= ~DATA_FLAG
         if at + HEADER.size + length > first_change:
             break
         at += HEADER.size + length
@@ -114,6 +144,11 @@ def feed_sealed(seed: int, edits: int, cuts: Sequence[int]) -> None:
     assert len(handler.messages) <= intact, (handler.messages, intact)
     assert handler.messages[:1] == sent[: len(handler.messages[:1])]
     assert server._decoder.buffered < HEADER.size + MAX_FRAME + len(data)
+    # the file arrives whole, or nothing of it is left: only if every one of its frames was intact
+    if handler.files:
+        assert intact >= 1 + file_frames and (root / "f.bin").read_bytes() == FILE
+    server.connectionLost()  # the connection ends (closed by the server, or after this)
+    assert [p.name for p in root.iterdir()] == (["f.bin"] if handler.files else [])
 
 
 __all__ = ["Pipe", "decode_stream", "feed_sealed", "feed_stranger", "mutate", "pieces", "valid_stream"]

@@ -79,7 +79,7 @@ class Pipe:
                         dst_proto._lost = True
                         dst_proto.connectionLost()
                     moved = True
-                if src.producer is not None and src.streamingProducer:
+                if src.producer is not None and src.streaming:
                     src.producer.resumeProducing()
                     moved = moved or bool(src.value())
             if not moved:

@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 
 from sflow.errors import IntegrityError
 from sflow.node import seal
-from sflow.node.protocol import HEADER
+from sflow.node.protocol import DATA_FLAG, HEADER
 
 from node_fakes import SECRET, channel_pair
 
@@ -147,3 +147,42 @@ def test_a_changed_handshake_term_is_refused_and_the_client_learns_why() -> None
     assert "the client does not hold the cluster secret" in sh.closed[0][0]
     assert "peer reported: the client does not hold the cluster secret" in ch.closed[0][0]
     client.ready.addErrback(lambda f: None)
+
+
+def test_a_changed_or_replayed_data_frame_drops_the_connection_writes_nothing_and_what_follows_is_not_acted_on(
+    tmp_path: Path,
+) -> None:
+    # The file's bytes are opened on the disk thread; a message after them waits for them to open.
+    for attack in ("flip", "replay", "drop"):
+        root = tmp_path / attack
+        client, ch, server, sh, pipe = channel_pair(Clock(), root=root)
+        pipe.pump()
+        client._chunk = 1000
+        src = tmp_path / "src.bin"
+        src.write_bytes(MARK * 300)
+        client.send_file({"job": "1-a", "task": 1, "path": "f.bin"}, src)
+        client.send("start", job="1-a")
+        wire = bytearray(pipe.lt.value())
+        pipe.lt.clear()
+        frames, at = [], 0
+        while at < len(wire):
+            (word,) = HEADER.unpack_from(wire, at)
+            end = at + HEADER.size + (word & ~DATA_FLAG)
+            frames.append(bytes(wire[at:end]))
+            at = end
+        data = [i for i, f in enumerate(frames) if HEADER.unpack_from(f)[0] & DATA_FLAG]
+        assert len(data) == 7  # file_begin, 7 data frames, file_end, start
+        middle = data[3]
+        if attack == "flip":
+            changed = bytearray(frames[middle])
+            changed[HEADER.size + 10] ^= 0x01
+            frames[middle] = bytes(changed)
+        elif attack == "replay":
+            frames.insert(middle + 1, frames[middle])
+        else:
+            del frames[middle]
+        pipe.lt.write(b"".join(frames))
+        pipe.pump()
+        assert server.closed and "integrity check" in sh.closed[0][0], (attack, sh.closed)
+        assert sh.messages == [] and sh.files == [], attack
+        assert not root.exists() or list(root.rglob("*")) == [], attack

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from sflow.node.transfer import FileSender, FileSink, Sent, TransferError, safe_target
+from sflow.node.transfer import Emit, FileSender, FileSink, Sent, TransferError, safe_target
 
 
 class SlowTransport:
@@ -42,11 +43,24 @@ class SlowTransport:
         return out
 
 
+def inline_emit(transport: SlowTransport) -> Emit:
+    """Frames made at once and written in place (what the channel does without threads)."""
+
+    def emit(make: Callable[[], list[bytes] | None], then: Callable[[BaseException | None], None]) -> None:
+        for part in make() or []:
+            transport.write(part)
+        then(None)
+
+    return emit
+
+
 def test_sender_never_buffers_more_than_a_chunk_past_the_limit() -> None:
     data = os.urandom(1_000_000)
     transport = SlowTransport(limit=65536)
     ended: list[Sent] = []
-    sender = FileSender(transport, io.BytesIO(data), 16384, transport.write, ended.append, pytest.fail)  # type: ignore[arg-type]
+    sender = FileSender(
+        transport, io.BytesIO(data), len(data), 16384, lambda d: [bytes(d)], inline_emit(transport), ended.append, pytest.fail  # type: ignore[arg-type]
+    )
     sender.begin()
     received = bytearray()
     rounds = 0
@@ -58,6 +72,31 @@ def test_sender_never_buffers_more_than_a_chunk_past_the_limit() -> None:
     assert ended == [Sent(len(data), hashlib.sha256(data).digest())]
     assert transport.peak <= 65536 + 16384
     assert rounds > 10  # it really waited for the slow side
+
+
+def test_sender_keeps_a_bounded_read_ahead_in_order_and_reads_no_more_than_the_size() -> None:
+    # Frames made later (on a send thread): at most ``ahead`` chunks are out at once, they are
+    # written in order, a reused read buffer is safe (the frame copies it), and a file that grew
+    # after its size was taken is sent at that size.
+    data = os.urandom(100_000)
+    transport = SlowTransport(limit=10**9)
+    waiting: list[tuple[Callable[[], list[bytes] | None], Callable[[BaseException | None], None]]] = []
+    ended: list[Sent] = []
+    sender = FileSender(
+        transport,  # type: ignore[arg-type]
+        io.BytesIO(data + b"grown"), len(data), 4096, lambda d: [bytes(d)], lambda make, then: waiting.append((make, then)),
+        ended.append, pytest.fail, digest=False, reuse=True, ahead=3,
+    )
+    sender.begin()
+    most = 0
+    while waiting:
+        most = max(most, len(waiting))
+        make, then = waiting.pop(0)
+        for part in make() or []:
+            transport.write(part)
+        then(None)
+    assert most == 3
+    assert bytes(transport.buffer) == data and ended == [Sent(len(data), b"")]
 
 
 def test_sink_refuses_more_bytes_than_announced(tmp_path: Path) -> None:

@@ -67,8 +67,9 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from sflow.node.function_user import SWITCH_USER, FunctionUser
+from sflow.node.function_user import FunctionUser
 from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, Tail
+from sflow.node.runners.spawner_link import SpawnerLink
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +96,6 @@ def spawn_script(shell: str, workdir: Path | None, held: bool) -> str:
     if workdir is not None:
         prefix += f"cd -- {shlex.quote(str(workdir))} || exit {CANNOT_START}; "
     return prefix + shell
-
-
-def spawn_argv(shell: str, workdir: Path, held: bool, user: FunctionUser | None) -> tuple[str, list[str]]:
-    """The program and arguments that run ``shell`` in ``workdir``: the shell itself, or, when
-    ``user`` is given, the shell behind ``nsenter``, which enters ``workdir`` and becomes
-    ``user`` (uid, gid, no supplementary groups) before it executes the shell."""
-    if user is None:
-        return SHELL, [SHELL, "-c", spawn_script(shell, workdir, held)]
-    return SWITCH_USER, [
-        SWITCH_USER, "-S", str(user.uid), "-G", str(user.gid), f"-w{workdir}", "--",
-        SHELL, "-c", spawn_script(shell, None, held),
-    ]
 
 
 def function_environment() -> dict[str, str]:
@@ -212,9 +201,12 @@ class _Exit(_Watched):
 class _Function:
     """One running function (a ``RunningFunction``): its shell's pid is its process group's id."""
 
-    def __init__(self, reactor: Reactor, pid: int, tail_bytes: int) -> None:
+    def __init__(self, reactor: Reactor, pid: int, tail_bytes: int,
+                 signal_group: Callable[[int], None] | None = None) -> None:
         self.reactor = reactor
-        self.pid = pid
+        self.pid = pid  # 0 until a spawner has reported it
+        #: how a signal reaches the function's process group (default: ``killpg`` from here)
+        self._send_signal = signal_group or self._killpg
         self.done: Deferred[Outcome] = Deferred()
         self.stdout = Tail(tail_bytes)
         self.stderr = Tail(tail_bytes)
@@ -224,14 +216,18 @@ class _Function:
         self.usage: resource.struct_rusage | None = None
         self.ended = False
         self.killed = False
+        self._error = ""
         self._timers: list[DelayedCall] = []
 
-    def watch(self, out_fd: int, err_fd: int, pidfd: int) -> None:
+    def watch(self, out_fd: int, err_fd: int, pidfd: int | None) -> None:
+        """Read the output pipes; watch the shell's exit through ``pidfd`` (None: whoever started
+        it reports its exit through :meth:`exited`)."""
         self.pipes = [_Pipe(out_fd, self.stdout, self), _Pipe(err_fd, self.stderr, self)]
         for pipe in self.pipes:
             self.reactor.addReader(pipe)
-        self.exit = _Exit(pidfd, self)
-        self.reactor.addReader(self.exit)
+        if pidfd is not None:
+            self.exit = _Exit(pidfd, self)
+            self.reactor.addReader(self.exit)
 
     # Events ------------------------------------------------------------------------------------
 
@@ -239,16 +235,21 @@ class _Function:
     # whichever the reactor sees first, the other is looked at at once, so that a function costs
     # the node one wake-up, not three.
 
-    def exited(self, status: int, usage: resource.struct_rusage | None = None) -> None:
+    def exited(self, status: int, usage: resource.struct_rusage | None = None, *, group_killed: bool = False) -> None:
+        """The shell has exited and been reaped (``group_killed``: and what was left of its group
+        has been killed already, by the spawner that reaped it)."""
+        if self.ended or self.status is not None:
+            return
         self.status = status
         self.usage = usage
         # Whatever the shell left behind in its group goes with it; processes that escaped the
         # group but still hold the pipes are cut off after a grace period.
-        self._signal_group(signal.SIGKILL)
+        if not group_killed:
+            self._signal_group(signal.SIGKILL)
         for pipe in list(self.pipes):
             pipe.drain()
         if self.pipes:
-            self._later(KILL_GRACE, self._close_pipes)
+            self._later(KILL_GRACE, self.close_pipes)
         else:
             self._end()
 
@@ -260,6 +261,17 @@ class _Function:
             self._end()
         elif self.exit is not None:
             self.exit.reap()
+
+    def failed(self, error: str) -> None:
+        """The function could not be started, or is lost (its spawner died): end with ``error``
+        and what it had written so far."""
+        if self.ended:
+            return
+        for pipe in list(self.pipes):
+            pipe.drain()
+        self._error = error
+        self.close_pipes()
+        self._end()
 
     def _end(self) -> None:
         if self.ended:
@@ -279,7 +291,7 @@ class _Function:
         self.done.callback(Outcome(
             exit_status, sig, self.stdout.text(), self.stderr.text(),
             cpu_s=usage.ru_utime + usage.ru_stime if usage is not None else None,
-            max_rss_kb=usage.ru_maxrss if usage is not None else None,
+            max_rss_kb=usage.ru_maxrss if usage is not None else None, error=self._error,
         ))
 
     # Control -----------------------------------------------------------------------------------
@@ -292,8 +304,10 @@ class _Function:
         self._later(KILL_GRACE, self._signal_group, signal.SIGKILL)
 
     def _signal_group(self, sig: int) -> None:
-        if self.ended:
-            return
+        if not self.ended:
+            self._send_signal(sig)
+
+    def _killpg(self, sig: int) -> None:
         try:
             os.killpg(self.pid, sig)
         except ProcessLookupError:
@@ -301,7 +315,7 @@ class _Function:
         except PermissionError as exc:
             log.warning("cannot signal process group pgid=%s signal=%s error=%s", self.pid, sig, exc)
 
-    def _close_pipes(self) -> None:
+    def close_pipes(self) -> None:
         if self.pipes:
             log.debug("closing pipes held by escaped processes pgid=%s", self.pid)
         for pipe in list(self.pipes):
@@ -318,16 +332,22 @@ class NativeRunner:
     def __init__(self, reactor: Reactor, *, tail_bytes: int = TAIL_BYTES, user: FunctionUser | None = None) -> None:
         self._reactor = reactor
         self._tail_bytes = tail_bytes
-        self._user = user
         # The node's environment is fixed once it runs: filtered once, not for every function.
         environment = function_environment()
-        self._environment = user.environment(environment) if user is not None else environment
         _no_inherited_descriptors()
+        #: the resident spawner that starts functions as ``user`` (None: the node starts them)
+        self.spawner: SpawnerLink | None = None
+        if user is not None:
+            self.spawner = SpawnerLink(reactor, user, user.environment(environment))
+        self._environment = environment
 
     def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> _Function:
         """Spawn ``/bin/sh -c shell`` with ``workdir`` (absolute) as cwd, pinned to ``cpus`` when
         given, in :func:`function_environment` (as it was when the runner was made). Raises
-        ``OSError`` when the process cannot be spawned or pinned (nothing is left running then)."""
+        ``OSError`` when the process cannot be spawned or pinned (nothing is left running then);
+        through the spawner, a failure to spawn ends the function with an error instead."""
+        if self.spawner is not None:
+            return self._start_through(self.spawner, shell, workdir, cpus)
         opened: list[int] = []
         try:
             out_r, out_w = _pipe(opened)
@@ -343,10 +363,9 @@ class NativeRunner:
                 hold_r, hold_w = _pipe(opened)
                 child_ends.append(hold_r)
                 actions.append((os.POSIX_SPAWN_DUP2, hold_r, 3))
-            program, argv = spawn_argv(shell, workdir, bool(cpus), self._user)
             pid = os.posix_spawn(
-                program,
-                argv,
+                SHELL,
+                [SHELL, "-c", spawn_script(shell, workdir, bool(cpus))],
                 self._environment,
                 file_actions=actions,
                 setsid=True,
@@ -379,6 +398,31 @@ class NativeRunner:
         function.watch(out_r, err_r, pidfd)
         log.debug("spawned pid=%s cwd=%s cpus=%s", pid, workdir, cpus or "-")
         return function
+
+    def _start_through(self, spawner: SpawnerLink, shell: str, workdir: Path,
+                       cpus: tuple[int, ...] | None) -> _Function:
+        """Have the spawner start the function (it is already the function user): it enters
+        ``workdir`` through a descriptor opened here, pins itself around the spawn, reaps the
+        shell and reports its end."""
+        opened: list[int] = []
+        out_r, out_w = _pipe(opened)
+        err_r, err_w = _pipe(opened)
+        for fd in (out_r, err_r):
+            os.set_blocking(fd, False)
+        function = _Function(self._reactor, 0, self._tail_bytes, lambda sig: spawner.kill(ident, sig))
+        function.watch(out_r, err_r, None)
+        try:
+            ident = spawner.start(function, shell, workdir, cpus, out_w, err_w)  # closes out_w, err_w
+        except OSError:
+            function.close_pipes()
+            raise
+        log.debug("spawn requested id=%s cwd=%s cpus=%s", ident, workdir, cpus or "-")
+        return function
+
+    def close(self) -> None:
+        """Stop the spawner, if there is one (what it still runs is killed)."""
+        if self.spawner is not None:
+            self.spawner.close()
 
 
 class _Starting(Protocol):

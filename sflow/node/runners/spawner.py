@@ -43,7 +43,6 @@ kind   fields                                                                   
 ``S``  start: id u32, n u16, n CPUs u16, path length u32, path, script           stdout, stderr,
                                                                                  job directory
 ``K``  kill the group: id u32, signal u8                                         –
-``P``  started: id u32, pid i32                                                  –
 ``F``  failed to start (nothing runs): id u32, errno i32, message                –
 ``X``  exited: id u32, wait status i32, ``struct rusage`` (2 doubles, 14 i64)    –
 ====== ========================================================================= ==============
@@ -73,7 +72,6 @@ _START = struct.Struct("!IH")
 _CPU = struct.Struct("!H")
 _LENGTH = struct.Struct("!I")
 _KILL = struct.Struct("!IB")
-_STARTED = struct.Struct("!Ii")
 _FAILED = struct.Struct("!Ii")
 _EXITED = struct.Struct("!Ii2d14q")
 
@@ -106,12 +104,6 @@ class Kill:
 
 
 @dataclass(frozen=True, slots=True)
-class Started:
-    ident: int
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
 class Failed:
     ident: int
     errno: int
@@ -126,7 +118,7 @@ class Exited:
     usage: tuple[float | int, ...]
 
 
-def encode(message: Start | Kill | Started | Failed | Exited) -> bytes:
+def encode(message: Start | Kill | Failed | Exited) -> bytes:
     if isinstance(message, Start):
         path = message.path.encode("utf-8", "surrogateescape")
         return (b"S" + _START.pack(message.ident, len(message.cpus))
@@ -134,14 +126,12 @@ def encode(message: Start | Kill | Started | Failed | Exited) -> bytes:
                 + _LENGTH.pack(len(path)) + path + message.script.encode("utf-8", "surrogateescape"))
     if isinstance(message, Kill):
         return b"K" + _KILL.pack(message.ident, message.signal)
-    if isinstance(message, Started):
-        return b"P" + _STARTED.pack(message.ident, message.pid)
     if isinstance(message, Failed):
         return b"F" + _FAILED.pack(message.ident, message.errno) + message.message.encode("utf-8", "replace")
     return b"X" + _EXITED.pack(message.ident, message.status, *message.usage)
 
 
-def decode(data: bytes) -> Start | Kill | Started | Failed | Exited:
+def decode(data: bytes) -> Start | Kill | Failed | Exited:
     """The message in one packet; :class:`ProtocolError` when it does not parse."""
     kind, body = data[:1], data[1:]
     try:
@@ -158,8 +148,6 @@ def decode(data: bytes) -> Start | Kill | Started | Failed | Exited:
             return Start(ident, cpus, path, body[at + length:].decode("utf-8", "surrogateescape"))
         if kind == b"K":
             return Kill(*_KILL.unpack(body))
-        if kind == b"P":
-            return Started(*_STARTED.unpack(body))
         if kind == b"F":
             ident, number = _FAILED.unpack_from(body)
             return Failed(ident, number, body[_FAILED.size:].decode("utf-8", "replace"))
@@ -260,7 +248,6 @@ class Spawner:
         self._pids[message.ident] = pid
         self._pidfds[pidfd] = (message.ident, pid)
         self._poll.register(pidfd, select.POLLIN)
-        self._send(Started(message.ident, pid))
 
     def _kill(self, message: Kill) -> None:
         pid = self._pids.get(message.ident)
@@ -286,7 +273,7 @@ class Spawner:
         self._pidfds.clear()
         self._pids.clear()
 
-    def _send(self, message: Started | Failed | Exited) -> None:
+    def _send(self, message: Failed | Exited) -> None:
         try:
             self._sock.send(encode(message))
         except ConnectionError:

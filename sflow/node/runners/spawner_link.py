@@ -5,9 +5,9 @@ Nothing here blocks the reactor: the socket is non-blocking and read by the reac
 do not fit in the socket wait in a queue until it is writable (a spawner still starting reads
 them once it runs). The spawner is started when the link is made and again, on demand, after it
 died. When it dies — killed, crashed, or closed its socket — the node notices (its socket ends,
-its pidfd becomes readable), kills the process groups of the functions it had started (as root,
-only processes of the function user), ends each of them with an error that says the spawner died,
-and reaps it; the next function starts a new spawner.
+its pidfd becomes readable), reaps it, kills what it had started (as root: the function user's
+processes in its session), and ends each function it had not reported with an error that says the
+spawner died; the next function starts a new spawner.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from sflow.node.runners.spawner import (
     Kill,
     ProtocolError,
     Start,
-    Started,
     decode,
     encode,
     received_fds,
@@ -56,8 +55,6 @@ _EXIT_WAIT = 2.0
 
 class Function(Protocol):
     """What the link needs of a function it started (``native._Function``)."""
-
-    pid: int
 
     def exited(self, status: int, usage: resource.struct_rusage | None = None, *, group_killed: bool = False) -> None: ...
 
@@ -146,6 +143,7 @@ class _Spawner:
         self._exit_how = ""  # how it ended, once reaped
         self._eof: DelayedCall | None = None
         self._unread = False  # no longer read by the reactor
+        self._reaped = False
         self.dead = False
         self.on_death: Callable[[_Spawner], None] = lambda _: None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -254,11 +252,7 @@ class _Spawner:
         return ""
 
     def _report(self, message: object) -> None:
-        if isinstance(message, Started):
-            function = self._functions.get(message.ident)
-            if function is not None:
-                function.pid = message.pid
-        elif isinstance(message, Exited):
+        if isinstance(message, Exited):
             function = self._functions.pop(message.ident, None)
             if function is not None:
                 function.exited(message.status, resource.struct_rusage(message.usage), group_killed=True)
@@ -279,8 +273,10 @@ class _Spawner:
         whatever it had not reported is lost."""
         try:
             _, status = os.waitpid(self.pid, 0)
+            self._reaped = True
             how = _how(status)
         except ChildProcessError:
+            self._reaped = True  # by someone else: its pid is no longer its own
             how = "it exited"
         if self._sock.fileno() >= 0 and not self.dead:
             self._exit_how = how
@@ -321,9 +317,13 @@ class _Spawner:
         self._functions.clear()
         if functions:
             log.warning("event=spawner_died pid=%s how=%r functions_lost=%d", self.pid, how, len(functions))
+        if not self._reaped:
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # not reaped: its pid is still its own
+            except OSError:
+                pass
+        _kill_session(self.pid, self._user.uid)
         for function in functions:
-            if function.pid:
-                _kill_orphan(function.pid, self._user.uid)
             function.failed(f"the function spawner (pid {self.pid}) died ({how}); the function was killed")
 
     def _stop_reading(self) -> None:
@@ -377,15 +377,20 @@ def _recent_python(program: str) -> bool:
     return not version.isdigit() or int(version) >= 10
 
 
-def _kill_orphan(pid: int, uid: int) -> None:
-    """Kill the process group ``pid`` that a dead spawner had started, if its leader is still
-    there and the function user's (as root: the pid came from the spawner, the user's process)."""
-    try:
-        if os.stat(f"/proc/{pid}").st_uid != uid:
-            return
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass  # gone already
+def _kill_session(session: int, uid: int) -> None:
+    """Kill every process of ``uid`` in ``session`` (that of a dead spawner: all it started and
+    what they started, unless they left its session). The session's id stays taken while anyone
+    is in it, so no one else can be in it."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[3]) == session and os.stat(f"/proc/{name}").st_uid == uid:
+                os.kill(int(name), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            pass  # gone meanwhile
 
 
 def _how(status: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from sflow.config import load_config
 from sflow.node.execution import Executor
 
-from .conftest import BUSYBOX, request, run
+from .conftest import BUSYBOX, pid_alive, request, run, wait, wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="functions change user only when the node is root")
 
@@ -42,6 +43,49 @@ def test_native_functions_run_as_the_function_user_in_their_job_directory(make_e
         assert lines == [str(user.pw_uid), str(user.pw_gid), str(job), user.pw_dir, "from a predecessor", "1"], lines
         assert (job / "out" / "result.txt").stat().st_uid == user.pw_uid
         assert job.stat().st_uid == (job / "out").stat().st_uid == user.pw_uid
+
+
+def test_the_spawner_is_out_of_reach_and_a_node_survives_its_death(make_executor: Make, tmp_path: Path) -> None:
+    # Functions of a root node are started by a resident spawner that already runs as the
+    # function user: their parent. The functions cannot read its descriptors (it is not
+    # dumpable), run with no_new_privs and the user's primary group only, and start in the real
+    # job directory (getcwd and $PWD), under a directory closed to them.
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    job = closed / "job"
+    executor = make_executor()
+    cmd = ("echo $PPID; ls /proc/$PPID/fd 2>&1 | grep -c 'Permission denied'; "
+           "grep -E '^(NoNewPrivs|Groups):' /proc/self/status | tr -d '\t'; /bin/pwd; echo $PWD")
+    spawner = 0
+    for cpus in (None, (max(os.sched_getaffinity(0)),)):
+        result = run(executor, request(job, cmd, cpus=cpus))
+        assert result.ok, result
+        ppid, denied, groups, nnp, cwd, logical = result.stdout_tail.splitlines()
+        assert spawner in (0, int(ppid)) and pid_alive(int(ppid))
+        spawner = int(ppid)
+        # no supplementary group (uid and gid: the test above)
+        assert denied == "1" and nnp == "NoNewPrivs:1" and groups.strip() == "Groups:", result.stdout_tail
+        assert cwd == logical == str(job)
+    # The spawner dies while a function runs (a function may kill it: the same user): that
+    # function fails, saying so, and everything it started is killed; the next function gets a
+    # new spawner.
+    pending = executor.run(request(job, "echo started; (trap '' TERM; exec sleep 300) & echo $! > bg.pid; exec sleep 300",
+                                   task_id=2))
+    wait_until(lambda: (job / "bg.pid").exists() and bool((job / "bg.pid").read_text().strip()), what="function to start")
+    background = int((job / "bg.pid").read_text())
+    os.kill(spawner, signal.SIGKILL)
+    lost = wait(pending, 20)
+    assert not lost.ok and lost.reason.startswith(f"the function spawner (pid {spawner}) died (killed by signal 9)"), lost
+    assert lost.stdout_tail == "started\n"
+    wait_until(lambda: not pid_alive(background), what=f"the lost function's process {background} to be killed")
+    after = run(executor, request(job, "echo $PPID", task_id=3))
+    assert after.ok and int(after.stdout_tail) != spawner, after
+    # When the node shuts down, the spawner kills what still runs and exits.
+    running = executor.run(request(job, "echo $PPID > ppid; exec sleep 300", task_id=4))
+    wait_until(lambda: (job / "ppid").exists() and bool((job / "ppid").read_text().strip()), what="function to start")
+    wait(executor.shutdown(), 20)
+    assert running.called
+    wait_until(lambda: not pid_alive(int((job / "ppid").read_text())), what="the spawner to exit")
 
 
 def test_containers_are_confined(engine: docker.DockerClient, make_executor: Make, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from sflow.errors import SflowError
 from sflow.node.function_user import FunctionUser
-from sflow.node.runners.spawner import Exited, Failed, Kill, ProtocolError, Start, Started, decode, encode
+from sflow.node.runners.spawner import Exited, Failed, Kill, ProtocolError, Start, decode, encode
 from sflow.node.runners.spawner_link import spawner_interpreter
 
 
@@ -23,7 +23,6 @@ def test_every_message_survives_the_wire() -> None:
         Start(1, (), "/jobs/a b", "echo hi"),
         Start(2**32 - 1, (0, 3, 65535), "/jobs/\udcff-not-utf8", "printf '%s\\n' é; exit 3"),
         Kill(7, 15),
-        Started(7, 4_194_303),
         Failed(8, 2, "No such file or directory"),
         Exited(9, 0x0900, usage),
     ):

@@ -21,13 +21,18 @@ between:
   status 126 if it is gone). It is on the function's first line, so the shell's line numbers in
   error messages are the command's own;
 * user: a node running as root never runs a function as root (:mod:`sflow.node.function_user`).
-  ``posix_spawn`` cannot change user, so the node spawns util-linux's ``nsenter -S UID -G GID
-  -w DIR -- /bin/sh -c …`` instead of the shell: it enters the job directory while still root
-  (so the function starts there even when the node's own directories above it are closed to
-  it), drops every supplementary group, sets the gid and the uid, and executes the shell. The pid
-  is the shell's, so holding, pinning, signalling the group and reaping stay as they are. The
-  node has set ``no_new_privs`` on itself (inherited), so no set-user-id program gives the
-  function its privileges back;
+  ``posix_spawn`` cannot change user, so such a node does not spawn its functions itself: a
+  resident *spawner* (:mod:`sflow.node.runners.spawner`), started once through util-linux's
+  ``nsenter -S UID -G GID`` as the function user (primary group only, ``no_new_privs``, not
+  dumpable), ``posix_spawn``\ s each function's shell on request
+  (:mod:`sflow.node.runners.spawner_link` is the node's end). The node creates the output pipes
+  and opens the job directory (``O_PATH``, as root, so it works when the node's directories above
+  it are closed to the function user) and passes them over a Unix socket (``SCM_RIGHTS``); the
+  spawner ``fchdir``\ s there, pins *itself* to the function's CPUs around the spawn (the shell is
+  born pinned; no hold), gives the shell its own process group in the spawner's session, reaps it
+  and reports its exact wait status and ``rusage``. The node reads the pipes as below and kills
+  through the spawner; if the spawner dies, the node kills what it had started and fails those
+  functions with an error that says so, and the next function starts a new spawner;
 * exit: a pidfd (``pidfd_open``, Linux ≥ 5.3) in the reactor becomes readable when the shell exits;
   the node reaps exactly that pid, without a SIGCHLD round trip through the reactor.
 
@@ -36,20 +41,33 @@ Measured alternatives (``benchmarks/spawn.py`` prints them side by side with a b
 ``setsid``, ``sched_setaffinity`` and ``exec``) cost 12–25× a bare shell; an exec chain through
 ``taskset`` costs about 1.8× (one more dynamically linked program per function); pinning the
 reactor thread around the spawn so that the child inherits the mask is as cheap as the hold, but
-migrates the reactor thread onto a possibly busy CPU for every pinned function. The hold costs one
-pipe, one ``sched_setaffinity`` and one ``read`` builtin, within noise of a bare shell. A fork
-server would add a process to supervise and a descriptor-passing protocol for the same result.
+migrates the reactor thread onto a possibly busy CPU for every pinned function (the spawner,
+single-threaded and doing nothing else meanwhile, can afford it). The hold costs one pipe, one
+``sched_setaffinity`` and one ``read`` builtin, within noise of a bare shell.
 
-Changing user (``--alternatives`` again, as root): ``nsenter -S -G -w`` is one more small program
-before the shell; ``setpriv --reuid --regid`` costs more (it looks the user up through NSS even
-for a numeric uid, and cannot change directory, so the shell would have to enter the job
-directory through an inherited descriptor); ``subprocess`` with ``user=`` must ``fork`` the whole
-node (CPython does not ``vfork`` when the child changes user), which costs several times either
-with the node's memory. Measured as root (300 interleaved rounds, load 3.6 on 2 CPUs): a bare
-shell 1.6 ms; the node's own start 1.4× that, as ``sflow-fn`` through ``nsenter`` 2.2× (about
-1.2 ms more: one more small dynamically linked program, with its locale set-up); the ``setpriv``
-chain 3.1×; ``subprocess`` with ``user=`` 4.5×. Only a resident, already unprivileged spawner (a
-fork server) would take the change of user off the path; it is not done.
+Changing user (``--alternatives`` again, as root): ``nsenter -S -G -w`` before every shell (the
+former way) is one more small dynamically linked program per function, with its locale set-up
+(about 1.2 ms); ``setpriv --reuid --regid`` costs more (it looks the user up through NSS even for a
+numeric uid, and cannot change directory); ``subprocess`` with ``user=`` must ``fork`` the whole
+node (CPython does not ``vfork`` when the child changes user). A resident spawner that already runs
+as the user takes the change of user off the path: what it adds is one request and one report
+over a ``SOCK_SEQPACKET`` socket (the round trip alone is about 0.08 ms) and its own wake-ups.
+Measured as root (``benchmarks/spawn.py --rounds 300 --alternatives``, interleaved, load 5–6 on 2
+shared CPUs, so noisy; medians): a bare shell 1.0–1.6 ms; through the spawner 1.47–1.75× that
+(pinned: 1.35–1.47× a bare pinned shell... see the figures in the run), the ``nsenter`` chain
+3.1–4.8×, the ``setpriv`` chain 4.7–6.8×, ``subprocess`` with ``user=`` 7–7.4×. In quieter
+moments (load 4) the spawner's path was 1.35–1.41× a bare shell against 1.17–1.34× for the node's
+own ``posix_spawn`` of a non-root node: the spawner costs the node about 0.15 ms more than spawning
+itself, and no longer a program per function.
+
+A new session per function costs more than it seems on a busy machine: with the kernel's
+autogroup scheduling (``kernel.sched_autogroup_enabled``, Debian's default) every session is a
+scheduling group of its own, and starting a shell with ``setsid`` measured up to several
+milliseconds more than with ``setpgid`` under load, the same shell, in the same run. The
+spawner therefore leads one session and gives each function a process group in it; the non-root
+node's own spawn above still uses ``setsid`` (its functions must not share the node's session),
+and shows that cost under load (``sflow`` 2.6–4.1× against 1.5–1.75× through the spawner in the
+same noisy runs).
 """
 
 from __future__ import annotations

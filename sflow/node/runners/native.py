@@ -1,4 +1,5 @@
-"""Native execution: ``/bin/sh -c <command>`` in the job directory, in its own session.
+"""Native execution: ``/bin/sh -c <command>`` in the job directory, in its own session (a root
+node's: its own process group, started by the function spawner).
 
 The node starts the shell with ``posix_spawn`` (glibc spawns with ``clone(CLONE_VM|CLONE_VFORK)``,
 so a node of any size starts a function as fast as a small program does), with no interpreter in
@@ -24,11 +25,11 @@ between:
   ``posix_spawn`` cannot change user, so such a node does not spawn its functions itself: a
   resident *spawner* (:mod:`sflow.node.runners.spawner`), started once through util-linux's
   ``nsenter -S UID -G GID`` as the function user (primary group only, ``no_new_privs``, not
-  dumpable), ``posix_spawn``\ s each function's shell on request
+  dumpable), starts each function's shell with ``posix_spawn`` on request
   (:mod:`sflow.node.runners.spawner_link` is the node's end). The node creates the output pipes
   and opens the job directory (``O_PATH``, as root, so it works when the node's directories above
   it are closed to the function user) and passes them over a Unix socket (``SCM_RIGHTS``); the
-  spawner ``fchdir``\ s there, pins *itself* to the function's CPUs around the spawn (the shell is
+  spawner enters it (``fchdir``), pins *itself* to the function's CPUs around the spawn (the shell is
   born pinned; no hold), gives the shell its own process group in the spawner's session, reaps it
   and reports its exact wait status and ``rusage``. The node reads the pipes as below and kills
   through the spawner; if the spawner dies, the node kills what it had started and fails those

@@ -4,7 +4,7 @@ the function user (``node.run_as``), and the messages it exchanges with the node
 A node running as root never runs a function as root (:mod:`sflow.node.function_user`). Changing
 user for every function costs one more program per function (util-linux ``nsenter``, about 1.2 ms;
 :mod:`sflow.node.runners.native` says what was measured); this process changes user once: the node
-starts it through ``nsenter`` as the function user, and it then ``posix_spawn``\\ s every function's
+starts it through ``nsenter`` as the function user, and it then starts every function's
 ``/bin/sh -c`` itself, already unprivileged. It is this module run as
 ``python3 -I -S -c <this module's source>``: the standard library only, nothing of sflow (the
 function user may not be able to read the node's installation).
@@ -19,7 +19,7 @@ gives the same without a spawner):
 * pinning: the spawner pins *itself* to the function's CPUs around the spawn, so the shell is born
   pinned and never runs elsewhere (the spawner is single-threaded and does nothing else meanwhile);
 * cwd: the node opens the job directory (``O_PATH``, as root) and passes the descriptor; the
-  spawner ``fchdir``\\ s to it before the spawn, so the function starts there even when the node's
+  spawner enters it (``fchdir``) before the spawn, so the function starts there even when the node's
   directories above it are closed to the function user; ``PWD`` is the job directory's path;
 * the environment the node gave the spawner when it started it (filtered by the node), stdin
   ``/dev/null``, stdout and stderr the write ends of pipes that the node created and reads; every

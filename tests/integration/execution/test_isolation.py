@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import pwd
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from sflow.config import load_config
 from sflow.node.execution import Executor
+from sflow.node.runners import spawner
 
 from .conftest import BUSYBOX, pid_alive, request, run, wait, wait_until
 
@@ -86,6 +89,29 @@ def test_the_spawner_is_out_of_reach_and_a_node_survives_its_death(make_executor
     wait(executor.shutdown(), 20)
     assert running.called
     wait_until(lambda: not pid_alive(int((job / "ppid").read_text())), what="the spawner to exit")
+
+
+def test_many_functions_at_once_and_kills_through_the_spawner(make_executor: Make, tmp_path: Path) -> None:
+    # Requests and reports cross one socket: 60 functions started at once all report their own
+    # exit status and output; a function killed as soon as it was asked for (its request may not
+    # have reached the spawner yet) is killed all the same.
+    executor = make_executor()
+    job = tmp_path / "job"
+    pending = [executor.run(request(job, f"echo {n}; exit {n % 3}", task_id=n)) for n in range(60)]
+    killed = executor.run(request(job, "echo $$ > k.pid; exec sleep 300", task_id=99, run="run-k"))
+    executor.cancel_run("run-k")
+    for n, d in enumerate(pending):
+        result = wait(d, 60)
+        assert (result.stdout_tail, result.exit_status) == (f"{n}\n", n % 3), result
+    assert wait(killed, 20).reason == "cancelled"
+    if (job / "k.pid").exists() and (job / "k.pid").read_text().strip():
+        wait_until(lambda: not pid_alive(int((job / "k.pid").read_text())), what="the cancelled function to die")
+
+
+def test_the_spawner_refuses_to_run_as_root() -> None:
+    source = Path(spawner.__file__).read_text()
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", source], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "refusing to run as root" in result.stderr, result
 
 
 def test_containers_are_confined(engine: docker.DockerClient, make_executor: Make, tmp_path: Path) -> None:

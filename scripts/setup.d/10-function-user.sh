@@ -2,8 +2,10 @@
 # The unprivileged user functions run as when a node runs as root (setting node.run_as, default
 # sflow-fn): a system account with its own group, a home of its own (/var/lib/sflow-fn, for
 # programs that write under $HOME) and no login shell. (util-linux's nsenter, which starts the
-# function spawner as that user, and passwd's useradd are part of every Debian system.) Not root:
-# nothing to do (a node that is not root runs its functions as itself). Safe to run again.
+# function spawner as that user, and passwd's useradd are part of every Debian system; the spawner
+# runs on the node's Python when the user may run it, else on Debian's python3, which
+# setup.d/30-sshd.sh installs.) Not root: nothing to do (a node that is not root runs its functions
+# as itself). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -15,12 +17,4 @@ if ! id -u "$FUNCTION_USER" >/dev/null 2>&1; then
   say "creating the system user $FUNCTION_USER that functions run as when a node is root (node.run_as)"
   useradd --system --user-group --home-dir "/var/lib/$FUNCTION_USER" --create-home \
     --shell /usr/sbin/nologin --comment "sflow functions" "$FUNCTION_USER"
-fi
-# A root node starts native functions through a resident spawner, a small Python program that runs
-# as that user: on the node's own interpreter when the user may run it, else on python3 from PATH
-# (3.10 or later; Debian's /usr/bin/python3). A node's interpreter under /root (pyenv) is closed to it.
-if ! nsenter -S "$(id -u "$FUNCTION_USER")" -G "$(id -g "$FUNCTION_USER")" -w/ -- \
-    /usr/bin/python3 -I -S -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-  say "installing python3: $FUNCTION_USER must be able to run it (the node's function spawner)"
-  apt_install python3
 fi

@@ -92,7 +92,7 @@ class SpawnerLink:
             for fd in (out_w, err_w):
                 os.close(fd)
             raise
-        ident = next(self._ids)
+        ident = next(self._ids) & 0xFFFFFFFF  # the wire carries 32 bits
         data = encode(Start(ident, tuple(cpus or ()), str(workdir), script))
         if len(data) > MAX_MESSAGE:
             for fd in (out_w, err_w, directory):

@@ -220,12 +220,12 @@ class _Exit(_Watched):
 class _Function:
     """One running function (a ``RunningFunction``): its shell's pid is its process group's id."""
 
-    def __init__(self, reactor: Reactor, pid: int, tail_bytes: int,
-                 signal_group: Callable[[int], None] | None = None) -> None:
+    def __init__(self, reactor: Reactor, pid: int, tail_bytes: int) -> None:
         self.reactor = reactor
-        self.pid = pid  # 0 until a spawner has reported it
-        #: how a signal reaches the function's process group (default: ``killpg`` from here)
-        self._send_signal = signal_group or self._killpg
+        self.pid = pid  # 0 when a spawner started it (the node does not know it)
+        #: how a signal reaches the function's process group (``killpg`` from here, or a request
+        #: to the spawner that started it)
+        self.send_signal: Callable[[int], None] = self._killpg
         self.done: Deferred[Outcome] = Deferred()
         self.stdout = Tail(tail_bytes)
         self.stderr = Tail(tail_bytes)
@@ -324,7 +324,7 @@ class _Function:
 
     def _signal_group(self, sig: int) -> None:
         if not self.ended:
-            self._send_signal(sig)
+            self.send_signal(sig)
 
     def _killpg(self, sig: int) -> None:
         try:
@@ -428,14 +428,14 @@ class NativeRunner:
         err_r, err_w = _pipe(opened)
         for fd in (out_r, err_r):
             os.set_blocking(fd, False)
-        function = _Function(self._reactor, 0, self._tail_bytes, lambda sig: spawner.kill(ident, sig))
+        function = _Function(self._reactor, 0, self._tail_bytes)
         function.watch(out_r, err_r, None)
         try:
-            ident = spawner.start(function, shell, workdir, cpus, out_w, err_w)  # closes out_w, err_w
+            function.send_signal = spawner.start(function, shell, workdir, cpus, out_w, err_w)  # closes out_w, err_w
         except OSError:
             function.close_pipes()
             raise
-        log.debug("spawn requested id=%s cwd=%s cpus=%s", ident, workdir, cpus or "-")
+        log.debug("spawn requested cwd=%s cpus=%s", workdir, cpus or "-")
         return function
 
     def close(self) -> None:

@@ -77,11 +77,12 @@ class SpawnerLink:
         self._process = self._spawn()
 
     def start(self, function: Function, script: str, workdir: Path, cpus: tuple[int, ...] | None,
-              out_w: int, err_w: int) -> int:
+              out_w: int, err_w: int) -> Callable[[int], None]:
         """Ask the spawner to start ``/bin/sh -c script`` for ``function`` with ``out_w`` and
         ``err_w`` (which the link closes once they are sent) as stdout and stderr, in
-        ``workdir``, pinned to ``cpus``. The id to :meth:`kill` it by. Raises ``OSError`` when the
-        request cannot be made (the descriptors are closed then)."""
+        ``workdir``, pinned to ``cpus``. Returns what sends a signal to the function's process
+        group (through the spawner that started it). Raises ``OSError`` when the request cannot
+        be made (the descriptors are closed then)."""
         if self._closed:
             for fd in (out_w, err_w):
                 os.close(fd)
@@ -100,13 +101,9 @@ class SpawnerLink:
             raise OSError(errno.E2BIG, f"the command is too long ({len(data)} bytes)")
         if self._process is None or not self._process.usable:
             self._process = self._spawn()  # the one before, if any, is being wound up
-        self._process.request(ident, function, data, [out_w, err_w, directory])
-        return ident
-
-    def kill(self, ident: int, sig: int) -> None:
-        """Send ``sig`` to the process group of the function started as ``ident``."""
-        if self._process is not None:
-            self._process.kill(ident, sig)
+        process = self._process
+        process.request(ident, function, data, [out_w, err_w, directory])
+        return lambda sig: process.kill(ident, sig)
 
     def close(self) -> None:
         """Stop the spawner (it kills what is still running) and start no other."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -64,13 +65,18 @@ class Function(Protocol):
 class SpawnerLink:
     """Starts functions through a spawner running as ``user``, in ``environment``."""
 
-    def __init__(self, reactor: Reactor, user: FunctionUser, environment: dict[str, str]) -> None:
+    def __init__(self, reactor: Reactor, user: FunctionUser, environment: dict[str, str], *,
+                 start: Callable[[], tuple[int, socket.socket]] | None = None) -> None:
+        """``start`` starts a spawner (default: :func:`start_spawner`, with the environment
+        without ``PWD``, which the spawner sets per function; tests give their own)."""
         self._reactor = reactor
         self._user = user
-        # The shell computes its own PWD from the directory it starts in (set per function).
-        self._environment = {k: v for k, v in environment.items() if k not in ("PWD", "OLDPWD")}
-        self._interpreter = spawner_interpreter(user, environment.get("PATH", os.defpath))
-        self._source = _SOURCE.read_text()
+        if start is None:
+            interpreter = spawner_interpreter(user, environment.get("PATH", os.defpath))
+            source = _SOURCE.read_text()
+            clean = {k: v for k, v in environment.items() if k not in ("PWD", "OLDPWD")}
+            start = functools.partial(start_spawner, user, interpreter, source, clean)
+        self._start = start
         self._ids = itertools.count(1)
         self._process: _Spawner | None = None
         self._closed = False
@@ -118,7 +124,8 @@ class SpawnerLink:
         return self._process.pid if self._process is not None else None
 
     def _spawn(self) -> _Spawner:
-        process = _Spawner(self._reactor, self._user, self._interpreter, self._source, self._environment)
+        pid, sock = self._start()
+        process = _Spawner(self._reactor, self._user, pid, sock)
         process.on_death = self._died
         return process
 
@@ -127,11 +134,36 @@ class SpawnerLink:
             self._process = None
 
 
-class _Spawner:
-    """One spawner process and its socket (an ``IReadDescriptor`` and ``IWriteDescriptor``)."""
+def start_spawner(user: FunctionUser, interpreter: str, source: str,
+                  environment: dict[str, str]) -> tuple[int, socket.socket]:
+    """Start the spawner as ``user`` through ``nsenter``, in its own session, in ``environment``
+    (what functions get), with ``/`` as its directory: its pid and the node's end of its socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid = os.posix_spawn(
+            SWITCH_USER,
+            [SWITCH_USER, "-S", str(user.uid), "-G", str(user.gid), "-w/", "--", interpreter, "-I", "-S", "-c", source],
+            environment,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, theirs.fileno(), SOCKET_FD),
+            ],
+            setsid=True,
+        )
+    except OSError:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return pid, ours
 
-    def __init__(self, reactor: Reactor, user: FunctionUser, interpreter: str, source: str,
-                 environment: dict[str, str]) -> None:
+
+class _Spawner:
+    """One spawner process (its pid: a child of this process's) and the node's end of its socket
+    (an ``IReadDescriptor`` and ``IWriteDescriptor``)."""
+
+    def __init__(self, reactor: Reactor, user: FunctionUser, pid: int, sock: socket.socket) -> None:
         self._reactor = reactor
         self._user = user
         self._functions: dict[int, Function] = {}
@@ -143,31 +175,13 @@ class _Spawner:
         self._reaped = False
         self.dead = False
         self.on_death: Callable[[_Spawner], None] = lambda _: None
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            ours.setblocking(False)
-            self.pid = os.posix_spawn(
-                SWITCH_USER,
-                [SWITCH_USER, "-S", str(user.uid), "-G", str(user.gid), "-w/", "--",
-                 interpreter, "-I", "-S", "-c", source],
-                environment,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, theirs.fileno(), SOCKET_FD),
-                ],
-                setsid=True,
-            )
-        except OSError:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        self._sock = ours
-        self._pidfd = _ProcessExit(os.pidfd_open(self.pid), self, reactor)
+        self.pid = pid
+        self._sock = sock
+        sock.setblocking(False)
+        self._pidfd = _ProcessExit(os.pidfd_open(pid), self, reactor)
         reactor.addReader(self)
         reactor.addReader(self._pidfd)
-        log.info("event=spawner_started pid=%s user=%s", self.pid, user.name)
+        log.info("event=spawner_started pid=%s user=%s", pid, user.name)
 
     # Requests ----------------------------------------------------------------------------------
 
@@ -232,11 +246,18 @@ class _Spawner:
 
     def _read_all(self) -> str:
         """Handle every report there is; why the socket ended, or "" when it has not."""
+        reset = False
         while not self.dead:
             try:
                 data, ancillary, _, _ = self._sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(4 * 4), socket.MSG_CMSG_CLOEXEC)
             except BlockingIOError:
-                return ""
+                return "its socket was reset" if reset else ""
+            except ConnectionResetError:
+                # It went with requests unread: said once, and what it had sent is still there.
+                if reset:
+                    return "its socket was reset"
+                reset = True
+                continue
             except OSError as exc:
                 return f"its socket failed: {exc.strerror or exc}"
             _close(received_fds(ancillary))  # it sends none

@@ -21,7 +21,8 @@ gives the same without a spawner):
 * cwd: the node opens the job directory (``O_PATH``, as root) and passes the descriptor; the
   spawner enters it (``fchdir``) before the spawn, so the function starts there even when the node's
   directories above it are closed to the function user; ``PWD`` is the job directory's path;
-* the environment the node gave the spawner when it started it (filtered by the node), stdin
+* the environment the node sends first (filtered by the node; not the spawner's own, to which
+  Python may add ``LC_CTYPE`` when it starts in the C locale), ``PWD`` set per function; stdin
   ``/dev/null``, stdout and stderr the write ends of pipes that the node created and reads; every
   signal at its default disposition and none blocked; no descriptor of the spawner's (its socket,
   pidfds and received descriptors are close-on-exec);
@@ -40,6 +41,7 @@ a kind byte then big-endian fields:
 ====== ========================================================================= ==============
 kind   fields                                                                    descriptors
 ====== ========================================================================= ==============
+``E``  the functions' environment: ``NAME=value`` entries, each ended by NUL      –
 ``S``  start: id u32, n u16, n CPUs u16, path length u32, path, script           stdout, stderr,
                                                                                  job directory
 ``K``  kill the group: id u32, signal u8                                         –
@@ -98,6 +100,11 @@ class Start:
 
 
 @dataclass(frozen=True, slots=True)
+class Environment:
+    variables: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Kill:
     ident: int
     signal: int
@@ -118,7 +125,10 @@ class Exited:
     usage: tuple[float | int, ...]
 
 
-def encode(message: Start | Kill | Failed | Exited) -> bytes:
+def encode(message: Environment | Start | Kill | Failed | Exited) -> bytes:
+    if isinstance(message, Environment):
+        return b"E" + b"".join(f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0"
+                               for k, v in message.variables.items())
     if isinstance(message, Start):
         path = message.path.encode("utf-8", "surrogateescape")
         return (b"S" + _START.pack(message.ident, len(message.cpus))
@@ -131,10 +141,15 @@ def encode(message: Start | Kill | Failed | Exited) -> bytes:
     return b"X" + _EXITED.pack(message.ident, message.status, *message.usage)
 
 
-def decode(data: bytes) -> Start | Kill | Failed | Exited:
+def decode(data: bytes) -> Environment | Start | Kill | Failed | Exited:
     """The message in one packet; :class:`ProtocolError` when it does not parse."""
     kind, body = data[:1], data[1:]
     try:
+        if kind == b"E":
+            entries = [e.decode("utf-8", "surrogateescape") for e in body.split(b"\0")[:-1]]
+            if body and not body.endswith(b"\0") or any("=" not in e for e in entries):
+                raise ProtocolError("environment message: an entry without '=' or NUL")
+            return Environment(dict(e.split("=", 1) for e in entries))
         if kind == b"S":
             ident, count = _START.unpack_from(body)
             at = _START.size
@@ -176,7 +191,7 @@ class Spawner:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._environment = dict(os.environ)
+        self._environment: dict[str, str] | None = None  # until the node sends it
         self._mask = os.sched_getaffinity(0)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
@@ -209,7 +224,9 @@ class Spawner:
             self._start(message, fds)
         else:
             _close(fds)
-            if isinstance(message, Kill):
+            if isinstance(message, Environment):
+                self._environment = message.variables
+            elif isinstance(message, Kill):
                 self._kill(message)
             else:
                 raise ProtocolError(f"unexpected message from the node: {message!r}")
@@ -219,6 +236,8 @@ class Spawner:
         try:
             if len(fds) != START_FDS:
                 raise OSError(errno.EPROTO, f"a start message carries {len(fds)} descriptors, not {START_FDS}")
+            if self._environment is None:
+                raise OSError(errno.EPROTO, "a start message before the environment")
             stdout, stderr, directory = fds
             os.fchdir(directory)
             environment = {**self._environment, "PWD": message.path}

@@ -36,6 +36,7 @@ from sflow.node.runners import DelayedCall, Reactor
 from sflow.node.runners.spawner import (
     MAX_MESSAGE,
     SOCKET_FD,
+    Environment,
     Exited,
     Failed,
     Kill,
@@ -67,15 +68,15 @@ class SpawnerLink:
 
     def __init__(self, reactor: Reactor, user: FunctionUser, environment: dict[str, str], *,
                  start: Callable[[], tuple[int, socket.socket]] | None = None) -> None:
-        """``start`` starts a spawner (default: :func:`start_spawner`, with the environment
-        without ``PWD``, which the spawner sets per function; tests give their own)."""
+        """``environment`` is what functions get (without ``PWD``, which the spawner sets per
+        function); ``start`` starts a spawner (default: :func:`start_spawner`; tests give their
+        own)."""
         self._reactor = reactor
         self._user = user
+        self._environment = Environment({k: v for k, v in environment.items() if k not in ("PWD", "OLDPWD")})
         if start is None:
             interpreter = spawner_interpreter(user, environment.get("PATH", os.defpath))
-            source = _SOURCE.read_text()
-            clean = {k: v for k, v in environment.items() if k not in ("PWD", "OLDPWD")}
-            start = functools.partial(start_spawner, user, interpreter, source, clean)
+            start = functools.partial(start_spawner, user, interpreter, _SOURCE.read_text())
         self._start = start
         self._ids = itertools.count(1)
         self._process: _Spawner | None = None
@@ -126,6 +127,7 @@ class SpawnerLink:
     def _spawn(self) -> _Spawner:
         pid, sock = self._start()
         process = _Spawner(self._reactor, self._user, pid, sock)
+        process.send_environment(self._environment)
         process.on_death = self._died
         return process
 
@@ -134,16 +136,16 @@ class SpawnerLink:
             self._process = None
 
 
-def start_spawner(user: FunctionUser, interpreter: str, source: str,
-                  environment: dict[str, str]) -> tuple[int, socket.socket]:
-    """Start the spawner as ``user`` through ``nsenter``, in its own session, in ``environment``
-    (what functions get), with ``/`` as its directory: its pid and the node's end of its socket."""
+def start_spawner(user: FunctionUser, interpreter: str, source: str) -> tuple[int, socket.socket]:
+    """Start the spawner as ``user`` through ``nsenter``, in its own session, with an empty
+    environment (functions get the one the node sends) and ``/`` as its directory: its pid and
+    the node's end of its socket."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         pid = os.posix_spawn(
             SWITCH_USER,
             [SWITCH_USER, "-S", str(user.uid), "-G", str(user.gid), "-w/", "--", interpreter, "-I", "-S", "-c", source],
-            environment,
+            {},
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
@@ -191,6 +193,10 @@ class _Spawner:
             raise OSError(errno.EPIPE, "the function spawner has died")
         self._functions[ident] = function
         self._send(data, fds)
+
+    def send_environment(self, environment: Environment) -> None:
+        """What every function's environment is (sent first: the spawner starts nothing before)."""
+        self._send(encode(environment), [])
 
     def kill(self, ident: int, sig: int) -> None:
         if ident in self._functions and self.usable:

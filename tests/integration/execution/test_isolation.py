@@ -48,7 +48,8 @@ def test_native_functions_run_as_the_function_user_in_their_job_directory(make_e
         assert job.stat().st_uid == (job / "out").stat().st_uid == user.pw_uid
 
 
-def test_the_spawner_is_out_of_reach_and_a_node_survives_its_death(make_executor: Make, tmp_path: Path) -> None:
+def test_the_spawner_is_out_of_reach_and_a_node_survives_its_death(make_executor: Make, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # Functions of a root node are started by a resident spawner that already runs as the
     # function user: their parent. The functions cannot read its descriptors (it is not
     # dumpable), run with no_new_privs and the user's primary group only, and start in the real
@@ -56,19 +57,24 @@ def test_the_spawner_is_out_of_reach_and_a_node_survives_its_death(make_executor
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
     job = closed / "job"
+    # A node in the C locale: the spawner's Python adds LC_CTYPE to its own environment, not to
+    # the functions' (they get the node's, filtered).
+    for name in ("LANG", "LC_ALL", "LC_CTYPE"):
+        monkeypatch.delenv(name, raising=False)
     executor = make_executor()
     cmd = ("echo $PPID; ls /proc/$PPID/fd 2>&1 | grep -c 'Permission denied'; "
-           "grep -E '^(NoNewPrivs|Groups):' /proc/self/status | tr -d '\t'; /bin/pwd; echo $PWD")
+           "grep -E '^(NoNewPrivs|Groups):' /proc/self/status | tr -d '\t'; /bin/pwd; echo $PWD; "
+           "echo ${LC_CTYPE-none}")
     spawner = 0
     for cpus in (None, (max(os.sched_getaffinity(0)),)):
         result = run(executor, request(job, cmd, cpus=cpus))
         assert result.ok, result
-        ppid, denied, groups, nnp, cwd, logical = result.stdout_tail.splitlines()
+        ppid, denied, groups, nnp, cwd, logical, ctype = result.stdout_tail.splitlines()
         assert spawner in (0, int(ppid)) and pid_alive(int(ppid))
         spawner = int(ppid)
         # no supplementary group (uid and gid: the test above)
         assert denied == "1" and nnp == "NoNewPrivs:1" and groups.strip() == "Groups:", result.stdout_tail
-        assert cwd == logical == str(job)
+        assert cwd == logical == str(job) and ctype == "none"
     # The spawner dies while a function runs (a function may kill it: the same user): that
     # function fails, saying so, and everything it started is killed; the next function gets a
     # new spawner.

@@ -23,6 +23,7 @@ from sflow.errors import SflowError
 from sflow.node.function_user import FunctionUser
 from sflow.node.runners.spawner import (
     MAX_MESSAGE,
+    Environment,
     Exited,
     Failed,
     Kill,
@@ -38,6 +39,8 @@ from sflow.node.runners.spawner_link import SpawnerLink, spawner_interpreter
 def test_every_message_survives_the_wire() -> None:
     usage = tuple(resource.getrusage(resource.RUSAGE_SELF))
     for message in (
+        Environment({}),
+        Environment({"PATH": "/usr/bin:/bin", "EMPTY": "", "ODD": "a=b\udcff"}),
         Start(1, (), "/jobs/a b", "echo hi"),
         Start(2**32 - 1, (0, 3, 65535), "/jobs/\udcff-not-utf8", "printf '%s\\n' é; exit 3"),
         Kill(7, 15),
@@ -50,7 +53,7 @@ def test_every_message_survives_the_wire() -> None:
     assert isinstance(exited, Exited) and resource.struct_rusage(exited.usage).ru_maxrss == usage[2]
 
 
-@pytest.mark.parametrize("data", [b"", b"Q", b"S\x00", b"K\x00\x00\x00\x01", b"X" + struct.pack("!Ii", 1, 0),
+@pytest.mark.parametrize("data", [b"", b"Q", b"EPATH=/bin\0NO-EQUALS\0", b"EPATH=/bin", b"S\x00", b"K\x00\x00\x00\x01", b"X" + struct.pack("!Ii", 1, 0),
                                   b"S" + struct.pack("!IH", 1, 2) + struct.pack("!H", 0)])
 def test_malformed_messages_are_protocol_errors(data: bytes) -> None:
     with pytest.raises(ProtocolError):
@@ -153,7 +156,10 @@ USER = FunctionUser("fn", 54321, 54322, "/var/lib/fn")
 @pytest.fixture
 def link(tmp_path: Path) -> Iterator[tuple[FakeReactor, SpawnerLink, Spawners]]:
     reactor, spawners = FakeReactor(), Spawners()
-    yield reactor, SpawnerLink(reactor, USER, {}, start=spawners), spawners
+    link = SpawnerLink(reactor, USER, {"PATH": "/bin", "PWD": "/root", "LANG": "C"}, start=spawners)
+    for _, theirs in spawners.started:  # what functions get is sent first; PWD is set per function
+        assert _receive(theirs) == (Environment({"PATH": "/bin", "LANG": "C"}), [])
+    yield reactor, link, spawners
     spawners.close()
 
 
@@ -226,9 +232,10 @@ def test_a_dead_spawner_fails_its_functions_and_the_next_function_starts_another
     assert len(done.exits) == 1 and not done.failures
     assert lost.failures == [f"the function spawner (pid {pid}) died (killed by signal 9); the function was killed"]
     assert not reactor.readers and spawners_link.pid is None
-    # the next function starts a new spawner
+    # the next function starts a new spawner, which gets the environment first
     spawners_link.start(FakeFunction(), "true", tmp_path, None, *_pipes()[1::2])
     assert len(spawners.started) == 2 and spawners_link.pid == spawners.started[1][0]
+    assert isinstance(_receive(spawners.started[1][1])[0], Environment)
 
 
 def test_a_malformed_report_ends_the_spawner(link: tuple[FakeReactor, SpawnerLink, Spawners], tmp_path: Path) -> None:
@@ -240,10 +247,11 @@ def test_a_malformed_report_ends_the_spawner(link: tuple[FakeReactor, SpawnerLin
     _readable(reactor)
     assert function.failures and "malformed message" in function.failures[0]
     assert theirs.recv(MAX_MESSAGE) and theirs.recv(MAX_MESSAGE) == b""  # the request, then the end
-    # the node has closed its end and killed the stand-in, which its pidfd then says
-    exit_reader = next(r for r in reactor.readers if r.logPrefix() == "sflow-spawner-exit")
-    assert select.select([exit_reader.fileno()], [], [], 10)[0]
-    exit_reader.doRead()
+    # the node has closed its end and killed the stand-in, which its pidfd then says (at once,
+    # maybe: then it was read above)
+    for exit_reader in [r for r in reactor.readers if r.logPrefix() == "sflow-spawner-exit"]:
+        assert select.select([exit_reader.fileno()], [], [], 10)[0]
+        exit_reader.doRead()
     assert spawners_link.pid is None and not reactor.readers
 
 

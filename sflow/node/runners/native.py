@@ -88,6 +88,7 @@ from twisted.python.failure import Failure
 
 from sflow.node.function_user import FunctionUser
 from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, Tail
+from sflow.node.runners.spawner import HOLD
 from sflow.node.runners.spawner_link import SpawnerLink
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def spawn_script(shell: str, workdir: Path | None, held: bool) -> str:
     """The ``/bin/sh -c`` script that runs ``shell`` in ``workdir`` (None: the shell starts there
     already): when ``held``, first wait for the node's go-ahead on fd 3 (and close it). Everything
     is on one line, ahead of the command."""
-    prefix = "read -r _ <&3 || exit 126; exec 3<&-; " if held else ""
+    prefix = HOLD if held else ""
     if workdir is not None:
         prefix += f"cd -- {shlex.quote(str(workdir))} || exit {CANNOT_START}; "
     return prefix + shell

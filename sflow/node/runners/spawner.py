@@ -16,8 +16,10 @@ gives the same without a spawner):
   a session of its own, with no controlling terminal: a function is never in the node's session).
   Not a session per function: with the kernel's autogroup scheduling a new session is a new
   scheduling group, measured at several milliseconds per function on a busy machine;
-* pinning: the spawner pins *itself* to the function's CPUs around the spawn, so the shell is born
-  pinned and never runs elsewhere (the spawner is single-threaded and does nothing else meanwhile);
+* pinning: the shell is *held* before it runs anything of the function — its script begins by
+  reading one line from a pipe on fd 3 (:data:`HOLD`) — while the spawner applies
+  ``sched_setaffinity`` to its pid; then the spawner writes the line. The function never runs
+  unpinned, and the spawner itself never moves onto the function's (possibly busy) CPUs;
 * cwd: the node opens the job directory (``O_PATH``, as root) and passes the descriptor; the
   spawner enters it (``fchdir``) before the spawn, so the function starts there even when the node's
   directories above it are closed to the function user; ``PWD`` is the job directory's path;
@@ -69,6 +71,9 @@ SHELL = "/bin/sh"
 MAX_MESSAGE = 256 * 1024
 #: descriptors a start message carries: stdout, stderr, the job directory
 START_FDS = 3
+#: how a pinned function's script begins: it waits for the go-ahead on fd 3, which comes once it
+#: is pinned (end of file instead: it exits with 126 and runs nothing)
+HOLD = "read -r _ <&3 || exit 126; exec 3<&-; "
 
 _START = struct.Struct("!IH")
 _CPU = struct.Struct("!H")
@@ -192,7 +197,6 @@ class Spawner:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._environment: dict[str, str] | None = None  # until the node sends it
-        self._mask = os.sched_getaffinity(0)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
         self._pids: dict[int, int] = {}  # id -> pid, until reaped
@@ -241,23 +245,27 @@ class Spawner:
             stdout, stderr, directory = fds
             os.fchdir(directory)
             environment = {**self._environment, "PWD": message.path}
+            actions: list[tuple[object, ...]] = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, stdout, 1),
+                (os.POSIX_SPAWN_DUP2, stderr, 2),
+            ]
+            script = message.script
             if message.cpus:
-                os.sched_setaffinity(0, message.cpus)
-            try:
-                pid = os.posix_spawn(
-                    SHELL, [SHELL, "-c", message.script], environment,
-                    file_actions=[
-                        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                        (os.POSIX_SPAWN_DUP2, stdout, 1),
-                        (os.POSIX_SPAWN_DUP2, stderr, 2),
-                    ],
-                    setpgroup=0,
-                    setsigdef=_DEFAULT_SIGNALS,
-                    setsigmask=(),
-                )
-            finally:
-                if message.cpus:
-                    os.sched_setaffinity(0, self._mask)
+                hold, release = os.pipe2(os.O_CLOEXEC)
+                fds += [hold, release]  # closed below, whatever happens
+                actions.append((os.POSIX_SPAWN_DUP2, hold, 3))
+                script = HOLD + script
+            pid = os.posix_spawn(SHELL, [SHELL, "-c", script], environment, file_actions=actions,
+                                 setpgroup=0, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
+            if message.cpus:
+                try:
+                    os.sched_setaffinity(pid, message.cpus)
+                except OSError:
+                    _kill_group(pid, signal.SIGKILL)  # never let it run unpinned: it is still held
+                    os.waitpid(pid, 0)
+                    raise
+                os.write(release, b"\n")
             pidfd = os.pidfd_open(pid)
         except OSError as exc:
             self._send(Failed(message.ident, exc.errno or 0, exc.strerror or str(exc)))

@@ -17,8 +17,9 @@ import pytest
 from sflow.config import load_config
 from sflow.node.execution import Executor
 from sflow.node.runners import spawner
+from sflow.node.runners.native import NativeRunner
 
-from .conftest import BUSYBOX, pid_alive, request, run, wait, wait_until
+from .conftest import BUSYBOX, pid_alive, reactor, request, run, wait, wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="functions change user only when the node is root")
 
@@ -112,6 +113,22 @@ def test_many_functions_at_once_and_kills_through_the_spawner(make_executor: Mak
     assert wait(killed, 20).reason == "cancelled"
     if (job / "k.pid").exists() and (job / "k.pid").read_text().strip():
         wait_until(lambda: not pid_alive(int((job / "k.pid").read_text())), what="the cancelled function to die")
+
+
+def test_a_function_the_spawner_cannot_pin_never_runs(make_executor: Make, tmp_path: Path) -> None:
+    user = make_executor().function_user
+    assert user is not None
+    job = tmp_path / "job"
+    job.mkdir()
+    os.chown(job, user.uid, user.gid)
+    runner = NativeRunner(reactor, user=user)
+    try:
+        outcome = wait(runner.start("touch ran", job, (max(os.sched_getaffinity(0)) + 1000,)).done)
+        assert outcome.exit_status is None and outcome.error == "cannot start /bin/sh: Invalid argument", outcome
+        assert not (job / "ran").exists()
+        assert wait(runner.start("touch ran", job, None).done).exit_status == 0 and (job / "ran").exists()
+    finally:
+        runner.close()
 
 
 def test_the_spawner_refuses_to_run_as_root() -> None:

@@ -13,8 +13,8 @@ between:
   gigabytes neither blocks on a full pipe nor fills the node's memory. The node's own descriptors
   are close-on-exec and never reach the function;
 * pinning: the shell is *held* before it runs anything of the function — its script begins by
-  reading one line from a pipe on fd 3 — while the node applies ``sched_setaffinity`` to its pid;
-  then the node writes the line. The function never runs unpinned, and affinity is inherited by
+  reading one line from a pipe on fd 3 — while the node (or the spawner) applies
+  ``sched_setaffinity`` to its pid; then it writes the line. The function never runs unpinned, and affinity is inherited by
   everything it starts. If the node dies before releasing it, the read sees end-of-file and the
   shell exits with status 126 without running the function;
 * cwd: Python's ``posix_spawn`` has no ``chdir`` action, and ``chdir`` in the node would move every
@@ -29,9 +29,8 @@ between:
   (:mod:`sflow.node.runners.spawner_link` is the node's end). The node creates the output pipes
   and opens the job directory (``O_PATH``, as root, so it works when the node's directories above
   it are closed to the function user) and passes them over a Unix socket (``SCM_RIGHTS``); the
-  spawner enters it (``fchdir``), pins *itself* to the function's CPUs around the spawn (the shell is
-  born pinned; no hold), gives the shell its own process group in the spawner's session, reaps it
-  and reports its exact wait status and ``rusage``. The node reads the pipes as below and kills
+  spawner enters it (``fchdir``), holds and pins the shell as below, gives it its own process
+  group in the spawner's session, reaps it and reports its exact wait status and ``rusage``. The node reads the pipes as below and kills
   through the spawner; if the spawner dies, the node kills what it had started and fails those
   functions with an error that says so, and the next function starts a new spawner;
 * exit: a pidfd (``pidfd_open``, Linux ≥ 5.3) in the reactor becomes readable when the shell exits;
@@ -42,9 +41,8 @@ Measured alternatives (``benchmarks/spawn.py`` prints them side by side with a b
 ``setsid``, ``sched_setaffinity`` and ``exec``) cost 12–25× a bare shell; an exec chain through
 ``taskset`` costs about 1.8× (one more dynamically linked program per function); pinning the
 reactor thread around the spawn so that the child inherits the mask is as cheap as the hold, but
-migrates the reactor thread onto a possibly busy CPU for every pinned function (the spawner,
-single-threaded and doing nothing else meanwhile, can afford it). The hold costs one pipe, one
-``sched_setaffinity`` and one ``read`` builtin, within noise of a bare shell.
+migrates the reactor thread onto a possibly busy CPU for every pinned function. The hold costs one
+pipe, one ``sched_setaffinity`` and one ``read`` builtin, within noise of a bare shell.
 
 Changing user (``--alternatives`` again, as root): ``nsenter -S -G -w`` before every shell (the
 former way) is one more small dynamically linked program per function, with its locale set-up
@@ -53,13 +51,18 @@ numeric uid, and cannot change directory); ``subprocess`` with ``user=`` must ``
 node (CPython does not ``vfork`` when the child changes user). A resident spawner that already runs
 as the user takes the change of user off the path: what it adds is one request and one report
 over a ``SOCK_SEQPACKET`` socket (the round trip alone is about 0.08 ms) and its own wake-ups.
-Measured as root (``benchmarks/spawn.py --rounds 300 --alternatives``, interleaved, load 5–6 on 2
-shared CPUs, so noisy; medians): a bare shell 1.0–1.6 ms; through the spawner 1.47–1.75× that
-(pinned: 1.35–1.47× a bare pinned shell... see the figures in the run), the ``nsenter`` chain
-3.1–4.8×, the ``setpriv`` chain 4.7–6.8×, ``subprocess`` with ``user=`` 7–7.4×. In quieter
-moments (load 4) the spawner's path was 1.35–1.41× a bare shell against 1.17–1.34× for the node's
-own ``posix_spawn`` of a non-root node: the spawner costs the node about 0.15 ms more than spawning
-itself, and no longer a program per function.
+Measured as root (``benchmarks/spawn.py --rounds 300 --alternatives``, 300 interleaved rounds
+per run, seven runs while other work loaded the 2 CPUs to a load of 5–9, so noisy; medians): a bare
+shell 1.0–2.3 ms; through the spawner 1.26–1.75× that (five runs of seven within 1.5×); pinned,
+1.46–2.19× a bare pinned shell (one run of seven within 1.5×); the per-function ``nsenter`` chain
+2.9–4.8×, the ``setpriv`` chain 3.9–6.8×, ``subprocess`` with ``user=`` 6–7.9×; the socket round
+trip alone 0.08–0.11 ms. A pinned function must wait for its CPU once when that CPU is busy: the
+floor's parent is on it already (it was moved there outside the timing), the spawner is not; the
+spawner pinning *itself* around the spawn (the child is then born pinned) measured the same as
+the hold within noise, and would move the spawner onto the functions' busy CPUs. In calmer
+moments (load about 4) the spawner's path was 1.35–1.41× a bare shell against 1.17–1.34× for
+the node's own ``posix_spawn`` (a non-root node): about 0.15 ms more than spawning itself (two
+more wake-ups and a little Python in the spawner), and no longer a program per function.
 
 A new session per function costs more than it seems on a busy machine: with the kernel's
 autogroup scheduling (``kernel.sched_autogroup_enabled``, Debian's default) every session is a
@@ -67,8 +70,8 @@ scheduling group of its own, and starting a shell with ``setsid`` measured up to
 milliseconds more than with ``setpgid`` under load, the same shell, in the same run. The
 spawner therefore leads one session and gives each function a process group in it; the non-root
 node's own spawn above still uses ``setsid`` (its functions must not share the node's session),
-and shows that cost under load (``sflow`` 2.6–4.1× against 1.5–1.75× through the spawner in the
-same noisy runs).
+and shows that cost under load (``sflow`` 2.3–4.1× against 1.26–1.75× through the spawner in the
+same runs).
 """
 
 from __future__ import annotations

@@ -8,13 +8,17 @@ fires (output pipes read to the end, exit reaped). Rounds interleave the methods
 from other processes falls on all of them alike. Target: sflow ≤ 1.5 × the floor, pinned or not.
 
 Run as root, it also times what a root node does for every function: start it as ``node.run_as``
-(``sflow-fn`` unless ``--user`` says otherwise) behind ``nsenter``, unpinned and pinned.
+(``sflow-fn`` unless ``--user`` says otherwise) through the node's resident spawner (a process
+that already runs as that user: one request and one report over a Unix socket per function),
+unpinned and pinned, beside the same floors.
 
 ``--alternatives`` also times the ways of starting a pinned shell that were considered (each a
 bare spawn and wait, outside the reactor): the former Python launcher, an exec chain through
 ``taskset``, and pinning the spawning thread so that the child inherits its mask; as root, the
-ways of changing user that were considered: ``setpriv`` (with the job directory entered through an
-inherited descriptor) and ``subprocess`` with ``user=`` (a ``fork`` of this process).
+ways of changing user that were considered: ``nsenter -S -G -w`` before every shell (the node's
+former way), ``setpriv`` (with the job directory entered through an inherited descriptor) and
+``subprocess`` with ``user=`` (a ``fork`` of this process); and what the spawner's socket alone
+costs: one request and its answer to a resident process of that user that spawns nothing.
 
     .venv/bin/python benchmarks/spawn.py [--rounds 300] [--alternatives] [--user NAME] [--json OUT]
 """
@@ -22,6 +26,7 @@ inherited descriptor) and ``subprocess`` with ``user=`` (a ``fork`` of this proc
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -35,8 +40,9 @@ from report import BARE, emit, load, parser, ratio
 from twisted.internet import defer
 
 from sflow.node.blocking import run_until
-from sflow.node.function_user import FunctionUser, resolve_function_user
+from sflow.node.function_user import SWITCH_USER, FunctionUser, resolve_function_user
 from sflow.node.runners.native import NativeRunner, reap_through_pidfds_only
+from sflow.node.runners.spawner_link import spawner_interpreter
 
 _LAUNCHER = (
     "import os,sys\n"
@@ -89,7 +95,42 @@ def user_alternatives(user: FunctionUser, workdir: str) -> dict[str, Callable[[]
         subprocess.run(["/bin/sh", "-c", "true"], user=user.uid, group=user.gid, extra_groups=[], cwd=workdir,
                        start_new_session=True, check=True)
 
-    return {"as user: setpriv exec chain": setpriv, "as user: subprocess user= (fork)": fork}
+    def nsenter() -> None:
+        _spawn_wait(SWITCH_USER, [SWITCH_USER, "-S", str(user.uid), "-G", str(user.gid), f"-w{workdir}", "--",
+                                  "/bin/sh", "-c", "true"])
+
+    return {"as user: nsenter exec chain": nsenter, "as user: setpriv exec chain": setpriv,
+            "as user: subprocess user= (fork)": fork}
+
+
+_ECHO = (
+    "import socket\n"
+    "s = socket.socket(fileno=3)\n"
+    "while (m := s.recv(256)):\n"
+    "    s.send(m)\n"
+)
+
+
+class RoundTrip:
+    """A resident process of ``user`` that answers every packet at once: the cost of the spawner's
+    request and report without a spawn."""
+
+    def __init__(self, user: FunctionUser) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.posix_spawn(SWITCH_USER, [
+            SWITCH_USER, "-S", str(user.uid), "-G", str(user.gid), "-w/", "--",
+            spawner_interpreter(user, os.environ.get("PATH", os.defpath)), "-I", "-S", "-c", _ECHO,
+        ], {}, file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)], setsid=True)
+        theirs.close()
+        self.sock = ours
+
+    def __call__(self) -> None:
+        self.sock.send(b"x" * 64)
+        self.sock.recv(256)
+
+    def close(self) -> None:
+        self.sock.close()
+        os.waitpid(self.pid, 0)
 
 
 def main() -> None:
@@ -105,10 +146,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sflow-bench-spawn-") as tmp:
         workdir = Path(tmp)
         others = alternatives(cpu, tmp) if args.alternatives else {}
+        round_trip: RoundTrip | None = None
         if user is not None:
             os.chown(tmp, user.uid, user.gid)
             if args.alternatives:
                 others.update(user_alternatives(user, tmp))
+                round_trip = RoundTrip(user)
+                others["as user: socket round trip only"] = round_trip
 
         async def rounds(reactor: Any) -> None:
             runner = NativeRunner(reactor)
@@ -145,6 +189,8 @@ def main() -> None:
             return defer.Deferred.fromCoroutine(rounds(reactor))
 
         run_until(main)
+        if round_trip is not None:
+            round_trip.close()
 
     floor = statistics.median(times["bare"])
     pinned_floor = statistics.median(times["bare pinned"])
@@ -160,8 +206,12 @@ def main() -> None:
     pinned = statistics.median(times["sflow pinned"])
     figures["sflow_pinned_ratio_to_bare_pinned"] = ratio(pinned, pinned_floor)
     print(f"  sflow pinned / bare pinned: {ratio(pinned, pinned_floor):.2f}")
-    print("  target: sflow and sflow pinned <= 1.5 x bare (a pinned process waits for its own CPU when the"
-          " machine is busy: compare pinned with bare pinned)")
+    if user is not None:
+        user_pinned = statistics.median(times[f"sflow as {args.user} pinned"])
+        figures["sflow_as_user_pinned_ratio_to_bare_pinned"] = ratio(user_pinned, pinned_floor)
+        print(f"  sflow as {args.user} pinned / bare pinned: {ratio(user_pinned, pinned_floor):.2f}")
+    print("  target: sflow and sflow pinned <= 1.5 x bare, as root (as the function user) too (a pinned"
+          " process waits for its own CPU when the machine is busy: compare pinned with bare pinned)")
     emit(args, "spawn", figures)
 
 

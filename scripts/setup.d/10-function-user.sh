@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The unprivileged user functions run as when a node runs as root (setting node.run_as, default
 # sflow-fn): a system account with its own group, a home of its own (/var/lib/sflow-fn, for
-# programs that write under $HOME) and no login shell. (util-linux's nsenter, which starts native
-# functions as that user, and passwd's useradd are part of every Debian system.) Not root:
-# nothing to do (a node that is not root runs its functions as itself). Safe to run again.
+# programs that write under $HOME) and no login shell. (util-linux's nsenter, which starts the
+# function spawner as that user, and passwd's useradd are part of every Debian system; the spawner
+# runs on the node's Python when the user may run it, else on Debian's python3, which
+# setup.d/30-sshd.sh installs.) Not root: nothing to do (a node that is not root runs its functions
+# as itself). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh

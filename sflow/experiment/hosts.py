@@ -235,8 +235,9 @@ class HostNodes:
 
 
 def _crash_command(pid: int) -> str:
-    """SIGKILL to the node, then to the process group of each of its children (its functions run
-    in sessions of their own), as a machine that fails takes them all; the node goes first, so that
-    it cannot report its functions as killed."""
+    """SIGKILL to the node, then to the session of each of its children, as a machine that fails
+    takes them all: a node that is not root starts each function in a session of its own; a root
+    node's child is its function spawner, whose session holds every function it started. The node
+    goes first, so that it cannot report its functions as killed."""
     return (f"c=$(cat /proc/{pid}/task/*/children 2>/dev/null); kill -s KILL {pid} || exit 1; "
-            f"for g in $c; do kill -s KILL -- -$g 2>/dev/null; done; exit 0")
+            f"for s in $c; do pkill -KILL -s $s; done; exit 0")

@@ -224,6 +224,7 @@ class Executor:
         return idle
 
     def _stop_pool(self, _: object) -> None:
+        self._native.close()  # its spawner, when functions run as another user
         if not self._pool.joined:
             self._pool.stop()
 

@@ -57,6 +57,9 @@ class ContainerSpec:
 class NativeStarter(Protocol):
     def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> RunningFunction: ...
 
+    def close(self) -> None:
+        """Release what the starter keeps between functions (the node is going down)."""
+
 
 class ContainerStarter(Protocol):
     def start(self, spec: ContainerSpec) -> RunningFunction: ...
@@ -80,6 +83,18 @@ class ReadDescriptor(Protocol):
     def logPrefix(self) -> str: ...
 
 
+class WriteDescriptor(Protocol):
+    """What the reactor watches for writing (Twisted's ``IWriteDescriptor``)."""
+
+    def fileno(self) -> int: ...
+
+    def doWrite(self) -> object: ...
+
+    def connectionLost(self, reason: Failure) -> None: ...
+
+    def logPrefix(self) -> str: ...
+
+
 class Reactor(Protocol):
     """The parts of the Twisted reactor the execution layer uses."""
 
@@ -90,6 +105,10 @@ class Reactor(Protocol):
     def addReader(self, reader: ReadDescriptor) -> None: ...
 
     def removeReader(self, reader: ReadDescriptor) -> None: ...
+
+    def addWriter(self, writer: WriteDescriptor) -> None: ...
+
+    def removeWriter(self, writer: WriteDescriptor) -> None: ...
 
     def addSystemEventTrigger(
         self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any

@@ -1,4 +1,5 @@
-"""Native execution: ``/bin/sh -c <command>`` in the job directory, in its own session.
+"""Native execution: ``/bin/sh -c <command>`` in the job directory, in its own session (a root
+node's: its own process group, started by the function spawner).
 
 The node starts the shell with ``posix_spawn`` (glibc spawns with ``clone(CLONE_VM|CLONE_VFORK)``,
 so a node of any size starts a function as fast as a small program does), with no interpreter in
@@ -12,8 +13,8 @@ between:
   gigabytes neither blocks on a full pipe nor fills the node's memory. The node's own descriptors
   are close-on-exec and never reach the function;
 * pinning: the shell is *held* before it runs anything of the function — its script begins by
-  reading one line from a pipe on fd 3 — while the node applies ``sched_setaffinity`` to its pid;
-  then the node writes the line. The function never runs unpinned, and affinity is inherited by
+  reading one line from a pipe on fd 3 — while the node (or the spawner) applies
+  ``sched_setaffinity`` to its pid; then it writes the line. The function never runs unpinned, and affinity is inherited by
   everything it starts. If the node dies before releasing it, the read sees end-of-file and the
   shell exits with status 126 without running the function;
 * cwd: Python's ``posix_spawn`` has no ``chdir`` action, and ``chdir`` in the node would move every
@@ -21,13 +22,17 @@ between:
   status 126 if it is gone). It is on the function's first line, so the shell's line numbers in
   error messages are the command's own;
 * user: a node running as root never runs a function as root (:mod:`sflow.node.function_user`).
-  ``posix_spawn`` cannot change user, so the node spawns util-linux's ``nsenter -S UID -G GID
-  -w DIR -- /bin/sh -c …`` instead of the shell: it enters the job directory while still root
-  (so the function starts there even when the node's own directories above it are closed to
-  it), drops every supplementary group, sets the gid and the uid, and executes the shell. The pid
-  is the shell's, so holding, pinning, signalling the group and reaping stay as they are. The
-  node has set ``no_new_privs`` on itself (inherited), so no set-user-id program gives the
-  function its privileges back;
+  ``posix_spawn`` cannot change user, so such a node does not spawn its functions itself: a
+  resident *spawner* (:mod:`sflow.node.runners.spawner`), started once through util-linux's
+  ``nsenter -S UID -G GID`` as the function user (primary group only, ``no_new_privs``, not
+  dumpable), starts each function's shell with ``posix_spawn`` on request
+  (:mod:`sflow.node.runners.spawner_link` is the node's end). The node creates the output pipes
+  and opens the job directory (``O_PATH``, as root, so it works when the node's directories above
+  it are closed to the function user) and passes them over a Unix socket (``SCM_RIGHTS``); the
+  spawner enters it (``fchdir``), holds and pins the shell as below, gives it its own process
+  group in the spawner's session, reaps it and reports its exact wait status and ``rusage``. The node reads the pipes as below and kills
+  through the spawner; if the spawner dies, the node kills what it had started and fails those
+  functions with an error that says so, and the next function starts a new spawner;
 * exit: a pidfd (``pidfd_open``, Linux ≥ 5.3) in the reactor becomes readable when the shell exits;
   the node reaps exactly that pid, without a SIGCHLD round trip through the reactor.
 
@@ -37,19 +42,36 @@ Measured alternatives (``benchmarks/spawn.py`` prints them side by side with a b
 ``taskset`` costs about 1.8× (one more dynamically linked program per function); pinning the
 reactor thread around the spawn so that the child inherits the mask is as cheap as the hold, but
 migrates the reactor thread onto a possibly busy CPU for every pinned function. The hold costs one
-pipe, one ``sched_setaffinity`` and one ``read`` builtin, within noise of a bare shell. A fork
-server would add a process to supervise and a descriptor-passing protocol for the same result.
+pipe, one ``sched_setaffinity`` and one ``read`` builtin, within noise of a bare shell.
 
-Changing user (``--alternatives`` again, as root): ``nsenter -S -G -w`` is one more small program
-before the shell; ``setpriv --reuid --regid`` costs more (it looks the user up through NSS even
-for a numeric uid, and cannot change directory, so the shell would have to enter the job
-directory through an inherited descriptor); ``subprocess`` with ``user=`` must ``fork`` the whole
-node (CPython does not ``vfork`` when the child changes user), which costs several times either
-with the node's memory. Measured as root (300 interleaved rounds, load 3.6 on 2 CPUs): a bare
-shell 1.6 ms; the node's own start 1.4× that, as ``sflow-fn`` through ``nsenter`` 2.2× (about
-1.2 ms more: one more small dynamically linked program, with its locale set-up); the ``setpriv``
-chain 3.1×; ``subprocess`` with ``user=`` 4.5×. Only a resident, already unprivileged spawner (a
-fork server) would take the change of user off the path; it is not done.
+Changing user (``--alternatives`` again, as root): ``nsenter -S -G -w`` before every shell (the
+former way) is one more small dynamically linked program per function, with its locale set-up
+(about 1.2 ms); ``setpriv --reuid --regid`` costs more (it looks the user up through NSS even for a
+numeric uid, and cannot change directory); ``subprocess`` with ``user=`` must ``fork`` the whole
+node (CPython does not ``vfork`` when the child changes user). A resident spawner that already runs
+as the user takes the change of user off the path: what it adds is one request and one report
+over a ``SOCK_SEQPACKET`` socket (the round trip alone is about 0.08 ms) and its own wake-ups.
+Measured as root (``benchmarks/spawn.py --rounds 300 --alternatives``, 300 interleaved rounds
+per run, seven runs while other work loaded the 2 CPUs to a load of 5–9, so noisy; medians): a bare
+shell 1.0–2.3 ms; through the spawner 1.26–1.75× that (five runs of seven within 1.5×); pinned,
+1.46–2.19× a bare pinned shell (one run of seven within 1.5×); the per-function ``nsenter`` chain
+2.9–4.8×, the ``setpriv`` chain 3.9–6.8×, ``subprocess`` with ``user=`` 6–7.9×; the socket round
+trip alone 0.08–0.11 ms. A pinned function must wait for its CPU once when that CPU is busy: the
+floor's parent is on it already (it was moved there outside the timing), the spawner is not; the
+spawner pinning *itself* around the spawn (the child is then born pinned) measured the same as
+the hold within noise, and would move the spawner onto the functions' busy CPUs. In calmer
+moments (load about 4) the spawner's path was 1.35–1.41× a bare shell against 1.17–1.34× for
+the node's own ``posix_spawn`` (a non-root node): about 0.15 ms more than spawning itself (two
+more wake-ups and a little Python in the spawner), and no longer a program per function.
+
+A new session per function costs more than it seems on a busy machine: with the kernel's
+autogroup scheduling (``kernel.sched_autogroup_enabled``, Debian's default) every session is a
+scheduling group of its own, and starting a shell with ``setsid`` measured up to several
+milliseconds more than with ``setpgid`` under load, the same shell, in the same run. The
+spawner therefore leads one session and gives each function a process group in it; the non-root
+node's own spawn above still uses ``setsid`` (its functions must not share the node's session),
+and shows that cost under load (``sflow`` 2.3–4.1× against 1.26–1.75× through the spawner in the
+same runs).
 """
 
 from __future__ import annotations
@@ -67,8 +89,10 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from sflow.node.function_user import SWITCH_USER, FunctionUser
+from sflow.node.function_user import FunctionUser
 from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, Tail
+from sflow.node.runners.spawner import HOLD
+from sflow.node.runners.spawner_link import SpawnerLink
 
 log = logging.getLogger(__name__)
 
@@ -91,22 +115,10 @@ def spawn_script(shell: str, workdir: Path | None, held: bool) -> str:
     """The ``/bin/sh -c`` script that runs ``shell`` in ``workdir`` (None: the shell starts there
     already): when ``held``, first wait for the node's go-ahead on fd 3 (and close it). Everything
     is on one line, ahead of the command."""
-    prefix = "read -r _ <&3 || exit 126; exec 3<&-; " if held else ""
+    prefix = HOLD if held else ""
     if workdir is not None:
         prefix += f"cd -- {shlex.quote(str(workdir))} || exit {CANNOT_START}; "
     return prefix + shell
-
-
-def spawn_argv(shell: str, workdir: Path, held: bool, user: FunctionUser | None) -> tuple[str, list[str]]:
-    """The program and arguments that run ``shell`` in ``workdir``: the shell itself, or, when
-    ``user`` is given, the shell behind ``nsenter``, which enters ``workdir`` and becomes
-    ``user`` (uid, gid, no supplementary groups) before it executes the shell."""
-    if user is None:
-        return SHELL, [SHELL, "-c", spawn_script(shell, workdir, held)]
-    return SWITCH_USER, [
-        SWITCH_USER, "-S", str(user.uid), "-G", str(user.gid), f"-w{workdir}", "--",
-        SHELL, "-c", spawn_script(shell, None, held),
-    ]
 
 
 def function_environment() -> dict[str, str]:
@@ -214,7 +226,10 @@ class _Function:
 
     def __init__(self, reactor: Reactor, pid: int, tail_bytes: int) -> None:
         self.reactor = reactor
-        self.pid = pid
+        self.pid = pid  # 0 when a spawner started it (the node does not know it)
+        #: how a signal reaches the function's process group (``killpg`` from here, or a request
+        #: to the spawner that started it)
+        self.send_signal: Callable[[int], None] = self._killpg
         self.done: Deferred[Outcome] = Deferred()
         self.stdout = Tail(tail_bytes)
         self.stderr = Tail(tail_bytes)
@@ -224,14 +239,18 @@ class _Function:
         self.usage: resource.struct_rusage | None = None
         self.ended = False
         self.killed = False
+        self._error = ""
         self._timers: list[DelayedCall] = []
 
-    def watch(self, out_fd: int, err_fd: int, pidfd: int) -> None:
+    def watch(self, out_fd: int, err_fd: int, pidfd: int | None) -> None:
+        """Read the output pipes; watch the shell's exit through ``pidfd`` (None: whoever started
+        it reports its exit through :meth:`exited`)."""
         self.pipes = [_Pipe(out_fd, self.stdout, self), _Pipe(err_fd, self.stderr, self)]
         for pipe in self.pipes:
             self.reactor.addReader(pipe)
-        self.exit = _Exit(pidfd, self)
-        self.reactor.addReader(self.exit)
+        if pidfd is not None:
+            self.exit = _Exit(pidfd, self)
+            self.reactor.addReader(self.exit)
 
     # Events ------------------------------------------------------------------------------------
 
@@ -239,16 +258,21 @@ class _Function:
     # whichever the reactor sees first, the other is looked at at once, so that a function costs
     # the node one wake-up, not three.
 
-    def exited(self, status: int, usage: resource.struct_rusage | None = None) -> None:
+    def exited(self, status: int, usage: resource.struct_rusage | None = None, *, group_killed: bool = False) -> None:
+        """The shell has exited and been reaped (``group_killed``: and what was left of its group
+        has been killed already, by the spawner that reaped it)."""
+        if self.ended or self.status is not None:
+            return
         self.status = status
         self.usage = usage
         # Whatever the shell left behind in its group goes with it; processes that escaped the
         # group but still hold the pipes are cut off after a grace period.
-        self._signal_group(signal.SIGKILL)
+        if not group_killed:
+            self._signal_group(signal.SIGKILL)
         for pipe in list(self.pipes):
             pipe.drain()
         if self.pipes:
-            self._later(KILL_GRACE, self._close_pipes)
+            self._later(KILL_GRACE, self.close_pipes)
         else:
             self._end()
 
@@ -260,6 +284,17 @@ class _Function:
             self._end()
         elif self.exit is not None:
             self.exit.reap()
+
+    def failed(self, error: str) -> None:
+        """The function could not be started, or is lost (its spawner died): end with ``error``
+        and what it had written so far."""
+        if self.ended:
+            return
+        for pipe in list(self.pipes):
+            pipe.drain()
+        self._error = error
+        self.close_pipes()
+        self._end()
 
     def _end(self) -> None:
         if self.ended:
@@ -279,7 +314,7 @@ class _Function:
         self.done.callback(Outcome(
             exit_status, sig, self.stdout.text(), self.stderr.text(),
             cpu_s=usage.ru_utime + usage.ru_stime if usage is not None else None,
-            max_rss_kb=usage.ru_maxrss if usage is not None else None,
+            max_rss_kb=usage.ru_maxrss if usage is not None else None, error=self._error,
         ))
 
     # Control -----------------------------------------------------------------------------------
@@ -292,8 +327,10 @@ class _Function:
         self._later(KILL_GRACE, self._signal_group, signal.SIGKILL)
 
     def _signal_group(self, sig: int) -> None:
-        if self.ended:
-            return
+        if not self.ended:
+            self.send_signal(sig)
+
+    def _killpg(self, sig: int) -> None:
         try:
             os.killpg(self.pid, sig)
         except ProcessLookupError:
@@ -301,7 +338,7 @@ class _Function:
         except PermissionError as exc:
             log.warning("cannot signal process group pgid=%s signal=%s error=%s", self.pid, sig, exc)
 
-    def _close_pipes(self) -> None:
+    def close_pipes(self) -> None:
         if self.pipes:
             log.debug("closing pipes held by escaped processes pgid=%s", self.pid)
         for pipe in list(self.pipes):
@@ -318,16 +355,22 @@ class NativeRunner:
     def __init__(self, reactor: Reactor, *, tail_bytes: int = TAIL_BYTES, user: FunctionUser | None = None) -> None:
         self._reactor = reactor
         self._tail_bytes = tail_bytes
-        self._user = user
         # The node's environment is fixed once it runs: filtered once, not for every function.
         environment = function_environment()
-        self._environment = user.environment(environment) if user is not None else environment
         _no_inherited_descriptors()
+        #: the resident spawner that starts functions as ``user`` (None: the node starts them)
+        self.spawner: SpawnerLink | None = None
+        if user is not None:
+            self.spawner = SpawnerLink(reactor, user, user.environment(environment))
+        self._environment = environment
 
     def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> _Function:
         """Spawn ``/bin/sh -c shell`` with ``workdir`` (absolute) as cwd, pinned to ``cpus`` when
         given, in :func:`function_environment` (as it was when the runner was made). Raises
-        ``OSError`` when the process cannot be spawned or pinned (nothing is left running then)."""
+        ``OSError`` when the process cannot be spawned or pinned (nothing is left running then);
+        through the spawner, a failure to spawn ends the function with an error instead."""
+        if self.spawner is not None:
+            return self._start_through(self.spawner, shell, workdir, cpus)
         opened: list[int] = []
         try:
             out_r, out_w = _pipe(opened)
@@ -343,10 +386,9 @@ class NativeRunner:
                 hold_r, hold_w = _pipe(opened)
                 child_ends.append(hold_r)
                 actions.append((os.POSIX_SPAWN_DUP2, hold_r, 3))
-            program, argv = spawn_argv(shell, workdir, bool(cpus), self._user)
             pid = os.posix_spawn(
-                program,
-                argv,
+                SHELL,
+                [SHELL, "-c", spawn_script(shell, workdir, bool(cpus))],
                 self._environment,
                 file_actions=actions,
                 setsid=True,
@@ -379,6 +421,31 @@ class NativeRunner:
         function.watch(out_r, err_r, pidfd)
         log.debug("spawned pid=%s cwd=%s cpus=%s", pid, workdir, cpus or "-")
         return function
+
+    def _start_through(self, spawner: SpawnerLink, shell: str, workdir: Path,
+                       cpus: tuple[int, ...] | None) -> _Function:
+        """Have the spawner start the function (it is already the function user): it enters
+        ``workdir`` through a descriptor opened here, pins itself around the spawn, reaps the
+        shell and reports its end."""
+        opened: list[int] = []
+        out_r, out_w = _pipe(opened)
+        err_r, err_w = _pipe(opened)
+        for fd in (out_r, err_r):
+            os.set_blocking(fd, False)
+        function = _Function(self._reactor, 0, self._tail_bytes)
+        function.watch(out_r, err_r, None)
+        try:
+            function.send_signal = spawner.start(function, shell, workdir, cpus, out_w, err_w)  # closes out_w, err_w
+        except OSError:
+            function.close_pipes()
+            raise
+        log.debug("spawn requested cwd=%s cpus=%s", workdir, cpus or "-")
+        return function
+
+    def close(self) -> None:
+        """Stop the spawner, if there is one (what it still runs is killed)."""
+        if self.spawner is not None:
+            self.spawner.close()
 
 
 class _Starting(Protocol):

@@ -46,11 +46,15 @@ class FakeFunction:
 class FakeRunners:
     native: list[tuple[str, Path, tuple[int, ...] | None, FakeFunction]] = field(default_factory=list)
     docker: list[tuple[ContainerSpec, FakeFunction]] = field(default_factory=list)
+    closed: bool = False
 
     def start(self, shell: str, workdir: Path, cpus: tuple[int, ...] | None = None) -> FakeFunction:
         f = FakeFunction()
         self.native.append((shell, workdir, cpus, f))
         return f
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @dataclass
@@ -204,9 +208,10 @@ def test_shutdown_waits_for_functions_and_refuses_new_ones(env: Env, tmp_path: P
     reactor, native, _, executor = env
     d = executor.run(req(tmp_path, "true"))
     closed = executor.shutdown()
-    assert native.native[0][3].kills == 1 and not closed.called
+    assert native.native[0][3].kills == 1 and not closed.called and not native.closed
     native.native[0][3].done.callback(Outcome(None, 15, "", ""))
     assert result_of(d).reason == "the node is shutting down" and closed.called
+    assert native.closed  # the native runner's spawner goes once nothing runs
     later = result_of(executor.run(req(tmp_path, "true")))
     assert (later.ok, later.reason) == (False, "the node is shutting down")
     assert executor.shutdown().called

@@ -12,9 +12,8 @@ import pytest
 
 from sflow.config import Config, NodeSettings, load_config
 from sflow.errors import ConfigError
-from sflow.node.function_user import SWITCH_USER, FunctionUser, resolve_function_user
+from sflow.node.function_user import FunctionUser, resolve_function_user
 from sflow.node.runners.docker import DEFAULT_MEMORY_SHARE, ContainerPolicy, host_memory_bytes
-from sflow.node.runners.native import SHELL, spawn_argv
 from sflow.node.transfer import TransferError, open_beneath
 
 NOBODY = pwd.getpwnam("nobody")
@@ -59,16 +58,6 @@ def test_the_function_environment_is_the_users(shared_dir: Path) -> None:
     tool.chmod(0o755)
     assert not user.can(tool, stat.S_IXOTH) and user.can(tool, stat.S_IXOTH, start=closed / "job")
     assert user.can(shared, stat.S_IROTH) and not user.can(closed, stat.S_IROTH)
-
-
-def test_the_shell_is_started_behind_nsenter_as_the_user() -> None:
-    workdir = Path("/jobs/a b")
-    assert spawn_argv("echo hi", workdir, False, None) == (SHELL, [SHELL, "-c", "cd -- '/jobs/a b' || exit 126; echo hi"])
-    program, argv = spawn_argv("echo hi", workdir, True, FunctionUser("fn", 999, 998, "/h"))
-    # nsenter enters the directory while root, then drops groups, gid and uid; the shell does no cd
-    assert program == SWITCH_USER
-    assert argv == [SWITCH_USER, "-S", "999", "-G", "998", "-w/jobs/a b", "--", SHELL, "-c",
-                    "read -r _ <&3 || exit 126; exec 3<&-; echo hi"]
 
 
 def test_container_policy_from_settings() -> None:

@@ -88,38 +88,41 @@ class Job:
     def __post_init__(self) -> None:
         by_id = {t.id: t for t in self.tasks}
         edges: dict[tuple[TaskId, TaskId], Edge] = {}
-        succs: dict[TaskId, list[TaskId]] = {}
+        succs: dict[TaskId, tuple[TaskId, ...]] = {}
+        preds: dict[TaskId, list[TaskId]] = {tid: [] for tid in by_id}
+        get = edges.get
         for t in self.tasks:
             tid = t.id
             out: list[TaskId] = []
             for f in t.out_files:
                 size, files = f.size, (f.path,)
                 for d in f.dest:
-                    e = edges.get((tid, d))
+                    key = (tid, d)
+                    e = get(key)
                     if e is None:
-                        edges[(tid, d)] = Edge(tid, d, size, files)
+                        edges[key] = Edge(tid, d, size, files)
                         out.append(d)
+                        preds[d].append(tid)
                     else:
-                        edges[(tid, d)] = Edge(tid, d, e.size + size, e.files + files, e.value)
+                        edges[key] = Edge(tid, d, e.size + size, e.files + files, e.value)
             if t.out_value is not None:
                 size = t.out_value.size
                 for d in t.out_value.dest:
-                    e = edges.get((tid, d))
+                    key = (tid, d)
+                    e = get(key)
                     if e is None:
-                        edges[(tid, d)] = Edge(tid, d, size, (), True)
+                        edges[key] = Edge(tid, d, size, (), True)
                         out.append(d)
+                        preds[d].append(tid)
                     else:
-                        edges[(tid, d)] = Edge(tid, d, e.size + size, e.files, True)
-            succs[tid] = out
-        preds: dict[TaskId, list[TaskId]] = {t.id: [] for t in self.tasks}
-        for s, ds in succs.items():
-            for d in ds:
-                preds[d].append(s)
+                        edges[key] = Edge(tid, d, e.size + size, e.files, True)
+            succs[tid] = tuple(out)
+        frozen_preds = {k: tuple(v) for k, v in preds.items()}
         object.__setattr__(self, "by_id", by_id)
         object.__setattr__(self, "edges", edges)
-        object.__setattr__(self, "preds", {k: tuple(v) for k, v in preds.items()})
-        object.__setattr__(self, "succs", {k: tuple(v) for k, v in succs.items()})
-        object.__setattr__(self, "order", topological_order(by_id, self.preds, self.succs))
+        object.__setattr__(self, "preds", frozen_preds)
+        object.__setattr__(self, "succs", succs)
+        object.__setattr__(self, "order", topological_order(by_id, frozen_preds, succs))
 
     def cycle(self) -> list[TaskId] | None:
         """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None

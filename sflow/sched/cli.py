@@ -144,7 +144,7 @@ def _schedule(args: argparse.Namespace) -> int:
             raise InputError("<flag>", "--compare", "runs every algorithm; it takes no -a, -o or --gantt")
         _, problem, _ = _load(args, costs)
         return _compare(problem, args, config)
-    from sflow.jsonio import mapping_to_dict, write_json
+    from sflow.jsonio import write_mapping
     from sflow.sched.simulate import measure
     from sflow.sched.validate import validate_schedule
 
@@ -156,7 +156,7 @@ def _schedule(args: argparse.Namespace) -> int:
     validate_schedule((env, job), schedule, costs)
     log.info("scheduled algorithm=%s tasks=%d seconds=%.3f", schedule.algorithm, problem.n_tasks, elapsed)
     if args.output:
-        write_json(args.output, mapping_to_dict(job, env, schedule))
+        write_mapping(args.output, job, env, schedule)
     if args.gantt:
         _chart(problem, schedule, args.gantt)
     m = measure(problem, schedule)

@@ -15,6 +15,7 @@ Times are compared with a tolerance of ``1e-9 × max(1, makespan)`` seconds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,12 +74,23 @@ def _from_env_job(env: Environment, job: Job, costs: MeasuredCosts | None) -> _I
             edges=tuple(job.edges),
             transfer=model.transfer_time,
         )
+    edges = job.edges
+    bandwidth: dict[tuple[VcpuId, VcpuId], float] = {}  # the environment's, asked once per pair
+
+    def transfer(s: TaskId, d: TaskId, a: VcpuId, b: VcpuId) -> float:
+        """:meth:`Environment.transfer_time` of the edge's size (jobs have hundreds of thousands)."""
+        bw = bandwidth.get((a, b))
+        if bw is None:
+            bw = bandwidth[(a, b)] = env.bandwidth(a, b)
+        size = edges[(s, d)].size
+        return 0.0 if size <= 0 or bw == math.inf else size / bw
+
     return _Instance(
         tasks=tuple(t.id for t in job.tasks),
         procs=frozenset(v.id for v in env.schedulable),
         exec_time=lambda t, v: job.by_id[t].workload / env.vcpus[v].mips,
-        edges=tuple(job.edges),
-        transfer=lambda s, d, a, b: env.transfer_time(job.edges[(s, d)].size, a, b),
+        edges=tuple(edges),
+        transfer=transfer,
     )
 
 
@@ -124,9 +136,10 @@ def find_violations(target: Problem | tuple[Environment, Job], schedule: Schedul
                 ))
             if f1 > last_f:
                 last_s, last_f, last_t = s1, f1, t1
+    transfer = inst.transfer
     for s, d in inst.edges:
         a, b = slots[s], slots[d]
-        arrival = a.finish + inst.transfer(s, d, a.vcpu, b.vcpu)
+        arrival = a.finish + transfer(s, d, a.vcpu, b.vcpu)
         if b.start < arrival - tol:
             out.append(Violation(
                 "precedence", d,

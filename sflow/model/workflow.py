@@ -80,49 +80,63 @@ class Job:
     id: int
     tasks: tuple[Task, ...]
     by_id: Mapping[TaskId, Task] = field(init=False, repr=False, compare=False)
-    edges: Mapping[tuple[TaskId, TaskId], Edge] = field(init=False, repr=False, compare=False)
     preds: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
     succs: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
+    #: the size in MB of each task's edges, in the order of its ``succs``
+    succ_sizes: Mapping[TaskId, tuple[float, ...]] = field(init=False, repr=False, compare=False)
     order: tuple[TaskId, ...] = field(init=False, repr=False, compare=False)
+    _edges: Mapping[tuple[TaskId, TaskId], Edge] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = {t.id: t for t in self.tasks}
-        edges: dict[tuple[TaskId, TaskId], Edge] = {}
         succs: dict[TaskId, tuple[TaskId, ...]] = {}
+        succ_sizes: dict[TaskId, tuple[float, ...]] = {}
         preds: dict[TaskId, list[TaskId]] = {tid: [] for tid in by_id}
-        get = edges.get
         for t in self.tasks:
             tid = t.id
             out: list[TaskId] = []
+            sizes: list[float] = []
+            at: dict[TaskId, int] = {}  # destination → its place in out
             for f in t.out_files:
-                size, files = f.size, (f.path,)
+                size = f.size
                 for d in f.dest:
-                    key = (tid, d)
-                    e = get(key)
-                    if e is None:
-                        edges[key] = Edge(tid, d, size, files)
+                    k = at.get(d)
+                    if k is None:
+                        at[d] = len(out)
                         out.append(d)
+                        sizes.append(size)
                         preds[d].append(tid)
                     else:
-                        edges[key] = Edge(tid, d, e.size + size, e.files + files, e.value)
+                        sizes[k] += size
             if t.out_value is not None:
                 size = t.out_value.size
                 for d in t.out_value.dest:
-                    key = (tid, d)
-                    e = get(key)
-                    if e is None:
-                        edges[key] = Edge(tid, d, size, (), True)
+                    k = at.get(d)
+                    if k is None:
+                        at[d] = len(out)
                         out.append(d)
+                        sizes.append(size)
                         preds[d].append(tid)
                     else:
-                        edges[key] = Edge(tid, d, e.size + size, e.files, True)
+                        sizes[k] += size
             succs[tid] = tuple(out)
+            succ_sizes[tid] = tuple(sizes)
         frozen_preds = {k: tuple(v) for k, v in preds.items()}
         object.__setattr__(self, "by_id", by_id)
-        object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "preds", frozen_preds)
         object.__setattr__(self, "succs", succs)
+        object.__setattr__(self, "succ_sizes", succ_sizes)
         object.__setattr__(self, "order", topological_order(by_id, frozen_preds, succs))
+        object.__setattr__(self, "_edges", None)
+
+    @property
+    def edges(self) -> Mapping[tuple[TaskId, TaskId], Edge]:
+        """Every edge by (source, destination), in the order of the tasks and their outputs; made
+        when first asked (scheduling needs only ``succs`` and ``succ_sizes``)."""
+        if self._edges is None:
+            object.__setattr__(self, "_edges", _edges_of(self.tasks))
+        assert self._edges is not None
+        return self._edges
 
     def cycle(self) -> list[TaskId] | None:
         """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None
@@ -171,6 +185,31 @@ class Job:
         for (s, d), e in self.edges.items():
             g.add_edge(s, d, size=e.size)
         return g
+
+
+def _edges_of(tasks: Iterable[Task]) -> dict[tuple[TaskId, TaskId], Edge]:
+    """The edges of ``tasks``: one per (source, destination), sizes and files of all the outputs
+    that go there added up."""
+    edges: dict[tuple[TaskId, TaskId], Edge] = {}
+    for t in tasks:
+        tid = t.id
+        for f in t.out_files:
+            size, files = f.size, (f.path,)
+            for d in f.dest:
+                e = edges.get((tid, d))
+                if e is None:
+                    edges[(tid, d)] = Edge(tid, d, size, files)
+                else:
+                    edges[(tid, d)] = Edge(tid, d, e.size + size, e.files + files, e.value)
+        if t.out_value is not None:
+            size = t.out_value.size
+            for d in t.out_value.dest:
+                e = edges.get((tid, d))
+                if e is None:
+                    edges[(tid, d)] = Edge(tid, d, size, (), True)
+                else:
+                    edges[(tid, d)] = Edge(tid, d, e.size + size, e.files, True)
+    return edges
 
 
 def topological_order(

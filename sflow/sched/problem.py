@@ -136,7 +136,7 @@ class Problem:
         if costs is not None:
             exec_time, inv_bw, latency, edges = _measured(CostModel(env, job, costs), task_ids, index)
         else:
-            edges = _edge_arrays(task_ids, job.edges, (e.size for e in job.edges.values()))
+            edges = _edge_arrays(task_ids, job.succs, job.succ_sizes)
         return cls._build(
             name=name,
             task_ids=task_ids,
@@ -263,15 +263,18 @@ class Problem:
 Edges = tuple[IntArray, IntArray, FloatArray]
 
 
-def _edge_arrays(task_ids: tuple[TaskId, ...], pairs: Iterable[tuple[TaskId, TaskId]],
-                 data: Iterable[float]) -> Edges:
-    """The edges given as (source id, destination id) pairs and their data (in the same order),
+def _edge_arrays(task_ids: tuple[TaskId, ...], succs: Mapping[TaskId, tuple[TaskId, ...]],
+                 sizes: Mapping[TaskId, tuple[float, ...]]) -> Edges:
+    """The edges of a job given as each task's successors and their sizes (in the same order),
     with ids turned into indices (``task_ids`` is sorted) and sorted by (source, destination)."""
     ids = np.array(task_ids, dtype=np.int64)
-    flat = np.fromiter(itertools.chain.from_iterable(pairs), dtype=np.int64)
-    values = np.fromiter(data, dtype=np.float64, count=len(flat) // 2)
-    src = np.searchsorted(ids, flat[0::2])
-    dst = np.searchsorted(ids, flat[1::2])
+    counts = np.fromiter(map(len, succs.values()), dtype=np.int64, count=len(succs))
+    total = int(counts.sum())
+    sources = np.repeat(np.fromiter(succs.keys(), dtype=np.int64, count=len(succs)), counts)
+    dests = np.fromiter(itertools.chain.from_iterable(succs.values()), dtype=np.int64, count=total)
+    values = np.fromiter(itertools.chain.from_iterable(sizes[t] for t in succs), dtype=np.float64, count=total)
+    src = np.searchsorted(ids, sources)
+    dst = np.searchsorted(ids, dests)
     by = np.lexsort((dst, src))
     return src[by], dst[by], values[by]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sflow.errors import ScheduleError
 from sflow.model.costs import CostModel, MeasuredCosts
@@ -44,23 +45,23 @@ class _Instance:
     tasks: tuple[TaskId, ...]
     procs: frozenset[VcpuId]
     exec_time: Callable[[TaskId, VcpuId], float]
-    edges: tuple[tuple[TaskId, TaskId], ...]
-    transfer: Callable[[TaskId, TaskId, VcpuId, VcpuId], float]
+    #: (source, destination, what ``transfer`` needs to know of the edge)
+    edges: tuple[tuple[TaskId, TaskId, Any], ...]
+    #: seconds an edge's data takes from one vCPU to another
+    transfer: Callable[[Any, VcpuId, VcpuId], float]
 
 
 def _from_problem(problem: Problem) -> _Instance:
     ti = problem.task_index()
     pi = problem.proc_index()
-    edge_of = {
-        (problem.task_ids[int(s)], problem.task_ids[int(d)]): e
-        for e, (s, d) in enumerate(zip(problem.edge_src.tolist(), problem.edge_dst.tolist()))
-    }
+    ids = problem.task_ids
     return _Instance(
         tasks=problem.task_ids,
         procs=frozenset(problem.proc_ids),
         exec_time=lambda t, v: float(problem.exec_time[ti[t], pi[v]]),
-        edges=tuple(edge_of),
-        transfer=lambda s, d, a, b: problem.comm(edge_of[(s, d)], pi[a], pi[b]),
+        edges=tuple((ids[s], ids[d], e) for e, (s, d) in enumerate(zip(problem.edge_src.tolist(),
+                                                                         problem.edge_dst.tolist()))),
+        transfer=lambda e, a, b: problem.comm(e, pi[a], pi[b]),
     )
 
 
@@ -71,25 +72,23 @@ def _from_env_job(env: Environment, job: Job, costs: MeasuredCosts | None) -> _I
             tasks=tuple(t.id for t in job.tasks),
             procs=frozenset(v.id for v in env.schedulable),
             exec_time=model.exec_time,
-            edges=tuple(job.edges),
-            transfer=model.transfer_time,
+            edges=tuple((s, d, (s, d)) for s, d in job.edges),
+            transfer=lambda edge, a, b: model.transfer_time(edge[0], edge[1], a, b),
         )
-    edges = job.edges
     bandwidth: dict[tuple[VcpuId, VcpuId], float] = {}  # the environment's, asked once per pair
 
-    def transfer(s: TaskId, d: TaskId, a: VcpuId, b: VcpuId) -> float:
-        """:meth:`Environment.transfer_time` of the edge's size (jobs have hundreds of thousands)."""
+    def transfer(size: float, a: VcpuId, b: VcpuId) -> float:
+        """:meth:`Environment.transfer_time` (jobs have hundreds of thousands of edges)."""
         bw = bandwidth.get((a, b))
         if bw is None:
             bw = bandwidth[(a, b)] = env.bandwidth(a, b)
-        size = edges[(s, d)].size
         return 0.0 if size <= 0 or bw == math.inf else size / bw
 
     return _Instance(
         tasks=tuple(t.id for t in job.tasks),
         procs=frozenset(v.id for v in env.schedulable),
         exec_time=lambda t, v: job.by_id[t].workload / env.vcpus[v].mips,
-        edges=tuple(edges),
+        edges=tuple((s, d, size) for s, ds in job.succs.items() for d, size in zip(ds, job.succ_sizes[s])),
         transfer=transfer,
     )
 
@@ -137,9 +136,9 @@ def find_violations(target: Problem | tuple[Environment, Job], schedule: Schedul
             if f1 > last_f:
                 last_s, last_f, last_t = s1, f1, t1
     transfer = inst.transfer
-    for s, d in inst.edges:
+    for s, d, edge in inst.edges:
         a, b = slots[s], slots[d]
-        arrival = a.finish + transfer(s, d, a.vcpu, b.vcpu)
+        arrival = a.finish + transfer(edge, a.vcpu, b.vcpu)
         if b.start < arrival - tol:
             out.append(Violation(
                 "precedence", d,

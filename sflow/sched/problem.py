@@ -67,6 +67,9 @@ class Problem:
     order: tuple[int, ...]
     #: seconds every edge's data takes from processor p to q on top of its size (measured costs)
     latency: FloatArray
+    #: task indices in waves from the exit tasks: every successor of a task is in an earlier
+    #: wave (levels computed wave by wave take a few array operations per wave, not a loop per edge)
+    exit_waves: tuple[IntArray, ...]
 
     @property
     def n_tasks(self) -> int:
@@ -256,6 +259,7 @@ class Problem:
             order=tuple(order),
             latency=np.zeros_like(inv_bw, dtype=np.float64) if latency is None
             else np.ascontiguousarray(latency, dtype=np.float64),
+            exit_waves=_exit_waves(n, src, by_dst, np.asarray(p_ptr, dtype=np.int64)),
         )
 
 
@@ -298,6 +302,36 @@ def _measured(model: CostModel, task_ids: tuple[TaskId, ...], index: Mapping[Tas
             latency[p, q], inv_bw[p, q] = model.link(a, b)
     edges = _edge_lists(sorted((index[s], index[d], model.edge_mb(s, d)) for (s, d) in model.job.edges))
     return exec_time, inv_bw, latency, edges
+
+
+def segments(ptr: IntArray, rows: IntArray) -> IntArray:
+    """The positions ``ptr[r]:ptr[r + 1]`` of every row ``r`` of ``rows``, one after another
+    (the entries of those rows of a compressed sparse row structure)."""
+    starts = ptr[rows]
+    counts = ptr[rows + 1] - starts
+    total = int(counts.sum())
+    offsets = np.cumsum(counts) - counts  # where each row's entries begin in the result
+    result: IntArray = np.repeat(starts - offsets, counts) + np.arange(total)
+    return result
+
+
+def _exit_waves(n: int, src: IntArray, by_dst: IntArray, p_ptr: IntArray) -> tuple[IntArray, ...]:
+    """Kahn's algorithm backwards, a wave at a time: the exit tasks, then the tasks all of whose
+    successors are in the waves so far, and so on (``by_dst``: the edges sorted by destination,
+    ``p_ptr`` where each destination's begin). Tasks on a cycle are left out."""
+    remaining = np.bincount(src, minlength=n)  # successors not yet in a wave
+    pred_src = src[by_dst]
+    wave = np.flatnonzero(remaining == 0)
+    waves = []
+    while wave.size:
+        waves.append(wave)
+        preds = pred_src[segments(p_ptr, wave)]
+        if not preds.size:
+            break
+        remaining -= np.bincount(preds, minlength=n)
+        candidates = np.unique(preds)
+        wave = candidates[remaining[candidates] == 0]
+    return tuple(waves)
 
 
 def _topological(n: int, preds: Sequence[Sequence[Link]], succs: Sequence[Sequence[Link]]) -> list[int]:

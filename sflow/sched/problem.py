@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -61,8 +61,6 @@ class Problem:
     vms: tuple[str, ...]
     #: relative speed of each processor: MIPS, or 1 / mean execution time for a matrix problem
     speed: FloatArray
-    preds: tuple[tuple[Link, ...], ...]
-    succs: tuple[tuple[Link, ...], ...]
     #: a topological order of task indices (smallest ready index first)
     order: tuple[int, ...]
     #: seconds every edge's data takes from processor p to q on top of its size (measured costs)
@@ -70,6 +68,24 @@ class Problem:
     #: task indices in waves from the exit tasks: every successor of a task is in an earlier
     #: wave (levels computed wave by wave take a few array operations per wave, not a loop per edge)
     exit_waves: tuple[IntArray, ...]
+    #: ``preds`` and ``succs`` once asked (HEFT and the measures never ask: they read the arrays)
+    _links: dict[str, tuple[tuple[Link, ...], ...]] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def preds(self) -> tuple[tuple[Link, ...], ...]:
+        """Each task's (predecessor, edge) pairs, in edge order."""
+        links = self._links.get("preds")
+        if links is None:
+            links = self._links["preds"] = _pred_links(self.n_tasks, self.edge_src, self.edge_dst)
+        return links
+
+    @property
+    def succs(self) -> tuple[tuple[Link, ...], ...]:
+        """Each task's (successor, edge) pairs, in edge order."""
+        links = self._links.get("succs")
+        if links is None:
+            links = self._links["succs"] = _succ_links(self.n_tasks, self.edge_src, self.edge_dst)
+        return links
 
     @property
     def n_tasks(self) -> int:
@@ -228,18 +244,10 @@ class Problem:
         """``edges``: source and destination indices and data, sorted by (source, destination)."""
         n = len(task_ids)
         src, dst, data = edges
-        # Each task's links, in edge order, built from slices of the sorted edges (a Python loop
-        # per edge costs seconds at 100,000 tasks): successors are contiguous as the edges are
-        # sorted by source; predecessors once the edges are stably sorted by destination.
-        dst_list = dst.tolist()
-        s_ptr = np.searchsorted(src, np.arange(n + 1)).tolist()
-        succs = tuple(tuple(zip(dst_list[a:b], range(a, b))) for a, b in zip(s_ptr, s_ptr[1:]))
         by_dst = np.argsort(dst, kind="stable")
-        p_src, p_edge = src[by_dst].tolist(), by_dst.tolist()
-        p_ptr = np.searchsorted(dst[by_dst], np.arange(n + 1)).tolist()
-        preds = tuple(tuple(zip(p_src[a:b], p_edge[a:b])) for a, b in zip(p_ptr, p_ptr[1:]))
+        p_ptr = np.searchsorted(dst[by_dst], np.arange(n + 1))
         if order is None:
-            order = _topological(n, preds, succs)
+            order = _topological(n, _pred_links(n, src, dst), _succ_links(n, src, dst))
         if len(order) != n:
             raise ScheduleError(f"{name}: the task graph has a cycle")
         return cls(
@@ -254,12 +262,10 @@ class Problem:
             hosts=hosts,
             vms=vms,
             speed=np.asarray(speed, dtype=np.float64),
-            preds=preds,
-            succs=succs,
             order=tuple(order),
             latency=np.zeros_like(inv_bw, dtype=np.float64) if latency is None
             else np.ascontiguousarray(latency, dtype=np.float64),
-            exit_waves=_exit_waves(n, src, by_dst, np.asarray(p_ptr, dtype=np.int64)),
+            exit_waves=_exit_waves(n, src, by_dst, p_ptr),
         )
 
 
@@ -302,6 +308,24 @@ def _measured(model: CostModel, task_ids: tuple[TaskId, ...], index: Mapping[Tas
             latency[p, q], inv_bw[p, q] = model.link(a, b)
     edges = _edge_lists(sorted((index[s], index[d], model.edge_mb(s, d)) for (s, d) in model.job.edges))
     return exec_time, inv_bw, latency, edges
+
+
+# Each task's links, in edge order, built from slices of the edges sorted by (source, destination)
+# (a Python loop per edge costs seconds at 100,000 tasks): successors are contiguous as they are;
+# predecessors once the edges are stably sorted by destination.
+
+
+def _succ_links(n: int, src: IntArray, dst: IntArray) -> tuple[tuple[Link, ...], ...]:
+    dst_list = dst.tolist()
+    ptr = np.searchsorted(src, np.arange(n + 1)).tolist()
+    return tuple(tuple(zip(dst_list[a:b], range(a, b))) for a, b in zip(ptr, ptr[1:]))
+
+
+def _pred_links(n: int, src: IntArray, dst: IntArray) -> tuple[tuple[Link, ...], ...]:
+    by_dst = np.argsort(dst, kind="stable")
+    p_src, p_edge = src[by_dst].tolist(), by_dst.tolist()
+    ptr = np.searchsorted(dst[by_dst], np.arange(n + 1)).tolist()
+    return tuple(tuple(zip(p_src[a:b], p_edge[a:b])) for a, b in zip(ptr, ptr[1:]))
 
 
 def segments(ptr: IntArray, rows: IntArray) -> IntArray:

@@ -614,12 +614,19 @@ def task_json(task: Task, placement: str = "") -> str:
     members, each after ", "). Numbers without a fraction are written as integers. Formatted
     here rather than by the encoder over a dict: a mapping of 100,000 tasks is written in a
     fraction of the time."""
-    parts = [f'{{"task_id": {int(task.id)}, "workload": {_number_json(task.workload)}, "type": {int(task.type)}, '
-             f'"usage": {_number_json(task.usage)}, "cmd": {_quote(task.cmd)}']
+    number = _number_json
+    w, u = task.workload, task.usage
+    # A float with a fraction is written as repr writes it; the rest (whole, infinite, not a float)
+    # by _number_json: the common case without a call.
+    parts = [f'{{"task_id": {int(task.id)}, '
+             f'"workload": {repr(w) if type(w) is float and not w.is_integer() and w - w == 0 else number(w)}, '
+             f'"type": {int(task.type)}, "usage": {number(u)}, "cmd": {_quote(task.cmd)}']
     if task.out_files:
         parts.append(', "out_file_list": [' + ", ".join([
-            f'{{"path": {_quote(f.path)}, "size": {_number_json(f.size)}, "dest_task_id": [{_ids_json(f.dest)}]}}'
-            for f in task.out_files]) + "]")
+            f'{{"path": {_quote(f.path)}, '
+            f'"size": {repr(z) if type(z) is float and not z.is_integer() and z - z == 0 else number(z)}, '
+            f'"dest_task_id": [{_ids_json(f.dest)}]}}'
+            for f in task.out_files for z in (f.size,)]) + "]")
     if task.out_value is not None:
         v = task.out_value
         parts.append(f', "out_value": {{"val": {_quote(v.val)}, "size": {_number_json(v.size)}, '
@@ -642,7 +649,7 @@ def _number_json(x: float) -> str:
 
 
 def _ids_json(ids: tuple[int, ...]) -> str:
-    return ", ".join(map(str, map(int, ids)))
+    return ", ".join(map(str, ids))
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:

@@ -224,13 +224,15 @@ def topological_order(
     ready = [t for t, n in indeg.items() if n == 0]
     heapq.heapify(ready)
     out: list[TaskId] = []
+    pop, push, emit = heapq.heappop, heapq.heappush, out.append
     while ready:
-        t = heapq.heappop(ready)
-        out.append(t)
+        t = pop(ready)
+        emit(t)
         for s in succs[t]:
-            indeg[s] -= 1
-            if indeg[s] == 0:
-                heapq.heappush(ready, s)
+            n = indeg[s] - 1
+            indeg[s] = n
+            if not n:
+                push(ready, s)
     return tuple(out)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,17 +74,18 @@ class Problem:
     @property
     def preds(self) -> tuple[tuple[Link, ...], ...]:
         """Each task's (predecessor, edge) pairs, in edge order."""
-        links = self._links.get("preds")
-        if links is None:
-            links = self._links["preds"] = _pred_links(self.n_tasks, self.edge_src, self.edge_dst)
-        return links
+        return self._linked("preds", _pred_links)
 
     @property
     def succs(self) -> tuple[tuple[Link, ...], ...]:
         """Each task's (successor, edge) pairs, in edge order."""
-        links = self._links.get("succs")
+        return self._linked("succs", _succ_links)
+
+    def _linked(self, name: str, make: Callable[[int, IntArray, IntArray], tuple[tuple[Link, ...], ...]]
+                ) -> tuple[tuple[Link, ...], ...]:
+        links = self._links.get(name)
         if links is None:
-            links = self._links["succs"] = _succ_links(self.n_tasks, self.edge_src, self.edge_dst)
+            links = self._links[name] = make(self.n_tasks, self.edge_src, self.edge_dst)
         return links
 
     @property

@@ -8,6 +8,7 @@ really crosses; the original kept only the first size). START and END functions 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NewType
@@ -80,18 +81,17 @@ class Job:
     id: int
     tasks: tuple[Task, ...]
     by_id: Mapping[TaskId, Task] = field(init=False, repr=False, compare=False)
-    preds: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
     succs: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
     #: the size in MB of each task's edges, in the order of its ``succs``
     succ_sizes: Mapping[TaskId, tuple[float, ...]] = field(init=False, repr=False, compare=False)
     order: tuple[TaskId, ...] = field(init=False, repr=False, compare=False)
     _edges: Mapping[tuple[TaskId, TaskId], Edge] | None = field(init=False, repr=False, compare=False)
+    _preds: Mapping[TaskId, tuple[TaskId, ...]] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = {t.id: t for t in self.tasks}
         succs: dict[TaskId, tuple[TaskId, ...]] = {}
         succ_sizes: dict[TaskId, tuple[float, ...]] = {}
-        preds: dict[TaskId, list[TaskId]] = {tid: [] for tid in by_id}
         for t in self.tasks:
             tid = t.id
             out: list[TaskId] = []
@@ -105,7 +105,6 @@ class Job:
                         at[d] = len(out)
                         out.append(d)
                         sizes.append(size)
-                        preds[d].append(tid)
                     else:
                         sizes[k] += size
             if t.out_value is not None:
@@ -116,18 +115,28 @@ class Job:
                         at[d] = len(out)
                         out.append(d)
                         sizes.append(size)
-                        preds[d].append(tid)
                     else:
                         sizes[k] += size
             succs[tid] = tuple(out)
             succ_sizes[tid] = tuple(sizes)
-        frozen_preds = {k: tuple(v) for k, v in preds.items()}
         object.__setattr__(self, "by_id", by_id)
-        object.__setattr__(self, "preds", frozen_preds)
         object.__setattr__(self, "succs", succs)
         object.__setattr__(self, "succ_sizes", succ_sizes)
-        object.__setattr__(self, "order", topological_order(by_id, frozen_preds, succs))
+        object.__setattr__(self, "order", topological_order(by_id, succs))
         object.__setattr__(self, "_edges", None)
+        object.__setattr__(self, "_preds", None)
+
+    @property
+    def preds(self) -> Mapping[TaskId, tuple[TaskId, ...]]:
+        """Each task's predecessors, in the order of the tasks; made when first asked."""
+        if self._preds is None:
+            preds: dict[TaskId, list[TaskId]] = {tid: [] for tid in self.by_id}
+            for tid, dests in self.succs.items():
+                for d in dests:
+                    preds[d].append(tid)
+            object.__setattr__(self, "_preds", {k: tuple(v) for k, v in preds.items()})
+        assert self._preds is not None
+        return self._preds
 
     @property
     def edges(self) -> Mapping[tuple[TaskId, TaskId], Edge]:
@@ -212,15 +221,13 @@ def _edges_of(tasks: Iterable[Task]) -> dict[tuple[TaskId, TaskId], Edge]:
     return edges
 
 
-def topological_order(
-    by_id: Mapping[TaskId, Task],
-    preds: Mapping[TaskId, tuple[TaskId, ...]],
-    succs: Mapping[TaskId, tuple[TaskId, ...]],
-) -> tuple[TaskId, ...]:
+def topological_order(by_id: Mapping[TaskId, Task], succs: Mapping[TaskId, tuple[TaskId, ...]]) -> tuple[TaskId, ...]:
     """Kahn's algorithm, smallest ready id first (deterministic). Tasks on a cycle are left out."""
     import heapq
+    from collections import Counter
 
-    indeg = {t: len(preds[t]) for t in by_id}
+    counts = Counter(itertools.chain.from_iterable(succs.values()))
+    indeg = {t: counts[t] for t in by_id}
     ready = [t for t, n in indeg.items() if n == 0]
     heapq.heapify(ready)
     out: list[TaskId] = []

@@ -7,7 +7,7 @@ import re
 
 # A path made of plain components (no ".", "..", empty or hidden ones), optionally after "./":
 # already normal, checked by one match (jobs name hundreds of thousands of them).
-_PLAIN = re.compile(r"(?:\./)?([A-Za-z0-9_][A-Za-z0-9_.+\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+\-]*)*)")
+PLAIN_PATH = re.compile(r"(?:\./)?([A-Za-z0-9_][A-Za-z0-9_.+\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+\-]*)*)")
 
 
 class UnsafePath(ValueError):
@@ -20,7 +20,7 @@ def job_relative(path: str) -> str:
     The original resolved ``./`` against an absolute install directory; sflow resolves every path
     against a per-job working directory, so only relative paths that stay inside it are accepted.
     """
-    plain = _PLAIN.fullmatch(path)
+    plain = PLAIN_PATH.fullmatch(path)
     if plain is not None:
         return plain.group(1)
     if not path or "\x00" in path:

@@ -8,6 +8,7 @@ really crosses; the original kept only the first size). START and END functions 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NewType
@@ -80,46 +81,71 @@ class Job:
     id: int
     tasks: tuple[Task, ...]
     by_id: Mapping[TaskId, Task] = field(init=False, repr=False, compare=False)
-    edges: Mapping[tuple[TaskId, TaskId], Edge] = field(init=False, repr=False, compare=False)
-    preds: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
     succs: Mapping[TaskId, tuple[TaskId, ...]] = field(init=False, repr=False, compare=False)
+    #: the size in MB of each task's edges, in the order of its ``succs``
+    succ_sizes: Mapping[TaskId, tuple[float, ...]] = field(init=False, repr=False, compare=False)
     order: tuple[TaskId, ...] = field(init=False, repr=False, compare=False)
+    _edges: Mapping[tuple[TaskId, TaskId], Edge] | None = field(init=False, repr=False, compare=False)
+    _preds: Mapping[TaskId, tuple[TaskId, ...]] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = {t.id: t for t in self.tasks}
-        edges: dict[tuple[TaskId, TaskId], Edge] = {}
-        succs: dict[TaskId, list[TaskId]] = {}
+        succs: dict[TaskId, tuple[TaskId, ...]] = {}
+        succ_sizes: dict[TaskId, tuple[float, ...]] = {}
         for t in self.tasks:
             tid = t.id
             out: list[TaskId] = []
+            sizes: list[float] = []
+            at: dict[TaskId, int] = {}  # destination → its place in out
             for f in t.out_files:
-                size, files = f.size, (f.path,)
+                size = f.size
                 for d in f.dest:
-                    e = edges.get((tid, d))
-                    if e is None:
-                        edges[(tid, d)] = Edge(tid, d, size, files)
+                    k = at.get(d)
+                    if k is None:
+                        at[d] = len(out)
                         out.append(d)
+                        sizes.append(size)
                     else:
-                        edges[(tid, d)] = Edge(tid, d, e.size + size, e.files + files, e.value)
+                        sizes[k] += size
             if t.out_value is not None:
                 size = t.out_value.size
                 for d in t.out_value.dest:
-                    e = edges.get((tid, d))
-                    if e is None:
-                        edges[(tid, d)] = Edge(tid, d, size, (), True)
+                    k = at.get(d)
+                    if k is None:
+                        at[d] = len(out)
                         out.append(d)
+                        sizes.append(size)
                     else:
-                        edges[(tid, d)] = Edge(tid, d, e.size + size, e.files, True)
-            succs[tid] = out
-        preds: dict[TaskId, list[TaskId]] = {t.id: [] for t in self.tasks}
-        for s, ds in succs.items():
-            for d in ds:
-                preds[d].append(s)
+                        sizes[k] += size
+            succs[tid] = tuple(out)
+            succ_sizes[tid] = tuple(sizes)
         object.__setattr__(self, "by_id", by_id)
-        object.__setattr__(self, "edges", edges)
-        object.__setattr__(self, "preds", {k: tuple(v) for k, v in preds.items()})
-        object.__setattr__(self, "succs", {k: tuple(v) for k, v in succs.items()})
-        object.__setattr__(self, "order", topological_order(by_id, self.preds, self.succs))
+        object.__setattr__(self, "succs", succs)
+        object.__setattr__(self, "succ_sizes", succ_sizes)
+        object.__setattr__(self, "order", topological_order(by_id, succs))
+        object.__setattr__(self, "_edges", None)
+        object.__setattr__(self, "_preds", None)
+
+    @property
+    def preds(self) -> Mapping[TaskId, tuple[TaskId, ...]]:
+        """Each task's predecessors, in the order of the tasks; made when first asked."""
+        if self._preds is None:
+            preds: dict[TaskId, list[TaskId]] = {tid: [] for tid in self.by_id}
+            for tid, dests in self.succs.items():
+                for d in dests:
+                    preds[d].append(tid)
+            object.__setattr__(self, "_preds", {k: tuple(v) for k, v in preds.items()})
+        assert self._preds is not None
+        return self._preds
+
+    @property
+    def edges(self) -> Mapping[tuple[TaskId, TaskId], Edge]:
+        """Every edge by (source, destination), in the order of the tasks and their outputs; made
+        when first asked (scheduling needs only ``succs`` and ``succ_sizes``)."""
+        if self._edges is None:
+            object.__setattr__(self, "_edges", _edges_of(self.tasks))
+        assert self._edges is not None
+        return self._edges
 
     def cycle(self) -> list[TaskId] | None:
         """A cycle of task ids (first id repeated at the end, starting at its smallest id), or None
@@ -170,25 +196,50 @@ class Job:
         return g
 
 
-def topological_order(
-    by_id: Mapping[TaskId, Task],
-    preds: Mapping[TaskId, tuple[TaskId, ...]],
-    succs: Mapping[TaskId, tuple[TaskId, ...]],
-) -> tuple[TaskId, ...]:
+def _edges_of(tasks: Iterable[Task]) -> dict[tuple[TaskId, TaskId], Edge]:
+    """The edges of ``tasks``: one per (source, destination), sizes and files of all the outputs
+    that go there added up."""
+    edges: dict[tuple[TaskId, TaskId], Edge] = {}
+    for t in tasks:
+        tid = t.id
+        for f in t.out_files:
+            size, files = f.size, (f.path,)
+            for d in f.dest:
+                e = edges.get((tid, d))
+                if e is None:
+                    edges[(tid, d)] = Edge(tid, d, size, files)
+                else:
+                    edges[(tid, d)] = Edge(tid, d, e.size + size, e.files + files, e.value)
+        if t.out_value is not None:
+            size = t.out_value.size
+            for d in t.out_value.dest:
+                e = edges.get((tid, d))
+                if e is None:
+                    edges[(tid, d)] = Edge(tid, d, size, (), True)
+                else:
+                    edges[(tid, d)] = Edge(tid, d, e.size + size, e.files, True)
+    return edges
+
+
+def topological_order(by_id: Mapping[TaskId, Task], succs: Mapping[TaskId, tuple[TaskId, ...]]) -> tuple[TaskId, ...]:
     """Kahn's algorithm, smallest ready id first (deterministic). Tasks on a cycle are left out."""
     import heapq
+    from collections import Counter
 
-    indeg = {t: len(preds[t]) for t in by_id}
+    counts = Counter(itertools.chain.from_iterable(succs.values()))
+    indeg = {t: counts[t] for t in by_id}
     ready = [t for t, n in indeg.items() if n == 0]
     heapq.heapify(ready)
     out: list[TaskId] = []
+    pop, push, emit = heapq.heappop, heapq.heappush, out.append
     while ready:
-        t = heapq.heappop(ready)
-        out.append(t)
+        t = pop(ready)
+        emit(t)
         for s in succs[t]:
-            indeg[s] -= 1
-            if indeg[s] == 0:
-                heapq.heappush(ready, s)
+            n = indeg[s] - 1
+            indeg[s] = n
+            if not n:
+                push(ready, s)
     return tuple(out)
 
 

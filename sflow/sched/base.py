@@ -160,10 +160,14 @@ class Timelines:
         last_in_order = last[np.asarray(order, dtype=np.int64)].tolist()
         proc_a = np.zeros(n, dtype=np.int64)
         finish_a = np.zeros(n)
+        order_a = np.asarray(order, dtype=np.int64)
         inv, lat, exe = self._inv, self._lat, self._exec
         avail, max_gap = self.avail, self._max_gap
         start = np.empty(m)
         key = np.empty(m)
+        fits = np.empty(m, dtype=bool)
+        also = np.empty(m, dtype=bool)
+        proc, finish = self.proc, self.finish
         t = 0
         while t < len(order):
             # The run: from t while no task's predecessor is inside it (at most BATCH tasks).
@@ -183,37 +187,47 @@ class Timelines:
                 counts = np.diff(eptr[t:end + 1])
                 has = counts > 0
                 ready[has] = np.maximum.reduceat(arrival, (np.asarray(eptr[t:end]) - a)[has], axis=0)
-            for j in range(t, end):
-                i = order[j]
-                r = ready[j - t]
-                k = fixed.get(i)
+            run = order_a[t:end]
+            # The run's execution times, and with insertion the earliest finish each task could
+            # have anywhere (ready + duration, + bias): one matrix operation each for the run.
+            durs = exe[run]
+            lows = ready + durs
+            if bias is not None:
+                lows += bias[run]
+            for j in range(end - t):
+                i = order[t + j]
+                r = ready[j]
+                k = fixed.get(i) if fixed else None
                 if k is not None:
                     self.place_on(i, k, insertion=insertion)
-                else:
-                    dur = exe[i]
-                    np.maximum(r, avail, out=start)
-                    np.add(start, dur, out=key)
-                    if bias is not None:
-                        key += bias[i]
-                    k = int(key.argmin())
-                    if insertion:
-                        low = r + dur
-                        if bias is not None:
-                            low += bias[i]
-                        cand = low <= key[k]
-                        cand &= r < avail
-                        cand &= max_gap >= dur
-                        found = cand.nonzero()[0]
-                        if found.size:
-                            for c in found.tolist():
-                                fit = self._gap_fit(c, float(r[c]), float(dur[c]), float(start[c]))
-                                if fit is not None:
-                                    start[c] = fit
-                                    key[c] = fit + dur[c] + (0.0 if bias is None else bias[i][c])
-                            k = int(key.argmin())
-                    self.place(i, k, float(start[k]))
-                proc_a[i] = k
-                finish_a[i] = self.finish[i]
+                    continue
+                dur = durs[j]
+                np.maximum(r, avail, out=start)
+                np.add(start, dur, out=key)
+                if bias is not None:
+                    key += bias[i]
+                k = int(key.argmin())
+                if insertion:
+                    # Processors where a gap might finish the task no later: it could start
+                    # before the processor's end, and the processor has a gap that long.
+                    np.less_equal(lows[j], key[k], out=fits)
+                    np.less(r, avail, out=also)
+                    fits &= also
+                    np.greater_equal(max_gap, dur, out=also)
+                    fits &= also
+                    found = fits.nonzero()[0]
+                    if found.size:
+                        for c in found.tolist():
+                            fit = self._gap_fit(c, float(r[c]), float(dur[c]), float(start[c]))
+                            if fit is not None:
+                                start[c] = fit
+                                key[c] = fit + dur[c] + (0.0 if bias is None else bias[i][c])
+                        k = int(key.argmin())
+                self.place(i, k, float(start[k]))
+            # No task of the run feeds another: where they went matters from the next run on.
+            placed = order[t:end]
+            proc_a[run] = [proc[i] for i in placed]
+            finish_a[run] = [finish[i] for i in placed]
             t = end
 
     # -- placing --------------------------------------------------------------------------------

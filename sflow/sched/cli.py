@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
     p.add_argument("--compare", action="store_true", help="run every algorithm and print a comparison table")
     add_cost_arguments(p)
     add_config_argument(p)
-    p.set_defaults(func=_schedule)
+    p.set_defaults(func=_schedule, exit_at_once=True)
 
     s = sub.add_parser(
         "simulate",
@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
     s.add_argument("--gantt", metavar="CHART", help="draw a Gantt chart of the replay")
     add_cost_arguments(s, budget=False)
     add_config_argument(s)
-    s.set_defaults(func=_simulate)
+    s.set_defaults(func=_simulate, exit_at_once=True)
 
     i = sub.add_parser("import", help="convert a workflow from another system into a job JSON")
     isub = i.add_subparsers(dest="import_format", metavar="FORMAT", title="formats", required=True)
@@ -144,7 +144,7 @@ def _schedule(args: argparse.Namespace) -> int:
             raise InputError("<flag>", "--compare", "runs every algorithm; it takes no -a, -o or --gantt")
         _, problem, _ = _load(args, costs)
         return _compare(problem, args, config)
-    from sflow.jsonio import mapping_to_dict, write_json
+    from sflow.jsonio import write_mapping
     from sflow.sched.simulate import measure
     from sflow.sched.validate import validate_schedule
 
@@ -156,7 +156,7 @@ def _schedule(args: argparse.Namespace) -> int:
     validate_schedule((env, job), schedule, costs)
     log.info("scheduled algorithm=%s tasks=%d seconds=%.3f", schedule.algorithm, problem.n_tasks, elapsed)
     if args.output:
-        write_json(args.output, mapping_to_dict(job, env, schedule))
+        write_mapping(args.output, job, env, schedule)
     if args.gantt:
         _chart(problem, schedule, args.gantt)
     m = measure(problem, schedule)
@@ -171,7 +171,14 @@ def _schedule(args: argparse.Namespace) -> int:
         print(f"costs:     measured ({_measured_share(env, job, costs)}); the rest from workload / MIPS")
     if args.output:
         print(f"mapping:   {args.output}")
+    _retain(args, env, job, problem, schedule)
     return 0
+
+
+def _retain(args: argparse.Namespace, *made: object) -> None:
+    """Keep what the command made until the process exits (``exit_at_once``: it ends without
+    freeing them; called from Python code, they go with ``args``)."""
+    args.retained = made
 
 
 def _measured_share(env: Environment, job: Any, costs: MeasuredCosts) -> str:
@@ -256,6 +263,7 @@ def _simulate(args: argparse.Namespace) -> int:
     _report(measure(problem, schedule), problem)
     if args.gantt:
         _chart(problem, schedule, args.gantt)
+    _retain(args, env, mapping, problem, schedule)
     return 0
 
 

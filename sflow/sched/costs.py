@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sflow.sched.problem import FloatArray, Link, Problem
+from sflow.sched.problem import FloatArray, Link, Problem, segments
 
 RANK_DIGITS = 9
 
@@ -53,19 +53,27 @@ def mean_comm(problem: Problem) -> FloatArray:
 
 
 def upward_rank(problem: Problem, node_w: FloatArray, edge_w: FloatArray) -> FloatArray:
-    """rank_u(i) = w_i + max over successors s of (c_(i,s) + rank_u(s)); the b-level."""
-    rank = np.zeros(problem.n_tasks)
-    w = node_w.tolist()
-    c = edge_w.tolist()
-    r = rank.tolist()
-    for i in reversed(problem.order):
-        best = 0.0
-        for s, e in problem.succs[i]:
-            v = c[e] + r[s]
-            if v > best:
-                best = v
-        r[i] = w[i] + best
-    return np.array(r, dtype=np.float64)
+    """rank_u(i) = w_i + max over successors s of (c_(i,s) + rank_u(s)); the b-level.
+
+    Computed a wave of tasks at a time (:attr:`Problem.exit_waves`), with the same additions and
+    comparisons as task by task, so the same numbers."""
+    n = problem.n_tasks
+    w = np.asarray(node_w, dtype=np.float64)
+    c = np.asarray(edge_w, dtype=np.float64)
+    dst = problem.edge_dst
+    ptr = np.searchsorted(problem.edge_src, np.arange(n + 1))
+    rank = np.zeros(n)
+    for wave in problem.exit_waves:
+        counts = ptr[wave + 1] - ptr[wave]
+        best = np.zeros(len(wave))
+        edges = segments(ptr, wave)
+        if edges.size:
+            has = counts > 0
+            values = c[edges] + rank[dst[edges]]
+            best[has] = np.maximum.reduceat(values, (np.cumsum(counts) - counts)[has])
+            np.maximum(best, 0.0, out=best)
+        rank[wave] = w[wave] + best
+    return rank
 
 
 def downward_rank(problem: Problem, node_w: FloatArray, edge_w: FloatArray) -> FloatArray:

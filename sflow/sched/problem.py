@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -61,12 +61,32 @@ class Problem:
     vms: tuple[str, ...]
     #: relative speed of each processor: MIPS, or 1 / mean execution time for a matrix problem
     speed: FloatArray
-    preds: tuple[tuple[Link, ...], ...]
-    succs: tuple[tuple[Link, ...], ...]
     #: a topological order of task indices (smallest ready index first)
     order: tuple[int, ...]
     #: seconds every edge's data takes from processor p to q on top of its size (measured costs)
     latency: FloatArray
+    #: task indices in waves from the exit tasks: every successor of a task is in an earlier
+    #: wave (levels computed wave by wave take a few array operations per wave, not a loop per edge)
+    exit_waves: tuple[IntArray, ...]
+    #: ``preds`` and ``succs`` once asked (HEFT and the measures never ask: they read the arrays)
+    _links: dict[str, tuple[tuple[Link, ...], ...]] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def preds(self) -> tuple[tuple[Link, ...], ...]:
+        """Each task's (predecessor, edge) pairs, in edge order."""
+        return self._linked("preds", _pred_links)
+
+    @property
+    def succs(self) -> tuple[tuple[Link, ...], ...]:
+        """Each task's (successor, edge) pairs, in edge order."""
+        return self._linked("succs", _succ_links)
+
+    def _linked(self, name: str, make: Callable[[int, IntArray, IntArray], tuple[tuple[Link, ...], ...]]
+                ) -> tuple[tuple[Link, ...], ...]:
+        links = self._links.get(name)
+        if links is None:
+            links = self._links[name] = make(self.n_tasks, self.edge_src, self.edge_dst)
+        return links
 
     @property
     def n_tasks(self) -> int:
@@ -136,7 +156,7 @@ class Problem:
         if costs is not None:
             exec_time, inv_bw, latency, edges = _measured(CostModel(env, job, costs), task_ids, index)
         else:
-            edges = _edge_arrays(task_ids, job.edges, (e.size for e in job.edges.values()))
+            edges = _edge_arrays(task_ids, job.succs, job.succ_sizes)
         return cls._build(
             name=name,
             task_ids=task_ids,
@@ -225,18 +245,10 @@ class Problem:
         """``edges``: source and destination indices and data, sorted by (source, destination)."""
         n = len(task_ids)
         src, dst, data = edges
-        # Each task's links, in edge order, built from slices of the sorted edges (a Python loop
-        # per edge costs seconds at 100,000 tasks): successors are contiguous as the edges are
-        # sorted by source; predecessors once the edges are stably sorted by destination.
-        dst_list = dst.tolist()
-        s_ptr = np.searchsorted(src, np.arange(n + 1)).tolist()
-        succs = tuple(tuple(zip(dst_list[a:b], range(a, b))) for a, b in zip(s_ptr, s_ptr[1:]))
         by_dst = np.argsort(dst, kind="stable")
-        p_src, p_edge = src[by_dst].tolist(), by_dst.tolist()
-        p_ptr = np.searchsorted(dst[by_dst], np.arange(n + 1)).tolist()
-        preds = tuple(tuple(zip(p_src[a:b], p_edge[a:b])) for a, b in zip(p_ptr, p_ptr[1:]))
+        p_ptr = np.searchsorted(dst[by_dst], np.arange(n + 1))
         if order is None:
-            order = _topological(n, preds, succs)
+            order = _topological(n, _pred_links(n, src, dst), _succ_links(n, src, dst))
         if len(order) != n:
             raise ScheduleError(f"{name}: the task graph has a cycle")
         return cls(
@@ -251,11 +263,10 @@ class Problem:
             hosts=hosts,
             vms=vms,
             speed=np.asarray(speed, dtype=np.float64),
-            preds=preds,
-            succs=succs,
             order=tuple(order),
             latency=np.zeros_like(inv_bw, dtype=np.float64) if latency is None
             else np.ascontiguousarray(latency, dtype=np.float64),
+            exit_waves=_exit_waves(n, src, by_dst, p_ptr),
         )
 
 
@@ -263,15 +274,18 @@ class Problem:
 Edges = tuple[IntArray, IntArray, FloatArray]
 
 
-def _edge_arrays(task_ids: tuple[TaskId, ...], pairs: Iterable[tuple[TaskId, TaskId]],
-                 data: Iterable[float]) -> Edges:
-    """The edges given as (source id, destination id) pairs and their data (in the same order),
+def _edge_arrays(task_ids: tuple[TaskId, ...], succs: Mapping[TaskId, tuple[TaskId, ...]],
+                 sizes: Mapping[TaskId, tuple[float, ...]]) -> Edges:
+    """The edges of a job given as each task's successors and their sizes (in the same order),
     with ids turned into indices (``task_ids`` is sorted) and sorted by (source, destination)."""
     ids = np.array(task_ids, dtype=np.int64)
-    flat = np.fromiter(itertools.chain.from_iterable(pairs), dtype=np.int64)
-    values = np.fromiter(data, dtype=np.float64, count=len(flat) // 2)
-    src = np.searchsorted(ids, flat[0::2])
-    dst = np.searchsorted(ids, flat[1::2])
+    counts = np.fromiter(map(len, succs.values()), dtype=np.int64, count=len(succs))
+    total = int(counts.sum())
+    sources = np.repeat(np.fromiter(succs.keys(), dtype=np.int64, count=len(succs)), counts)
+    dests = np.fromiter(itertools.chain.from_iterable(succs.values()), dtype=np.int64, count=total)
+    values = np.fromiter(itertools.chain.from_iterable(sizes[t] for t in succs), dtype=np.float64, count=total)
+    src = np.searchsorted(ids, sources)
+    dst = np.searchsorted(ids, dests)
     by = np.lexsort((dst, src))
     return src[by], dst[by], values[by]
 
@@ -295,6 +309,54 @@ def _measured(model: CostModel, task_ids: tuple[TaskId, ...], index: Mapping[Tas
             latency[p, q], inv_bw[p, q] = model.link(a, b)
     edges = _edge_lists(sorted((index[s], index[d], model.edge_mb(s, d)) for (s, d) in model.job.edges))
     return exec_time, inv_bw, latency, edges
+
+
+# Each task's links, in edge order, built from slices of the edges sorted by (source, destination)
+# (a Python loop per edge costs seconds at 100,000 tasks): successors are contiguous as they are;
+# predecessors once the edges are stably sorted by destination.
+
+
+def _succ_links(n: int, src: IntArray, dst: IntArray) -> tuple[tuple[Link, ...], ...]:
+    dst_list = dst.tolist()
+    ptr = np.searchsorted(src, np.arange(n + 1)).tolist()
+    return tuple(tuple(zip(dst_list[a:b], range(a, b))) for a, b in zip(ptr, ptr[1:]))
+
+
+def _pred_links(n: int, src: IntArray, dst: IntArray) -> tuple[tuple[Link, ...], ...]:
+    by_dst = np.argsort(dst, kind="stable")
+    p_src, p_edge = src[by_dst].tolist(), by_dst.tolist()
+    ptr = np.searchsorted(dst[by_dst], np.arange(n + 1)).tolist()
+    return tuple(tuple(zip(p_src[a:b], p_edge[a:b])) for a, b in zip(ptr, ptr[1:]))
+
+
+def segments(ptr: IntArray, rows: IntArray) -> IntArray:
+    """The positions ``ptr[r]:ptr[r + 1]`` of every row ``r`` of ``rows``, one after another
+    (the entries of those rows of a compressed sparse row structure)."""
+    starts = ptr[rows]
+    counts = ptr[rows + 1] - starts
+    total = int(counts.sum())
+    offsets = np.cumsum(counts) - counts  # where each row's entries begin in the result
+    result: IntArray = np.repeat(starts - offsets, counts) + np.arange(total)
+    return result
+
+
+def _exit_waves(n: int, src: IntArray, by_dst: IntArray, p_ptr: IntArray) -> tuple[IntArray, ...]:
+    """Kahn's algorithm backwards, a wave at a time: the exit tasks, then the tasks all of whose
+    successors are in the waves so far, and so on (``by_dst``: the edges sorted by destination,
+    ``p_ptr`` where each destination's begin). Tasks on a cycle are left out."""
+    remaining = np.bincount(src, minlength=n)  # successors not yet in a wave
+    pred_src = src[by_dst]
+    wave = np.flatnonzero(remaining == 0)
+    waves = []
+    while wave.size:
+        waves.append(wave)
+        preds = pred_src[segments(p_ptr, wave)]
+        if not preds.size:
+            break
+        remaining -= np.bincount(preds, minlength=n)
+        candidates = np.unique(preds)
+        wave = candidates[remaining[candidates] == 0]
+    return tuple(waves)
 
 
 def _topological(n: int, preds: Sequence[Sequence[Link]], succs: Sequence[Sequence[Link]]) -> list[int]:

@@ -15,15 +15,19 @@ Times are compared with a tolerance of ``1e-9 × max(1, makespan)`` seconds.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from sflow.errors import ScheduleError
 from sflow.model.costs import CostModel, MeasuredCosts
 from sflow.model.infra import Environment, VcpuId
 from sflow.model.schedule import Schedule
 from sflow.model.workflow import Job, TaskId
-from sflow.sched.problem import Problem
+from sflow.sched.problem import FloatArray, IntArray, Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,42 +47,81 @@ class _Instance:
     tasks: tuple[TaskId, ...]
     procs: frozenset[VcpuId]
     exec_time: Callable[[TaskId, VcpuId], float]
-    edges: tuple[tuple[TaskId, TaskId], ...]
-    transfer: Callable[[TaskId, TaskId, VcpuId, VcpuId], float]
+    #: every edge's source and destination, as positions in ``tasks``
+    edge_src: IntArray
+    edge_dst: IntArray
+    #: every edge's transfer time when task k of ``tasks`` runs on vCPU ``placed[k]``
+    transfers: Callable[[list[VcpuId]], FloatArray]
 
 
 def _from_problem(problem: Problem) -> _Instance:
     ti = problem.task_index()
     pi = problem.proc_index()
-    edge_of = {
-        (problem.task_ids[int(s)], problem.task_ids[int(d)]): e
-        for e, (s, d) in enumerate(zip(problem.edge_src.tolist(), problem.edge_dst.tolist()))
-    }
+
+    def transfers(placed: list[VcpuId]) -> FloatArray:
+        procs = np.array([pi[v] for v in placed], dtype=np.int64)
+        p, q = procs[problem.edge_src], procs[problem.edge_dst]
+        result: FloatArray = problem.edge_data * problem.inv_bw[p, q] + problem.latency[p, q]
+        return result
+
     return _Instance(
         tasks=problem.task_ids,
         procs=frozenset(problem.proc_ids),
         exec_time=lambda t, v: float(problem.exec_time[ti[t], pi[v]]),
-        edges=tuple(edge_of),
-        transfer=lambda s, d, a, b: problem.comm(edge_of[(s, d)], pi[a], pi[b]),
+        edge_src=problem.edge_src,
+        edge_dst=problem.edge_dst,
+        transfers=transfers,
     )
 
 
 def _from_env_job(env: Environment, job: Job, costs: MeasuredCosts | None) -> _Instance:
+    tasks = tuple(t.id for t in job.tasks)
+    at = {t: k for k, t in enumerate(tasks)}
+    # The edges in the job's order: each task's successors in turn.
+    counts = np.fromiter(map(len, job.succs.values()), dtype=np.int64, count=len(job.succs))
+    edge_src = np.repeat(np.fromiter(map(at.__getitem__, job.succs), dtype=np.int64, count=len(job.succs)), counts)
+    edge_dst = np.fromiter(map(at.__getitem__, itertools.chain.from_iterable(job.succs.values())),
+                           dtype=np.int64, count=int(counts.sum()))
     if costs is not None:
         model = CostModel(env, job, costs)
+
+        def measured(placed: list[VcpuId]) -> FloatArray:
+            return np.array([model.transfer_time(tasks[s], tasks[d], placed[s], placed[d])
+                             for s, d in zip(edge_src.tolist(), edge_dst.tolist())], dtype=np.float64)
+
         return _Instance(
-            tasks=tuple(t.id for t in job.tasks),
+            tasks=tasks,
             procs=frozenset(v.id for v in env.schedulable),
             exec_time=model.exec_time,
-            edges=tuple(job.edges),
-            transfer=model.transfer_time,
+            edge_src=edge_src,
+            edge_dst=edge_dst,
+            transfers=measured,
         )
+    sizes = np.fromiter(itertools.chain.from_iterable(job.succ_sizes.values()), dtype=np.float64,
+                        count=len(edge_src))
+
+    def transfers(placed: list[VcpuId]) -> FloatArray:
+        """:meth:`Environment.transfer_time` of every edge: 0 if nothing moves or the bandwidth
+        is infinite, else size / bandwidth, the bandwidth asked once per pair of vCPUs."""
+        vcpus = list(dict.fromkeys(placed))
+        number = {v: k for k, v in enumerate(vcpus)}
+        where = np.fromiter(map(number.__getitem__, placed), dtype=np.int64, count=len(placed))
+        pair = where[edge_src] * len(vcpus) + where[edge_dst]
+        used, inverse = np.unique(pair, return_inverse=True)
+        bw = np.array([env.bandwidth(vcpus[c // len(vcpus)], vcpus[c % len(vcpus)]) for c in used.tolist()],
+                      dtype=np.float64)[inverse]
+        moves = (sizes > 0) & (bw != math.inf)
+        result = np.zeros(len(sizes))
+        result[moves] = sizes[moves] / bw[moves]
+        return result
+
     return _Instance(
-        tasks=tuple(t.id for t in job.tasks),
+        tasks=tasks,
         procs=frozenset(v.id for v in env.schedulable),
         exec_time=lambda t, v: job.by_id[t].workload / env.vcpus[v].mips,
-        edges=tuple(job.edges),
-        transfer=lambda s, d, a, b: env.transfer_time(job.edges[(s, d)].size, a, b),
+        edge_src=edge_src,
+        edge_dst=edge_dst,
+        transfers=transfers,
     )
 
 
@@ -124,14 +167,19 @@ def find_violations(target: Problem | tuple[Environment, Job], schedule: Schedul
                 ))
             if f1 > last_f:
                 last_s, last_f, last_t = s1, f1, t1
-    for s, d in inst.edges:
-        a, b = slots[s], slots[d]
-        arrival = a.finish + inst.transfer(s, d, a.vcpu, b.vcpu)
-        if b.start < arrival - tol:
-            out.append(Violation(
-                "precedence", d,
-                f"task {d} starts at {b.start:g} on {b.vcpu}, before the data of task {s} arrives at {arrival:g}",
-            ))
+    # Precedence, every edge at once: the same sums and comparisons as edge by edge.
+    placed = [slots[t] for t in inst.tasks]
+    finish = np.array([slot.finish for slot in placed], dtype=np.float64)
+    start = np.array([slot.start for slot in placed], dtype=np.float64)
+    src, dst = inst.edge_src, inst.edge_dst
+    arrival = finish[src] + inst.transfers([slot.vcpu for slot in placed])
+    for e in np.flatnonzero(start[dst] < arrival - tol).tolist():
+        a, b = placed[src[e]], placed[dst[e]]
+        out.append(Violation(
+            "precedence", b.task,
+            f"task {b.task} starts at {b.start:g} on {b.vcpu}, before the data of task {a.task} arrives at "
+            f"{float(arrival[e]):g}",
+        ))
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,25 @@ def test_schedgen_script_keeps_the_original_argument_order(samples: Path, repo: 
     bad = subprocess.run([str(repo / "scripts" / "schedgen.sh"), "only-one"], capture_output=True, text=True,
                          timeout=60, check=False)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_schedule_and_simulate_as_processes_end_with_everything_written(samples: Path, tmp_path: Path) -> None:
+    """As programs, the one-shot commands end without freeing what they built (exit_at_once):
+    their output, their log lines and the mapping must all be there, and the same as in-process."""
+    env, job = samples / "env_ncl.json", samples / "job_ncl.json"
+    out = tmp_path / "mapping.json"
+    proc = subprocess.run([sys.executable, "-m", "sflow", "-v", "schedule", str(env), str(job), "-a", "heft",
+                           "-o", str(out)], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("algorithm: heft\n") and proc.stdout.endswith(f"mapping:   {out}\n")
+    assert "scheduled algorithm=heft tasks=42" in proc.stderr
+    again = tmp_path / "again.json"
+    assert main(["schedule", str(env), str(job), "-a", "heft", "-o", str(again)]) == 0
+    assert out.read_bytes() == again.read_bytes()
+    sim = subprocess.run([sys.executable, "-m", "sflow", "simulate", str(env), str(out)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert sim.returncode == 0, sim.stderr
+    assert sim.stdout.startswith("algorithm: heft\n") and "utilisation" in sim.stdout
+    bad = subprocess.run([sys.executable, "-m", "sflow", "schedule", str(env), str(tmp_path / "none.json")],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and "no such file" in bad.stderr

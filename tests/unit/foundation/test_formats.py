@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from sflow import jsonio
 from sflow.cli import main
 from sflow.model import Job, OutFile, Task, TaskId
+from sflow.model.workflow import OutValue
+from sflow.model.infra import Environment
 from sflow.model.schedule import Schedule, Slot
 
 
@@ -54,6 +56,21 @@ def test_two_files_between_one_pair_make_one_edge_with_both() -> None:
     edge = job.edges[(1, 2)]
     assert edge.size == 5 and edge.files == ("a", "b")
     assert job.preds[2] == (1,)
+
+
+def test_successor_sizes_add_up_every_output_and_the_value_as_the_edges_do() -> None:
+    job = jsonio.job_from_dict({"job_id": 1, "task_list": [
+        {"task_id": 1, "workload": 1, "cmd": "true", "out_file_list": [
+            {"path": "a", "size": 2, "dest_task_id": [3, 2]}, {"path": "b", "size": 3, "dest_task_id": [3]}],
+         "out_value": {"val": "x", "size": 0.5, "dest_task_id": [2, 4]}},
+        {"task_id": 2, "workload": 1, "cmd": "true"},
+        {"task_id": 3, "workload": 1, "cmd": "true"},
+        {"task_id": 4, "workload": 1, "cmd": "true"},
+    ]})
+    assert job.succs[1] == (3, 2, 4) and job.succ_sizes[1] == (5.0, 2.5, 0.5)
+    assert [(e.dst, e.size, e.files, e.value) for e in job.edges.values()] == [
+        (3, 5.0, ("a", "b"), False), (2, 2.5, ("a",), True), (4, 0.5, (), True)]
+    assert job.preds == {1: (), 2: (1,), 3: (1,), 4: (1,)}
 
 
 def test_original_samples_round_trip(samples: Path) -> None:
@@ -198,3 +215,64 @@ def test_written_json_has_one_line_per_member_down_to_depth_two_and_reads_back()
         '  "none": {}',
         "}",
     ])
+
+
+def _mapping_by_the_encoder(job: Job, env: Environment, schedule: Schedule) -> str:
+    """The mapping as a dict laid out by :func:`jsonio.dumps_layout` (the C encoder writes every
+    line): what the pre-formatted writer must write byte for byte."""
+    def num(x: float) -> float | int:
+        return int(x) if float(x).is_integer() else x
+
+    tasks = []
+    for t in job.tasks:
+        d: dict[str, object] = {"task_id": t.id, "workload": num(t.workload), "type": t.type,
+                                "usage": num(t.usage), "cmd": t.cmd}
+        if t.out_files:
+            d["out_file_list"] = [{"path": f.path, "size": num(f.size), "dest_task_id": list(f.dest)}
+                                  for f in t.out_files]
+        if t.out_value is not None:
+            d["out_value"] = {"val": t.out_value.val, "size": num(t.out_value.size),
+                              "dest_task_id": list(t.out_value.dest)}
+        if t.docker_tar is not None:
+            d["docker-tarname"] = t.docker_tar
+        if t.docker_image is not None:
+            d["docker-imagename"] = t.docker_image
+        vm = env.vm_for(schedule.vcpu_of(t.id))
+        d.update({"ip": str(vm.address), "vm_id": vm.id, "vcpu_id": schedule.vcpu_of(t.id)})
+        tasks.append(d)
+    times = {str(t): {"start": s.start, "finish": s.finish} for t, s in sorted(schedule.slots.items())}
+    doc = {"job_id": job.id, "task_list": tasks,
+           "schedule": {"algorithm": schedule.algorithm, "makespan": schedule.makespan, "tasks": times}}
+    return jsonio.dumps_layout(doc) + "\n"
+
+
+def test_the_mapping_is_written_as_the_encoder_would_write_it(samples: Path, tmp_path: Path) -> None:
+    env = jsonio.load_environment(samples / "env_ncl.json")
+    vcpus = [v.id for v in env.schedulable]
+    tasks = (
+        Task(TaskId(3), 1e20, 'say "é\\n"\t', 2, 55.5,
+             (OutFile("out/a b.txt", 0.0, (TaskId(1), TaskId(7))), OutFile("./c", 1.25, ())),
+             OutValue("v\u2603", 3.0, (TaskId(7),)), "img.tar", "img"),
+        Task(TaskId(1), 0.1 + 0.2, "true", usage=float("inf")),
+        Task(TaskId(7), 2.5e-7, "x", docker_image="busybox"),
+    )
+    job = Job(42, tasks)
+    slots = {t.id: Slot(t.id, vcpus[k * 5], 1 / 3 + k, 2 / 3 + k * 1e6) for k, t in enumerate(tasks)}
+    schedule = Schedule("heft/mean,comm×2", slots)
+    expected = _mapping_by_the_encoder(job, env, schedule)
+    assert jsonio.mapping_json(job, env, schedule) == expected
+    jsonio.write_mapping(tmp_path / "m.json", job, env, schedule)
+    assert (tmp_path / "m.json").read_text() == expected
+    assert jsonio.mapping_to_dict(job, env, schedule) == json.loads(expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(jobs())
+def test_mappings_of_random_jobs_are_written_as_the_encoder_would_write_them(job: Job) -> None:
+    env = jsonio.environment_from_dict(json.loads((Path(__file__).resolve().parents[3] / "envs" / "local.json")
+                                                  .read_text()))
+    vcpus = [v.id for v in env.schedulable]
+    slots = {t.id: Slot(t.id, vcpus[k % len(vcpus)], k * 0.7, k * 0.7 + t.workload / 1000)
+             for k, t in enumerate(job.tasks)}
+    schedule = Schedule("heft", slots)
+    assert jsonio.mapping_json(job, env, schedule) == _mapping_by_the_encoder(job, env, schedule)

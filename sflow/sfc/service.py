@@ -105,8 +105,8 @@ log = logging.getLogger(__name__)
 
 #: a held compute request is answered "running" when this fraction of its lifetime has passed
 HOLD_FRACTION = 0.75
-#: content-store probes kept (:meth:`SfcService.holds`, asked by the autonomous placer for every
-#: placement not yet under way)
+#: content-store probes kept (:meth:`SfcService.holds`, asked by the autonomous placer about the
+#: function it places and that function's inputs, at every decision)
 CS_PROBES = 4096
 #: a function's inputs (already in memory) and outputs up to this many bytes together are written
 #: into and read from its working directory on the reactor: a few small files in the page cache

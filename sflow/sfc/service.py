@@ -659,16 +659,17 @@ class SfcService:
             else:
                 reason = result.reason
             if not reason:
-                small = await self.store.run(_small_result, root, spec.outputs) \
-                    if _outputs_size(root, spec.outputs) > STAGE_HERE_BYTES else _small_result(root, spec.outputs)
-                if small is None:
+                size = sum(job_file(root, path).stat().st_size for path in spec.outputs)
+                if size > STREAM_THRESHOLD:
                     # a large result goes into the store from its files, off the reactor (each file
                     # opened beneath the job directory, as small ones are)
                     spool = self.store.spool(digest)
                     made = [(path, job_file(root, path)) for path in spec.outputs]
                     self.store.added(digest, await self.store.run(_spool_outputs, spool, made, root))
+                elif size > STAGE_HERE_BYTES:
+                    self.store.put(digest, spec.program, await self.store.run(_bundle_outputs, root, spec.outputs))
                 else:
-                    self.store.put(digest, spec.program, small)
+                    self.store.put(digest, spec.program, _bundle_outputs(root, spec.outputs))
                 self._remember(digest)
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
@@ -1003,15 +1004,8 @@ def _stage_inputs(root: Path, inputs: list[tuple[InputRef, Obtained]]) -> None:
             target.write_bytes(files[path])
 
 
-def _outputs_size(root: Path, outputs: tuple[str, ...]) -> int:
-    return sum(job_file(root, path).stat().st_size for path in outputs)
-
-
-def _small_result(root: Path, outputs: tuple[str, ...]) -> bytes | None:
-    """The bundle of a function's outputs when they are small, None when they are over
-    :data:`STREAM_THRESHOLD` together (blocking)."""
-    if _outputs_size(root, outputs) > STREAM_THRESHOLD:
-        return None
+def _bundle_outputs(root: Path, outputs: tuple[str, ...]) -> bytes:
+    """The bundle of a function's (small) outputs (blocking)."""
     return encode_bundle({path: _read_output(root, path) for path in outputs})
 
 

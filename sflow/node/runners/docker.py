@@ -275,24 +275,28 @@ class DockerRunner:
         before they could remove them): those whose ``sflow.owner`` label names a dead process.
         Returns their ids."""
         removed: list[str] = []
+        api = self.client().api
         try:
-            containers = self.client().containers.list(all=True, filters={"label": OWNER_LABEL})
+            # The engine's list summaries carry the labels: no inspection per container, which
+            # fails for a container removed (or still being created) between the list and it.
+            containers = api.containers(all=True, filters={"label": OWNER_LABEL})
         except (docker.errors.DockerException, OSError) as exc:
             log.warning("cannot list containers error=%s", _api_message(exc))
             return removed
         for container in containers:
-            owner = Owner.parse(container.labels.get(OWNER_LABEL, ""))
+            owner = Owner.parse((container.get("Labels") or {}).get(OWNER_LABEL, ""))
             if owner is None or not owner.here() or owner.alive():
                 continue
+            ident = str(container["Id"])
             try:
-                container.remove(force=True)
+                api.remove_container(ident, force=True)
             except docker.errors.NotFound:
                 continue
             except (docker.errors.DockerException, OSError) as exc:
-                log.warning("cannot remove orphaned container id=%s error=%s", container.short_id, _api_message(exc))
+                log.warning("cannot remove orphaned container id=%s error=%s", ident[:12], _api_message(exc))
                 continue
-            log.info("event=orphan_container_removed id=%s owner=%s", container.short_id, owner.token)
-            removed.append(container.id)
+            log.info("event=orphan_container_removed id=%s owner=%s", ident[:12], owner.token)
+            removed.append(ident)
         return removed
 
     def start(self, spec: ContainerSpec) -> _Container:

@@ -132,8 +132,10 @@ def _engine() -> Any:
     return docker.from_env()
 
 
-def _sflow_containers(job_id: int) -> list[object]:
-    return _engine().containers.list(all=True, filters={"label": f"sflow.job={job_id}"})
+def _sflow_containers(job_id: int) -> list[dict[str, Any]]:
+    """The engine's summaries of the job's containers ("Id", "State"): listed without inspecting
+    each, which fails for one removed (or still being created) meanwhile."""
+    return list(_engine().api.containers(all=True, filters={"label": f"sflow.job={job_id}"}))
 
 
 @contextmanager
@@ -181,7 +183,7 @@ def test_sighup_stops_sflow_run_cleanly_containers_included(tmp_path: Path) -> N
     job = {"job_id": 24, "task_list": [{"task_id": 1, "workload": 1, "cmd": "DUMMY sh -c 'sleep 42.4242; echo x > o.txt'",
                                         "docker-imagename": "sflow-busybox",
                                         "out_file_list": [{"path": "o.txt", "size": 1, "dest_task_id": []}]}]}
-    running = lambda: any(c.status == "running" for c in _sflow_containers(24))  # type: ignore[attr-defined]  # noqa: E731
+    running = lambda: any(c["State"] == "running" for c in _sflow_containers(24))  # noqa: E731
     with _sflow_run(tmp_path, job, running) as (run, nodes):
         run.send_signal(signal.SIGHUP)  # the terminal closed
         _, stderr = run.communicate(timeout=60)
@@ -205,7 +207,7 @@ def test_a_node_removes_the_containers_a_killed_node_left(tmp_path: Path) -> Non
          "-o", str(tmp_path / "out"), "--secret-file", str(secret)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: any(c.status == "running" for c in _sflow_containers(25)), 60, "the container to run")  # type: ignore[attr-defined]
+        wait_for(lambda: any(c["State"] == "running" for c in _sflow_containers(25)), 60, "the container to run")
         node.proc.kill()  # its container stays behind, running
         node.proc.wait()
         assert _sflow_containers(25)
@@ -216,4 +218,4 @@ def test_a_node_removes_the_containers_a_killed_node_left(tmp_path: Path) -> Non
         if delegator.poll() is None:
             delegator.kill()
         for c in _sflow_containers(25):
-            c.remove(force=True)  # type: ignore[attr-defined]
+            _engine().api.remove_container(c["Id"], force=True)

@@ -29,6 +29,7 @@ from sflow.errors import ExecutionError, NodeStartError
 from sflow.jsonio import parse_address
 from sflow.model.infra import Core, Cpu, DataCentre, Environment, Host, HostId, Vcpu, VcpuId, Vm, VmId
 from sflow.node.readiness import parse_readiness
+from sflow.proctree import descendants, kill_all
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +238,14 @@ class LocalCluster:
 
     def stop(self, timeout: float = 15.0) -> defer.Deferred[None]:
         """SIGTERM every node, wait for them to exit (SIGKILL after ``timeout``). A stopped node
-        (SIGSTOP) is continued first, so that it can act on the SIGTERM."""
+        (SIGSTOP) is continued first, so that it can act on the SIGTERM. A node killed takes with
+        it the processes that were below it when it was asked to stop (its function spawner and
+        functions): they would keep its output pipes open, and so its end from being seen."""
         waits = []
+        below: dict[int, list[int]] = {}
         for proto, transport in self._procs:
             if not proto.ended.called:
+                below[proto.index] = descendants(transport.pid) if transport.pid else []
                 _signal(transport, "CONT")
                 _signal(transport, "TERM")
                 waits.append(proto.ended)
@@ -249,8 +254,9 @@ class LocalCluster:
         def kill() -> None:
             for proto, transport in self._procs:
                 if not proto.ended.called:
-                    log.warning("event=node_kill index=%d", proto.index)
+                    log.warning("event=node_kill index=%d after_s=%g", proto.index, timeout)
                     _signal(transport, "KILL")
+                    kill_all(below.get(proto.index, []))
 
         timer = self.reactor.callLater(timeout, kill)
 

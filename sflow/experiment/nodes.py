@@ -6,8 +6,6 @@ on real hosts (:class:`sflow.experiment.hosts.HostNodes`)."""
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +13,7 @@ from twisted.internet import defer
 
 from sflow.delegator.local import LocalCluster
 from sflow.experiment import procstat
+from sflow.proctree import descendants, kill_all
 
 
 class NodeSet(Protocol):
@@ -79,15 +78,15 @@ class LocalNodes:
     def crash(self, i: int) -> bool:
         if not self.cluster.running(i):
             return False
-        functions = procstat.descendants(self.pid(i))
+        functions = descendants(self.pid(i))
         sent = self.cluster.signal(i, "KILL")
-        kill(functions)
+        kill_all(functions)
         return sent
 
     def restart(self, i: int) -> defer.Deferred[str]:
-        functions = procstat.descendants(self.pid(i)) if self.cluster.running(i) else []
+        functions = descendants(self.pid(i)) if self.cluster.running(i) else []
         d = self.cluster.restart(i)  # the node is killed first, so that it reports no function killed
-        kill(functions)
+        kill_all(functions)
         return d
 
     def usage(self, i: int) -> procstat.Usage | None:
@@ -97,12 +96,3 @@ class LocalNodes:
         return self.cluster.base / f"node-{i}.log"
 
 
-def kill(functions: list[int]) -> None:
-    """A node that crashes takes its functions with it, as a machine that fails would (they run in
-    sessions of their own, so killing the node alone would leave them running). They die after the
-    node, which then cannot report them as failed."""
-    for child in functions:
-        try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            continue

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sflow.proctree import children as _children
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 PROC = Path("/proc")
@@ -44,31 +46,6 @@ def parse_stat(text: str) -> tuple[float, float, int] | None:
     # From field 3 of man 5 proc: [11] utime, [12] stime, [13] cutime, [14] cstime, [21] rss (pages).
     return ((int(fields[11]) + int(fields[12])) / _TICKS, (int(fields[13]) + int(fields[14])) / _TICKS,
             int(fields[21]) * _PAGE_KB)
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        tasks = list((PROC / str(pid) / "task").iterdir())
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            out.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` now (children first)."""
-    out: list[int] = []
-    todo = _children(pid)
-    while todo:
-        child = todo.pop(0)
-        out.append(child)
-        todo.extend(_children(child))
-    return out
 
 
 def usage(pid: int) -> Usage | None:

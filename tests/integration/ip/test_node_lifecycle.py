@@ -219,3 +219,23 @@ def test_a_node_removes_the_containers_a_killed_node_left(tmp_path: Path) -> Non
             delegator.kill()
         for c in _sflow_containers(25):
             _engine().api.remove_container(c["Id"], force=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root node runs its functions through a spawner")
+def test_sflow_run_interrupted_ends_even_when_a_stuck_spawner_holds_its_nodes_output(tmp_path: Path) -> None:
+    """The spawner shares its node's standard error; stuck (SIGSTOP), it cannot die with the node.
+    ``sflow run`` still ends: at the end of the nodes' grace it kills what was below them."""
+    marker = "44.4544"
+    job = {"job_id": 26, "task_list": [{"task_id": 1, "workload": 1, "cmd": f"sleep {marker} && echo x > o.txt",
+                                        "out_file_list": [{"path": "o.txt", "size": 1, "dest_task_id": []}]}]}
+    with _sflow_run(tmp_path, job, lambda: bool(processes_with(f"sleep {marker}"))) as (run, nodes):
+        below = [p for node in nodes for p in _children(node)]
+        spawners = [p for p in below if "-I" in processes_cmd(p) and "-c" in processes_cmd(p)]
+        assert spawners, [processes_cmd(p) for p in below]
+        for spawner in spawners:
+            os.kill(spawner, signal.SIGSTOP)
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=60)
+        assert run.returncode == 130 and "interrupted" in stderr
+        assert not any(_alive(p) for p in nodes + spawners)
+        wait_for(lambda: not processes_with(f"sleep {marker}"), 10, "the function to be killed")

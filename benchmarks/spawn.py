@@ -14,8 +14,9 @@ unpinned and pinned, beside the same floors.
 
 ``--alternatives`` also times the ways of starting a pinned shell that were considered (each a
 bare spawn and wait, outside the reactor): the former Python launcher, an exec chain through
-``taskset``, and pinning the spawning thread so that the child inherits its mask; as root, the
-ways of changing user that were considered: ``nsenter -S -G -w`` before every shell (the node's
+``taskset``, and a shell held on a pipe while its mask is set from outside (sflow's former way;
+sflow now pins the spawning thread for the moment of the spawn, so that the child inherits its
+mask); as root, the ways of changing user that were considered: ``nsenter -S -G -w`` before every shell (the node's
 former way), ``setpriv`` (with the job directory entered through an inherited descriptor) and
 ``subprocess`` with ``user=`` (a ``fork`` of this process); and what the spawner's socket alone
 costs: one request and its answer to a resident process of that user that spawns nothing.
@@ -65,17 +66,21 @@ def alternatives(cpu: int, workdir: str) -> dict[str, Callable[[], object]]:
     def taskset() -> None:
         _spawn_wait("/usr/bin/taskset", ["taskset", "-c", str(cpu), "/bin/sh", "-c", f"cd {workdir}; true"])
 
-    def inherit() -> None:
-        old = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {cpu})
+    def held() -> None:
+        # the former way: the shell waits for a line on fd 3 while its mask is set from outside
+        hold, release = os.pipe2(os.O_CLOEXEC)
         try:
-            pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", f"cd {workdir}; true"], os.environ, setsid=True)
+            pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", f"read -r _ <&3 || exit 126; exec 3<&-; cd {workdir}; true"],
+                                 os.environ, setsid=True, file_actions=[(os.POSIX_SPAWN_DUP2, hold, 3)])
+            os.sched_setaffinity(pid, {cpu})
+            os.write(release, b"\n")
         finally:
-            os.sched_setaffinity(0, old)
+            os.close(hold)
+            os.close(release)
         os.waitpid(pid, 0)
 
     return {"python launcher (former runner)": launcher, "taskset exec chain": taskset,
-            "thread-pinned spawn (inherit)": inherit}
+            "held shell pinned from outside (former way)": held}
 
 
 def user_alternatives(user: FunctionUser, workdir: str) -> dict[str, Callable[[], object]]:

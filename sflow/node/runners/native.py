@@ -12,11 +12,10 @@ between:
   the reactor reads while the function runs, keeping only a bounded tail: a function printing
   gigabytes neither blocks on a full pipe nor fills the node's memory. The node's own descriptors
   are close-on-exec and never reach the function;
-* pinning: the shell is *held* before it runs anything of the function — its script begins by
-  reading one line from a pipe on fd 3 — while the node (or the spawner) applies
-  ``sched_setaffinity`` to its pid; then it writes the line. The function never runs unpinned, and affinity is inherited by
-  everything it starts. If the node dies before releasing it, the read sees end-of-file and the
-  shell exits with status 126 without running the function;
+* pinning: the reactor thread pins itself to the function's CPUs for the moment of the spawn
+  (:func:`sflow.node.runners.spawner.pinned`) and puts its own mask back at once: the shell is
+  born pinned (a child inherits its parent thread's mask), never runs unpinned, and affinity is
+  inherited by everything it starts;
 * cwd: Python's ``posix_spawn`` has no ``chdir`` action, and ``chdir`` in the node would move every
   thread; so the script's first command is ``cd -- <job directory>`` (the directory is quoted;
   status 126 if it is gone). It is on the function's first line, so the shell's line numbers in
@@ -91,7 +90,7 @@ from twisted.python.failure import Failure
 
 from sflow.node.function_user import FunctionUser
 from sflow.node.runners import TAIL_BYTES, DelayedCall, Outcome, Reactor, Tail
-from sflow.node.runners.spawner import HOLD
+from sflow.node.runners.spawner import pinned
 from sflow.node.runners.spawner_link import SpawnerLink
 
 log = logging.getLogger(__name__)
@@ -111,14 +110,10 @@ _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.S
 _READ_SIZE = 65536
 
 
-def spawn_script(shell: str, workdir: Path | None, held: bool) -> str:
-    """The ``/bin/sh -c`` script that runs ``shell`` in ``workdir`` (None: the shell starts there
-    already): when ``held``, first wait for the node's go-ahead on fd 3 (and close it). Everything
-    is on one line, ahead of the command."""
-    prefix = HOLD if held else ""
-    if workdir is not None:
-        prefix += f"cd -- {shlex.quote(str(workdir))} || exit {CANNOT_START}; "
-    return prefix + shell
+def spawn_script(shell: str, workdir: Path) -> str:
+    """The ``/bin/sh -c`` script that runs ``shell`` in ``workdir``, on one line ahead of the
+    command (so that the shell's line numbers in its errors are the command's own)."""
+    return f"cd -- {shlex.quote(str(workdir))} || exit {CANNOT_START}; " + shell
 
 
 def function_environment() -> dict[str, str]:
@@ -375,46 +370,34 @@ class NativeRunner:
         try:
             out_r, out_w = _pipe(opened)
             err_r, err_w = _pipe(opened)
-            child_ends = [out_w, err_w]
             actions: list[tuple[object, ...]] = [
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, out_w, 1),
                 (os.POSIX_SPAWN_DUP2, err_w, 2),
             ]
-            hold_w = -1
-            if cpus:
-                hold_r, hold_w = _pipe(opened)
-                child_ends.append(hold_r)
-                actions.append((os.POSIX_SPAWN_DUP2, hold_r, 3))
-            pid = os.posix_spawn(
-                SHELL,
-                [SHELL, "-c", spawn_script(shell, workdir, bool(cpus))],
-                self._environment,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=_DEFAULT_SIGNALS,
-                setsigmask=(),
-            )
+            with pinned(cpus):
+                pid = os.posix_spawn(
+                    SHELL,
+                    [SHELL, "-c", spawn_script(shell, workdir)],
+                    self._environment,
+                    file_actions=actions,
+                    setsid=True,
+                    setsigdef=_DEFAULT_SIGNALS,
+                    setsigmask=(),
+                )
         except OSError:
             _close_all(opened)
             raise
-        for fd in child_ends:
+        for fd in (out_w, err_w):
             os.close(fd)
             opened.remove(fd)
         try:
-            if cpus:
-                os.sched_setaffinity(pid, cpus)
-                os.write(hold_w, b"\n")
             pidfd = os.pidfd_open(pid)
         except OSError:
-            # Never let it run unpinned: it is still held (it has not read its go-ahead).
             _close_all(opened)
             os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             raise
-        if cpus:
-            os.close(hold_w)
-            opened.remove(hold_w)
         for fd in (out_r, err_r):
             os.set_blocking(fd, False)
         function = _Function(self._reactor, pid, self._tail_bytes)

@@ -16,10 +16,9 @@ gives the same without a spawner):
   a session of its own, with no controlling terminal: a function is never in the node's session).
   Not a session per function: with the kernel's autogroup scheduling a new session is a new
   scheduling group, measured at several milliseconds per function on a busy machine;
-* pinning: the shell is *held* before it runs anything of the function — its script begins by
-  reading one line from a pipe on fd 3 (:data:`HOLD`) — while the spawner applies
-  ``sched_setaffinity`` to its pid; then the spawner writes the line. The function never runs
-  unpinned, and the spawner itself never moves onto the function's (possibly busy) CPUs;
+* pinning: the spawner pins itself to the function's CPUs for the moment of the spawn
+  (:func:`pinned`), so that the shell is born pinned — a child inherits its parent's mask — and
+  never runs unpinned; the spawner's own mask is put back at once;
 * cwd: the node opens the job directory (``O_PATH``, as root) and passes the descriptor; the
   spawner enters it (``fchdir``) before the spawn, so the function starts there even when the node's
   directories above it are closed to the function user; ``PWD`` is the job directory's path;
@@ -61,6 +60,8 @@ import select
 import signal
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 #: the spawner's end of the socket
@@ -73,7 +74,6 @@ MAX_MESSAGE = 256 * 1024
 START_FDS = 3
 #: how a pinned function's script begins: it waits for the go-ahead on fd 3, which comes once it
 #: is pinned (end of file instead: it exits with 126 and runs nothing)
-HOLD = "read -r _ <&3 || exit 126; exec 3<&-; "
 
 _START = struct.Struct("!IH")
 _CPU = struct.Struct("!H")
@@ -91,6 +91,23 @@ _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.S
 
 class ProtocolError(ValueError):
     """A message that does not parse (a bug on one side: the two ends are the same module)."""
+
+
+@contextmanager
+def pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    """Pin the calling thread to ``cpus`` (when given) for the duration of the block, so that a
+    process spawned in it is born pinned (a child inherits its parent thread's mask) and never
+    runs unpinned; the thread's mask is put back afterwards. ``OSError`` (a CPU that is not there)
+    before anything is spawned."""
+    if not cpus:
+        yield
+        return
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mask)
 
 
 # Messages ------------------------------------------------------------------------------------
@@ -250,22 +267,9 @@ class Spawner:
                 (os.POSIX_SPAWN_DUP2, stdout, 1),
                 (os.POSIX_SPAWN_DUP2, stderr, 2),
             ]
-            script = message.script
-            if message.cpus:
-                hold, release = os.pipe2(os.O_CLOEXEC)
-                fds += [hold, release]  # closed below, whatever happens
-                actions.append((os.POSIX_SPAWN_DUP2, hold, 3))
-                script = HOLD + script
-            pid = os.posix_spawn(SHELL, [SHELL, "-c", script], environment, file_actions=actions,
-                                 setpgroup=0, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
-            if message.cpus:
-                try:
-                    os.sched_setaffinity(pid, message.cpus)
-                except OSError:
-                    _kill_group(pid, signal.SIGKILL)  # never let it run unpinned: it is still held
-                    os.waitpid(pid, 0)
-                    raise
-                os.write(release, b"\n")
+            with pinned(message.cpus):
+                pid = os.posix_spawn(SHELL, [SHELL, "-c", message.script], environment, file_actions=actions,
+                                     setpgroup=0, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
             pidfd = os.pidfd_open(pid)
         except OSError as exc:
             self._send(Failed(message.ident, exc.errno or 0, exc.strerror or str(exc)))

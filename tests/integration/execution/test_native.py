@@ -160,9 +160,9 @@ def test_pinning_to_an_unavailable_cpu(make_executor: Make, tmp_path: Path) -> N
 
 def test_the_function_sees_only_its_own_descriptors_and_default_signals(make_executor: Make, tmp_path: Path) -> None:
     # stdin is /dev/null, stdout and stderr are pipes; no descriptor of the node leaks, not even
-    # one the node inherited without close-on-exec, nor the hold pipe of a pinned function (the
-    # shell itself keeps a copy of stdin on fd 10); SIGPIPE is back to its default, so a pipeline
-    # whose reader stops early ends instead of hanging.
+    # one the node inherited without close-on-exec, pinned or not (the shell itself keeps a copy
+    # of stdin on fd 10); SIGPIPE is back to its default, so a pipeline whose reader stops early
+    # ends instead of hanging.
     leaked = os.open(os.devnull, os.O_WRONLY)  # stands for a descriptor the node inherited
     os.set_inheritable(leaked, True)
     cpus = (max(os.sched_getaffinity(0)),)

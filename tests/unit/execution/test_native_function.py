@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from sflow.node.runners import Outcome
 from sflow.node.runners import native
 from sflow.node.runners.native import KILL_GRACE, _Function, spawn_script
+from sflow.node.runners.spawner import pinned
 
 
 class FakeReactor(Clock):
@@ -116,12 +117,27 @@ def test_kill_terms_the_group_then_kills_it(signals: list[tuple[int, int]]) -> N
         os.close(w)
 
 
-def test_the_script_holds_then_enters_the_directory_on_the_command_line() -> None:
+def test_the_script_enters_the_directory_on_the_command_line() -> None:
     workdir = Path("/jobs/it's here")
-    assert spawn_script("echo hi", workdir, held=False) == "cd -- '/jobs/it'\"'\"'s here' || exit 126; echo hi"
-    held = spawn_script("echo hi", workdir, held=True)
-    assert held.startswith("read -r _ <&3 || exit 126; exec 3<&-; cd -- ")
-    assert held.endswith("; echo hi") and "\n" not in held
+    script = spawn_script("echo hi", workdir)
+    assert script == "cd -- '/jobs/it'\"'\"'s here' || exit 126; echo hi" and "\n" not in script
+
+
+def test_pinned_pins_the_calling_thread_for_the_block_only() -> None:
+    mask = os.sched_getaffinity(0)
+    cpu = max(mask)
+    with pinned((cpu,)):
+        assert os.sched_getaffinity(0) == {cpu}
+        pid = os.posix_spawn("/bin/sleep", ["sleep", "30"], {})
+    born = os.sched_getaffinity(pid)  # the child was born with the thread's mask, and keeps it
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert born == {cpu} and os.sched_getaffinity(0) == mask
+    with pinned(None):
+        assert os.sched_getaffinity(0) == mask
+    with pytest.raises(OSError), pinned((cpu + 1000,)):
+        raise AssertionError("a CPU that is not there pins nothing")  # pragma: no cover
+    assert os.sched_getaffinity(0) == mask
 
 
 def test_exit_reads_pipes_at_once_so_one_wake_up_suffices(signals: list[tuple[int, int]]) -> None:

@@ -89,6 +89,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "model": 0,
     "durable": 0,
+    "proctree": 0,
     "jsonio": 1,
     "config": 1,
     "secret": 1,

@@ -179,9 +179,11 @@ def test_ctrl_c_stops_the_nodes_and_records_nothing(tmp_path: Path) -> None:
     spec = tmp_path / "slow.toml"
     spec.write_text(f'[cluster]\nnodes = 2\n[matrix]\njobs = ["{job}"]\n')
     out = tmp_path / "out"
+    # Ctrl-C as at a terminal: SIGINT at its default in the command, even when this test runs in
+    # a background job, which starts with SIGINT ignored (as sflow then leaves it, like any program)
     proc = subprocess.Popen([sys.executable, "-m", "sflow", "experiment", "run", str(spec), "-o", str(out)],
                             env=environ(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     logs = out / "runs" / "slow_ip_sf-cuv_cold_1" / "nodes"
     while not any("event=function_start" in p.read_text() for p in logs.glob("node-*.log")):

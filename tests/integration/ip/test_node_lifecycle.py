@@ -234,7 +234,7 @@ def test_sflow_run_interrupted_ends_even_when_a_stuck_spawner_holds_its_nodes_ou
         assert spawners, [processes_cmd(p) for p in below]
         for spawner in spawners:
             os.kill(spawner, signal.SIGSTOP)
-        run.send_signal(signal.SIGINT)
+        run.send_signal(signal.SIGTERM)
         _, stderr = run.communicate(timeout=60)
         assert run.returncode == 130 and "interrupted" in stderr
         assert not any(_alive(p) for p in nodes + spawners)

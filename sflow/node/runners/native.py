@@ -38,10 +38,13 @@ between:
 Measured alternatives (``benchmarks/spawn.py`` prints them side by side with a bare
 ``subprocess.run(["/bin/sh", "-c", "true"])``): the former Python launcher (``python -I -S``, then
 ``setsid``, ``sched_setaffinity`` and ``exec``) cost 12–25× a bare shell; an exec chain through
-``taskset`` costs about 1.8× (one more dynamically linked program per function); pinning the
-reactor thread around the spawn so that the child inherits the mask is as cheap as the hold, but
-migrates the reactor thread onto a possibly busy CPU for every pinned function. The hold costs one
-pipe, one ``sched_setaffinity`` and one ``read`` builtin, within noise of a bare shell.
+``taskset`` costs about 1.8–2.1× (one more dynamically linked program per function). Pinning:
+the former way held the shell on a pipe (its script began by reading a line from fd 3) while the
+node set its mask from outside, then released it: one more wake-up of the shell, on a CPU that
+may be idle. On a quiet machine (load 0.4–0.5, ``--rounds 300``) that made a pinned function
+2.5× a bare pinned shell (2.7× through the spawner); born pinned, it is 1.24–1.36× (1.45–1.53×
+through the spawner, 1.26–1.31× a bare unpinned shell). The spawning thread's migration onto the
+function's CPU for the moment of the spawn measured cheaper than the extra wake-up.
 
 Changing user (``--alternatives`` again, as root): ``nsenter -S -G -w`` before every shell (the
 former way) is one more small dynamically linked program per function, with its locale set-up
@@ -56,9 +59,7 @@ shell 1.0–2.3 ms; through the spawner 1.26–1.75× that (five runs of seven w
 1.46–2.19× a bare pinned shell (one run of seven within 1.5×); the per-function ``nsenter`` chain
 2.9–4.8×, the ``setpriv`` chain 3.9–6.8×, ``subprocess`` with ``user=`` 6–7.9×; the socket round
 trip alone 0.08–0.11 ms. A pinned function must wait for its CPU once when that CPU is busy: the
-floor's parent is on it already (it was moved there outside the timing), the spawner is not; the
-spawner pinning *itself* around the spawn (the child is then born pinned) measured the same as
-the hold within noise, and would move the spawner onto the functions' busy CPUs. In calmer
+floor's parent is on it already (it was moved there outside the timing), the spawner is not. In calmer
 moments (load about 4) the spawner's path was 1.35–1.41× a bare shell against 1.17–1.34× for
 the node's own ``posix_spawn`` (a non-root node): about 0.15 ms more than spawning itself (two
 more wake-ups and a little Python in the spawner), and no longer a program per function.

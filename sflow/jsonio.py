@@ -666,24 +666,32 @@ def mapping_to_dict(job: Job, env: Environment, schedule: Schedule) -> dict[str,
     return d
 
 
-def mapping_json(job: Job, env: Environment, schedule: Schedule) -> str:
-    """The mapping file: the job with ``ip``, ``vm_id`` and ``vcpu_id`` added to each task (as the
-    original), plus a ``schedule`` object with the algorithm, the makespan and each task's start
-    and finish; laid out as :func:`write_json` lays out any document (one line per task, and per
-    task in ``schedule.tasks``), and formatted in one pass of pre-formatted lines."""
+def mapping_tasks(job: Job, env: Environment, schedule: Schedule) -> str:
+    """The ``task_list`` lines of :func:`mapping_json` (most of a mapping's formatting: a caller
+    may have them made elsewhere meanwhile)."""
     where: dict[str, str] = {}  # vCPU → its placement members, formatted once
     for vcpu in dict.fromkeys(s.vcpu for s in schedule.slots.values()):
         vm = env.vm_for(vcpu)
         where[vcpu] = f', "ip": {_quote(str(vm.address))}, "vm_id": {_quote(vm.id)}, "vcpu_id": {_quote(vcpu)}'
     slots = schedule.slots
-    tasks = ",\n    ".join([task_json(t, where[slots[t.id].vcpu]) for t in job.tasks])
+    return ",\n    ".join([task_json(t, where[slots[t.id].vcpu]) for t in job.tasks])
+
+
+def mapping_json(job: Job, env: Environment, schedule: Schedule, tasks: Callable[[], str] | None = None) -> str:
+    """The mapping file: the job with ``ip``, ``vm_id`` and ``vcpu_id`` added to each task (as the
+    original), plus a ``schedule`` object with the algorithm, the makespan and each task's start
+    and finish; laid out as :func:`write_json` lays out any document (one line per task, and per
+    task in ``schedule.tasks``), and formatted in one pass of pre-formatted lines. ``tasks``: where
+    to get the :func:`mapping_tasks` of the same, when they are being made elsewhere (asked for
+    once the rest is formatted)."""
     number = _number_repr
     times = ",\n      ".join([
         f'{_quote(str(tid))}: {{"start": {number(s.start)}, "finish": {number(s.finish)}}}'
-        for tid, s in sorted(slots.items())])
+        for tid, s in sorted(schedule.slots.items())])
+    task_lines = tasks() if tasks is not None else mapping_tasks(job, env, schedule)
     return "".join([
         f'{{\n  "job_id": {_one_line(job.id)},\n  "task_list": ',
-        f"[\n    {tasks}\n  ]" if tasks else "[]",
+        f"[\n    {task_lines}\n  ]" if task_lines else "[]",
         f',\n  "schedule": {{\n    "algorithm": {_quote(schedule.algorithm)},\n'
         f'    "makespan": {number(schedule.makespan)},\n    "tasks": ',
         f"{{\n      {times}\n    }}" if times else "{}",
@@ -696,9 +704,11 @@ def _number_repr(x: float) -> str:
     return repr(x) if type(x) is float and x - x == 0 else _one_line(x)
 
 
-def write_mapping(path: str | Path, job: Job, env: Environment, schedule: Schedule) -> None:
-    """Write the mapping file (:func:`mapping_json`) durably, as :func:`write_json` writes files."""
-    write_durably(path, mapping_json(job, env, schedule))
+def write_mapping(path: str | Path, job: Job, env: Environment, schedule: Schedule,
+                  tasks: Callable[[], str] | None = None) -> None:
+    """Write the mapping file (:func:`mapping_json`; ``tasks`` as it takes them) durably, as
+    :func:`write_json` writes files."""
+    write_durably(path, mapping_json(job, env, schedule, tasks))
 
 
 def write_json(path: str | Path, data: Any) -> None:

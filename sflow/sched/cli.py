@@ -135,6 +135,11 @@ def _batch() -> None:
     gc.disable()
 
 
+#: from how many tasks ``schedule -o`` formats the mapping's task lines in a forked child (below,
+#: the fork would cost more than it saves)
+_FORK_TASKS = 20_000
+
+
 def _schedule(args: argparse.Namespace) -> int:
     _batch()
     config = config_from_args(args)
@@ -144,7 +149,8 @@ def _schedule(args: argparse.Namespace) -> int:
             raise InputError("<flag>", "--compare", "runs every algorithm; it takes no -a, -o or --gantt")
         _, problem, _ = _load(args, costs)
         return _compare(problem, args, config)
-    from sflow.jsonio import write_mapping
+    from sflow.forked import Pending
+    from sflow.jsonio import mapping_tasks, write_mapping
     from sflow.sched.simulate import measure
     from sflow.sched.validate import validate_schedule
 
@@ -153,13 +159,22 @@ def _schedule(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     schedule = scheduler.schedule(problem)
     elapsed = time.perf_counter() - began
-    validate_schedule((env, job), schedule, costs)
+    # Most of writing a large mapping is formatting its task lines: made on the other CPU while
+    # this process checks and measures the schedule and formats the rest of the mapping.
+    tasks = Pending(lambda: mapping_tasks(job, env, schedule)) if args.output and len(job.tasks) >= _FORK_TASKS \
+        else None
+    try:
+        validate_schedule((env, job), schedule, costs)
+        m = measure(problem, schedule)
+    except BaseException:
+        if tasks is not None:
+            tasks.cancel()
+        raise
     log.info("scheduled algorithm=%s tasks=%d seconds=%.3f", schedule.algorithm, problem.n_tasks, elapsed)
     if args.output:
-        write_mapping(args.output, job, env, schedule)
+        write_mapping(args.output, job, env, schedule, tasks.result if tasks is not None else None)
     if args.gantt:
         _chart(problem, schedule, args.gantt)
-    m = measure(problem, schedule)
     print(f"algorithm: {m.algorithm}")
     print(f"makespan:  {_fmt(m.makespan)} s")
     print(f"SLR:       {_fmt(m.slr)}")

@@ -90,6 +90,7 @@ LAYERS: dict[str, int] = {
     "model": 0,
     "durable": 0,
     "proctree": 0,
+    "forked": 0,
     "jsonio": 1,
     "config": 1,
     "secret": 1,

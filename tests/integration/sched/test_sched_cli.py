@@ -192,3 +192,27 @@ def test_schedule_and_simulate_as_processes_end_with_everything_written(samples:
     bad = subprocess.run([sys.executable, "-m", "sflow", "schedule", str(env), str(tmp_path / "none.json")],
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def test_a_mapping_made_with_its_task_lines_formatted_in_a_child_is_the_same(
+    samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sflow.sched import cli as sched_cli
+
+    env, job = samples / "env_ncl.json", samples / "job_ffmpeg.json"
+    assert main(["schedule", str(env), str(job), "-a", "heft", "-o", str(tmp_path / "here.json")]) == 0
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(sched_cli, "_FORK_TASKS", 1)
+    monkeypatch.setattr(os, "fork", fork)
+    assert main(["schedule", str(env), str(job), "-a", "heft", "-o", str(tmp_path / "forked.json")]) == 0
+    assert len(forks) == 1
+    assert (tmp_path / "forked.json").read_bytes() == (tmp_path / "here.json").read_bytes()
+    assert "mapping:" in capsys.readouterr().out

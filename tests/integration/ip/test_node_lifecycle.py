@@ -206,6 +206,7 @@ def test_a_node_removes_the_containers_a_killed_node_left(tmp_path: Path) -> Non
         [PY, "-m", "sflow", "delegate", str(env), str(write_job(tmp_path / "j.json", job)), "--mapping", str(mapping),
          "-o", str(tmp_path / "out"), "--secret-file", str(secret)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    restarted = None
     try:
         wait_for(lambda: any(c["State"] == "running" for c in _sflow_containers(25)), 60, "the container to run")
         node.proc.kill()  # its container stays behind, running
@@ -213,8 +214,10 @@ def test_a_node_removes_the_containers_a_killed_node_left(tmp_path: Path) -> Non
         assert _sflow_containers(25)
         restarted = start_node(tmp_path, 0, secret, listen=node.address)
         wait_for(lambda: not _sflow_containers(25), 30, "the orphaned container to be removed")
-        stop_node(restarted)
     finally:
+        for left in (node, restarted):
+            if left is not None:
+                stop_node(left)  # a failing test leaves no node behind
         if delegator.poll() is None:
             delegator.kill()
         for c in _sflow_containers(25):

@@ -27,6 +27,7 @@ import hmac
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sflow.icn.name import Name
 from sflow.icn.packet import Interest
@@ -59,7 +60,7 @@ class RunKey:
 
     @property
     def name(self) -> Name:
-        return RUN_KEY_PREFIX.append(self.run, str(self.not_before_ms), str(self.not_after_ms))
+        return _key_name(self.run, self.not_before_ms, self.not_after_ms)
 
     def derive(self, secret: bytes) -> bytes:
         return hmac.new(secret, _DERIVATION_LABEL + self.name.wire, hashlib.sha256).digest()
@@ -88,7 +89,7 @@ class RunSigner:
 
     @classmethod
     def of(cls, run_key: RunKey, secret: bytes) -> RunSigner:
-        return cls(run_key, run_key.derive(secret))
+        return _signer(run_key, secret)
 
     def signature_info(self) -> SignatureInfo:
         return SignatureInfo(SignatureType.HMAC_WITH_SHA256, KeyLocator(name=self.run_key.name),
@@ -96,6 +97,18 @@ class RunSigner:
 
     def sign(self, portions: Sequence[bytes]) -> bytes:
         return HmacSha256Signer(self.run_key.name, self.key).sign(portions)
+
+
+@lru_cache(maxsize=MAX_TRACKED)
+def _key_name(run: str, not_before_ms: int, not_after_ms: int) -> Name:
+    """A run key's name, made once per key (it is asked for on every request made or checked)."""
+    return RUN_KEY_PREFIX.append(run, str(not_before_ms), str(not_after_ms))
+
+
+@lru_cache(maxsize=MAX_TRACKED)
+def _signer(run_key: RunKey, secret: bytes) -> RunSigner:
+    """A run's signer, its key derived once (a node signs a request per input of a function)."""
+    return RunSigner(run_key, run_key.derive(secret))
 
 
 @dataclass(frozen=True, slots=True)

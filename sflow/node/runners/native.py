@@ -82,6 +82,7 @@ import os
 import resource
 import shlex
 import signal
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -123,7 +124,7 @@ def function_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SFLOW_")}
 
 
-class _Watched:
+class _Watched(ABC):
     """A descriptor of the function's that the reactor watches for reading (an
     ``IReadDescriptor``): an output pipe or the shell's pidfd. Closed once, by whoever is first."""
 
@@ -139,8 +140,9 @@ class _Watched:
     def logPrefix(self) -> str:
         return "sflow-function"
 
+    @abstractmethod
     def doRead(self) -> None:
-        raise NotImplementedError
+        """The descriptor is readable (each kind reads its own)."""
 
     def connectionLost(self, reason: Failure) -> None:
         self.close()

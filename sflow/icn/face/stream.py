@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import address as taddress
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -63,6 +64,19 @@ class _OutputBatch:
 _batch = _OutputBatch()
 
 
+def write_now(transport: Any, wire: bytes) -> None:
+    """Write ``wire`` and send what the socket takes at once, rather than at the reactor's next
+    turn: a Twisted transport only queues what it is given until its descriptor polls writable,
+    so a packet would wait for the rest of the turn that made it (the next function's input, a
+    function's result) plus one more poll. What the socket does not take now, and any error, is
+    left to the transport's own write path as before. A transport that is closing, has a
+    producer or runs TLS is left entirely to that path."""
+    transport.write(wire)
+    if isinstance(transport, tcp.Connection) and transport.connected and not transport.disconnecting \
+            and transport.producer is None and not transport.TLS:
+        transport.doWrite()  # an error here is met again, and handled, at the reactor's next poll
+
+
 class StreamFace(Face):
     """A face whose link is one stream connection."""
 
@@ -79,7 +93,7 @@ class StreamFace(Face):
             return
         transport: Any = self.protocol.transport
         if transport is not None:
-            transport.write(wire)
+            write_now(transport, wire)
 
     def flush(self) -> None:
         """Write the packets queued during input processing (see :class:`_OutputBatch`)."""
@@ -89,7 +103,7 @@ class StreamFace(Face):
         self._queued = []
         transport: Any = self.protocol.transport
         if transport is not None:
-            transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+            write_now(transport, queued[0] if len(queued) == 1 else b"".join(queued))
 
     def close_transport(self) -> None:
         self.flush()

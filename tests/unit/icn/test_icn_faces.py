@@ -3,12 +3,14 @@ in-process links. No sockets, no real reactor."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from icn_harness import route
-from twisted.internet import address
+from twisted.internet import address, tcp
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -20,6 +22,7 @@ from sflow.icn.face.udp import UdpChannel
 from sflow.icn.face.uri import parse_face_uri
 from sflow.icn.forwarder import Forwarder
 from sflow.icn.lp import decode_lp_packet
+from sflow.icn.name import Name
 from sflow.icn.packet import NackReason, decode_data, decode_interest, encode_data, encode_interest, make_data, make_interest
 
 
@@ -270,3 +273,74 @@ def test_random_stream_input_never_breaks_the_forwarder(chunks: list[bytes]) -> 
     route(forwarder, "/B", producer.face)
     consumer.dataReceived(encode_interest(make_interest("/B/ok", nonce=5)))
     assert [decode_interest(p).name.to_uri() for p in split_packets(producer_tx.value())] == ["/B/ok"]
+
+
+class _Reactor:
+    """What a ``tcp.Connection`` asks of its reactor here: writers are only recorded (the test
+    never runs a reactor, so anything sent went out at once)."""
+
+    def __init__(self) -> None:
+        self.writers: set[Any] = set()
+
+    def addWriter(self, writer: Any) -> None:  # noqa: N802 (Twisted's name)
+        self.writers.add(writer)
+
+    def removeWriter(self, writer: Any) -> None:  # noqa: N802
+        self.writers.discard(writer)
+
+    def addReader(self, reader: Any) -> None:  # noqa: N802
+        pass
+
+    def removeReader(self, reader: Any) -> None:  # noqa: N802
+        pass
+
+
+def _socket_face(forwarder: Forwarder) -> tuple[Any, socket.socket, _Reactor]:
+    """A stream face on one end of a real socket pair, the other end returned to read from."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    reactor = _Reactor()
+    protocol = ForwarderStreamFactory(forwarder).buildProtocol(address.UNIXAddress(None))
+    transport = tcp.Connection(ours, protocol, reactor)  # type: ignore[arg-type]
+    transport.connected = True  # as tcp.Server and tcp.Client set it
+    transport.getPeer = lambda: address.UNIXAddress(None)  # type: ignore[method-assign]
+    transport.getHost = lambda: address.UNIXAddress(None)  # type: ignore[method-assign]
+    protocol.makeConnection(transport)
+    assert protocol.face is not None
+    return protocol.face, theirs, reactor
+
+
+def test_a_packet_leaves_in_the_turn_that_made_it(forwarder: Forwarder) -> None:
+    """A stream face sends on the socket at once; it does not wait for the reactor's next poll."""
+    face, theirs, reactor = _socket_face(forwarder)
+    wire = encode_data(make_data(Name.from_uri("/now"), b"x"))
+    face.transmit(wire)
+    assert theirs.recv(65536) == wire
+    assert not reactor.writers  # nothing left for the reactor to write
+
+
+def test_what_the_socket_does_not_take_waits_for_the_reactor_in_order(forwarder: Forwarder) -> None:
+    face, theirs, reactor = _socket_face(forwarder)
+    face.protocol.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    packets = [encode_data(make_data(Name.from_uri(f"/big/{i}"), bytes([i]) * 8000)) for i in range(64)]
+    for wire in packets:
+        face.transmit(wire)
+    assert reactor.writers == {face.protocol.transport}  # the rest waits for the socket to drain
+    received = b""
+    while len(received) < sum(map(len, packets)):
+        try:
+            received += theirs.recv(1 << 20)
+        except BlockingIOError:
+            face.protocol.transport.doWrite()  # what the reactor does once the socket is writable
+    assert received == b"".join(packets)
+
+
+def test_a_closing_transport_is_left_to_its_own_write_path(forwarder: Forwarder) -> None:
+    face, theirs, reactor = _socket_face(forwarder)
+    transport = face.protocol.transport
+    transport.disconnecting = True  # loseConnection asked: the reactor's doWrite must close it
+    face.transmit(encode_data(make_data(Name.from_uri("/late"), b"x")))
+    with pytest.raises(BlockingIOError):
+        theirs.recv(65536)
+    assert reactor.writers == {transport}

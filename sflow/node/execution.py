@@ -117,10 +117,26 @@ class _Run:
 
 def job_file(workdir: Path, path: str) -> Path:
     """``workdir/path`` for a job-relative ``path``; raises :class:`UnsafePath` when the path is
-    absolute, climbs out with ``..``, or leads out of ``workdir`` through a symlink."""
-    target = workdir / job_relative(path)
-    if not target.resolve().is_relative_to(workdir.resolve()):
-        raise UnsafePath(f"path {path!r} leads outside the job directory through a symlink")
+    absolute, climbs out with ``..``, or leads out of ``workdir`` through a symlink.
+
+    Only a symlink beneath ``workdir`` can lead out of it (the path has no ``..``), so only the
+    path's own components are looked at (``lstat``, up to the first that is not there); the whole
+    path is resolved only when one of them is a symlink. (Resolving every time took two
+    ``lstat`` per component of the whole path, directories above ``workdir`` included, several
+    times per function.)"""
+    relative = job_relative(path)
+    target = workdir / relative
+    probe = workdir
+    for part in relative.split("/"):
+        probe = probe / part
+        try:
+            mode = os.lstat(probe).st_mode
+        except OSError:
+            break  # not there (or not a directory): nothing beneath it can be a symlink
+        if stat.S_ISLNK(mode):
+            if not target.resolve().is_relative_to(workdir.resolve()):
+                raise UnsafePath(f"path {path!r} leads outside the job directory through a symlink")
+            break
     return target
 
 

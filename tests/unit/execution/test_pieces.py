@@ -60,6 +60,15 @@ def test_job_file_refuses_symlinks_out(tmp_path: Path) -> None:
     with pytest.raises(UnsafePath, match="symlink"):
         job_file(job, "escape/x")
     assert job_file(job, "inside/x") == job / "inside" / "x"
+    # a symlink deeper down, below real directories, is found too; a path not there yet is fine
+    (job / "a" / "b").mkdir(parents=True)
+    (job / "a" / "b" / "out").symlink_to(tmp_path)
+    with pytest.raises(UnsafePath, match="symlink"):
+        job_file(job, "a/b/out/x")
+    assert job_file(job, "a/new/x") == job / "a" / "new" / "x"
+    # only what is beneath the job directory counts: a symlink above it is not an escape
+    (tmp_path / "linked-job").symlink_to(job, target_is_directory=True)
+    assert job_file(tmp_path / "linked-job", "a/b/x") == tmp_path / "linked-job" / "a" / "b" / "x"
 
 
 @pytest.mark.parametrize("name", ["", "../x.tar", "a/b.tar", ".."])

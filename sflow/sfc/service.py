@@ -674,7 +674,7 @@ class SfcService:
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
         finally:
-            self.store.run(shutil.rmtree, root, True)
+            self.store.run_detached(shutil.rmtree, root, True)
         ok = not reason
         failure = None if ok else FunctionFailure(
             int(spec.task), self.name, reason,

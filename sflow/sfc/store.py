@@ -68,6 +68,8 @@ BLOCKS_KEPT = 2
 
 #: runs a blocking call off the reactor (``twisted.internet.threads.deferToThread``)
 Blocking = Callable[..., "Deferred[Any]"]
+#: runs a blocking call off the reactor with nobody waiting for its end
+Detached = Callable[..., None]
 #: a result file's header: magic, bundle length, bundle SHA-256
 HEADER = struct.Struct("!4sQ32s")
 MAGIC = b"SFR1"
@@ -102,6 +104,9 @@ class ResultStore:
                  blocking: Blocking | None = None) -> None:
         self.root = root
         self._blocking = blocking
+        self._detached: Detached | None = None
+        if blocking is not None:
+            self._detached = functools.partial(_detach, blocking)
         self.max_bytes = max_bytes
         self.signer = signer
         self.freshness_ms = freshness_ms
@@ -170,8 +175,16 @@ class ResultStore:
         """``call(*args)`` off the reactor (by default in the store's own few threads, started with
         the first call and stopped with the reactor)."""
         if self._blocking is None:
-            self._blocking = _store_threads()
+            self._blocking, self._detached = _store_threads()
         return self._blocking(call, *args)
+
+    def run_detached(self, call: Callable[..., Any], *args: Any) -> None:
+        """``call(*args)`` off the reactor, for work nobody waits on (a finished function's
+        directory removed): the reactor is not woken when it ends (a wake-up and a turn per
+        function saved); a failure is logged."""
+        if self._detached is None:
+            self._blocking, self._detached = _store_threads()
+        self._detached(call, *args)
 
     def _on_file(self, digest: str, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """``call(*args)`` off the reactor, after every disk operation on ``digest``'s file asked
@@ -318,9 +331,10 @@ class ResultStore:
         return out
 
 
-def _store_threads() -> Blocking:
-    """A runner on a pool of :data:`STORE_THREADS` threads of the global reactor's: few, so that
-    the store's reads and writes neither crowd the disk nor each leave a thread's memory behind."""
+def _store_threads() -> tuple[Blocking, Detached]:
+    """Runners (waited on, and detached) on a pool of :data:`STORE_THREADS` threads of the global
+    reactor's: few, so that the store's reads and writes neither crowd the disk nor each leave a
+    thread's memory behind."""
     from twisted.internet import reactor as _reactor
     from twisted.internet.threads import deferToThreadPool
     from twisted.python.threadpool import ThreadPool
@@ -329,7 +343,26 @@ def _store_threads() -> Blocking:
     pool = ThreadPool(minthreads=0, maxthreads=STORE_THREADS, name="sflow-store")
     pool.start()
     reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
-    return functools.partial(deferToThreadPool, reactor, pool)
+
+    def detached(call: Callable[..., Any], *args: Any) -> None:
+        pool.callInThread(_logged, call, *args)
+
+    return functools.partial(deferToThreadPool, reactor, pool), detached
+
+
+def _logged(call: Callable[..., Any], *args: Any) -> None:
+    """``call(*args)`` in a store thread, nobody waiting: a failure is logged, not lost."""
+    try:
+        call(*args)
+    except Exception:
+        log.exception("event=store_task_failed call=%s", getattr(call, "__name__", call))
+
+
+def _detach(blocking: Blocking, call: Callable[..., Any], *args: Any) -> None:
+    """``call(*args)`` through an injected runner, nobody waiting: a failure is logged."""
+    blocking(call, *args).addErrback(
+        lambda failure: log.error("event=store_task_failed call=%s error=%s", getattr(call, "__name__", call),
+                                  failure.getErrorMessage()))
 
 
 # Disk operations (blocking; run off the reactor) ------------------------------------------------

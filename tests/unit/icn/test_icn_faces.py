@@ -282,16 +282,16 @@ class _Reactor:
     def __init__(self) -> None:
         self.writers: set[Any] = set()
 
-    def addWriter(self, writer: Any) -> None:  # noqa: N802 (Twisted's name)
+    def addWriter(self, writer: Any) -> None:
         self.writers.add(writer)
 
-    def removeWriter(self, writer: Any) -> None:  # noqa: N802
+    def removeWriter(self, writer: Any) -> None:
         self.writers.discard(writer)
 
-    def addReader(self, reader: Any) -> None:  # noqa: N802
+    def addReader(self, reader: Any) -> None:
         pass
 
-    def removeReader(self, reader: Any) -> None:  # noqa: N802
+    def removeReader(self, reader: Any) -> None:
         pass
 
 

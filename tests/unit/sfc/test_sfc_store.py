@@ -4,6 +4,7 @@ what one node wrote the other reads."""
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,56 @@ def test_a_result_whose_write_fails_is_forgotten_and_said_so(tmp_path: Path, cap
     assert "a" * 64 not in store and store.total == 0
     assert fired(store.get("a" * 64, "p")) is None  # made again if asked, never served half-stored
     assert f"event=result_write_failed digest={'a' * 64}" in caplog.text
+
+
+def test_detached_work_runs_off_the_reactor_and_its_failure_is_logged(tmp_path: Path, caplog: Any) -> None:
+    runner = _Held()
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=runner)
+    gone = tmp_path / "job"
+    gone.mkdir()
+
+    def broken() -> None:
+        raise OSError("disk on fire")
+
+    store.run_detached(shutil.rmtree, gone)
+    store.run_detached(broken)
+    assert gone.exists()  # nothing done on the calling thread
+    assert runner.release() == ["rmtree", "broken"]
+    assert not gone.exists()
+    assert "event=store_task_failed call=broken error=disk on fire" in caplog.text
+
+
+def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, caplog: Any) -> None:
+    """The default runner: a call nobody waits on runs in a store thread and hands nothing back
+    to the reactor; a failure there is logged with its traceback."""
+    import threading
+
+    from twisted.internet import reactor
+    from twisted.python.threadpool import ThreadPool
+
+    from sflow.sfc import store as store_module
+
+    handed_back: list[Any] = []
+    monkeypatch.setattr(reactor, "callFromThread", lambda *a, **k: handed_back.append(a))
+    pools: list[ThreadPool] = []
+    monkeypatch.setattr(reactor, "addSystemEventTrigger", lambda _phase, _event, stop: pools.append(stop.__self__))
+    _, detached = store_module._store_threads()
+    ran = threading.Event()
+    where: list[str] = []
+
+    def work() -> None:
+        where.append(threading.current_thread().name)
+        ran.set()
+
+    def broken() -> None:
+        raise OSError("disk on fire")
+
+    try:
+        detached(broken)
+        detached(work)
+        assert ran.wait(10)
+    finally:
+        pools[0].stop()  # joins its threads: the failure was logged before
+    assert "sflow-store" in where[0]
+    assert handed_back == []
+    assert "event=store_task_failed call=broken" in caplog.text and "disk on fire" in caplog.text

@@ -64,17 +64,23 @@ class _OutputBatch:
 _batch = _OutputBatch()
 
 
+def _sendable(transport: Any) -> bool:
+    """Whether ``transport`` is a socket connection this module may push to at once: not one
+    that is closing, has a producer or runs TLS (those keep Twisted's own write path)."""
+    return isinstance(transport, tcp.Connection) and bool(transport.connected) and not transport.disconnecting \
+        and transport.producer is None and not transport.TLS
+
+
 def write_now(transport: Any, wire: bytes) -> None:
     """Write ``wire`` and send what the socket takes at once, rather than at the reactor's next
     turn: a Twisted transport only queues what it is given until its descriptor polls writable,
     so a packet would wait for the rest of the turn that made it (the next function's input, a
     function's result) plus one more poll. What the socket does not take now, and any error, is
-    left to the transport's own write path as before. A transport that is closing, has a
-    producer or runs TLS is left entirely to that path."""
+    left to the transport's own write path (an error is met again, and handled, at the reactor's
+    next poll)."""
     transport.write(wire)
-    if isinstance(transport, tcp.Connection) and transport.connected and not transport.disconnecting \
-            and transport.producer is None and not transport.TLS:
-        transport.doWrite()  # an error here is met again, and handled, at the reactor's next poll
+    if _sendable(transport):
+        transport.doWrite()
 
 
 class StreamFace(Face):
@@ -84,16 +90,32 @@ class StreamFace(Face):
         super().__init__(**kwargs)
         self.protocol = protocol
         self._queued: list[bytes] = []
+        #: whether this face has sent a packet at once in this turn of the reactor (see transmit)
+        self._sent_this_turn = False
 
     def transmit(self, wire: bytes) -> None:
+        """Send ``wire``: queued while input is processed (:class:`_OutputBatch`); otherwise the
+        face's first packet in a turn of the reactor goes at once (latency: :func:`write_now`),
+        and the others it sends in that turn (a burst: a join asking for its thousand inputs) are
+        left to the transport, which sends them together at its next poll, as one system call
+        rather than one each."""
         if _batch.depth:
             if not self._queued:
                 _batch.faces.append(self)
             self._queued.append(wire)
             return
         transport: Any = self.protocol.transport
-        if transport is not None:
-            write_now(transport, wire)
+        if transport is None:
+            return
+        if self._sent_this_turn or not _sendable(transport):
+            transport.write(wire)
+            return
+        self._sent_this_turn = True
+        transport.reactor.callLater(0, self._turn_ended)
+        write_now(transport, wire)
+
+    def _turn_ended(self) -> None:
+        self._sent_this_turn = False
 
     def flush(self) -> None:
         """Write the packets queued during input processing (see :class:`_OutputBatch`)."""

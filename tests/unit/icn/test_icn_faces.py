@@ -281,6 +281,17 @@ class _Reactor:
 
     def __init__(self) -> None:
         self.writers: set[Any] = set()
+        self.later: list[Any] = []
+
+    def callLater(self, delay: float, call: Any, *args: Any) -> None:
+        assert delay == 0
+        self.later.append((call, args))
+
+    def end_turn(self) -> None:
+        """What the reactor does between two turns: the calls made for the next one."""
+        later, self.later = self.later, []
+        for call, args in later:
+            call(*args)
 
     def addWriter(self, writer: Any) -> None:
         self.writers.add(writer)
@@ -344,3 +355,20 @@ def test_a_closing_transport_is_left_to_its_own_write_path(forwarder: Forwarder)
     with pytest.raises(BlockingIOError):
         theirs.recv(65536)
     assert reactor.writers == {transport}
+
+
+def test_a_burst_leaves_its_first_packet_at_once_and_the_rest_together(forwarder: Forwarder) -> None:
+    """A join asks for its thousand inputs in one turn: one system call for the first, then one
+    write of all the others when the reactor polls, not a system call each."""
+    face, theirs, reactor = _socket_face(forwarder)
+    transport = face.protocol.transport
+    packets = [encode_data(make_data(Name.from_uri(f"/burst/{i}"), b"x")) for i in range(5)]
+    for wire in packets:
+        face.transmit(wire)
+    assert theirs.recv(65536) == packets[0]
+    assert reactor.writers == {transport}  # the rest waits for the poll
+    transport.doWrite()  # the poll finds the socket writable
+    assert theirs.recv(65536) == b"".join(packets[1:])
+    reactor.end_turn()
+    face.transmit(packets[0])  # a new turn: at once again
+    assert theirs.recv(65536) == packets[0]

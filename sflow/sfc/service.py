@@ -764,9 +764,9 @@ class SfcService:
             log.warning("event=install_rejected error=%s", exc)
             return self._control_answer(interest.name, {"ok": False, "error": str(exc)})
         _remember_key(self._run_keys, run_key.run, run_key)
-        for item in items:
-            if self._register(item):
-                self.store.save_function(item).addErrback(_not_saved, item)
+        new = [item for item in items if self._register(item)]
+        if new:
+            self.store.save_functions(new).addCallbacks(_not_saved, _none_saved, errbackArgs=(new,))
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         return self._control_answer(interest.name, {"ok": True, "count": len(items)})
 
@@ -1039,10 +1039,15 @@ def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:
     return ""
 
 
-def _not_saved(failure: Failure, item: Installed) -> None:
-    """An installed function could not be kept for a restart: it still runs now."""
-    log.warning("event=function_save_failed task=%d digest=%s error=%s", item.spec.task, item.spec.digest[:16],
-                failure.getErrorMessage())
+def _not_saved(failed: list[tuple[Installed, str]]) -> None:
+    """Installed functions that could not be kept for a restart: they still run now."""
+    for item, why in failed:
+        log.warning("event=function_save_failed task=%d digest=%s error=%s", item.spec.task, item.spec.digest[:16],
+                    why)
+
+
+def _none_saved(failure: Failure, items: list[Installed]) -> None:
+    _not_saved([(item, failure.getErrorMessage()) for item in items])
 
 
 def _remember_key(keys: OrderedDict[str, RunKey], what: str, key: RunKey) -> None:

@@ -43,7 +43,7 @@ from cachetools import LRUCache
 from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.python.failure import Failure
 
-from sflow.durable import DurableFile, write_durably
+from sflow.durable import DurableFile, write_all_durably
 from sflow.errors import ProtocolError
 from sflow.icn.app import DEFAULT_SEGMENT_SIZE, HandlerResult, SegmentedContent, Uncached, segment_asked
 from sflow.icn.name import Component, Name
@@ -311,14 +311,17 @@ class ResultStore:
 
     # Installed functions -----------------------------------------------------------------------
 
-    def save_function(self, item: Installed) -> Deferred[None]:
-        """Keep an installed function for a restart (written off the reactor)."""
-        d: Deferred[None] = self.run(write_durably, self._functions / f"{item.spec.digest}.msgpack",
-                                     msgpack.packb(installed_to_wire(item), use_bin_type=True))
-        return d
+    def save_functions(self, items: list[Installed]) -> Deferred[list[tuple[Installed, str]]]:
+        """Keep installed functions for a restart: written off the reactor, in one go (one
+        thread hand-off and one directory sync for a whole install); the functions that could not
+        be kept, with why."""
+        by_name = {f"{item.spec.digest}.msgpack": item for item in items}
+        files = [(name, msgpack.packb(installed_to_wire(item), use_bin_type=True)) for name, item in by_name.items()]
+        d: Deferred[list[tuple[str, str]]] = self.run(write_all_durably, self._functions, files)
+        return d.addCallback(lambda failed: [(by_name[name], why) for name, why in failed])
 
     def load_functions(self) -> list[Installed]:
-        """The functions kept by :meth:`save_function` (read once, when the node starts)."""
+        """The functions kept by :meth:`save_functions` (read once, when the node starts)."""
         out = []
         for path in sorted(self._functions.glob("*.msgpack")):
             try:

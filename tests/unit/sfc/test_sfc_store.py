@@ -29,7 +29,7 @@ def _writer(root: str, start: Any) -> None:
     item = _item()
     start.wait()
     for i in range(ROUNDS):
-        fired(store.save_function(item))  # raises if the write failed
+        assert fired(store.save_functions([item])) == []  # none failed
         store.put(item.spec.digest, item.spec.program, b"result" * 10)
         assert item.spec.digest in store  # a failed write forgets the result
 
@@ -203,7 +203,7 @@ def test_the_store_touches_the_disk_only_off_the_reactor_and_serves_a_new_result
 
     # installed functions are kept off the reactor too
     item = _item()
-    saved = again.save_function(item)
+    saved = again.save_functions([item])
     assert not (tmp_path / "functions" / f"{item.spec.digest}.msgpack").exists()
     runner.release()
     fired(saved)
@@ -273,3 +273,21 @@ def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, c
     assert "sflow-store" in where[0]
     assert handed_back == []
     assert "event=store_task_failed call=broken" in caplog.text and "disk on fire" in caplog.text
+
+
+def test_an_install_is_kept_in_one_go_and_a_function_that_cannot_be_kept_is_named(tmp_path: Path) -> None:
+    runner = _Held()
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=runner)
+    items = []
+    for task in (1, 2, 3):
+        spec = build_specs(job([{"task_id": task, "workload": 1, "cmd": f"echo {task} > ./o.txt",
+                                 "out_file_list": [{"path": "./o.txt", "size": 0, "dest_task_id": []}]}]), {})
+        items.append(Installed(next(iter(spec.values())), None, 7, 1.0, (), "run-1", 0.0))
+    # the second cannot be written: a directory stands where its file goes
+    (tmp_path / "functions" / f"{items[1].spec.digest}.msgpack").mkdir(parents=True)
+    saved = store.save_functions(items)
+    assert runner.release() == ["write_all_durably"]  # one hand-off for the whole install
+    failed = fired(saved)
+    assert [(item.spec.task, "Is a directory" in why) for item, why in failed] == [(items[1].spec.task, True)]
+    assert sorted(i.spec.digest for i in store.load_functions()) == sorted([items[0].spec.digest, items[2].spec.digest])
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]

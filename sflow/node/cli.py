@@ -177,7 +177,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         icn_host, icn_port = parse_host_port(args.icn_listen, "--icn-listen") if args.icn_listen else (host, config.icn.port)
         service.icn = IcnNode(
             reactor, config, secret, service.executor, workdir / "icn", mode=args.mode, host=icn_host, port=icn_port,
-            vcpus=service.vcpus,
+            vcpus=service.vcpus, prepare_directory=service.executor.prepare_directory,
         )
         reactor.addSystemEventTrigger("before", "shutdown", service.icn.stop)
         icn_address = service.icn.address

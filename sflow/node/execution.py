@@ -208,6 +208,12 @@ class Executor:
         outcome.addCallbacks(lambda r: self._finish(run, r), lambda f: self._finish(run, self._crashed(run, f)))
         return run.result
 
+    def prepare_directory(self, directory: Path) -> None:
+        """A directory just made for a function, made the function user's when functions run
+        as one (blocking: for a caller that makes directories ahead, off the reactor)."""
+        if self.function_user is not None:
+            hand_over(directory, self.function_user)
+
     def recent_usage(self) -> list[dict[str, Any]]:
         """The most recent functions' run, task, runner, wall-clock start and end, CPU seconds and
         peak resident memory (KiB; None where the runner does not measure them): for the node's

@@ -60,6 +60,8 @@ class Executor(Protocol):
 
     def shutdown(self) -> defer.Deferred[Any]: ...
 
+    def prepare_directory(self, directory: Path) -> None: ...
+
 
 @dataclass(slots=True)
 class NodeJob:

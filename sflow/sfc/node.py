@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ class IcnNode:
         host: str,
         port: int,
         vcpus: int,
+        prepare_directory: Callable[[Path], None] | None = None,
     ) -> None:
         self.reactor = reactor
         self.mode = mode
@@ -143,6 +145,7 @@ class IcnNode:
         self.service = SfcService(
             reactor, self.server.forwarder, config, secret, executor, workdir, store,
             name=self.address, connect_peer=self._connect, vcpus=vcpus, placer=self.placer, identity=self.identity,
+            prepare_directory=prepare_directory,
         )
         self.hello_port: int | None = None
         self.hello: HelloProtocol | None = None
@@ -189,4 +192,5 @@ class IcnNode:
         return out
 
     def stop(self) -> Deferred[Any]:
+        self.service.scratch.close()
         return self.server.stop()

@@ -44,7 +44,6 @@ import functools
 import hashlib
 import logging
 import math
-import os
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable
@@ -55,7 +54,7 @@ from typing import Any, Protocol
 import msgpack
 from cachetools import LRUCache
 from twisted.internet import task
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from sflow.config import Config
@@ -98,6 +97,7 @@ from sflow.sfc.identity import Identity
 from sflow.sfc.install import Reassembly, decode_part
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
+from sflow.sfc.scratch import READY_PER_VCPU, FreshDirectories
 from sflow.sfc.slots import VcpuSlots
 from sflow.sfc.store import FileSegments, ResultStore
 
@@ -183,7 +183,10 @@ class SfcService:
         vcpus: int = 1,
         placer: Placer | None = None,
         identity: Identity | None = None,
+        prepare_directory: Callable[[Path], None] | None = None,
     ) -> None:
+        """``prepare_directory`` finishes a function's new working directory off the reactor
+        (the node's function user is made its owner)."""
         self.clock = clock
         self.forwarder = forwarder
         self.config = config
@@ -230,7 +233,8 @@ class SfcService:
             self._open_hop, lambda face: not face.closed and self.forwarder.faces.get(face.face_id) is face
         )
         self._transit: dict[bytes, int] = {}
-        self._exec_count = 0
+        #: the functions' working directories, made ahead of need
+        self.scratch = FreshDirectories(workdir / "sfc", READY_PER_VCPU * vcpus, store.run_detached, prepare_directory)
         self._inputs: dict[tuple[str, int], Obtained] = {}
         #: the Interest that asks this node's content store for a result, by digest (built once)
         self._cs_probes: LRUCache[str, Interest] = LRUCache(maxsize=CS_PROBES)
@@ -626,9 +630,9 @@ class SfcService:
     async def _execute(self, item: Installed, slot: int) -> None:
         spec = item.spec
         digest = spec.digest
-        self._exec_count += 1
-        # The pid keeps nodes that share a work directory (NFS homes) out of each other's way.
-        root = self.workdir / "sfc" / f"{digest[:16]}-{os.getpid()}-{self._exec_count}"
+        # A new directory, named by this process (nodes that share a work directory, NFS homes,
+        # keep out of each other's way) and made ahead of need.
+        root = self.scratch.take()
         result: ExecResult | None = None
         reason = ""
         try:
@@ -987,10 +991,7 @@ def _spool_outputs(spool: Spool, made: list[tuple[str, Path]], root: Path) -> Sp
 
 
 def _stage_inputs(root: Path, inputs: list[tuple[InputRef, Obtained]]) -> None:
-    """A fresh working directory ``root`` with the function's inputs in it (blocking). A directory
-    left there by a node that was killed mid-function must not lend its files."""
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    """The function's inputs written into its new, empty working directory ``root`` (blocking)."""
     for ref, got in inputs:
         if got.spooled is not None:  # a large one: copied from its file
             _extract_input(got.spooled, root, ref.paths, ref.pred)

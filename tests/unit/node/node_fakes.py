@@ -134,3 +134,6 @@ class FakeExecutor:
     def shutdown(self) -> defer.Deferred[None]:
         self.stopped = True
         return defer.succeed(None)
+
+    def prepare_directory(self, directory: Path) -> None:
+        """Nothing to hand over: functions of a fake run as nobody."""

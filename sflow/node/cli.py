@@ -206,7 +206,9 @@ def _node_logging(config: Config, verbosity: int) -> None:
     if config.node.log_file:
         path = Path(config.node.log_file).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        from sflow.node.logfile import TurnFlushedFileHandler
+
+        handler = TurnFlushedFileHandler(path)
         handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
         for h in list(root.handlers):
             root.removeHandler(h)

@@ -17,6 +17,7 @@ outstanding (a join of a thousand inputs places them all at once).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -82,9 +83,13 @@ class AutoPlacer:
                 del mine[digest]
 
     def _placed_counts(self, now: float) -> dict[str, int]:
+        """Placements still counting, per node; the expired ones are dropped. Each node's are
+        kept oldest first, so only those that expire are looked at."""
         counts: dict[str, int] = {}
+        ttl = self.ttl
         for node, digests in self.placed.items():
-            for key in [k for k, at in digests.items() if now - at > self.ttl]:
+            expired = [key for key, _ in itertools.takewhile(lambda entry: now - entry[1] > ttl, digests.items())]
+            for key in expired:
                 del digests[key]
             counts[node] = len(digests)
         return counts
@@ -121,7 +126,9 @@ class AutoPlacer:
             frozenset(short(d) for d in relevant if view.holds(d)),
         )
         choice = choose(me, self.table.fresh(now), work, avoid=avoid, placed=self._placed_counts(now))
-        self.placed.setdefault(choice.target, {})[ref.digest] = now
+        there = self.placed.setdefault(choice.target, {})
+        there.pop(ref.digest, None)  # placed again: it moves to the newest end
+        there[ref.digest] = now
         where = "here" if choice.target == me.node else choice.target
         log.info("event=placed node=%s task=%d function=%s/%s for_task=%d on=%s why=\"%s\"", me.node, ref.pred,
                  ref.program, short(ref.digest)[:8], item.spec.task, where, choice.explain())

@@ -207,3 +207,18 @@ def test_a_node_whose_loop_was_busy_does_not_lose_neighbours_whose_hellos_wait_u
     for _ in range(5):
         clock.advance(1.0)
     assert lost == ["10.0.0.2:6363"] and table.fresh(clock.seconds()) == []
+
+
+def test_placements_stop_counting_after_their_ttl_and_one_placed_again_counts_afresh() -> None:
+    from sflow.sfc.placer import AutoPlacer
+
+    placer = AutoPlacer(Clock(), NeighbourTable(ttl=3.0, max_neighbours=5), ttl=3.0)
+    placer.placed = {"a:1": {"d1": 0.0, "d2": 1.0, "d3": 2.0}, "b:1": {"d4": 0.5}}
+    assert placer._placed_counts(2.5) == {"a:1": 3, "b:1": 1}
+    assert placer._placed_counts(3.6) == {"a:1": 2, "b:1": 0}  # d1 and d4 expired
+    assert list(placer.placed["a:1"]) == ["d2", "d3"]
+    # placed again at 3.6 (as __call__ does): it moves to the newest end and counts from then
+    placer.placed["a:1"].pop("d2")
+    placer.placed["a:1"]["d2"] = 3.6
+    assert placer._placed_counts(5.5) == {"a:1": 1, "b:1": 0}  # d3 (2.0) expired, d2 (3.6) not
+    assert placer._placed_counts(7.0) == {"a:1": 0, "b:1": 0}

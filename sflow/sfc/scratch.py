@@ -34,7 +34,11 @@ def make_fresh(path: Path, prepare: Callable[[Path], None] | None = None) -> Pat
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
     if prepare is not None:
-        prepare(path)
+        try:
+            prepare(path)
+        except BaseException:
+            path.rmdir()
+            raise
     return path
 
 

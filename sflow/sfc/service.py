@@ -630,12 +630,13 @@ class SfcService:
     async def _execute(self, item: Installed, slot: int) -> None:
         spec = item.spec
         digest = spec.digest
-        # A new directory, named by this process (nodes that share a work directory, NFS homes,
-        # keep out of each other's way) and made ahead of need.
-        root = self.scratch.take()
+        root: Path | None = None
         result: ExecResult | None = None
         reason = ""
         try:
+            # A new directory, named by this process (nodes that share a work directory, NFS
+            # homes, keep out of each other's way) and made ahead of need.
+            root = self.scratch.take()
             inputs = [(ref, self._inputs.pop((digest, index))) for index, ref in enumerate(spec.inputs)]
             if all(got.spooled is None for _, got in inputs) and \
                     sum(len(got.content) for _, got in inputs) <= STAGE_HERE_BYTES:
@@ -678,7 +679,8 @@ class SfcService:
         except (OSError, UnsafePath, SflowError) as exc:
             reason = f"cannot run the function: {exc}"
         finally:
-            self.store.run_detached(shutil.rmtree, root, True)
+            if root is not None:
+                self.store.run_detached(shutil.rmtree, root, True)
         ok = not reason
         failure = None if ok else FunctionFailure(
             int(spec.task), self.name, reason,

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sflow.sfc.scratch import FreshDirectories
 
 
@@ -68,3 +70,13 @@ def test_unused_directories_are_removed_when_the_node_stops(tmp_path: Path) -> N
     assert len(list((tmp_path / "other").iterdir())) == 1  # only the one taken
     fresh.take()  # still works (made on the spot), but asks for nothing more
     assert later.calls == []
+
+
+def test_a_directory_that_cannot_be_handed_over_is_not_left_behind(tmp_path: Path) -> None:
+    def refuse(path: Path) -> None:
+        raise PermissionError(f"cannot hand {path.name} over")
+
+    fresh = FreshDirectories(tmp_path, 1, _Later(), refuse)
+    with pytest.raises(PermissionError, match="cannot hand scratch-"):
+        fresh.take()
+    assert list(tmp_path.iterdir()) == []

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from sflow.proctree import children as _children
+from sflow.proctree import PROC, descendants
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-PROC = Path("/proc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +54,12 @@ def usage(pid: int) -> Usage | None:
         return None
     cpu = own[1]
     rss = 0
-    todo = _children(pid)
-    while todo:
-        child = todo.pop()
+    for child in descendants(pid):
         stat = _stat(child)
         if stat is None:
             continue
         cpu += stat[0] + stat[1]
         rss += stat[2]
-        todo.extend(_children(child))
     return Usage(own[0], own[2], cpu, rss)
 
 

@@ -72,8 +72,6 @@ SHELL = "/bin/sh"
 MAX_MESSAGE = 256 * 1024
 #: descriptors a start message carries: stdout, stderr, the job directory
 START_FDS = 3
-#: how a pinned function's script begins: it waits for the go-ahead on fd 3, which comes once it
-#: is pinned (end of file instead: it exits with 126 and runs nothing)
 
 _START = struct.Struct("!IH")
 _CPU = struct.Struct("!H")

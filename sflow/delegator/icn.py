@@ -41,6 +41,7 @@ from twisted.python.failure import Failure
 
 from sflow.config import Config
 from sflow.delegator.icn_recovery import Ask, IcnAction, IcnRecovery, Install
+from sflow.delegator.needed import must_run
 from sflow.delegator.plan import JobPlan, ResultFile, TaskPlacement
 from sflow.delegator.recovery import Fail, Placer, Replanned
 from sflow.delegator.trace import FAILED, OK, TaskRun, Trace, TraceEvent, attach_trace, failure_of
@@ -61,7 +62,7 @@ from sflow.sfc.bundlefile import Spool, Spooled, extract_bundle
 from sflow.sfc.consumer import FunctionFailed, Obtained, ResultClient
 from sflow.sfc.hello import reachable_address
 from sflow.sfc.freshness import RunKey, RunSigner, TimedClusterSigner
-from sflow.sfc.install import batches, split
+from sflow.sfc.install import Held, batches, entries, held_from_wire, split
 from sflow.sfc.names import CTL_PREFIX, FunctionSpec, Installed, build_specs, installed_to_wire, remote_inputs
 from sflow.sfc.service import MAX_INSTALL_PARAMS
 
@@ -170,6 +171,10 @@ class IcnDispatch:
         self._probe: Any = None
         self._events_seen: list[TraceEvent] = []
         self._error: SflowError | None = None
+        #: what each function's node holds of it and its inputs (static mode; from the installs)
+        self._held: dict[TaskId, Held | None] = {}
+        #: whether the nodes were told to start the run's functions (static mode)
+        self._started = False
 
     def run(self) -> Deferred[Trace]:
         return Deferred.fromCoroutine(self._run())
@@ -310,14 +315,17 @@ class IcnDispatch:
         return out
 
     async def _install_all(self) -> None:
-        pending = []
+        pending: list[Deferred[Any]] = []
         for node, items in self._installs().items():
             large = []
+            done = 0
             for batch in batches([installed_to_wire(i) for i in items], MAX_INSTALL_PARAMS):
+                tids = [item.spec.task for item in items[done:done + entries(batch)]]
+                done += len(tids)
                 if len(batch) <= MAX_INSTALL_PARAMS:
-                    pending.append(Deferred.fromCoroutine(self._install(node, batch)))
+                    pending.append(Deferred.fromCoroutine(self._install_batch(node, batch, tids)))
                 else:
-                    large.append(batch)
+                    large.append((batch, tids))
             if large:
                 pending.append(Deferred.fromCoroutine(self._install_in_parts(node, large)))
         for node, routes in self._transit().items():
@@ -327,17 +335,29 @@ class IcnDispatch:
                 pending.append(Deferred.fromCoroutine(self._install(node, batch, verb="route")))
         await gatherResults(pending, consumeErrors=True).addErrback(_first_error)
 
-    async def _install_in_parts(self, node: str, large: list[bytes]) -> None:
+    async def _install_batch(self, node: str, batch: bytes, tids: list[TaskId]) -> None:
+        self._learn_held(tids, await self._install(node, batch))
+
+    async def _install_in_parts(self, node: str, large: list[tuple[bytes, list[TaskId]]]) -> None:
         """Batches too large for one Interest (a function with thousands of inputs), in parts:
         one batch at a time (a node holds a bounded number of octets for transfers under way),
         :data:`PART_WINDOW` parts of it in flight."""
-        for batch in large:
+        for batch, tids in large:
             parts = split(batch, secrets.token_bytes(12), MAX_INSTALL_PARAMS)
             what = f"a description of {len(batch)} octets in {len(parts)} parts"
             for start in range(0, len(parts), PART_WINDOW):
                 window = parts[start:start + PART_WINDOW]
-                await gatherResults([Deferred.fromCoroutine(self._install(node, part, what)) for part in window],
-                                    consumeErrors=True).addErrback(_first_error)
+                replies = await gatherResults([Deferred.fromCoroutine(self._install(node, part, what))
+                                               for part in window], consumeErrors=True).addErrback(_first_error)
+                for reply in replies:
+                    if "held" in reply:  # the answer to the part that completed the batch
+                        self._learn_held(tids, reply)
+
+    def _learn_held(self, tids: list[TaskId], reply: dict[str, Any]) -> None:
+        """What the node holds of the functions just installed on it (static mode: each function
+        is on one node), for :meth:`_start_run`."""
+        if self.options.mode == "icn":
+            self._held.update(zip(tids, held_from_wire(reply.get("held"), len(tids))))
 
     async def _control(self, endpoint: Endpoint, name: Name, params: bytes = b"", retries: int = 2) -> Any:
         """Ask a node's /sflow/ctl with a signed Interest; its decoded answer."""
@@ -347,13 +367,14 @@ class IcnDispatch:
         data = await endpoint.express(interest, retries=retries)
         return msgpack.unpackb(data.content, raw=False)
 
-    async def _install(self, node: str, batch: bytes, what: str = "", *, verb: str = "install") -> None:
+    async def _install(self, node: str, batch: bytes, what: str = "", *, verb: str = "install") -> dict[str, Any]:
         reply = await self._control(self.endpoints[node], CTL_PREFIX.append(verb), batch)
         if not (isinstance(reply, dict) and reply.get("ok")):
             error = reply.get("error") if isinstance(reply, dict) else None
             refused = "the job's functions" if verb == "install" else "the routes of results crossing it"
             about = f" ({what})" if what else ""
             raise ProtocolError(f"node {node} refused {refused}{about}: {error or repr(reply)}")
+        return reply
 
     # Results ------------------------------------------------------------------------------------
 
@@ -369,7 +390,7 @@ class IcnDispatch:
                 lifetime_ms=self.options.lifetime_ms, reconnect=functools.partial(self._reopen, node),
                 spooler=_OutdirSpooler(self.options.outdir), signer=self._signer,
             )
-            attempt = Deferred.fromCoroutine(client.obtain(spec.prefix, deadline))
+            attempt = Deferred.fromCoroutine(client.obtain(spec.prefix, deadline, absent=self._start_run))
             self._asking[tid] = attempt
             try:
                 got = await attempt
@@ -389,6 +410,26 @@ class IcnDispatch:
             finally:
                 if self._asking.get(tid) is attempt:
                     del self._asking[tid]
+
+    def _start_run(self) -> None:
+        """An END result is absent: in static mode the functions that must be computed
+        (:func:`~sflow.delegator.needed.must_run`) start now on their nodes, each asking for its
+        inputs at once, rather than when the requests travelling back from END reach them —
+        those requests find them under way. Once per run, best effort: a node that does not hear
+        it starts its functions when asked, as ever."""
+        if self._started or self.options.mode != "icn":
+            return
+        self._started = True
+        by_node: dict[str, list[bytes]] = {}
+        for tid in must_run(self.job, self.specs, self._held):
+            by_node.setdefault(self.placements[tid], []).append(bytes.fromhex(self.specs[tid].digest))
+        for node, digests in by_node.items():
+            endpoint = self.endpoints.get(node)
+            if endpoint is None:
+                continue
+            for batch in batches(digests, MAX_INSTALL_PARAMS):
+                Deferred.fromCoroutine(self._control(endpoint, CTL_PREFIX.append("start", self.run_id), batch,
+                                                     retries=1)).addErrback(_start_unheard, node, self.run_id)
 
     # Lost nodes ---------------------------------------------------------------------------------
 
@@ -515,7 +556,7 @@ class IcnDispatch:
     async def _install_on(self, node: str, batch: bytes, verb: str = "install") -> None:
         await self._reopen(node)
         if verb == "install" and len(batch) > MAX_INSTALL_PARAMS:
-            await self._install_in_parts(node, [batch])
+            await self._install_in_parts(node, [(batch, [])])
         else:
             await self._install(node, batch, verb=verb)
 
@@ -677,6 +718,10 @@ def _extract_results(spooled: Spooled, wanted: Mapping[str, Path]) -> set[str]:
     with spooled.path.open("rb") as f:
         f.seek(spooled.offset)
         return set(extract_bundle(f, spooled.length, target)) & set(wanted)
+
+
+def _start_unheard(failure: Any, node: str, run: str) -> None:
+    log.info("event=run_start_unheard node=%s run=%s error=%s", node, run, failure.getErrorMessage())
 
 
 def _cannot_place(job: Job, alive: frozenset[str]) -> Mapping[TaskId, TaskPlacement]:

@@ -226,10 +226,12 @@ class ResultClient:
             if status.retry_ms > 0:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
-    async def obtain(self, prefix: Name, deadline: float, signer: Signer | None = None) -> Obtained:
+    async def obtain(self, prefix: Name, deadline: float, signer: Signer | None = None,
+                     absent: Callable[[], object] | None = None) -> Obtained:
         """The result under ``prefix``, computing it if needed; raises FunctionFailed, Yielded or
         ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``); ``signer``
-        signs the compute requests (default: this client's)."""
+        signs the compute requests (default: this client's); ``absent()`` is called when the
+        producer first says the result does not exist, before it is asked to compute it."""
         backoff = self.min_backoff
         asked = False
         last = "no answer yet"
@@ -241,6 +243,8 @@ class ResultClient:
                 content = await self.fetch(prefix)
                 if content is not None:
                     return _obtained(content, "computed" if asked else "cache")
+                if absent is not None and not asked:
+                    absent()
                 asked = True
                 status = await self._until_ready(prefix, deadline, signer)
                 if status.state == READY and status.content:

@@ -65,6 +65,13 @@ def batches(entries: Sequence[Any], limit: int) -> list[bytes]:
     return out
 
 
+def entries(batch: bytes) -> int:
+    """How many entries a batch made by :func:`batches` holds (read from its array header)."""
+    unpacker = msgpack.Unpacker()
+    unpacker.feed(batch[:5])
+    return int(unpacker.read_array_header())
+
+
 def split(batch: bytes, transfer: bytes, limit: int) -> list[bytes]:
     """The ApplicationParameters of each part of ``batch`` (``transfer``: an id unique to this
     delegator run), each at most ``limit`` octets."""
@@ -215,3 +222,51 @@ class Reassembly:
                 del self._transfers[transfer_id]
                 self.pending_bytes -= transfer.size
                 self.counters["expired"] += 1
+
+
+#: a function with more inputs than this is reported without its inputs' flags (unknown)
+MAX_HELD_INPUTS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What a node holds (in its result store) of one function it was just told of: the function's
+    own result, and each of its inputs' results (a bit per input, input k in bit k % 8 of octet
+    k // 8; None: not reported). The install answer carries one per function, in batch order:
+    the delegator works out from them which functions a run must compute
+    (:mod:`sflow.delegator.needed`)."""
+
+    result: bool
+    inputs: bytes | None
+
+    @classmethod
+    def of(cls, result: bool, inputs: Sequence[bool]) -> Held:
+        if len(inputs) > MAX_HELD_INPUTS:
+            return cls(result, None)
+        bits = bytearray((len(inputs) + 7) // 8)
+        for k, held in enumerate(inputs):
+            if held:
+                bits[k // 8] |= 1 << (k % 8)
+        return cls(result, bytes(bits))
+
+    def input(self, k: int) -> bool | None:
+        """Whether input ``k``'s result is held (None: not reported)."""
+        if self.inputs is None or k // 8 >= len(self.inputs):
+            return None
+        return bool(self.inputs[k // 8] >> (k % 8) & 1)
+
+    def to_wire(self) -> list[Any]:
+        return [self.result, self.inputs]
+
+
+def held_from_wire(raw: Any, count: int) -> list[Held | None]:
+    """The ``held`` field of an install answer for ``count`` functions; an entry that is missing
+    or malformed (an older node) is None: unknown."""
+    out: list[Held | None] = [None] * count
+    if not isinstance(raw, list):
+        return out
+    for k, entry in enumerate(raw[:count]):
+        if (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], bool)
+                and (entry[1] is None or isinstance(entry[1], bytes))):
+            out[k] = Held(entry[0], entry[1])
+    return out

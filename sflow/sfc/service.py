@@ -94,7 +94,7 @@ from sflow.sfc.consumer import (
 )
 from sflow.sfc.freshness import RequestGuard, RunKey, RunSigner
 from sflow.sfc.identity import Identity
-from sflow.sfc.install import Reassembly, decode_part
+from sflow.sfc.install import Held, Reassembly, decode_part
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
 from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.scratch import READY_PER_VCPU, FreshDirectories
@@ -244,7 +244,7 @@ class SfcService:
         #: install batches arriving in parts
         self.reassembly = Reassembly()
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
-                         "compute_requests": 0, "yielded": 0, "replaced": 0}
+                         "compute_requests": 0, "yielded": 0, "replaced": 0, "started": 0}
 
         fwd_side, app_side = linked_faces(clock, scope=FaceScope.LOCAL, names=("inproc://sfc-fwd", "inproc://sfc"))
         forwarder.add_face(fwd_side)
@@ -738,6 +738,8 @@ class SfcService:
             return self._transit_routes(interest)
         if verb == "end" and len(name) >= 4:
             return self._end(name, run_key)
+        if verb == "start" and len(name) >= 4:
+            return self._start_run(interest, run_key)
         if verb == "events" and len(name) >= 5:
             run = name[3].value.decode("ascii", "replace")
             if run != run_key.run:
@@ -774,7 +776,44 @@ class SfcService:
         if new:
             self.store.save_functions(new).addCallbacks(_not_saved, _none_saved, errbackArgs=(new,))
         log.info("event=installed node=%s functions=%d", self.name, len(items))
-        return self._control_answer(interest.name, {"ok": True, "count": len(items)})
+        held = [Held.of(self.holds(item.spec.digest), [ref.digest in self.store for ref in item.spec.inputs]).to_wire()
+                for item in items]
+        return self._control_answer(interest.name, {"ok": True, "count": len(items), "held": held})
+
+    def _start_run(self, interest: Interest, run_key: RunKey) -> Data:
+        """The delegator starts functions of its run (static mode, once it knows an END result
+        must be made; :mod:`sflow.delegator.needed`): each one named (by result digest) that is
+        installed here for the run and neither stored nor under way begins now, as a compute
+        request would begin it — its inputs are asked for at once rather than when the request
+        from END reaches this node — but no request is held for it: its consumers ask for it as
+        ever, and find it under way or stored."""
+        name = interest.name
+        run = name[3].value.decode("ascii", "replace")
+        if run != run_key.run:
+            return self._control_answer(name, {"ok": False, "error": "key of another run"})
+        try:
+            digests = msgpack.unpackb(interest.app_parameters or b"", raw=False)
+            if not isinstance(digests, list) or not all(isinstance(d, bytes) and len(d) == 32 for d in digests):
+                raise ValueError("expected a list of 32-octet result digests")
+        except (ValueError, msgpack.UnpackException) as exc:
+            log.warning("event=start_rejected run=%s error=%s", run, exc)
+            return self._control_answer(name, {"ok": False, "error": f"start: {exc}"})
+        now = self.clock.seconds()
+        started = 0
+        for raw in digests:
+            digest = raw.hex()
+            item = self.installed.get(digest, {}).get(run)
+            if item is None or digest in self.store or digest in self.producer.runs:
+                continue
+            actions = self.producer.on_request(digest, now, known=True, stored=False, n_inputs=len(item.spec.inputs))
+            self._arrived(digest)
+            self._apply(item, [action for action in actions if isinstance(action, (Obtain, Execute))])
+            started += 1
+        if started:
+            self.counters["started"] += started
+            self._changed()
+        log.info("event=run_started node=%s run=%s functions=%d", self.name, run, started)
+        return self._control_answer(name, {"ok": True, "started": started})
 
     def _end(self, name: Name, run_key: RunKey) -> Data:
         """The delegator ends its run: the run's key is refused from now on (a request captured

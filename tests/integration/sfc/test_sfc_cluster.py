@@ -82,13 +82,18 @@ def test_static_mode_matches_ip_caches_and_reexecutes_only_downstream(
     addresses = {n.address: n.index for n in nodes}
     assert {t["task"]: addresses[t["node"]] for t in first["tasks"]} == where
     # Function 1 feeds four functions on three nodes: it ran once (PIT aggregation + producer).
-    executed = sum(node_status(n, secret_file)["icn_status"]["counters"]["executed"] for n in nodes)
-    assert executed == 6
+    def counted(name: str) -> int:
+        return sum(node_status(n, secret_file)["icn_status"]["counters"][name] for n in nodes)
+
+    assert counted("executed") == 6
+    # The delegator started the six on their nodes at once (they asked for their inputs then,
+    # not when the requests from END reached them).
+    assert counted("started") == 6
 
     second = delegate(env, job_file, tmp_path / "again", "icn", "--mapping", str(mapping), "--secret-file", str(secret_file))
     assert outputs(tmp_path / "again") == outputs(tmp_path / "ip")
     assert ran(second)[6] == "cache hit" and "executed" not in ran(second).values()
-    assert sum(node_status(n, secret_file)["icn_status"]["counters"]["executed"] for n in nodes) == 6
+    assert counted("executed") == 6 and counted("started") == 6  # END was held: nothing started
 
     changed = copy.deepcopy(job)
     changed["job_id"] = 999
@@ -99,6 +104,7 @@ def test_static_mode_matches_ip_caches_and_reexecutes_only_downstream(
                      "--secret-file", str(secret_file))
     assert {t for t, how in ran(third).items() if how == "executed"} == {3, 6}
     assert ran(third)[1] == "cache hit"
+    assert counted("started") == 6 + 2  # exactly the two that had to be made again
 
 
 def test_python_ndn_fetches_a_cached_result_and_cannot_make_anything_run(

@@ -123,6 +123,8 @@ def test_auto_fork_join_spreads_over_the_nodes_vcpus(tmp_path: Path, caplog: pyt
     assert sorted(cluster.executed()).count(width + 2) == 1
     assert [t for t in cluster.executed() if t in middle] == list(middle)  # each once
     _check_precedence(trace, width)
+    # The nodes place the functions themselves: the delegator starts none (a static run's start)
+    assert all(node.service.counters["started"] == 0 for node in cluster.nodes.values())
     # each placement is one INFO line: which node placed which function where, and why
     placed = [r.getMessage() for r in caplog.records if "event=placed" in r.getMessage()]
     for t in middle:

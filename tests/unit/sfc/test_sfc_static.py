@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgpack
 import pytest
 from twisted.internet.defer import Deferred
 from sfc_harness import SECRET, chain_tasks, fired, fork_join_tasks, inline, job, make_cluster
 
 from sflow.errors import ExecutionError, JobFailed
 from sflow.icn.app import Endpoint
+from sflow.icn.name import Name
 from sflow.icn.packet import ContentType, make_interest
 from sflow.icn.signature import DigestSha256Signer, HmacSha256Signer
 from sflow.model.workflow import TaskId
 from sflow.sfc.bundle import decode_bundle
-from sflow.sfc.names import FN_PREFIX, KEY_NAME, build_specs
+from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, KEY_NAME, build_specs
 
 
 def placements(mapping: dict[int, str]) -> dict[TaskId, str]:
@@ -66,6 +68,71 @@ def test_another_job_computing_the_same_thing_shares_the_results(tmp_path: Path)
     trace = cluster.run(cluster.dispatch(job(fork_join_tasks(), job_id=2), placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})))
     assert cluster.executed() == [1, 2, 3, 4]
     assert trace.job_id == 2
+
+
+def test_a_run_starts_every_function_it_must_compute_at_once_on_its_node(tmp_path: Path) -> None:
+    # Told to start (once END is absent), each node begins its functions of the run and asks for
+    # their inputs: the whole chain runs without any request from the delegator reaching END.
+    cluster = make_cluster(tmp_path, delays={1: 2.0})
+    j = job(chain_tasks(3))
+    dispatch = cluster.dispatch(j, placements({1: "n0", 2: "n1", 3: "n2"}))
+    for name in cluster.nodes:
+        dispatch.endpoints[name] = fired(cluster.connect_endpoint(name))
+    cluster.wait(Deferred.fromCoroutine(dispatch._install_all()))
+    dispatch._start_run()
+    dispatch._start_run()  # once per run
+    cluster.clock.advance(0.01)
+    assert cluster.executed() == [1]  # 2 and 3 wait for their inputs, asked for already
+    assert {n: node.service.counters["started"] for n, node in cluster.nodes.items()} == {"n0": 1, "n1": 1, "n2": 1}
+    assert all(node.service.counters["compute_requests"] <= 1 for node in cluster.nodes.values())
+    for _ in range(300):
+        cluster.clock.advance(0.01)
+    assert cluster.executed() == [1, 2, 3]
+    spec = build_specs(j, {})[TaskId(3)]
+    assert spec.digest in cluster.nodes["n2"].service.store
+    # The run itself now finds END made; a second run starts nothing (every END result is held).
+    cluster.run(dispatch)
+    cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n1", 3: "n2"}), outdir=tmp_path / "again"))
+    assert cluster.executed() == [1, 2, 3]
+    assert sum(node.service.counters["started"] for node in cluster.nodes.values()) == 3
+
+
+def test_a_run_starts_only_what_the_requests_from_end_would_reach(tmp_path: Path) -> None:
+    # END's result is gone from its node, which still holds its input (obtained in the first run),
+    # and so is the first function's: only END is computed again, and only END is started.
+    j = job(chain_tasks(3))
+    where = placements({1: "n0", 2: "n1", 3: "n2"})
+    first = make_cluster(tmp_path)
+    first.run(first.dispatch(j, where))
+    specs = build_specs(j, {})
+    (tmp_path / "n2" / "store" / "results" / f"{specs[TaskId(3)].digest}.bundle").unlink()
+    (tmp_path / "n0" / "store" / "results" / f"{specs[TaskId(1)].digest}.bundle").unlink()
+    again = make_cluster(tmp_path)  # the nodes restarted on the same stores
+    again.run(again.dispatch(j, where, outdir=tmp_path / "again"))
+    assert again.executed() == [3]
+    assert {n: node.service.counters["started"] for n, node in again.nodes.items()} == {"n0": 0, "n1": 0, "n2": 1}
+
+
+def test_a_start_names_result_digests_of_the_run_and_nothing_else(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, n=1)
+    j = job(chain_tasks(2))
+    dispatch = cluster.dispatch(j, placements({1: "n0", 2: "n0"}))
+    endpoint = dispatch.endpoints["n0"] = fired(cluster.connect_endpoint("n0"))
+    cluster.wait(Deferred.fromCoroutine(dispatch._install_all()))
+    start = CTL_PREFIX.append("start", dispatch.run_id)
+
+    def ask(params: bytes, name: Name = start) -> dict[str, object]:
+        return cluster.wait(Deferred.fromCoroutine(dispatch._control(endpoint, name, params)))
+
+    assert ask(b"\x01") == {"ok": False, "error": "start: expected a list of 32-octet result digests"}
+    assert ask(msgpack.packb([b"short"])) == {"ok": False, "error": "start: expected a list of 32-octet result digests"}
+    assert ask(msgpack.packb([b"x" * 32])) == {"ok": True, "started": 0}  # no such function of this run
+    digest = bytes.fromhex(build_specs(j, {})[TaskId(1)].digest)
+    assert ask(msgpack.packb([digest]), CTL_PREFIX.append("start", "another")) == {"ok": False,
+                                                                                    "error": "key of another run"}
+    assert cluster.executed() == []
+    assert ask(msgpack.packb([digest, digest])) == {"ok": True, "started": 1}  # once, though named twice
+    assert cluster.executed() == [1]
 
 
 def test_a_changed_input_reexecutes_only_what_is_downstream(tmp_path: Path) -> None:

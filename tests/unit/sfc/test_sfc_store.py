@@ -81,6 +81,9 @@ def test_a_damaged_result_is_recomputed_after_a_restart_never_served(tmp_path: P
     trace = again.run(again.dispatch(job(chain_tasks(3)), where, outdir=tmp_path / "two"))
     assert (tmp_path / "two" / "out/3.txt").read_bytes() == expected
     assert again.executed() == [3]  # function 3 again (its input 2 is in n2's store, intact); 1 not needed
+    # Nothing was started ahead of the requests: n2 listed function 3's result as held when it was
+    # installed (the flipped bit shows only when the file is read), so the requests from END did it
+    assert {n: node.service.counters["started"] for n, node in again.nodes.items()} == {"n0": 0, "n1": 0, "n2": 0}
     assert {r.task: r.where.split(" (")[0] for r in trace.tasks}[3] == "executed"
     assert end.exists() and fired(ResultStore(tmp_path / "n2" / "store", 1 << 30, cluster_signer(SECRET), 1000,
                                               blocking=inline).get(specs[TaskId(3)].digest,

@@ -15,8 +15,9 @@ per input result, shared by every function here that needs it — from the node 
 :class:`~sflow.sfc.identity.Identity` — is asked of this node's own producer through its forwarder;
 an input placed on another node is asked of that node's forwarder directly, on a face of the
 consumer's own toward it (so that a request never waits in this node's PIT behind one of the other
-node's for the same name), and the result is kept in this node's result store: it holds it from
-then on. An input already in the store is not asked for. Inputs are written into a fresh working
+node's for the same name), and the result is kept by this node's result store (a small one in
+memory only, :meth:`~sflow.sfc.store.ResultStore.keep`): it holds it from then on. An input
+already held is not asked for. Inputs are written into a fresh working
 directory, the function runs
 on one of the node's vCPU slots (:mod:`sflow.sfc.slots`; it waits in the node's queue, in
 schedule order, while all are taken) through the node's :class:`~sflow.node.execution.Executor`
@@ -489,7 +490,7 @@ class SfcService:
                 try:
                     got = await self._attempt(ref.prefix, ref.digest, target, deadline, self._signer_for(item))
                     if target and got.spooled is None:  # (a large one was spooled into the store)
-                        self.store.put(ref.digest, ref.program, got.content)  # this node holds it now
+                        self.store.keep(ref.digest, ref.program, got.content)  # this node holds it now
                     return got
                 except (FunctionFailed, CancelledError):
                     raise

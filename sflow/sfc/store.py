@@ -20,6 +20,9 @@ they are asked for, one block read ahead; their digest is checked (off the react
 the first segment is served. Their segments are sent uncached (:class:`~sflow.icn.app.Uncached`):
 content stores along the way do not fill with them.
 
+A small result this node obtained from another one (an input) is held in memory only
+(:meth:`ResultStore.keep`): its producer keeps the file.
+
 Each node has a store of its own (the default path names the host and the forwarder's port), but a
 directory shared by several nodes (NFS homes, or a path set the same on every host) stays sound:
 temporary files have names no other process uses (pid and a random part), and a record another
@@ -57,6 +60,8 @@ from sflow.sfc.names import Installed, installed_from_wire, installed_to_wire, r
 log = logging.getLogger(__name__)
 
 SERVED_CACHE = 64
+#: octets of small results obtained from other nodes held in memory only (:meth:`ResultStore.keep`)
+COPIES_BYTES = 32 << 20
 #: threads that read and write the store's files: two keep one long read (a large result's digest)
 #: from holding up the rest; each thread more left about 1 MB more in a node's peak memory
 #: (tests/integration/sfc/test_sfc_large.py: 7.2 MB growth with one, 8.3 with two, 10.5 with three)
@@ -138,16 +143,20 @@ class ResultStore:
         self._files: dict[str, DeferredLock] = {}
         #: large results whose digest was checked since the store opened
         self._verified: set[str] = set()
+        #: small results obtained from other nodes, in memory only, least recently used first
+        self._copies: OrderedDict[str, SegmentedContent] = OrderedDict()
+        self.copies_bytes = 0
         log.info("event=result_store_open root=%s results=%d bytes=%d", root, len(self._entries), self.total)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __contains__(self, digest: str) -> bool:
-        return digest in self._entries
+        return digest in self._entries or digest in self._copies
 
     def put(self, digest: str, program: str, content: bytes) -> SegmentedContent:
         """Store a result: served from memory at once, its file written off the reactor."""
+        self._forget_copy(digest)
         served = self._segmented(digest, program, content)
         self._served[digest] = served
         if self._writing.get(digest) is not None and digest in self._entries:
@@ -161,6 +170,26 @@ class ResultStore:
             self._written, digest, served)
         self._evict(keep=digest)
         return served
+
+    def keep(self, digest: str, program: str, content: bytes) -> None:
+        """A small result obtained from another node: held in memory only — its producer has it
+        in its store, and creating a file costs more than the result is worth here (ext4 takes
+        from 0.02 to over 0.8 ms of CPU to create one). Served, and counted as held, like a
+        stored result, until it is the least recently used beyond :data:`COPIES_BYTES`, or the
+        node restarts (it is then obtained again)."""
+        if digest in self._entries:
+            return  # stored here already
+        self._forget_copy(digest)
+        self._copies[digest] = self._segmented(digest, program, content)
+        self.copies_bytes += len(content)
+        while self.copies_bytes > COPIES_BYTES and len(self._copies) > 1:
+            _, dropped = self._copies.popitem(last=False)
+            self.copies_bytes -= len(dropped.content)
+
+    def _forget_copy(self, digest: str) -> None:
+        copy = self._copies.pop(digest, None)
+        if copy is not None:
+            self.copies_bytes -= len(copy.content)
 
     def _written(self, outcome: object, digest: str, served: SegmentedContent) -> None:
         if self._writing.get(digest) is served:
@@ -224,6 +253,10 @@ class ResultStore:
         """The result's segments, or None when it is not stored. A large result is a
         :class:`FileSegments` (``content`` None; its ``spooled`` file), served from its file; a
         small one not in memory is read off the reactor (and checked)."""
+        copy = self._copies.get(digest)
+        if copy is not None:
+            self._copies.move_to_end(digest)
+            return succeed(copy)
         served = self._served.get(digest) or self._writing.get(digest)
         if served is not None:
             self._touch(digest)

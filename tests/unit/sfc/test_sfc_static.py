@@ -250,6 +250,23 @@ def test_bundles_are_signed_and_segmented(tmp_path: Path) -> None:
     assert decode_bundle(served.content) == {"out/1.txt": (tmp_path / "out" / "out/1.txt").read_bytes()}
 
 
+def test_an_input_from_another_node_is_held_and_served_there_without_a_file(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    j = job(chain_tasks(2))
+    cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n1"})))
+    specs = build_specs(j, {})
+    first, second = specs[TaskId(1)], specs[TaskId(2)]
+    # n1 holds the input it obtained from n0 (in memory: n0 has the file), and its own result on disk
+    assert sorted(p.name for p in (tmp_path / "n1" / "store" / "results").iterdir()) == [f"{second.digest}.bundle"]
+    assert first.digest in cluster.nodes["n1"].service.store
+    # anyone asking n1 for it by name gets it from n1, with n0 gone
+    cluster.kill("n0")
+    outsider = Endpoint.attach(cluster.nodes["n1"].forwarder)
+    data = cluster.wait(outsider.express(make_interest(first.prefix, can_be_prefix=True, must_be_fresh=True)))
+    served = fired(cluster.nodes["n0"].service.store.get(first.digest, first.program))
+    assert data.content == served.segment(0).content
+
+
 def test_two_consumers_of_one_function_are_aggregated_in_the_pit(tmp_path: Path) -> None:
     cluster = make_cluster(tmp_path, delays={1: 2.0})
     j = job(fork_join_tasks())

@@ -80,7 +80,7 @@ def test_a_damaged_result_is_recomputed_after_a_restart_never_served(tmp_path: P
     assert not start.exists() and specs[TaskId(1)].digest not in again.nodes["n0"].service.store
     trace = again.run(again.dispatch(job(chain_tasks(3)), where, outdir=tmp_path / "two"))
     assert (tmp_path / "two" / "out/3.txt").read_bytes() == expected
-    assert again.executed() == [3]  # function 3 again (its input 2 is in n2's store, intact); 1 not needed
+    assert again.executed() == [3]  # function 3 again (its input 2 is in n1's store, intact); 1 not needed
     # Nothing was started ahead of the requests: n2 listed function 3's result as held when it was
     # installed (the flipped bit shows only when the file is read), so the requests from END did it
     assert {n: node.service.counters["started"] for n, node in again.nodes.items()} == {"n0": 0, "n1": 0, "n2": 0}
@@ -101,6 +101,31 @@ def test_store_files_are_checked_and_written_durably(tmp_path: Path) -> None:
     assert "a" * 64 not in reopened and not path.exists() and reopened.total == 0
     path.write_bytes(b"x" * 1000)  # a file of another format (no header)
     assert len(ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)) == 0
+
+
+def test_a_result_obtained_from_another_node_is_held_in_memory_only(tmp_path: Path, monkeypatch: Any) -> None:
+    import sflow.sfc.store as store_module
+
+    monkeypatch.setattr(store_module, "COPIES_BYTES", 2500)
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    copies = {c * 64: c.encode() * 1000 for c in "abc"}
+    for digest, content in copies.items():
+        store.keep(digest, "p", content)
+    # no file (its producer has it): held and served like a stored result while it is in memory
+    assert not list((tmp_path / "results").iterdir()) and len(store) == 0 and store.total == 0
+    assert "a" * 64 not in store  # the least recently used beyond the bound is forgotten
+    assert fired(store.get("b" * 64, "p")).content == copies["b" * 64]
+    store.keep("d" * 64, "p", b"d" * 1000)
+    assert {d for d in ("b" * 64, "c" * 64, "d" * 64) if d in store} == {"b" * 64, "d" * 64}  # b was used last
+    assert store.copies_bytes == 2000
+    # made here after all: stored (with its file), the copy dropped
+    store.put("d" * 64, "p", b"d" * 1000)
+    assert store.copies_bytes == 1000 and (tmp_path / "results" / f"{'d' * 64}.bundle").exists()
+    store.keep("d" * 64, "p", b"d" * 1000)  # held already
+    assert store.copies_bytes == 1000 and "d" * 64 in store
+    # a node that restarts holds only what it stored
+    reopened = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    assert "d" * 64 in reopened and "b" * 64 not in reopened
 
 
 def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_first(tmp_path: Path) -> None:

@@ -180,10 +180,8 @@ def check_hmac_sha256(key: bytes, portions: Sequence[bytes], value: bytes) -> bo
 
 
 def _hmac_sha256(key: bytes, portions: Sequence[bytes]) -> bytes:
-    mac = hmac.new(key, digestmod=hashlib.sha256)
-    for portion in portions:
-        mac.update(portion)
-    return mac.digest()
+    # the one-shot C function: less than half the time of an HMAC object fed portion by portion
+    return hmac.digest(key, b"".join(portions), "sha256")
 
 
 def _random_bytes(size: int) -> bytes:

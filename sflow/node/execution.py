@@ -265,7 +265,10 @@ class Executor:
             return self._result(run, str(exc))
         workdir = Path(os.path.abspath(req.workdir))
         try:
-            workdir.mkdir(parents=True, exist_ok=True)
+            # Made already, as a rule (ICN functions get one made ahead): mkdir would lock the
+            # parent directory, where other functions' directories are being made and removed.
+            if not workdir.is_dir():
+                workdir.mkdir(parents=True, exist_ok=True)
             if self.function_user is not None:
                 hand_over(workdir, self.function_user)
         except OSError as exc:
@@ -439,7 +442,8 @@ def _make_output_dirs(workdir: Path, outputs: tuple[str, ...]) -> None:
     for path in outputs:
         target = job_file(workdir, path)
         parent = target.parent
-        parent.mkdir(parents=True, exist_ok=True)
+        if parent != workdir:  # (there already; its mkdir would lock the directory above it)
+            parent.mkdir(parents=True, exist_ok=True)
         if not chown:
             continue
         try:

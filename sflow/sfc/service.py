@@ -777,9 +777,12 @@ class SfcService:
         if new:
             self.store.save_functions(new).addCallbacks(_not_saved, _none_saved, errbackArgs=(new,))
         log.info("event=installed node=%s functions=%d", self.name, len(items))
-        held = [Held.of(self.holds(item.spec.digest), [ref.digest in self.store for ref in item.spec.inputs]).to_wire()
-                for item in items]
-        return self._control_answer(interest.name, {"ok": True, "count": len(items), "held": held})
+        answer: dict[str, Any] = {"ok": True, "count": len(items)}
+        if self.placer is None:  # static mode: what is held here, for the delegator's start
+            answer["held"] = [Held.of(self.holds(item.spec.digest),
+                                      [ref.digest in self.store for ref in item.spec.inputs]).to_wire()
+                              for item in items]
+        return self._control_answer(interest.name, answer)
 
     def _start_run(self, interest: Interest, run_key: RunKey) -> Data:
         """The delegator starts functions of its run (static mode, once it knows an END result

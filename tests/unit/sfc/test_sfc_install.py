@@ -186,3 +186,19 @@ def test_a_node_that_refuses_a_large_description_fails_the_install_naming_it(tmp
                                             r"in \d+ parts\): install: a batch of \d+ octets is over this node's "
                                             r"limit of 10000"):
         cluster.wait(Deferred.fromCoroutine(dispatch._install_all()))
+
+
+def test_a_static_node_says_what_it_holds_of_what_is_installed_and_an_autonomous_one_does_not(
+        tmp_path: Path) -> None:
+    entry = {"spec": {"task": 5, "cmd": "x", "image": None, "outputs": [], "inputs": [], "values": [],
+                      "remote": []}, "tar": None, "job_id": 1, "workload": 1.0, "input_nodes": [], "run": "r"}
+    answers = {}
+    for auto in (False, True):
+        cluster = make_cluster(tmp_path / str(auto), n=1, auto=auto)
+        signer = RunSigner.of(RunKey.for_run("r", cluster.clock.seconds(), 60.0, 30.0), SECRET)
+        interest = make_interest(CTL_PREFIX.append("install"), signer=signer,
+                                 app_parameters=msgpack.packb([entry], use_bin_type=True))
+        reply = cluster.wait(Endpoint.attach(cluster.nodes["n0"].forwarder).express(interest))
+        answers[auto] = msgpack.unpackb(reply.content, raw=False)
+    # static mode: the delegator starts what must run from this; autonomous mode has no use for it
+    assert answers == {False: {"ok": True, "count": 1, "held": [[False, b""]]}, True: {"ok": True, "count": 1}}

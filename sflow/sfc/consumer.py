@@ -227,25 +227,29 @@ class ResultClient:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
     async def obtain(self, prefix: Name, deadline: float, signer: Signer | None = None,
-                     absent: Callable[[], object] | None = None) -> Obtained:
+                     absent: Callable[[], object] | None = None, *, fetch_first: bool = True) -> Obtained:
         """The result under ``prefix``, computing it if needed; raises FunctionFailed, Yielded or
         ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``); ``signer``
         signs the compute requests (default: this client's); ``absent()`` is called when the
-        producer first says the result does not exist, before it is asked to compute it."""
+        producer first says the result does not exist, before it is asked to compute it.
+        ``fetch_first=False`` asks for it to be computed straight away (the caller knows that no
+        cache on the way has it: a producer that holds it answers ready all the same)."""
         backoff = self.min_backoff
         asked = False
+        fetch = fetch_first  # (after a failed attempt, always)
         last = "no answer yet"
         running = False
         while True:
             try:
                 if self.endpoint.face.closed and self.reconnect is not None:
                     self.endpoint = await self.reconnect()
-                content = await self.fetch(prefix)
-                if content is not None:
-                    return _obtained(content, "computed" if asked else "cache")
-                if absent is not None and not asked:
-                    absent()
-                asked = True
+                if fetch:
+                    content = await self.fetch(prefix)
+                    if content is not None:
+                        return _obtained(content, "computed" if asked else "cache")
+                    if absent is not None and not asked:
+                        absent()
+                asked = fetch = True
                 status = await self._until_ready(prefix, deadline, signer)
                 if status.state == READY and status.content:
                     if bundle_version(status.content) != status.version:

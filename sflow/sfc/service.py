@@ -531,7 +531,10 @@ class SfcService:
         hellos stopped), when the input is placed elsewhere (:meth:`_move_input`), and in
         autonomous mode after :meth:`_give_up`."""
         if not target:
-            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline, signer))
+            # Placed here and not held here (the store was looked in; the content store is): no
+            # cache on the way to this node's own producer can have it, so it is asked for at once.
+            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline, signer,
+                                                                fetch_first=self.holds(digest)))
         else:
             client = (await self._peer(target)).client
             bound = min(deadline, self._give_up()) if self.placer is not None else deadline

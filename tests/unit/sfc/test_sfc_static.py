@@ -267,6 +267,29 @@ def test_an_input_from_another_node_is_held_and_served_there_without_a_file(tmp_
     assert data.content == served.segment(0).content
 
 
+def test_an_input_placed_on_the_same_node_is_asked_for_at_once_without_a_fetch(tmp_path: Path) -> None:
+    # No cache between a node and its own producer can hold a result the node does not hold: the
+    # node asks for it to be computed straight away. A remote one is fetched first (a cache on
+    # the way may have it).
+    cluster = make_cluster(tmp_path, delays={1: 1.0, 2: 1.0})
+    j = job(chain_tasks(3))
+    specs = build_specs(j, {})
+    fetches: dict[int, int] = {}
+    for node in cluster.nodes.values():
+        original = node.service._on_fn
+
+        def counting(interest, original=original):  # type: ignore[no-untyped-def]
+            if len(interest.name) != 5:  # a fetch by name, not a compute request
+                spec = next(s for s in specs.values() if s.prefix.is_prefix_of(interest.name))
+                fetches[int(spec.task)] = fetches.get(int(spec.task), 0) + 1
+            return original(interest)
+
+        node.service.endpoint.route(FN_PREFIX, counting, register=False)
+    cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n0", 3: "n1"})))
+    assert cluster.executed() == [1, 2, 3]
+    assert fetches == {2: 1, 3: 1}  # 2 by n1, 3 by the delegator; 1 by nobody
+
+
 def test_two_consumers_of_one_function_are_aggregated_in_the_pit(tmp_path: Path) -> None:
     cluster = make_cluster(tmp_path, delays={1: 2.0})
     j = job(fork_join_tasks())

@@ -39,13 +39,10 @@ class DurableFile:
     for code that wants one), then :meth:`commit` (flush, fsync, rename into place, fsync the
     directory) or :meth:`abort` (the temporary file is removed). Used as a context manager it
     commits on success and aborts on an exception. ``mode`` is the new file's permission bits
-    before the umask (0600 for secrets). The directory must exist. ``sync_directory=False``
-    leaves the directory's ``fsync`` to the caller, who writes several files into it and syncs it
-    once after the last (:func:`write_all_durably`)."""
+    before the umask (0600 for secrets). The directory must exist."""
 
-    def __init__(self, target: str | os.PathLike[str], mode: int = 0o666, *, sync_directory: bool = True) -> None:
+    def __init__(self, target: str | os.PathLike[str], mode: int = 0o666) -> None:
         self.target = Path(target)
-        self._sync_directory = sync_directory
         self.temp = temporary_name(self.target)
         fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         self.file: BinaryIO = os.fdopen(fd, "wb")
@@ -76,8 +73,7 @@ class DurableFile:
             self._close_quietly()
             self._remove()
             raise
-        if self._sync_directory:
-            fsync_directory(self.target.parent)
+        fsync_directory(self.target.parent)
         return self.target
 
     def abort(self) -> None:
@@ -115,21 +111,3 @@ def write_durably(target: str | os.PathLike[str], data: bytes | str, mode: int =
     with DurableFile(path, mode) as out:
         out.write(data.encode("utf-8") if isinstance(data, str) else data)
     return path
-
-
-def write_all_durably(directory: str | os.PathLike[str], files: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
-    """Write each ``(name, data)`` durably into ``directory`` (created if needed), which is synced
-    once, after the last: one ``fsync`` per file and one for all the renames, instead of two per
-    file. A file that cannot be written is skipped and returned with why (``[(name, error)]``);
-    a crash before the end may lose renames of this batch, never leave a partial file."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    failed = []
-    for name, data in files:
-        try:
-            with DurableFile(folder / name, sync_directory=False) as out:
-                out.write(data)
-        except OSError as exc:
-            failed.append((name, exc.strerror or str(exc)))
-    fsync_directory(folder)
-    return failed

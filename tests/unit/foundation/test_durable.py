@@ -1,15 +1,14 @@
-"""Durable files: written whole or not at all; a batch syncs its directory once."""
+"""Durable files: written whole or not at all, and their rename synced."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sflow import durable
-from sflow.durable import write_all_durably, write_durably
+from sflow.durable import write_durably
 
 
 def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -24,19 +23,15 @@ def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return synced
 
 
-def test_a_batch_syncs_each_file_and_its_directory_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_is_synced_and_so_is_its_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced = _count_fsyncs(monkeypatch)
-    assert write_all_durably(tmp_path / "new", [("a", b"1"), ("b", b"22"), ("c", b"333")]) == []
-    assert synced == ["file", "file", "file", "dir"]
-    assert {p.name: p.read_bytes() for p in (tmp_path / "new").iterdir()} == {"a": b"1", "b": b"22", "c": b"333"}
-    synced.clear()
-    write_durably(tmp_path / "one", b"x")
-    assert synced == ["file", "dir"]  # a single file still syncs its own rename
+    write_durably(tmp_path / "new" / "one", b"x")
+    assert synced == ["file", "dir"]
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["one"]
 
 
-def test_a_file_of_a_batch_that_cannot_be_written_is_named_and_leaves_nothing(tmp_path: Path) -> None:
+def test_a_file_that_cannot_be_written_leaves_nothing(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()  # nothing can be renamed over a directory
-    failed: Any = write_all_durably(tmp_path, [("a", b"1"), ("b", b"2"), ("c", b"3")])
-    assert [name for name, _ in failed] == ["b"] and "directory" in failed[0][1]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
-    assert (tmp_path / "a").read_bytes() == b"1" and (tmp_path / "b").is_dir()
+    with pytest.raises(OSError, match="directory"):
+        write_durably(tmp_path / "b", b"2")
+    assert [p.name for p in tmp_path.iterdir()] == ["b"] and (tmp_path / "b").is_dir()

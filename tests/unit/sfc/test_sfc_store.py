@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import msgpack
 from sfc_harness import fired, inline, job
 
 from sflow.sfc.consumer import cluster_signer
-from sflow.sfc.names import Installed, build_specs
+from sflow.sfc.names import Installed, build_specs, installed_to_wire
 from sflow.sfc.store import ResultStore
 
 SECRET = b"s" * 32
@@ -232,7 +233,7 @@ def test_the_store_touches_the_disk_only_off_the_reactor_and_serves_a_new_result
     # installed functions are kept off the reactor too
     item = _item()
     saved = again.save_functions([item])
-    assert not (tmp_path / "functions" / f"{item.spec.digest}.msgpack").exists()
+    assert not list((tmp_path / "functions").iterdir())
     runner.release()
     fired(saved)
     assert [i.spec.digest for i in again.load_functions()] == [item.spec.digest]
@@ -303,7 +304,7 @@ def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, c
     assert "event=store_task_failed call=broken" in caplog.text and "disk on fire" in caplog.text
 
 
-def test_an_install_is_kept_in_one_go_and_a_function_that_cannot_be_kept_is_named(tmp_path: Path) -> None:
+def test_an_install_is_kept_in_one_file_and_functions_that_cannot_be_kept_are_named(tmp_path: Path) -> None:
     runner = _Held()
     store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=runner)
     items = []
@@ -311,11 +312,43 @@ def test_an_install_is_kept_in_one_go_and_a_function_that_cannot_be_kept_is_name
         spec = build_specs(job([{"task_id": task, "workload": 1, "cmd": f"echo {task} > ./o.txt",
                                  "out_file_list": [{"path": "./o.txt", "size": 0, "dest_task_id": []}]}]), {})
         items.append(Installed(next(iter(spec.values())), None, 7, 1.0, (), "run-1", 0.0))
-    # the second cannot be written: a directory stands where its file goes
-    (tmp_path / "functions" / f"{items[1].spec.digest}.msgpack").mkdir(parents=True)
+    functions = tmp_path / "functions"
+    # they cannot be written: a file stands where their directory goes
+    functions.rmdir()
+    functions.write_bytes(b"")
     saved = store.save_functions(items)
-    assert runner.release() == ["write_all_durably"]  # one hand-off for the whole install
-    failed = fired(saved)
-    assert [(item.spec.task, "Is a directory" in why) for item, why in failed] == [(items[1].spec.task, True)]
-    assert sorted(i.spec.digest for i in store.load_functions()) == sorted([items[0].spec.digest, items[2].spec.digest])
+    assert runner.release() == ["write_durably"]  # one hand-off, one file, for the whole install
+    assert [(item.spec.task, "File exists" in why and str(functions) in why) for item, why in fired(saved)] == [
+        (1, True), (2, True), (3, True)]
+    functions.unlink()
+    functions.mkdir()
+    saved = store.save_functions(items)
+    runner.release()
+    assert fired(saved) == []
+    [first] = list(functions.iterdir())
+    # installed again (another run): the newer file keeps them all, the older one goes
+    again = [Installed(i.spec, None, 7, 1.0, (), "run-2", 0.0) for i in items]
+    store.save_functions(again)
+    assert runner.release() == ["write_durably", "_remove"]
+    [second] = list(functions.iterdir())
+    assert second != first and second.name > first.name
+    store.save_functions(again[:1])  # the second file still keeps the latest of functions 2 and 3
+    runner.release()
+    assert len(list(functions.iterdir())) == 2
+    # a restarted node reads the latest of each, once
+    reopened = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    loaded = reopened.load_functions()
+    assert sorted((i.spec.task, i.run) for i in loaded) == [(1, "run-2"), (2, "run-2"), (3, "run-2")]
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
+
+
+def test_functions_kept_one_file_each_by_an_older_node_are_read_and_replaced(tmp_path: Path) -> None:
+    item = _item()
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    legacy = tmp_path / "functions" / f"{item.spec.digest}.msgpack"
+    legacy.write_bytes(msgpack.packb(installed_to_wire(item), use_bin_type=True))
+    (tmp_path / "functions" / f"{'0' * 64}.msgpack").write_bytes(legacy.read_bytes())  # not its name: skipped
+    assert [i.spec.digest for i in store.load_functions()] == [item.spec.digest]
+    store.save_functions([Installed(item.spec, None, 7, 1.0, (), "run-2", 0.0)])
+    assert not legacy.exists()  # the new file keeps its latest version
+    assert [i.run for i in ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000).load_functions()] == ["run-2"]

@@ -455,7 +455,11 @@ class SegmentedContent:
         self.signer = signer
         self.count = max(1, -(-len(content) // segment_size))
         self._final = Component.segment(self.count - 1)
-        largest = len(self.segment(0).wire or b"")
+        # The first segment (the largest there is) is made now, to check its size, and kept: it is
+        # the one every fetch asks for first.
+        self._first: Data | None = None
+        self._first = self.segment(0)
+        largest = len(self._first.wire or b"")
         if largest > tlv.MAX_NDN_PACKET_SIZE:
             raise ValueError(
                 f"a segment of {segment_size} octets makes a {largest}-octet packet, over the "
@@ -463,6 +467,8 @@ class SegmentedContent:
             )
 
     def segment(self, index: int) -> Data:
+        if index == 0 and self._first is not None:
+            return self._first
         size = self.segment_size
         return make_data(
             self.base.append(Component.segment(index)),

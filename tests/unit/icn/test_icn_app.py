@@ -170,6 +170,19 @@ def test_serve_segmented_refuses_oversize_segments(forwarder: Forwarder, pair: t
         producer.serve_segmented("/big", b"x" * 9000, segment_size=9000)
 
 
+def test_the_first_segment_is_made_and_signed_once() -> None:
+    from sflow.icn.app import SegmentedContent
+    from sflow.icn.security import verify_data
+
+    content = SegmentedContent(Name.from_uri("/r"), b"x" * 5000, 7, HmacSha256Signer(Name.from_uri("/k"), b"s" * 32),
+                               segment_size=4000)
+    first = content.segment(0)
+    assert content.segment(0) is first  # kept from the size check: every fetch asks for it first
+    assert content.answer(make_interest(Name.from_uri("/r"), can_be_prefix=True)) is first
+    assert verify_data(first, b"s" * 32) and first.content == b"x" * 4000
+    assert content.segment(1) is not content.segment(1) and content.segment(1).content == b"x" * 1000
+
+
 # --- management ------------------------------------------------------------------------------------
 
 

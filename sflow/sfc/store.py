@@ -401,6 +401,9 @@ class ResultStore:
                 continue
             if not isinstance(raw, list) and items[0].spec.digest != path.stem:
                 continue
+            if not items:
+                self.run_detached(_remove, path)
+                continue
             for item in items:
                 latest.pop(item.spec.digest, None)
                 latest[item.spec.digest] = item

@@ -457,8 +457,7 @@ class SegmentedContent:
         self._final = Component.segment(self.count - 1)
         # The first segment (the largest there is) is made now, to check its size, and kept: it is
         # the one every fetch asks for first.
-        self._first: Data | None = None
-        self._first = self.segment(0)
+        self._first = self._make(0)
         largest = len(self._first.wire or b"")
         if largest > tlv.MAX_NDN_PACKET_SIZE:
             raise ValueError(
@@ -467,8 +466,9 @@ class SegmentedContent:
             )
 
     def segment(self, index: int) -> Data:
-        if index == 0 and self._first is not None:
-            return self._first
+        return self._first if index == 0 else self._make(index)
+
+    def _make(self, index: int) -> Data:
         size = self.segment_size
         return make_data(
             self.base.append(Component.segment(index)),

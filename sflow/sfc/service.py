@@ -778,7 +778,7 @@ class SfcService:
         _remember_key(self._run_keys, run_key.run, run_key)
         new = [item for item in items if self._register(item)]
         if new:
-            self.store.save_functions(new).addCallbacks(_not_saved, _none_saved, errbackArgs=(new,))
+            self.store.save_functions(new).addCallback(_not_saved)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         answer: dict[str, Any] = {"ok": True, "count": len(items)}
         if self.placer is None:  # static mode: what is held here, for the delegator's start
@@ -1093,10 +1093,6 @@ def _not_saved(failed: list[tuple[Installed, str]]) -> None:
     for item, why in failed:
         log.warning("event=function_save_failed task=%d digest=%s error=%s", item.spec.task, item.spec.digest[:16],
                     why)
-
-
-def _none_saved(failure: Failure, items: list[Installed]) -> None:
-    _not_saved([(item, failure.getErrorMessage()) for item in items])
 
 
 def _remember_key(keys: OrderedDict[str, RunKey], what: str, key: RunKey) -> None:

@@ -471,7 +471,7 @@ def _touch_file(path: Path) -> None:
 def _kept_order(path: Path) -> tuple[int, str]:
     """Files of installed functions in the order they were written: one file per function (older
     nodes) first, then one per install, named by the time it was written."""
-    return (0 if len(path.stem) == 64 and "-" not in path.stem else 1, path.name)
+    return (0 if "-" not in path.stem else 1, path.name)
 
 
 def _remove(path: Path) -> None:

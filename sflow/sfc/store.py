@@ -1,17 +1,24 @@
 """The on-disk result store: function results (bundles) and installed functions, kept across node
 restarts and bounded in size.
 
-Results live in ``<root>/results/<digest>.bundle``; the least recently used are removed when the
-total exceeds ``max_bytes``. Installed functions live in ``<root>/functions/``, one file per install, so
-that a restarted node can still compute what it was asked for before the restart. Every file is
-written durably (:mod:`sflow.durable`: a temporary file, fsync'd, renamed, its directory fsync'd),
-so a crash never leaves half a result under its name.
+Small results (the results of most functions) are appended to pack files in
+``<root>/results/`` (:mod:`sflow.sfc.packs`: a file creation per result cost more CPU than the
+rest of storing it); large ones are files of their own, ``<root>/results/<digest>.bundle``. The
+least recently used are removed when the total exceeds ``max_bytes``: a pack once none of its
+records is served any more, and a pack whose records served fill less than half of it is
+compacted (those records are written again to the pack being filled). Installed functions live in
+``<root>/functions/``, one file per install, so that a restarted node can still compute what it
+was asked for before the restart. Every file is written durably (:mod:`sflow.durable`: a temporary
+file, fsync'd, renamed, its directory fsync'd; a pack's records are ``fdatasync``'d), so a crash
+never leaves half a result under its name.
 
 A result file starts with a header — ``SFR1``, the bundle's length (8 octets, big-endian) and its
 SHA-256 — and the bundle follows. The store trusts nothing it did not check: at open, a file
-whose size does not match its header (truncated, or extended) is removed; when a result is
-loaded, its length and digest are checked, and a damaged one (a flipped bit, a torn sector) is
-removed and treated as absent — the function is computed again, never served damaged.
+whose size does not match its header (truncated, or extended) is removed, and a pack is read up to
+its first record that is not whole and sound; when a result is loaded, its length and digest are
+checked, and a damaged one (a flipped bit, a torn sector) is dropped and treated as absent — the
+function is computed again, never served damaged. The order of use survives a restart as the
+order in which the results were written (files: as of their last use).
 
 **Large results** (over :data:`STREAM_THRESHOLD`) are never held whole: they are written into the
 store as they are made or received (:meth:`ResultStore.spool`, then :meth:`ResultStore.added`),
@@ -25,8 +32,11 @@ A small result this node obtained from another one (an input) is held in memory 
 
 Each node has a store of its own (the default path names the host and the forwarder's port), but a
 directory shared by several nodes (NFS homes, or a path set the same on every host) stays sound:
-temporary files have names no other process uses (pid and a random part), and a record another
-node wrote is as good as this node's (same digest, same content).
+temporary files and packs have names no other process uses (pid and a random part), a process
+appends only to packs it made, and a record another node wrote is as good as this node's (same
+digest, same content). (A node that opens the directory while another appends to it may remove
+or compact the other's pack once it serves nothing from it: the other then finds those results
+absent and computes them again.)
 """
 
 from __future__ import annotations
@@ -49,14 +59,26 @@ from twisted.python.failure import Failure
 
 from sflow.durable import DurableFile, write_durably
 from sflow.errors import ProtocolError
-from sflow.icn.app import DEFAULT_SEGMENT_SIZE, HandlerResult, SegmentedContent, Uncached, segment_asked
+from sflow.icn.app import (
+    DEFAULT_SEGMENT_SIZE,
+    HandlerResult,
+    SegmentedContent,
+    Uncached,
+    segment_asked,
+)
 from sflow.icn.name import Component, Name
 from sflow.icn.packet import Interest, make_data
 from sflow.icn.signature import Signer
 from sflow.node.peers import PeerPool
+from sflow.sfc import packs
 from sflow.sfc.bundle import bundle_version
 from sflow.sfc.bundlefile import STREAM_THRESHOLD, Spool, Spooled, version_of
-from sflow.sfc.names import Installed, installed_from_wire, installed_to_wire, result_prefix
+from sflow.sfc.names import (
+    Installed,
+    installed_from_wire,
+    installed_to_wire,
+    result_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +147,13 @@ class ResultStore:
         # digest -> (bundle length, bundle SHA-256), in least-recently-used-first order; read once,
         # when the store opens (before the node serves anything)
         self._entries: dict[str, tuple[int, bytes]] = {}
-        found = []
-        for path in self._results.glob("*.bundle"):
-            header = read_header(path)
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            if header is None:
-                _discard(path, "its size does not match its header")
-                continue
-            found.append((mtime, path.stem, header))
-        for _, digest, header in sorted(found):
-            self._entries[digest] = header
+        #: the pack and offset of each result kept in a pack (the others are files of their own)
+        self._located: dict[str, tuple[packs.Pack, int]] = {}
+        #: the pack records are appended to (made with the first), and the packs to compact once
+        #: the store's threads run
+        self._pack: packs.Pack | None = None
+        self._compactable: list[packs.Pack] = []
+        self._open_results()
         self.total = sum(length for length, _ in self._entries.values())
         self._served: LRUCache[str, SegmentedContent | FileSegments] = LRUCache(maxsize=SERVED_CACHE)
         #: results whose file is being written: served from memory until it is there
@@ -156,6 +172,49 @@ class ResultStore:
         self._saves = 0
         log.info("event=result_store_open root=%s results=%d bytes=%d", root, len(self._entries), self.total)
 
+    def _open_results(self) -> None:
+        """Index the results in the store's directory, oldest first: the files (by the time of
+        their last use) and the packs' records (by the time of their pack's last write, then in
+        the order written). A result found twice is the later one."""
+        found: list[tuple[float, str, int, str, tuple[int, bytes], packs.Pack | None]] = []
+        for path in self._results.glob("*.bundle"):
+            header = read_header(path)
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            if header is None:
+                _discard(path, "its size does not match its header")
+                continue
+            found.append((mtime, "", 0, path.stem, header, None))
+        opened = []
+        for path in self._results.glob(f"*{packs.PACK_SUFFIX}"):
+            try:
+                records, size, problem = packs.scan(path)
+                mtime = path.stat().st_mtime
+            except OSError as exc:
+                log.warning("event=pack_unreadable path=%s error=%s", path, exc)
+                continue
+            if problem is not None:
+                log.warning("event=pack_damaged path=%s reason=%s action=read_up_to_it", path, problem.replace(" ", "_"))
+            pack = packs.Pack(path, size=size, closed=True, named=True)
+            opened.append(pack)
+            found.extend((mtime, path.name, r.offset, r.digest, (r.length, r.sha256), pack) for r in records)
+        for _, _, offset, digest, header, holder in sorted(found, key=lambda f: f[:3]):
+            if digest in self._entries:  # an older copy of it goes
+                if digest not in self._located:
+                    _remove(self._path(digest))
+                del self._entries[digest]
+                self._release(digest, bury=False)
+            self._entries[digest] = header
+            if holder is not None:
+                self._locate(digest, holder, offset, packs.record_size(digest, header[0]))
+        for pack in opened:
+            if not pack.live:
+                _remove(pack.path)
+            elif self._wasteful(pack):
+                self._compactable.append(pack)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -170,12 +229,17 @@ class ResultStore:
         if self._writing.get(digest) is not None and digest in self._entries:
             return served  # the same content (same digest) is being written already
         sha = hashlib.sha256(content).digest()
+        large = len(content) > STREAM_THRESHOLD
+        if not large and self._has_file(digest):
+            self._on_file(digest, _remove, self._path(digest))  # its file (an older node's): the record replaces it
         self.total += len(content) - self._forget_entry(digest)
         self._entries[digest] = (len(content), sha)
         self._writing[digest] = served
-        path = self._path(digest)
-        self._on_file(digest, _write_result, path, HEADER.pack(MAGIC, len(content), sha), content).addBoth(
-            self._written, digest, served)
+        if large:  # a file of its own, served from it like a spooled result
+            self._on_file(digest, _write_result, self._path(digest), HEADER.pack(MAGIC, len(content), sha),
+                          content).addBoth(self._written, digest, served)
+        else:
+            self._append(digest, content, sha, served)
         self._evict(keep=digest)
         return served
 
@@ -207,6 +271,111 @@ class ResultStore:
             if digest not in self._writing:  # not stored after all (a full disk): made again if asked
                 self._served.pop(digest, None)
                 self.total -= self._forget_entry(digest)
+
+    # Packs (:mod:`sflow.sfc.packs`) --------------------------------------------------------------
+
+    def _append(self, digest: str, content: bytes, sha: bytes, served: SegmentedContent | None) -> None:
+        """Append ``digest``'s record to the pack being filled (a new one when it is full), off the
+        reactor; once it is written, the result is served from it. ``served`` is what
+        :meth:`put` serves meanwhile (None: a record compacted, served from its old pack meanwhile)."""
+        for waiting in self._compactable:
+            self._settle(waiting)
+        self._compactable = []
+        size = packs.record_size(digest, len(content))
+        pack = self._pack
+        if pack is None or pack.closed or (pack.size and pack.size + size > packs.PACK_BYTES):
+            if pack is not None and not pack.closed:
+                pack.closed = True
+                self._settle(pack)
+            pack = self._pack = packs.new_pack(self._results)
+        offset = pack.size
+        pack.size += size
+        pack.writing += 1
+        self.run(packs.append, pack, offset, digest, sha, content).addBoth(
+            self._appended, pack, offset, size, digest, sha, served)
+
+    def _appended(self, outcome: object, pack: packs.Pack, offset: int, size: int, digest: str, sha: bytes,
+                  served: SegmentedContent | None) -> None:
+        pack.writing -= 1
+        if served is not None and self._writing.get(digest) is served:
+            del self._writing[digest]
+        if isinstance(outcome, Failure):
+            log.warning("event=result_write_failed digest=%s pack=%s error=%s", digest, pack.path.name,
+                        outcome.getErrorMessage())
+            pack.closed = True  # the next record goes to a new pack
+            if served is not None and digest not in self._writing:  # not stored after all: made again if asked
+                self._served.pop(digest, None)
+                self.total -= self._forget_entry(digest)
+        else:
+            entry = self._entries.get(digest)
+            if entry is not None and entry[1] == sha and digest not in self._writing:
+                moved_from = self._release(digest)  # a compacted record's former place
+                self._locate(digest, pack, offset, size)
+                if moved_from is not None:
+                    self._settle(moved_from)
+            else:  # evicted, or written again, meanwhile
+                self.run_detached(packs.bury, pack.path, offset)
+        self._settle(pack)
+
+    def _has_file(self, digest: str) -> bool:
+        """Whether ``digest``'s result is (or is being written to) a file of its own: large, or
+        small but neither in a pack nor being appended to one (spooled, or an older node's)."""
+        entry = self._entries.get(digest)
+        if entry is None:
+            return False
+        return entry[0] > STREAM_THRESHOLD or (digest not in self._located and digest not in self._writing)
+
+    def _locate(self, digest: str, pack: packs.Pack, offset: int, size: int) -> None:
+        self._located[digest] = (pack, offset)
+        pack.live[digest] = (offset, size)
+        pack.live_bytes += size
+
+    def _release(self, digest: str, bury: bool = True) -> packs.Pack | None:
+        """``digest``'s record is served no more (marked dead in its pack unless ``bury`` is
+        false); its pack, or None when it had no record."""
+        where = self._located.pop(digest, None)
+        if where is None:
+            return None
+        pack, offset = where
+        pack.live_bytes -= pack.live.pop(digest)[1]
+        if bury:
+            self.run_detached(packs.bury, pack.path, offset)
+        return pack
+
+    @staticmethod
+    def _wasteful(pack: packs.Pack) -> bool:
+        return pack.live_bytes * 2 < pack.size
+
+    def _settle(self, pack: packs.Pack) -> None:
+        """A pack that takes no more records, with no append under way, is removed once none of
+        its records is served, and compacted once those served fill less than half of it."""
+        if not pack.closed or pack.writing:
+            return
+        if not pack.live:
+            self.run_detached(_remove, pack.path)
+        elif self._wasteful(pack) and not pack.compacting:
+            self._compact(pack)
+
+    def _compact(self, pack: packs.Pack) -> None:
+        """Write the records still served from ``pack`` again, to the pack being filled; each is
+        served from its new place once it is written, and ``pack`` is removed with its last."""
+        pack.compacting = True
+        log.info("event=pack_compacted pack=%s records=%d bytes=%d of=%d", pack.path.name, len(pack.live),
+                 pack.live_bytes, pack.size)
+
+        def copy(found: list[tuple[str, int, bytes | None]]) -> None:
+            for digest, offset, content in found:
+                if self._located.get(digest) != (pack, offset):
+                    continue  # no longer served from there
+                if content is None:
+                    self._drop(digest, "its record is not sound")
+                else:
+                    self._append(digest, content, self._entries[digest][1], None)
+
+        wanted = [(digest, offset) for digest, (offset, _) in pack.live.items()]
+        self.run(packs.read_many, pack.path, wanted).addCallbacks(
+            copy, lambda failure: log.warning("event=pack_compaction_failed pack=%s error=%s", pack.path.name,
+                                              failure.getErrorMessage()))
 
     def run(self, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """``call(*args)`` off the reactor (by default in the store's own few threads, started with
@@ -278,12 +447,15 @@ class ResultStore:
         if digest not in self._entries:
             return succeed(None)
 
-        def loaded(raw: bytes | None) -> SegmentedContent | None:
+        where = self._located.get(digest)
+
+        def loaded(content: bytes | None) -> Deferred[SegmentedContent | FileSegments | None] | SegmentedContent | None:
             held = self._served.get(digest) or self._writing.get(digest)
             if isinstance(held, SegmentedContent):
                 return held  # put again meanwhile
-            content = _checked(raw) if raw is not None else None
             if content is None:
+                if where is not None and self._located.get(digest) != where:
+                    return self.get(digest, program)  # moved meanwhile (its pack compacted)
                 if digest in self._entries:
                     self._drop(digest, "it is unreadable or its length or digest does not match its header")
                 return None
@@ -292,7 +464,8 @@ class ResultStore:
             self._served[digest] = served
             return served
 
-        d: Deferred[bytes | None] = self._on_file(digest, _read_file, self._path(digest))
+        d: Deferred[bytes | None] = self._on_file(digest, _read_checked, self._path(digest)) if where is None \
+            else self.run(packs.read, where[0].path, where[1], digest)
         return d.addCallback(loaded)
 
     def verified(self, digest: str, spooled: Spooled) -> Deferred[bool]:
@@ -314,15 +487,24 @@ class ResultStore:
         return self._results / f"{digest}.bundle"
 
     def _forget_entry(self, digest: str) -> int:
-        """Forget ``digest``'s entry (not its file); its length, 0 when there was none."""
+        """Forget ``digest``'s entry (not its file; its record in a pack is served no more); its
+        length, 0 when there was none."""
         entry = self._entries.pop(digest, None)
+        pack = self._release(digest)
+        if pack is not None:
+            self._settle(pack)
         return entry[0] if entry is not None else 0
 
     def _drop(self, digest: str, why: str) -> None:
-        """Forget a damaged result and remove its file."""
+        """Forget a damaged result: remove its file, or serve its record no more."""
+        where = self._located.get(digest)
         self.total -= self._forget_entry(digest)
         self._served.pop(digest, None)
-        self._on_file(digest, _discard, self._path(digest), why)
+        if where is None:
+            self._on_file(digest, _discard, self._path(digest), why)
+        else:
+            log.warning("event=result_damaged pack=%s offset=%d reason=%s action=dropped", where[0].path.name,
+                        where[1], why.replace(" ", "_"))
 
     def _segmented(self, digest: str, program: str, content: bytes) -> SegmentedContent:
         return SegmentedContent(
@@ -336,18 +518,21 @@ class ResultStore:
             # the order, in memory and in the files' mtimes, would not change.
             return
         self._entries[digest] = self._entries.pop(digest)
-        self._on_file(digest, _touch_file, self._path(digest))
+        if digest not in self._located:  # a file keeps the time of its last use
+            self._on_file(digest, _touch_file, self._path(digest))
 
     def _evict(self, keep: str) -> None:
         while self.total > self.max_bytes and len(self._entries) > 1:
             digest = next(iter(self._entries))
             if digest == keep:
                 break
+            own_file = self._has_file(digest)
             size = self._forget_entry(digest)
             self.total -= size
             self._served.pop(digest, None)
             self._verified.discard(digest)
-            self._on_file(digest, _remove, self._path(digest))
+            if own_file:
+                self._on_file(digest, _remove, self._path(digest))
             log.info("event=result_evicted digest=%s bytes=%d", digest, size)
 
     # Installed functions -----------------------------------------------------------------------
@@ -459,6 +644,11 @@ def _read_file(path: Path) -> bytes | None:
     except OSError as exc:
         log.warning("event=result_unreadable path=%s error=%s", path, exc)
         return None
+
+
+def _read_checked(path: Path) -> bytes | None:
+    raw = _read_file(path)
+    return _checked(raw) if raw is not None else None
 
 
 def _touch_file(path: Path) -> None:

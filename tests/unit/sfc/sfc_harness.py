@@ -226,6 +226,33 @@ def inline(call: Callable[..., Any], *args: Any) -> Deferred[Any]:
     return maybeDeferred(call, *args)
 
 
+class HeldRunner:
+    """A store's blocking runner that holds every call until the test releases it: what the store
+    does on the calling (reactor) thread is whatever happens before a release."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, tuple[Any, ...], Deferred[Any]]] = []
+
+    def __call__(self, call: Any, *args: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.calls.append((call, args, d))
+        return d
+
+    def release(self, hold: tuple[str, ...] = ()) -> list[str]:
+        """Run the held calls (and those they lead to) in order, but for those named in ``hold``,
+        which stay held; the names of those run."""
+        done, kept = [], []
+        while self.calls:
+            call, args, d = self.calls.pop(0)
+            if call.__name__ in hold:
+                kept.append((call, args, d))
+                continue
+            done.append(call.__name__)
+            maybeDeferred(call, *args).chainDeferred(d)
+        self.calls = kept
+        return done
+
+
 def fired(d: Deferred[Any]) -> Any:
     """The result of a Deferred that has fired (raises its failure)."""
     out: list[Any] = []
@@ -234,6 +261,14 @@ def fired(d: Deferred[Any]) -> Any:
     if isinstance(out[0], Failure):
         out[0].raiseException()
     return out[0]
+
+
+def stored_records(results: Path) -> list[Any]:
+    """The live records of every pack in a store's ``results`` directory, pack by pack in the order
+    they were made (:func:`sflow.sfc.packs.scan`)."""
+    from sflow.sfc.packs import PACK_SUFFIX, scan
+
+    return [record for pack in sorted(results.glob(f"*{PACK_SUFFIX}")) for record in scan(pack)[0]]
 
 
 def _signer() -> Any:

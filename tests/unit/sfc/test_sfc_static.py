@@ -8,7 +8,7 @@ from pathlib import Path
 import msgpack
 import pytest
 from twisted.internet.defer import Deferred
-from sfc_harness import SECRET, chain_tasks, fired, fork_join_tasks, inline, job, make_cluster
+from sfc_harness import SECRET, chain_tasks, fired, fork_join_tasks, inline, job, make_cluster, stored_records
 
 from sflow.errors import ExecutionError, JobFailed
 from sflow.icn.app import Endpoint
@@ -105,8 +105,11 @@ def test_a_run_starts_only_what_the_requests_from_end_would_reach(tmp_path: Path
     first = make_cluster(tmp_path)
     first.run(first.dispatch(j, where))
     specs = build_specs(j, {})
-    (tmp_path / "n2" / "store" / "results" / f"{specs[TaskId(3)].digest}.bundle").unlink()
-    (tmp_path / "n0" / "store" / "results" / f"{specs[TaskId(1)].digest}.bundle").unlink()
+    for node, task in (("n2", 3), ("n0", 1)):  # each node stored its function's result, and only that
+        results = tmp_path / node / "store" / "results"
+        assert [r.digest for r in stored_records(results)] == [specs[TaskId(task)].digest]
+        for pack in results.iterdir():
+            pack.unlink()
     again = make_cluster(tmp_path)  # the nodes restarted on the same stores
     again.run(again.dispatch(j, where, outdir=tmp_path / "again"))
     assert again.executed() == [3]
@@ -257,7 +260,8 @@ def test_an_input_from_another_node_is_held_and_served_there_without_a_file(tmp_
     specs = build_specs(j, {})
     first, second = specs[TaskId(1)], specs[TaskId(2)]
     # n1 holds the input it obtained from n0 (in memory: n0 has the file), and its own result on disk
-    assert sorted(p.name for p in (tmp_path / "n1" / "store" / "results").iterdir()) == [f"{second.digest}.bundle"]
+    assert [r.digest for r in stored_records(tmp_path / "n1" / "store" / "results")] == [second.digest]
+    assert not list((tmp_path / "n1" / "store" / "results").glob("*.bundle"))
     assert first.digest in cluster.nodes["n1"].service.store
     # anyone asking n1 for it by name gets it from n1, with n0 gone
     cluster.kill("n0")
@@ -326,7 +330,7 @@ def test_the_result_store_is_bounded_and_keeps_the_recently_used(tmp_path: Path)
     assert fired(store.get("b" * 64, "p")) is not None  # b is now the most recent
     store.put("d" * 64, "p", b"d" * 100)
     assert sorted(d[0] for d in store._entries) == ["b", "d"]
-    assert sorted(p.name[0] for p in (tmp_path / "results").iterdir()) == ["b", "d"]
+    assert sorted(r.digest[0] for r in stored_records(tmp_path / "results")) == ["b", "d"]  # a and c are dead
     reopened = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000, blocking=inline)
     assert reopened.total == 200 and "d" * 64 in reopened
     assert fired(reopened.get("d" * 64, "p")).content == b"d" * 100

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from sfc_harness import fired, inline, job
+from sfc_harness import HeldRunner, fired, inline, job, stored_records
 
 from sflow.sfc.consumer import cluster_signer
 from sflow.sfc.names import Installed, build_specs, installed_to_wire
@@ -65,18 +65,23 @@ def test_a_damaged_result_is_recomputed_after_a_restart_never_served(tmp_path: P
     expected = (tmp_path / "one" / "out/3.txt").read_bytes()
     specs = build_specs(job(chain_tasks(3)), {})
 
-    def bundle(node: str, task: int) -> Path:
-        return tmp_path / node / "store" / "results" / f"{specs[TaskId(task)].digest}.bundle"
+    def pack(node: str, task: int) -> Path:
+        """The pack holding ``task``'s result on ``node`` (each node's holds that result only)."""
+        results = tmp_path / node / "store" / "results"
+        assert [r.digest for r in stored_records(results)] == [specs[TaskId(task)].digest]
+        (path,) = results.iterdir()
+        return path
 
-    # function 3's result: one bit flipped (same size); function 1's: truncated
-    end = bundle("n2", 3)
+    # function 3's result: one bit of its bundle flipped (same size); function 1's: cut short
+    end = pack("n2", 3)
     raw = bytearray(end.read_bytes())
     raw[-5] ^= 0x01
     end.write_bytes(bytes(raw))
-    start = bundle("n0", 1)
+    start = pack("n0", 1)
     start.write_bytes(start.read_bytes()[:-3])
 
-    # restarted on the same stores: the truncated file is gone at open, the flipped one when read
+    # restarted on the same stores: the pack cut short holds no sound record and is gone at open,
+    # the flipped bit is found when the result is read
     again = make_cluster(tmp_path)
     assert not start.exists() and specs[TaskId(1)].digest not in again.nodes["n0"].service.store
     trace = again.run(again.dispatch(job(chain_tasks(3)), where, outdir=tmp_path / "two"))
@@ -86,22 +91,29 @@ def test_a_damaged_result_is_recomputed_after_a_restart_never_served(tmp_path: P
     # installed (the flipped bit shows only when the file is read), so the requests from END did it
     assert {n: node.service.counters["started"] for n, node in again.nodes.items()} == {"n0": 0, "n1": 0, "n2": 0}
     assert {r.task: r.where.split(" (")[0] for r in trace.tasks}[3] == "executed"
-    assert end.exists() and fired(ResultStore(tmp_path / "n2" / "store", 1 << 30, cluster_signer(SECRET), 1000,
-                                              blocking=inline).get(specs[TaskId(3)].digest,
-                                                                   specs[TaskId(3)].program)) is not None  # rewritten whole
+    # the damaged record is dead (its pack, which held nothing else, is gone); the result is stored again
+    assert not end.exists()
+    assert [r.digest for r in stored_records(tmp_path / "n2" / "store" / "results")] == [specs[TaskId(3)].digest]
+    assert fired(ResultStore(tmp_path / "n2" / "store", 1 << 30, cluster_signer(SECRET), 1000, blocking=inline).get(
+        specs[TaskId(3)].digest, specs[TaskId(3)].program)).content is not None
 
 
 def test_store_files_are_checked_and_written_durably(tmp_path: Path) -> None:
+    from sflow.sfc.packs import HEAD_SIZE
+
     store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
     store.put("a" * 64, "p", b"x" * 1000)
-    path = tmp_path / "results" / f"{'a' * 64}.bundle"
-    assert path.stat().st_size == 1000 + 44
-    path.write_bytes(path.read_bytes()[:44] + b"y" * 1000)  # same length, other content
+    (path,) = (tmp_path / "results").iterdir()
+    assert path.stat().st_size == HEAD_SIZE + 64 + 1000
+    path.write_bytes(path.read_bytes()[:HEAD_SIZE + 64] + b"y" * 1000)  # same length, other content
     reopened = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
     assert "a" * 64 in reopened and fired(reopened.get("a" * 64, "p")) is None
+    # dropped, never served: the pack, which served nothing else, is removed
     assert "a" * 64 not in reopened and not path.exists() and reopened.total == 0
-    path.write_bytes(b"x" * 1000)  # a file of another format (no header)
-    assert len(ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)) == 0
+    # a result file of an older node: checked the same way (a file of another format is removed)
+    older = tmp_path / "results" / f"{'b' * 64}.bundle"
+    older.write_bytes(b"x" * 1000)
+    assert len(ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000)) == 0 and not older.exists()
 
 
 def test_a_result_obtained_from_another_node_is_held_in_memory_only(tmp_path: Path, monkeypatch: Any) -> None:
@@ -121,7 +133,7 @@ def test_a_result_obtained_from_another_node_is_held_in_memory_only(tmp_path: Pa
     assert store.copies_bytes == 2000
     # made here after all: stored (with its file), the copy dropped
     store.put("d" * 64, "p", b"d" * 1000)
-    assert store.copies_bytes == 1000 and (tmp_path / "results" / f"{'d' * 64}.bundle").exists()
+    assert store.copies_bytes == 1000 and [r.digest for r in stored_records(tmp_path / "results")] == ["d" * 64]
     store.keep("d" * 64, "p", b"d" * 1000)  # held already
     assert store.copies_bytes == 1000 and "d" * 64 in store
     # a node that restarts holds only what it stored
@@ -181,34 +193,8 @@ def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_f
     assert got == [None] and digest not in third and not path.exists()
 
 
-class _Held:
-    """A store's blocking runner that holds every call until the test releases it: what the store
-    does on the calling (reactor) thread is whatever happens before a release."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, tuple[Any, ...], Any]] = []
-
-    def __call__(self, call: Any, *args: Any) -> Any:
-        from twisted.internet.defer import Deferred
-
-        d: Deferred[Any] = Deferred()
-        self.calls.append((call, args, d))
-        return d
-
-    def release(self) -> list[str]:
-        """Run the held calls (and those they lead to) in order; their names."""
-        from twisted.internet.defer import maybeDeferred
-
-        done = []
-        while self.calls:
-            call, args, d = self.calls.pop(0)
-            done.append(call.__name__)
-            maybeDeferred(call, *args).chainDeferred(d)
-        return done
-
-
 def test_the_store_touches_the_disk_only_off_the_reactor_and_serves_a_new_result_meanwhile(tmp_path: Path) -> None:
-    runner = _Held()
+    runner = HeldRunner()
     store = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000, blocking=runner)
     results = tmp_path / "results"
     store.put("a" * 64, "p", b"a" * 100)
@@ -218,16 +204,17 @@ def test_the_store_touches_the_disk_only_off_the_reactor_and_serves_a_new_result
     store.put("b" * 64, "p", b"b" * 100)
     store.put("c" * 64, "p", b"c" * 100)  # over 250 bytes: a is evicted while its write is still held
     assert "a" * 64 not in store and not list(results.iterdir())
-    # in order, one at a time per file: a's removal never overtakes its write (no file left behind)
-    assert runner.release() == ["_write_result", "_write_result", "_write_result", "_remove"]
-    assert sorted(p.name[0] for p in results.iterdir()) == ["b", "c"]
+    # a, evicted while its record was being written, is marked dead once it is: a restarted store
+    # does not take it back
+    assert runner.release() == ["append", "append", "append", "bury"]
+    assert sorted(r.digest[0] for r in stored_records(results)) == ["b", "c"]
 
     # a small result no longer in memory is read off the reactor, and checked
     again = ResultStore(tmp_path, 250, cluster_signer(SECRET), 1000, blocking=runner)
     got: list[Any] = []
     again.get("b" * 64, "p").addCallback(got.append)
     assert not got
-    assert runner.release() == ["_read_file", "_touch_file"]
+    assert runner.release() == ["read"]
     assert got[0].content == b"b" * 100
 
     # installed functions are kept off the reactor too
@@ -240,7 +227,7 @@ def test_the_store_touches_the_disk_only_off_the_reactor_and_serves_a_new_result
 
 
 def test_a_result_whose_write_fails_is_forgotten_and_said_so(tmp_path: Path, caplog: Any) -> None:
-    runner = _Held()
+    runner = HeldRunner()
     store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=runner)
     store.put("a" * 64, "p", b"a" * 100)
     (tmp_path / "results").rename(tmp_path / "elsewhere")  # the write fails (as on a full disk)
@@ -252,7 +239,7 @@ def test_a_result_whose_write_fails_is_forgotten_and_said_so(tmp_path: Path, cap
 
 
 def test_detached_work_runs_off_the_reactor_and_its_failure_is_logged(tmp_path: Path, caplog: Any) -> None:
-    runner = _Held()
+    runner = HeldRunner()
     store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=runner)
     gone = tmp_path / "job"
     gone.mkdir()
@@ -305,7 +292,7 @@ def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, c
 
 
 def test_an_install_is_kept_in_one_file_and_functions_that_cannot_be_kept_are_named(tmp_path: Path) -> None:
-    runner = _Held()
+    runner = HeldRunner()
     store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=runner)
     items = []
     for task in (1, 2, 3):

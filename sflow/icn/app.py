@@ -429,6 +429,12 @@ class Endpoint:
             self.closed.callback(None)
 
 
+#: octets a Data adds to its name's, its content's and its SignatureInfo's: its own, Name's, Content's
+#: and SignatureValue's TLV headers, the segment component, MetaInfo (ContentType, FreshnessPeriod,
+#: FinalBlockId) and a SignatureValue of up to 128 octets, with room to spare
+_DATA_OVERHEAD = 256
+
+
 class SegmentedContent:
     """Content served as ``/<prefix>/v=<version>/seg=<n>`` segments with FinalBlockId.
 
@@ -455,18 +461,28 @@ class SegmentedContent:
         self.signer = signer
         self.count = max(1, -(-len(content) // segment_size))
         self._final = Component.segment(self.count - 1)
-        # The first segment (the largest there is) is made now, to check its size, and kept: it is
-        # the one every fetch asks for first.
-        self._first = self._make(0)
-        largest = len(self._first.wire or b"")
-        if largest > tlv.MAX_NDN_PACKET_SIZE:
-            raise ValueError(
-                f"a segment of {segment_size} octets makes a {largest}-octet packet, over the "
-                f"{tlv.MAX_NDN_PACKET_SIZE}-octet limit; use a smaller segment size"
-            )
+        #: the first segment, the one every fetch asks for first: made when it is first asked for
+        #: (most small results are never fetched by name: they travel in the "ready" answer)
+        self._first: Data | None = None
+        # The first segment is the largest. Unless it could come near the packet limit, its size
+        # needs no check (what a Data adds to its name and content is bounded: its TLV headers,
+        # MetaInfo, SignatureInfo and a SignatureValue of at most a few dozen octets); if it
+        # could, it is made now and measured.
+        bound = min(len(content), segment_size) + len(self.base.wire) + len(signer.signature_info().encode()) + _DATA_OVERHEAD
+        if bound > tlv.MAX_NDN_PACKET_SIZE:
+            largest = len(self.segment(0).wire or b"")
+            if largest > tlv.MAX_NDN_PACKET_SIZE:
+                raise ValueError(
+                    f"a segment of {segment_size} octets makes a {largest}-octet packet, over the "
+                    f"{tlv.MAX_NDN_PACKET_SIZE}-octet limit; use a smaller segment size"
+                )
 
     def segment(self, index: int) -> Data:
-        return self._first if index == 0 else self._make(index)
+        if index:
+            return self._make(index)
+        if self._first is None:
+            self._first = self._make(0)
+        return self._first
 
     def _make(self, index: int) -> Data:
         size = self.segment_size

@@ -166,18 +166,36 @@ def test_unsegmented_content_is_returned_as_is(forwarder: Forwarder, clock: Cloc
 
 def test_serve_segmented_refuses_oversize_segments(forwarder: Forwarder, pair: tuple[Endpoint, Endpoint]) -> None:
     _consumer, producer = pair
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a segment of 9000 octets makes a 9[0-9]{3}-octet packet, over the 8800-octet"):
         producer.serve_segmented("/big", b"x" * 9000, segment_size=9000)
+    # near the limit: made and measured at once; just under it, accepted
+    producer.serve_segmented("/near", b"x" * 8600, segment_size=8600)
 
 
-def test_the_first_segment_is_made_and_signed_once() -> None:
+class _CountingSigner:
+    """An HMAC signer that counts what it signs."""
+
+    def __init__(self, key_name: Name, key: bytes) -> None:
+        self.inner = HmacSha256Signer(key_name, key)
+        self.signed = 0
+
+    def signature_info(self) -> Any:
+        return self.inner.signature_info()
+
+    def sign(self, portions: Any) -> bytes:
+        self.signed += 1
+        return self.inner.sign(portions)
+
+
+def test_the_first_segment_is_made_and_signed_once_when_it_is_first_asked_for() -> None:
     from sflow.icn.app import SegmentedContent
     from sflow.icn.security import verify_data
 
-    content = SegmentedContent(Name.from_uri("/r"), b"x" * 5000, 7, HmacSha256Signer(Name.from_uri("/k"), b"s" * 32),
-                               segment_size=4000)
+    signer = _CountingSigner(Name.from_uri("/k"), b"s" * 32)
+    content = SegmentedContent(Name.from_uri("/r"), b"x" * 5000, 7, signer, segment_size=4000)
+    assert signer.signed == 0  # far from the packet limit: nothing made yet
     first = content.segment(0)
-    assert content.segment(0) is first  # kept from the size check: every fetch asks for it first
+    assert content.segment(0) is first and signer.signed == 1  # kept: every fetch asks for it first
     assert content.answer(make_interest(Name.from_uri("/r"), can_be_prefix=True)) is first
     assert verify_data(first, b"s" * 32) and first.content == b"x" * 4000
     assert content.segment(1) is not content.segment(1) and content.segment(1).content == b"x" * 1000

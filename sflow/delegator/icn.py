@@ -184,6 +184,13 @@ class IcnDispatch:
             return await self._run_job()
         finally:
             await self._end_run()
+            self._stop_watching()
+
+    def close(self) -> None:
+        """Close the connections to the nodes (once the run is over: none is opened again)."""
+        self._stop_watching()
+        for endpoint in list(self.endpoints.values()):
+            endpoint.close()
 
     async def _end_run(self) -> None:
         """Tell every node the run is over: its key (and any request captured during the run) is
@@ -368,11 +375,19 @@ class IcnDispatch:
         return msgpack.unpackb(data.content, raw=False)
 
     async def _install(self, node: str, batch: bytes, what: str = "", *, verb: str = "install") -> dict[str, Any]:
-        reply = await self._control(self.endpoints[node], CTL_PREFIX.append(verb), batch)
+        refused = "the job's functions" if verb == "install" else "the routes of results crossing it"
+        about = f" ({what})" if what else ""
+        endpoint = self.endpoints.get(node)
+        if endpoint is None:
+            raise IcnError(f"node {node} could not be given {refused}{about}: its connection closed")
+        try:
+            reply = await self._control(endpoint, CTL_PREFIX.append(verb), batch)
+        except ProtocolError:
+            raise
+        except SflowError as exc:  # no answer (a node that hangs), or the connection closed
+            raise IcnError(f"node {node} did not answer the installation of {refused}{about}: {exc}") from exc
         if not (isinstance(reply, dict) and reply.get("ok")):
             error = reply.get("error") if isinstance(reply, dict) else None
-            refused = "the job's functions" if verb == "install" else "the routes of results crossing it"
-            about = f" ({what})" if what else ""
             raise ProtocolError(f"node {node} refused {refused}{about}: {error or repr(reply)}")
         return reply
 
@@ -611,7 +626,7 @@ class IcnDispatch:
 
     async def _events(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        for node, endpoint in self.endpoints.items():
+        for node, endpoint in list(self.endpoints.items()):
             events: list[dict[str, Any]] = []
             page = 0
             while True:
@@ -840,8 +855,7 @@ async def _icn_dispatch(
     try:
         return await dispatch.run()
     finally:
-        for endpoint in dispatch.endpoints.values():
-            endpoint.close()
+        dispatch.close()
 
 
 def _icn_placer(placer: Placer | None, icn_of: Mapping[str, str]) -> Placer | None:

@@ -363,3 +363,23 @@ def test_a_small_result_comes_with_its_ready_status(tmp_path: Path) -> None:
     assert {t: fetches.get(t, 0) for t in (1, 2, 3)} == {1: 1, 2: 1, 3: 1}
     assert fetches[4] >= 2  # "absent", then its segments: its result is larger than a status carries
     assert (tmp_path / "out" / "out/4.txt").exists()
+
+
+def test_a_node_that_does_not_answer_the_install_is_named_and_the_run_closes_cleanly(tmp_path: Path) -> None:
+    from sflow.errors import IcnError
+
+    cluster = make_cluster(tmp_path)
+    silent = cluster.nodes["n1"].service
+    answer = silent._on_ctl
+    silent.endpoint.route(CTL_PREFIX, lambda interest: None if interest.name[2].value == b"install" else answer(interest),
+                          register=False)  # a node that hangs on the install
+    dispatch = cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"}))
+    with pytest.raises(IcnError, match=r"^node n1 did not answer the installation of the job's functions: "
+                                       r"Interest /sflow/ctl/install/params-sha256=[0-9a-f]{64} timed out"):
+        cluster.wait(dispatch.run())
+    connections = list(dispatch.endpoints.values())
+    assert len(connections) == 3
+    dispatch.close()  # closing them opens none again (it raised "dictionary changed size" when it did)
+    cluster.clock.advance(1.0)
+    assert all(e.closed.called for e in connections) and list(dispatch.endpoints.values()) == connections
+    assert cluster.executed() == []

@@ -6,7 +6,9 @@ Small results (the results of most functions) are appended to pack files in
 rest of storing it); large ones are files of their own, ``<root>/results/<digest>.bundle``. The
 least recently used are removed when the total exceeds ``max_bytes``: a pack once none of its
 records is served any more, and a pack whose records served fill less than half of it is
-compacted (those records are written again to the pack being filled). Installed functions live in
+compacted (those records are written again to the pack being filled): the results' files take at
+most about twice ``max_bytes``, plus the pack being filled (:data:`~sflow.sfc.packs.PACK_BYTES`).
+Installed functions live in
 ``<root>/functions/``, one file per install, so that a restarted node can still compute what it
 was asked for before the restart. Every file is written durably (:mod:`sflow.durable`: a temporary
 file, fsync'd, renamed, its directory fsync'd; a pack's records are ``fdatasync``'d), so a crash

@@ -37,7 +37,6 @@ from typing import Any
 import msgpack
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
-from twisted.python.failure import Failure
 
 from sflow.config import Config
 from sflow.delegator.icn_recovery import Ask, IcnAction, IcnRecovery, Install

@@ -12,7 +12,13 @@ the nodes, sending the plans or installing the functions, running, collecting th
 divided by the number of functions. Targets: chain ≤ 0.5 × Dask per function in every mode;
 fork–join makespan ≤ Dask's. Needs ``pip install -e '.[bench]'``.
 
-    .venv/bin/python benchmarks/vs_dask.py [--chain 200] [--fork 1000] [--modes ip icn auto] [--json OUT]
+With ``--rounds N`` the whole comparison (Dask, then each mode of sflow) runs N times, one round
+after another, and each figure is the median of its N walls (the ratios are of the medians; the
+range of each is printed beside it): on a machine whose speed drifts, each round puts Dask and
+sflow side by side in the same few seconds.
+
+    .venv/bin/python benchmarks/vs_dask.py [--chain 200] [--fork 1000] [--modes ip icn auto] [--rounds 1]
+        [--json OUT]
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 from ip_common import ip_run
 from report import BARE, bare_process, emit, load, parser
 from sfc_common import Session, icn_session
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from workloads import fork_join, noop_chain
 
 from sflow.node.blocking import run_until
@@ -59,35 +65,58 @@ def dask_figures(chain: int, fork: int) -> dict[str, float]:
     return {"chain_wall_s": chain_wall, "fork_join_wall_s": fork_wall}
 
 
-def sflow_figures(modes: list[str], chain: int, fork: int) -> dict[str, dict[str, float]]:
-    """Each mode's chain and fork-join walls (one reactor for all: it cannot be restarted)."""
-    out: dict[str, dict[str, float]] = {}
+def figures(modes: list[str], chain: int, fork: int, rounds: int
+            ) -> tuple[list[dict[str, float]], list[dict[str, dict[str, float]]]]:
+    """Dask's chain and fork-join walls, and each mode's, for each round (one reactor for all: it
+    cannot be restarted; Dask runs in a thread meanwhile, the reactor idle)."""
+    dask: list[dict[str, float]] = []
+    sflow: list[dict[str, dict[str, float]]] = []
 
     async def everything(reactor: Any) -> None:
-        with tempfile.TemporaryDirectory(prefix="sflow-bench-vs-dask-") as tmp:
-            for mode in modes:
-                if mode == "ip":
-                    c = await ip_run(reactor, noop_chain(chain), 3, 1, lambda t: ((t - 1) % 3, 0))
-                    f = await ip_run(reactor, fork_join(fork), 3, 2, lambda t: (t % 6 // 2, t % 2))
-                    out[mode] = {"chain_wall_s": c.wall, "fork_join_wall_s": f.wall, "chain_nodes_used": 3,
-                                 "peak_rss_mb": max(c.peak_rss_mb + f.peak_rss_mb)}
-                    continue
-                where = Path(tmp) / mode
-                for sub in ("chain", "fork"):
-                    (where / sub).mkdir(parents=True)
-                (c,) = await icn_session(reactor, where / "chain",
-                                         Session(mode, [noop_chain(chain)], 3, lambda t: (t - 1) % 3))
-                (f,) = await icn_session(reactor, where / "fork",
-                                         Session(mode, [fork_join(fork)], 3, lambda t: t % 3, vcpus_per_node=2))
-                executed = {r.node for r in c.trace.tasks if r.where.startswith("executed")}
-                ran = sum(1 for r in f.trace.tasks if r.where.startswith("executed"))
-                if ran != fork:
-                    raise SystemExit(f"{mode}: the fork-join executed {ran} of {fork} functions")
-                out[mode] = {"chain_wall_s": c.wall, "fork_join_wall_s": f.wall, "chain_nodes_used": len(executed),
-                             "peak_rss_mb": max(c.peak_rss_mb + f.peak_rss_mb)}
+        for _ in range(rounds):
+            dask.append(await threads.deferToThread(dask_figures, chain, fork))
+            sflow.append(await sflow_round(reactor, modes, chain, fork))
 
     run_until(lambda reactor: defer.Deferred.fromCoroutine(everything(reactor)))
+    return dask, sflow
+
+
+async def sflow_round(reactor: Any, modes: list[str], chain: int, fork: int) -> dict[str, dict[str, float]]:
+    """Each mode's chain and fork-join walls, once."""
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="sflow-bench-vs-dask-") as tmp:
+        for mode in modes:
+            if mode == "ip":
+                c = await ip_run(reactor, noop_chain(chain), 3, 1, lambda t: ((t - 1) % 3, 0))
+                f = await ip_run(reactor, fork_join(fork), 3, 2, lambda t: (t % 6 // 2, t % 2))
+                out[mode] = {"chain_wall_s": c.wall, "fork_join_wall_s": f.wall, "chain_nodes_used": 3,
+                             "peak_rss_mb": max(c.peak_rss_mb + f.peak_rss_mb)}
+                continue
+            where = Path(tmp) / mode
+            for sub in ("chain", "fork"):
+                (where / sub).mkdir(parents=True)
+            (c,) = await icn_session(reactor, where / "chain",
+                                     Session(mode, [noop_chain(chain)], 3, lambda t: (t - 1) % 3))
+            (f,) = await icn_session(reactor, where / "fork",
+                                     Session(mode, [fork_join(fork)], 3, lambda t: t % 3, vcpus_per_node=2))
+            executed = {r.node for r in c.trace.tasks if r.where.startswith("executed")}
+            ran = sum(1 for r in f.trace.tasks if r.where.startswith("executed"))
+            if ran != fork:
+                raise SystemExit(f"{mode}: the fork-join executed {ran} of {fork} functions")
+            out[mode] = {"chain_wall_s": c.wall, "fork_join_wall_s": f.wall, "chain_nodes_used": len(executed),
+                         "peak_rss_mb": max(c.peak_rss_mb + f.peak_rss_mb)}
     return out
+
+
+def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds (peak RSS: its largest)."""
+    return {key: (max if key == "peak_rss_mb" else statistics.median)([r[key] for r in rounds]) for key in rounds[0]}
+
+
+def _spread(values: list[float], scale: float, unit: str) -> str:
+    """The range of a figure over the rounds, when there was more than one."""
+    return f"  (rounds {min(values) * scale:.{3 if unit == 's' else 2}f}–{max(values) * scale:.{3 if unit == 's' else 2}f} {unit})" \
+        if len(values) > 1 else ""
 
 
 def main() -> None:
@@ -95,36 +124,43 @@ def main() -> None:
     p.add_argument("--chain", type=int, default=200)
     p.add_argument("--fork", type=int, default=1000)
     p.add_argument("--modes", nargs="+", default=["ip", "icn", "auto"], choices=["ip", "icn", "auto"])
+    p.add_argument("--rounds", type=int, default=1, help="run the whole comparison this many times; medians")
     args = p.parse_args()
     load_before = load()["loadavg_1m"]
     floor = statistics.median(bare_process(100))
-    dask = dask_figures(args.chain, args.fork)
-    sflow = sflow_figures(args.modes, args.chain, args.fork)
+    dask_rounds, sflow_rounds = figures(args.modes, args.chain, args.fork, max(1, args.rounds))
     floor_after = statistics.median(bare_process(100))
+    dask = _median(dask_rounds)
+    sflow = {mode: _median([r[mode] for r in sflow_rounds]) for mode in args.modes}
 
     dask_chain = dask["chain_wall_s"] / args.chain
     print(f"load {load_before:.2f} -> {load()['loadavg_1m']:.2f} on {load()['cpus']} CPUs; "
           f"bare /bin/sh -c true (subprocess.run): {floor * 1000:.2f} ms before, {floor_after * 1000:.2f} ms after")
+    if len(dask_rounds) > 1:
+        print(f"medians of {len(dask_rounds)} rounds (each: Dask, then sflow {', '.join(args.modes)})")
     print(f"chain of {args.chain} no-op functions over 3 nodes, wall per function (target: sflow <= 0.5 x Dask)")
-    print(f"  {'dask.distributed':<18} {dask_chain * 1000:7.2f} ms")
+    chains = [r["chain_wall_s"] for r in dask_rounds]
+    print(f"  {'dask.distributed':<18} {dask_chain * 1000:7.2f} ms" + _spread(chains, 1000 / args.chain, "ms"))
     for mode, fig in sflow.items():
         per = fig["chain_wall_s"] / args.chain
-        print(f"  {'sflow ' + mode:<18} {per * 1000:7.2f} ms  = {per / dask_chain:.2f} x Dask, {per / floor:.1f} x bare")
+        chains = [r[mode]["chain_wall_s"] for r in sflow_rounds]
+        print(f"  {'sflow ' + mode:<18} {per * 1000:7.2f} ms  = {per / dask_chain:.2f} x Dask, {per / floor:.1f} x bare"
+              + _spread(chains, 1000 / args.chain, "ms"))
     print(f"fork-join of {args.fork} no-op functions, 3 nodes x 2 vCPUs (Dask: 3 workers x 1 thread), "
           f"makespan (target: sflow <= Dask)")
-    print(f"  {'dask.distributed':<18} {dask['fork_join_wall_s']:7.3f} s")
+    forks = [r["fork_join_wall_s"] for r in dask_rounds]
+    print(f"  {'dask.distributed':<18} {dask['fork_join_wall_s']:7.3f} s" + _spread(forks, 1, "s"))
     for mode, fig in sflow.items():
-        if "fork_join_wall_s" in fig:
-            ratio = fig["fork_join_wall_s"] / dask["fork_join_wall_s"]
-            print(f"  {'sflow ' + mode:<18} {fig['fork_join_wall_s']:7.3f} s  = {ratio:.2f} x Dask")
+        ratio = fig["fork_join_wall_s"] / dask["fork_join_wall_s"]
+        forks = [r[mode]["fork_join_wall_s"] for r in sflow_rounds]
+        print(f"  {'sflow ' + mode:<18} {fig['fork_join_wall_s']:7.3f} s  = {ratio:.2f} x Dask" + _spread(forks, 1, "s"))
     rss = ", ".join(f"{m} {fig['peak_rss_mb']:.0f}" for m, fig in sflow.items())
     print(f"node peak RSS (MB): {rss} (target < 150)")
     emit(args, "vs_dask", {
         "bare_ms": floor * 1000, "bare_after_ms": floor_after * 1000, "chain": args.chain, "fork": args.fork,
-        "dask": dask, "sflow": sflow,
+        "rounds": len(dask_rounds), "dask": dask, "sflow": sflow, "dask_rounds": dask_rounds, "sflow_rounds": sflow_rounds,
         "chain_ratio_to_dask": {m: f["chain_wall_s"] / dask["chain_wall_s"] for m, f in sflow.items()},
-        "fork_join_ratio_to_dask": {m: f["fork_join_wall_s"] / dask["fork_join_wall_s"]
-                                    for m, f in sflow.items() if "fork_join_wall_s" in f},
+        "fork_join_ratio_to_dask": {m: f["fork_join_wall_s"] / dask["fork_join_wall_s"] for m, f in sflow.items()},
     })
 
 

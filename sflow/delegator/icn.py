@@ -376,9 +376,7 @@ class IcnDispatch:
     async def _install(self, node: str, batch: bytes, what: str = "", *, verb: str = "install") -> dict[str, Any]:
         refused = "the job's functions" if verb == "install" else "the routes of results crossing it"
         about = f" ({what})" if what else ""
-        endpoint = self.endpoints.get(node)
-        if endpoint is None:
-            raise IcnError(f"node {node} could not be given {refused}{about}: its connection closed")
+        endpoint = await self._reopen(node)  # (connected again if its connection closed meanwhile)
         try:
             reply = await self._control(endpoint, CTL_PREFIX.append(verb), batch)
         except ProtocolError:

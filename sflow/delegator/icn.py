@@ -566,7 +566,6 @@ class IcnDispatch:
                             self._reinstall_failed, node)
 
     async def _install_on(self, node: str, batch: bytes, verb: str = "install") -> None:
-        await self._reopen(node)
         if verb == "install" and len(batch) > MAX_INSTALL_PARAMS:
             await self._install_in_parts(node, [(batch, [])])
         else:

@@ -270,9 +270,14 @@ class ResultStore:
             del self._writing[digest]
         if isinstance(outcome, Failure):
             log.warning("event=result_write_failed digest=%s error=%s", digest, outcome.getErrorMessage())
-            if digest not in self._writing:  # not stored after all (a full disk): made again if asked
-                self._served.pop(digest, None)
-                self.total -= self._forget_entry(digest)
+            self._unstored(digest)
+
+    def _unstored(self, digest: str) -> None:
+        """A write of ``digest`` failed (a full disk): unless it is being written again, it is not
+        stored after all — made again if asked."""
+        if digest not in self._writing:
+            self._served.pop(digest, None)
+            self.total -= self._forget_entry(digest)
 
     # Packs (:mod:`sflow.sfc.packs`) --------------------------------------------------------------
 
@@ -305,9 +310,8 @@ class ResultStore:
             log.warning("event=result_write_failed digest=%s pack=%s error=%s", digest, pack.path.name,
                         outcome.getErrorMessage())
             pack.closed = True  # the next record goes to a new pack
-            if served is not None and digest not in self._writing:  # not stored after all: made again if asked
-                self._served.pop(digest, None)
-                self.total -= self._forget_entry(digest)
+            if served is not None:  # (a compacted record is still served from its old place)
+                self._unstored(digest)
         else:
             entry = self._entries.get(digest)
             if entry is not None and entry[1] == sha and digest not in self._writing:

@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 from sflow.errors import DecodeError, ExecutionError, FunctionFailure, IcnError
 from sflow.icn.app import Endpoint
 from sflow.icn.name import Name
-from sflow.icn.packet import ContentType, Data, Interest, make_data, make_interest
+from sflow.icn.packet import ContentType, Data, make_data, make_interest
 from sflow.icn.scheduler import Clock
 from sflow.icn.security import verify_data
 from sflow.icn.signature import HmacSha256Signer, SignatureType, Signer

@@ -34,6 +34,8 @@ class NodeView(Protocol):
     name: str
     #: called with a digest whose function is now under way here or whose result is here
     on_arrival: Callable[[str], None] | None
+    #: whether a neighbour (by address) last advertised that it holds a result (by digest)
+    held_at: Callable[[str, str], bool] | None
 
     @property
     def generation(self) -> int:
@@ -68,6 +70,12 @@ class AutoPlacer:
         """Place for ``view``'s node, which tells :meth:`arrived`."""
         self.view = view
         view.on_arrival = self.arrived
+        view.held_at = self.held_at
+
+    def held_at(self, node: str, digest: str) -> bool:
+        """Whether ``node``'s last advert lists the result ``digest`` among those it holds."""
+        entry = self.table.adverts.get(node)
+        return entry is not None and short(digest) in entry[0].held
 
     def arrived(self, digest: str) -> None:
         """The function is under way on this node, or its result is here: a placement of it here

@@ -94,12 +94,14 @@ class Producer:
         self.failure_memory = failure_memory
         self.name = name
         self.runs: dict[str, FunctionRun] = {}
+        #: the digests of the runs still obtaining their inputs (phase INPUTS)
+        self.awaiting: set[str] = set()
 
     def running(self) -> int:
         return sum(1 for r in self.runs.values() if r.phase == RUNNING)
 
     def queued(self) -> int:
-        return sum(1 for r in self.runs.values() if r.phase == INPUTS)
+        return len(self.awaiting)
 
     def working(self) -> list[str]:
         """Digests of the functions under way here (obtaining inputs or running)."""
@@ -129,6 +131,7 @@ class Producer:
         if n_inputs == 0:
             run.phase = RUNNING
             return [Hold(), Execute()]
+        self.awaiting.add(digest)
         return [Hold(), *(Obtain(i) for i in range(n_inputs))]
 
     def elapsed(self, digest: str, now: float) -> float:
@@ -143,6 +146,7 @@ class Producer:
         if len(run.have) < run.n_inputs:
             return []
         run.phase = RUNNING
+        self.awaiting.discard(digest)
         return [Execute()]
 
     def on_input_failed(
@@ -168,6 +172,7 @@ class Producer:
 
     def _fail(self, run: FunctionRun, reason: str, now: float, failure: FunctionFailure | None) -> list[Action]:
         run.phase = FAILED
+        self.awaiting.discard(run.digest)
         run.reason = reason
         run.ended = now
         run.failure = failure

@@ -97,7 +97,7 @@ from sflow.sfc.freshness import RequestGuard, RunKey, RunSigner
 from sflow.sfc.identity import Identity
 from sflow.sfc.install import Held, Reassembly, decode_part
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
-from sflow.sfc.producer import INPUTS, Execute, Hold, Obtain, Producer, Reply, ReplyAll
+from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.scratch import READY_PER_VCPU, FreshDirectories
 from sflow.sfc.slots import VcpuSlots
 from sflow.sfc.store import FileSegments, ResultStore
@@ -215,6 +215,8 @@ class SfcService:
         self.on_change: Callable[[], None] | None = None
         #: told of a digest whose function is now under way here or whose result is here
         self.on_arrival: Callable[[str], None] | None = None
+        #: autonomous mode: whether a neighbour's last advert says it holds a result (node, digest)
+        self.held_at: Callable[[str, str], bool] | None = None
         self._held: dict[str, list[_Held]] = {}
         #: events by run, for the runs installed most recently (at most MAX_RUNS)
         self._runs: dict[str, list[dict[str, Any]]] = {}
@@ -237,6 +239,8 @@ class SfcService:
         #: the functions' working directories, made ahead of need
         self.scratch = FreshDirectories(workdir / "sfc", READY_PER_VCPU * vcpus, store.run_detached, prepare_directory)
         self._inputs: dict[tuple[str, int], Obtained] = {}
+        #: the functions installed here that take a result as an input, by that result's digest
+        self._needers: dict[str, set[str]] = {}
         #: the Interest that asks this node's content store for a result, by digest (built once)
         self._cs_probes: LRUCache[str, Interest] = LRUCache(maxsize=CS_PROBES)
         self._spooler = _StoreSpooler(store)
@@ -538,7 +542,11 @@ class SfcService:
         else:
             client = (await self._peer(target)).client
             bound = min(deadline, self._give_up()) if self.placer is not None else deadline
-            attempt = Deferred.fromCoroutine(client.obtain(prefix, bound, signer))
+            # In autonomous mode the neighbour's adverts say what it holds: one that does not hold
+            # the result is asked to compute it at once (a fetch would only be refused first; its
+            # producer still answers from its store a result it came to hold since its last hello).
+            fetch_first = self.held_at is None or self.held_at(target, digest)
+            attempt = Deferred.fromCoroutine(client.obtain(prefix, bound, signer, fetch_first=fetch_first))
         watchers = self._watching.setdefault(target, set())
         cancel = attempt.cancel
         watchers.add(cancel)
@@ -898,6 +906,8 @@ class SfcService:
         runs = self.installed.setdefault(item.spec.digest, {})
         if not runs:
             self.generation += 1
+            for digest in item.spec.input_digests:
+                self._needers.setdefault(digest, set()).add(item.spec.digest)
         old = runs.get(item.run)
         new = old != item
         if new:
@@ -967,14 +977,10 @@ class SfcService:
     def local_advert(self, waiting_on: str = "") -> Advert:
         """This node's state; the functions waiting for the result ``waiting_on`` are left out of
         ``pending`` (they cannot run before it)."""
-        pending = 0
-        for digest, run in self.producer.runs.items():
-            if run.phase != INPUTS:
-                continue
-            item = self.function(digest)
-            if waiting_on and item is not None and waiting_on in item.spec.input_digests:
-                continue
-            pending += 1
+        awaiting = self.producer.awaiting
+        pending = len(awaiting)
+        if waiting_on:
+            pending -= sum(1 for digest in self._needers.get(waiting_on, ()) if digest in awaiting)
         icn = self.config.icn
         return Advert(self.name, self.slots.count, self.slots.free, self.slots.waiting, icn.speed, icn.bandwidth,
                       pending)
@@ -993,7 +999,7 @@ class SfcService:
             "vcpus": self.vcpus,
             "running": self.slots.busy,
             "queued": self.slots.waiting,
-            "pending": sum(1 for r in self.producer.runs.values() if r.phase == INPUTS),
+            "pending": self.producer.queued(),
             "functions": len(self.installed),
             "results": len(self.store),
             "result_bytes": self.store.total,

@@ -13,11 +13,12 @@ import pytest
 from sfc_harness import SECRET, Cluster, fan_tasks, fork_join_tasks, job, make_cluster
 from twisted.internet.task import Clock, LoopingCall
 
-from sflow.delegator.trace import Trace
+from sflow.delegator.trace import CACHED, Trace, run_kind
 from sflow.model.workflow import TaskId
 from sflow.sfc.auto import Advert, NeighbourTable, short
 from sflow.sfc.hello import MIN_GAP, HelloProtocol, decode_hello, encode_hello, reachable_address
 from sflow.sfc.identity import Identity
+from sflow.sfc.consumer import ResultClient
 from sflow.sfc.names import Installed
 
 
@@ -132,6 +133,60 @@ def test_auto_fork_join_spreads_over_the_nodes_vcpus(tmp_path: Path, caplog: pyt
         assert line.startswith("event=placed node=n0 ") and f"for_task={width + 2} " in line
         assert f"on={'here' if runs[t].node == 'n0' else runs[t].node} " in line
         assert all(f"{n} (free " in line for n in cluster.nodes) and "queue " in line and "est=" in line
+
+
+def test_a_neighbour_is_fetched_from_only_when_its_adverts_say_it_holds_the_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node asks a neighbour that does not advertise the result to compute it at once (a fetch
+    would only be refused first); one that advertises it is fetched from first, a cache hit."""
+    fetched: list[tuple[str, str]] = []  # (node that fetched, name) for the nodes' fetches
+    plain_fetch = ResultClient.fetch
+
+    def fetch(self: ResultClient, prefix: Any) -> Any:
+        if self.requester:  # a node's client (the delegator's names no requester)
+            fetched.append((self.requester, str(prefix)))
+        return plain_fetch(self, prefix)
+
+    monkeypatch.setattr(ResultClient, "fetch", fetch)
+    width = 6
+    sink = width + 2
+    cluster = make_cluster(tmp_path, auto=True, vcpus=2, delays={t: 1.0 for t in range(2, sink)})
+    loop = _hello_loop(cluster)
+    first = cluster.run(cluster.dispatch(job(fan_tasks(width)), {TaskId(sink): "n0"}, mode="auto",
+                                         nodes=list(cluster.nodes)))
+    ran_first = {r.task: r.node for r in first.tasks}
+    assert {n for t, n in ran_first.items() if 2 <= t < sink} - {"n0"}, "n0 placed nothing on a neighbour"
+    assert fetched == []  # nothing was held anywhere: every input was computed on request
+    # The same functions again with the sink on n1: the six results are held where they ran, as
+    # the hellos say; n1 fetches those on its neighbours and runs none of the six again.
+    cluster.clock.advance(1.0)
+    second = cluster.run(cluster.dispatch(job(fan_tasks(width), job_id=8), {TaskId(sink): "n1"}, mode="auto",
+                                          nodes=list(cluster.nodes)))
+    loop.stop()
+    assert [t for t in cluster.executed() if 2 <= t < sink] == list(range(2, sink))  # each once, in all
+    elsewhere = [t for t in range(2, sink) if ran_first[t] != "n1"]
+    assert elsewhere and {node for node, _ in fetched} == {"n1"} and len(fetched) == len(elsewhere)
+    assert cluster.nodes["n1"].service.counters["input_cache_hits"] == width
+    assert {r.task for r in second.tasks if run_kind(r.where) == CACHED} >= set(elsewhere)
+
+
+def test_a_nodes_pending_work_leaves_out_the_functions_waiting_for_the_result_being_placed(tmp_path: Path) -> None:
+    width = 3
+    sink = width + 2
+    cluster = make_cluster(tmp_path, auto=True, delays={t: 5.0 for t in range(1, sink)})
+    d = cluster.dispatch(job(fan_tasks(width)), {TaskId(sink): "n0"}, mode="auto", nodes=list(cluster.nodes)).run()
+    for _ in range(50):
+        cluster.clock.advance(0.01)
+    service = cluster.nodes["n0"].service
+    sink_spec = next(f.spec for f in service.functions().values() if int(f.spec.task) == sink)
+    middle = [ref.digest for ref in sink_spec.inputs]
+    waiting = [f.spec for f in service.functions().values() if f.spec.digest in service.producer.awaiting]
+    assert sink_spec in waiting  # the sink waits for its inputs here
+    assert service.local_advert().pending == len(waiting)
+    assert service.local_advert(middle[0]).pending == len(waiting) - 1  # the sink cannot run before it
+    assert service.local_advert("f" * 64).pending == len(waiting)
+    cluster.wait(d)
+    assert not service.producer.awaiting and service.local_advert().pending == 0
 
 
 def test_a_mutual_wait_is_resolved_at_once_and_the_function_runs_once(tmp_path: Path) -> None:

@@ -117,3 +117,19 @@ def test_a_mutual_wait_is_resolved_at_once_by_the_same_tie_break_on_both_sides()
     assert on_a.on_request(P, 0.1, known=True, stored=False, n_inputs=1) == [Hold()]
     # Not a mutual wait (b was not waiting on the node that asks): b runs it as asked.
     assert on_b.on_request(P, 0.2, known=True, stored=False, n_inputs=0) == [Hold(), Execute()]
+
+
+def test_the_producer_knows_which_runs_still_wait_for_inputs() -> None:
+    producer = Producer(name="n0")
+    producer.on_request("a" * 64, 0.0, known=True, stored=False, n_inputs=2)
+    producer.on_request("b" * 64, 0.0, known=True, stored=False, n_inputs=1)
+    producer.on_request("c" * 64, 0.0, known=True, stored=False, n_inputs=0)  # runs at once
+    assert producer.awaiting == {"a" * 64, "b" * 64} and producer.queued() == 2
+    producer.on_input("a" * 64, 0)
+    assert producer.awaiting == {"a" * 64, "b" * 64}  # one of its two inputs
+    assert producer.on_input("a" * 64, 1) == [Execute()]
+    producer.on_input_failed("b" * 64, 0, "its node went away", 1.0)
+    assert producer.awaiting == set() and producer.queued() == 0
+    # failed, then asked again after the failure is forgotten: it waits for its input again
+    producer.on_request("b" * 64, 1.0 + producer.failure_memory, known=True, stored=False, n_inputs=1)
+    assert producer.awaiting == {"b" * 64}

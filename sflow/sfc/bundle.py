@@ -89,6 +89,8 @@ class Status:
     failure: FunctionFailure | None = None
     #: the result bundle (ready only, when at most INLINE_LIMIT octets), or b""
     content: bytes = b""
+    #: ready: the producer held the result before it was asked (not computed for this request)
+    stored: bool = False
 
 
 def tail_bytes(text: str, limit: int = STATUS_STDERR_BYTES) -> str:
@@ -115,6 +117,8 @@ def encode_status(status: Status) -> bytes:
                            "stderr": tail_bytes(f.stderr_tail)}
     if status.content:
         body["content"] = status.content
+    if status.stored:
+        body["stored"] = True
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -140,6 +144,7 @@ def decode_status(content: bytes) -> Status:
             segments=int(raw.get("segments", 0)),
             failure=failure,
             content=content,
+            stored=raw.get("stored") is True,
         )
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"function status: bad field: {exc}") from None

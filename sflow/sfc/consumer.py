@@ -5,7 +5,10 @@ for their inputs and by the delegator for END results).
 ``obtain`` first fetches the result by name (a content store or a result store may have it); if
 the producer says it does not exist yet, it sends the signed compute Interest and waits, asking
 again while the producer reports the function is still running; when the function is ready it
-fetches it (unless the ready status carries the result itself, as it does for small ones). An
+fetches it (unless the ready status carries the result itself, as it does for small ones). A
+caller that asks the producer's node directly may skip the fetch (``fetch_first=False``): a
+producer that held the result before it was asked says so in its ready status, and the result
+counts as found rather than computed, as a fetch would have. An
 unanswered Interest (lost, or the node is down or restarting) is sent again after a
 backoff that doubles up to ``max_backoff``; past the deadline the consumer gives up with an error
 that names the function and what it last heard.
@@ -77,7 +80,8 @@ class Yielded(ExecutionError):
 class Obtained:
     #: the bundle (b"" when it is ``spooled``)
     content: bytes
-    #: "cache" (fetched: it existed before we asked) or "computed" (we asked for it to be computed)
+    #: "cache" (it existed before we asked: fetched, or its producer held it) or "computed" (it was
+    #: computed for us)
     how: str
     #: a large result: the file that holds it
     spooled: Spooled | None = None
@@ -251,14 +255,16 @@ class ResultClient:
                         absent()
                 asked = fetch = True
                 status = await self._until_ready(prefix, deadline, signer)
+                # (a producer that held the result before it was asked says so: a cache hit)
+                how = "cache" if status.stored else "computed"
                 if status.state == READY and status.content:
                     if bundle_version(status.content) != status.version:
                         raise DecodeError(f"result {prefix}: content does not match its version")
-                    return Obtained(status.content, "computed")
+                    return Obtained(status.content, how)
                 if status.state == READY:
                     content = await self.fetch(prefix)
                     if content is not None:
-                        return _obtained(content, "computed")
+                        return _obtained(content, how)
                     last = f"{status.node}: ready, but the result could not be fetched"
                 else:
                     reason = f"; {status.reason}" if status.reason else ""

@@ -338,7 +338,8 @@ class SfcService:
             if isinstance(action, Reply):
                 if action.state == READY:
                     self._store_hit(digest, runs)
-                    answer = self._ready(digest, program).addCallback(functools.partial(self._status, interest))
+                    answer = self._ready(digest, program, stored=True).addCallback(
+                        functools.partial(self._status, interest))
                 else:
                     answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason,
                                                            failure=action.failure))
@@ -371,16 +372,17 @@ class SfcService:
         held.deferred.callback(self._status(held.interest, Status(RUNNING, node=self.name, elapsed=elapsed,
                                                                   reason=reason)))
 
-    def _ready(self, digest: str, program: str) -> Deferred[Status]:
+    def _ready(self, digest: str, program: str, *, stored: bool = False) -> Deferred[Status]:
         """The ready status of a stored result: its version and segments, and the result itself
-        when it is small (the consumer then has it without fetching it)."""
+        when it is small (the consumer then has it without fetching it); ``stored``: it was held
+        here before the request (it was not computed for it)."""
 
         def status(served: SegmentedContent | FileSegments | None) -> Status:
             if served is None:
                 return Status(READY, node=self.name)
             inline = served.content if served.content is not None and len(served.content) <= INLINE_LIMIT else b""
             return Status(READY, node=self.name, version=served.base[-1].to_number(), segments=served.count,
-                          content=inline)
+                          content=inline, stored=stored)
 
         return self.store.get(digest, program).addCallback(status)
 
@@ -542,10 +544,12 @@ class SfcService:
         else:
             client = (await self._peer(target)).client
             bound = min(deadline, self._give_up()) if self.placer is not None else deadline
-            # In autonomous mode the neighbour's adverts say what it holds: one that does not hold
-            # the result is asked to compute it at once (a fetch would only be refused first; its
-            # producer still answers from its store a result it came to hold since its last hello).
-            fetch_first = self.held_at is None or self.held_at(target, digest)
+            # The node is asked directly (over its own face): its producer answers a compute request
+            # from its store as a fetch would (a "stored" ready status: a cache hit here all the
+            # same), so the fetch first, which is refused whenever the result is still to be made,
+            # is sent only to a neighbour whose adverts say it holds the result (autonomous mode):
+            # its content store may hold it too.
+            fetch_first = self.held_at is not None and self.held_at(target, digest)
             attempt = Deferred.fromCoroutine(client.obtain(prefix, bound, signer, fetch_first=fetch_first))
         watchers = self._watching.setdefault(target, set())
         cancel = attempt.cancel

@@ -116,6 +116,10 @@ def test_status_carries_a_ready_result_and_nothing_else() -> None:
     ready = Status(READY, node="n0", version=7, segments=1, content=b"\x92\x01\x90")
     assert decode_status(encode_status(ready)) == ready
     assert decode_status(encode_status(Status(READY, node="n0"))).content == b""
+    # whether the producer held it before it was asked (an older producer does not say: not held)
+    held = Status(READY, node="n0", version=7, segments=1, content=b"\x92\x01\x90", stored=True)
+    assert decode_status(encode_status(held)) == held and not decode_status(encode_status(ready)).stored
+    assert "stored" not in msgpack.unpackb(encode_status(ready))
     with pytest.raises(DecodeError, match="content"):
         decode_status(msgpack.packb({"s": FAILED, "content": b"x"}, use_bin_type=True))
     with pytest.raises(DecodeError, match="content"):

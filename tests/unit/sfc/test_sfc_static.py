@@ -150,6 +150,20 @@ def test_a_changed_input_reexecutes_only_what_is_downstream(tmp_path: Path) -> N
     assert kinds == {1: "cache hit", 2: "cache hit", 3: "executed", 4: "executed"}
 
 
+def test_an_input_its_producer_held_before_it_was_asked_is_a_cache_hit(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, n=2, delays={1: 1.0, 2: 1.0})
+    tasks = chain_tasks(2)
+    cluster.run(cluster.dispatch(job(tasks), placements({1: "n0", 2: "n0"})))
+    tasks[1]["cmd"] += " --changed"
+    trace = cluster.run(cluster.dispatch(job(tasks), placements({1: "n0", 2: "n1"})))
+    assert cluster.executed() == [1, 2, 2]
+    # n1 asked n0 for 1 to be computed; n0 had it in its store from the first run: a cache hit
+    # for n1 as much as a fetch would have been, and n0's result store served it
+    assert cluster.nodes["n1"].service.counters["input_cache_hits"] == 1
+    assert cluster.nodes["n0"].service.counters["store_hits"] == 1
+    assert {r.task: r.where for r in trace.tasks}[1] == "cache hit (result store)"
+
+
 def test_names_change_downstream_of_a_changed_input_only() -> None:
     tasks = fork_join_tasks()
     before = build_specs(job(tasks), {})
@@ -271,10 +285,10 @@ def test_an_input_from_another_node_is_held_and_served_there_without_a_file(tmp_
     assert data.content == served.segment(0).content
 
 
-def test_an_input_placed_on_the_same_node_is_asked_for_at_once_without_a_fetch(tmp_path: Path) -> None:
-    # No cache between a node and its own producer can hold a result the node does not hold: the
-    # node asks for it to be computed straight away. A remote one is fetched first (a cache on
-    # the way may have it).
+def test_an_input_is_asked_for_at_once_without_a_fetch(tmp_path: Path) -> None:
+    # No cache between a node and its own producer can hold a result the node does not hold, and
+    # another node is asked over its own face: its producer answers a compute request from its
+    # store as a fetch would. Either way the node asks for the input to be computed straight away.
     cluster = make_cluster(tmp_path, delays={1: 1.0, 2: 1.0})
     j = job(chain_tasks(3))
     specs = build_specs(j, {})
@@ -291,7 +305,7 @@ def test_an_input_placed_on_the_same_node_is_asked_for_at_once_without_a_fetch(t
         node.service.endpoint.route(FN_PREFIX, counting, register=False)
     cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n0", 3: "n1"})))
     assert cluster.executed() == [1, 2, 3]
-    assert fetches == {2: 1, 3: 1}  # 2 by n1, 3 by the delegator; 1 by nobody
+    assert fetches == {3: 1}  # by the delegator (a cache on its way may hold an END result)
 
 
 def test_two_consumers_of_one_function_are_aggregated_in_the_pit(tmp_path: Path) -> None:
@@ -338,8 +352,7 @@ def test_the_result_store_is_bounded_and_keeps_the_recently_used(tmp_path: Path)
 
 def test_a_small_result_comes_with_its_ready_status(tmp_path: Path) -> None:
     # A consumer that asked for a function to be computed gets the (small) result in the ready
-    # status: it fetches each result only to learn that it does not exist yet, never after. A
-    # large result is still fetched by its segments.
+    # status: the nodes fetch none of theirs. A large result is still fetched by its segments.
     cluster = make_cluster(tmp_path)
     tasks = chain_tasks(3)
     tasks.append({"task_id": 4, "workload": 1000, "cmd": "big " + "x" * 5000 + " $F^3 > ./out/4.txt",
@@ -360,8 +373,9 @@ def test_a_small_result_comes_with_its_ready_status(tmp_path: Path) -> None:
         service.endpoint.route(FN_PREFIX, counting, register=False)
     cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n1", 3: "n2", 4: "n0"})))
     assert cluster.executed() == [1, 2, 3, 4]
-    assert {t: fetches.get(t, 0) for t in (1, 2, 3)} == {1: 1, 2: 1, 3: 1}
-    assert fetches[4] >= 2  # "absent", then its segments: its result is larger than a status carries
+    assert {t: fetches.get(t, 0) for t in (1, 2, 3)} == {1: 0, 2: 0, 3: 0}
+    # (by the delegator) "absent", then its segments: its result is larger than a status carries
+    assert fetches[4] >= 2
     assert (tmp_path / "out" / "out/4.txt").exists()
 
 

@@ -800,14 +800,22 @@ async def _icn_dispatch(
     statuses: dict[str, Mapping[str, Any]] = {}
     if mode == "icn":
         nodes = sorted(plan.nodes)
-    for node in dict.fromkeys(nodes):
+    async def ask(node: str) -> Mapping[str, Any] | Exception:
+        """The node's status, or the error that says why there is none."""
         try:
-            status = await query_status(reactor, node, secret, sealed=config.security.channel_encryption)
+            return await query_status(reactor, node, secret, sealed=config.security.channel_encryption)
         except (SflowError, TimeoutError, DeferredTimeout) as exc:
+            return exc
+
+    # every node asked at once (each over a connection of its own), the answers taken in order
+    asked = {node: Deferred.fromCoroutine(ask(node)) for node in dict.fromkeys(nodes)}
+    for node, answer in asked.items():
+        status = await answer
+        if isinstance(status, Exception):
             if mode == "icn":
-                raise
+                raise status
             # Autonomous mode needs no particular node: work goes to the nodes that answer.
-            log.warning("event=node_unreachable node=%s error=%s", node, exc)
+            log.warning("event=node_unreachable node=%s error=%s", node, status)
             continue
         if not status.get("icn"):
             raise ExecutionError(f"node {node} runs without ICN; start it with `sflow node --mode {mode}`")

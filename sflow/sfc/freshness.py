@@ -161,13 +161,9 @@ class RequestGuard:
         key = self._key(run_key)
         if not verify_interest(interest, key):
             return self._refuse("bad_signature", "bad run key signature")
-        now_ms = int(now * 1000)
-        if run_key.not_after_ms - run_key.not_before_ms > self.max_validity_ms + self.skew_ms:
-            return self._refuse("expired", "run key window longer than the maximum")
-        if not run_key.not_before_ms - self.skew_ms <= now_ms <= run_key.not_after_ms + self.skew_ms:
-            return self._refuse("expired", f"run {run_key.run} key outside its validity window")
-        if run_key.run in self._ended:
-            return self._refuse("ended", f"run {run_key.run} has ended")
+        current = self.check_key(run_key, now)
+        if not current.ok:
+            return current
         time = info.time
         if time is None or not run_key.not_before_ms <= time <= run_key.not_after_ms:
             return self._refuse("stale", "SignatureTime missing or outside the key's window")
@@ -179,6 +175,19 @@ class RequestGuard:
         while len(self._last_time) > MAX_TRACKED:
             self._last_time.popitem(last=False)
         self.counters["accepted"] += 1
+        return Verdict(run_key=run_key)
+
+    def check_key(self, run_key: RunKey, now: float) -> Verdict:
+        """Whether ``run_key`` is current: within its validity window (no longer than the
+        maximum) and its run not ended. What a request signed with it must pass, and what a node's
+        own request, made without an Interest (for a function placed on the node itself), passes."""
+        now_ms = int(now * 1000)
+        if run_key.not_after_ms - run_key.not_before_ms > self.max_validity_ms + self.skew_ms:
+            return self._refuse("expired", "run key window longer than the maximum")
+        if not run_key.not_before_ms - self.skew_ms <= now_ms <= run_key.not_after_ms + self.skew_ms:
+            return self._refuse("expired", f"run {run_key.run} key outside its validity window")
+        if run_key.run in self._ended:
+            return self._refuse("ended", f"run {run_key.run} has ended")
         return Verdict(run_key=run_key)
 
     def check_cluster_request(self, interest: Interest, now: float) -> Verdict:

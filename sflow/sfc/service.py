@@ -50,12 +50,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 from cachetools import LRUCache
 from twisted.internet import task
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
 
 from sflow.config import Config
@@ -76,6 +77,7 @@ from sflow.sfc.bundle import (
     INLINE_LIMIT,
     READY,
     RUNNING,
+    UNKNOWN,
     YIELDED,
     Status,
     decode_bundle,
@@ -103,6 +105,8 @@ from sflow.sfc.slots import VcpuSlots
 from sflow.sfc.store import FileSegments, ResultStore
 
 log = logging.getLogger(__name__)
+
+_A = TypeVar("_A")
 
 #: a held compute request is answered "running" when this fraction of its lifetime has passed
 HOLD_FRACTION = 0.75
@@ -218,6 +222,8 @@ class SfcService:
         #: autonomous mode: whether a neighbour's last advert says it holds a result (node, digest)
         self.held_at: Callable[[str, str], bool] | None = None
         self._held: dict[str, list[_Held]] = {}
+        #: this node's own requests for functions placed on it, waiting for them to end, by digest
+        self._here: dict[str, list[Deferred[Status]]] = {}
         #: events by run, for the runs installed most recently (at most MAX_RUNS)
         self._runs: dict[str, list[dict[str, Any]]] = {}
         self._peers: PeerPool[_Peer] = PeerPool(self._open_peer, lambda peer: not peer.face.closed)
@@ -313,10 +319,35 @@ class SfcService:
             self.counters["refused"] += 1
             log.info("event=compute_refused name=%s reason=%s", interest.name, verdict.reason.replace(" ", "_"))
             return absent_data(interest.name, self.signer)
-        _remember_key(self._request_keys, digest, verdict.run_key)
+        return self._request(digest, program, verdict.run_key, decode_request(interest.app_parameters),
+                             functools.partial(self._status, interest), lambda: self._hold(interest, digest))
+
+    def _request_here(self, digest: str, program: str, signer: RunSigner) -> Deferred[Status]:
+        """This node's own request for a function placed on it: what a compute Interest through
+        its forwarder would get (the same key check, decision and answers), without making,
+        signing, forwarding and checking one, and without the status and result travelling back
+        as Data."""
+        self.counters["compute_requests"] += 1
+        verdict = self.guard.check_key(signer.run_key, self.clock.seconds())
+        if verdict.run_key is None:
+            self.counters["refused"] += 1
+            return succeed(Status(UNKNOWN, node=self.name, reason=f"its own request was refused: {verdict.reason}"))
+        answer = self._request(digest, program, verdict.run_key, self.client.requester, _same,
+                               lambda: self._wait_here(digest))
+        if isinstance(answer, Deferred):
+            return answer
+        return succeed(answer or Status(UNKNOWN, node=self.name, reason="its producer did not answer"))
+
+    def _request(self, digest: str, program: str, run_key: RunKey, requester: str,
+                 answer: Callable[[Status], _A], hold: Callable[[], Deferred[_A]]) -> _A | Deferred[_A] | None:
+        """A request for the result ``digest``, signed with ``run_key``, from ``requester`` (an
+        address; "" unnamed, as in static mode): the producer's decision and the work it starts;
+        the answer is ``answer(status)``, now or once the stored result is read, or ``hold()``
+        until the function ends."""
+        now = self.clock.seconds()
+        _remember_key(self._request_keys, digest, run_key)
         runs = self.installed.get(digest, {})
         item = self.function(digest)
-        requester = decode_request(interest.app_parameters)
         # This node is itself obtaining the function from the node that asks: a mutual wait.
         placed = self._obtaining.get(digest, "")
         mutual = requester if requester and placed and placed == requester else ""
@@ -328,26 +359,24 @@ class SfcService:
         if mutual:
             yielded = any(isinstance(a, Reply) and a.state == YIELDED for a in actions)
             self.counters["yielded"] += int(yielded)
-            log.info("event=mutual_wait node=%s function=%s other=%s runs_on=%s", self.name, interest.name[2:4],
+            log.info("event=mutual_wait node=%s function=%s/%s other=%s runs_on=%s", self.name, program, digest,
                      requester, requester if yielded else "here")
         if new and digest in self.producer.runs:
             self._arrived(digest)
             self._changed()
-        answer: HandlerResult | Deferred[HandlerResult] = None
+        result: _A | Deferred[_A] | None = None
         for action in actions:
             if isinstance(action, Reply):
                 if action.state == READY:
                     self._store_hit(digest, runs)
-                    answer = self._ready(digest, program, stored=True).addCallback(
-                        functools.partial(self._status, interest))
+                    result = self._ready(digest, program, stored=True).addCallback(answer)
                 else:
-                    answer = self._status(interest, Status(action.state, node=self.name, reason=action.reason,
-                                                           failure=action.failure))
+                    result = answer(Status(action.state, node=self.name, reason=action.reason, failure=action.failure))
             elif isinstance(action, Hold):
-                answer = self._hold(interest, digest)
+                result = hold()  # (before the work starts: it may end at once)
             elif item is not None:
                 self._perform(item, action)
-        return answer
+        return result
 
     def _store_hit(self, digest: str, runs: dict[str, Installed]) -> None:
         self.counters["store_hits"] += 1
@@ -362,6 +391,19 @@ class SfcService:
         held.timer = self.clock.callLater(wait, self._hold_expired, digest, held)
         self._held.setdefault(digest, []).append(held)
         return d
+
+    def _wait_here(self, digest: str) -> Deferred[Status]:
+        """This node's own request, held until the function ends (or it is cancelled: the input
+        was placed elsewhere, or the deadline came)."""
+        waiters = self._here.setdefault(digest, [])
+
+        def cancelled(waiter: Deferred[Status]) -> None:
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+        waiter: Deferred[Status] = Deferred(cancelled)
+        waiters.append(waiter)
+        return waiter
 
     def _hold_expired(self, digest: str, held: _Held) -> None:
         waiting = self._held.get(digest, [])
@@ -390,18 +432,21 @@ class SfcService:
         self._waiting.pop(digest, None)
         item = self.function(digest)
         held = self._held.pop(digest, [])
+        here = self._here.pop(digest, [])
         for one in held:
             if one.timer is not None and one.timer.active():
                 one.timer.cancel()
         if action.state == READY and item is not None:
-            self._ready(digest, item.spec.program).addCallback(self._answer_held, held)
+            self._ready(digest, item.spec.program).addCallback(self._answer_held, held, here)
         else:
             self._answer_held(Status(action.state, node=self.name, reason=action.reason, failure=action.failure),
-                              held)
+                              held, here)
 
-    def _answer_held(self, status: Status, held: list[_Held]) -> None:
+    def _answer_held(self, status: Status, held: list[_Held], here: list[Deferred[Status]]) -> None:
         for one in held:
             one.deferred.callback(self._status(one.interest, status))
+        for waiter in here:
+            waiter.callback(status)
 
     def _perform(self, item: Installed, action: Obtain | Execute | ReplyAll) -> None:
         digest = item.spec.digest
@@ -459,22 +504,23 @@ class SfcService:
     def _obtain_once(self, item: Installed, index: int) -> Deferred[Obtained]:
         """The input's result from the one obtain of it under way here (started if there is none)."""
         ref = item.spec.inputs[index]
-        shared = self._obtains.get(ref.digest)
-        if shared is None:
-            shared = _SharedObtain()
-            self._obtains[ref.digest] = shared
-
-            def done(result: Obtained | Failure) -> None:
-                del self._obtains[ref.digest]
-                for waiter in shared.waiters:
-                    if isinstance(result, Failure):
-                        waiter.errback(result)
-                    else:
-                        waiter.callback(result)
-
-            Deferred.fromCoroutine(self._obtain_routed(item, index, ref)).addBoth(done)
         waiter: Deferred[Obtained] = Deferred()
-        shared.waiters.append(waiter)
+        shared = self._obtains.get(ref.digest)
+        if shared is not None:
+            shared.waiters.append(waiter)
+            return waiter
+        shared = self._obtains[ref.digest] = _SharedObtain()
+        shared.waiters.append(waiter)  # (before the obtain starts: it may end at once)
+
+        def done(result: Obtained | Failure) -> None:
+            del self._obtains[ref.digest]
+            for one in shared.waiters:
+                if isinstance(result, Failure):
+                    one.errback(result)
+                else:
+                    one.callback(result)
+
+        Deferred.fromCoroutine(self._obtain_routed(item, index, ref)).addBoth(done)
         return waiter
 
     async def _obtain_routed(self, item: Installed, index: int, ref: InputRef) -> Obtained:
@@ -494,7 +540,7 @@ class SfcService:
                     target = "" if here else self._placement(item, index, frozenset(avoid))
                     self._obtaining[ref.digest] = target
                 try:
-                    got = await self._attempt(ref.prefix, ref.digest, target, deadline, self._signer_for(item))
+                    got = await self._attempt(ref, target, deadline, self._signer_for(item))
                     if target and got.spooled is None:  # (a large one was spooled into the store)
                         self.store.keep(ref.digest, ref.program, got.content)  # this node holds it now
                     return got
@@ -531,16 +577,18 @@ class SfcService:
         finally:
             self._obtaining.pop(ref.digest, None)
 
-    async def _attempt(self, prefix: Name, digest: str, target: str, deadline: float, signer: RunSigner) -> Obtained:
-        """One obtain of ``prefix`` from ``target`` ("" = this node). It ends at once when
+    async def _attempt(self, ref: InputRef, target: str, deadline: float, signer: RunSigner) -> Obtained:
+        """One obtain of the input ``ref`` from ``target`` ("" = this node). It ends at once when
         ``target`` goes away (:meth:`neighbour_lost`: its face closed, or in autonomous mode its
         hellos stopped), when the input is placed elsewhere (:meth:`_move_input`), and in
         autonomous mode after :meth:`_give_up`."""
-        if not target:
-            # Placed here and not held here (the store was looked in; the content store is): no
-            # cache on the way to this node's own producer can have it, so it is asked for at once.
-            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline, signer,
-                                                                fetch_first=self.holds(digest)))
+        prefix, digest = ref.prefix, ref.digest
+        if not target and self.holds(digest):
+            # In this node's content store (its result store was looked in): fetched from it.
+            attempt = Deferred.fromCoroutine(self.client.obtain(prefix, deadline, signer))
+        elif not target:
+            # Placed here: this node's own producer is asked directly.
+            attempt = Deferred.fromCoroutine(self._obtain_here(ref, deadline, signer))
         else:
             client = (await self._peer(target)).client
             bound = min(deadline, self._give_up()) if self.placer is not None else deadline
@@ -563,6 +611,30 @@ class SfcService:
             watchers.discard(cancel)
             if self._attempts.get(digest) is cancel:
                 del self._attempts[digest]
+
+    async def _obtain_here(self, ref: InputRef, deadline: float, signer: RunSigner) -> Obtained:
+        """The input ``ref`` from this node's own producer (:meth:`_request_here`), computed here if
+        need be; errors as :meth:`ResultClient.obtain` raises them."""
+        asked = self._request_here(ref.digest, ref.program, signer)
+        if deadline < math.inf:
+            asked.addTimeout(max(0.0, deadline - self.clock.seconds()), self.clock)
+        try:
+            status = await asked
+        except DeferredTimeout:
+            raise StillRunning(f"{ref.prefix} was still running here at the deadline") from None
+        if status.state == FAILED:
+            raise FunctionFailed(status.reason or f"{ref.prefix} failed", status.failure)
+        if status.state != READY:
+            raise IcnError(f"{self.name}: {status.reason or 'unknown function'}")
+        how = STORED if status.stored else "computed"
+        if status.content:
+            return Obtained(status.content, how)
+        served = await self.store.get(ref.digest, ref.program)
+        if isinstance(served, FileSegments):
+            return Obtained(b"", how, served.spooled)
+        if served is None:
+            raise IcnError(f"{self.name}: {ref.prefix} is ready, but no longer in its result store")
+        return Obtained(served.content, how)
 
     def _move_input(self, digest: str) -> None:
         """The input result ``digest`` is placed elsewhere now: the attempt under way is ended, so
@@ -1096,6 +1168,10 @@ def _check_remote(root: Path, remote: tuple[tuple[str, str], ...]) -> str:
         if actual != digest:
             return f"$R^{path} on the file server differs from the file the job was named with"
     return ""
+
+
+def _same(status: Status) -> Status:
+    return status
 
 
 def _not_saved(failed: list[tuple[Installed, str]]) -> None:

@@ -69,9 +69,13 @@ def test_the_guard_checks_signature_window_end_and_signature_time() -> None:
     later = compute_interest(prefix, _TimeSigner(key, SECRET, key.not_before_ms + 10))
     assert guard.check_run_request(later, 1000.0).ok
     assert "older" in guard.check_run_request(good, 1000.0).reason  # a SignatureTime never goes back per key
+    # a node's own request for a function placed on it carries no Interest: only its key is checked
+    assert guard.check_key(key, 1000.0).run_key == key
+    assert "validity" in guard.check_key(key, 1066.0).reason and "maximum" in guard.check_key(long, 1000.0).reason
     guard.end("r1", key.not_after_ms)
     assert "ended" in guard.check_run_request(later, 1000.0).reason
-    assert guard.counters["ended"] == 1 and guard.counters["expired"] == 3
+    assert "ended" in guard.check_key(key, 1000.0).reason
+    assert guard.counters["ended"] == 2 and guard.counters["expired"] == 5
     # requests of no run (status): the cluster key and a current SignatureTime
     status = make_interest(CTL_PREFIX.append("status"), app_parameters=b"", signer=TimedClusterSigner(SECRET, 1_000_000))
     assert guard.check_cluster_request(status, 1000.0).ok

@@ -16,7 +16,7 @@ from sflow.icn.name import Name
 from sflow.icn.packet import ContentType, make_interest
 from sflow.icn.signature import DigestSha256Signer, HmacSha256Signer
 from sflow.model.workflow import TaskId
-from sflow.sfc.bundle import decode_bundle
+from sflow.sfc.bundle import UNKNOWN, decode_bundle
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, KEY_NAME, build_specs
 
 
@@ -288,24 +288,56 @@ def test_an_input_from_another_node_is_held_and_served_there_without_a_file(tmp_
 def test_an_input_is_asked_for_at_once_without_a_fetch(tmp_path: Path) -> None:
     # No cache between a node and its own producer can hold a result the node does not hold, and
     # another node is asked over its own face: its producer answers a compute request from its
-    # store as a fetch would. Either way the node asks for the input to be computed straight away.
+    # store as a fetch would. Either way the node asks for the input to be computed straight away;
+    # its own producer, directly, with no Interest.
     cluster = make_cluster(tmp_path, delays={1: 1.0, 2: 1.0})
     j = job(chain_tasks(3))
     specs = build_specs(j, {})
     fetches: dict[int, int] = {}
+    computes: dict[int, int] = {}
     for node in cluster.nodes.values():
         original = node.service._on_fn
 
         def counting(interest, original=original):  # type: ignore[no-untyped-def]
-            if len(interest.name) != 5:  # a fetch by name, not a compute request
-                spec = next(s for s in specs.values() if s.prefix.is_prefix_of(interest.name))
-                fetches[int(spec.task)] = fetches.get(int(spec.task), 0) + 1
+            spec = next(s for s in specs.values() if s.prefix.is_prefix_of(interest.name))
+            seen = fetches if len(interest.name) != 5 else computes  # a fetch by name, or a compute request
+            seen[int(spec.task)] = seen.get(int(spec.task), 0) + 1
             return original(interest)
 
         node.service.endpoint.route(FN_PREFIX, counting, register=False)
     cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n0", 3: "n1"})))
     assert cluster.executed() == [1, 2, 3]
     assert fetches == {3: 1}  # by the delegator (a cache on its way may hold an END result)
+    assert computes == {2: 1, 3: 1}  # 2 by n1, 3 by the delegator; 1 by n0 of itself, directly
+    n0 = cluster.nodes["n0"].service
+    assert n0.counters["compute_requests"] == 2 and not n0._here  # (1 by itself, 2 by n1)
+
+
+def test_a_function_that_fails_on_the_node_of_its_consumer_fails_the_job_with_its_status_and_stderr(
+        tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, fail={2})
+    with pytest.raises(JobFailed) as failed:
+        cluster.run(cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n0", 3: "n0"})))
+    error = failed.value
+    assert (error.task_id, error.node, error.exit_code) == (2, "n0", 3)
+    assert error.stderr_tail == "task 2 says: no such thing\n"
+    assert 3 not in cluster.executed()
+    assert not cluster.nodes["n0"].service._here
+
+
+def test_a_function_placed_here_whose_run_has_ended_is_not_run_for_a_request_of_that_run(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, n=1)
+    j = job(chain_tasks(2))
+    dispatch = cluster.dispatch(j, placements({1: "n0", 2: "n0"}))
+    dispatch.endpoints["n0"] = fired(cluster.connect_endpoint("n0"))
+    cluster.wait(Deferred.fromCoroutine(dispatch._install_all()))
+    service = cluster.nodes["n0"].service
+    first = build_specs(j, {})[TaskId(1)]
+    signer = service._signer_for(service.function(first.digest))
+    service.guard.end(dispatch.run_id, signer.run_key.not_after_ms)
+    status = fired(service._request_here(first.digest, first.program, signer))
+    assert status.state == UNKNOWN and "ended" in status.reason
+    assert cluster.executed() == [] and service.counters["refused"] == 1
 
 
 def test_two_consumers_of_one_function_are_aggregated_in_the_pit(tmp_path: Path) -> None:

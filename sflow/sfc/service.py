@@ -4,20 +4,23 @@ consumer of their inputs.
 :class:`SfcService` owns a :class:`~sflow.icn.forwarder.Forwarder` (given, so that tests can use
 in-process forwarders on ``task.Clock``) and two in-process faces to it: the *producer* face
 serves ``/sflow/fn`` (results, compute requests) and ``/sflow/ctl`` (install, events, status); the
-*consumer* face expresses the Interests for inputs produced on this very node (a separate face, so
-that they are forwarded to the producer face rather than back where they came from).
+*consumer* face expresses the Interests for inputs produced on this very node that its content
+store holds (a separate face, so that they are forwarded to the producer face rather than back
+where they came from).
 
 A compute request for a function is checked (HMAC with the cluster secret), then handled by the
 pure :class:`~sflow.sfc.producer.Producer`: inputs are obtained through the consumer — one obtain
 per input result, shared by every function here that needs it — from the node the placement says
 (the delegator's schedule in ``icn`` mode, the node's :class:`~sflow.sfc.placer.AutoPlacer` in
 ``auto`` mode). An input placed here — this node in any form of its address,
-:class:`~sflow.sfc.identity.Identity` — is asked of this node's own producer through its forwarder;
-an input placed on another node is asked of that node's forwarder directly, on a face of the
-consumer's own toward it (so that a request never waits in this node's PIT behind one of the other
-node's for the same name), and the result is kept by this node's result store (a small one in
-memory only, :meth:`~sflow.sfc.store.ResultStore.keep`): it holds it from then on. An input
-already held is not asked for. Inputs are written into a fresh working
+:class:`~sflow.sfc.identity.Identity` — is asked of this node's own producer directly (the checks,
+decision and answers of a compute request, without an Interest; through the forwarder only when
+its content store holds the result); an input placed on another node is asked of that node's
+forwarder directly, on a face of the consumer's own toward it (so that a request never waits in
+this node's PIT behind one of the other node's for the same name), with a compute request at once
+(a fetch first only of a neighbour that advertises the result), and the result is kept by this
+node's result store (a small one in memory only, :meth:`~sflow.sfc.store.ResultStore.keep`): it
+holds it from then on. An input already held is not asked for. Inputs are written into a fresh working
 directory, the function runs
 on one of the node's vCPU slots (:mod:`sflow.sfc.slots`; it waits in the node's queue, in
 schedule order, while all are taken) through the node's :class:`~sflow.node.execution.Executor`

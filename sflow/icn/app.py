@@ -120,7 +120,8 @@ class Endpoint:
     def attach(cls, forwarder: Forwarder, *, delay: float = 0.0, **kwargs: Any) -> Endpoint:
         """An endpoint on a new in-process face of ``forwarder`` (for tests and embedding nodes)."""
         forwarder_side, app_side = linked_faces(
-            forwarder.clock, delay=delay, scope=FaceScope.LOCAL, names=("inproc://forwarder", "inproc://app")
+            forwarder.clock, delay=delay, scope=FaceScope.LOCAL, names=("inproc://forwarder", "inproc://app"),
+            application=True,
         )
         forwarder.add_face(forwarder_side)
         return cls(app_side, forwarder.clock, **kwargs)

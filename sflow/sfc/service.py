@@ -260,7 +260,8 @@ class SfcService:
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
                          "compute_requests": 0, "yielded": 0, "replaced": 0, "started": 0}
 
-        fwd_side, app_side = linked_faces(clock, scope=FaceScope.LOCAL, names=("inproc://sfc-fwd", "inproc://sfc"))
+        fwd_side, app_side = linked_faces(clock, scope=FaceScope.LOCAL, names=("inproc://sfc-fwd", "inproc://sfc"),
+                                          application=True)
         forwarder.add_face(fwd_side)
         self.producer_face = fwd_side
         self.endpoint = Endpoint(app_side, clock, data_signer=self.signer)

@@ -3,7 +3,9 @@
 The equivalent of NFD's ``InternalFace`` / test ``DummyFace`` links and of ``TopologyTester``
 links: a packet sent on one face is delivered to the other after ``delay`` seconds, through the
 injected clock's ``callLater`` (so several forwarders in one process never re-enter each other,
-and ``task.Clock`` drives them deterministically). Packets are passed as objects; nothing is
+and ``task.Clock`` drives them deterministically). An application's face to its forwarder may
+deliver at once (``at_once``): the forwarder's packets to the application are still delivered
+later, so neither ever runs inside the other's call. Packets are passed as objects; nothing is
 encoded, except when a packet would be larger than a real link allows (it is dropped, as on a
 wire).
 """
@@ -30,6 +32,7 @@ class InProcessFace(Face):
         scope: FaceScope = FaceScope.LOCAL,
         link_type: LinkType = LinkType.POINT_TO_POINT,
         delay: float = 0.0,
+        at_once: bool = False,
     ) -> None:
         super().__init__(
             remote_uri=remote_uri,
@@ -40,13 +43,18 @@ class InProcessFace(Face):
         )
         self.clock = clock
         self.delay = delay
+        #: what this face sends is handled by its peer before send returns (see the module docstring)
+        self.at_once = at_once
         self.peer: InProcessFace | None = None
 
     def _deliver(self, kind: str, packet: Interest | Data | Nack, lp: LpPacket | None) -> None:
         peer = self.peer
         if self.closed or peer is None:
             return
-        self.clock.callLater(self.delay, peer._arrive, kind, packet, lp)
+        if self.at_once:
+            peer._arrive(kind, packet, lp)
+        else:
+            self.clock.callLater(self.delay, peer._arrive, kind, packet, lp)
 
     def _arrive(self, kind: str, packet: Interest | Data | Nack, lp: LpPacket | None) -> None:
         if self.closed:
@@ -108,10 +116,14 @@ def linked_faces(
     scope: FaceScope = FaceScope.LOCAL,
     link_type: LinkType = LinkType.POINT_TO_POINT,
     names: tuple[str, str] = ("inproc://a", "inproc://b"),
+    application: bool = False,
 ) -> tuple[InProcessFace, InProcessFace]:
-    """Two faces linked to each other: what one sends, the other receives ``delay`` seconds later."""
+    """Two faces linked to each other: what one sends, the other receives ``delay`` seconds later;
+    ``application``: the second is an application's face to the forwarder that has the first, and
+    what the application sends reaches the forwarder at once."""
     a = InProcessFace(clock, remote_uri=names[1], local_uri=names[0], scope=scope, link_type=link_type, delay=delay)
-    b = InProcessFace(clock, remote_uri=names[0], local_uri=names[1], scope=scope, link_type=link_type, delay=delay)
+    b = InProcessFace(clock, remote_uri=names[0], local_uri=names[1], scope=scope, link_type=link_type, delay=delay,
+                      at_once=application and delay == 0)
     a.peer = b
     b.peer = a
     return a, b

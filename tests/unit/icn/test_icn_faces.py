@@ -236,6 +236,39 @@ def test_in_process_link_delay(clock: Clock) -> None:
     assert b.closed and received == ["/x", "closed"]
 
 
+def test_an_applications_face_reaches_its_forwarder_at_once_and_hears_it_later(clock: Clock) -> None:
+    """What an application sends is handled by the forwarder before ``send`` returns; what the
+    forwarder sends the application comes on a later turn: neither runs inside the other's call."""
+    forwarder = Forwarder(clock)
+    fwd_side, app_side = linked_faces(clock, names=("inproc://fwd", "inproc://app"), application=True)
+    producer_fwd, producer_app = linked_faces(clock, names=("inproc://fwd2", "inproc://producer"), application=True)
+    forwarder.add_face(fwd_side)
+    forwarder.add_face(producer_fwd)
+    route(forwarder, "/x", producer_fwd)
+    heard: list[str] = []
+
+    class Producer:
+        def on_incoming_interest(self, face: Any, interest: Any, lp: Any) -> None:
+            heard.append("producer " + interest.name.to_uri())
+            face.send_data(make_data(interest.name, b"ok"))  # from inside its own handler
+            heard.append(f"answered: {forwarder.counters.n_in_data} Data in the forwarder")
+
+    class Consumer:
+        def on_incoming_data(self, face: Any, data: Any, lp: Any) -> None:
+            heard.append("consumer " + data.name.to_uri())
+
+    producer_app.handler = Producer()  # type: ignore[assignment]
+    app_side.handler = Consumer()  # type: ignore[assignment]
+    app_side.send_interest(make_interest("/x/1"))
+    assert forwarder.counters.n_in_interests == 1 and heard == []  # in the PIT; the producer hears it later
+    clock.advance(0)
+    # the producer's Data reached the forwarder within its send, and the consumer heard it after
+    assert heard == ["producer /x/1", "answered: 1 Data in the forwarder", "consumer /x/1"]
+    # with a delay, an application's packets wait it out like any link's
+    slow_fwd, slow_app = linked_faces(clock, delay=0.01, application=True)
+    assert not slow_app.at_once and not slow_fwd.at_once and not fwd_side.at_once and app_side.at_once
+
+
 def test_face_uri_parsing() -> None:
     assert str(parse_face_uri("127.0.0.1:7000")) == "tcp4://127.0.0.1:7000"
     assert str(parse_face_uri("tcp6://[::1]:6363")) == "tcp6://[::1]:6363"

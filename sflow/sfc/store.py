@@ -605,7 +605,13 @@ class ResultStore:
 def _store_threads() -> tuple[Blocking, Detached]:
     """Runners (waited on, and detached) on a pool of :data:`STORE_THREADS` threads of the global
     reactor's: few, so that the store's reads and writes neither crowd the disk nor each leave a
-    thread's memory behind."""
+    thread's memory behind.
+
+    What is asked in a turn of the reactor is handed to the threads when the turn ends: a store
+    thread holds the interpreter while it runs Python, and one started at once competes with the
+    reactor thread for the rest of the turn — in which the reactor answers the requests waiting for
+    the result just stored (measured: about 0.1 ms more for the answer's Data, and as much again
+    for its system call, per function of a chain)."""
     from twisted.internet import reactor as _reactor
     from twisted.internet.threads import deferToThreadPool
     from twisted.python.threadpool import ThreadPool
@@ -613,12 +619,32 @@ def _store_threads() -> tuple[Blocking, Detached]:
     reactor: Any = _reactor
     pool = ThreadPool(minthreads=0, maxthreads=STORE_THREADS, name="sflow-store")
     pool.start()
+    asked: list[Callable[[], object]] = []
+
+    def hand_over() -> None:
+        batch = asked[:]
+        asked.clear()
+        for submit in batch:
+            submit()
+
+    def later(submit: Callable[[], object]) -> None:
+        if not asked:
+            reactor.callLater(0, hand_over)
+        asked.append(submit)
+
+    # (what was asked in the last turn is handed over before the threads stop: they finish it)
+    reactor.addSystemEventTrigger("during", "shutdown", hand_over)
     reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
 
-    def detached(call: Callable[..., Any], *args: Any) -> None:
-        pool.callInThread(_logged, call, *args)
+    def blocking(call: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        done: Deferred[Any] = Deferred()
+        later(lambda: deferToThreadPool(reactor, pool, call, *args).chainDeferred(done))
+        return done
 
-    return functools.partial(deferToThreadPool, reactor, pool), detached
+    def detached(call: Callable[..., Any], *args: Any) -> None:
+        later(lambda: pool.callInThread(_logged, call, *args))
+
+    return blocking, detached
 
 
 def _logged(call: Callable[..., Any], *args: Any) -> None:

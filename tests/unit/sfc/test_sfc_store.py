@@ -257,19 +257,22 @@ def test_detached_work_runs_off_the_reactor_and_its_failure_is_logged(tmp_path: 
 
 def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, caplog: Any) -> None:
     """The default runner: a call nobody waits on runs in a store thread and hands nothing back
-    to the reactor; a failure there is logged with its traceback."""
+    to the reactor; a failure there is logged with its traceback. What is asked in a turn of the
+    reactor goes to the threads when the turn ends (the reactor answers what waits on it first),
+    and what is still to go when the reactor stops goes before the threads stop."""
     import threading
 
     from twisted.internet import reactor
-    from twisted.python.threadpool import ThreadPool
 
     from sflow.sfc import store as store_module
 
     handed_back: list[Any] = []
     monkeypatch.setattr(reactor, "callFromThread", lambda *a, **k: handed_back.append(a))
-    pools: list[ThreadPool] = []
-    monkeypatch.setattr(reactor, "addSystemEventTrigger", lambda _phase, _event, stop: pools.append(stop.__self__))
-    _, detached = store_module._store_threads()
+    turn_end: list[Any] = []
+    monkeypatch.setattr(reactor, "callLater", lambda delay, call, *a: turn_end.append((delay, call, a)))
+    on_shutdown: list[Any] = []
+    monkeypatch.setattr(reactor, "addSystemEventTrigger", lambda phase, event, call: on_shutdown.append(call))
+    blocking, detached = store_module._store_threads()
     ran = threading.Event()
     where: list[str] = []
 
@@ -280,14 +283,28 @@ def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, c
     def broken() -> None:
         raise OSError("disk on fire")
 
+    stopped = False
     try:
         detached(broken)
         detached(work)
+        assert not ran.wait(0.2) and len(turn_end) == 1  # one hand-over, when the turn ends
+        delay, hand_over, args = turn_end.pop()
+        assert delay == 0
+        hand_over(*args)
         assert ran.wait(10)
+        # asked in the reactor's last turn: handed over by the shutdown, before the threads stop
+        ran.clear()
+        waited = blocking(work)
+        assert not ran.wait(0.2) and len(turn_end) == 1 and not waited.called
+        for call in on_shutdown:  # (in the order they were added: hand-over, then the threads stop)
+            call()
+        stopped = True
+        assert ran.is_set()  # the threads finished it before they stopped
     finally:
-        pools[0].stop()  # joins its threads: the failure was logged before
-    assert "sflow-store" in where[0]
-    assert handed_back == []
+        if not stopped:
+            on_shutdown[-1]()  # joins the threads
+    assert all("sflow-store" in name for name in where) and len(where) == 2
+    assert handed_back[1:] == [] and len(handed_back) == 1  # only the one waited on hands its outcome back
     assert "event=store_task_failed call=broken" in caplog.text and "disk on fire" in caplog.text
 
 

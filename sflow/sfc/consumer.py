@@ -103,6 +103,18 @@ class Spooler(Protocol):
         ...
 
 
+def raise_for(status: Status, prefix: Name) -> None:
+    """Raise what a producer's status means for the consumer of ``prefix``, when it is neither
+    ready nor running: the function failed, the producer yielded it, or it refused or does not
+    know it."""
+    if status.state == FAILED:
+        raise FunctionFailed(status.reason or f"{prefix} failed", status.failure)
+    if status.state == YIELDED:
+        raise Yielded(status.reason or f"{status.node} yielded {prefix}", status.node)
+    if status.state == UNKNOWN:
+        raise IcnError(f"{status.node or 'the producer'}: {status.reason or 'unknown function'}")
+
+
 def cluster_signer(secret: bytes) -> HmacSha256Signer:
     """The HMAC-SHA256 signer of the cluster: no signature nonce, so signed names are deterministic."""
     return HmacSha256Signer(KEY_NAME, secret)
@@ -218,12 +230,7 @@ class ResultClient:
             status = await self.compute(prefix, signer)
             if status.state == READY:
                 return status
-            if status.state == FAILED:
-                raise FunctionFailed(status.reason or f"{prefix} failed", status.failure)
-            if status.state == YIELDED:
-                raise Yielded(status.reason or f"{status.node} yielded {prefix}", status.node)
-            if status.state == UNKNOWN:
-                raise IcnError(f"{status.node or 'the producer'}: {status.reason or 'unknown function'}")
+            raise_for(status, prefix)
             if self.clock.seconds() >= deadline:
                 return status
             log.debug("event=still_running name=%s node=%s elapsed=%.1f", prefix, status.node, status.elapsed)

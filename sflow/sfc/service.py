@@ -97,6 +97,7 @@ from sflow.sfc.consumer import (
     Yielded,
     absent_data,
     cluster_signer,
+    raise_for,
 )
 from sflow.sfc.freshness import RequestGuard, RunKey, RunSigner
 from sflow.sfc.identity import Identity
@@ -626,10 +627,7 @@ class SfcService:
             status = await asked
         except DeferredTimeout:
             raise StillRunning(f"{ref.prefix} was still running here at the deadline") from None
-        if status.state == FAILED:
-            raise FunctionFailed(status.reason or f"{ref.prefix} failed", status.failure)
-        if status.state != READY:
-            raise IcnError(f"{self.name}: {status.reason or 'unknown function'}")
+        raise_for(status, ref.prefix)  # (a request of its own is never answered "running")
         how = STORED if status.stored else "computed"
         if status.content:
             return Obtained(status.content, how)

@@ -621,8 +621,11 @@ class IcnDispatch:
         return written
 
     async def _events(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for node, endpoint in list(self.endpoints.items()):
+        """Every node's events of the run, by node: the nodes asked all at once (a node that does
+        not answer delays the report by its timeout once, not once per node), each one's pages in
+        turn."""
+
+        async def of(node: str, endpoint: Endpoint) -> list[dict[str, Any]]:
             events: list[dict[str, Any]] = []
             page = 0
             while True:
@@ -630,13 +633,16 @@ class IcnDispatch:
                     body = await self._control(endpoint, CTL_PREFIX.append("events", self.run_id, str(page)))
                 except SflowError as exc:
                     log.warning("event=no_events node=%s error=%s", node, exc)
-                    break
+                    return events
                 events.extend(body.get("events", []))
                 if not body.get("more"):
-                    break
+                    return events
                 page += 1
-            out[node] = events
-        return out
+
+        nodes = list(self.endpoints.items())
+        pages = await gatherResults([Deferred.fromCoroutine(of(node, endpoint)) for node, endpoint in nodes],
+                                    consumeErrors=True).addErrback(_first_error)
+        return {node: events for (node, _), events in zip(nodes, pages)}
 
     def _task_runs(
         self, t0: float, ends: Mapping[TaskId, Obtained], events: Mapping[str, list[dict[str, Any]]]

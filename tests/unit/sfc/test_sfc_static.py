@@ -429,3 +429,32 @@ def test_a_node_that_does_not_answer_the_install_is_named_and_the_run_closes_cle
     cluster.clock.advance(1.0)
     assert all(e.closed.called for e in connections) and list(dispatch.endpoints.values()) == connections
     assert cluster.executed() == []
+
+
+def test_nodes_that_do_not_answer_for_their_events_delay_the_report_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The delegator asks every node for its events at once: two nodes that stop answering cost
+    the report one timeout (three Interest lifetimes: the request and two retries), not two; the
+    node that answers gives all its events."""
+    cluster = make_cluster(tmp_path)
+    j = job(chain_tasks(3))
+    dispatch = cluster.dispatch(j, placements({1: "n0", 2: "n1", 3: "n2"}))
+    for node in cluster.nodes:
+        dispatch.endpoints[node] = fired(cluster.connect_endpoint(node))
+    cluster.wait(Deferred.fromCoroutine(dispatch._install_all()))
+    first = bytes.fromhex(build_specs(j, {})[TaskId(1)].digest)
+    started = cluster.wait(Deferred.fromCoroutine(dispatch._control(
+        dispatch.endpoints["n0"], CTL_PREFIX.append("start", dispatch.run_id), msgpack.packb([first]))))
+    assert started == {"ok": True, "started": 1}
+    cluster.clock.advance(1.0)
+    assert cluster.executed() == [1]
+    cluster.mute("n1")
+    cluster.mute("n2")
+    start = cluster.clock.seconds()
+    events = cluster.wait(Deferred.fromCoroutine(dispatch._events()))
+    elapsed = cluster.clock.seconds() - start
+    timeout = 3 * cluster.config.icn.interest_lifetime_ms / 1000.0
+    assert timeout <= elapsed < 1.5 * timeout, elapsed
+    assert [e["task"] for e in events["n0"] if e["kind"] == "executed"] == [1]
+    assert events["n1"] == [] and events["n2"] == []
+    assert "event=no_events node=n1" in caplog.text and "event=no_events node=n2" in caplog.text

@@ -189,13 +189,30 @@ class NodeService:
         self.counters["files_received"] += 1
         self.counters["bytes_received"] += begin["size"]
         job = self.jobs.get(begin["job"])
-        if job is None or not job.state.active:
+        if job is None:
+            # Its job was dropped while the file was written (its delegator went away): a file
+            # renamed into place while the job's directory was being removed is removed too.
+            self._discard(path)
+            return
+        if not job.state.active:
             return
         log.debug("event=file_in job=%s task=%s path=%s bytes=%d", job.key, begin["task"], begin["path"], begin["size"])
         # For the trace: a transfer ends when the receiver has the file, not when the sender hears so.
         job.delegator.send("received", job=job.key, task=int(begin["task"]), path=begin["path"], bytes=begin["size"],
                            time=self.reactor.seconds())
         self._perform(job, job.state.file_arrived(TaskId(begin["task"]), begin["path"]))
+
+    def _discard(self, path: Path) -> None:
+        """Remove a received file of a job no longer here, and the directories it leaves empty up
+        to (not including) the work directory."""
+        path.unlink(missing_ok=True)
+        for parent in path.parents:
+            if parent == self.workdir or self.workdir not in parent.parents:
+                return
+            try:
+                parent.rmdir()
+            except OSError:
+                return  # not empty: something else is there
 
     def file_failed(self, channel: Channel, begin: Message, reason: str) -> None:
         job = self.jobs.get(begin["job"])

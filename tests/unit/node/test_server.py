@@ -136,6 +136,22 @@ def test_a_lost_delegator_cancels_its_job(tmp_path: Path) -> None:
     assert service.counters["functions_ok"] == 0
 
 
+def test_a_file_that_lands_while_its_dropped_jobs_directory_is_removed_is_removed_too(tmp_path: Path) -> None:
+    """A file from a peer renamed into place while the node removes the directory of the job its
+    delegator abandoned (the removal ignores what it cannot remove) leaves nothing behind."""
+    service, executor, client, handler, pipe = started_two_step_job(tmp_path)
+    root = service.jobs["7-r1"].root
+    client.close()
+    pipe.pump()
+    assert service.jobs == {} and not root.exists()
+    landed = root / "in" / "a.txt"  # renamed into place by the disk thread after the removal
+    landed.parent.mkdir(parents=True)
+    landed.write_text("a\n")
+    service.file_received(client, {"job": "7-r1", "task": 1, "path": "in/a.txt", "size": 2}, landed)
+    assert not root.exists() and service.workdir.exists()
+    assert service.counters["files_received"] == 1
+
+
 def test_only_the_jobs_delegator_may_control_it(tmp_path: Path) -> None:
     service, executor, clock = make_service(tmp_path)
     client, handler, pipe = connect_delegator(service, clock, tmp_path / "outdir")

@@ -115,8 +115,10 @@ def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
 
 def _spread(values: list[float], scale: float, unit: str) -> str:
     """The range of a figure over the rounds, when there was more than one."""
-    return f"  (rounds {min(values) * scale:.{3 if unit == 's' else 2}f}–{max(values) * scale:.{3 if unit == 's' else 2}f} {unit})" \
-        if len(values) > 1 else ""
+    if len(values) < 2:
+        return ""
+    digits = 3 if unit == "s" else 2
+    return f"  (rounds {min(values) * scale:.{digits}f}–{max(values) * scale:.{digits}f} {unit})"
 
 
 def main() -> None:

@@ -178,9 +178,9 @@ def scan(path: Path) -> tuple[list[Record], int, str | None]:
     return records, end, None
 
 
-def _read_at(fd: int, offset: int, digest: str) -> bytes | None:
+def _read_at(fd: int, end: int, offset: int, digest: str) -> bytes | None:
     head = os.pread(fd, HEAD_SIZE + len(digest), offset)
-    parsed = _parse(head, offset, os.fstat(fd).st_size)
+    parsed = _parse(head, offset, end)
     if parsed is None or parsed[0] != MAGIC or parsed[1] != digest:
         return None
     _, _, length, sha256, _ = parsed
@@ -204,10 +204,11 @@ def read_many(path: Path, wanted: list[tuple[str, int]]) -> list[tuple[str, int,
         log.info("event=pack_unreadable path=%s error=%s", path, exc)
         return [(digest, offset, None) for digest, offset in wanted]
     try:
+        end = os.fstat(fd).st_size  # (once: a pack only grows while it is read)
         found = []
         for digest, offset in wanted:
             try:
-                found.append((digest, offset, _read_at(fd, offset, digest)))
+                found.append((digest, offset, _read_at(fd, end, offset, digest)))
             except OSError as exc:
                 log.warning("event=pack_unreadable path=%s offset=%d error=%s", path, offset, exc)
                 found.append((digest, offset, None))

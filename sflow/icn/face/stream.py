@@ -72,12 +72,24 @@ def _sendable(transport: Any) -> bool:
 
 
 def write_now(transport: Any, wire: bytes) -> None:
-    """Write ``wire`` and send what the socket takes at once, rather than at the reactor's next
-    turn: a Twisted transport only queues what it is given until its descriptor polls writable,
-    so a packet would wait for the rest of the turn that made it (the next function's input, a
-    function's result) plus one more poll. What the socket does not take now, and any error, is
-    left to the transport's own write path (an error is met again, and handled, at the reactor's
-    next poll)."""
+    """Send ``wire`` at once, rather than at the reactor's next turn: a Twisted transport only
+    queues what it is given until its descriptor polls writable, so a packet would wait for the
+    rest of the turn that made it (the next function's input, a function's result) plus one more
+    poll.
+
+    When the transport has nothing queued, the socket is given ``wire`` directly (the
+    transport's ``writeSomeData``, as its own write path would), so a packet the socket takes
+    whole costs one system call, not two more to register the descriptor for writing and to
+    take it off again. What the socket does not take now, and any error, is left to the
+    transport's own write path (an error is met again, and handled, at the reactor's next poll)."""
+    if _sendable(transport) and not transport.dataBuffer and not transport._tempDataLen:
+        sent = transport.writeSomeData(wire)
+        if type(sent) is int:
+            if sent == len(wire):
+                return
+            wire = wire[sent:]
+        transport.write(wire)
+        return
     transport.write(wire)
     if _sendable(transport):
         transport.doWrite()

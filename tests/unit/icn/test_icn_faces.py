@@ -314,6 +314,7 @@ class _Reactor:
 
     def __init__(self) -> None:
         self.writers: set[Any] = set()
+        self.writers_added = 0
         self.later: list[Any] = []
 
     def callLater(self, delay: float, call: Any, *args: Any) -> None:
@@ -328,6 +329,7 @@ class _Reactor:
 
     def addWriter(self, writer: Any) -> None:
         self.writers.add(writer)
+        self.writers_added += 1
 
     def removeWriter(self, writer: Any) -> None:
         self.writers.discard(writer)
@@ -362,6 +364,18 @@ def test_a_packet_leaves_in_the_turn_that_made_it(forwarder: Forwarder) -> None:
     face.transmit(wire)
     assert theirs.recv(65536) == wire
     assert not reactor.writers  # nothing left for the reactor to write
+
+
+def test_a_packet_the_socket_takes_whole_never_waits_for_a_writable_poll(forwarder: Forwarder) -> None:
+    """Sent at once, from a stream's input (one batch) or outside it: the descriptor is never
+    registered for writing (two system calls more per packet)."""
+    face, theirs, reactor = _socket_face(forwarder)
+    first = encode_data(make_data(Name.from_uri("/one"), b"x"))
+    face.transmit(first)
+    face._queued.append(encode_data(make_data(Name.from_uri("/two"), b"y")))
+    face.flush()
+    assert theirs.recv(65536) == first + encode_data(make_data(Name.from_uri("/two"), b"y"))
+    assert reactor.writers_added == 0
 
 
 def test_what_the_socket_does_not_take_waits_for_the_reactor_in_order(forwarder: Forwarder) -> None:

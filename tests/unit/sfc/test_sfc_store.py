@@ -255,24 +255,53 @@ def test_detached_work_runs_off_the_reactor_and_its_failure_is_logged(tmp_path: 
     assert "event=store_task_failed call=broken error=disk on fire" in caplog.text
 
 
+class _StoreThreads:
+    """The default runners (:func:`store._store_threads`) on the real reactor, whose delayed
+    calls, calls from threads and shutdown triggers are recorded rather than run."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        from twisted.internet import reactor
+
+        from sflow.sfc import store as store_module
+
+        self.handed_back: list[Any] = []
+        monkeypatch.setattr(reactor, "callFromThread", lambda *a, **k: self.handed_back.append(a))
+        self.later: list[Any] = []
+        monkeypatch.setattr(reactor, "callLater", self._call_later)
+        self.on_shutdown: list[Any] = []
+        monkeypatch.setattr(reactor, "addSystemEventTrigger",
+                            lambda phase, event, call: self.on_shutdown.append(call))
+        self.blocking, self.unhurried, self.detached = store_module._store_threads()
+        self.stopped = False
+
+    def _call_later(self, delay: float, call: Any, *args: Any) -> Any:
+        from twisted.internet.task import Clock
+
+        self.later.append((delay, call, args))
+        return Clock().callLater(delay, lambda: None)  # a DelayedCall that can be cancelled
+
+    def fire(self, delay: float) -> None:
+        """Run the one delayed call made, which must have been made for ``delay`` seconds."""
+        assert [d for d, _, _ in self.later] == [delay]
+        _, call, args = self.later.pop()
+        call(*args)
+
+    def shut_down(self) -> None:
+        """What the reactor's shutdown runs, in the order added (the threads stop last)."""
+        self.stopped = True
+        for call in self.on_shutdown:
+            call()
+
+
 def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, caplog: Any) -> None:
     """The default runner: a call nobody waits on runs in a store thread and hands nothing back
-    to the reactor; a failure there is logged with its traceback. What is asked in a turn of the
-    reactor goes to the threads when the turn ends (the reactor answers what waits on it first),
-    and what is still to go when the reactor stops goes before the threads stop."""
+    to the reactor; a failure there is logged with its traceback. It waits
+    :data:`UNHURRIED_SECONDS`, then goes with what was asked meanwhile, in order, to one thread."""
     import threading
 
-    from twisted.internet import reactor
+    from sflow.sfc.store import UNHURRIED_SECONDS
 
-    from sflow.sfc import store as store_module
-
-    handed_back: list[Any] = []
-    monkeypatch.setattr(reactor, "callFromThread", lambda *a, **k: handed_back.append(a))
-    turn_end: list[Any] = []
-    monkeypatch.setattr(reactor, "callLater", lambda delay, call, *a: turn_end.append((delay, call, a)))
-    on_shutdown: list[Any] = []
-    monkeypatch.setattr(reactor, "addSystemEventTrigger", lambda phase, event, call: on_shutdown.append(call))
-    blocking, detached = store_module._store_threads()
+    threads = _StoreThreads(monkeypatch)
     ran = threading.Event()
     where: list[str] = []
 
@@ -281,31 +310,81 @@ def test_detached_work_in_the_store_threads_wakes_no_reactor(monkeypatch: Any, c
         ran.set()
 
     def broken() -> None:
+        where.append("broken")
         raise OSError("disk on fire")
 
-    stopped = False
     try:
-        detached(broken)
-        detached(work)
-        assert not ran.wait(0.2) and len(turn_end) == 1  # one hand-over, when the turn ends
-        delay, hand_over, args = turn_end.pop()
-        assert delay == 0
-        hand_over(*args)
+        threads.detached(broken)
+        threads.detached(work)
+        assert not ran.wait(0.2)
+        threads.fire(UNHURRIED_SECONDS)  # one hand-over for both
         assert ran.wait(10)
-        # asked in the reactor's last turn: handed over by the shutdown, before the threads stop
-        ran.clear()
-        waited = blocking(work)
-        assert not ran.wait(0.2) and len(turn_end) == 1 and not waited.called
-        for call in on_shutdown:  # (in the order they were added: hand-over, then the threads stop)
-            call()
-        stopped = True
-        assert ran.is_set()  # the threads finished it before they stopped
     finally:
-        if not stopped:
-            on_shutdown[-1]()  # joins the threads
-    assert all("sflow-store" in name for name in where) and len(where) == 2
-    assert handed_back[1:] == [] and len(handed_back) == 1  # only the one waited on hands its outcome back
+        threads.shut_down()  # joins the threads
+    assert where[0] == "broken" and "sflow-store" in where[1] and len(where) == 2
+    assert threads.handed_back == []
     assert "event=store_task_failed call=broken" in caplog.text and "disk on fire" in caplog.text
+
+
+def test_unhurried_work_goes_to_one_thread_in_order_and_its_outcomes_come_back_together(monkeypatch: Any) -> None:
+    import threading
+
+    from sflow.sfc.store import UNHURRIED_SECONDS
+
+    threads = _StoreThreads(monkeypatch)
+    order: list[tuple[str, str]] = []
+
+    def step(name: str) -> str:
+        order.append((name, threading.current_thread().name))
+        if name == "bad":
+            raise OSError("no space left")
+        return name.upper()
+
+    done = threading.Event()
+    try:
+        first = threads.unhurried(step, "one")
+        second = threads.unhurried(step, "bad")
+        threads.detached(step, "three")
+        third = threads.unhurried(step, "four")
+        threads.detached(done.set)
+        threads.fire(UNHURRIED_SECONDS)
+        assert done.wait(10)
+    finally:
+        threads.shut_down()
+    assert [name for name, _ in order] == ["one", "bad", "three", "four"]
+    assert len({thread for _, thread in order}) == 1  # one thread woken for them all
+    assert not first.called and not second.called  # (until the reactor runs what comes back)
+    [(deliver, outcomes)] = threads.handed_back  # one call back to the reactor
+    deliver(outcomes)
+    assert fired(first) == "ONE" and fired(third) == "FOUR"
+    failures: list[Any] = []
+    second.addErrback(failures.append)
+    assert failures[0].check(OSError) and "no space left" in failures[0].getErrorMessage()
+
+
+def test_work_waited_on_goes_when_the_turn_ends_and_all_of_it_before_the_threads_stop(monkeypatch: Any) -> None:
+    """What is waited on is handed over when the reactor's turn ends (the reactor answers what
+    waits on it first), not after the unhurried delay; what is still to go when the reactor stops,
+    of either kind, goes before the threads stop, and they finish it."""
+    import threading
+
+    from sflow.sfc.store import UNHURRIED_SECONDS
+
+    threads = _StoreThreads(monkeypatch)
+    ran: list[str] = []
+    went = threading.Event()
+    try:
+        waited = threads.blocking(lambda: (ran.append("waited"), went.set()))
+        assert [delay for delay, _, _ in threads.later] == [0]
+        threads.later.pop()[1]()  # the turn ends
+        assert went.wait(10) and not waited.called  # (its outcome comes back through the reactor)
+        threads.blocking(ran.append, "at shutdown")
+        threads.unhurried(ran.append, "unhurried")
+        threads.detached(ran.append, "detached")
+        assert sorted(delay for delay, _, _ in threads.later) == [0, UNHURRIED_SECONDS]
+    finally:
+        threads.shut_down()  # hand-overs, then the threads stop: they finish what they were given
+    assert ran[0] == "waited" and sorted(ran[1:]) == ["at shutdown", "detached", "unhurried"]
 
 
 def test_an_install_is_kept_in_one_file_and_functions_that_cannot_be_kept_are_named(tmp_path: Path) -> None:

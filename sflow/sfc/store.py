@@ -172,7 +172,7 @@ class ResultStore:
         #: large results whose digest was checked since the store opened
         self._verified: set[str] = set()
         #: small results obtained from other nodes, in memory only, least recently used first
-        self._copies: OrderedDict[str, SegmentedContent] = OrderedDict()
+        self._copies: OrderedDict[str, _Copy] = OrderedDict()
         self.copies_bytes = 0
         #: installed functions kept for a restart: the file of each one's latest version, and the
         #: functions whose latest version each file holds
@@ -261,7 +261,9 @@ class ResultStore:
         if digest in self._entries:
             return  # stored here already
         self._forget_copy(digest)
-        self._copies[digest] = self._segmented(digest, program, content)
+        # (its segments are made when it is first asked for: most copies are only the input of
+        # the function that obtained them, and making them was on the way to its start)
+        self._copies[digest] = _Copy(program, content)
         self.copies_bytes += len(content)
         while self.copies_bytes > COPIES_BYTES and len(self._copies) > 1:
             _, dropped = self._copies.popitem(last=False)
@@ -460,7 +462,9 @@ class ResultStore:
         copy = self._copies.get(digest)
         if copy is not None:
             self._copies.move_to_end(digest)
-            return succeed(copy)
+            if copy.served is None:
+                copy.served = self._segmented(digest, copy.program, copy.content)
+            return succeed(copy.served)
         served = self._served.get(digest) or self._writing.get(digest)
         if served is not None:
             self._touch(digest)
@@ -621,6 +625,18 @@ class ResultStore:
                 latest[item.spec.digest] = item
             self._kept(path.name, [item.spec.digest for item in items])
         return list(latest.values())
+
+
+class _Copy:
+    """A small result obtained from another node (:meth:`ResultStore.keep`), and its segments once
+    they were asked for."""
+
+    __slots__ = ("content", "program", "served")
+
+    def __init__(self, program: str, content: bytes) -> None:
+        self.program = program
+        self.content = content
+        self.served: SegmentedContent | None = None
 
 
 def _store_threads() -> tuple[Blocking, Blocking, Detached]:

@@ -141,6 +141,30 @@ def test_a_result_obtained_from_another_node_is_held_in_memory_only(tmp_path: Pa
     assert "d" * 64 in reopened and "b" * 64 not in reopened
 
 
+def test_a_copy_is_made_into_segments_only_when_it_is_first_asked_for(tmp_path: Path, monkeypatch: Any) -> None:
+    """Keeping an obtained input is on the way to its function's start: its segments (its name,
+    version, first segment) are made when the result is asked of this node, once."""
+    from sflow.icn.name import Component
+    from sflow.icn.packet import make_interest
+    from sflow.sfc.bundle import bundle_version
+    from sflow.sfc.names import result_prefix
+
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    made: list[str] = []
+    real = store._segmented
+    monkeypatch.setattr(store, "_segmented", lambda digest, program, content: made.append(digest) or real(
+        digest, program, content))
+    content = b"e" * 3000
+    store.keep("e" * 64, "prog", content)
+    assert made == [] and "e" * 64 in store
+    served = fired(store.get("e" * 64, "prog"))
+    assert made == ["e" * 64] and served.content == content
+    assert served.base == result_prefix("prog", "e" * 64).append(Component.version(bundle_version(content)))
+    first = served.answer(make_interest(result_prefix("prog", "e" * 64), can_be_prefix=True))
+    assert first is not None and first.content == content[:len(first.content)]
+    assert fired(store.get("e" * 64, "prog")) is served and made == ["e" * 64]  # made once
+
+
 def test_a_large_result_is_served_from_its_file_segment_by_segment_and_checked_first(tmp_path: Path) -> None:
     from sflow.icn.app import Uncached
     from sflow.icn.name import Component

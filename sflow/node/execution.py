@@ -267,17 +267,24 @@ class Executor:
         try:
             # Made already, as a rule (ICN functions get one made ahead): mkdir would lock the
             # parent directory, where other functions' directories are being made and removed.
-            if not workdir.is_dir():
+            # (One lstat tells both whether it is there and whose it is.)
+            try:
+                made: os.stat_result | None = os.lstat(workdir)
+            except FileNotFoundError:
+                made = None
+            if made is None or not stat.S_ISDIR(made.st_mode):
                 workdir.mkdir(parents=True, exist_ok=True)
+                made = None
             if self.function_user is not None:
-                hand_over(workdir, self.function_user)
+                hand_over(workdir, self.function_user, made)
         except OSError as exc:
             return self._result(run, f"cannot create the job directory {workdir}: {exc.strerror or exc}")
         problem = _cpu_problem(req.cpus)
         if problem:
             return self._result(run, problem)
+        user = self.function_user
         try:
-            _make_output_dirs(workdir, req.outputs)
+            _make_output_dirs(workdir, req.outputs, (user.uid, user.gid) if user is not None else None)
         except UnsafePath as exc:
             return self._result(run, f"declared output: {exc}")
         except OSError as exc:
@@ -431,14 +438,20 @@ class Executor:
         return self._result(run, f"internal error: {failure.getErrorMessage()}")
 
 
-def _make_output_dirs(workdir: Path, outputs: tuple[str, ...]) -> None:
+def _make_output_dirs(workdir: Path, outputs: tuple[str, ...], owner: tuple[int, int] | None = None) -> None:
     """Create the directories declared outputs go to (``./out/a.txt`` needs ``out/``), owned like
     the job directory so that a function running as its owner can write there (the node may have
     made some of them already, as root). An output that is there already — received as root from
     the node that ran the function before it was lost and re-planned here — is handed over too, so
-    that the function can write it again."""
-    owner = workdir.stat()
-    chown = os.getuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0)
+    that the function can write it again. ``owner``: the job directory's uid and gid, when the
+    caller knows them."""
+    if not outputs:
+        return
+    if owner is None:
+        st = workdir.stat()
+        owner = (st.st_uid, st.st_gid)
+    uid, gid = owner
+    chown = os.getuid() == 0 and owner != (0, 0)
     for path in outputs:
         target = job_file(workdir, path)
         parent = target.parent
@@ -451,14 +464,14 @@ def _make_output_dirs(workdir: Path, outputs: tuple[str, ...]) -> None:
         except FileNotFoundError:
             pass
         else:
-            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
-                os.lchown(target, owner.st_uid, owner.st_gid)
+            if (st.st_uid, st.st_gid) != owner:
+                os.lchown(target, uid, gid)
         for made in (parent, *parent.parents):
             if made == workdir or not made.is_relative_to(workdir):
                 break
             st = made.lstat()
-            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
-                os.lchown(made, owner.st_uid, owner.st_gid)
+            if (st.st_uid, st.st_gid) != owner:
+                os.lchown(made, uid, gid)
 
 
 def _installed(program: str, workdir: Path, user: FunctionUser | None = None) -> bool:

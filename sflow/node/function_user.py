@@ -123,9 +123,11 @@ def forbid_new_privileges() -> None:
     log.debug("no_new_privs set")
 
 
-def hand_over(directory: os.PathLike[str] | str, user: FunctionUser) -> None:
+def hand_over(directory: os.PathLike[str] | str, user: FunctionUser, st: os.stat_result | None = None) -> None:
     """Make ``directory`` (one the node created for a function) the function user's, so that the
-    function can write there; nothing is done when it is already."""
-    st = os.lstat(directory)
+    function can write there; nothing is done when it is already (``st``: its ``lstat``, when
+    the caller has it)."""
+    if st is None:
+        st = os.lstat(directory)
     if (st.st_uid, st.st_gid) != (user.uid, user.gid):
         os.lchown(directory, user.uid, user.gid)

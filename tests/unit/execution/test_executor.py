@@ -3,6 +3,7 @@ cancellation, shutdown, and how an outcome becomes a result. No processes, no Do
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,3 +229,40 @@ def test_unexpected_errors_become_failed_results(env: Env, tmp_path: Path, caplo
     r = result_of(executor.run(req(tmp_path, "true")))
     assert (r.ok, r.reason) == (False, "internal error: bug")
     assert "function execution crashed" in caplog.text
+
+
+def test_the_job_directory_is_made_when_absent_and_a_file_in_its_place_is_an_error(env: Env, tmp_path: Path) -> None:
+    _, native, _, executor = env
+    made = tmp_path / "jobs" / "a"
+    executor.run(req(made, "true"))
+    assert made.is_dir() and native.native[0][1] == made
+    occupied = tmp_path / "file"
+    occupied.write_text("x")
+    r = result_of(executor.run(req(occupied, "true")))
+    assert not r.ok and r.reason.startswith(f"cannot create the job directory {occupied}: ")
+    assert len(native.native) == 1  # nothing started there
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a directory's owner needs root (CI runs as root)")
+def test_the_job_directory_becomes_the_function_users_and_is_looked_at_once(env: Env, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory made ahead (as root) is handed to the function user; one already the user's is
+    left alone; either way it is looked at once."""
+    from sflow.node.function_user import FunctionUser
+
+    _, native, _, executor = env
+    executor.function_user = FunctionUser("fn", 12345, 12346, "/nonexistent")
+    looked: list[str] = []
+    lstat, stat = os.lstat, os.stat
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **k: looked.append(str(path)) or lstat(path, *a, **k))
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: looked.append(str(path)) or stat(path, *a, **k))
+    ahead = tmp_path / "ahead"
+    ahead.mkdir()
+    executor.run(req(ahead, "true"))
+    st = lstat(ahead)
+    assert (st.st_uid, st.st_gid) == (12345, 12346) and looked.count(str(ahead)) == 1
+    looked.clear()
+    executor.run(req(ahead, "true", outputs=("./out/d.txt",)))
+    assert looked.count(str(ahead)) == 1 and len(native.native) == 2
+    st = lstat(ahead / "out")  # a declared output's directory: the function user's too
+    assert (st.st_uid, st.st_gid) == (12345, 12346)

@@ -163,6 +163,9 @@ class Choice:
         """One line: each candidate's state and estimate, the chosen one first."""
         return "; ".join(f"{e.node} {e.why} est={e.seconds:.3f}s" for e in self.estimates)
 
+    def __str__(self) -> str:
+        return self.explain()
+
 
 def _stretch(advert: Advert, placed: int) -> float:
     """How much longer a function takes there because its vCPUs are all committed."""

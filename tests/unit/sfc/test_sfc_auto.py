@@ -105,10 +105,22 @@ def _check_precedence(trace: Trace, width: int) -> None:
         assert runs[sink].start >= runs[t].finish - 1e-9
 
 
-def test_auto_fork_join_spreads_over_the_nodes_vcpus(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_fork_join_spreads_over_the_nodes_vcpus(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.INFO, logger="sflow.sfc.placer")
     width = 6
     cluster = make_cluster(tmp_path, auto=True, vcpus=2, delays={t: 1.0 for t in range(2, width + 2)})
+    # what was logged of placements when each request to compute went out
+    from sflow.sfc.consumer import ResultClient
+
+    compute = ResultClient.compute
+    asked: list[tuple[str, int]] = []
+
+    def computing(client: ResultClient, prefix: Any, signer: Any = None) -> Any:
+        asked.append((str(prefix), sum("event=placed" in r.getMessage() for r in caplog.records)))
+        return compute(client, prefix, signer)
+
+    monkeypatch.setattr(ResultClient, "compute", computing)
     loop = _hello_loop(cluster)
     start = cluster.clock.seconds()
     trace = cluster.run(cluster.dispatch(job(fan_tasks(width)), {TaskId(width + 2): "n0"}, mode="auto",
@@ -133,6 +145,11 @@ def test_auto_fork_join_spreads_over_the_nodes_vcpus(tmp_path: Path, caplog: pyt
         assert line.startswith("event=placed node=n0 ") and f"for_task={width + 2} " in line
         assert f"on={'here' if runs[t].node == 'n0' else runs[t].node} " in line
         assert all(f"{n} (free " in line for n in cluster.nodes) and "queue " in line and "est=" in line
+    # The join's node placed its inputs in one turn, and logged the placements once the requests
+    # were on their way: its requests to the other nodes went out before any line was written.
+    away = [t for t in middle if runs[t].node != "n0"]
+    first_requests = asked[1:1 + len(away)]  # (the delegator's request for the join comes first)
+    assert len(away) == 4 and [logged for _, logged in first_requests] == [0] * len(away), asked
 
 
 def test_a_neighbour_is_fetched_from_only_when_its_adverts_say_it_holds_the_result(

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from sflow import deferred_log
 from sflow.sfc.auto import Advert, NeighbourTable, Work, choose, short, upstream_work
 from sflow.sfc.names import Installed
 
@@ -138,9 +139,12 @@ class AutoPlacer:
         there.pop(ref.digest, None)  # placed again: it moves to the newest end
         there[ref.digest] = now
         where = "here" if choice.target == me.node else choice.target
-        # Logged when the reactor's turn ends, once the request it decides has gone out (a line
+        # Written when the reactor's turn ends, once the request it decides has gone out (a line
         # with every candidate's estimate costs about 0.1 ms on a busy CPU; a join places a
-        # thousand inputs in one turn).
-        self.clock.callLater(0, log.info, "event=placed node=%s task=%d function=%s/%s for_task=%d on=%s why=\"%s\"",
-                             me.node, ref.pred, ref.program, short(ref.digest)[:8], item.spec.task, where, choice)
+        # thousand inputs in one turn), with the time of the decision.
+        line = deferred_log.record(log, logging.INFO,
+                                   "event=placed node=%s task=%d function=%s/%s for_task=%d on=%s why=\"%s\"",
+                                   me.node, ref.pred, ref.program, short(ref.digest)[:8], item.spec.task, where, choice)
+        if line is not None:
+            self.clock.callLater(0, deferred_log.write, log, line)
         return "" if choice.target == me.node else choice.target

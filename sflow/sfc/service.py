@@ -71,6 +71,7 @@ from sflow.icn.forwarder import Forwarder
 from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Name
 from sflow.icn.packet import Data, Interest, make_data, make_interest
 from sflow.model.paths import UnsafePath
+from sflow import deferred_log
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
 from sflow.node.transfer import open_beneath
@@ -789,17 +790,18 @@ class SfcService:
                 "start": result.started if result is not None else now,
                 "finish": result.finished if result is not None else now,
             })
+        # The end, with how long it ran (a user reading the log needs no arithmetic over two lines):
+        # its record is made now, so that it bears the time of the end, and written once those
+        # waiting for the result are answered (see function_start).
+        seconds = result.finished - result.started if result is not None else 0.0
+        end = deferred_log.record(log, logging.INFO, "event=function_end node=%s task=%d ok=True seconds=%.3f",
+                                  self.name, spec.task, seconds) if ok else deferred_log.record(
+            log, logging.WARNING, "event=function_end node=%s task=%d ok=False seconds=%.3f reason=%s",
+            self.name, spec.task, seconds, reason)
         try:
-            # (those waiting for the result are answered first: see function_start)
             self._apply(item, self.producer.on_executed(digest, ok, reason, now, failure))
         finally:
-            # The end, with how long it ran (a user reading the log needs no arithmetic over two lines).
-            seconds = result.finished - result.started if result is not None else 0.0
-            if ok:
-                log.info("event=function_end node=%s task=%d ok=True seconds=%.3f", self.name, spec.task, seconds)
-            else:
-                log.warning("event=function_end node=%s task=%d ok=False seconds=%.3f reason=%s", self.name,
-                            spec.task, seconds, reason)
+            deferred_log.write(log, end)
 
     def _execute_crashed(self, failure: Failure, item: Installed) -> None:
         log.error("event=execute_crashed digest=%s", item.spec.digest, exc_info=failure.value)

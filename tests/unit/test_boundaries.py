@@ -91,6 +91,7 @@ LAYERS: dict[str, int] = {
     "durable": 0,
     "proctree": 0,
     "forked": 0,
+    "deferred_log": 0,
     "jsonio": 1,
     "config": 1,
     "secret": 1,

@@ -128,6 +128,11 @@ EVENTS_PER_PAGE = 40
 #: runs whose events are kept
 MAX_RUNS = 64
 MAX_INSTALL_PARAMS = 7000
+#: a node's own requests made inside one another before the next waits for the reactor's next
+#: turn (see SfcService._request_here)
+HERE_NESTING = 16
+#: functions waiting behind a result that a placement looks at (see SfcService._waiting_behind)
+WAITING_BEHIND_MAX = 256
 #: results this node produced or obtained lately, advertised as held (short digests)
 HELD_MEMORY = 48
 #: run keys remembered per run and per function
@@ -208,6 +213,7 @@ class SfcService:
         self.identity = identity or Identity.of(name)
         self.vcpus = vcpus
         self.slots: VcpuSlots[Installed] = VcpuSlots(vcpus)
+        self._here_depth = 0  # this node's own requests under way inside one another (_request_here)
         self.placer = placer
         self._connect_peer = connect_peer
         self.signer = cluster_signer(secret)
@@ -332,17 +338,33 @@ class SfcService:
         """This node's own request for a function placed on it: what a compute Interest through
         its forwarder would get (the same key check, decision and answers), without making,
         signing, forwarding and checking one, and without the status and result travelling back
-        as Data."""
+        as Data.
+
+        The request begins the function's own obtains, and one of its inputs placed here asks
+        again, inside this call: a chain placed here would ask for all its predecessors one
+        inside the other, and a long one ran out of stack (the error was lost in a Deferred and
+        the run hung). Past :data:`HERE_NESTING` requests inside one another, the next one is
+        asked at the reactor's next turn."""
+        if self._here_depth >= HERE_NESTING:
+            return Deferred.fromCoroutine(self._request_here_later(digest, program, signer))
         self.counters["compute_requests"] += 1
         verdict = self.guard.check_key(signer.run_key, self.clock.seconds())
         if verdict.run_key is None:
             self.counters["refused"] += 1
             return succeed(Status(UNKNOWN, node=self.name, reason=f"its own request was refused: {verdict.reason}"))
-        answer = self._request(digest, program, verdict.run_key, self.client.requester, _same,
-                               lambda: self._wait_here(digest))
+        self._here_depth += 1
+        try:
+            answer = self._request(digest, program, verdict.run_key, self.client.requester, _same,
+                                   lambda: self._wait_here(digest))
+        finally:
+            self._here_depth -= 1
         if isinstance(answer, Deferred):
             return answer
         return succeed(answer or Status(UNKNOWN, node=self.name, reason="its producer did not answer"))
+
+    async def _request_here_later(self, digest: str, program: str, signer: RunSigner) -> Status:
+        await task.deferLater(self.clock, 0)  # type: ignore[arg-type]
+        return await self._request_here(digest, program, signer)
 
     def _request(self, digest: str, program: str, run_key: RunKey, requester: str,
                  answer: Callable[[Status], _A], hold: Callable[[], Deferred[_A]]) -> _A | Deferred[_A] | None:
@@ -1061,15 +1083,30 @@ class SfcService:
         return run is not None and run.phase != FAILED
 
     def local_advert(self, waiting_on: str = "") -> Advert:
-        """This node's state; the functions waiting for the result ``waiting_on`` are left out of
-        ``pending`` (they cannot run before it)."""
+        """This node's state; the functions waiting for the result ``waiting_on``, directly or
+        through others waiting here, are left out of ``pending`` (they cannot run before it)."""
         awaiting = self.producer.awaiting
         pending = len(awaiting)
-        if waiting_on:
-            pending -= sum(1 for digest in self._needers.get(waiting_on, ()) if digest in awaiting)
+        if waiting_on and awaiting:
+            pending -= self._waiting_behind(waiting_on, awaiting)
         icn = self.config.icn
         return Advert(self.name, self.slots.count, self.slots.free, self.slots.waiting, icn.speed, icn.bandwidth,
                       pending)
+
+    def _waiting_behind(self, digest: str, awaiting: set[str]) -> int:
+        """How many of the functions here that wait for inputs wait for the result ``digest``,
+        directly or through others that wait here (the rest of a chain placed here), counting at
+        most :data:`WAITING_BEHIND_MAX` of them: a placement costs the same however long the
+        chain. Left in ``pending``, the rest of a chain made each placement of its next
+        predecessor look like work competing with it, and a chain crossed nodes at every step."""
+        behind: set[str] = set()
+        stack = [digest]
+        while stack and len(behind) < WAITING_BEHIND_MAX:
+            for needer in self._needers.get(stack.pop(), ()):
+                if needer in awaiting and needer not in behind:
+                    behind.add(needer)
+                    stack.append(needer)
+        return min(len(behind), WAITING_BEHIND_MAX)
 
     def advert(self) -> Advert:
         """What this node's hellos say: its state, the functions under way and the results it

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sfc_harness import SECRET, Cluster, fan_tasks, fork_join_tasks, job, make_cluster
+from sfc_harness import SECRET, Cluster, chain_tasks, fan_tasks, fork_join_tasks, job, make_cluster
 from twisted.internet.task import Clock, LoopingCall
 
 from sflow.delegator.trace import CACHED, Trace, run_kind
@@ -297,3 +297,22 @@ def test_placements_stop_counting_after_their_ttl_and_one_placed_again_counts_af
     placer.placed["a:1"]["d2"] = 3.6
     assert placer._placed_counts(5.5) == {"a:1": 1, "b:1": 0}  # d3 (2.0) expired, d2 (3.6) not
     assert placer._placed_counts(7.0) == {"a:1": 0, "b:1": 0}
+
+
+def test_a_long_chain_stays_on_one_node_and_its_requests_do_not_run_out_of_stack(tmp_path: Path) -> None:
+    """The rest of a chain waiting on a node cannot compete with the predecessor it waits for:
+    each node keeps placing the chain on itself (no hop crosses the network). Its requests to
+    itself, one inside the other, are cut into reactor turns: 150 of them ran out of stack (the
+    error was lost in a Deferred and the run hung)."""
+    import sys
+
+    n = 150
+    assert n * 20 > sys.getrecursionlimit()  # (about 20 frames a request: deep enough to have failed)
+    cluster = make_cluster(tmp_path, auto=True, delays={t: 0.01 for t in range(1, n + 1)})
+    loop = _hello_loop(cluster)
+    trace = cluster.run(cluster.dispatch(job(chain_tasks(n)), {TaskId(n): "n0"}, mode="auto",
+                                         nodes=list(cluster.nodes)))
+    loop.stop()
+    assert {r.node for r in trace.tasks} == {"n0"} and len(trace.tasks) == n
+    assert sorted(cluster.executed()) == list(range(1, n + 1))
+    # still work that competes is spread: see test_auto_fork_join_spreads_over_the_nodes_vcpus

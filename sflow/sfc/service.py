@@ -62,6 +62,7 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
 
+from sflow import deferred_log
 from sflow.config import Config
 from sflow.errors import FunctionFailure, IcnError, ProtocolError, SflowError
 from sflow.icn.app import Endpoint, HandlerResult, SegmentedContent
@@ -71,7 +72,6 @@ from sflow.icn.forwarder import Forwarder
 from sflow.icn.name import PARAMETERS_SHA256_DIGEST, Name
 from sflow.icn.packet import Data, Interest, make_data, make_interest
 from sflow.model.paths import UnsafePath
-from sflow import deferred_log
 from sflow.node.execution import ExecRequest, ExecResult, job_file
 from sflow.node.peers import PeerPool
 from sflow.node.transfer import open_beneath

@@ -816,10 +816,13 @@ class SfcService:
         # its record is made now, so that it bears the time of the end, and written once those
         # waiting for the result are answered (see function_start).
         seconds = result.finished - result.started if result is not None else 0.0
-        end = deferred_log.record(log, logging.INFO, "event=function_end node=%s task=%d ok=True seconds=%.3f",
-                                  self.name, spec.task, seconds) if ok else deferred_log.record(
-            log, logging.WARNING, "event=function_end node=%s task=%d ok=False seconds=%.3f reason=%s",
-            self.name, spec.task, seconds, reason)
+        if ok:
+            end = deferred_log.record(log, logging.INFO, "event=function_end node=%s task=%d ok=True seconds=%.3f",
+                                      self.name, spec.task, seconds)
+        else:
+            end = deferred_log.record(log, logging.WARNING,
+                                      "event=function_end node=%s task=%d ok=False seconds=%.3f reason=%s",
+                                      self.name, spec.task, seconds, reason)
         try:
             self._apply(item, self.producer.on_executed(digest, ok, reason, now, failure))
         finally:

@@ -141,11 +141,10 @@ class ResultStore:
     def __init__(self, root: Path, max_bytes: int, signer: Signer, freshness_ms: int,
                  blocking: Blocking | None = None) -> None:
         self.root = root
-        self._blocking = blocking
-        self._unhurried: Blocking | None = blocking
-        self._detached: Detached | None = None
-        if blocking is not None:
-            self._detached = functools.partial(_detach, blocking)
+        #: the runners (waited on, unhurried, detached): an injected one for all three, else the
+        #: store's threads, started with the first call (see _store_threads)
+        self._runners: tuple[Blocking, Blocking, Detached] | None = None if blocking is None else (
+            blocking, blocking, functools.partial(_detach, blocking))
         self.max_bytes = max_bytes
         self.signer = signer
         self.freshness_ms = freshness_ms
@@ -395,31 +394,24 @@ class ResultStore:
     def run(self, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """``call(*args)`` off the reactor (by default in the store's own few threads, started with
         the first call and stopped with the reactor)."""
-        if self._blocking is None:
-            self._start_threads()
-        assert self._blocking is not None
-        return self._blocking(call, *args)
+        return self._threads()[0](call, *args)
 
     def run_unhurried(self, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """``call(*args)`` off the reactor, for work whose end nobody waits for soon (a record
         appended to a pack while the result is served from memory): it starts up to
         :data:`UNHURRIED_SECONDS` later, in order with the rest of such work."""
-        if self._unhurried is None:
-            self._start_threads()
-        assert self._unhurried is not None
-        return self._unhurried(call, *args)
+        return self._threads()[1](call, *args)
 
     def run_detached(self, call: Callable[..., Any], *args: Any) -> None:
         """``call(*args)`` off the reactor, for work nobody waits on (a finished function's
         directory removed), unhurried as :meth:`run_unhurried`: the reactor is not woken when it
         ends (a wake-up and a turn per function saved); a failure is logged."""
-        if self._detached is None:
-            self._start_threads()
-        assert self._detached is not None
-        self._detached(call, *args)
+        self._threads()[2](call, *args)
 
-    def _start_threads(self) -> None:
-        self._blocking, self._unhurried, self._detached = _store_threads()
+    def _threads(self) -> tuple[Blocking, Blocking, Detached]:
+        if self._runners is None:
+            self._runners = _store_threads()
+        return self._runners
 
     def _on_file(self, digest: str, call: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """``call(*args)`` off the reactor, after every disk operation on ``digest``'s file asked
@@ -667,7 +659,7 @@ def _store_threads() -> tuple[Blocking, Blocking, Detached]:
     asked: list[Callable[[], object]] = []
     #: unhurried and detached calls, with the Deferred of their outcome (None: detached)
     unhurried: list[tuple[Callable[..., Any], tuple[Any, ...], Deferred[Any] | None]] = []
-    timer: list[Any] = []
+    timer: Any = None  # the delayed hand-over of the unhurried calls, while there are some
 
     def hand_over() -> None:
         batch = asked[:]
@@ -681,10 +673,10 @@ def _store_threads() -> tuple[Blocking, Blocking, Detached]:
         asked.append(submit)
 
     def hand_over_unhurried() -> None:
-        if timer:
-            if timer[0].active():
-                timer[0].cancel()
-            timer.clear()
+        nonlocal timer
+        if timer is not None and timer.active():
+            timer.cancel()  # (the shutdown hands them over at once)
+        timer = None
         if unhurried:
             batch = unhurried[:]
             unhurried.clear()
@@ -701,8 +693,9 @@ def _store_threads() -> tuple[Blocking, Blocking, Detached]:
         return done
 
     def ask_unhurried(call: Callable[..., Any], args: tuple[Any, ...], done: Deferred[Any] | None) -> None:
-        if not timer:
-            timer.append(reactor.callLater(UNHURRIED_SECONDS, hand_over_unhurried))
+        nonlocal timer
+        if timer is None:
+            timer = reactor.callLater(UNHURRIED_SECONDS, hand_over_unhurried)
         unhurried.append((call, args, done))
 
     def unhurried_call(call: Callable[..., Any], *args: Any) -> Deferred[Any]:

@@ -82,7 +82,8 @@ def write_now(transport: Any, wire: bytes) -> None:
     whole costs one system call, not two more to register the descriptor for writing and to
     take it off again. What the socket does not take now, and any error, is left to the
     transport's own write path (an error is met again, and handled, at the reactor's next poll)."""
-    if _sendable(transport) and not transport.dataBuffer and not transport._tempDataLen:
+    sendable = _sendable(transport)
+    if sendable and not transport.dataBuffer and not transport._tempDataLen:
         sent = transport.writeSomeData(wire)
         if type(sent) is int:
             if sent == len(wire):
@@ -91,7 +92,7 @@ def write_now(transport: Any, wire: bytes) -> None:
         transport.write(wire)
         return
     transport.write(wire)
-    if _sendable(transport):
+    if sendable:
         transport.doWrite()
 
 

@@ -614,6 +614,11 @@ def task_json(task: Task, placement: str = "") -> str:
     members, each after ", "). Numbers without a fraction are written as integers. Formatted
     here rather than by the encoder over a dict: a mapping of 100,000 tasks is written in a
     fraction of the time."""
+    return _task_opened(task) + placement + "}"
+
+
+def _task_opened(task: Task) -> str:
+    """:func:`task_json` up to its ``placement`` (the object not yet closed)."""
     number = _number_json
     w, u = task.workload, task.usage
     # A float with a fraction is written as repr writes it; the rest (whole, infinite, not a float)
@@ -635,8 +640,6 @@ def task_json(task: Task, placement: str = "") -> str:
         parts.append(f', "docker-tarname": {_quote(task.docker_tar)}')
     if task.docker_image is not None:
         parts.append(f', "docker-imagename": {_quote(task.docker_image)}')
-    parts.append(placement)
-    parts.append("}")
     return "".join(parts)
 
 
@@ -666,29 +669,30 @@ def mapping_to_dict(job: Job, env: Environment, schedule: Schedule) -> dict[str,
     return d
 
 
-def mapping_tasks(job: Job, env: Environment, schedule: Schedule) -> str:
-    """The ``task_list`` lines of :func:`mapping_json` (most of a mapping's formatting: a caller
-    may have them made elsewhere meanwhile)."""
-    where: dict[str, str] = {}  # vCPU → its placement members, formatted once
-    for vcpu in dict.fromkeys(s.vcpu for s in schedule.slots.values()):
-        vm = env.vm_for(vcpu)
-        where[vcpu] = f', "ip": {_quote(str(vm.address))}, "vm_id": {_quote(vm.id)}, "vcpu_id": {_quote(vcpu)}'
-    slots = schedule.slots
-    return ",\n    ".join([task_json(t, where[slots[t.id].vcpu]) for t in job.tasks])
+def mapping_opened(job: Job) -> list[str]:
+    """Each task's line of a mapping up to its placement, in the order of the tasks: most of a
+    mapping's formatting, and none of it depends on the schedule (a caller may have it made
+    while the job is being scheduled)."""
+    return [_task_opened(t) for t in job.tasks]
 
 
-def mapping_json(job: Job, env: Environment, schedule: Schedule, tasks: Callable[[], str] | None = None) -> str:
+def mapping_json(job: Job, env: Environment, schedule: Schedule, opened: list[str] | None = None) -> str:
     """The mapping file: the job with ``ip``, ``vm_id`` and ``vcpu_id`` added to each task (as the
     original), plus a ``schedule`` object with the algorithm, the makespan and each task's start
     and finish; laid out as :func:`write_json` lays out any document (one line per task, and per
-    task in ``schedule.tasks``), and formatted in one pass of pre-formatted lines. ``tasks``: where
-    to get the :func:`mapping_tasks` of the same, when they are being made elsewhere (asked for
-    once the rest is formatted)."""
+    task in ``schedule.tasks``), and formatted in one pass of pre-formatted lines. ``opened``:
+    the :func:`mapping_opened` of the job, when made already."""
     number = _number_repr
     times = ",\n      ".join([
         f'{_quote(str(tid))}: {{"start": {number(s.start)}, "finish": {number(s.finish)}}}'
         for tid, s in sorted(schedule.slots.items())])
-    task_lines = tasks() if tasks is not None else mapping_tasks(job, env, schedule)
+    where: dict[str, str] = {}  # vCPU → its placement members and the line's end, formatted once
+    for vcpu in dict.fromkeys(s.vcpu for s in schedule.slots.values()):
+        vm = env.vm_for(vcpu)
+        where[vcpu] = f', "ip": {_quote(str(vm.address))}, "vm_id": {_quote(vm.id)}, "vcpu_id": {_quote(vcpu)}}}'
+    slots = schedule.slots
+    lines = opened if opened is not None else mapping_opened(job)
+    task_lines = ",\n    ".join([line + where[slots[t.id].vcpu] for t, line in zip(job.tasks, lines)])
     return "".join([
         f'{{\n  "job_id": {_one_line(job.id)},\n  "task_list": ',
         f"[\n    {task_lines}\n  ]" if task_lines else "[]",
@@ -705,10 +709,10 @@ def _number_repr(x: float) -> str:
 
 
 def write_mapping(path: str | Path, job: Job, env: Environment, schedule: Schedule,
-                  tasks: Callable[[], str] | None = None) -> None:
-    """Write the mapping file (:func:`mapping_json`; ``tasks`` as it takes them) durably, as
-    :func:`write_json` writes files."""
-    write_durably(path, mapping_json(job, env, schedule, tasks))
+                  made: Callable[[], str] | None = None) -> None:
+    """Write the mapping file (:func:`mapping_json`; ``made``: where to get its text, when it is
+    being made elsewhere) durably, as :func:`write_json` writes files."""
+    write_durably(path, made() if made is not None else mapping_json(job, env, schedule))
 
 
 def write_json(path: str | Path, data: Any) -> None:

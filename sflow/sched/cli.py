@@ -21,7 +21,7 @@ from sflow.sched.registry import get_scheduler, names
 # ``sflow --help`` and ``sflow validate`` start in a blink.
 if TYPE_CHECKING:
     from sflow.model.infra import Environment
-    from sflow.model.schedule import Schedule
+    from sflow.model.schedule import Schedule, ScheduleColumns
     from sflow.sched.problem import Problem
     from sflow.model.costs import MeasuredCosts
     from sflow.sched.base import Scheduler
@@ -135,8 +135,8 @@ def _batch() -> None:
     gc.disable()
 
 
-#: from how many tasks ``schedule -o`` formats the mapping's task lines in a forked child (below,
-#: the fork would cost more than it saves)
+#: from how many tasks ``schedule -o`` formats the mapping in a forked child (below, the fork
+#: would cost more than it saves)
 _FORK_TASKS = 20_000
 
 
@@ -150,29 +150,35 @@ def _schedule(args: argparse.Namespace) -> int:
         _, problem, _ = _load(args, costs)
         return _compare(problem, args, config)
     from sflow.forked import Pending
-    from sflow.jsonio import mapping_tasks, write_mapping
+    from sflow.jsonio import mapping_json, mapping_opened, write_mapping
+    from sflow.model.schedule import Schedule, ScheduleColumns
     from sflow.sched.simulate import measure
     from sflow.sched.validate import validate_schedule
 
     scheduler = scheduler_from(args, config)
     env, problem, job = _load(args, costs)
-    began = time.perf_counter()
-    schedule = scheduler.schedule(problem)
-    elapsed = time.perf_counter() - began
-    # Most of writing a large mapping is formatting its task lines: made on the other CPU while
-    # this process checks and measures the schedule and formats the rest of the mapping.
-    tasks = Pending(lambda: mapping_tasks(job, env, schedule)) if args.output and len(job.tasks) >= _FORK_TASKS \
-        else None
+    # Most of writing a large mapping is formatting it: done on the other CPU, the tasks' lines
+    # while this process schedules, the rest once it hands the schedule over and goes on to check
+    # and measure it.
+    text: Pending[list[str], ScheduleColumns] | None = None
+    if args.output and len(job.tasks) >= _FORK_TASKS:
+        text = Pending(lambda: mapping_opened(job),
+                       lambda opened, columns: mapping_json(job, env, Schedule.from_columns(columns), opened))
     try:
+        began = time.perf_counter()
+        schedule = scheduler.schedule(problem)
+        elapsed = time.perf_counter() - began
+        if text is not None:
+            text.give(schedule.columns())
         validate_schedule((env, job), schedule, costs)
         m = measure(problem, schedule)
     except BaseException:
-        if tasks is not None:
-            tasks.cancel()
+        if text is not None:
+            text.cancel()
         raise
     log.info("scheduled algorithm=%s tasks=%d seconds=%.3f", schedule.algorithm, problem.n_tasks, elapsed)
     if args.output:
-        write_mapping(args.output, job, env, schedule, tasks.result if tasks is not None else None)
+        write_mapping(args.output, job, env, schedule, text.result if text is not None else None)
     if args.gantt:
         _chart(problem, schedule, args.gantt)
     print(f"algorithm: {m.algorithm}")

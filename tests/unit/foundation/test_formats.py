@@ -275,4 +275,10 @@ def test_mappings_of_random_jobs_are_written_as_the_encoder_would_write_them(job
     slots = {t.id: Slot(t.id, vcpus[k % len(vcpus)], k * 0.7, k * 0.7 + t.workload / 1000)
              for k, t in enumerate(job.tasks)}
     schedule = Schedule("heft", slots)
-    assert jsonio.mapping_json(job, env, schedule) == _mapping_by_the_encoder(job, env, schedule)
+    expected = _mapping_by_the_encoder(job, env, schedule)
+    assert jsonio.mapping_json(job, env, schedule) == expected
+    # As ``sflow schedule`` makes a large one: the tasks' lines opened first, the schedule from
+    # its columns (what crosses to the child that formats it).
+    again = Schedule.from_columns(schedule.columns())
+    assert again == schedule
+    assert jsonio.mapping_json(job, env, again, jsonio.mapping_opened(job)) == expected

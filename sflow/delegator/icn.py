@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.python.failure import Failure
 
 from sflow.config import Config
 from sflow.delegator.icn_recovery import Ask, IcnAction, IcnRecovery, Install
@@ -208,9 +209,7 @@ class IcnDispatch:
         t0 = self._t0 = self.clock.seconds()
         timeout = self.options.job_timeout
         deadline = t0 + timeout if timeout > 0 else math.inf
-        for node in self.nodes:
-            self.endpoints[node] = await self._connect(node)
-            self._watch(node, self.endpoints[node])
+        await self._connect_all()
         await self._install_all()
         self._start_probes()
         ends = self.job.end_tasks
@@ -256,6 +255,20 @@ class IcnDispatch:
             failure=failure,
             events=tuple(self._events_seen),
         )
+
+    async def _connect_all(self) -> None:
+        """Connect to every node at once (over a wide-area network, one round trip for all rather
+        than one each); each connection made is kept (and closed with the run) even when another
+        fails, and the first node in order that cannot be reached is the error."""
+        async def one(node: str) -> None:
+            endpoint = await self._connect(node)
+            self.endpoints[node] = endpoint
+            self._watch(node, endpoint)
+
+        outcomes = await DeferredList([Deferred.fromCoroutine(one(node)) for node in self.nodes], consumeErrors=True)
+        for _, outcome in outcomes:
+            if isinstance(outcome, Failure):
+                outcome.raiseException()
 
     async def _connect(self, node: str) -> Endpoint:
         try:

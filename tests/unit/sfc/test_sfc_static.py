@@ -4,6 +4,7 @@ inputs, long functions, lost Interests, failures, deadlines, security."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -502,3 +503,29 @@ def test_a_function_is_on_its_way_before_its_start_is_logged_and_its_consumers_a
     # the end's line bears the time of the end, not of its writing: before its consumer heard of it
     # (logs read across nodes keep the order of causes and effects)
     assert records[1].created <= answered[0]
+
+
+def test_the_delegator_connects_to_every_node_at_once_and_names_the_first_it_cannot_reach(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    dispatch = cluster.dispatch(job(chain_tasks(3)), placements({1: "n0", 2: "n1", 3: "n2"}))
+    asked: list[str] = []
+    answers: dict[str, Deferred[Endpoint]] = {}
+
+    def connect(node: str) -> Deferred[Endpoint]:
+        asked.append(node)
+        answers[node] = Deferred()
+        return answers[node]
+
+    dispatch.connect = connect
+    running = dispatch.run()
+    failed: list[Any] = []
+    running.addErrback(failed.append)
+    assert asked == ["n0", "n1", "n2"]  # all asked before any answered
+    answers["n2"].errback(ConnectionRefusedError("n2 refused"))
+    answers["n0"].callback(Endpoint.attach(cluster.nodes["n0"].forwarder))
+    assert not failed  # the run waits for every answer
+    answers["n1"].errback(ConnectionRefusedError("n1 refused"))
+    cluster.clock.advance(1.0)
+    assert len(failed) == 1
+    assert "cannot reach the forwarder of node n1: n1 refused" in str(failed[0].value)  # first in order
+    assert list(dispatch.endpoints) == ["n0"]  # kept, to be closed with the run

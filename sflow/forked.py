@@ -87,8 +87,9 @@ class Pending(Generic[P, G]):
         self._sender = threading.Thread(target=_send, args=(fd, data), name="sflow-forked-give", daemon=True)
         self._sender.start()
 
-    def result(self) -> str:
-        """The text, from the child when it made it, else made here."""
+    def result(self) -> bytes:
+        """The text's UTF-8 (what is written out; not decoded only to be encoded again), from the
+        child when it made it, else made here."""
         assert self._has_given, "give() before result()"
         if self._pid:
             chunks = []
@@ -98,8 +99,8 @@ class Pending(Generic[P, G]):
             finally:
                 status = self._reap()
             if status == 0:
-                return b"".join(chunks).decode()
-        return self._finish(self._prepare(), self._value)  # type: ignore[arg-type]
+                return b"".join(chunks)
+        return self._finish(self._prepare(), self._value).encode()  # type: ignore[arg-type]
 
     def cancel(self) -> None:
         """Stop the child, if there is one (its work is not wanted)."""

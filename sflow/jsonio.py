@@ -709,8 +709,8 @@ def _number_repr(x: float) -> str:
 
 
 def write_mapping(path: str | Path, job: Job, env: Environment, schedule: Schedule,
-                  made: Callable[[], str] | None = None) -> None:
-    """Write the mapping file (:func:`mapping_json`; ``made``: where to get its text, when it is
+                  made: Callable[[], bytes] | None = None) -> None:
+    """Write the mapping file (:func:`mapping_json`; ``made``: where to get its UTF-8, when it is
     being made elsewhere) durably, as :func:`write_json` writes files."""
     write_durably(path, made() if made is not None else mapping_json(job, env, schedule))
 

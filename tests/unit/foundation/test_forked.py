@@ -25,7 +25,7 @@ def test_the_child_makes_the_text_and_is_reaped() -> None:
     assert pending.forked
     child = pending._pid
     pending.give(given)
-    assert pending.result() == text + str(sum(given))
+    assert pending.result() == (text + str(sum(given))).encode()
     assert not pending.forked
     with pytest.raises(ChildProcessError):
         os.waitpid(child, os.WNOHANG)  # reaped already
@@ -41,7 +41,7 @@ def test_a_child_that_fails_leaves_the_text_to_be_made_here() -> None:
 
     pending = Pending(lambda: "made", finish)
     pending.give("this")
-    assert pending.result() == "made here with this"
+    assert pending.result() == b"made here with this"
 
 
 def test_without_a_fork_the_text_is_made_here(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,7 +52,7 @@ def test_without_a_fork_the_text_is_made_here(monkeypatch: pytest.MonkeyPatch) -
     pending = Pending(lambda: "made", lambda prepared, given: f"{prepared} {given}")
     assert not pending.forked
     pending.give("here")
-    assert pending.result() == "made here"
+    assert pending.result() == b"made here"
 
 
 def test_cancel_kills_and_reaps_the_child() -> None:
@@ -92,4 +92,4 @@ def test_a_child_that_dies_before_it_is_given_anything_leaves_the_text_to_be_mad
     pending = Pending(prepare, lambda prepared, given: f"{prepared} here with {len(given)}")
     time.sleep(0.1)
     pending.give(list(range(200_000)))  # the pipe's reader is gone: the send ends, nothing raised
-    assert pending.result() == "made here with 200000"
+    assert pending.result() == b"made here with 200000"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -84,12 +85,24 @@ async def ip_run(
                                       sealed=sealed)
             cpu0 = [cpu_seconds(pid) for pid in cluster.pids]
             t0 = time.perf_counter()
-            trace = await IpDispatch(reactor, secret, plan, options, job=job, order=job.order, placer=_fixed).run()
+            try:
+                trace = await IpDispatch(reactor, secret, plan, options, job=job, order=job.order, placer=_fixed).run()
+            except Exception:
+                _show_node_trouble(base / "nodes")  # the logs go with the temporary directory
+                raise
             wall = time.perf_counter() - t0
             cpu = tuple(cpu_seconds(pid) - c for pid, c in zip(cluster.pids, cpu0))
             return Outcome(trace, wall, tuple(peak_rss_mb(pid) for pid in cluster.pids), cpu)
         finally:
             await cluster.stop()
+
+
+def _show_node_trouble(logs: Path, lines: int = 30) -> None:
+    """Print to stderr the end of each node's log: what a failed run's nodes said, before their
+    directory is removed."""
+    for path in sorted(logs.glob("node-*.log")):
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- the end of {path.name} ---", *tail, sep="\n", file=sys.stderr)
 
 
 def run_job(*args: Any, **kwargs: Any) -> Outcome:

@@ -151,7 +151,7 @@ def _schedule(args: argparse.Namespace) -> int:
         return _compare(problem, args, config)
     from sflow.forked import Pending
     from sflow.jsonio import mapping_json, mapping_opened, write_mapping
-    from sflow.model.schedule import Schedule, ScheduleColumns
+    from sflow.model.schedule import Schedule
     from sflow.sched.simulate import measure
     from sflow.sched.validate import validate_schedule
 

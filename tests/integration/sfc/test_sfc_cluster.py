@@ -87,13 +87,17 @@ def test_static_mode_matches_ip_caches_and_reexecutes_only_downstream(
 
     assert counted("executed") == 6
     # The delegator started the six on their nodes at once (they asked for their inputs then,
-    # not when the requests from END reached them).
-    assert counted("started") == 6
+    # not when the requests from END reached them). A function whose node hears the start after a
+    # request from a function started elsewhere has begun already, and is not counted again (the
+    # starts go to the nodes at once, and race with those requests); END's start always comes
+    # first (the delegator asks for END's result after it, on the same face).
+    started = counted("started")
+    assert 1 <= started <= 6
 
     second = delegate(env, job_file, tmp_path / "again", "icn", "--mapping", str(mapping), "--secret-file", str(secret_file))
     assert outputs(tmp_path / "again") == outputs(tmp_path / "ip")
     assert ran(second)[6] == "cache hit" and "executed" not in ran(second).values()
-    assert counted("executed") == 6 and counted("started") == 6  # END was held: nothing started
+    assert counted("executed") == 6 and counted("started") == started  # END was held: nothing started
 
     changed = copy.deepcopy(job)
     changed["job_id"] = 999
@@ -104,7 +108,8 @@ def test_static_mode_matches_ip_caches_and_reexecutes_only_downstream(
                      "--secret-file", str(secret_file))
     assert {t for t, how in ran(third).items() if how == "executed"} == {3, 6}
     assert ran(third)[1] == "cache hit"
-    assert counted("started") == 6 + 2  # exactly the two that had to be made again
+    # Of the two that had to be made again, END by the start, 3 by the start or by END's request.
+    assert started + 1 <= counted("started") <= started + 2
 
 
 def test_python_ndn_fetches_a_cached_result_and_cannot_make_anything_run(

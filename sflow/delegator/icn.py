@@ -438,9 +438,10 @@ class IcnDispatch:
 
     def _start_run(self) -> None:
         """An END result is absent: in static mode the functions that must be computed
-        (:func:`~sflow.delegator.needed.must_run`) start now on their nodes, each asking for its
-        inputs at once, rather than when the requests travelling back from END reach them —
-        those requests find them under way. Once per run, best effort: a node that does not hear
+        (:func:`~sflow.delegator.needed.must_run`) start now on their nodes, which ask for their
+        inputs then (a few at a time, in the job's order: ``SfcService._start_run``) rather than
+        when the requests travelling back from END reach them — those requests find them under
+        way. Once per run, best effort: a node that does not hear
         it starts its functions when asked, as ever."""
         if self._started or self.options.mode != "icn":
             return

@@ -49,7 +49,7 @@ import hashlib
 import logging
 import math
 import shutil
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +131,10 @@ MAX_INSTALL_PARAMS = 7000
 #: a node's own requests made inside one another before the next waits for the reactor's next
 #: turn (see SfcService._request_here)
 HERE_NESTING = 16
+
+#: of the functions a start (static mode) began on a node, how many may be asking for their
+#: inputs at once (see SfcService._start_run)
+START_WINDOW = 8
 #: functions waiting behind a result that a placement looks at (see SfcService._waiting_behind)
 WAITING_BEHIND_MAX = 256
 #: results this node produced or obtained lately, advertised as held (short digests)
@@ -263,6 +267,12 @@ class SfcService:
         self._spooler = _StoreSpooler(store)
         #: why a function is still waiting for an input (told to consumers that ask meanwhile)
         self._waiting: dict[str, str] = {}
+        #: by run: the functions a start began whose inputs are yet to be asked for, in the job's
+        #: order, and those whose inputs it asked for that still wait for them; whether they are
+        #: being asked for now
+        self._unasked: dict[str, deque[tuple[Installed, list[Obtain]]]] = {}
+        self._start_asking: dict[str, set[str]] = {}
+        self._releasing = False
         #: install batches arriving in parts
         self.reassembly = Reassembly()
         self.counters = {"executed": 0, "failed": 0, "store_hits": 0, "refused": 0, "input_cache_hits": 0,
@@ -469,6 +479,7 @@ class SfcService:
         else:
             self._answer_held(Status(action.state, node=self.name, reason=action.reason, failure=action.failure),
                               held, here)
+        self._ask_unasked()
 
     def _answer_held(self, status: Status, held: list[_Held], here: list[Deferred[Status]]) -> None:
         for one in held:
@@ -512,6 +523,7 @@ class SfcService:
         self._remember(ref.digest)
         self._inputs[(item.spec.digest, index)] = got
         self._apply(item, self.producer.on_input(item.spec.digest, index))
+        self._ask_unasked()
 
     def _obtain_shared(self, item: Installed, index: int) -> Deferred[Obtained]:
         """The input's result, from the one obtain of it under way here (started if there is none),
@@ -910,9 +922,18 @@ class SfcService:
         """The delegator starts functions of its run (static mode, once it knows an END result
         must be made; :mod:`sflow.delegator.needed`): each one named (by result digest) that is
         installed here for the run and neither stored nor under way begins now, as a compute
-        request would begin it — its inputs are asked for at once rather than when the request
-        from END reaches this node — but no request is held for it: its consumers ask for it as
-        ever, and find it under way or stored."""
+        request would begin it — its inputs are asked for now rather than when the request from
+        END reaches this node — but no request is held for it: its consumers ask for it as ever,
+        and find it under way or stored.
+
+        Their inputs are asked for in the job's order, :data:`START_WINDOW` functions at a time:
+        another one's as each of those has its inputs, or fails (:meth:`_ask_unasked`). Every
+        node asking for all its functions' inputs at once made a storm of requests at the start
+        of a run, which every node took while the first function ran (a chain's head took tens
+        of milliseconds a hop). The window (one per run) never stalls a run: the earliest of its
+        functions in the job's order that has not ended has its inputs made, and every one
+        before it on its node has ended (each node's are in that order), so it is among those
+        asked for, or the next."""
         name = interest.name
         run = name[3].value.decode("ascii", "replace")
         if run != run_key.run:
@@ -933,13 +954,43 @@ class SfcService:
                 continue
             actions = self.producer.on_request(digest, now, known=True, stored=False, n_inputs=len(item.spec.inputs))
             self._arrived(digest)
-            self._apply(item, [action for action in actions if isinstance(action, (Obtain, Execute))])
+            self._apply(item, [action for action in actions if isinstance(action, Execute)])
+            obtains = [action for action in actions if isinstance(action, Obtain)]
+            if obtains:
+                self._unasked.setdefault(run, deque()).append((item, obtains))
             started += 1
+        self._ask_unasked()
         if started:
             self.counters["started"] += started
             self._changed()
         log.info("event=run_started node=%s run=%s functions=%d", self.name, run, started)
         return self._control_answer(name, {"ok": True, "started": started})
+
+    def _ask_unasked(self) -> None:
+        """Ask for the inputs of the next functions each run's start began, while fewer than
+        :data:`START_WINDOW` of those asked for wait for theirs (a window per run: one run's
+        functions never wait behind another's)."""
+        if self._releasing:
+            return  # (a call from within the loop below, which goes on)
+        self._releasing = True
+        try:
+            awaiting = self.producer.awaiting
+            for run, unasked in list(self._unasked.items()):
+                asking = self._start_asking.setdefault(run, set())
+                while unasked:
+                    asking.intersection_update(awaiting)
+                    if len(asking) >= START_WINDOW:
+                        break
+                    item, obtains = unasked.popleft()
+                    if item.spec.digest not in awaiting:
+                        continue  # it failed meanwhile, or was forgotten
+                    asking.add(item.spec.digest)
+                    self._apply(item, obtains)
+                if not unasked:
+                    del self._unasked[run]
+                    del self._start_asking[run]
+        finally:
+            self._releasing = False
 
     def _end(self, name: Name, run_key: RunKey) -> Data:
         """The delegator ends its run: the run's key is refused from now on (a request captured

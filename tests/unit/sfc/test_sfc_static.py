@@ -3,6 +3,7 @@ inputs, long functions, lost Interests, failures, deadlines, security."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sflow.icn.signature import DigestSha256Signer, HmacSha256Signer
 from sflow.model.workflow import TaskId
 from sflow.sfc.bundle import UNKNOWN, decode_bundle
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, KEY_NAME, build_specs
+from sflow.sfc.service import START_WINDOW
 
 
 def placements(mapping: dict[int, str]) -> dict[TaskId, str]:
@@ -529,3 +531,48 @@ def test_the_delegator_connects_to_every_node_at_once_and_names_the_first_it_can
     assert len(failed) == 1
     assert "cannot reach the forwarder of node n1: n1 refused" in str(failed[0].value)  # first in order
     assert list(dispatch.endpoints) == ["n0"]  # kept, to be closed with the run
+
+
+def test_a_start_asks_for_the_inputs_of_a_few_functions_at_a_time_and_of_the_others_as_they_get_theirs(
+        tmp_path: Path) -> None:
+    # A chain of 40 over two nodes: each function of n1 takes its input from n0. Were every started
+    # function to ask for its input at once, n0 would be handed 20 requests at the start of the
+    # run, all at the same moment, while the first function runs; the start asks for a few.
+    cluster = make_cluster(tmp_path, n=2, delays={1: 5.0})
+    j = job(chain_tasks(40))
+    dispatch = cluster.dispatch(j, placements({t: f"n{(t - 1) % 2}" for t in range(1, 41)}))
+    running = dispatch.run()
+    for _ in range(100):  # one clock second: the first function is still running
+        cluster.clock.advance(0.01)
+    n0, n1 = cluster.nodes["n0"].service, cluster.nodes["n1"].service
+    assert n1.counters["started"] == 20 and n0.counters["started"] == 20
+    assert n0.counters["compute_requests"] == START_WINDOW  # n1 asks for 8 inputs, no more
+    assert [len(unasked) for unasked in n1._unasked.values()] == [20 - START_WINDOW]
+    trace = cluster.wait(running)
+    assert cluster.executed() == list(range(1, 41))
+    assert trace.status == "ok"
+    assert not n0._unasked and not n1._unasked
+
+
+def test_one_runs_functions_never_wait_behind_anothers_to_ask_for_their_inputs(tmp_path: Path) -> None:
+    # Run A's first function takes long: A's functions on n1 fill A's window, waiting. Run B,
+    # started meanwhile on the same nodes, asks for its own inputs and ends first.
+    cluster = make_cluster(tmp_path, n=2, delays={1: 50.0}, vcpus=2)
+    where = placements({t: f"n{(t - 1) % 2}" for t in range(1, 31)})
+    slow = cluster.dispatch(job(chain_tasks(30, prefix="slow")), where, outdir=tmp_path / "slow")
+    slow_run = slow.run()
+    cluster.clock.advance(1.0)
+    n1 = cluster.nodes["n1"].service
+    assert [len(unasked) for unasked in n1._unasked.values()] == [15 - START_WINDOW]
+    quick_tasks = chain_tasks(30, prefix="quick")  # as task ids 101 to 130 (1 is the slow one)
+    for t in quick_tasks:
+        t["task_id"] += 100
+        t["cmd"] = re.sub(r"\$F\^(\d+)", lambda m: f"$F^{int(m.group(1)) + 100}", t["cmd"])
+        for f in t["out_file_list"]:
+            f["dest_task_id"] = [d + 100 for d in f["dest_task_id"]]
+    quick = cluster.dispatch(job(quick_tasks), placements({t + 100: f"n{(t - 1) % 2}" for t in range(1, 31)}),
+                             outdir=tmp_path / "quick")
+    quick_trace = cluster.wait(quick.run(), limit=40.0)
+    assert quick_trace.status == "ok" and not slow_run.called  # B ended while A still waits
+    assert cluster.wait(slow_run).status == "ok"
+    assert len(cluster.executed()) == 60

@@ -212,6 +212,7 @@ class IcnDispatch:
         await self._connect_all()
         await self._install_all()
         self._start_probes()
+        self._start_run()
         ends = self.job.end_tasks
         try:
             obtained: list[Obtained] = await gatherResults(
@@ -415,7 +416,7 @@ class IcnDispatch:
                 lifetime_ms=self.options.lifetime_ms, reconnect=functools.partial(self._reopen, node),
                 spooler=_OutdirSpooler(self.options.outdir), signer=self._signer,
             )
-            attempt = Deferred.fromCoroutine(client.obtain(spec.prefix, deadline, absent=self._start_run))
+            attempt = Deferred.fromCoroutine(client.obtain(spec.prefix, deadline))
             self._asking[tid] = attempt
             try:
                 got = await attempt
@@ -437,12 +438,15 @@ class IcnDispatch:
                     del self._asking[tid]
 
     def _start_run(self) -> None:
-        """An END result is absent: in static mode the functions that must be computed
-        (:func:`~sflow.delegator.needed.must_run`) start now on their nodes, which ask for their
-        inputs then (a few at a time, in the job's order: ``SfcService._start_run``) rather than
-        when the requests travelling back from END reach them — those requests find them under
-        way. Once per run, best effort: a node that does not hear
-        it starts its functions when asked, as ever."""
+        """Once the functions are installed, in static mode: those that must be computed
+        (:func:`~sflow.delegator.needed.must_run`, from what the nodes said they hold: none when
+        every END result is held) start now on their nodes, which ask for their inputs then (a
+        few at a time, in the job's order: ``SfcService._start_run``) rather than when the
+        requests travelling back from END reach them — those requests find them under way. The
+        start goes before END's result is asked for, on the same face: what END's node said it
+        holds at installation is what asking it first would have told (its result store and its
+        content store), a round trip later. Once per run, best effort: a node that does not
+        hear it starts its functions when asked, as ever."""
         if self._started or self.options.mode != "icn":
             return
         self._started = True

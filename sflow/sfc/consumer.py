@@ -237,13 +237,11 @@ class ResultClient:
             if status.retry_ms > 0:
                 await task.deferLater(self.clock, status.retry_ms / 1000.0)  # type: ignore[arg-type]
 
-    async def obtain(self, prefix: Name, deadline: float, signer: Signer | None = None,
-                     absent: Callable[[], object] | None = None, *, fetch_first: bool = True) -> Obtained:
+    async def obtain(self, prefix: Name, deadline: float, signer: Signer | None = None, *,
+                     fetch_first: bool = True) -> Obtained:
         """The result under ``prefix``, computing it if needed; raises FunctionFailed, Yielded or
         ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``); ``signer``
-        signs the compute requests (default: this client's); ``absent()`` is called when the
-        producer first says the result does not exist, before it is asked to compute it.
-        ``fetch_first=False`` asks for it to be computed straight away (the caller knows that no
+        signs the compute requests (default: this client's). ``fetch_first=False`` asks for it to be computed straight away (the caller knows that no
         cache on the way has it: a producer that holds it answers ready all the same)."""
         backoff = self.min_backoff
         asked = False
@@ -258,8 +256,6 @@ class ResultClient:
                     content = await self.fetch(prefix)
                     if content is not None:
                         return _obtained(content, "computed" if asked else "cache")
-                    if absent is not None and not asked:
-                        absent()
                 asked = fetch = True
                 status = await self._until_ready(prefix, deadline, signer)
                 # (a producer that held the result before it was asked says so: a cache hit)

@@ -576,3 +576,29 @@ def test_one_runs_functions_never_wait_behind_anothers_to_ask_for_their_inputs(t
     assert quick_trace.status == "ok" and not slow_run.called  # B ended while A still waits
     assert cluster.wait(slow_run).status == "ok"
     assert len(cluster.executed()) == 60
+
+
+def test_the_start_goes_before_ends_result_is_first_asked_for(tmp_path: Path) -> None:
+    # What END's node said it holds at installation decides the start: no round trip to ask END's
+    # node first whether it has the result.
+    cluster = make_cluster(tmp_path)
+    j = job(chain_tasks(3))
+    end_prefix = build_specs(j, {})[TaskId(3)].prefix
+    service = cluster.nodes["n2"].service
+    seen: list[str] = []
+    on_fn, start_run = service._on_fn, service._start_run
+
+    def spy_fn(interest: Any) -> Any:
+        if end_prefix.is_prefix_of(interest.name):
+            seen.append("END asked for")
+        return on_fn(interest)
+
+    def spy_start(interest: Any, run_key: Any) -> Any:
+        seen.append("start")
+        return start_run(interest, run_key)
+
+    service._on_fn, service._start_run = spy_fn, spy_start  # type: ignore[method-assign]
+    service.endpoint.route(FN_PREFIX, spy_fn, register=False)
+    trace = cluster.run(cluster.dispatch(j, placements({1: "n0", 2: "n1", 3: "n2"})))
+    assert trace.status == "ok" and cluster.executed() == [1, 2, 3]
+    assert seen[0] == "start" and "END asked for" in seen

@@ -241,8 +241,9 @@ class ResultClient:
                      fetch_first: bool = True) -> Obtained:
         """The result under ``prefix``, computing it if needed; raises FunctionFailed, Yielded or
         ExecutionError (deadline). ``deadline`` is a clock time (``clock.seconds()``); ``signer``
-        signs the compute requests (default: this client's). ``fetch_first=False`` asks for it to be computed straight away (the caller knows that no
-        cache on the way has it: a producer that holds it answers ready all the same)."""
+        signs the compute requests (default: this client's). ``fetch_first=False`` asks for it to
+        be computed straight away (the caller knows that no cache on the way has it: a producer
+        that holds it answers ready all the same)."""
         backoff = self.min_backoff
         asked = False
         fetch = fetch_first  # (after a failed attempt, always)

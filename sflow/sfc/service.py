@@ -131,7 +131,6 @@ MAX_INSTALL_PARAMS = 7000
 #: a node's own requests made inside one another before the next waits for the reactor's next
 #: turn (see SfcService._request_here)
 HERE_NESTING = 16
-
 #: of the functions a start (static mode) began on a node, how many may be asking for their
 #: inputs at once (see SfcService._start_run)
 START_WINDOW = 8

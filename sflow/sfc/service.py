@@ -957,6 +957,8 @@ class SfcService:
             obtains = [action for action in actions if isinstance(action, Obtain)]
             if obtains:
                 self._unasked.setdefault(run, deque()).append((item, obtains))
+                self._waiting[digest] = (f"its inputs not yet asked for: a start asks for those of {START_WINDOW} "
+                                         "of a node's functions at a time, in the job's order")
             started += 1
         self._ask_unasked()
         if started:
@@ -981,9 +983,11 @@ class SfcService:
                     if len(asking) >= START_WINDOW:
                         break
                     item, obtains = unasked.popleft()
-                    if item.spec.digest not in awaiting:
+                    digest = item.spec.digest
+                    if digest not in awaiting:
                         continue  # it failed meanwhile, or was forgotten
-                    asking.add(item.spec.digest)
+                    asking.add(digest)
+                    self._waiting.pop(digest, None)
                     self._apply(item, obtains)
                 if not unasked:
                     del self._unasked[run]
@@ -1176,6 +1180,8 @@ class SfcService:
             "running": self.slots.busy,
             "queued": self.slots.waiting,
             "pending": self.producer.queued(),
+            # started by a start, their inputs not yet asked for (see _start_run)
+            "start_unasked": sum(len(unasked) for unasked in self._unasked.values()),
             "functions": len(self.installed),
             "results": len(self.store),
             "result_bytes": self.store.total,

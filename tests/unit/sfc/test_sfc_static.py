@@ -548,10 +548,17 @@ def test_a_start_asks_for_the_inputs_of_a_few_functions_at_a_time_and_of_the_oth
     assert n1.counters["started"] == 20 and n0.counters["started"] == 20
     assert n0.counters["compute_requests"] == START_WINDOW  # n1 asks for 8 inputs, no more
     assert [len(unasked) for unasked in n1._unasked.values()] == [20 - START_WINDOW]
+    assert n1.status()["start_unasked"] == 20 - START_WINDOW
+    # A consumer that asks meanwhile is told why (a status's reason): the last of n1's functions,
+    # asked for by the delegator, as END.
+    last = build_specs(j, {})[TaskId(40)].digest
+    assert n1._waiting[last].startswith("its inputs not yet asked for: a start asks for those of 8 ")
+    assert build_specs(j, {})[TaskId(2)].digest not in n1._waiting  # asking: no such reason
     trace = cluster.wait(running)
     assert cluster.executed() == list(range(1, 41))
     assert trace.status == "ok"
     assert not n0._unasked and not n1._unasked
+    assert n1.status()["start_unasked"] == 0
 
 
 def test_one_runs_functions_never_wait_behind_anothers_to_ask_for_their_inputs(tmp_path: Path) -> None:

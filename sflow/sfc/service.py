@@ -134,6 +134,9 @@ HERE_NESTING = 16
 #: of the functions a start (static mode) began on a node, how many may be asking for their
 #: inputs at once (see SfcService._start_run)
 START_WINDOW = 8
+#: why such a function waits, as a consumer that asks meanwhile is told
+_UNASKED = (f"its inputs not yet asked for: a start asks for those of {START_WINDOW} of a node's functions at a "
+            "time, in the job's order")
 #: functions waiting behind a result that a placement looks at (see SfcService._waiting_behind)
 WAITING_BEHIND_MAX = 256
 #: results this node produced or obtained lately, advertised as held (short digests)
@@ -957,8 +960,7 @@ class SfcService:
             obtains = [action for action in actions if isinstance(action, Obtain)]
             if obtains:
                 self._unasked.setdefault(run, deque()).append((item, obtains))
-                self._waiting[digest] = (f"its inputs not yet asked for: a start asks for those of {START_WINDOW} "
-                                         "of a node's functions at a time, in the job's order")
+                self._waiting[digest] = _UNASKED
             started += 1
         self._ask_unasked()
         if started:
@@ -971,8 +973,8 @@ class SfcService:
         """Ask for the inputs of the next functions each run's start began, while fewer than
         :data:`START_WINDOW` of those asked for wait for theirs (a window per run: one run's
         functions never wait behind another's)."""
-        if self._releasing:
-            return  # (a call from within the loop below, which goes on)
+        if self._releasing or not self._unasked:
+            return  # (a call from within the loop below, which goes on; or nothing to ask for)
         self._releasing = True
         try:
             awaiting = self.producer.awaiting

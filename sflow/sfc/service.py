@@ -48,7 +48,6 @@ import functools
 import hashlib
 import logging
 import math
-import shutil
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -810,7 +809,7 @@ class SfcService:
             reason = f"cannot run the function: {exc}"
         finally:
             if root is not None:
-                self.store.run_detached(shutil.rmtree, root, True)
+                self.scratch.give_back(root)
         ok = not reason
         failure = None if ok else FunctionFailure(
             int(spec.task), self.name, reason,

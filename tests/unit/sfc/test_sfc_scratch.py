@@ -30,18 +30,72 @@ class _Later:
 def test_directories_are_made_ahead_off_the_caller_and_taken_new_and_empty(tmp_path: Path) -> None:
     later = _Later()
     prepared: list[Path] = []
-    fresh = FreshDirectories(tmp_path / "sfc", 2, later, prepared.append)
-    first = fresh.take()  # none ready yet: made on the spot, and two asked for behind it
+    fresh = FreshDirectories(tmp_path / "sfc", 3, later, prepared.append)
+    first = fresh.take()  # none ready yet: made on the spot, and two asked for behind it (3 in all)
     assert first.is_dir() and not any(first.iterdir()) and prepared == [first]
     assert len(later.calls) == 2 and not any(path.exists() for _, (path,) in later.calls)
     assert later.run_all() == 2
     second, third = fresh.take(), fresh.take()  # both were made ahead
     assert len({first, second, third}) == 3 and prepared == [first, second, third]
     assert all(p.is_dir() and p.name.startswith(f"scratch-{os.getpid()}-") for p in (second, third))
-    # each take asked for one more; never more than two made ahead
-    assert len(later.calls) == 2
-    fresh.take()
-    assert len(later.calls) == 2
+    # three in use: none more is made ahead; a fourth take makes one on the spot
+    assert later.calls == []
+    fourth = fresh.take()
+    assert fourth not in (first, second, third) and later.calls == []
+
+
+def test_a_directory_given_back_is_emptied_and_taken_again_instead_of_a_new_one(tmp_path: Path) -> None:
+    later = _Later()
+    prepared: list[Path] = []
+    fresh = FreshDirectories(tmp_path / "sfc", 2, later, prepared.append)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the function's")
+    used = fresh.take()
+    later.run_all()  # one more made ahead
+    (used / "input.txt").write_text("staged")
+    (used / "out" / "deep").mkdir(parents=True)
+    (used / "out" / "deep" / "result.bin").write_bytes(b"x")
+    (used / "link").symlink_to(outside, target_is_directory=True)
+    fresh.give_back(used)
+    assert later.run_all() == 1  # emptied off the caller
+    assert (outside / "keep.txt").read_text() == "not the function's"  # a link is removed, not followed
+    ahead = fresh.take()
+    again = fresh.take()
+    assert again == used and list(again.iterdir()) == []
+    assert ahead != used and len(prepared) == 2  # nothing made for the second use
+    assert later.calls == []  # two in use, of two: nothing asked for
+
+
+def test_a_directory_no_longer_as_made_is_removed_and_replaced(tmp_path: Path) -> None:
+    later = _Later()
+    fresh = FreshDirectories(tmp_path / "sfc", 2, later)
+    changed, tagged = fresh.take(), fresh.take()
+    changed.chmod(0o777)  # a function made its directory writable by everyone
+    os.setxattr(tagged, "user.sflow-test", b"1")  # ... or gave it an attribute (an ACL is one)
+    fresh.give_back(changed)
+    fresh.give_back(tagged)
+    later.run_all()
+    assert not changed.exists() and not tagged.exists()
+    fresh.take()  # made on the spot; one more made ahead for the second
+    assert len(later.calls) == 1
+    later.run_all()
+    assert len(list((tmp_path / "sfc").iterdir())) == 2
+
+
+def test_a_directory_given_back_beyond_the_number_kept_or_after_the_stop_is_removed(tmp_path: Path) -> None:
+    later = _Later()
+    fresh = FreshDirectories(tmp_path / "sfc", 1, later)
+    first, burst = fresh.take(), fresh.take()  # a burst: the second made on the spot, beyond one
+    fresh.give_back(first)
+    fresh.give_back(burst)
+    later.run_all()
+    assert [first.exists(), burst.exists()] == [True, False]
+    assert fresh.take() == first
+    fresh.close()
+    fresh.give_back(first)
+    later.run_all()
+    assert list((tmp_path / "sfc").iterdir()) == []
 
 
 def test_a_directory_left_by_a_dead_process_of_the_same_pid_lends_nothing(tmp_path: Path) -> None:

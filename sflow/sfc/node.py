@@ -147,6 +147,7 @@ class IcnNode:
             name=self.address, connect_peer=self._connect, vcpus=vcpus, placer=self.placer, identity=self.identity,
             prepare_directory=prepare_directory,
         )
+        self.service.scratch.fill()  # the functions' directories, made off the reactor before the first run
         self.hello_port: int | None = None
         self.hello: HelloProtocol | None = None
         if self.placer is not None:

@@ -44,6 +44,15 @@ def test_directories_are_made_ahead_off_the_caller_and_taken_new_and_empty(tmp_p
     assert fourth not in (first, second, third) and later.calls == []
 
 
+def test_a_starting_node_has_every_directory_kept_made_ahead(tmp_path: Path) -> None:
+    later = _Later()
+    fresh = FreshDirectories(tmp_path / "sfc", 3, later)
+    fresh.fill()
+    assert later.run_all() == 3
+    made = sorted((tmp_path / "sfc").iterdir())
+    assert len(made) == 3 and fresh.take() in made and later.calls == []
+
+
 def test_a_directory_given_back_is_emptied_and_taken_again_instead_of_a_new_one(tmp_path: Path) -> None:
     later = _Later()
     prepared: list[Path] = []

@@ -103,7 +103,7 @@ from sflow.sfc.freshness import RequestGuard, RunKey, RunSigner
 from sflow.sfc.identity import Identity
 from sflow.sfc.install import Held, Reassembly, decode_part
 from sflow.sfc.names import CTL_PREFIX, FN_PREFIX, InputRef, Installed, installed_from_wire, parse_result_name
-from sflow.sfc.producer import Execute, Hold, Obtain, Producer, Reply, ReplyAll
+from sflow.sfc.producer import INPUTS, Execute, FunctionRun, Hold, Obtain, Producer, Reply, ReplyAll
 from sflow.sfc.scratch import READY_PER_VCPU, FreshDirectories
 from sflow.sfc.slots import VcpuSlots
 from sflow.sfc.store import FileSegments, ResultStore
@@ -136,6 +136,8 @@ START_WINDOW = 8
 #: why such a function waits, as a consumer that asks meanwhile is told
 _UNASKED = (f"its inputs not yet asked for: a start asks for those of {START_WINDOW} of a node's functions at a "
             "time, in the job's order")
+#: inputs of one function asked for in one turn of the reactor (see SfcService._ask_inputs)
+INPUTS_PER_TURN = 32
 #: functions waiting behind a result that a placement looks at (see SfcService._waiting_behind)
 WAITING_BEHIND_MAX = 256
 #: results this node produced or obtained lately, advertised as held (short digests)
@@ -404,8 +406,11 @@ class SfcService:
             self._arrived(digest)
             self._changed()
         result: _A | Deferred[_A] | None = None
+        obtains: list[Obtain] = []
         for action in actions:
-            if isinstance(action, Reply):
+            if isinstance(action, Obtain):
+                obtains.append(action)
+            elif isinstance(action, Reply):
                 if action.state == READY:
                     self._store_hit(digest, runs)
                     result = self._ready(digest, program, stored=True).addCallback(answer)
@@ -415,7 +420,25 @@ class SfcService:
                 result = hold()  # (before the work starts: it may end at once)
             elif item is not None:
                 self._perform(item, action)
+        if obtains and item is not None:
+            self._ask_inputs(item, obtains)
         return result
+
+    def _ask_inputs(self, item: Installed, obtains: list[Obtain]) -> None:
+        """Start obtaining a function's inputs: :data:`INPUTS_PER_TURN` of them now, the rest in the
+        reactor's next turns. A join of a thousand inputs placed and asked for them all in one turn
+        (about 0.15 s in autonomous mode), while its requests waited in the connections' buffers
+        until the turn ended and the other nodes sat idle; a few at a time, they go out as they
+        are made. The rest are not asked for once the function has failed meanwhile."""
+        for action in obtains[:INPUTS_PER_TURN]:
+            self._perform(item, action)
+        if len(obtains) > INPUTS_PER_TURN:
+            run = self.producer.runs.get(item.spec.digest)
+            self.clock.callLater(0, self._ask_more_inputs, item, run, obtains[INPUTS_PER_TURN:])
+
+    def _ask_more_inputs(self, item: Installed, run: FunctionRun | None, obtains: list[Obtain]) -> None:
+        if run is not None and self.producer.runs.get(item.spec.digest) is run and run.phase == INPUTS:
+            self._ask_inputs(item, obtains)
 
     def _store_hit(self, digest: str, runs: dict[str, Installed]) -> None:
         self.counters["store_hits"] += 1

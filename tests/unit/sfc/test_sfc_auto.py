@@ -316,3 +316,62 @@ def test_a_long_chain_stays_on_one_node_and_its_requests_do_not_run_out_of_stack
     assert {r.node for r in trace.tasks} == {"n0"} and len(trace.tasks) == n
     assert sorted(cluster.executed()) == list(range(1, n + 1))
     # still work that competes is spread: see test_auto_fork_join_spreads_over_the_nodes_vcpus
+
+
+def _count_join_asks(monkeypatch: pytest.MonkeyPatch, cluster: Cluster, join: str) -> list[int]:
+    """After each call that asks for inputs of the function ``join`` (digest), how many of its
+    inputs had been asked for in all."""
+    from sflow.sfc.producer import Obtain
+
+    service = cluster.nodes["n0"].service
+    performed = [0]
+    after_each: list[int] = []
+    perform, ask = service._perform, service._ask_inputs
+
+    def counting(item: Installed, action: Any) -> None:
+        performed[0] += item.spec.digest == join and isinstance(action, Obtain)
+        perform(item, action)
+
+    def asking(item: Installed, obtains: list[Any]) -> None:
+        ask(item, obtains)
+        if item.spec.digest == join:
+            after_each.append(performed[0])
+
+    monkeypatch.setattr(service, "_perform", counting)
+    monkeypatch.setattr(service, "_ask_inputs", asking)
+    return after_each
+
+
+def test_a_join_asks_for_its_inputs_a_few_per_turn_and_has_them_all(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A join's inputs are placed and asked for INPUTS_PER_TURN at a time, one call after another
+    from the reactor (not one inside the other), so that its requests leave between them."""
+    from sflow.sfc.names import build_specs
+    from sflow.sfc.service import INPUTS_PER_TURN
+
+    width = 2 * INPUTS_PER_TURN + 16
+    sink = width + 2
+    j = job(fan_tasks(width))
+    cluster = make_cluster(tmp_path, n=1, auto=True)
+    after_each = _count_join_asks(monkeypatch, cluster, build_specs(j, {})[TaskId(sink)].digest)
+    trace = cluster.run(cluster.dispatch(j, {TaskId(sink): "n0"}, mode="auto", nodes=["n0"]))
+    assert after_each == [INPUTS_PER_TURN, 2 * INPUTS_PER_TURN, width]
+    assert sorted(cluster.executed()) == list(range(1, sink + 1)) and len(trace.tasks) == sink
+
+
+def test_a_join_whose_input_failed_asks_for_no_more_of_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sflow.errors import JobFailed
+    from sflow.sfc.names import build_specs
+    from sflow.sfc.service import INPUTS_PER_TURN
+
+    width = 3 * INPUTS_PER_TURN
+    sink = width + 2
+    j = job(fan_tasks(width))
+    cluster = make_cluster(tmp_path, n=1, auto=True, fail={2})
+    after_each = _count_join_asks(monkeypatch, cluster, build_specs(j, {})[TaskId(sink)].digest)
+    with pytest.raises(JobFailed) as failed:
+        cluster.run(cluster.dispatch(j, {TaskId(sink): "n0"}, mode="auto", nodes=["n0"]))
+    error = failed.value
+    assert (error.task_id, error.node, error.exit_code, error.stderr_tail) == (2, "n0", 3, "task 2 says: no such thing\n")
+    assert after_each == [INPUTS_PER_TURN]  # the first turn's inputs only: the join had failed
+    assert sink not in cluster.executed() and len(cluster.executed()) <= 1 + INPUTS_PER_TURN

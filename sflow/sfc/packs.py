@@ -28,7 +28,8 @@ it back; a pack none of whose records is served is removed, and one whose served
 less than half of it is compacted by the store.
 
 An append is one ``pwritev`` at an offset the store gave it (so two threads append at once),
-then ``fdatasync``; a new pack's name is made durable (its directory ``fsync``'d) with its first
+then ``fdatasync`` — one for the appends a store thread is given together (:func:`append_all`);
+a new pack's name is made durable (its directory ``fsync``'d) with its first
 record. What a crash or a damaged disk can leave is found, never served: a record cut short at the
 end of a pack, or a header whose CRC does not match, ends the :func:`scan` of that pack (what
 follows in it is computed again when asked for); a bundle whose SHA-256 does not match is found
@@ -117,22 +118,64 @@ def _head(digest: bytes, length: int, sha256: bytes) -> bytes:
     return fields + CRC.pack(zlib.crc32(digest, zlib.crc32(fields[len(MAGIC):]))) + digest
 
 
+#: what :func:`append_all` takes of a record: its pack, offset, digest, bundle SHA-256 and bundle
+Append = tuple[Pack, int, str, bytes, bytes]
+
+
 def append(pack: Pack, offset: int, digest: str, sha256: bytes, content: bytes) -> None:
     """Write a record at ``offset`` of ``pack`` (made if it is not there) and make it durable."""
+    error = append_all([(pack, offset, digest, sha256, content)])[0]
+    if error is not None:
+        raise error
+
+
+def append_all(records: list[Append]) -> list[OSError | None]:
+    """Write ``records`` (each where :func:`append` would) and make them durable with one
+    ``fdatasync`` per pack: appends asked for together share it (a group commit; the sync is
+    most of an append's cost, about 60 µs of CPU and 150 µs of waiting each here). Each record's
+    outcome, in order: None once it is durable, else the error (a record not written, or a
+    sync that failed, fails the records it would have made durable)."""
+    outcomes: list[OSError | None] = [None] * len(records)
+    by_pack: dict[int, list[int]] = {}
+    for index, record in enumerate(records):
+        by_pack.setdefault(id(record[0]), []).append(index)
+    for indices in by_pack.values():
+        pack = records[indices[0]][0]
+        try:
+            fd = os.open(pack.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            for index in indices:
+                outcomes[index] = exc
+            continue
+        written: list[int] = []
+        try:
+            for index in indices:
+                _, offset, digest, sha256, content = records[index]
+                try:
+                    _write_record(fd, pack, offset, digest, sha256, content)
+                    written.append(index)
+                except OSError as exc:
+                    outcomes[index] = exc
+            if written:
+                os.fdatasync(fd)
+            if written and not pack.named:
+                with pack.lock:
+                    if not pack.named:
+                        fsync_directory(pack.path.parent)
+                        pack.named = True
+        except OSError as exc:
+            for index in written:
+                outcomes[index] = exc
+        finally:
+            os.close(fd)
+    return outcomes
+
+
+def _write_record(fd: int, pack: Pack, offset: int, digest: str, sha256: bytes, content: bytes) -> None:
     head = _head(digest.encode("ascii"), len(content), sha256)
-    fd = os.open(pack.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    try:
-        written = os.pwritev(fd, [head, content], offset)
-        if written != len(head) + len(content):
-            raise OSError(errno.ENOSPC, f"{pack.path}: {written} of {len(head) + len(content)} octets written")
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    if not pack.named:
-        with pack.lock:
-            if not pack.named:
-                fsync_directory(pack.path.parent)
-                pack.named = True
+    written = os.pwritev(fd, [head, content], offset)
+    if written != len(head) + len(content):
+        raise OSError(errno.ENOSPC, f"{pack.path}: {written} of {len(head) + len(content)} octets written")
 
 
 def _parse(head: bytes, offset: int, end: int) -> tuple[bytes, str, int, bytes, int] | None:

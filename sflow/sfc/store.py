@@ -711,9 +711,27 @@ def _store_threads() -> tuple[Blocking, Blocking, Detached]:
 
 def _run_batch(reactor: Any, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Deferred[Any] | None]]) -> None:
     """Run the calls of ``batch`` in order (in a store thread); then hand the outcomes of those
-    with a Deferred to the reactor, all in one call. A detached call's failure is logged."""
+    with a Deferred to the reactor, all in one call. A detached call's failure is logged.
+    Appends to packs asked for one after another are written together, made durable by one sync
+    (:func:`~sflow.sfc.packs.append_all`)."""
     outcomes: list[tuple[Deferred[Any], Any]] = []
-    for call, args, done in batch:
+    start = 0
+    while start < len(batch):
+        call, args, done = batch[start]
+        if call is packs.append:
+            end = start + 1
+            while end < len(batch) and batch[end][0] is packs.append:
+                end += 1
+            group = batch[start:end]
+            errors = packs.append_all([args for _, args, _ in group])
+            for (_, args, done), error in zip(group, errors):
+                if done is not None:
+                    outcomes.append((done, None if error is None else Failure(error)))
+                elif error is not None:
+                    log.error("event=store_task_failed call=append error=%s", error)
+            start = end
+            continue
+        start += 1
         if done is None:
             _logged(call, *args)
             continue

@@ -137,3 +137,82 @@ def test_a_failed_append_starts_a_new_pack_and_forgets_the_result(tmp_path: Path
     store.put("b" * 64, "p", b"b" * 100)
     runner.release()
     assert [r.digest for r in stored_records(tmp_path / "results")] == ["b" * 64]
+
+
+def _record(pack: packs.Pack, digest: str, content: bytes) -> packs.Append:
+    offset = pack.size
+    pack.size += packs.record_size(digest, len(content))
+    return pack, offset, digest, hashlib.sha256(content).digest(), content
+
+
+def test_appends_given_together_share_one_sync_per_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    synced: list[int] = []
+    fdatasync = os.fdatasync
+    monkeypatch.setattr(packs.os, "fdatasync", lambda fd: (synced.append(fd), fdatasync(fd))[1])
+    first, second = packs.new_pack(tmp_path), packs.new_pack(tmp_path)
+    records = [_record(first, "a" * 64, b"a" * 10), _record(second, "b" * 64, b"b" * 20),
+               _record(first, "c" * 64, b"c" * 30)]
+    assert packs.append_all(records) == [None, None, None]
+    assert len(synced) == 2 and first.named and second.named
+    assert [r.digest for r in packs.scan(first.path)[0]] == ["a" * 64, "c" * 64]
+    assert packs.read(second.path, 0, "b" * 64) == b"b" * 20
+
+
+def test_a_record_not_written_fails_alone_and_a_failed_sync_fails_its_pack(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    pwritev = os.pwritev
+
+    def full(fd: int, buffers: list[bytes], offset: int) -> int:
+        if buffers[1].startswith(b"b"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return pwritev(fd, buffers, offset)
+
+    monkeypatch.setattr(packs.os, "pwritev", full)
+    pack = packs.new_pack(tmp_path)
+    a, b, c = (_record(pack, d * 64, d.encode() * 10) for d in "abc")
+    outcomes = packs.append_all([a, b, c])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], OSError) and outcomes[1].errno == errno.ENOSPC
+    assert packs.read(pack.path, c[1], "c" * 64) == b"c" * 10
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(packs.os, "fdatasync", broken)
+    other = packs.new_pack(tmp_path)
+    outcomes = packs.append_all([_record(pack, "d" * 64, b"d"), _record(other, "e" * 64, b"e")])
+    assert [o.errno if o else None for o in outcomes] == [errno.EIO, errno.EIO]
+    with pytest.raises(OSError, match="Input/output error"):  # append: one record, its error raised
+        packs.append(*_record(pack, "f" * 64, b"f"))
+
+
+def test_a_store_thread_writes_appends_asked_one_after_another_together(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.internet.defer import Deferred
+
+    from sflow.sfc.store import _run_batch
+
+    groups: list[int] = []
+    append_all = packs.append_all
+    monkeypatch.setattr(packs, "append_all", lambda records: (groups.append(len(records)), append_all(records))[1])
+
+    class Reactor:
+        def callFromThread(self, call: Any, *args: Any) -> None:
+            call(*args)
+
+    pack = packs.new_pack(tmp_path)
+    done = [Deferred() for _ in range(4)]
+    order: list[str] = []
+    batch = [(packs.append, _record(pack, "a" * 64, b"a"), done[0]),
+             (packs.append, _record(pack, "b" * 64, b"b"), done[1]),
+             (lambda: order.append("between") or "x", (), done[2]),
+             (packs.append, _record(pack, "c" * 64, b"c"), done[3])]
+    _run_batch(Reactor(), batch)
+    assert groups == [2, 1] and order == ["between"]
+    assert [fired(d) for d in done] == [None, None, "x", None]
+    assert [r.digest for r in packs.scan(pack.path)[0]] == ["a" * 64, "b" * 64, "c" * 64]

@@ -931,9 +931,9 @@ class SfcService:
             log.warning("event=install_rejected error=%s", exc)
             return self._control_answer(interest.name, {"ok": False, "error": str(exc)})
         _remember_key(self._run_keys, run_key.run, run_key)
-        new = [item for item in items if self._register(item)]
-        if new:
-            self.store.save_functions(new).addCallback(_not_saved)
+        new = [(item, entry) for item, entry in zip(items, raw) if self._register(item)]
+        if new:  # (kept as received: encoding them again cost more than reading them)
+            self.store.save_functions([item for item, _ in new], [entry for _, entry in new]).addCallback(_not_saved)
         log.info("event=installed node=%s functions=%d", self.name, len(items))
         answer: dict[str, Any] = {"ok": True, "count": len(items)}
         if self.placer is None:  # static mode: what is held here, for the delegator's start

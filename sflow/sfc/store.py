@@ -560,15 +560,18 @@ class ResultStore:
 
     # Installed functions -----------------------------------------------------------------------
 
-    def save_functions(self, items: list[Installed]) -> Deferred[list[tuple[Installed, str]]]:
+    def save_functions(self, items: list[Installed], wire: list[Any] | None = None
+                       ) -> Deferred[list[tuple[Installed, str]]]:
         """Keep installed functions for a restart: one file per install (a file per function cost
         a file creation each — up to 0.8 ms of CPU on ext4 here — and an autonomous node keeps
         every function of every job), written off the reactor. A file all of whose functions
-        were kept again since (installed again) is removed. Fires with the functions that could
-        not be kept, with why."""
+        were kept again since (installed again) is removed. ``wire``: the items as they were
+        received (:func:`~sflow.sfc.names.installed_to_wire`'s form, one per item), kept as they
+        are rather than encoded again. Fires with the functions that could not be kept, with why."""
         self._saves += 1
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._saves}{FUNCTIONS_SUFFIX}"
-        data = msgpack.packb([installed_to_wire(item) for item in items], use_bin_type=True)
+        entries = wire if wire is not None else [installed_to_wire(item) for item in items]
+        data = msgpack.packb(entries, use_bin_type=True)
 
         def kept(_: object) -> list[tuple[Installed, str]]:
             self._kept(name, [item.spec.digest for item in items])

@@ -449,6 +449,19 @@ def test_an_install_is_kept_in_one_file_and_functions_that_cannot_be_kept_are_na
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
 
 
+def test_an_install_is_kept_as_it_was_received(tmp_path: Path) -> None:
+    specs = build_specs(job([{"task_id": 1, "workload": 1, "cmd": "seq 3 > ./o.txt",
+                              "out_file_list": [{"path": "./o.txt", "size": 0, "dest_task_id": []}]}]), {})
+    item = Installed(next(iter(specs.values())), None, 7, 1.0, (), "run-1", 0.0)
+    received = dict(installed_to_wire(item), later_field="kept as sent")  # (a newer delegator's)
+    store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    assert fired(store.save_functions([item], [received])) == []
+    [kept] = list((tmp_path / "functions").iterdir())
+    assert msgpack.unpackb(kept.read_bytes(), raw=False) == [received]
+    reopened = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)
+    assert reopened.load_functions() == [item]
+
+
 def test_functions_kept_one_file_each_by_an_older_node_are_read_and_replaced(tmp_path: Path) -> None:
     item = _item()
     store = ResultStore(tmp_path, 1 << 20, cluster_signer(SECRET), 1000, blocking=inline)

@@ -58,23 +58,48 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid
 
 
-def _empty(path: Path) -> None:
-    """Remove everything in ``path`` (symbolic links are removed, never followed). Blocking."""
-    with os.scandir(path) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-
-
-def _has_attributes(path: Path) -> bool:
+def _emptied(path: Path, made: tuple[int, int, int, int, int] | None) -> bool:
+    """Remove everything in ``path`` when it is still the directory made there (``made``: its
+    identity then), and say whether it is still as it was made: same identity, no extended
+    attributes. The directory is opened without following a symbolic link and emptied through
+    that descriptor (entries are removed, never followed): a function that put a link in its
+    directory's place — it can, when the node runs functions as its own user — empties nothing
+    of where it leads. Blocking."""
+    if made is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        return bool(os.listxattr(path, follow_symlinks=False))
+        if _identity(os.fstat(fd)) != made:
+            return False
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.name, dir_fd=fd)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+        return _identity(os.fstat(fd)) == made and not _has_attributes(fd)
+    finally:
+        os.close(fd)
+
+
+def _has_attributes(fd: int) -> bool:
+    try:
+        return bool(os.listxattr(fd))
     except OSError as exc:
         if exc.errno in (errno.ENOTSUP, errno.ENOSYS):
             return False  # a file system without extended attributes
         raise
+
+
+def _remove(path: Path) -> None:
+    """Remove a directory not to be used again (a link in its place: the link). Blocking."""
+    try:
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    except OSError as exc:
+        log.debug("event=scratch_not_removed path=%s error=%s", path, exc)
 
 
 class FreshDirectories:
@@ -157,10 +182,7 @@ class FreshDirectories:
         """In a store thread: empty ``path`` and offer it again, when it is still as it was made;
         else remove it."""
         try:
-            usable = not self._closed and len(self._ready) < self.keep
-            if usable:
-                _empty(path)
-                usable = (self._made.get(path) == _identity(os.lstat(path)) and not _has_attributes(path))
+            usable = not self._closed and len(self._ready) < self.keep and _emptied(path, self._made.get(path))
         except OSError as exc:
             log.debug("event=scratch_not_reused path=%s error=%s", path, exc)
             usable = False
@@ -169,7 +191,7 @@ class FreshDirectories:
                 self._ready.append(path)
             else:
                 self._made.pop(path, None)
-                shutil.rmtree(path, ignore_errors=True)
+                _remove(path)
         finally:
             self._done()
         if self._closed:

@@ -92,6 +92,23 @@ def test_a_directory_no_longer_as_made_is_removed_and_replaced(tmp_path: Path) -
     assert len(list((tmp_path / "sfc").iterdir())) == 2
 
 
+def test_a_directory_a_function_replaced_by_a_link_empties_nothing_where_it_leads(tmp_path: Path) -> None:
+    later = _Later()
+    fresh = FreshDirectories(tmp_path / "sfc", 2, later)
+    taken = fresh.take()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("kept")
+    # run as the node's own user, a function can put a link in its directory's place
+    taken.rmdir()
+    taken.symlink_to(elsewhere, target_is_directory=True)
+    fresh.give_back(taken)
+    later.run_all()
+    assert (elsewhere / "precious.txt").read_text() == "kept"
+    assert not taken.is_symlink() and not taken.exists()  # the link is removed, not used again
+    assert taken not in [fresh.take() for _ in range(2)]
+
+
 def test_a_directory_given_back_beyond_the_number_kept_or_after_the_stop_is_removed(tmp_path: Path) -> None:
     later = _Later()
     fresh = FreshDirectories(tmp_path / "sfc", 1, later)

@@ -118,9 +118,8 @@ class FreshDirectories:
         #: each directory's identity when it was made (written by whoever made it)
         self._made: dict[Path, tuple[int, int, int, int, int]] = {}
         self._count = 0
-        self._asked = 0  # directories asked to be made ahead
-        self._given = 0  # directories given back
-        self._finished = 0  # of those asked and given, the ones done with (written by the threads only)
+        self._handed = 0  # directories handed to the threads: to be made, or given back to be emptied
+        self._finished = 0  # of those, the ones the threads are done with (written by the threads only)
         self._finishing = threading.Lock()  # (two store threads may finish at once)
         self._out = 0  # taken and not given back
         self._closed = False
@@ -139,7 +138,7 @@ class FreshDirectories:
         """The function that took ``path`` is done with it: it is emptied off the reactor and kept
         for another (or removed)."""
         self._out -= 1
-        self._given += 1
+        self._handed += 1
         self._detached(self._recycle, path)
 
     def fill(self) -> None:
@@ -159,10 +158,10 @@ class FreshDirectories:
     def _refill(self) -> None:
         if self._closed:
             return
-        coming = self._asked + self._given - self._finished
+        coming = self._handed - self._finished
         missing = self.keep - len(self._ready) - self._out - coming
         for _ in range(missing):
-            self._asked += 1
+            self._handed += 1
             self._detached(self._make, self._name())
 
     def _make(self, path: Path) -> None:

@@ -1012,7 +1012,7 @@ class SfcService:
                         continue  # it failed meanwhile, or was forgotten
                     asking.add(digest)
                     self._waiting.pop(digest, None)
-                    self._apply(item, obtains)
+                    self._ask_inputs(item, obtains)
                 if not unasked:
                     del self._unasked[run]
                     del self._start_asking[run]

@@ -727,7 +727,7 @@ def _run_batch(reactor: Any, batch: list[tuple[Callable[..., Any], tuple[Any, ..
                 end += 1
             group = batch[start:end]
             errors = packs.append_all([args for _, args, _ in group])
-            for (_, args, done), error in zip(group, errors):
+            for (_, _, done), error in zip(group, errors):
                 if done is not None:
                     outcomes.append((done, None if error is None else Failure(error)))
                 elif error is not None:
